@@ -1,0 +1,562 @@
+//! The domain types of the public contract: providers, events, receipts,
+//! results, incidents, reprocesses and timeline entries.
+//!
+//! These are plain data. The rules that move them from state to state live in
+//! [`crate::machine`].
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Timestamp;
+
+/// A JSON object, as used for `metadata` and timeline `detail`.
+pub type JsonObject = serde_json::Map<String, serde_json::Value>;
+
+/// Where an event came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// Stripe webhooks (`evt_…` ids).
+    Stripe,
+    /// Shopify webhooks (`X-Shopify-Event-Id`).
+    Shopify,
+    /// Anything else the app wants watched.
+    Custom,
+}
+
+impl Provider {
+    /// Every provider, in a stable order.
+    pub const ALL: [Provider; 3] = [Provider::Stripe, Provider::Shopify, Provider::Custom];
+
+    /// The wire name: `stripe`, `shopify` or `custom`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Provider::Stripe => "stripe",
+            Provider::Shopify => "shopify",
+            Provider::Custom => "custom",
+        }
+    }
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The error for a string that names no known value of an enum.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} `{value}`; expected one of: {expected}")]
+pub struct UnknownVariant {
+    /// What was being parsed (e.g. `provider`).
+    pub what: &'static str,
+    /// The value that was given.
+    pub value: String,
+    /// The accepted values, comma-separated.
+    pub expected: &'static str,
+}
+
+macro_rules! wire_enum_from_str {
+    ($ty:ty, $what:literal, $expected:literal, [$($variant:expr),+ $(,)?]) => {
+        impl FromStr for $ty {
+            type Err = UnknownVariant;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                [$($variant),+]
+                    .into_iter()
+                    .find(|v| v.as_str() == s)
+                    .ok_or_else(|| UnknownVariant { what: $what, value: s.to_owned(), expected: $expected })
+            }
+        }
+    };
+}
+
+wire_enum_from_str!(
+    Provider,
+    "provider",
+    "stripe, shopify, custom",
+    [Provider::Stripe, Provider::Shopify, Provider::Custom]
+);
+
+/// Identity of an event inside a project: `(provider, event_id)`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct EventKey {
+    /// The provider.
+    pub provider: Provider,
+    /// The provider's event id (Stripe `evt_…`, Shopify event id, or any custom id).
+    pub event_id: String,
+}
+
+/// The app's signal that it durably accepted an event (`POST /v1/receipt`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Receipt {
+    /// The provider the event came from.
+    pub provider: Provider,
+    /// The provider's event id, 1–255 printable characters.
+    pub event_id: String,
+    /// The event type, e.g. `invoice.paid` or `orders/paid`.
+    pub event_type: String,
+    /// The customer or account the effect is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// A label for the expected business effect, e.g. `credits.add`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect: Option<String>,
+    /// Seconds until the result is due (1–604800); overrides the project's settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_seconds: Option<u32>,
+    /// Free-form JSON object, at most 8 KiB serialised.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub metadata: Option<JsonObject>,
+    /// When the provider says the event happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurred_at: Option<Timestamp>,
+}
+
+/// Whether the business effect was applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum ResultStatus {
+    /// The effect was applied.
+    Success,
+    /// The effect could not be applied.
+    Failure,
+}
+
+impl ResultStatus {
+    /// The wire name: `success` or `failure`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ResultStatus::Success => "success",
+            ResultStatus::Failure => "failure",
+        }
+    }
+}
+
+/// The app's signal that the business effect succeeded or failed (`POST /v1/result`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ResultSignal {
+    /// The provider the event came from.
+    pub provider: Provider,
+    /// The provider's event id.
+    pub event_id: String,
+    /// `success` or `failure`.
+    pub status: ResultStatus,
+    /// What went wrong (expected with `failure`), at most 4 KiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The repair callback that produced this result, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reprocess_id: Option<String>,
+    /// Free-form JSON object, at most 8 KiB serialised.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub metadata: Option<JsonObject>,
+}
+
+/// Where an event stands with respect to its business effect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum EventState {
+    /// Receipt recorded, result not yet in, deadline not yet passed.
+    AwaitingResult,
+    /// A success result was recorded (success always wins).
+    Succeeded,
+    /// The latest result was a failure.
+    Failed,
+    /// The deadline passed without a result.
+    Overdue,
+}
+
+impl EventState {
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventState::AwaitingResult => "awaiting_result",
+            EventState::Succeeded => "succeeded",
+            EventState::Failed => "failed",
+            EventState::Overdue => "overdue",
+        }
+    }
+}
+
+wire_enum_from_str!(
+    EventState,
+    "event state",
+    "awaiting_result, succeeded, failed, overdue",
+    [
+        EventState::AwaitingResult,
+        EventState::Succeeded,
+        EventState::Failed,
+        EventState::Overdue
+    ]
+);
+
+/// Why an incident was opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentKind {
+    /// No result arrived by the deadline.
+    MissingResult,
+    /// The app reported a failure.
+    FailedResult,
+}
+
+impl IncidentKind {
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            IncidentKind::MissingResult => "missing_result",
+            IncidentKind::FailedResult => "failed_result",
+        }
+    }
+}
+
+wire_enum_from_str!(
+    IncidentKind,
+    "incident kind",
+    "missing_result, failed_result",
+    [IncidentKind::MissingResult, IncidentKind::FailedResult]
+);
+
+/// Where an incident stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentState {
+    /// Needs attention.
+    Open,
+    /// A repair callback was requested; waiting for delivery and then a result.
+    Reprocessing,
+    /// Closed by a success result or by a person.
+    Resolved,
+}
+
+impl IncidentState {
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            IncidentState::Open => "open",
+            IncidentState::Reprocessing => "reprocessing",
+            IncidentState::Resolved => "resolved",
+        }
+    }
+}
+
+wire_enum_from_str!(
+    IncidentState,
+    "incident state",
+    "open, reprocessing, resolved",
+    [
+        IncidentState::Open,
+        IncidentState::Reprocessing,
+        IncidentState::Resolved
+    ]
+);
+
+/// How an incident was resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Resolution {
+    /// A success result arrived.
+    SuccessResult,
+    /// A person resolved it by hand, with a note.
+    Manual,
+}
+
+/// Where a reprocess (one repair callback request) stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ReprocessStatus {
+    /// The callback is being delivered (first attempt or retries pending).
+    Delivering,
+    /// The callback got a 2xx; waiting for the app's result.
+    Delivered,
+    /// Delivery gave up (attempts exhausted or `410 Gone`).
+    GaveUp,
+    /// Delivered, but no result arrived by the repair deadline.
+    NoResult,
+    /// A result arrived for the event (success or failure).
+    Completed,
+    /// A success result resolved the incident before delivery finished.
+    Superseded,
+}
+
+impl ReprocessStatus {
+    /// Whether the callback is still being delivered (a new reprocess must wait).
+    pub const fn in_flight(self) -> bool {
+        matches!(self, ReprocessStatus::Delivering)
+    }
+}
+
+/// One request for a repair callback.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Reprocess {
+    /// The `rep_` id; also the callback's `webhook-id`.
+    pub id: String,
+    /// When it was requested.
+    pub requested_at: Timestamp,
+    /// Who requested it (`console:alice@example.com`, `api_key:key_…`).
+    pub requested_by: Actor,
+    /// The requester's note, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Where it stands.
+    pub status: ReprocessStatus,
+    /// Callback attempts made so far.
+    pub attempts: u32,
+    /// When the callback got its 2xx.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<Timestamp>,
+    /// After delivery: when the app's result is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_due_at: Option<Timestamp>,
+    /// Seconds the app gets to report a result once the callback is delivered.
+    pub result_deadline_seconds: u32,
+}
+
+/// An incident: one event whose business effect is not known to be applied.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Incident {
+    /// The `inc_` id.
+    pub id: String,
+    /// Why it opened (updated when a failure explains a missing result).
+    pub kind: IncidentKind,
+    /// Where it stands.
+    pub state: IncidentState,
+    /// How it was resolved, once resolved.
+    pub resolution: Option<Resolution>,
+    /// When it first opened.
+    pub opened_at: Timestamp,
+    /// When it was last resolved.
+    pub resolved_at: Option<Timestamp>,
+    /// The last failure reason reported or observed.
+    pub last_error: Option<String>,
+    /// How many times it reopened after being resolved.
+    pub reopen_count: u32,
+    /// How many reprocesses were requested.
+    pub reprocess_count: u32,
+    /// The latest reprocess, if any.
+    pub reprocess: Option<Reprocess>,
+}
+
+impl Incident {
+    /// Whether a repair callback for this incident is still being delivered.
+    pub fn callback_in_flight(&self) -> bool {
+        self.reprocess
+            .as_ref()
+            .is_some_and(|r| r.status.in_flight())
+    }
+}
+
+/// The last result recorded for an event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ResultSummary {
+    /// `success` or `failure`.
+    pub status: ResultStatus,
+    /// The reported error, for failures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The repair callback that produced it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reprocess_id: Option<String>,
+}
+
+/// Who did something: the subject of a timeline entry.
+///
+/// On the wire it is one string: `api_key:key_…`, `console:alice@example.com`
+/// or `system:sweeper`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(value_type = String, example = "console:alice@example.com"))]
+pub enum Actor {
+    /// A request authenticated with an API key (by key id, never the key).
+    ApiKey(String),
+    /// A console user, by email.
+    Console(String),
+    /// A server component (`sweeper`, `dispatcher`, …).
+    System(String),
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Actor::ApiKey(id) => write!(f, "api_key:{id}"),
+            Actor::Console(email) => write!(f, "console:{email}"),
+            Actor::System(component) => write!(f, "system:{component}"),
+        }
+    }
+}
+
+impl FromStr for Actor {
+    type Err = UnknownVariant;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let unknown = || UnknownVariant {
+            what: "actor",
+            value: s.to_owned(),
+            expected: "api_key:<id>, console:<email>, system:<component>",
+        };
+        let (kind, who) = s.split_once(':').ok_or_else(unknown)?;
+        match kind {
+            "api_key" => Ok(Actor::ApiKey(who.to_owned())),
+            "console" => Ok(Actor::Console(who.to_owned())),
+            "system" => Ok(Actor::System(who.to_owned())),
+            _ => Err(unknown()),
+        }
+    }
+}
+
+impl Serialize for Actor {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Actor {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// What a timeline entry records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum TimelineKind {
+    /// The first receipt.
+    #[serde(rename = "receipt.recorded")]
+    ReceiptRecorded,
+    /// A further receipt for a known event (a duplicate delivery).
+    #[serde(rename = "receipt.duplicate")]
+    ReceiptDuplicate,
+    /// A success result.
+    #[serde(rename = "result.success")]
+    ResultSuccess,
+    /// A failure result.
+    #[serde(rename = "result.failure")]
+    ResultFailure,
+    /// The same result again (nothing changed).
+    #[serde(rename = "result.duplicate")]
+    ResultDuplicate,
+    /// The deadline passed without a result.
+    #[serde(rename = "deadline.passed")]
+    DeadlinePassed,
+    /// An incident opened.
+    #[serde(rename = "incident.opened")]
+    IncidentOpened,
+    /// A resolved incident reopened (a new failure).
+    #[serde(rename = "incident.reopened")]
+    IncidentReopened,
+    /// An incident returned to `open` (repair gave up or produced no result).
+    #[serde(rename = "incident.returned_to_open")]
+    IncidentReturnedToOpen,
+    /// An incident was resolved.
+    #[serde(rename = "incident.resolved")]
+    IncidentResolved,
+    /// A repair callback was requested.
+    #[serde(rename = "reprocess.requested")]
+    ReprocessRequested,
+    /// One delivery attempt of a repair callback.
+    #[serde(rename = "callback.attempt")]
+    CallbackAttempt,
+    /// Delivery of a repair callback gave up.
+    #[serde(rename = "callback.gave_up")]
+    CallbackGaveUp,
+    /// A delivered callback produced no result by its deadline.
+    #[serde(rename = "reprocess.no_result")]
+    ReprocessNoResult,
+    /// A proof link was created.
+    #[serde(rename = "proof_link.created")]
+    ProofLinkCreated,
+    /// A proof link was revoked.
+    #[serde(rename = "proof_link.revoked")]
+    ProofLinkRevoked,
+}
+
+impl TimelineKind {
+    /// The wire name, e.g. `receipt.recorded`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimelineKind::ReceiptRecorded => "receipt.recorded",
+            TimelineKind::ReceiptDuplicate => "receipt.duplicate",
+            TimelineKind::ResultSuccess => "result.success",
+            TimelineKind::ResultFailure => "result.failure",
+            TimelineKind::ResultDuplicate => "result.duplicate",
+            TimelineKind::DeadlinePassed => "deadline.passed",
+            TimelineKind::IncidentOpened => "incident.opened",
+            TimelineKind::IncidentReopened => "incident.reopened",
+            TimelineKind::IncidentReturnedToOpen => "incident.returned_to_open",
+            TimelineKind::IncidentResolved => "incident.resolved",
+            TimelineKind::ReprocessRequested => "reprocess.requested",
+            TimelineKind::CallbackAttempt => "callback.attempt",
+            TimelineKind::CallbackGaveUp => "callback.gave_up",
+            TimelineKind::ReprocessNoResult => "reprocess.no_result",
+            TimelineKind::ProofLinkCreated => "proof_link.created",
+            TimelineKind::ProofLinkRevoked => "proof_link.revoked",
+        }
+    }
+}
+
+impl FromStr for TimelineKind {
+    type Err = UnknownVariant;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(|_| {
+            UnknownVariant {
+                what: "timeline kind",
+                value: s.to_owned(),
+                expected: "receipt.recorded, result.success, incident.opened, …",
+            }
+        })
+    }
+}
+
+/// One append-only entry on an event's timeline: `{at, kind, actor, detail}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TimelineEntry {
+    /// When it happened.
+    pub at: Timestamp,
+    /// What happened.
+    pub kind: TimelineKind,
+    /// Who did it.
+    pub actor: Actor,
+    /// Specifics (status codes, errors, notes…), a JSON object.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub detail: JsonObject,
+}
+
+impl TimelineEntry {
+    /// A new entry; `detail` must be a JSON object (anything else is wrapped as `{"value": …}`).
+    pub fn new(at: Timestamp, kind: TimelineKind, actor: Actor, detail: serde_json::Value) -> Self {
+        let detail = match detail {
+            serde_json::Value::Object(map) => map,
+            serde_json::Value::Null => JsonObject::new(),
+            other => {
+                let mut map = JsonObject::new();
+                map.insert("value".into(), other);
+                map
+            }
+        };
+        TimelineEntry {
+            at,
+            kind,
+            actor,
+            detail,
+        }
+    }
+}

@@ -1,0 +1,2 @@
+//! The SendPromptly server.
+#![forbid(unsafe_code)]
