@@ -32,7 +32,9 @@ use crate::model::{
 use crate::retry::{GiveUpReason, NextStep};
 
 /// Everything known about one event: the unit the state machine works on.
-#[derive(Clone, Debug, PartialEq)]
+///
+/// It serialises to JSON, which is how the server stores it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EventRecord {
     /// The provider.
     pub provider: Provider,
