@@ -382,8 +382,6 @@ pub struct ResultSummary {
 /// On the wire it is one string: `api_key:key_…`, `console:alice@example.com`
 /// or `system:sweeper`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[cfg_attr(feature = "openapi", schema(value_type = String, example = "console:alice@example.com"))]
 pub enum Actor {
     /// A request authenticated with an API key (by key id, never the key).
     ApiKey(String),
@@ -392,6 +390,22 @@ pub enum Actor {
     /// A server component (`sweeper`, `dispatcher`, …).
     System(String),
 }
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Actor {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "Who acted: `api_key:<key id>`, `console:<email>` or `system:<component>`.",
+            ))
+            .examples(["console:alice@example.com"])
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Actor {}
 
 impl fmt::Display for Actor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

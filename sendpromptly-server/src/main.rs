@@ -1,0 +1,2 @@
+//! The `sendpromptly` binary.
+fn main() {}

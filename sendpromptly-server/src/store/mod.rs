@@ -1,0 +1,417 @@
+//! Storage: the one [`Store`] trait every backend implements, and the types
+//! that cross it.
+//!
+//! HTTP handlers, the sweeper and the dispatcher reach the database only
+//! through this trait. Its contract is pinned by [`conformance`], a suite
+//! every implementation runs (SQLite here; PostgreSQL runs the very same).
+//!
+//! Each method is one transaction. Event changes go through
+//! [`Store::apply`], which loads the record, runs the pure state machine of
+//! `sendpromptly-core`, and writes the record, its new timeline entries and
+//! the outbox rows its effects ask for, atomically.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sendpromptly_core::Timestamp;
+use sendpromptly_core::machine::{AttemptReport, Command, Context, EventRecord, Transition, TransitionError};
+use sendpromptly_core::model::{
+    EventKey, EventState, IncidentKind, IncidentState, Provider, TimelineEntry,
+};
+use sendpromptly_core::retry::NextStep;
+use serde::{Deserialize, Serialize};
+
+pub mod conformance;
+pub mod sqlite;
+
+/// What can go wrong in storage.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The state machine refused the command (maps to 409 / 404 at the API).
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    /// A uniqueness rule was broken (e.g. a project name that exists).
+    #[error("{0}")]
+    Conflict(String),
+    /// The object does not exist (in this project).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The database holds migrations newer than this binary knows.
+    #[error("the database was migrated by a newer SendPromptly ({0}); upgrade this binary")]
+    MigrationsNewerThanBinary(String),
+    /// A stored value could not be decoded.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+}
+
+/// Shorthand for store results.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A project and its settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Project {
+    /// The `prj_` id.
+    pub id: String,
+    /// Unique name (`default` for the first project).
+    pub name: String,
+    /// Where repair callbacks are POSTed.
+    pub repair_url: Option<String>,
+    /// Seconds from receipt to deadline, unless overridden.
+    pub default_deadline_seconds: u32,
+    /// Per-event-type deadlines, overriding the default.
+    pub deadlines_by_event_type: BTreeMap<String, u32>,
+    /// Alert channel settings (JSON array, see the contract's Alerts section).
+    pub alert_channels: serde_json::Value,
+    /// Whether proof pages may show `metadata` values.
+    pub proof_show_metadata: bool,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+impl Project {
+    /// The deadline for a receipt: the call's value, else the event type's, else the default.
+    pub fn deadline_for(&self, event_type: &str, requested: Option<u32>) -> u32 {
+        requested
+            .or_else(|| self.deadlines_by_event_type.get(event_type).copied())
+            .unwrap_or(self.default_deadline_seconds)
+    }
+}
+
+/// A new project's fields.
+#[derive(Clone, Debug)]
+pub struct NewProject {
+    /// The `prj_` id.
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// Where repair callbacks go.
+    pub repair_url: Option<String>,
+    /// Default deadline in seconds.
+    pub default_deadline_seconds: u32,
+    /// Creation time.
+    pub created_at: Timestamp,
+}
+
+/// A change to a project's settings; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct ProjectPatch {
+    /// `Some(None)` clears the repair URL.
+    pub repair_url: Option<Option<String>>,
+    /// New default deadline.
+    pub default_deadline_seconds: Option<u32>,
+    /// Replaces the per-event-type table.
+    pub deadlines_by_event_type: Option<BTreeMap<String, u32>>,
+    /// Replaces the alert channels.
+    pub alert_channels: Option<serde_json::Value>,
+    /// Whether proof pages may show metadata.
+    pub proof_show_metadata: Option<bool>,
+}
+
+/// An API key as stored: never the key itself, only its hash.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiKey {
+    /// The `key_` id (safe to show and log).
+    pub id: String,
+    /// The project it opens.
+    pub project_id: String,
+    /// SHA-256 of the key.
+    pub key_hash: Vec<u8>,
+    /// The first characters of the key, to recognise it in lists.
+    pub prefix: String,
+    /// A label.
+    pub name: Option<String>,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it was revoked.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A `whsec_` signing secret of a project.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SigningSecretRecord {
+    /// Row id.
+    pub id: i64,
+    /// The secret (`whsec_…`).
+    pub secret: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it stops signing (set on rotation, 24 h later).
+    pub expires_at: Option<Timestamp>,
+}
+
+/// A console user.
+#[derive(Clone, Debug, PartialEq)]
+pub struct User {
+    /// The `usr_` id.
+    pub id: String,
+    /// Login email (unique, lower-case).
+    pub email: String,
+    /// Argon2 PHC string.
+    pub password_hash: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// One stored event with its timeline.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredEvent {
+    /// The record.
+    pub record: EventRecord,
+    /// The full timeline, oldest first.
+    pub timeline: Vec<TimelineEntry>,
+}
+
+/// What [`Store::apply`] did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Applied {
+    /// The transition computed by the state machine (new record, entries, effects).
+    pub transition: Transition,
+}
+
+/// Filters for listing incidents; all optional, combined with AND.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct IncidentFilter {
+    /// Only this state.
+    pub state: Option<IncidentState>,
+    /// Only this kind.
+    pub kind: Option<IncidentKind>,
+    /// Only this provider.
+    pub provider: Option<Provider>,
+    /// Only this event type.
+    pub event_type: Option<String>,
+    /// Only this subject.
+    pub subject: Option<String>,
+    /// Only incidents opened at or after this time.
+    pub opened_after: Option<Timestamp>,
+    /// Only incidents opened before this time.
+    pub opened_before: Option<Timestamp>,
+}
+
+/// Filters for searching events.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EventFilter {
+    /// Only this subject.
+    pub subject: Option<String>,
+    /// Only this state.
+    pub state: Option<EventState>,
+    /// Only this event id (any provider).
+    pub event_id: Option<String>,
+}
+
+/// Keyset pagination: up to `limit` items after `cursor` (opaque to callers).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PageRequest {
+    /// How many items (1–100).
+    pub limit: u32,
+    /// Where the previous page stopped.
+    pub cursor: Option<String>,
+}
+
+/// One page of results.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Page<T> {
+    /// The items.
+    pub data: Vec<T>,
+    /// Pass this as `cursor` for the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A repair callback due for an attempt, claimed by one dispatcher.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeliveryJob {
+    /// The `rep_` id (the callback's `webhook-id`).
+    pub reprocess_id: String,
+    /// The project.
+    pub project_id: String,
+    /// The incident.
+    pub incident_id: String,
+    /// This attempt's number, 1-based.
+    pub attempt: u32,
+    /// The event as it is now.
+    pub record: EventRecord,
+    /// Where to send it (the project's current setting).
+    pub repair_url: Option<String>,
+    /// Until when this claim holds; another dispatcher may take it after.
+    pub lease_until: Timestamp,
+}
+
+/// The outcome of a sweep pass.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SweepReport {
+    /// Records examined (claimed as due).
+    pub examined: usize,
+    /// Transitions that changed something, with the project they belong to.
+    pub transitions: Vec<(String, Transition)>,
+    /// The earliest due time among the examined records (for the lag metric).
+    pub oldest_due_at: Option<Timestamp>,
+}
+
+/// A proof link as stored (the token only as a hash).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProofLink {
+    /// The `prf_` id.
+    pub id: String,
+    /// The project.
+    pub project_id: String,
+    /// The incident it shows.
+    pub incident_id: String,
+    /// SHA-256 of the token.
+    pub token_hash: Vec<u8>,
+    /// Who created it.
+    pub created_by: String,
+    /// When.
+    pub created_at: Timestamp,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+    /// When it was revoked.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// What an idempotency key says about a request.
+#[derive(Clone, Debug, PartialEq)]
+pub enum IdempotencyBegin {
+    /// First use: the caller must run the request, then complete or abandon the key.
+    Proceed,
+    /// Seen with the same request: replay this response.
+    Replay {
+        /// The stored status code.
+        status: u16,
+        /// The stored JSON body.
+        body: Vec<u8>,
+    },
+    /// Seen with a different request body or path.
+    Mismatch,
+    /// The first request with this key is still running.
+    InFlight,
+}
+
+/// The storage backend.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies pending migrations; errors if the database is newer than this binary.
+    async fn migrate(&self) -> StoreResult<()>;
+    /// Checks the database answers (for `/healthz`).
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Creates a project (its name must be unique).
+    async fn create_project(&self, project: NewProject) -> StoreResult<Project>;
+    /// A project by id.
+    async fn project(&self, project_id: &str) -> StoreResult<Option<Project>>;
+    /// A project by name.
+    async fn project_by_name(&self, name: &str) -> StoreResult<Option<Project>>;
+    /// Every project, oldest first.
+    async fn list_projects(&self) -> StoreResult<Vec<Project>>;
+    /// Changes a project's settings.
+    async fn update_project(&self, project_id: &str, patch: ProjectPatch) -> StoreResult<Project>;
+
+    /// Stores a new API key (its hash).
+    async fn insert_api_key(&self, key: ApiKey) -> StoreResult<()>;
+    /// The key with this hash, revoked or not.
+    async fn api_key_by_hash(&self, key_hash: &[u8]) -> StoreResult<Option<ApiKey>>;
+    /// A project's keys, newest first.
+    async fn list_api_keys(&self, project_id: &str) -> StoreResult<Vec<ApiKey>>;
+    /// Revokes a key; false if the project has no such key.
+    async fn revoke_api_key(&self, project_id: &str, key_id: &str, now: Timestamp) -> StoreResult<bool>;
+
+    /// Adds a signing secret; every older secret without an expiry expires at `older_expire_at`.
+    async fn add_signing_secret(
+        &self,
+        project_id: &str,
+        secret: &str,
+        now: Timestamp,
+        older_expire_at: Timestamp,
+    ) -> StoreResult<()>;
+    /// The secrets that still sign at `now`, newest first.
+    async fn signing_secrets(&self, project_id: &str, now: Timestamp) -> StoreResult<Vec<SigningSecretRecord>>;
+
+    /// Adds a console user (emails are unique, compared lower-case).
+    async fn create_user(&self, user: User) -> StoreResult<()>;
+    /// A console user by email.
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
+    /// How many console users exist.
+    async fn count_users(&self) -> StoreResult<u64>;
+
+    /// Applies a command to an event in one transaction (see the module docs).
+    ///
+    /// Receipts and results create the event if needed; other commands on an
+    /// unknown event fail with [`TransitionError::UnknownEvent`].
+    async fn apply(&self, project_id: &str, key: &EventKey, command: Command, ctx: Context) -> StoreResult<Applied>;
+    /// Applies a command to the event of an incident.
+    async fn apply_to_incident(
+        &self,
+        project_id: &str,
+        incident_id: &str,
+        command: Command,
+        ctx: Context,
+    ) -> StoreResult<Applied>;
+    /// Appends a timeline entry for a human action that changes no state (e.g. a proof link).
+    async fn append_incident_entry(&self, project_id: &str, incident_id: &str, entry: TimelineEntry) -> StoreResult<()>;
+
+    /// One event with its timeline.
+    async fn event(&self, project_id: &str, key: &EventKey) -> StoreResult<Option<StoredEvent>>;
+    /// The event of an incident, with its timeline.
+    async fn incident(&self, project_id: &str, incident_id: &str) -> StoreResult<Option<StoredEvent>>;
+    /// Events matching `filter`, newest first.
+    async fn search_events(&self, project_id: &str, filter: &EventFilter, page: &PageRequest) -> StoreResult<Page<EventRecord>>;
+    /// Incidents matching `filter`, most recently opened first (records carry the incident).
+    async fn list_incidents(
+        &self,
+        project_id: &str,
+        filter: &IncidentFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<EventRecord>>;
+
+    /// Claims up to `limit` records whose next due time is at or before `now`
+    /// and applies [`Command::Tick`] to each, in batches that never hold a
+    /// lock across I/O. Each due record is processed by exactly one caller.
+    async fn sweep_due(&self, now: Timestamp, limit: u32) -> StoreResult<SweepReport>;
+
+    /// Claims up to `limit` repair callbacks due at `now` for `lease`; a
+    /// claimed job is invisible to other dispatchers until the lease ends.
+    async fn claim_deliveries(&self, now: Timestamp, lease: Duration, limit: u32) -> StoreResult<Vec<DeliveryJob>>;
+    /// Records a finished attempt: applies [`Command::CallbackAttempt`] and
+    /// reschedules, completes or gives up the outbox row, in one transaction.
+    async fn finish_delivery_attempt(
+        &self,
+        job: &DeliveryJob,
+        report: AttemptReport,
+        next: NextStep,
+        now: Timestamp,
+    ) -> StoreResult<Applied>;
+    /// How many repair callbacks are waiting to be sent (for metrics and shutdown).
+    async fn pending_deliveries(&self) -> StoreResult<u64>;
+
+    /// Stores a proof link.
+    async fn create_proof_link(&self, link: ProofLink) -> StoreResult<()>;
+    /// The proof link with this token hash, whatever its state.
+    async fn proof_link_by_token_hash(&self, token_hash: &[u8]) -> StoreResult<Option<ProofLink>>;
+    /// A project's proof link by id.
+    async fn proof_link(&self, project_id: &str, link_id: &str) -> StoreResult<Option<ProofLink>>;
+    /// The proof links of an incident, newest first.
+    async fn proof_links_for_incident(&self, project_id: &str, incident_id: &str) -> StoreResult<Vec<ProofLink>>;
+    /// Revokes a proof link; false if there is no such link in the project or it was already revoked.
+    async fn revoke_proof_link(&self, project_id: &str, link_id: &str, now: Timestamp) -> StoreResult<bool>;
+
+    /// Starts a request with an idempotency key (see [`IdempotencyBegin`]).
+    ///
+    /// A key whose first request is still running after `lock_for` (a crash)
+    /// may be taken again.
+    async fn idempotency_begin(
+        &self,
+        project_id: &str,
+        key: &str,
+        request_hash: &[u8],
+        now: Timestamp,
+        lock_for: Duration,
+    ) -> StoreResult<IdempotencyBegin>;
+    /// Stores the response of a finished request.
+    async fn idempotency_complete(&self, project_id: &str, key: &str, status: u16, body: &[u8]) -> StoreResult<()>;
+    /// Forgets a key whose request failed with a 5xx (so a retry runs again).
+    async fn idempotency_abandon(&self, project_id: &str, key: &str) -> StoreResult<()>;
+    /// Deletes idempotency keys created before `before`; returns how many.
+    async fn purge_idempotency_keys(&self, before: Timestamp) -> StoreResult<u64>;
+}
