@@ -442,7 +442,7 @@ impl<'a> Step<'a> {
             error: result.error,
             reprocess_id: result.reprocess_id,
         };
-        if self.record.last_result.as_ref() == Some(&summary) {
+        if self.record.last_result.as_ref() == Some(&summary) && !self.repeat_is_news(&summary) {
             self.record.duplicate_results = self.record.duplicate_results.saturating_add(1);
             self.log(
                 TimelineKind::ResultDuplicate,
@@ -463,6 +463,23 @@ impl<'a> Step<'a> {
             Outcome::Updated
         };
         Ok(())
+    }
+
+    /// Whether a result equal to the latest one still changes something, so
+    /// it must not be counted as a duplicate: a failure after the incident
+    /// was resolved by hand (it reopens it) or after a repair callback was
+    /// delivered (it is the repair's answer and returns the incident to open).
+    fn repeat_is_news(&self, summary: &ResultSummary) -> bool {
+        summary.status == ResultStatus::Failure
+            && self.record.state != EventState::Succeeded
+            && self.record.incident.as_ref().is_some_and(|incident| {
+                incident.state == IncidentState::Resolved
+                    || (incident.state == IncidentState::Reprocessing
+                        && incident
+                            .reprocess
+                            .as_ref()
+                            .is_some_and(|r| r.status == ReprocessStatus::Delivered))
+            })
     }
 
     fn success(&mut self, summary: &ResultSummary) {
@@ -763,6 +780,13 @@ impl<'a> Step<'a> {
             }
         }
         self.log(TimelineKind::CallbackAttempt, detail);
+        if !still_wanted && matches!(next, NextStep::RetryAt(_)) {
+            // The attempt was running when the callback stopped being needed
+            // (the incident was resolved): make sure its retry is dropped.
+            self.effects.push(Effect::CancelCallback {
+                reprocess_id: reprocess_id.to_owned(),
+            });
+        }
         if let Some(reason) = gave_up {
             self.log_gave_up(reprocess_id, &incident_id, attempt, reason);
         }
