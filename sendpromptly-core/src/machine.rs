@@ -261,6 +261,77 @@ pub enum TransitionError {
 /// Applies `command` to `record` (or to no record yet) at `ctx.now`.
 ///
 /// Receipts and results create records; every other command needs one.
+/// The caller stores [`Transition::record`], appends [`Transition::entries`]
+/// to the timeline and carries out [`Transition::effects`]. On `Err` nothing
+/// changed. Timeline entries are stamped `max(ctx.now, record.updated_at)`,
+/// so a clock that goes backwards never reorders a timeline.
+///
+/// # Example
+///
+/// ```
+/// use sendpromptly_core::Timestamp;
+/// use sendpromptly_core::machine::{Command, Context, Effect, Outcome, TransitionError, apply};
+/// use sendpromptly_core::model::{
+///     Actor, EventState, IncidentKind, IncidentState, Provider, Receipt, Resolution,
+///     ResultSignal, ResultStatus,
+/// };
+///
+/// let start = Timestamp::from_unix_seconds(1_800_000_000);
+/// let at = |seconds: i64| Context {
+///     now: start.plus_seconds(seconds),
+///     actor: Actor::ApiKey("key_123".to_owned()),
+///     new_incident_id: "inc_01JBX2Y3Z4A5B6C7D8E9F0G1H2".to_owned(),
+/// };
+/// let result = |status, error: Option<&str>| {
+///     Command::Result(ResultSignal {
+///         provider: Provider::Stripe,
+///         event_id: "evt_1Q2w3E".to_owned(),
+///         status,
+///         error: error.map(str::to_owned),
+///         reprocess_id: None,
+///         metadata: None,
+///     })
+/// };
+///
+/// // The app durably accepted a Stripe event: the clock starts.
+/// let receipt = Command::Receipt {
+///     receipt: Receipt {
+///         provider: Provider::Stripe,
+///         event_id: "evt_1Q2w3E".to_owned(),
+///         event_type: "invoice.paid".to_owned(),
+///         subject: Some("cus_9s8d7f".to_owned()),
+///         effect: Some("credits.add".to_owned()),
+///         deadline_seconds: None,
+///         metadata: None,
+///         occurred_at: None,
+///     },
+///     // Already resolved: per call > per event type > project default.
+///     deadline_seconds: 1800,
+/// };
+/// let t = apply(None, receipt, &at(0))?;
+/// assert_eq!(t.outcome, Outcome::Created);
+/// assert_eq!(t.record.deadline_at, Some(start.plus_seconds(1800)));
+///
+/// // The business effect failed: an incident opens at once.
+/// let t = apply(
+///     Some(t.record),
+///     result(ResultStatus::Failure, Some("tenant acct_42 not found")),
+///     &at(10),
+/// )?;
+/// assert_eq!(t.record.state, EventState::Failed);
+/// assert!(matches!(
+///     t.effects[..],
+///     [Effect::IncidentOpened { kind: IncidentKind::FailedResult, .. }]
+/// ));
+///
+/// // A later success wins and resolves it.
+/// let t = apply(Some(t.record), result(ResultStatus::Success, None), &at(60))?;
+/// let incident = t.record.incident.as_ref().unwrap();
+/// assert_eq!(t.record.state, EventState::Succeeded);
+/// assert_eq!(incident.state, IncidentState::Resolved);
+/// assert_eq!(incident.resolution, Some(Resolution::SuccessResult));
+/// # Ok::<(), TransitionError>(())
+/// ```
 pub fn apply(
     record: Option<EventRecord>,
     command: Command,
