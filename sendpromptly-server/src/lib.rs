@@ -3,6 +3,25 @@
 //! The SendPromptly service behind the `sendpromptly` binary: the HTTP API of
 //! the contract, the deadline sweeper, the repair-callback dispatcher, proof
 //! links and operations endpoints, on embedded SQLite by default.
+//!
+//! - [`store`]: the storage trait and its SQLite implementation.
+//! - [`api`]: the HTTP routes; [`error`] maps every error to HTTP in one place.
+//! - [`sweeper`] and [`dispatcher`]: the background work.
+//! - [`server`]: start and stop; [`cli`]: the command line.
 #![forbid(unsafe_code)]
 
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod dispatcher;
+pub mod error;
+pub mod metrics;
+pub mod provision;
+pub mod render;
+pub mod secrets;
+pub mod server;
 pub mod store;
+pub mod sweeper;
+pub mod views;

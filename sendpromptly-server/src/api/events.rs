@@ -1,0 +1,73 @@
+//! `GET /v1/events/{provider}/{event_id}` and `GET /v1/events`: support look-ups.
+
+use axum::Json;
+use axum::extract::State;
+use sendpromptly_core::model::{EventKey, EventState, Provider};
+
+use super::extract::{Caller, PathSegments, QueryParams};
+use crate::app::AppState;
+use crate::error::{ApiError, ErrorBody};
+use crate::store::{EventFilter, PageRequest};
+use crate::views::{EventDetail, EventList, EventView};
+
+/// One event with its timeline and incident.
+#[utoipa::path(
+    get, path = "/v1/events/{provider}/{event_id}", tag = "events",
+    params(
+        ("provider" = Provider, Path, description = "stripe, shopify or custom"),
+        ("event_id" = String, Path, description = "The provider's event id"),
+    ),
+    responses((status = 200, body = EventDetail), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = []))
+)]
+pub async fn get_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: PathSegments,
+) -> Result<Json<EventDetail>, ApiError> {
+    let provider: Provider = path.first().parse().map_err(|_| ApiError::NotFound("event"))?;
+    let key = EventKey {
+        provider,
+        event_id: path.second().to_owned(),
+    };
+    let stored = state
+        .store()
+        .event(&caller.project_id, &key)
+        .await?
+        .ok_or(ApiError::NotFound("event"))?;
+    Ok(Json(EventDetail::from(&stored)))
+}
+
+/// Searches events, newest first (e.g. every event of one customer).
+#[utoipa::path(
+    get, path = "/v1/events", tag = "events",
+    params(
+        ("subject" = Option<String>, Query, description = "Only this customer/account"),
+        ("state" = Option<EventState>, Query, description = "Only this state"),
+        ("event_id" = Option<String>, Query, description = "Only this event id (any provider)"),
+        ("limit" = Option<u32>, Query, description = "1–100, default 20"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses((status = 200, body = EventList), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("api_key" = []))
+)]
+pub async fn search(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: QueryParams,
+) -> Result<Json<EventList>, ApiError> {
+    let filter = EventFilter {
+        subject: query.text("subject"),
+        state: query.parsed("state")?,
+        event_id: query.text("event_id"),
+    };
+    let page = PageRequest {
+        limit: query.limit()?,
+        cursor: query.text("cursor"),
+    };
+    let found = state.store().search_events(&caller.project_id, &filter, &page).await?;
+    Ok(Json(EventList {
+        data: found.data.iter().map(EventView::from).collect(),
+        next_cursor: found.next_cursor,
+    }))
+}

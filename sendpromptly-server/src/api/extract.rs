@@ -1,0 +1,216 @@
+//! Request extractors that turn every malformed input into a clear
+//! [`ApiError`] (never axum's plain-text rejections).
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use sendpromptly_core::model::Actor;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// The caller of an authenticated `/v1` request (set by the auth middleware).
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// The project the key opens.
+    pub project_id: String,
+    /// The key's id.
+    pub key_id: String,
+}
+
+impl Caller {
+    /// The timeline actor for this caller.
+    pub fn actor(&self) -> Actor {
+        Actor::ApiKey(self.key_id.clone())
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or(ApiError::MissingApiKey)
+    }
+}
+
+/// A JSON body: 415 unless declared JSON, 413 over the limit, 400 if not
+/// JSON, 422 naming the field if it does not fit `T`.
+pub struct ApiJson<T>(pub T);
+
+/// Like [`ApiJson`], but an empty body means `T::default()`.
+pub struct OptionalApiJson<T>(pub T);
+
+fn is_json_content_type(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|essence| {
+            let essence = essence.trim().to_ascii_lowercase();
+            essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+        })
+        .unwrap_or(false)
+}
+
+async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::BadRequest {
+                message: format!("could not read the request body: {}", rejection.body_text()),
+                param: None,
+            }
+        }
+    })
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json_content_type(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = body_bytes(req, state).await?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let declared_json = is_json_content_type(req.headers());
+        let bytes = body_bytes(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalApiJson(T::default()));
+        }
+        if !declared_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        parse_json(&bytes).map(OptionalApiJson)
+    }
+}
+
+/// Parses a JSON object body into `T` with the API's error rules.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|err| ApiError::MalformedJson(format!("the body is not valid JSON: {err}")))?;
+    if !value.is_object() {
+        return Err(ApiError::MalformedJson("the body must be a JSON object".into()));
+    }
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let path = err.path().to_string();
+        let message = err.inner().to_string();
+        let param = field_named_in(&message)
+            .map(|field| if path == "." { field } else { format!("{path}.{field}") })
+            .unwrap_or(path);
+        ApiError::invalid(param, message)
+    })
+}
+
+/// Pulls the field name out of serde's "missing field `x`" / "unknown field `x`".
+fn field_named_in(message: &str) -> Option<String> {
+    for prefix in ["missing field `", "unknown field `"] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            return rest.split('`').next().map(str::to_owned);
+        }
+    }
+    None
+}
+
+/// Query-string parameters, parsed one by one with errors naming the parameter.
+pub struct QueryParams(HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        let mut map = HashMap::new();
+        for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            map.insert(key.into_owned(), value.into_owned());
+        }
+        Ok(QueryParams(map))
+    }
+}
+
+impl QueryParams {
+    /// A string parameter; an empty value counts as absent.
+    pub fn text(&self, name: &str) -> Option<String> {
+        self.0.get(name).filter(|v| !v.is_empty()).cloned()
+    }
+
+    /// A parameter parsed with `FromStr`; 422 naming it if it does not parse.
+    pub fn parsed<T>(&self, name: &str) -> Result<Option<T>, ApiError>
+    where
+        T: FromStr,
+        T::Err: std::fmt::Display,
+    {
+        self.text(name)
+            .map(|v| v.parse::<T>().map_err(|err| ApiError::invalid(name, err.to_string())))
+            .transpose()
+    }
+
+    /// The `limit` parameter: 1–100, default 20.
+    pub fn limit(&self) -> Result<u32, ApiError> {
+        let limit = self
+            .parsed::<u32>("limit")
+            .map_err(|_| ApiError::invalid("limit", "must be a whole number from 1 to 100"))?
+            .unwrap_or(20);
+        if !(1..=100).contains(&limit) {
+            return Err(ApiError::invalid("limit", "must be a whole number from 1 to 100"));
+        }
+        Ok(limit)
+    }
+
+    /// An RFC 3339 time parameter.
+    pub fn time(&self, name: &str) -> Result<Option<sendpromptly_core::Timestamp>, ApiError> {
+        self.text(name)
+            .map(|v| {
+                sendpromptly_core::Timestamp::parse_rfc3339(&v)
+                    .map_err(|_| ApiError::invalid(name, "must be an RFC 3339 time such as 2026-11-22T10:00:00Z"))
+            })
+            .transpose()
+    }
+}
+
+/// A path segment; a malformed one is a 400 naming it.
+pub struct PathSegments(pub Vec<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathSegments {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(params) =
+            axum::extract::Path::<Vec<(String, String)>>::from_request_parts(parts, state)
+                .await
+                .map_err(|rejection| ApiError::BadRequest {
+                    message: format!("malformed path: {}", rejection.body_text()),
+                    param: None,
+                })?;
+        Ok(PathSegments(params.into_iter().map(|(_, v)| v).collect()))
+    }
+}
+
+impl PathSegments {
+    /// The first path parameter.
+    pub fn first(&self) -> &str {
+        self.0.first().map_or("", String::as_str)
+    }
+
+    /// The second path parameter.
+    pub fn second(&self) -> &str {
+        self.0.get(1).map_or("", String::as_str)
+    }
+}

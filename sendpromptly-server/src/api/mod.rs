@@ -1,0 +1,133 @@
+//! The HTTP API of the contract, the proof pages and the operations
+//! endpoints, assembled into one axum [`Router`].
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::secrets;
+
+pub mod events;
+pub mod extract;
+pub mod idempotency;
+pub mod incidents;
+pub mod openapi;
+pub mod ops;
+pub mod project;
+pub mod proof;
+pub mod signals;
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The `Request-Id` response header.
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
+
+/// The whole HTTP surface of the server.
+pub fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/receipt", post(signals::receipt))
+        .route("/result", post(signals::result))
+        .route("/events", get(events::search))
+        .route("/events/{provider}/{event_id}", get(events::get_one))
+        .route("/incidents", get(incidents::list))
+        .route("/incidents/{id}", get(incidents::get_one))
+        .route("/incidents/{id}/reprocess", post(incidents::reprocess))
+        .route("/incidents/{id}/resolve", post(incidents::resolve))
+        .route(
+            "/incidents/{id}/proof-links",
+            post(proof::create).get(proof::list_for_incident),
+        )
+        .route("/proof-links/{id}", delete(proof::revoke))
+        .route("/project", get(project::get_settings).patch(project::update_settings))
+        .route("/project/signing-secrets/rotate", post(project::rotate_secret))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), idempotency::middleware))
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    Router::new()
+        .nest("/v1", v1)
+        .route("/proof/{token}", get(proof::page))
+        .route("/healthz", get(ops::healthz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi_json))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(request_id))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::BadRequest {
+        message: "this method is not allowed on this path".into(),
+        param: None,
+    }
+}
+
+/// Tags every response with a `Request-Id` (also logged), for support.
+async fn request_id(request: Request, next: Next) -> Response {
+    let id = sendpromptly_core::ids::new_id("req_", sendpromptly_core::Timestamp::from_unix_millis(0), &mut rand::thread_rng());
+    let span = tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
+    let mut response = {
+        let _guard = span.enter();
+        tracing::debug!("request started");
+        drop(_guard);
+        tracing::Instrument::instrument(next.run(request), span.clone()).await
+    };
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID.clone(), value);
+    }
+    span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "request finished"));
+    response
+}
+
+/// Resolves `Authorization: Bearer sp_…` to a [`extract::Caller`], or 401.
+async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|value| value.to_str().map(str::to_owned));
+    match caller_of(&state, authorization).await {
+        Ok(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        Err(err) => err.into_response(),
+    }
+}
+
+async fn caller_of(
+    state: &AppState,
+    authorization: Option<Result<String, header::ToStrError>>,
+) -> Result<extract::Caller, ApiError> {
+    let value = authorization
+        .ok_or(ApiError::MissingApiKey)?
+        .map_err(|_| ApiError::InvalidApiKey)?;
+    let (scheme, key) = value.trim().split_once(' ').ok_or(ApiError::InvalidApiKey)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(ApiError::InvalidApiKey);
+    }
+    let key = key.trim();
+    if !key.starts_with(secrets::API_KEY_PREFIX) || key.len() > 200 {
+        return Err(ApiError::InvalidApiKey);
+    }
+    let stored = state
+        .store()
+        .api_key_by_hash(&secrets::hash_token(key))
+        .await?
+        .filter(|k| k.revoked_at.is_none())
+        .ok_or(ApiError::InvalidApiKey)?;
+    Ok(extract::Caller {
+        project_id: stored.project_id,
+        key_id: stored.id,
+    })
+}

@@ -1,0 +1,204 @@
+//! Project settings and signing-secret rotation.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use sendpromptly_core::standard_webhooks::SigningSecret;
+use sendpromptly_core::validation::validate_deadline_seconds;
+use serde::{Deserialize, Deserializer};
+use utoipa::ToSchema;
+
+use super::extract::{ApiJson, Caller};
+use crate::app::AppState;
+use crate::error::{ApiError, ErrorBody};
+use crate::store::ProjectPatch;
+use crate::views::{ProjectView, RotatedSecret};
+
+/// How long the previous signing secrets keep signing after a rotation.
+pub const ROTATION_OVERLAP_SECONDS: i64 = 24 * 3600;
+
+/// Body of `PATCH /v1/project`; absent fields are left as they are.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectUpdate {
+    /// Where repair callbacks are POSTed (http or https); null removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub repair_url: Option<Option<String>>,
+    /// Seconds from receipt to deadline (1 – 604800).
+    #[serde(default)]
+    pub default_deadline_seconds: Option<u32>,
+    /// Per-event-type deadlines; replaces the whole table.
+    #[serde(default)]
+    pub deadlines_by_event_type: Option<BTreeMap<String, u32>>,
+    /// Alert channels; replaces the whole list.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub alert_channels: Option<serde_json::Value>,
+    /// Whether proof pages show `metadata` values.
+    #[serde(default)]
+    pub proof_show_metadata: Option<bool>,
+}
+
+/// Tells "absent" (outer `None`) from "null" (`Some(None)`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// Checks a repair or alert URL: absolute http(s), at most 2048 characters.
+pub fn validate_outbound_url(param: &str, value: &str) -> Result<(), ApiError> {
+    if value.len() > 2048 {
+        return Err(ApiError::invalid(param, "must be at most 2048 characters"));
+    }
+    let url = url::Url::parse(value).map_err(|err| ApiError::invalid(param, format!("is not an absolute URL: {err}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(ApiError::invalid(param, "must be an http:// or https:// URL with a host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ApiError::invalid(param, "must not carry credentials; use the signing secret to authenticate callbacks"));
+    }
+    Ok(())
+}
+
+const ALERT_EVENTS: [&str; 3] = ["incident.opened", "incident.resolved", "reprocess.failed"];
+
+fn validate_alert_channels(channels: &serde_json::Value) -> Result<(), ApiError> {
+    let list = channels
+        .as_array()
+        .ok_or_else(|| ApiError::invalid("alert_channels", "must be a list of channels"))?;
+    if list.len() > 20 {
+        return Err(ApiError::invalid("alert_channels", "at most 20 channels"));
+    }
+    for (i, channel) in list.iter().enumerate() {
+        let param = |field: &str| format!("alert_channels[{i}].{field}");
+        let object = channel
+            .as_object()
+            .ok_or_else(|| ApiError::invalid(format!("alert_channels[{i}]"), "must be an object"))?;
+        let field = |name: &str| object.get(name).and_then(|v| v.as_str());
+        match field("type") {
+            Some("email") => {
+                let to = field("to").ok_or_else(|| ApiError::invalid(param("to"), "is required for email channels"))?;
+                if !to.contains('@') || to.len() > 254 {
+                    return Err(ApiError::invalid(param("to"), "must be an email address"));
+                }
+            }
+            Some("slack") => {
+                let url = field("webhook_url")
+                    .ok_or_else(|| ApiError::invalid(param("webhook_url"), "is required for slack channels"))?;
+                validate_outbound_url(&param("webhook_url"), url)?;
+            }
+            Some("webhook") => {
+                let url = field("url").ok_or_else(|| ApiError::invalid(param("url"), "is required for webhook channels"))?;
+                validate_outbound_url(&param("url"), url)?;
+            }
+            _ => return Err(ApiError::invalid(param("type"), "must be email, slack or webhook")),
+        }
+        if let Some(on) = object.get("on") {
+            let events = on
+                .as_array()
+                .ok_or_else(|| ApiError::invalid(param("on"), "must be a list of event names"))?;
+            for event in events {
+                if !event.as_str().is_some_and(|e| ALERT_EVENTS.contains(&e)) {
+                    return Err(ApiError::invalid(
+                        param("on"),
+                        format!("unknown event {event}; expected {}", ALERT_EVENTS.join(", ")),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn view(state: &AppState, project_id: &str) -> Result<ProjectView, ApiError> {
+    let project = state.store().project(project_id).await?.ok_or(ApiError::NotFound("project"))?;
+    let secrets = state.store().signing_secrets(project_id, state.now()).await?;
+    Ok(ProjectView::new(&project, &secrets))
+}
+
+/// The caller's project settings.
+#[utoipa::path(
+    get, path = "/v1/project", tag = "project",
+    responses((status = 200, body = ProjectView), (status = 401, body = ErrorBody)),
+    security(("api_key" = []))
+)]
+pub async fn get_settings(State(state): State<AppState>, caller: Caller) -> Result<Json<ProjectView>, ApiError> {
+    Ok(Json(view(&state, &caller.project_id).await?))
+}
+
+/// Validates a settings change and turns it into a storage patch.
+pub fn patch_from_update(update: ProjectUpdate) -> Result<ProjectPatch, ApiError> {
+    if let Some(Some(url)) = &update.repair_url {
+        validate_outbound_url("repair_url", url)?;
+    }
+    if let Some(seconds) = update.default_deadline_seconds {
+        validate_deadline_seconds("default_deadline_seconds", seconds)?;
+    }
+    if let Some(table) = &update.deadlines_by_event_type {
+        if table.len() > 200 {
+            return Err(ApiError::invalid("deadlines_by_event_type", "at most 200 event types"));
+        }
+        for (event_type, seconds) in table {
+            if event_type.is_empty() || event_type.len() > 255 {
+                return Err(ApiError::invalid("deadlines_by_event_type", "event types must be 1–255 characters"));
+            }
+            validate_deadline_seconds(&format!("deadlines_by_event_type.{event_type}"), *seconds)?;
+        }
+    }
+    if let Some(channels) = &update.alert_channels {
+        validate_alert_channels(channels)?;
+    }
+    Ok(ProjectPatch {
+        repair_url: update.repair_url,
+        default_deadline_seconds: update.default_deadline_seconds,
+        deadlines_by_event_type: update.deadlines_by_event_type,
+        alert_channels: update.alert_channels,
+        proof_show_metadata: update.proof_show_metadata,
+    })
+}
+
+/// Changes the caller's project settings.
+#[utoipa::path(
+    patch, path = "/v1/project", tag = "project",
+    request_body = ProjectUpdate,
+    responses((status = 200, body = ProjectView), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("api_key" = []))
+)]
+pub async fn update_settings(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(update): ApiJson<ProjectUpdate>,
+) -> Result<Json<ProjectView>, ApiError> {
+    let patch = patch_from_update(update)?;
+    state.store().update_project(&caller.project_id, patch).await?;
+    Ok(Json(view(&state, &caller.project_id).await?))
+}
+
+/// Creates a new signing secret for a project; the previous ones keep signing for 24 h.
+pub async fn rotate(state: &AppState, project_id: &str) -> Result<RotatedSecret, ApiError> {
+    let now = state.now();
+    let secret = SigningSecret::generate(&mut rand::rngs::OsRng);
+    let overlap_ends = now.plus_seconds(ROTATION_OVERLAP_SECONDS);
+    state
+        .store()
+        .add_signing_secret(project_id, &secret.expose(), now, overlap_ends)
+        .await?;
+    Ok(RotatedSecret {
+        secret: secret.expose(),
+        created_at: now,
+        previous_secrets_expire_at: overlap_ends,
+    })
+}
+
+/// Rotates the signing secret of repair callbacks.
+#[utoipa::path(
+    post, path = "/v1/project/signing-secrets/rotate", tag = "project",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h")),
+    responses((status = 201, description = "The new secret, shown once", body = RotatedSecret), (status = 401, body = ErrorBody)),
+    security(("api_key" = []))
+)]
+pub async fn rotate_secret(State(state): State<AppState>, caller: Caller) -> Result<(StatusCode, Json<RotatedSecret>), ApiError> {
+    Ok((StatusCode::CREATED, Json(rotate(&state, &caller.project_id).await?)))
+}

@@ -1,0 +1,98 @@
+//! [`AppState`]: what every request handler and background task shares.
+
+use std::sync::Arc;
+
+use sendpromptly_core::Timestamp;
+use sendpromptly_core::ids;
+use sendpromptly_core::machine::{Context, Effect};
+use sendpromptly_core::model::Actor;
+use tokio::sync::Notify;
+
+use crate::clock::Clock;
+use crate::config::ServerConfig;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// Shared state of a running server; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    config: ServerConfig,
+    public_url: String,
+    metrics: Metrics,
+    dispatcher_wakeup: Notify,
+}
+
+impl AppState {
+    /// Shared state over a store and a clock; `public_url` is the base of links to this server.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: ServerConfig, public_url: String) -> Self {
+        AppState {
+            inner: Arc::new(Inner {
+                store,
+                clock,
+                config,
+                public_url,
+                metrics: Metrics::default(),
+                dispatcher_wakeup: Notify::new(),
+            }),
+        }
+    }
+
+    /// The storage backend.
+    pub fn store(&self) -> &dyn Store {
+        self.inner.store.as_ref()
+    }
+
+    /// The clock.
+    pub fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+
+    /// The server settings.
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Wakes the dispatcher (a callback was queued).
+    pub fn wake_dispatcher(&self) {
+        self.inner.dispatcher_wakeup.notify_one();
+    }
+
+    /// Waits until [`AppState::wake_dispatcher`] is called.
+    pub async fn dispatcher_woken(&self) {
+        self.inner.dispatcher_wakeup.notified().await;
+    }
+
+    /// A state-machine context for `actor` at the current time.
+    pub fn context(&self, actor: Actor) -> Context {
+        let now = self.now();
+        Context {
+            now,
+            actor,
+            new_incident_id: ids::new_id(ids::INCIDENT, now, &mut rand::thread_rng()),
+        }
+    }
+
+    /// Reacts to a transition's effects outside storage: metrics and waking the dispatcher.
+    pub fn after_transition(&self, effects: &[Effect]) {
+        self.metrics().observe_effects(effects);
+        if effects.iter().any(|e| matches!(e, Effect::DeliverCallback { .. })) {
+            self.wake_dispatcher();
+        }
+    }
+
+    /// The public URL of a path on this server.
+    pub fn public_url(&self, path: &str) -> String {
+        format!("{}{}", self.inner.public_url, path)
+    }
+}

@@ -1,0 +1,333 @@
+//! The `sendpromptly` command line.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use sendpromptly_core::Timestamp;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{self, GlobalArgs, LogFormat, ServeArgs};
+use crate::provision;
+use crate::server;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Store, StoreError};
+
+/// SendPromptly: know when a paid webhook's business effect was never applied.
+#[derive(Debug, Parser)]
+#[command(name = "sendpromptly", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the service: HTTP API, deadline sweeper, repair-callback dispatcher.
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage projects.
+    #[command(subcommand)]
+    Project(ProjectCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Manage console users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ProjectCommand {
+    /// Create a project with an API key and a signing secret (shown once).
+    Create {
+        /// Unique project name.
+        #[arg(long)]
+        name: String,
+        /// Where repair callbacks are POSTed.
+        #[arg(long)]
+        repair_url: Option<String>,
+        /// Print `{"project_id", "api_key", "signing_secret"}` as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List projects.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Create an API key for a project (shown once).
+    Create {
+        /// Project name or `prj_` id.
+        #[arg(long)]
+        project: String,
+        /// A label for the key.
+        #[arg(long)]
+        name: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a project's API keys (ids and prefixes only).
+    List {
+        /// Project name or `prj_` id.
+        #[arg(long)]
+        project: String,
+    },
+    /// Revoke an API key at once.
+    Revoke {
+        /// Project name or `prj_` id.
+        #[arg(long)]
+        project: String,
+        /// The `key_` id.
+        #[arg(long)]
+        key_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Add a console user (prompts for the password when not given).
+    Create {
+        /// Login email.
+        #[arg(long)]
+        email: String,
+        /// Password (at least 10 characters); read from standard input if absent.
+        #[arg(long, env = "SENDPROMPTLY_USER_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+}
+
+/// A command-line failure: a message for the operator.
+#[derive(Debug)]
+pub struct CliError(String);
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+macro_rules! cli_error_from {
+    ($($ty:ty),+ $(,)?) => {
+        $(impl From<$ty> for CliError {
+            fn from(err: $ty) -> Self {
+                CliError(err.to_string())
+            }
+        })+
+    };
+}
+
+cli_error_from!(
+    StoreError,
+    config::ConfigError,
+    server::StartError,
+    provision::UserError,
+    serde_json::Error,
+    std::io::Error,
+);
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SENDPROMPTLY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Opens (without migrating) the store named by a database URL.
+pub async fn open_store(database_url: &str) -> Result<Arc<dyn Store>, CliError> {
+    if database_url.starts_with("sqlite:") {
+        let store = SqliteStore::connect(database_url).await?;
+        return Ok(Arc::new(store));
+    }
+    if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+        return Err(CliError(
+            "PostgreSQL is not supported by this build yet; use sqlite://FILE".into(),
+        ));
+    }
+    Err(CliError(format!(
+        "unsupported database URL `{database_url}`: use sqlite://FILE or postgres://…"
+    )))
+}
+
+async fn run(cli: Cli) -> Result<(), CliError> {
+    let file = config::load_file(&cli.global)?;
+    let common = config::resolve_common(&cli.global, &file);
+    init_logging(common.log_format);
+    let store = open_store(&common.database_url).await?;
+    store.migrate().await?;
+    let now = SystemClock.now();
+    match cli.command {
+        Command::Serve(args) => serve(store, config::resolve_server(&args, &file)?, now).await,
+        Command::Migrate => {
+            println!("database is up to date: {}", common.database_url);
+            Ok(())
+        }
+        Command::Project(command) => project(store.as_ref(), command, now).await,
+        Command::Key(command) => key(store.as_ref(), command, now).await,
+        Command::User(UserCommand::Create { email, password }) => {
+            let password = match password {
+                Some(password) => password,
+                None => read_password()?,
+            };
+            let user = provision::create_user(store.as_ref(), &email, &password, now).await?;
+            println!("created console user {}", user.email);
+            Ok(())
+        }
+    }
+}
+
+async fn serve(store: Arc<dyn Store>, config: config::ServerConfig, now: Timestamp) -> Result<(), CliError> {
+    let first = provision::first_start(store.as_ref(), now).await?;
+    let running = server::start(store, Arc::new(SystemClock), config).await?;
+    let url = running.state.public_url("");
+    if first.project.is_some() || first.admin.is_some() {
+        let mut out = String::from("\nSendPromptly set up this database. These secrets are shown ONCE; store them now.\n");
+        if let Some(project) = &first.project {
+            out.push_str(&format!(
+                "  project:         {} ({})\n  API key:         {}\n  signing secret:  {}\n",
+                project.name, project.project_id, project.api_key, project.signing_secret
+            ));
+        }
+        if let Some((email, password)) = &first.admin {
+            out.push_str(&format!("  console login:   {email} / {password}\n"));
+        }
+        out.push_str(&format!("  console:         {url}/\n"));
+        println!("{out}");
+    }
+    println!("SendPromptly is listening on {url} (Ctrl-C to stop)");
+    let _ = std::io::stdout().flush();
+    running.run_until_signal().await;
+    Ok(())
+}
+
+async fn resolve_project(store: &dyn Store, name_or_id: &str) -> Result<crate::store::Project, CliError> {
+    let found = if name_or_id.starts_with(sendpromptly_core::ids::PROJECT) {
+        store.project(name_or_id).await?
+    } else {
+        store.project_by_name(name_or_id).await?
+    };
+    found.ok_or_else(|| CliError(format!("no project named `{name_or_id}`")))
+}
+
+async fn project(store: &dyn Store, command: ProjectCommand, now: Timestamp) -> Result<(), CliError> {
+    match command {
+        ProjectCommand::Create { name, repair_url, json } => {
+            if let Some(url) = &repair_url {
+                crate::api::project::validate_outbound_url("repair_url", url).map_err(|e| CliError(e.to_string()))?;
+            }
+            let name = name.trim();
+            if name.is_empty() || name.len() > 100 {
+                return Err(CliError("the project name must be 1–100 characters".into()));
+            }
+            let created = provision::create_project(store, name, repair_url, now)
+                .await
+                .map_err(|err| match err {
+                    StoreError::Conflict(_) => CliError(format!("a project named `{name}` already exists")),
+                    other => CliError(other.to_string()),
+                })?;
+            if json {
+                println!("{}", serde_json::to_string(&created)?);
+            } else {
+                println!(
+                    "created project {} ({})\n  API key:         {}\n  signing secret:  {}\nThese are shown once.",
+                    created.name, created.project_id, created.api_key, created.signing_secret
+                );
+            }
+            Ok(())
+        }
+        ProjectCommand::List { json } => {
+            let projects = store.list_projects().await?;
+            if json {
+                let list: Vec<_> = projects
+                    .iter()
+                    .map(|p| serde_json::json!({"project_id": p.id, "name": p.name, "repair_url": p.repair_url}))
+                    .collect();
+                println!("{}", serde_json::to_string(&list)?);
+            } else {
+                for p in projects {
+                    println!("{}\t{}\t{}", p.id, p.name, p.repair_url.unwrap_or_default());
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn key(store: &dyn Store, command: KeyCommand, now: Timestamp) -> Result<(), CliError> {
+    match command {
+        KeyCommand::Create { project, name, json } => {
+            let project = resolve_project(store, &project).await?;
+            let key = provision::create_api_key(store, &project.id, name, now).await?;
+            if json {
+                println!("{}", serde_json::json!({"project_id": project.id, "api_key": key}));
+            } else {
+                println!("API key for {}: {key}\nIt is shown once.", project.name);
+            }
+            Ok(())
+        }
+        KeyCommand::List { project } => {
+            let project = resolve_project(store, &project).await?;
+            for key in store.list_api_keys(&project.id).await? {
+                let state = key.revoked_at.map_or_else(|| "active".to_owned(), |at| format!("revoked {at}"));
+                println!("{}\t{}…\t{}\t{}", key.id, key.prefix, key.name.unwrap_or_default(), state);
+            }
+            Ok(())
+        }
+        KeyCommand::Revoke { project, key_id } => {
+            let project = resolve_project(store, &project).await?;
+            if store.revoke_api_key(&project.id, &key_id, now).await? {
+                println!("revoked {key_id}");
+                Ok(())
+            } else {
+                Err(CliError(format!("project {} has no active key {key_id}", project.name)))
+            }
+        }
+    }
+}
+
+fn read_password() -> Result<String, CliError> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("Password (at least 10 characters): ");
+        let _ = std::io::stderr().flush();
+    }
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    if password.is_empty() {
+        return Err(CliError("no password given".into()));
+    }
+    Ok(password)
+}

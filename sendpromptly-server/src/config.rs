@@ -1,0 +1,258 @@
+//! Server configuration: command-line flags, `SENDPROMPTLY_*` environment
+//! variables and an optional TOML file, in that order of precedence.
+//! Every setting is documented in `docs/configuration.md`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use sendpromptly_core::retry::CallbackSchedule;
+use serde::Deserialize;
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7700";
+/// Default database URL: an SQLite file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://sendpromptly.db";
+
+/// How logs are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Settings that every subcommand shares.
+#[derive(Clone, Debug, Args)]
+pub struct GlobalArgs {
+    /// Database URL: `sqlite://FILE` (created if missing) or `postgres://…`.
+    #[arg(long, global = true, env = "SENDPROMPTLY_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// A TOML file with settings (flags and environment variables win over it).
+    #[arg(long, global = true, env = "SENDPROMPTLY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, global = true, env = "SENDPROMPTLY_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+/// Flags of `sendpromptly serve`.
+#[derive(Clone, Debug, Default, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "SENDPROMPTLY_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// The public base URL of this server, used in proof links and console links (default: http://LISTEN).
+    #[arg(long, env = "SENDPROMPTLY_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// How often the sweeper looks for due deadlines, in milliseconds.
+    #[arg(long, env = "SENDPROMPTLY_SWEEP_INTERVAL_MS")]
+    pub sweep_interval_ms: Option<u64>,
+    /// How many repair callbacks may be in flight at once.
+    #[arg(long, env = "SENDPROMPTLY_CALLBACK_CONCURRENCY")]
+    pub callback_concurrency: Option<usize>,
+    /// Timeout of one repair-callback attempt, in seconds.
+    #[arg(long, env = "SENDPROMPTLY_CALLBACK_TIMEOUT_SECONDS")]
+    pub callback_timeout_seconds: Option<u64>,
+    /// Delays between repair-callback attempts, in seconds, comma-separated (default 5,30,120,600,1800,3600).
+    #[arg(long, env = "SENDPROMPTLY_CALLBACK_RETRY_DELAYS", value_delimiter = ',')]
+    pub callback_retry_delays: Option<Vec<u64>>,
+}
+
+/// The TOML file: the same settings as the flags, snake_case.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// See `--database-url`.
+    pub database_url: Option<String>,
+    /// See `--log-format`.
+    pub log_format: Option<LogFormat>,
+    /// See `--listen`.
+    pub listen: Option<SocketAddr>,
+    /// See `--public-url`.
+    pub public_url: Option<String>,
+    /// See `--sweep-interval-ms`.
+    pub sweep_interval_ms: Option<u64>,
+    /// See `--callback-concurrency`.
+    pub callback_concurrency: Option<usize>,
+    /// See `--callback-timeout-seconds`.
+    pub callback_timeout_seconds: Option<u64>,
+    /// See `--callback-retry-delays`.
+    pub callback_retry_delays: Option<Vec<u64>>,
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown keys.
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: toml::de::Error,
+    },
+    /// A setting has an unusable value.
+    #[error("invalid setting {name}: {message}")]
+    Invalid {
+        /// The setting.
+        name: &'static str,
+        /// Why.
+        message: String,
+    },
+}
+
+impl FileConfig {
+    /// Reads the TOML file at `path`.
+    pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+}
+
+/// The settings every command needs, resolved.
+#[derive(Clone, Debug)]
+pub struct CommonConfig {
+    /// Database URL.
+    pub database_url: String,
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+/// The resolved settings of `sendpromptly serve`.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Public base URL without a trailing slash; `None` means `http://` + the bound address.
+    pub public_url: Option<String>,
+    /// Sweeper period.
+    pub sweep_interval: Duration,
+    /// Records per sweeper transaction.
+    pub sweep_batch: u32,
+    /// Dispatcher polling period (it is also woken when a callback is queued).
+    pub dispatch_interval: Duration,
+    /// Repair callbacks in flight at once.
+    pub callback_concurrency: usize,
+    /// Timeout of one callback attempt.
+    pub callback_timeout: Duration,
+    /// Connect timeout of one callback attempt.
+    pub callback_connect_timeout: Duration,
+    /// The retry schedule of repair callbacks.
+    pub callback_schedule: CallbackSchedule,
+    /// How long a dispatcher's claim on a callback lasts.
+    pub callback_lease: Duration,
+    /// How long in-flight requests get to finish on shutdown.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        let listen: SocketAddr = DEFAULT_LISTEN.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 7700)));
+        ServerConfig {
+            listen,
+            public_url: None,
+            sweep_interval: Duration::from_millis(250),
+            sweep_batch: 500,
+            dispatch_interval: Duration::from_millis(250),
+            callback_concurrency: 8,
+            callback_timeout: Duration::from_secs(15),
+            callback_connect_timeout: Duration::from_secs(5),
+            callback_schedule: CallbackSchedule::default(),
+            callback_lease: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Loads the file named by `--config`, if any.
+pub fn load_file(global: &GlobalArgs) -> Result<FileConfig, ConfigError> {
+    global
+        .config
+        .as_deref()
+        .map_or_else(|| Ok(FileConfig::default()), FileConfig::load)
+}
+
+/// Resolves the shared settings: flag or env, then file, then default.
+pub fn resolve_common(global: &GlobalArgs, file: &FileConfig) -> CommonConfig {
+    CommonConfig {
+        database_url: global
+            .database_url
+            .clone()
+            .or_else(|| file.database_url.clone())
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+        log_format: global.log_format.or(file.log_format).unwrap_or_default(),
+    }
+}
+
+/// Resolves `serve`'s settings: flag or env, then file, then default.
+pub fn resolve_server(args: &ServeArgs, file: &FileConfig) -> Result<ServerConfig, ConfigError> {
+    let mut config = ServerConfig::default();
+    if let Some(listen) = args.listen.or(file.listen) {
+        config.listen = listen;
+    }
+    if let Some(public_url) = args.public_url.clone().or_else(|| file.public_url.clone()) {
+        if url::Url::parse(&public_url).is_err() {
+            return Err(ConfigError::Invalid {
+                name: "public_url",
+                message: format!("`{public_url}` is not an absolute URL"),
+            });
+        }
+        config.public_url = Some(public_url.trim_end_matches('/').to_owned());
+    }
+    if let Some(ms) = args.sweep_interval_ms.or(file.sweep_interval_ms) {
+        if ms == 0 {
+            return Err(ConfigError::Invalid {
+                name: "sweep_interval_ms",
+                message: "must be at least 1".into(),
+            });
+        }
+        config.sweep_interval = Duration::from_millis(ms);
+    }
+    if let Some(n) = args.callback_concurrency.or(file.callback_concurrency) {
+        if n == 0 {
+            return Err(ConfigError::Invalid {
+                name: "callback_concurrency",
+                message: "must be at least 1".into(),
+            });
+        }
+        config.callback_concurrency = n;
+    }
+    if let Some(secs) = args.callback_timeout_seconds.or(file.callback_timeout_seconds) {
+        if secs == 0 {
+            return Err(ConfigError::Invalid {
+                name: "callback_timeout_seconds",
+                message: "must be at least 1".into(),
+            });
+        }
+        config.callback_timeout = Duration::from_secs(secs);
+        config.callback_connect_timeout = config.callback_connect_timeout.min(config.callback_timeout);
+        config.callback_lease = config.callback_lease.max(config.callback_timeout * 2);
+    }
+    if let Some(delays) = args
+        .callback_retry_delays
+        .clone()
+        .or_else(|| file.callback_retry_delays.clone())
+    {
+        config.callback_schedule.delays = delays.into_iter().map(Duration::from_secs).collect();
+    }
+    Ok(config)
+}

@@ -1,0 +1,228 @@
+//! The repair-callback dispatcher: claims due callbacks from the outbox,
+//! signs them (Standard Webhooks, every valid project secret), POSTs them to
+//! the project's repair URL and records each attempt on the timeline.
+//!
+//! No database transaction is open during the HTTP call: a job is claimed
+//! with a lease, sent, then finished in a second short transaction. Pending
+//! callbacks live in the database, so a restart resumes them.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sendpromptly_core::callback::{RepairCallback, RepairCallbackEvent, sign_repair_callback};
+use sendpromptly_core::machine::AttemptReport;
+use sendpromptly_core::retry::{AttemptClass, NextStep, parse_retry_after};
+use sendpromptly_core::standard_webhooks::SigningSecret;
+use tokio::sync::{Semaphore, watch};
+
+use crate::app::AppState;
+use crate::metrics::AttemptOutcome;
+use crate::store::DeliveryJob;
+
+/// The `user-agent` of repair callbacks.
+pub const USER_AGENT: &str = concat!("SendPromptly/", env!("CARGO_PKG_VERSION"));
+/// How much of a response body is kept on the timeline.
+pub const RESPONSE_EXCERPT_BYTES: usize = 1024;
+
+/// The HTTP client for callbacks: no redirects, connect and request timeouts.
+pub fn http_client(state: &AppState) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(state.config().callback_connect_timeout)
+        .timeout(state.config().callback_timeout)
+        .user_agent(USER_AGENT)
+        .build()
+}
+
+/// Runs the dispatcher until `shutdown` turns true, then waits for callbacks in flight.
+pub async fn run(state: AppState, http: reqwest::Client, mut shutdown: watch::Receiver<bool>) {
+    let concurrency = state.config().callback_concurrency;
+    let permits = Arc::new(Semaphore::new(concurrency));
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        dispatch_due(&state, &http, &permits).await;
+        tokio::select! {
+            () = tokio::time::sleep(state.config().dispatch_interval) => {}
+            () = state.dispatcher_woken() => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+    let grace = state.config().shutdown_grace;
+    let all = u32::try_from(concurrency).unwrap_or(u32::MAX);
+    if tokio::time::timeout(grace, permits.acquire_many(all)).await.is_err() {
+        tracing::warn!("callbacks still in flight at shutdown; their leases expire and they are retried");
+    }
+}
+
+/// Claims what is due and starts sending it, up to the free concurrency.
+async fn dispatch_due(state: &AppState, http: &reqwest::Client, permits: &Arc<Semaphore>) {
+    let free = u32::try_from(permits.available_permits()).unwrap_or(0);
+    if free == 0 {
+        return;
+    }
+    let jobs = match state
+        .store()
+        .claim_deliveries(state.now(), state.config().callback_lease, free)
+        .await
+    {
+        Ok(jobs) => jobs,
+        Err(err) => {
+            tracing::warn!(error = %err, "could not claim repair callbacks");
+            return;
+        }
+    };
+    for job in jobs {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        let state = state.clone();
+        let http = http.clone();
+        tokio::spawn(async move {
+            deliver(&state, &http, job).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Sends one attempt and records it.
+pub async fn deliver(state: &AppState, http: &reqwest::Client, job: DeliveryJob) {
+    let (report, class, retry_after) = attempt(state, http, &job).await;
+    let now = state.now();
+    let schedule = &state.config().callback_schedule;
+    let next = schedule.next_step(job.attempt, class, retry_after, rand::random::<f64>(), now);
+    state.metrics().callback_attempt(match next {
+        NextStep::Done => AttemptOutcome::Delivered,
+        NextStep::RetryAt(_) => AttemptOutcome::Retry,
+        NextStep::GiveUp(_) => AttemptOutcome::GaveUp,
+    });
+    tracing::info!(
+        reprocess_id = %job.reprocess_id,
+        attempt = job.attempt,
+        status = ?report.status,
+        latency_ms = report.latency_ms,
+        outcome = ?next,
+        "repair callback attempt"
+    );
+    match state.store().finish_delivery_attempt(&job, report, next, now).await {
+        Ok(applied) => state.after_transition(&applied.transition.effects),
+        Err(err) => tracing::warn!(error = %err, reprocess_id = %job.reprocess_id, "could not record a callback attempt; it will be retried when its lease ends"),
+    }
+}
+
+fn failed(started: Instant, error: String) -> (AttemptReport, AttemptClass, Option<Duration>) {
+    (
+        AttemptReport {
+            status: None,
+            latency_ms: elapsed_ms(started),
+            response_excerpt: None,
+            error: Some(error),
+        },
+        AttemptClass::Retryable,
+        None,
+    )
+}
+
+fn elapsed_ms(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Builds the callback body for a job.
+pub fn callback_for(job: &DeliveryJob) -> Option<RepairCallback> {
+    let record = &job.record;
+    let incident = record.incident.as_ref()?;
+    let reprocess = incident.reprocess.as_ref().filter(|r| r.id == job.reprocess_id)?;
+    let event = RepairCallbackEvent {
+        provider: record.provider,
+        event_id: record.event_id.clone(),
+        event_type: record.event_type.clone().unwrap_or_default(),
+        subject: record.subject.clone(),
+        effect: record.effect.clone(),
+        metadata: record.metadata.clone(),
+    };
+    Some(RepairCallback::new(
+        &job.reprocess_id,
+        &job.incident_id,
+        job.attempt,
+        reprocess.requested_at,
+        reprocess.requested_by.to_string(),
+        event,
+    ))
+}
+
+async fn attempt(
+    state: &AppState,
+    http: &reqwest::Client,
+    job: &DeliveryJob,
+) -> (AttemptReport, AttemptClass, Option<Duration>) {
+    let started = Instant::now();
+    let Some(url) = job.repair_url.as_deref() else {
+        return failed(started, "the project has no repair_url; set one to deliver this callback".into());
+    };
+    let Some(callback) = callback_for(job) else {
+        return failed(started, "the reprocess is no longer current".into());
+    };
+    let now = state.now();
+    let secrets: Vec<SigningSecret> = match state.store().signing_secrets(&job.project_id, now).await {
+        Ok(records) => records
+            .iter()
+            .filter_map(|r| SigningSecret::parse(&r.secret).ok())
+            .collect(),
+        Err(err) => return failed(started, format!("could not load signing secrets: {err}")),
+    };
+    let (body, headers) = match sign_repair_callback(&callback, &secrets, now) {
+        Ok(signed) => signed,
+        Err(err) => return failed(started, format!("could not sign the callback: {err}")),
+    };
+    let mut request = http
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body);
+    for (name, value) in headers.to_pairs() {
+        request = request.header(name, value);
+    }
+    let mut response = match request.send().await {
+        Ok(response) => response,
+        Err(err) => return failed(started, describe_transport_error(&err)),
+    };
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, now));
+    let mut excerpt = Vec::new();
+    while excerpt.len() < RESPONSE_EXCERPT_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => excerpt.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    excerpt.truncate(RESPONSE_EXCERPT_BYTES);
+    let report = AttemptReport {
+        status: Some(status),
+        latency_ms: elapsed_ms(started),
+        response_excerpt: (!excerpt.is_empty()).then(|| String::from_utf8_lossy(&excerpt).into_owned()),
+        error: (!(200..300).contains(&status)).then(|| format!("the repair endpoint answered HTTP {status}")),
+    };
+    (report, AttemptClass::of_status(Some(status)), retry_after)
+}
+
+fn describe_transport_error(err: &reqwest::Error) -> String {
+    if err.is_timeout() {
+        "timed out waiting for the repair endpoint".into()
+    } else if err.is_connect() {
+        format!("could not connect to the repair endpoint: {}", root_cause(err))
+    } else {
+        format!("request failed: {}", root_cause(err))
+    }
+}
+
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = err;
+    while let Some(source) = current.source() {
+        current = source;
+    }
+    current.to_string()
+}

@@ -1,0 +1,216 @@
+//! [`ApiError`]: every error the HTTP API returns, and the one place where
+//! errors become HTTP statuses and `{"error": {type, message, param}}` bodies.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use sendpromptly_core::machine::TransitionError;
+use sendpromptly_core::validation::ValidationError;
+use serde::Serialize;
+
+use crate::store::StoreError;
+
+/// An error answered to an API client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the body is not valid JSON.
+    #[error("{0}")]
+    MalformedJson(String),
+    /// 400: a malformed request other than JSON (bad header, path…).
+    #[error("{message}")]
+    BadRequest {
+        /// What is wrong.
+        message: String,
+        /// The offending parameter.
+        param: Option<String>,
+    },
+    /// 401: no API key.
+    #[error("missing API key: send `Authorization: Bearer sp_…`")]
+    MissingApiKey,
+    /// 401: the key is unknown or revoked.
+    #[error("invalid API key: it is unknown or was revoked")]
+    InvalidApiKey,
+    /// 404: no such object (or it belongs to another project).
+    #[error("no such {0}")]
+    NotFound(&'static str),
+    /// 409: the request conflicts with the object's state.
+    #[error("{message}")]
+    Conflict {
+        /// A machine-readable type, e.g. `reprocess_in_flight`.
+        kind: &'static str,
+        /// What to do about it.
+        message: String,
+    },
+    /// 409: a request with the same idempotency key is still running.
+    #[error("a request with this Idempotency-Key is still in progress; retry after it finishes")]
+    IdempotencyInFlight,
+    /// 413: the body is over the limit.
+    #[error("request body is larger than the 64 KiB limit")]
+    PayloadTooLarge,
+    /// 415: the body is not declared as JSON.
+    #[error("send the body as JSON with `Content-Type: application/json`")]
+    UnsupportedMediaType,
+    /// 422: a field breaks the contract's rules.
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    /// 422: the idempotency key was used with another request.
+    #[error("this Idempotency-Key was already used with a different request; use a new key for a new request")]
+    IdempotencyKeyReused,
+    /// 429: slow down.
+    #[error("too many requests; retry after {retry_after_seconds} seconds")]
+    RateLimited {
+        /// Seconds to wait.
+        retry_after_seconds: u64,
+    },
+    /// 503: storage is unreachable or failing; nothing was acknowledged.
+    #[error("storage is temporarily unavailable; nothing was recorded, retry the request")]
+    StorageUnavailable,
+    /// 500: a bug; details are logged, not returned.
+    #[error("internal error; it was logged")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A 422 naming `param`.
+    pub fn invalid(param: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::Validation(ValidationError::new(param, message))
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::MalformedJson(_) | ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::MissingApiKey | ApiError::InvalidApiKey => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } | ApiError::IdempotencyInFlight => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Validation(_) | ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            ApiError::MalformedJson(_) => "invalid_json",
+            ApiError::BadRequest { .. } => "invalid_request",
+            ApiError::MissingApiKey => "missing_api_key",
+            ApiError::InvalidApiKey => "invalid_api_key",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict { kind, .. } => kind,
+            ApiError::IdempotencyInFlight => "idempotency_key_in_flight",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::Validation(_) => "validation_error",
+            ApiError::IdempotencyKeyReused => "idempotency_key_reused",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::StorageUnavailable => "storage_unavailable",
+            ApiError::Internal(_) => "internal_error",
+        }
+    }
+
+    fn param(&self) -> Option<&str> {
+        match self {
+            ApiError::Validation(v) => Some(&v.param),
+            ApiError::BadRequest { param, .. } => param.as_deref(),
+            ApiError::IdempotencyKeyReused | ApiError::IdempotencyInFlight => Some("Idempotency-Key"),
+            _ => None,
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            ApiError::Validation(v) => format!("{}: {}", v.param, v.message),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// The JSON error body: `{"error": {"type", "message", "param"?}}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// The inside of an [`ErrorBody`].
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Machine-readable type, e.g. `validation_error`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// What is wrong and what to do, for a person.
+    pub message: String,
+    /// The offending field, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub param: Option<String>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            match &self {
+                ApiError::Internal(detail) => tracing::error!(error = %detail, "internal error"),
+                other => tracing::warn!(error = %other, "request failed"),
+            }
+        }
+        let body = ErrorBody {
+            error: ErrorDetail {
+                kind: self.kind().to_owned(),
+                message: self.message(),
+                param: self.param().map(str::to_owned),
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
+        if let ApiError::RateLimited { retry_after_seconds } = self {
+            if let Ok(value) = HeaderValue::from_str(&retry_after_seconds.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        response
+    }
+}
+
+impl From<TransitionError> for ApiError {
+    fn from(err: TransitionError) -> Self {
+        match err {
+            TransitionError::UnknownEvent => ApiError::NotFound("event"),
+            TransitionError::NoIncident => ApiError::Conflict {
+                kind: "no_incident",
+                message: "this event has no incident".into(),
+            },
+            TransitionError::IncidentResolved => ApiError::Conflict {
+                kind: "incident_resolved",
+                message: "the incident is already resolved".into(),
+            },
+            TransitionError::CallbackInFlight { reprocess_id } => ApiError::Conflict {
+                kind: "reprocess_in_flight",
+                message: format!(
+                    "repair callback {reprocess_id} is still being delivered; wait until it is delivered or gives up"
+                ),
+            },
+            TransitionError::WrongEvent => ApiError::Internal("state machine got a command for another event".into()),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Transition(t) => t.into(),
+            StoreError::Conflict(message) => ApiError::Conflict {
+                kind: "conflict",
+                message,
+            },
+            StoreError::NotFound("cursor") => ApiError::invalid("cursor", "is not a cursor returned by this API"),
+            StoreError::NotFound(what) => ApiError::NotFound(what),
+            StoreError::Database(db) => {
+                tracing::error!(error = %db, "database error");
+                ApiError::StorageUnavailable
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! Prometheus metrics, kept as atomics and rendered as text at `/metrics`.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// Outcome label of a callback attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// 2xx.
+    Delivered,
+    /// Failed; retry scheduled.
+    Retry,
+    /// Failed; delivery gave up.
+    GaveUp,
+}
+
+/// The server's counters and gauges.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    receipts: AtomicU64,
+    results_success: AtomicU64,
+    results_failure: AtomicU64,
+    incidents_opened: AtomicU64,
+    incidents_reopened: AtomicU64,
+    incidents_resolved: AtomicU64,
+    attempts_delivered: AtomicU64,
+    attempts_retry: AtomicU64,
+    attempts_gave_up: AtomicU64,
+    sweeper_lag_millis: AtomicI64,
+    sweeper_passes: AtomicU64,
+}
+
+impl Metrics {
+    /// Counts a receipt.
+    pub fn receipt(&self) {
+        self.receipts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a result.
+    pub fn result(&self, success: bool) {
+        let counter = if success {
+            &self.results_success
+        } else {
+            &self.results_failure
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an incident that opened.
+    pub fn incident_opened(&self) {
+        self.incidents_opened.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an incident that reopened.
+    pub fn incident_reopened(&self) {
+        self.incidents_reopened.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an incident that was resolved.
+    pub fn incident_resolved(&self) {
+        self.incidents_resolved.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a callback attempt by outcome.
+    pub fn callback_attempt(&self, outcome: AttemptOutcome) {
+        let counter = match outcome {
+            AttemptOutcome::Delivered => &self.attempts_delivered,
+            AttemptOutcome::Retry => &self.attempts_retry,
+            AttemptOutcome::GaveUp => &self.attempts_gave_up,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records a sweeper pass and how late the oldest due record it handled was.
+    pub fn sweeper_pass(&self, lag_millis: i64) {
+        self.sweeper_passes.fetch_add(1, Ordering::Relaxed);
+        self.sweeper_lag_millis.store(lag_millis.max(0), Ordering::Relaxed);
+    }
+
+    /// Renders the Prometheus text exposition format.
+    pub fn render(&self, pending_callbacks: u64) -> String {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut out = String::new();
+        let _ = writeln!(out, "# HELP sendpromptly_signals_received_total Signals received, by type.");
+        let _ = writeln!(out, "# TYPE sendpromptly_signals_received_total counter");
+        for (label, counter) in [
+            ("receipt", &self.receipts),
+            ("result_success", &self.results_success),
+            ("result_failure", &self.results_failure),
+        ] {
+            let _ = writeln!(out, "sendpromptly_signals_received_total{{type=\"{label}\"}} {}", get(counter));
+        }
+        let _ = writeln!(out, "# HELP sendpromptly_incidents_opened_total Incidents opened (first time).");
+        let _ = writeln!(out, "# TYPE sendpromptly_incidents_opened_total counter");
+        let _ = writeln!(out, "sendpromptly_incidents_opened_total {}", get(&self.incidents_opened));
+        let _ = writeln!(out, "# HELP sendpromptly_incidents_reopened_total Resolved incidents reopened by a new failure.");
+        let _ = writeln!(out, "# TYPE sendpromptly_incidents_reopened_total counter");
+        let _ = writeln!(out, "sendpromptly_incidents_reopened_total {}", get(&self.incidents_reopened));
+        let _ = writeln!(out, "# HELP sendpromptly_incidents_resolved_total Incidents resolved.");
+        let _ = writeln!(out, "# TYPE sendpromptly_incidents_resolved_total counter");
+        let _ = writeln!(out, "sendpromptly_incidents_resolved_total {}", get(&self.incidents_resolved));
+        let _ = writeln!(out, "# HELP sendpromptly_callback_attempts_total Repair callback attempts, by outcome.");
+        let _ = writeln!(out, "# TYPE sendpromptly_callback_attempts_total counter");
+        for (label, counter) in [
+            ("delivered", &self.attempts_delivered),
+            ("retry", &self.attempts_retry),
+            ("gave_up", &self.attempts_gave_up),
+        ] {
+            let _ = writeln!(out, "sendpromptly_callback_attempts_total{{outcome=\"{label}\"}} {}", get(counter));
+        }
+        let _ = writeln!(out, "# HELP sendpromptly_callbacks_pending Repair callbacks waiting to be sent.");
+        let _ = writeln!(out, "# TYPE sendpromptly_callbacks_pending gauge");
+        let _ = writeln!(out, "sendpromptly_callbacks_pending {pending_callbacks}");
+        let _ = writeln!(out, "# HELP sendpromptly_sweeper_lag_seconds How late the oldest deadline handled by the last sweeper pass was.");
+        let _ = writeln!(out, "# TYPE sendpromptly_sweeper_lag_seconds gauge");
+        let lag = self.sweeper_lag_millis.load(Ordering::Relaxed);
+        let _ = writeln!(out, "sendpromptly_sweeper_lag_seconds {}.{:03}", lag / 1000, lag % 1000);
+        let _ = writeln!(out, "# HELP sendpromptly_sweeper_passes_total Sweeper passes that handled due records.");
+        let _ = writeln!(out, "# TYPE sendpromptly_sweeper_passes_total counter");
+        let _ = writeln!(out, "sendpromptly_sweeper_passes_total {}", get(&self.sweeper_passes));
+        out
+    }
+}
+
+impl Metrics {
+    /// Counts the incident changes a transition caused.
+    pub fn observe_effects(&self, effects: &[sendpromptly_core::machine::Effect]) {
+        use sendpromptly_core::machine::Effect;
+        for effect in effects {
+            match effect {
+                Effect::IncidentOpened { .. } => self.incident_opened(),
+                Effect::IncidentReopened { .. } => self.incident_reopened(),
+                Effect::IncidentResolved { .. } => self.incident_resolved(),
+                _ => {}
+            }
+        }
+    }
+}

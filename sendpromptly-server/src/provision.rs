@@ -1,0 +1,149 @@
+//! Creating projects, API keys and console users: used by the first start of
+//! `serve` and by the `project`, `key` and `user` commands alike.
+
+use sendpromptly_core::Timestamp;
+use sendpromptly_core::ids;
+use sendpromptly_core::standard_webhooks::SigningSecret;
+use serde::Serialize;
+
+use crate::secrets;
+use crate::store::{ApiKey, NewProject, Store, StoreError, StoreResult, User};
+
+/// Default deadline of new projects: 30 minutes.
+pub const DEFAULT_DEADLINE_SECONDS: u32 = 1800;
+/// The name of the project created on first start.
+pub const DEFAULT_PROJECT: &str = "default";
+/// The email of the console admin created on first start.
+pub const DEFAULT_ADMIN_EMAIL: &str = "admin@localhost";
+
+/// What a new project's owner must store: shown once.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProjectCredentials {
+    /// The `prj_` id.
+    pub project_id: String,
+    /// The project name.
+    #[serde(skip)]
+    pub name: String,
+    /// The API key (`sp_live_…`).
+    pub api_key: String,
+    /// The repair-callback signing secret (`whsec_…`).
+    pub signing_secret: String,
+}
+
+/// Creates a project with one API key and one signing secret.
+pub async fn create_project(
+    store: &dyn Store,
+    name: &str,
+    repair_url: Option<String>,
+    now: Timestamp,
+) -> StoreResult<ProjectCredentials> {
+    let project = store
+        .create_project(NewProject {
+            id: ids::new_id(ids::PROJECT, now, &mut rand::thread_rng()),
+            name: name.to_owned(),
+            repair_url,
+            default_deadline_seconds: DEFAULT_DEADLINE_SECONDS,
+            created_at: now,
+        })
+        .await?;
+    let api_key = create_api_key(store, &project.id, Some("initial key".into()), now).await?;
+    let secret = SigningSecret::generate(&mut rand::rngs::OsRng).expose();
+    store
+        .add_signing_secret(&project.id, &secret, now, now)
+        .await?;
+    Ok(ProjectCredentials {
+        project_id: project.id,
+        name: project.name,
+        api_key,
+        signing_secret: secret,
+    })
+}
+
+/// Creates an API key for a project and returns it (the only time it is visible).
+pub async fn create_api_key(
+    store: &dyn Store,
+    project_id: &str,
+    name: Option<String>,
+    now: Timestamp,
+) -> StoreResult<String> {
+    let key = secrets::new_api_key();
+    store
+        .insert_api_key(ApiKey {
+            id: ids::new_id(ids::API_KEY, now, &mut rand::thread_rng()),
+            project_id: project_id.to_owned(),
+            key_hash: secrets::hash_token(&key),
+            prefix: secrets::key_display_prefix(&key),
+            name,
+            created_at: now,
+            revoked_at: None,
+        })
+        .await?;
+    Ok(key)
+}
+
+/// Why a console user could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    /// The email is not an address.
+    #[error("`{0}` is not an email address")]
+    InvalidEmail(String),
+    /// The password is too short.
+    #[error("the password must be at least 10 characters")]
+    WeakPassword,
+    /// Hashing failed.
+    #[error("could not hash the password: {0}")]
+    Hash(String),
+    /// Storage failed (e.g. the email exists).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Creates a console user with an Argon2id password hash.
+pub async fn create_user(store: &dyn Store, email: &str, password: &str, now: Timestamp) -> Result<User, UserError> {
+    let email = email.trim().to_lowercase();
+    let valid = email.len() <= 254
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty() && !email.contains(char::is_whitespace));
+    if !valid {
+        return Err(UserError::InvalidEmail(email));
+    }
+    if password.chars().count() < 10 {
+        return Err(UserError::WeakPassword);
+    }
+    let password_hash = secrets::hash_password(password).map_err(|e| UserError::Hash(e.to_string()))?;
+    let user = User {
+        id: ids::new_id(ids::USER, now, &mut rand::thread_rng()),
+        email,
+        password_hash,
+        created_at: now,
+    };
+    store.create_user(user.clone()).await?;
+    Ok(user)
+}
+
+/// What the first start created (printed once).
+#[derive(Clone, Debug)]
+pub struct FirstStart {
+    /// The `default` project's credentials, if it was created now.
+    pub project: Option<ProjectCredentials>,
+    /// The console admin `(email, password)`, if created now.
+    pub admin: Option<(String, String)>,
+}
+
+/// On an empty database: creates the `default` project and a console admin.
+pub async fn first_start(store: &dyn Store, now: Timestamp) -> Result<FirstStart, UserError> {
+    let project = if store.list_projects().await?.is_empty() {
+        Some(create_project(store, DEFAULT_PROJECT, None, now).await?)
+    } else {
+        None
+    };
+    let admin = if store.count_users().await? == 0 {
+        let password = secrets::new_password();
+        create_user(store, DEFAULT_ADMIN_EMAIL, &password, now).await?;
+        Some((DEFAULT_ADMIN_EMAIL.to_owned(), password))
+    } else {
+        None
+    };
+    Ok(FirstStart { project, admin })
+}

@@ -1,0 +1,125 @@
+//! Starting and stopping a server: bind, serve the router, run the sweeper
+//! and dispatcher, shut down gracefully.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::api;
+use crate::app::AppState;
+use crate::clock::Clock;
+use crate::config::ServerConfig;
+use crate::store::Store;
+use crate::{dispatcher, sweeper};
+
+/// A server that is running.
+pub struct RunningServer {
+    /// The address it listens on (useful with port 0).
+    pub addr: SocketAddr,
+    /// Its shared state (tests use it to reach the store or run a sweep).
+    pub state: AppState,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(#[from] reqwest::Error),
+}
+
+/// Binds `config.listen` and starts serving with background tasks.
+pub async fn start(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: ServerConfig) -> Result<RunningServer, StartError> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Bind { addr: config.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
+    let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let state = AppState::new(store, clock, config, public_url);
+    let http = dispatcher::http_client(&state)?;
+    let (shutdown, watcher) = watch::channel(false);
+
+    let app = api::router(state.clone()).into_make_service();
+    let mut http_shutdown = watcher.clone();
+    let serve = tokio::spawn(async move {
+        let graceful = async move {
+            while !*http_shutdown.borrow() {
+                if http_shutdown.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        if let Err(err) = axum::serve(listener, app).with_graceful_shutdown(graceful).await {
+            tracing::error!(error = %err, "HTTP server failed");
+        }
+    });
+    let sweeper = tokio::spawn(sweeper::run(state.clone(), watcher.clone()));
+    let dispatcher = tokio::spawn(dispatcher::run(state.clone(), http, watcher));
+    tracing::info!(%addr, "listening");
+    Ok(RunningServer {
+        addr,
+        state,
+        shutdown,
+        tasks: vec![serve, sweeper, dispatcher],
+    })
+}
+
+impl RunningServer {
+    /// The base URL, e.g. `http://127.0.0.1:7700`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting connections, lets in-flight requests and callbacks
+    /// finish (up to the grace period), and returns. Pending work stays in
+    /// the database.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let grace = self.state.config().shutdown_grace;
+        for task in self.tasks {
+            let _ = tokio::time::timeout(grace, task).await;
+        }
+    }
+
+    /// Waits for SIGTERM or Ctrl-C, then shuts down.
+    pub async fn run_until_signal(self) {
+        wait_for_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        self.shutdown().await;
+        tracing::info!("stopped");
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,50 @@
+//! The deadline sweeper: opens `missing_result` incidents when deadlines
+//! pass, and returns reprocessing incidents to `open` when a delivered
+//! callback brings no result in time.
+//!
+//! Deadlines live in the database (`due_at`, indexed), not in timers, so
+//! they survive restarts; each pass claims only due records, so its cost
+//! grows with the number of due events, not pending ones.
+
+use tokio::sync::watch;
+
+use crate::app::AppState;
+use crate::store::StoreResult;
+
+/// Runs sweeper passes every `sweep_interval` until `shutdown` turns true.
+pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    let interval = state.config().sweep_interval;
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        if let Err(err) = sweep_once(&state).await {
+            tracing::warn!(error = %err, "sweeper pass failed; retrying next tick");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// One pass: handles every record due now, in batches. Returns how many were examined.
+pub async fn sweep_once(state: &AppState) -> StoreResult<usize> {
+    let batch = state.config().sweep_batch;
+    let mut examined = 0;
+    loop {
+        let now = state.now();
+        let report = state.store().sweep_due(now, batch).await?;
+        for (project_id, transition) in &report.transitions {
+            tracing::debug!(project_id, event_id = %transition.record.event_id, "deadline handled");
+            state.after_transition(&transition.effects);
+        }
+        if let Some(oldest) = report.oldest_due_at {
+            state.metrics().sweeper_pass(now.millis_since(oldest));
+        }
+        examined += report.examined;
+        if report.examined < usize::try_from(batch).unwrap_or(usize::MAX) {
+            return Ok(examined);
+        }
+    }
+}
