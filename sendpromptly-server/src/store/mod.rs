@@ -23,6 +23,7 @@ use sendpromptly_core::retry::NextStep;
 use serde::{Deserialize, Serialize};
 
 pub mod conformance;
+pub mod migrations;
 pub mod sqlite;
 
 /// What can go wrong in storage.
@@ -356,8 +357,15 @@ pub trait Store: Send + Sync + 'static {
     /// The event of an incident, with its timeline.
     async fn incident(&self, project_id: &str, incident_id: &str) -> StoreResult<Option<StoredEvent>>;
     /// Events matching `filter`, newest first.
+    ///
+    /// A `cursor` this store did not hand out (undecodable or for another
+    /// list) fails with `StoreError::NotFound("cursor")` (the API answers
+    /// 422 with `param: cursor`).
     async fn search_events(&self, project_id: &str, filter: &EventFilter, page: &PageRequest) -> StoreResult<Page<EventRecord>>;
     /// Incidents matching `filter`, most recently opened first (records carry the incident).
+    ///
+    /// An unreadable `cursor` fails with `StoreError::NotFound("cursor")`,
+    /// as for [`Store::search_events`].
     async fn list_incidents(
         &self,
         project_id: &str,

@@ -1,1 +1,1504 @@
-//! SQLite implementation of the Store trait.
+//! SQLite implementation of the [`Store`] trait.
+//!
+//! - One **writer** connection (a pool of exactly one) carries every write
+//!   and every read-modify-write transaction, each opened with
+//!   `BEGIN IMMEDIATE`. In-process writers queue on the pool instead of
+//!   meeting `SQLITE_BUSY`; other processes (the CLI next to a running
+//!   server) wait on `busy_timeout`.
+//! - A small **reader** pool serves plain reads; in WAL mode readers never
+//!   block the writer and see the last committed state.
+//! - `journal_mode=WAL`, `synchronous=FULL`: a committed transaction is on
+//!   disk before the call returns. Foreign keys are enforced.
+//!
+//! Events are stored as the JSON of the core's [`EventRecord`] (the source of
+//! truth) plus indexed copies of the columns that queries filter on; the
+//! `incidents` table is a copy of `record.incident`, rewritten on every
+//! event write by the one helper that persists a [`Transition`].
+//!
+//! `sqlite::memory:` databases use the single writer connection for reads
+//! too (separate connections would not share one in-memory database).
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sendpromptly_core::Timestamp;
+use sendpromptly_core::ids;
+use sendpromptly_core::machine::{
+    self, AttemptReport, Command, Context, Effect, EventRecord, Transition, TransitionError,
+};
+use sendpromptly_core::model::{Actor, EventKey, JsonObject, TimelineEntry, TimelineKind};
+use sendpromptly_core::retry::NextStep;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
+
+use super::migrations::{self, AppliedMigration, MIGRATIONS_TABLE};
+use super::{
+    ApiKey, Applied, DeliveryJob, EventFilter, IdempotencyBegin, IncidentFilter, NewProject, Page,
+    PageRequest, Project, ProjectPatch, ProofLink, SigningSecretRecord, Store, StoreError,
+    StoreResult, StoredEvent, SweepReport, User,
+};
+
+/// How long an idempotency key is remembered.
+const IDEMPOTENCY_TTL_MILLIS: i64 = 24 * 60 * 60 * 1000;
+/// How long a connection waits for another process's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a caller waits for the writer connection.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections in the reader pool.
+const READERS: u32 = 4;
+
+/// The SQLite store.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating the file if missing) the database at `url`:
+    /// `sqlite://path.db`, `sqlite:path.db` or `sqlite::memory:`.
+    ///
+    /// Does not migrate: call [`Store::migrate`].
+    pub async fn connect(url: &str) -> StoreResult<SqliteStore> {
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let mut options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT)
+            .synchronous(SqliteSynchronous::Full);
+        if !in_memory {
+            options = options.journal_mode(SqliteJournalMode::Wal);
+        }
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            // An in-memory database lives only as long as a connection to it.
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options.clone())
+            .await?;
+        let reader = if in_memory {
+            writer.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(READERS)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(options.pragma("query_only", "ON"))
+                .await?
+        };
+        Ok(SqliteStore { writer, reader })
+    }
+
+    /// Closes both pools, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+
+    /// The `EXPLAIN QUERY PLAN` lines of the sweeper's due-record query (for
+    /// checking that it walks the partial `events_due` index).
+    pub async fn explain_sweep_query(&self) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query(&format!("EXPLAIN QUERY PLAN {SWEEP_SELECT}"))
+            .bind(0_i64)
+            .bind(1_i64)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|row| Ok(row.try_get::<String, _>("detail")?))
+            .collect()
+    }
+
+    /// The `EXPLAIN QUERY PLAN` lines of the dispatcher's claim query.
+    pub async fn explain_claim_query(&self) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query(&format!("EXPLAIN QUERY PLAN {CLAIM_SELECT}"))
+            .bind(0_i64)
+            .bind(0_i64)
+            .bind(1_i64)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|row| Ok(row.try_get::<String, _>("detail")?))
+            .collect()
+    }
+
+    /// Starts a write transaction on the writer connection.
+    async fn write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Conversions
+
+fn ms(t: Timestamp) -> i64 {
+    t.unix_millis()
+}
+
+fn ts(millis: i64) -> Timestamp {
+    Timestamp::from_unix_millis(millis)
+}
+
+fn duration_millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn to_u32(value: i64, what: &str) -> StoreResult<u32> {
+    u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what} out of range: {value}")))
+}
+
+fn decode_record(json: &str) -> StoreResult<EventRecord> {
+    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("event record: {e}")))
+}
+
+fn encode_record(record: &EventRecord) -> StoreResult<String> {
+    serde_json::to_string(record).map_err(|e| StoreError::Corrupt(format!("event record: {e}")))
+}
+
+fn encode_json<T: serde::Serialize>(value: &T, what: &str) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_foreign_key_violation())
+}
+
+/// Maps a failed insert: uniqueness → `Conflict(conflict)`, a missing
+/// referenced row → `NotFound(missing)`, anything else → `Database`.
+fn insert_error(err: sqlx::Error, conflict: &str, missing: &'static str) -> StoreError {
+    if is_unique_violation(&err) {
+        StoreError::Conflict(conflict.to_owned())
+    } else if is_foreign_key_violation(&err) {
+        StoreError::NotFound(missing)
+    } else {
+        StoreError::Database(err)
+    }
+}
+
+fn clamp_limit(limit: u32) -> u32 {
+    limit.clamp(1, 100)
+}
+
+fn encode_cursor(raw: &str) -> String {
+    URL_SAFE_NO_PAD.encode(raw)
+}
+
+/// Decodes an opaque cursor; anything unreadable is `NotFound("cursor")`.
+fn decode_cursor(cursor: &str, tag: &str) -> StoreResult<String> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| StoreError::NotFound("cursor"))?;
+    let text = String::from_utf8(bytes).map_err(|_| StoreError::NotFound("cursor"))?;
+    text.strip_prefix(tag)
+        .map(str::to_owned)
+        .ok_or(StoreError::NotFound("cursor"))
+}
+
+fn events_cursor(pk: i64) -> String {
+    encode_cursor(&format!("e:{pk}"))
+}
+
+fn parse_events_cursor(cursor: &str) -> StoreResult<i64> {
+    decode_cursor(cursor, "e:")?
+        .parse()
+        .map_err(|_| StoreError::NotFound("cursor"))
+}
+
+fn incidents_cursor(opened_at: i64, id: &str) -> String {
+    encode_cursor(&format!("i:{opened_at}:{id}"))
+}
+
+fn parse_incidents_cursor(cursor: &str) -> StoreResult<(i64, String)> {
+    let raw = decode_cursor(cursor, "i:")?;
+    let (at, id) = raw.split_once(':').ok_or(StoreError::NotFound("cursor"))?;
+    let at = at.parse().map_err(|_| StoreError::NotFound("cursor"))?;
+    Ok((at, id.to_owned()))
+}
+
+// ---------------------------------------------------------------------------
+// Row decoding
+
+const PROJECT_COLUMNS: &str = "id, name, repair_url, default_deadline_seconds, \
+     deadlines_by_event_type, alert_channels, proof_show_metadata, created_at";
+
+fn project_from_row(row: &SqliteRow) -> StoreResult<Project> {
+    let deadlines: String = row.try_get("deadlines_by_event_type")?;
+    let alerts: String = row.try_get("alert_channels")?;
+    Ok(Project {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        repair_url: row.try_get("repair_url")?,
+        default_deadline_seconds: to_u32(
+            row.try_get("default_deadline_seconds")?,
+            "default_deadline_seconds",
+        )?,
+        deadlines_by_event_type: serde_json::from_str::<BTreeMap<String, u32>>(&deadlines)
+            .map_err(|e| StoreError::Corrupt(format!("deadlines_by_event_type: {e}")))?,
+        alert_channels: serde_json::from_str(&alerts)
+            .map_err(|e| StoreError::Corrupt(format!("alert_channels: {e}")))?,
+        proof_show_metadata: row.try_get("proof_show_metadata")?,
+        created_at: ts(row.try_get("created_at")?),
+    })
+}
+
+const API_KEY_COLUMNS: &str = "id, project_id, key_hash, prefix, name, created_at, revoked_at";
+
+fn api_key_from_row(row: &SqliteRow) -> StoreResult<ApiKey> {
+    Ok(ApiKey {
+        id: row.try_get("id")?,
+        project_id: row.try_get("project_id")?,
+        key_hash: row.try_get("key_hash")?,
+        prefix: row.try_get("prefix")?,
+        name: row.try_get("name")?,
+        created_at: ts(row.try_get("created_at")?),
+        revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(ts),
+    })
+}
+
+fn user_from_row(row: &SqliteRow) -> StoreResult<User> {
+    Ok(User {
+        id: row.try_get("id")?,
+        email: row.try_get("email")?,
+        password_hash: row.try_get("password_hash")?,
+        created_at: ts(row.try_get("created_at")?),
+    })
+}
+
+const PROOF_LINK_COLUMNS: &str =
+    "id, project_id, incident_id, token_hash, created_by, created_at, expires_at, revoked_at";
+
+fn proof_link_from_row(row: &SqliteRow) -> StoreResult<ProofLink> {
+    Ok(ProofLink {
+        id: row.try_get("id")?,
+        project_id: row.try_get("project_id")?,
+        incident_id: row.try_get("incident_id")?,
+        token_hash: row.try_get("token_hash")?,
+        created_by: row.try_get("created_by")?,
+        created_at: ts(row.try_get("created_at")?),
+        expires_at: ts(row.try_get("expires_at")?),
+        revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(ts),
+    })
+}
+
+fn timeline_from_row(row: &SqliteRow) -> StoreResult<TimelineEntry> {
+    let kind: String = row.try_get("kind")?;
+    let actor: String = row.try_get("actor")?;
+    let detail: String = row.try_get("detail")?;
+    Ok(TimelineEntry {
+        at: ts(row.try_get("at")?),
+        kind: TimelineKind::from_str(&kind).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        actor: Actor::from_str(&actor).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        detail: serde_json::from_str::<JsonObject>(&detail)
+            .map_err(|e| StoreError::Corrupt(format!("timeline detail: {e}")))?,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Event persistence (shared by apply, apply_to_incident, sweep_due and
+// finish_delivery_attempt)
+
+/// An event row loaded inside a write transaction.
+struct LoadedEvent {
+    pk: i64,
+    project_id: String,
+    record: EventRecord,
+}
+
+fn loaded_from_row(row: &SqliteRow) -> StoreResult<LoadedEvent> {
+    let json: String = row.try_get("record")?;
+    Ok(LoadedEvent {
+        pk: row.try_get("pk")?,
+        project_id: row.try_get("project_id")?,
+        record: decode_record(&json)?,
+    })
+}
+
+async fn load_by_key(
+    conn: &mut SqliteConnection,
+    project_id: &str,
+    key: &EventKey,
+) -> StoreResult<Option<LoadedEvent>> {
+    let row = sqlx::query(
+        "SELECT pk, project_id, record FROM events \
+         WHERE project_id = ? AND provider = ? AND event_id = ?",
+    )
+    .bind(project_id)
+    .bind(key.provider.as_str())
+    .bind(&key.event_id)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(loaded_from_row).transpose()
+}
+
+async fn load_by_incident(
+    conn: &mut SqliteConnection,
+    project_id: &str,
+    incident_id: &str,
+) -> StoreResult<Option<LoadedEvent>> {
+    let row = sqlx::query(
+        "SELECT e.pk, e.project_id, e.record FROM incidents i JOIN events e ON e.pk = i.event_pk \
+         WHERE i.id = ? AND i.project_id = ?",
+    )
+    .bind(incident_id)
+    .bind(project_id)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(loaded_from_row).transpose()
+}
+
+/// Writes what `transition` changed: the event row (inserted when `before`
+/// is `None`), its new timeline entries, the incident copy and the outbox
+/// rows its effects ask for. Returns the event's row id.
+async fn persist(
+    conn: &mut SqliteConnection,
+    project_id: &str,
+    before: Option<(i64, &EventRecord)>,
+    transition: &Transition,
+    now: Timestamp,
+) -> StoreResult<i64> {
+    let record = &transition.record;
+    let changed = !transition.entries.is_empty()
+        || !transition.effects.is_empty()
+        || before.is_none_or(|(_, old)| old != record);
+    let pk = match before {
+        Some((pk, _)) if !changed => return Ok(pk),
+        Some((pk, _)) => {
+            sqlx::query(
+                "UPDATE events SET event_type = ?, subject = ?, state = ?, record = ?, \
+                 due_at = ?, received_at = ?, updated_at = ? WHERE pk = ?",
+            )
+            .bind(&record.event_type)
+            .bind(&record.subject)
+            .bind(record.state.as_str())
+            .bind(encode_record(record)?)
+            .bind(record.next_due_at().map(ms))
+            .bind(record.received_at.map(ms))
+            .bind(ms(record.updated_at))
+            .bind(pk)
+            .execute(&mut *conn)
+            .await?;
+            pk
+        }
+        None => sqlx::query(
+            "INSERT INTO events (project_id, provider, event_id, event_type, subject, state, \
+             record, due_at, received_at, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING pk",
+        )
+        .bind(project_id)
+        .bind(record.provider.as_str())
+        .bind(&record.event_id)
+        .bind(&record.event_type)
+        .bind(&record.subject)
+        .bind(record.state.as_str())
+        .bind(encode_record(record)?)
+        .bind(record.next_due_at().map(ms))
+        .bind(record.received_at.map(ms))
+        .bind(ms(record.created_at))
+        .bind(ms(record.updated_at))
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| insert_error(e, "this event already exists", "project"))?
+        .try_get("pk")?,
+    };
+
+    for entry in &transition.entries {
+        insert_timeline_entry(conn, pk, entry).await?;
+    }
+
+    if let Some(incident) = &record.incident {
+        sqlx::query(
+            "INSERT INTO incidents (id, project_id, event_pk, kind, state, provider, event_id, \
+             event_type, subject, opened_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (event_pk) DO UPDATE SET kind = excluded.kind, state = excluded.state, \
+             event_type = excluded.event_type, subject = excluded.subject, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(&incident.id)
+        .bind(project_id)
+        .bind(pk)
+        .bind(incident.kind.as_str())
+        .bind(incident.state.as_str())
+        .bind(record.provider.as_str())
+        .bind(&record.event_id)
+        .bind(&record.event_type)
+        .bind(&record.subject)
+        .bind(ms(incident.opened_at))
+        .bind(ms(record.updated_at))
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| insert_error(e, "this incident id is already used", "event"))?;
+    }
+
+    for effect in &transition.effects {
+        match effect {
+            Effect::DeliverCallback {
+                reprocess_id,
+                incident_id,
+            } => {
+                sqlx::query(
+                    "INSERT INTO deliveries (reprocess_id, project_id, event_pk, incident_id, \
+                     state, attempts, next_attempt_at, lease_until, created_at, updated_at) \
+                     VALUES (?, ?, ?, ?, 'pending', 0, ?, NULL, ?, ?)",
+                )
+                .bind(reprocess_id)
+                .bind(project_id)
+                .bind(pk)
+                .bind(incident_id)
+                .bind(ms(now))
+                .bind(ms(now))
+                .bind(ms(now))
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| insert_error(e, "this reprocess id is already used", "event"))?;
+            }
+            Effect::CancelCallback { reprocess_id } => {
+                sqlx::query(
+                    "UPDATE deliveries SET state = 'cancelled', lease_until = NULL, updated_at = ? \
+                     WHERE reprocess_id = ? AND event_pk = ? AND state = 'pending'",
+                )
+                .bind(ms(now))
+                .bind(reprocess_id)
+                .bind(pk)
+                .execute(&mut *conn)
+                .await?;
+            }
+            Effect::IncidentOpened { .. }
+            | Effect::IncidentReopened { .. }
+            | Effect::IncidentReturnedToOpen { .. }
+            | Effect::IncidentResolved { .. }
+            | Effect::CallbackGaveUp { .. } => {}
+        }
+    }
+    Ok(pk)
+}
+
+async fn insert_timeline_entry(
+    conn: &mut SqliteConnection,
+    event_pk: i64,
+    entry: &TimelineEntry,
+) -> StoreResult<()> {
+    sqlx::query("INSERT INTO timeline (event_pk, at, kind, actor, detail) VALUES (?, ?, ?, ?, ?)")
+        .bind(event_pk)
+        .bind(ms(entry.at))
+        .bind(entry.kind.as_str())
+        .bind(entry.actor.to_string())
+        .bind(encode_json(&entry.detail, "timeline detail")?)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The sweeper's query: due records, earliest first, through `events_due`.
+const SWEEP_SELECT: &str = "SELECT pk, project_id, record, due_at FROM events \
+     WHERE due_at IS NOT NULL AND due_at <= ? ORDER BY due_at LIMIT ?";
+
+/// The dispatcher's query: pending callbacks due and not leased.
+const CLAIM_SELECT: &str = "SELECT reprocess_id, project_id, incident_id, event_pk, attempts \
+     FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ? \
+     AND (lease_until IS NULL OR lease_until <= ?) ORDER BY next_attempt_at LIMIT ?";
+
+fn new_incident_id(now: Timestamp) -> String {
+    ids::new_id(ids::INCIDENT, now, &mut rand::thread_rng())
+}
+
+async fn read_timeline(conn: &mut SqliteConnection, pk: i64) -> StoreResult<Vec<TimelineEntry>> {
+    let rows =
+        sqlx::query("SELECT at, kind, actor, detail FROM timeline WHERE event_pk = ? ORDER BY seq")
+            .bind(pk)
+            .fetch_all(conn)
+            .await?;
+    rows.iter().map(timeline_from_row).collect()
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn migrate(&self) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        sqlx::query(&format!(
+            "CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (\
+             version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
+        ))
+        .execute(&mut *tx)
+        .await?;
+        let applied = sqlx::query(&format!(
+            "SELECT version, name FROM {MIGRATIONS_TABLE} ORDER BY version"
+        ))
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(AppliedMigration {
+                version: row.try_get("version")?,
+                name: row.try_get("name")?,
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+        let todo = migrations::plan(migrations::SQLITE, &applied)?;
+        let now = Timestamp::from_datetime(chrono::Utc::now());
+        for migration in todo {
+            // A plain string runs every statement it holds.
+            sqlx::Executor::execute(&mut *tx, migration.sql).await?;
+            sqlx::query(&format!(
+                "INSERT INTO {MIGRATIONS_TABLE} (version, name, applied_at) VALUES (?, ?, ?)"
+            ))
+            .bind(migration.version)
+            .bind(migration.name)
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await?;
+            tracing::info!(
+                version = migration.version,
+                name = migration.name,
+                "applied migration"
+            );
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    async fn create_project(&self, project: NewProject) -> StoreResult<Project> {
+        let mut tx = self.write().await?;
+        let taken = sqlx::query("SELECT 1 FROM projects WHERE name = ?")
+            .bind(&project.name)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if taken {
+            return Err(StoreError::Conflict(format!(
+                "a project named `{}` already exists",
+                project.name
+            )));
+        }
+        sqlx::query(
+            "INSERT INTO projects (id, name, repair_url, default_deadline_seconds, \
+             deadlines_by_event_type, alert_channels, proof_show_metadata, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, '{}', '[]', 0, ?, ?)",
+        )
+        .bind(&project.id)
+        .bind(&project.name)
+        .bind(&project.repair_url)
+        .bind(i64::from(project.default_deadline_seconds))
+        .bind(ms(project.created_at))
+        .bind(ms(project.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| insert_error(e, "a project with this id already exists", "project"))?;
+        tx.commit().await?;
+        Ok(Project {
+            id: project.id,
+            name: project.name,
+            repair_url: project.repair_url,
+            default_deadline_seconds: project.default_deadline_seconds,
+            deadlines_by_event_type: BTreeMap::new(),
+            alert_channels: serde_json::Value::Array(Vec::new()),
+            proof_show_metadata: false,
+            created_at: project.created_at,
+        })
+    }
+
+    async fn project(&self, project_id: &str) -> StoreResult<Option<Project>> {
+        sqlx::query(&format!(
+            "SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?"
+        ))
+        .bind(project_id)
+        .fetch_optional(&self.reader)
+        .await?
+        .as_ref()
+        .map(project_from_row)
+        .transpose()
+    }
+
+    async fn project_by_name(&self, name: &str) -> StoreResult<Option<Project>> {
+        sqlx::query(&format!(
+            "SELECT {PROJECT_COLUMNS} FROM projects WHERE name = ?"
+        ))
+        .bind(name)
+        .fetch_optional(&self.reader)
+        .await?
+        .as_ref()
+        .map(project_from_row)
+        .transpose()
+    }
+
+    async fn list_projects(&self) -> StoreResult<Vec<Project>> {
+        sqlx::query(&format!(
+            "SELECT {PROJECT_COLUMNS} FROM projects ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(project_from_row)
+        .collect()
+    }
+
+    async fn update_project(&self, project_id: &str, patch: ProjectPatch) -> StoreResult<Project> {
+        let mut tx = self.write().await?;
+        let mut project = sqlx::query(&format!(
+            "SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?"
+        ))
+        .bind(project_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .as_ref()
+        .map(project_from_row)
+        .transpose()?
+        .ok_or(StoreError::NotFound("project"))?;
+        if let Some(url) = patch.repair_url {
+            project.repair_url = url;
+        }
+        if let Some(seconds) = patch.default_deadline_seconds {
+            project.default_deadline_seconds = seconds;
+        }
+        if let Some(table) = patch.deadlines_by_event_type {
+            project.deadlines_by_event_type = table;
+        }
+        if let Some(channels) = patch.alert_channels {
+            project.alert_channels = channels;
+        }
+        if let Some(show) = patch.proof_show_metadata {
+            project.proof_show_metadata = show;
+        }
+        let now = Timestamp::from_datetime(chrono::Utc::now());
+        sqlx::query(
+            "UPDATE projects SET repair_url = ?, default_deadline_seconds = ?, \
+             deadlines_by_event_type = ?, alert_channels = ?, proof_show_metadata = ?, \
+             updated_at = ? WHERE id = ?",
+        )
+        .bind(&project.repair_url)
+        .bind(i64::from(project.default_deadline_seconds))
+        .bind(encode_json(
+            &project.deadlines_by_event_type,
+            "deadlines_by_event_type",
+        )?)
+        .bind(encode_json(&project.alert_channels, "alert_channels")?)
+        .bind(project.proof_show_metadata)
+        .bind(ms(now))
+        .bind(project_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(project)
+    }
+
+    async fn insert_api_key(&self, key: ApiKey) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO api_keys (id, project_id, key_hash, prefix, name, created_at, revoked_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&key.id)
+        .bind(&key.project_id)
+        .bind(&key.key_hash)
+        .bind(&key.prefix)
+        .bind(&key.name)
+        .bind(ms(key.created_at))
+        .bind(key.revoked_at.map(ms))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            insert_error(
+                e,
+                "an API key with this id or hash already exists",
+                "project",
+            )
+        })?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn api_key_by_hash(&self, key_hash: &[u8]) -> StoreResult<Option<ApiKey>> {
+        sqlx::query(&format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE key_hash = ?"
+        ))
+        .bind(key_hash)
+        .fetch_optional(&self.reader)
+        .await?
+        .as_ref()
+        .map(api_key_from_row)
+        .transpose()
+    }
+
+    async fn list_api_keys(&self, project_id: &str) -> StoreResult<Vec<ApiKey>> {
+        sqlx::query(&format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE project_id = ? \
+             ORDER BY created_at DESC, id DESC"
+        ))
+        .bind(project_id)
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(api_key_from_row)
+        .collect()
+    }
+
+    async fn revoke_api_key(
+        &self,
+        project_id: &str,
+        key_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write().await?;
+        let found = sqlx::query("SELECT revoked_at FROM api_keys WHERE project_id = ? AND id = ?")
+            .bind(project_id)
+            .bind(key_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = found else {
+            return Ok(false);
+        };
+        if row.try_get::<Option<i64>, _>("revoked_at")?.is_none() {
+            sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE project_id = ? AND id = ?")
+                .bind(ms(now))
+                .bind(project_id)
+                .bind(key_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn add_signing_secret(
+        &self,
+        project_id: &str,
+        secret: &str,
+        now: Timestamp,
+        older_expire_at: Timestamp,
+    ) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "UPDATE signing_secrets SET expires_at = ? \
+             WHERE project_id = ? AND expires_at IS NULL",
+        )
+        .bind(ms(older_expire_at))
+        .bind(project_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO signing_secrets (project_id, secret, created_at, expires_at) \
+             VALUES (?, ?, ?, NULL)",
+        )
+        .bind(project_id)
+        .bind(secret)
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| insert_error(e, "this signing secret already exists", "project"))?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn signing_secrets(
+        &self,
+        project_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<Vec<SigningSecretRecord>> {
+        sqlx::query(
+            "SELECT id, secret, created_at, expires_at FROM signing_secrets \
+             WHERE project_id = ? AND (expires_at IS NULL OR expires_at > ?) \
+             ORDER BY created_at DESC, id DESC",
+        )
+        .bind(project_id)
+        .bind(ms(now))
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(SigningSecretRecord {
+                id: row.try_get("id")?,
+                secret: row.try_get("secret")?,
+                created_at: ts(row.try_get("created_at")?),
+                expires_at: row.try_get::<Option<i64>, _>("expires_at")?.map(ts),
+            })
+        })
+        .collect()
+    }
+
+    async fn create_user(&self, user: User) -> StoreResult<()> {
+        let email = user.email.trim().to_lowercase();
+        let mut tx = self.write().await?;
+        sqlx::query("INSERT INTO users (id, email, password_hash, created_at) VALUES (?, ?, ?, ?)")
+            .bind(&user.id)
+            .bind(&email)
+            .bind(&user.password_hash)
+            .bind(ms(user.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| {
+                insert_error(
+                    e,
+                    &format!("a user with email {email} already exists"),
+                    "user",
+                )
+            })?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+        sqlx::query("SELECT id, email, password_hash, created_at FROM users WHERE email = ?")
+            .bind(email.trim().to_lowercase())
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(user_from_row)
+            .transpose()
+    }
+
+    async fn count_users(&self) -> StoreResult<u64> {
+        let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users")
+            .fetch_one(&self.reader)
+            .await?
+            .try_get("n")?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn apply(
+        &self,
+        project_id: &str,
+        key: &EventKey,
+        command: Command,
+        ctx: Context,
+    ) -> StoreResult<Applied> {
+        let mut tx = self.write().await?;
+        let loaded = load_by_key(&mut tx, project_id, key).await?;
+        let before = loaded.as_ref().map(|l| l.record.clone());
+        let transition = machine::apply(before, command, &ctx)?;
+        if loaded.is_none()
+            && (transition.record.provider != key.provider
+                || transition.record.event_id != key.event_id)
+        {
+            return Err(StoreError::Transition(TransitionError::WrongEvent));
+        }
+        persist(
+            &mut tx,
+            project_id,
+            loaded.as_ref().map(|l| (l.pk, &l.record)),
+            &transition,
+            ctx.now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Applied { transition })
+    }
+
+    async fn apply_to_incident(
+        &self,
+        project_id: &str,
+        incident_id: &str,
+        command: Command,
+        ctx: Context,
+    ) -> StoreResult<Applied> {
+        let mut tx = self.write().await?;
+        let loaded = load_by_incident(&mut tx, project_id, incident_id)
+            .await?
+            .ok_or(StoreError::NotFound("incident"))?;
+        let transition = machine::apply(Some(loaded.record.clone()), command, &ctx)?;
+        persist(
+            &mut tx,
+            project_id,
+            Some((loaded.pk, &loaded.record)),
+            &transition,
+            ctx.now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Applied { transition })
+    }
+
+    async fn append_incident_entry(
+        &self,
+        project_id: &str,
+        incident_id: &str,
+        entry: TimelineEntry,
+    ) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        let mut loaded = load_by_incident(&mut tx, project_id, incident_id)
+            .await?
+            .ok_or(StoreError::NotFound("incident"))?;
+        insert_timeline_entry(&mut tx, loaded.pk, &entry).await?;
+        // The record's `updated_at` is the time of its latest timeline entry.
+        if entry.at > loaded.record.updated_at {
+            loaded.record.updated_at = entry.at;
+            sqlx::query("UPDATE events SET record = ?, updated_at = ? WHERE pk = ?")
+                .bind(encode_record(&loaded.record)?)
+                .bind(ms(entry.at))
+                .bind(loaded.pk)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn event(&self, project_id: &str, key: &EventKey) -> StoreResult<Option<StoredEvent>> {
+        let mut tx = self.reader.begin().await?;
+        let Some(loaded) = load_by_key(&mut tx, project_id, key).await? else {
+            return Ok(None);
+        };
+        let timeline = read_timeline(&mut tx, loaded.pk).await?;
+        tx.commit().await?;
+        Ok(Some(StoredEvent {
+            record: loaded.record,
+            timeline,
+        }))
+    }
+
+    async fn incident(
+        &self,
+        project_id: &str,
+        incident_id: &str,
+    ) -> StoreResult<Option<StoredEvent>> {
+        let mut tx = self.reader.begin().await?;
+        let Some(loaded) = load_by_incident(&mut tx, project_id, incident_id).await? else {
+            return Ok(None);
+        };
+        let timeline = read_timeline(&mut tx, loaded.pk).await?;
+        tx.commit().await?;
+        Ok(Some(StoredEvent {
+            record: loaded.record,
+            timeline,
+        }))
+    }
+
+    async fn search_events(
+        &self,
+        project_id: &str,
+        filter: &EventFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<EventRecord>> {
+        let limit = clamp_limit(page.limit);
+        let after = page
+            .cursor
+            .as_deref()
+            .map(parse_events_cursor)
+            .transpose()?;
+        let mut query =
+            QueryBuilder::<Sqlite>::new("SELECT pk, record FROM events WHERE project_id = ");
+        query.push_bind(project_id.to_owned());
+        if let Some(subject) = &filter.subject {
+            query.push(" AND subject = ").push_bind(subject.clone());
+        }
+        if let Some(state) = filter.state {
+            query.push(" AND state = ").push_bind(state.as_str());
+        }
+        if let Some(event_id) = &filter.event_id {
+            query.push(" AND event_id = ").push_bind(event_id.clone());
+        }
+        if let Some(pk) = after {
+            query.push(" AND pk < ").push_bind(pk);
+        }
+        query
+            .push(" ORDER BY pk DESC LIMIT ")
+            .push_bind(i64::from(limit) + 1);
+        let rows = query.build().fetch_all(&self.reader).await?;
+        let mut data = Vec::with_capacity(rows.len());
+        let mut last_pk = None;
+        for row in rows.iter().take(limit as usize) {
+            let json: String = row.try_get("record")?;
+            data.push(decode_record(&json)?);
+            last_pk = Some(row.try_get::<i64, _>("pk")?);
+        }
+        let next_cursor = if rows.len() > limit as usize {
+            last_pk.map(events_cursor)
+        } else {
+            None
+        };
+        Ok(Page { data, next_cursor })
+    }
+
+    async fn list_incidents(
+        &self,
+        project_id: &str,
+        filter: &IncidentFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<EventRecord>> {
+        let limit = clamp_limit(page.limit);
+        let after = page
+            .cursor
+            .as_deref()
+            .map(parse_incidents_cursor)
+            .transpose()?;
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT i.id, i.opened_at, e.record FROM incidents i \
+             JOIN events e ON e.pk = i.event_pk WHERE i.project_id = ",
+        );
+        query.push_bind(project_id.to_owned());
+        if let Some(state) = filter.state {
+            query.push(" AND i.state = ").push_bind(state.as_str());
+        }
+        if let Some(kind) = filter.kind {
+            query.push(" AND i.kind = ").push_bind(kind.as_str());
+        }
+        if let Some(provider) = filter.provider {
+            query
+                .push(" AND i.provider = ")
+                .push_bind(provider.as_str());
+        }
+        if let Some(event_type) = &filter.event_type {
+            query
+                .push(" AND i.event_type = ")
+                .push_bind(event_type.clone());
+        }
+        if let Some(subject) = &filter.subject {
+            query.push(" AND i.subject = ").push_bind(subject.clone());
+        }
+        if let Some(at) = filter.opened_after {
+            query.push(" AND i.opened_at >= ").push_bind(ms(at));
+        }
+        if let Some(at) = filter.opened_before {
+            query.push(" AND i.opened_at < ").push_bind(ms(at));
+        }
+        if let Some((at, id)) = after {
+            query
+                .push(" AND (i.opened_at < ")
+                .push_bind(at)
+                .push(" OR (i.opened_at = ")
+                .push_bind(at)
+                .push(" AND i.id < ")
+                .push_bind(id)
+                .push("))");
+        }
+        query
+            .push(" ORDER BY i.opened_at DESC, i.id DESC LIMIT ")
+            .push_bind(i64::from(limit) + 1);
+        let rows = query.build().fetch_all(&self.reader).await?;
+        let mut data = Vec::with_capacity(rows.len());
+        let mut last = None;
+        for row in rows.iter().take(limit as usize) {
+            let json: String = row.try_get("record")?;
+            data.push(decode_record(&json)?);
+            last = Some((
+                row.try_get::<i64, _>("opened_at")?,
+                row.try_get::<String, _>("id")?,
+            ));
+        }
+        let next_cursor = if rows.len() > limit as usize {
+            last.map(|(at, id)| incidents_cursor(at, &id))
+        } else {
+            None
+        };
+        Ok(Page { data, next_cursor })
+    }
+
+    async fn sweep_due(&self, now: Timestamp, limit: u32) -> StoreResult<SweepReport> {
+        let mut tx = self.write().await?;
+        let rows = sqlx::query(SWEEP_SELECT)
+            .bind(ms(now))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut report = SweepReport {
+            examined: rows.len(),
+            ..SweepReport::default()
+        };
+        for row in &rows {
+            let due_at: i64 = row.try_get("due_at")?;
+            report.oldest_due_at = Some(
+                report
+                    .oldest_due_at
+                    .map_or(ts(due_at), |t| t.min(ts(due_at))),
+            );
+            let loaded = match loaded_from_row(row) {
+                Ok(loaded) => loaded,
+                Err(StoreError::Corrupt(why)) => {
+                    // One unreadable record must not stall every sweep: take
+                    // it off the queue (the stored text is kept as it is).
+                    let pk: i64 = row.try_get("pk")?;
+                    tracing::error!(event_pk = pk, %why, "unreadable event record; removed from the sweep queue");
+                    sqlx::query("UPDATE events SET due_at = NULL WHERE pk = ?")
+                        .bind(pk)
+                        .execute(&mut *tx)
+                        .await?;
+                    continue;
+                }
+                Err(other) => return Err(other),
+            };
+            let ctx = Context {
+                now,
+                actor: Actor::System("sweeper".to_owned()),
+                new_incident_id: new_incident_id(now),
+            };
+            let transition = machine::apply(Some(loaded.record.clone()), Command::Tick, &ctx)?;
+            let due_again = transition.record.next_due_at();
+            persist(
+                &mut tx,
+                &loaded.project_id,
+                Some((loaded.pk, &loaded.record)),
+                &transition,
+                now,
+            )
+            .await?;
+            if transition.entries.is_empty() && transition.record == loaded.record {
+                // Nothing happened although the row was due: its due time
+                // is stale. Rewrite it from the record so it is not
+                // examined again and again.
+                if due_again.is_some_and(|due| due <= now) {
+                    tracing::warn!(event_pk = loaded.pk, "due record unchanged by a tick");
+                }
+                sqlx::query("UPDATE events SET due_at = ? WHERE pk = ?")
+                    .bind(due_again.filter(|due| *due > now).map(ms))
+                    .bind(loaded.pk)
+                    .execute(&mut *tx)
+                    .await?;
+                continue;
+            }
+            report.transitions.push((loaded.project_id, transition));
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: u32,
+    ) -> StoreResult<Vec<DeliveryJob>> {
+        let lease_until = now + lease;
+        let mut tx = self.write().await?;
+        let rows = sqlx::query(CLAIM_SELECT)
+            .bind(ms(now))
+            .bind(ms(now))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut jobs = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let reprocess_id: String = row.try_get("reprocess_id")?;
+            let project_id: String = row.try_get("project_id")?;
+            let event_pk: i64 = row.try_get("event_pk")?;
+            let attempts = to_u32(row.try_get("attempts")?, "attempts")?;
+            sqlx::query(
+                "UPDATE deliveries SET lease_until = ?, updated_at = ? WHERE reprocess_id = ?",
+            )
+            .bind(ms(lease_until))
+            .bind(ms(now))
+            .bind(&reprocess_id)
+            .execute(&mut *tx)
+            .await?;
+            let context = sqlx::query(
+                "SELECT e.record, p.repair_url FROM events e JOIN projects p ON p.id = e.project_id \
+                 WHERE e.pk = ?",
+            )
+            .bind(event_pk)
+            .fetch_one(&mut *tx)
+            .await?;
+            let json: String = context.try_get("record")?;
+            jobs.push(DeliveryJob {
+                reprocess_id,
+                project_id,
+                incident_id: row.try_get("incident_id")?,
+                attempt: attempts.saturating_add(1),
+                record: decode_record(&json)?,
+                repair_url: context.try_get("repair_url")?,
+                lease_until,
+            });
+        }
+        tx.commit().await?;
+        Ok(jobs)
+    }
+
+    async fn finish_delivery_attempt(
+        &self,
+        job: &DeliveryJob,
+        report: AttemptReport,
+        next: NextStep,
+        now: Timestamp,
+    ) -> StoreResult<Applied> {
+        let mut tx = self.write().await?;
+        let row = sqlx::query(
+            "SELECT e.pk, e.project_id, e.record FROM deliveries d JOIN events e ON e.pk = d.event_pk \
+             WHERE d.reprocess_id = ? AND d.project_id = ?",
+        )
+        .bind(&job.reprocess_id)
+        .bind(&job.project_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound("delivery"))?;
+        let loaded = loaded_from_row(&row)?;
+        let ctx = Context {
+            now,
+            actor: Actor::System("dispatcher".to_owned()),
+            new_incident_id: new_incident_id(now),
+        };
+        let command = Command::CallbackAttempt {
+            reprocess_id: job.reprocess_id.clone(),
+            attempt: job.attempt,
+            report,
+            next,
+        };
+        let transition = machine::apply(Some(loaded.record.clone()), command, &ctx)?;
+        // Cancellations among the effects are carried out here (the row
+        // becomes `cancelled` and the update below leaves it alone).
+        persist(
+            &mut tx,
+            &loaded.project_id,
+            Some((loaded.pk, &loaded.record)),
+            &transition,
+            now,
+        )
+        .await?;
+        let (state, next_attempt_at) = match next {
+            NextStep::Done => ("delivered", None),
+            NextStep::GiveUp(_) => ("gave_up", None),
+            NextStep::RetryAt(at) => ("pending", Some(ms(at))),
+        };
+        let updated = sqlx::query(
+            "UPDATE deliveries SET state = ?, attempts = ?, \
+             next_attempt_at = COALESCE(?, next_attempt_at), lease_until = NULL, updated_at = ? \
+             WHERE reprocess_id = ? AND state = 'pending' AND lease_until = ?",
+        )
+        .bind(state)
+        .bind(i64::from(job.attempt))
+        .bind(next_attempt_at)
+        .bind(ms(now))
+        .bind(&job.reprocess_id)
+        .bind(ms(job.lease_until))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            tracing::debug!(
+                reprocess_id = %job.reprocess_id,
+                "delivery row no longer pending under this lease; left as it is"
+            );
+        }
+        tx.commit().await?;
+        Ok(Applied { transition })
+    }
+
+    async fn pending_deliveries(&self) -> StoreResult<u64> {
+        let count: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM deliveries WHERE state = 'pending'")
+                .fetch_one(&self.reader)
+                .await?
+                .try_get("n")?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn create_proof_link(&self, link: ProofLink) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        let incident_here = sqlx::query("SELECT 1 FROM incidents WHERE id = ? AND project_id = ?")
+            .bind(&link.incident_id)
+            .bind(&link.project_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if !incident_here {
+            return Err(StoreError::NotFound("incident"));
+        }
+        sqlx::query(
+            "INSERT INTO proof_links (id, project_id, incident_id, token_hash, created_by, \
+             created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&link.id)
+        .bind(&link.project_id)
+        .bind(&link.incident_id)
+        .bind(&link.token_hash)
+        .bind(&link.created_by)
+        .bind(ms(link.created_at))
+        .bind(ms(link.expires_at))
+        .bind(link.revoked_at.map(ms))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            insert_error(
+                e,
+                "a proof link with this id or token already exists",
+                "incident",
+            )
+        })?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn proof_link_by_token_hash(&self, token_hash: &[u8]) -> StoreResult<Option<ProofLink>> {
+        sqlx::query(&format!(
+            "SELECT {PROOF_LINK_COLUMNS} FROM proof_links WHERE token_hash = ?"
+        ))
+        .bind(token_hash)
+        .fetch_optional(&self.reader)
+        .await?
+        .as_ref()
+        .map(proof_link_from_row)
+        .transpose()
+    }
+
+    async fn proof_link(&self, project_id: &str, link_id: &str) -> StoreResult<Option<ProofLink>> {
+        sqlx::query(&format!(
+            "SELECT {PROOF_LINK_COLUMNS} FROM proof_links WHERE project_id = ? AND id = ?"
+        ))
+        .bind(project_id)
+        .bind(link_id)
+        .fetch_optional(&self.reader)
+        .await?
+        .as_ref()
+        .map(proof_link_from_row)
+        .transpose()
+    }
+
+    async fn proof_links_for_incident(
+        &self,
+        project_id: &str,
+        incident_id: &str,
+    ) -> StoreResult<Vec<ProofLink>> {
+        sqlx::query(&format!(
+            "SELECT {PROOF_LINK_COLUMNS} FROM proof_links WHERE project_id = ? AND incident_id = ? \
+             ORDER BY created_at DESC, id DESC"
+        ))
+        .bind(project_id)
+        .bind(incident_id)
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(proof_link_from_row)
+        .collect()
+    }
+
+    async fn revoke_proof_link(
+        &self,
+        project_id: &str,
+        link_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write().await?;
+        let revoked = sqlx::query(
+            "UPDATE proof_links SET revoked_at = ? \
+             WHERE project_id = ? AND id = ? AND revoked_at IS NULL",
+        )
+        .bind(ms(now))
+        .bind(project_id)
+        .bind(link_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(revoked == 1)
+    }
+
+    async fn idempotency_begin(
+        &self,
+        project_id: &str,
+        key: &str,
+        request_hash: &[u8],
+        now: Timestamp,
+        lock_for: Duration,
+    ) -> StoreResult<IdempotencyBegin> {
+        let locked_until = ms(now).saturating_add(duration_millis(lock_for));
+        let mut tx = self.write().await?;
+        let existing = sqlx::query(
+            "SELECT request_hash, status, response, locked_until, created_at \
+             FROM idempotency_keys WHERE project_id = ? AND key = ?",
+        )
+        .bind(project_id)
+        .bind(key)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = existing {
+            let created_at: i64 = row.try_get("created_at")?;
+            let expired = created_at <= ms(now).saturating_sub(IDEMPOTENCY_TTL_MILLIS);
+            if !expired {
+                let stored_hash: Vec<u8> = row.try_get("request_hash")?;
+                if stored_hash != request_hash {
+                    return Ok(IdempotencyBegin::Mismatch);
+                }
+                if let Some(status) = row.try_get::<Option<i64>, _>("status")? {
+                    let status = u16::try_from(status).map_err(|_| {
+                        StoreError::Corrupt(format!("idempotency status out of range: {status}"))
+                    })?;
+                    let body: Option<Vec<u8>> = row.try_get("response")?;
+                    return Ok(IdempotencyBegin::Replay {
+                        status,
+                        body: body.unwrap_or_default(),
+                    });
+                }
+                let lock: Option<i64> = row.try_get("locked_until")?;
+                if lock.is_some_and(|until| until > ms(now)) {
+                    return Ok(IdempotencyBegin::InFlight);
+                }
+                // The first request stopped without completing (a crash):
+                // this one takes the key over.
+            }
+        }
+        sqlx::query(
+            "INSERT INTO idempotency_keys (project_id, key, request_hash, status, response, \
+             locked_until, created_at) VALUES (?, ?, ?, NULL, NULL, ?, ?) \
+             ON CONFLICT (project_id, key) DO UPDATE SET request_hash = excluded.request_hash, \
+             status = NULL, response = NULL, locked_until = excluded.locked_until, \
+             created_at = excluded.created_at",
+        )
+        .bind(project_id)
+        .bind(key)
+        .bind(request_hash)
+        .bind(locked_until)
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| insert_error(e, "idempotency key conflict", "project"))?;
+        tx.commit().await?;
+        Ok(IdempotencyBegin::Proceed)
+    }
+
+    async fn idempotency_complete(
+        &self,
+        project_id: &str,
+        key: &str,
+        status: u16,
+        body: &[u8],
+    ) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "UPDATE idempotency_keys SET status = ?, response = ?, locked_until = NULL \
+             WHERE project_id = ? AND key = ?",
+        )
+        .bind(i64::from(status))
+        .bind(body)
+        .bind(project_id)
+        .bind(key)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn idempotency_abandon(&self, project_id: &str, key: &str) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE project_id = ? AND key = ? AND status IS NULL",
+        )
+        .bind(project_id)
+        .bind(key)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn purge_idempotency_keys(&self, before: Timestamp) -> StoreResult<u64> {
+        let mut tx = self.write().await?;
+        let deleted = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?")
+            .bind(ms(before))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(deleted)
+    }
+}
