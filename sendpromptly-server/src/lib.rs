@@ -25,3 +25,5 @@ pub mod server;
 pub mod store;
 pub mod sweeper;
 pub mod views;
+#[cfg(feature = "test-support")]
+pub mod testing;

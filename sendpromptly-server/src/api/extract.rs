@@ -112,9 +112,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
         let message = err.inner().to_string();
-        let param = field_named_in(&message)
-            .map(|field| if path == "." { field } else { format!("{path}.{field}") })
-            .unwrap_or(path);
+        let param = match field_named_in(&message) {
+            Some(field) if path == "." => field,
+            Some(field) if !path.ends_with(&field) => format!("{path}.{field}"),
+            _ => path,
+        };
         ApiError::invalid(param, message)
     })
 }

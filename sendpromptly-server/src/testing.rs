@@ -1,0 +1,337 @@
+//! Test support (feature `test-support`): a real server on a loopback port
+//! over a temporary SQLite file with a manual clock, and a real HTTP
+//! receiver for repair callbacks that verifies their signatures.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use sendpromptly_core::callback::{RepairCallback, verify_repair_request};
+use sendpromptly_core::standard_webhooks::SigningSecret;
+
+use crate::clock::{Clock, ManualClock};
+use crate::config::ServerConfig;
+use crate::provision::{self, ProjectCredentials};
+use crate::server::{self, RunningServer};
+use crate::store::Store;
+use crate::store::sqlite::SqliteStore;
+
+/// A running server for tests.
+pub struct TestServer {
+    /// The server.
+    pub running: RunningServer,
+    /// Its clock; advance it to pass deadlines and retry delays.
+    pub clock: ManualClock,
+    /// The `default` project's credentials.
+    pub project: ProjectCredentials,
+    /// The database URL (reuse it to restart on the same file).
+    pub database_url: String,
+    dir: Arc<tempfile::TempDir>,
+}
+
+/// Fast settings for tests: short polling intervals, short leases.
+pub fn test_config() -> ServerConfig {
+    ServerConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        sweep_interval: Duration::from_millis(20),
+        dispatch_interval: Duration::from_millis(20),
+        callback_timeout: Duration::from_secs(5),
+        callback_connect_timeout: Duration::from_secs(2),
+        callback_lease: Duration::from_secs(30),
+        shutdown_grace: Duration::from_secs(5),
+        ..ServerConfig::default()
+    }
+}
+
+impl TestServer {
+    /// A fresh server with the `default` project.
+    pub async fn start() -> TestServer {
+        Self::start_with(test_config()).await
+    }
+
+    /// A fresh server with these settings.
+    pub async fn start_with(config: ServerConfig) -> TestServer {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let database_url = format!("sqlite://{}", dir.path().join("sendpromptly.db").display());
+        let clock = ManualClock::starting_now();
+        let store = open(&database_url).await;
+        let first = provision::first_start(store.as_ref(), clock.now())
+            .await
+            .expect("first start");
+        let project = first.project.expect("a new database creates the default project");
+        let running = server::start(store, Arc::new(clock.clone()), config)
+            .await
+            .expect("server starts");
+        TestServer {
+            running,
+            clock,
+            project,
+            database_url,
+            dir,
+        }
+    }
+
+    /// Stops the server (gracefully) and starts a new one on the same database and clock.
+    pub async fn restart(self) -> TestServer {
+        let config = ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..self.running.state.config().clone()
+        };
+        self.running.shutdown().await;
+        let store = open(&self.database_url).await;
+        let running = server::start(store, Arc::new(self.clock.clone()), config)
+            .await
+            .expect("server restarts");
+        TestServer { running, ..self }
+    }
+
+    /// The base URL.
+    pub fn url(&self) -> String {
+        self.running.url()
+    }
+
+    /// The store behind the server.
+    pub fn store(&self) -> &dyn Store {
+        self.running.state.store()
+    }
+
+    /// The folder holding the database.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// An HTTP client that sends this project's API key.
+    pub fn api(&self) -> ApiClient {
+        ApiClient::new(&self.url(), &self.project.api_key)
+    }
+
+    /// The server clock's current time.
+    pub fn clock_now(&self) -> sendpromptly_core::Timestamp {
+        self.clock.now()
+    }
+
+    /// Advances the clock.
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+        self.running.state.wake_dispatcher();
+    }
+}
+
+async fn open(database_url: &str) -> Arc<dyn Store> {
+    let store = SqliteStore::connect(database_url).await.expect("open sqlite");
+    store.migrate().await.expect("migrate");
+    Arc::new(store)
+}
+
+/// A thin JSON client for tests.
+#[derive(Clone)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    base: String,
+    key: String,
+}
+
+/// A response: status, headers, JSON body (`Null` when empty or not JSON).
+#[derive(Debug)]
+pub struct ApiResponse {
+    /// Status code.
+    pub status: u16,
+    /// Headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// Parsed JSON body.
+    pub json: serde_json::Value,
+    /// Raw body.
+    pub text: String,
+}
+
+impl ApiClient {
+    /// A client for `base` with API key `key`.
+    pub fn new(base: &str, key: &str) -> ApiClient {
+        ApiClient {
+            http: reqwest::Client::new(),
+            base: base.trim_end_matches('/').to_owned(),
+            key: key.to_owned(),
+        }
+    }
+
+    /// The same server with another key.
+    pub fn with_key(&self, key: &str) -> ApiClient {
+        ApiClient {
+            key: key.to_owned(),
+            ..self.clone()
+        }
+    }
+
+    /// Sends a request with an optional JSON body and extra headers.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        headers: &[(&str, &str)],
+    ) -> ApiResponse {
+        let mut request = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .bearer_auth(&self.key);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("request reaches the server");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap_or_default();
+        let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+        ApiResponse {
+            status,
+            headers,
+            json,
+            text,
+        }
+    }
+
+    /// GET.
+    pub async fn get(&self, path: &str) -> ApiResponse {
+        self.send(reqwest::Method::GET, path, None, &[]).await
+    }
+
+    /// POST with a JSON body.
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> ApiResponse {
+        self.send(reqwest::Method::POST, path, Some(&body), &[]).await
+    }
+}
+
+/// What the receiver got.
+#[derive(Clone, Debug)]
+pub struct ReceivedCallback {
+    /// The verified, parsed callback (`None` if verification failed).
+    pub callback: Option<RepairCallback>,
+    /// The verification error, if any.
+    pub error: Option<String>,
+    /// The raw headers.
+    pub headers: HeaderMap,
+    /// The raw body.
+    pub body: Bytes,
+    /// The status it answered.
+    pub answered: u16,
+}
+
+#[derive(Clone)]
+struct ReceiverState {
+    secret: Arc<Mutex<Vec<SigningSecret>>>,
+    clock: ManualClock,
+    received: Arc<Mutex<Vec<ReceivedCallback>>>,
+    script: Arc<Mutex<VecDeque<(u16, Option<String>)>>>,
+}
+
+/// A real HTTP endpoint standing in for an app's repair endpoint.
+pub struct CallbackReceiver {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    state: ReceiverState,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CallbackReceiver {
+    /// Starts a receiver that verifies with `secret` at the time of `clock`,
+    /// answering 200 unless scripted otherwise.
+    pub async fn start(secret: &str, clock: ManualClock) -> CallbackReceiver {
+        let state = ReceiverState {
+            secret: Arc::new(Mutex::new(vec![SigningSecret::parse(secret).expect("whsec_ secret")])),
+            clock,
+            received: Arc::default(),
+            script: Arc::default(),
+        };
+        let app = axum::Router::new()
+            .route("/repair", axum::routing::post(receive))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind receiver");
+        let addr = listener.local_addr().expect("receiver addr");
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        CallbackReceiver { addr, state, task }
+    }
+
+    /// The repair URL to configure.
+    pub fn url(&self) -> String {
+        format!("http://{}/repair", self.addr)
+    }
+
+    /// The next answers, in order (status, optional Retry-After); then 200.
+    pub fn script(&self, answers: &[(u16, Option<&str>)]) {
+        let mut script = self.state.script.lock().expect("lock");
+        script.extend(answers.iter().map(|(s, r)| (*s, r.map(str::to_owned))));
+    }
+
+    /// Replaces the secrets it verifies with.
+    pub fn set_secrets(&self, secrets: &[&str]) {
+        *self.state.secret.lock().expect("lock") = secrets
+            .iter()
+            .map(|s| SigningSecret::parse(s).expect("whsec_ secret"))
+            .collect();
+    }
+
+    /// Everything received so far.
+    pub fn received(&self) -> Vec<ReceivedCallback> {
+        self.state.received.lock().expect("lock").clone()
+    }
+
+    /// Stops listening (the port refuses connections afterwards).
+    pub fn stop(self) {
+        self.task.abort();
+    }
+}
+
+async fn receive(State(state): State<ReceiverState>, headers: HeaderMap, body: Bytes) -> Response {
+    let secrets = state.secret.lock().expect("lock").clone();
+    let verified = verify_repair_request(&body, &headers, &secrets, state.clock.now());
+    let (status, retry_after) = state
+        .script
+        .lock()
+        .expect("lock")
+        .pop_front()
+        .unwrap_or((200, None));
+    let status = if verified.is_err() { 400 } else { status };
+    state.received.lock().expect("lock").push(ReceivedCallback {
+        error: verified.as_ref().err().map(ToString::to_string),
+        callback: verified.ok(),
+        headers,
+        body,
+        answered: status,
+    });
+    let mut response = (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+        format!("{{\"answered\":{status}}}"),
+    )
+        .into_response();
+    if let Some(value) = retry_after.and_then(|v| v.parse().ok()) {
+        response.headers_mut().insert(axum::http::header::RETRY_AFTER, value);
+    }
+    response
+}
+
+/// Polls `check` every 10 ms until it returns `Some`, or panics after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
