@@ -424,7 +424,7 @@ pub fn verify_with_tolerance(
             .header(name)
             .ok_or(StandardWebhooksError::MissingHeader { name })
     };
-    let msg_id = get(HEADER_ID)?.trim();
+    let msg_id = get(HEADER_ID)?;
     let timestamp_value = get(HEADER_TIMESTAMP)?;
     let signature_value = get(HEADER_SIGNATURE)?;
     if secrets.is_empty() {
