@@ -160,16 +160,20 @@ impl ResultSignal {
                 format!("must be at most {MAX_ERROR_BYTES} bytes"),
             ));
         }
-        if let Some(id) = &self.reprocess_id {
-            if !id.starts_with("rep_")
+        let malformed_reprocess_id = |id: &String| {
+            !id.starts_with("rep_")
                 || id.len() > 64
                 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-            {
-                return Err(ValidationError::new(
-                    "reprocess_id",
-                    "must be a `rep_` id as sent in the repair callback",
-                ));
-            }
+        };
+        if self
+            .reprocess_id
+            .as_ref()
+            .is_some_and(malformed_reprocess_id)
+        {
+            return Err(ValidationError::new(
+                "reprocess_id",
+                "must be a `rep_` id as sent in the repair callback",
+            ));
         }
         validate_metadata(self.metadata.as_ref())
     }

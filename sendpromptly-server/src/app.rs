@@ -30,7 +30,12 @@ struct Inner {
 
 impl AppState {
     /// Shared state over a store and a clock; `public_url` is the base of links to this server.
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: ServerConfig, public_url: String) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        config: ServerConfig,
+        public_url: String,
+    ) -> Self {
         AppState {
             inner: Arc::new(Inner {
                 store,
@@ -86,7 +91,10 @@ impl AppState {
     /// Reacts to a transition's effects outside storage: metrics and waking the dispatcher.
     pub fn after_transition(&self, effects: &[Effect]) {
         self.metrics().observe_effects(effects);
-        if effects.iter().any(|e| matches!(e, Effect::DeliverCallback { .. })) {
+        if effects
+            .iter()
+            .any(|e| matches!(e, Effect::DeliverCallback { .. }))
+        {
             self.wake_dispatcher();
         }
     }

@@ -139,7 +139,10 @@ cli_error_from!(
 /// Runs the command line; returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
@@ -158,7 +161,9 @@ pub fn main() -> ExitCode {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SENDPROMPTLY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
@@ -208,12 +213,18 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
-async fn serve(store: Arc<dyn Store>, config: config::ServerConfig, now: Timestamp) -> Result<(), CliError> {
+async fn serve(
+    store: Arc<dyn Store>,
+    config: config::ServerConfig,
+    now: Timestamp,
+) -> Result<(), CliError> {
     let first = provision::first_start(store.as_ref(), now).await?;
     let running = server::start(store, Arc::new(SystemClock), config).await?;
     let url = running.state.public_url("");
     if first.project.is_some() || first.admin.is_some() {
-        let mut out = String::from("\nSendPromptly set up this database. These secrets are shown ONCE; store them now.\n");
+        let mut out = String::from(
+            "\nSendPromptly set up this database. These secrets are shown ONCE; store them now.\n",
+        );
         if let Some(project) = &first.project {
             out.push_str(&format!(
                 "  project:         {} ({})\n  API key:         {}\n  signing secret:  {}\n",
@@ -232,7 +243,10 @@ async fn serve(store: Arc<dyn Store>, config: config::ServerConfig, now: Timesta
     Ok(())
 }
 
-async fn resolve_project(store: &dyn Store, name_or_id: &str) -> Result<crate::store::Project, CliError> {
+async fn resolve_project(
+    store: &dyn Store,
+    name_or_id: &str,
+) -> Result<crate::store::Project, CliError> {
     let found = if name_or_id.starts_with(sendpromptly_core::ids::PROJECT) {
         store.project(name_or_id).await?
     } else {
@@ -241,11 +255,20 @@ async fn resolve_project(store: &dyn Store, name_or_id: &str) -> Result<crate::s
     found.ok_or_else(|| CliError(format!("no project named `{name_or_id}`")))
 }
 
-async fn project(store: &dyn Store, command: ProjectCommand, now: Timestamp) -> Result<(), CliError> {
+async fn project(
+    store: &dyn Store,
+    command: ProjectCommand,
+    now: Timestamp,
+) -> Result<(), CliError> {
     match command {
-        ProjectCommand::Create { name, repair_url, json } => {
+        ProjectCommand::Create {
+            name,
+            repair_url,
+            json,
+        } => {
             if let Some(url) = &repair_url {
-                crate::api::project::validate_outbound_url("repair_url", url).map_err(|e| CliError(e.to_string()))?;
+                crate::api::project::validate_outbound_url("repair_url", url)
+                    .map_err(|e| CliError(e.to_string()))?;
             }
             let name = name.trim();
             if name.is_empty() || name.len() > 100 {
@@ -254,7 +277,9 @@ async fn project(store: &dyn Store, command: ProjectCommand, now: Timestamp) -> 
             let created = provision::create_project(store, name, repair_url, now)
                 .await
                 .map_err(|err| match err {
-                    StoreError::Conflict(_) => CliError(format!("a project named `{name}` already exists")),
+                    StoreError::Conflict(_) => {
+                        CliError(format!("a project named `{name}` already exists"))
+                    }
                     other => CliError(other.to_string()),
                 })?;
             if json {
@@ -287,11 +312,18 @@ async fn project(store: &dyn Store, command: ProjectCommand, now: Timestamp) -> 
 
 async fn key(store: &dyn Store, command: KeyCommand, now: Timestamp) -> Result<(), CliError> {
     match command {
-        KeyCommand::Create { project, name, json } => {
+        KeyCommand::Create {
+            project,
+            name,
+            json,
+        } => {
             let project = resolve_project(store, &project).await?;
             let key = provision::create_api_key(store, &project.id, name, now).await?;
             if json {
-                println!("{}", serde_json::json!({"project_id": project.id, "api_key": key}));
+                println!(
+                    "{}",
+                    serde_json::json!({"project_id": project.id, "api_key": key})
+                );
             } else {
                 println!("API key for {}: {key}\nIt is shown once.", project.name);
             }
@@ -300,8 +332,16 @@ async fn key(store: &dyn Store, command: KeyCommand, now: Timestamp) -> Result<(
         KeyCommand::List { project } => {
             let project = resolve_project(store, &project).await?;
             for key in store.list_api_keys(&project.id).await? {
-                let state = key.revoked_at.map_or_else(|| "active".to_owned(), |at| format!("revoked {at}"));
-                println!("{}\t{}…\t{}\t{}", key.id, key.prefix, key.name.unwrap_or_default(), state);
+                let state = key
+                    .revoked_at
+                    .map_or_else(|| "active".to_owned(), |at| format!("revoked {at}"));
+                println!(
+                    "{}\t{}…\t{}\t{}",
+                    key.id,
+                    key.prefix,
+                    key.name.unwrap_or_default(),
+                    state
+                );
             }
             Ok(())
         }
@@ -311,7 +351,10 @@ async fn key(store: &dyn Store, command: KeyCommand, now: Timestamp) -> Result<(
                 println!("revoked {key_id}");
                 Ok(())
             } else {
-                Err(CliError(format!("project {} has no active key {key_id}", project.name)))
+                Err(CliError(format!(
+                    "project {} has no active key {key_id}",
+                    project.name
+                )))
             }
         }
     }

@@ -59,7 +59,11 @@ pub struct ServeArgs {
     #[arg(long, env = "SENDPROMPTLY_CALLBACK_TIMEOUT_SECONDS")]
     pub callback_timeout_seconds: Option<u64>,
     /// Delays between repair-callback attempts, in seconds, comma-separated (default 5,30,120,600,1800,3600).
-    #[arg(long, env = "SENDPROMPTLY_CALLBACK_RETRY_DELAYS", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "SENDPROMPTLY_CALLBACK_RETRY_DELAYS",
+        value_delimiter = ','
+    )]
     pub callback_retry_delays: Option<Vec<u64>>,
 }
 
@@ -166,7 +170,9 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        let listen: SocketAddr = DEFAULT_LISTEN.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 7700)));
+        let listen: SocketAddr = DEFAULT_LISTEN
+            .parse()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 7700)));
         ServerConfig {
             listen,
             public_url: None,
@@ -236,7 +242,10 @@ pub fn resolve_server(args: &ServeArgs, file: &FileConfig) -> Result<ServerConfi
         }
         config.callback_concurrency = n;
     }
-    if let Some(secs) = args.callback_timeout_seconds.or(file.callback_timeout_seconds) {
+    if let Some(secs) = args
+        .callback_timeout_seconds
+        .or(file.callback_timeout_seconds)
+    {
         if secs == 0 {
             return Err(ConfigError::Invalid {
                 name: "callback_timeout_seconds",
@@ -244,7 +253,8 @@ pub fn resolve_server(args: &ServeArgs, file: &FileConfig) -> Result<ServerConfi
             });
         }
         config.callback_timeout = Duration::from_secs(secs);
-        config.callback_connect_timeout = config.callback_connect_timeout.min(config.callback_timeout);
+        config.callback_connect_timeout =
+            config.callback_connect_timeout.min(config.callback_timeout);
         config.callback_lease = config.callback_lease.max(config.callback_timeout * 2);
     }
     if let Some(delays) = args

@@ -51,8 +51,13 @@ pub async fn run(state: AppState, http: reqwest::Client, mut shutdown: watch::Re
     }
     let grace = state.config().shutdown_grace;
     let all = u32::try_from(concurrency).unwrap_or(u32::MAX);
-    if tokio::time::timeout(grace, permits.acquire_many(all)).await.is_err() {
-        tracing::warn!("callbacks still in flight at shutdown; their leases expire and they are retried");
+    if tokio::time::timeout(grace, permits.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "callbacks still in flight at shutdown; their leases expire and they are retried"
+        );
     }
 }
 
@@ -105,9 +110,15 @@ pub async fn deliver(state: &AppState, http: &reqwest::Client, job: DeliveryJob)
         outcome = ?next,
         "repair callback attempt"
     );
-    match state.store().finish_delivery_attempt(&job, report, next, now).await {
+    match state
+        .store()
+        .finish_delivery_attempt(&job, report, next, now)
+        .await
+    {
         Ok(applied) => state.after_transition(&applied.transition.effects),
-        Err(err) => tracing::warn!(error = %err, reprocess_id = %job.reprocess_id, "could not record a callback attempt; it will be retried when its lease ends"),
+        Err(err) => {
+            tracing::warn!(error = %err, reprocess_id = %job.reprocess_id, "could not record a callback attempt; it will be retried when its lease ends")
+        }
     }
 }
 
@@ -132,7 +143,10 @@ fn elapsed_ms(started: Instant) -> u64 {
 pub fn callback_for(job: &DeliveryJob) -> Option<RepairCallback> {
     let record = &job.record;
     let incident = record.incident.as_ref()?;
-    let reprocess = incident.reprocess.as_ref().filter(|r| r.id == job.reprocess_id)?;
+    let reprocess = incident
+        .reprocess
+        .as_ref()
+        .filter(|r| r.id == job.reprocess_id)?;
     let event = RepairCallbackEvent {
         provider: record.provider,
         event_id: record.event_id.clone(),
@@ -158,19 +172,23 @@ async fn attempt(
 ) -> (AttemptReport, AttemptClass, Option<Duration>) {
     let started = Instant::now();
     let Some(url) = job.repair_url.as_deref() else {
-        return failed(started, "the project has no repair_url; set one to deliver this callback".into());
+        return failed(
+            started,
+            "the project has no repair_url; set one to deliver this callback".into(),
+        );
     };
     let Some(callback) = callback_for(job) else {
         return failed(started, "the reprocess is no longer current".into());
     };
     let now = state.now();
-    let secrets: Vec<SigningSecret> = match state.store().signing_secrets(&job.project_id, now).await {
-        Ok(records) => records
-            .iter()
-            .filter_map(|r| SigningSecret::parse(&r.secret).ok())
-            .collect(),
-        Err(err) => return failed(started, format!("could not load signing secrets: {err}")),
-    };
+    let secrets: Vec<SigningSecret> =
+        match state.store().signing_secrets(&job.project_id, now).await {
+            Ok(records) => records
+                .iter()
+                .filter_map(|r| SigningSecret::parse(&r.secret).ok())
+                .collect(),
+            Err(err) => return failed(started, format!("could not load signing secrets: {err}")),
+        };
     let (body, headers) = match sign_repair_callback(&callback, &secrets, now) {
         Ok(signed) => signed,
         Err(err) => return failed(started, format!("could not sign the callback: {err}")),
@@ -203,8 +221,10 @@ async fn attempt(
     let report = AttemptReport {
         status: Some(status),
         latency_ms: elapsed_ms(started),
-        response_excerpt: (!excerpt.is_empty()).then(|| String::from_utf8_lossy(&excerpt).into_owned()),
-        error: (!(200..300).contains(&status)).then(|| format!("the repair endpoint answered HTTP {status}")),
+        response_excerpt: (!excerpt.is_empty())
+            .then(|| String::from_utf8_lossy(&excerpt).into_owned()),
+        error: (!(200..300).contains(&status))
+            .then(|| format!("the repair endpoint answered HTTP {status}")),
     };
     (report, AttemptClass::of_status(Some(status)), retry_after)
 }
@@ -213,7 +233,10 @@ fn describe_transport_error(err: &reqwest::Error) -> String {
     if err.is_timeout() {
         "timed out waiting for the repair endpoint".into()
     } else if err.is_connect() {
-        format!("could not connect to the repair endpoint: {}", root_cause(err))
+        format!(
+            "could not connect to the repair endpoint: {}",
+            root_cause(err)
+        )
     } else {
         format!("request failed: {}", root_cause(err))
     }

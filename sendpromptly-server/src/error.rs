@@ -54,7 +54,9 @@ pub enum ApiError {
     #[error(transparent)]
     Validation(#[from] ValidationError),
     /// 422: the idempotency key was used with another request.
-    #[error("this Idempotency-Key was already used with a different request; use a new key for a new request")]
+    #[error(
+        "this Idempotency-Key was already used with a different request; use a new key for a new request"
+    )]
     IdempotencyKeyReused,
     /// 429: slow down.
     #[error("too many requests; retry after {retry_after_seconds} seconds")]
@@ -84,7 +86,9 @@ impl ApiError {
             ApiError::Conflict { .. } | ApiError::IdempotencyInFlight => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Validation(_) | ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Validation(_) | ApiError::IdempotencyKeyReused => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -114,7 +118,9 @@ impl ApiError {
         match self {
             ApiError::Validation(v) => Some(&v.param),
             ApiError::BadRequest { param, .. } => param.as_deref(),
-            ApiError::IdempotencyKeyReused | ApiError::IdempotencyInFlight => Some("Idempotency-Key"),
+            ApiError::IdempotencyKeyReused | ApiError::IdempotencyInFlight => {
+                Some("Idempotency-Key")
+            }
             _ => None,
         }
     }
@@ -164,10 +170,12 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, Json(body)).into_response();
-        if let ApiError::RateLimited { retry_after_seconds } = self {
-            if let Ok(value) = HeaderValue::from_str(&retry_after_seconds.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
+        if let ApiError::RateLimited {
+            retry_after_seconds,
+        } = self
+            && let Ok(value) = HeaderValue::from_str(&retry_after_seconds.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         response
     }
@@ -191,7 +199,9 @@ impl From<TransitionError> for ApiError {
                     "repair callback {reprocess_id} is still being delivered; wait until it is delivered or gives up"
                 ),
             },
-            TransitionError::WrongEvent => ApiError::Internal("state machine got a command for another event".into()),
+            TransitionError::WrongEvent => {
+                ApiError::Internal("state machine got a command for another event".into())
+            }
         }
     }
 }
@@ -204,7 +214,9 @@ impl From<StoreError> for ApiError {
                 kind: "conflict",
                 message,
             },
-            StoreError::NotFound("cursor") => ApiError::invalid("cursor", "is not a cursor returned by this API"),
+            StoreError::NotFound("cursor") => {
+                ApiError::invalid("cursor", "is not a cursor returned by this API")
+            }
             StoreError::NotFound(what) => ApiError::NotFound(what),
             StoreError::Database(db) => {
                 tracing::error!(error = %db, "database error");

@@ -24,6 +24,6 @@ pub mod secrets;
 pub mod server;
 pub mod store;
 pub mod sweeper;
-pub mod views;
 #[cfg(feature = "test-support")]
 pub mod testing;
+pub mod views;

@@ -74,50 +74,104 @@ impl Metrics {
     /// Records a sweeper pass and how late the oldest due record it handled was.
     pub fn sweeper_pass(&self, lag_millis: i64) {
         self.sweeper_passes.fetch_add(1, Ordering::Relaxed);
-        self.sweeper_lag_millis.store(lag_millis.max(0), Ordering::Relaxed);
+        self.sweeper_lag_millis
+            .store(lag_millis.max(0), Ordering::Relaxed);
     }
 
     /// Renders the Prometheus text exposition format.
     pub fn render(&self, pending_callbacks: u64) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut out = String::new();
-        let _ = writeln!(out, "# HELP sendpromptly_signals_received_total Signals received, by type.");
+        let _ = writeln!(
+            out,
+            "# HELP sendpromptly_signals_received_total Signals received, by type."
+        );
         let _ = writeln!(out, "# TYPE sendpromptly_signals_received_total counter");
         for (label, counter) in [
             ("receipt", &self.receipts),
             ("result_success", &self.results_success),
             ("result_failure", &self.results_failure),
         ] {
-            let _ = writeln!(out, "sendpromptly_signals_received_total{{type=\"{label}\"}} {}", get(counter));
+            let _ = writeln!(
+                out,
+                "sendpromptly_signals_received_total{{type=\"{label}\"}} {}",
+                get(counter)
+            );
         }
-        let _ = writeln!(out, "# HELP sendpromptly_incidents_opened_total Incidents opened (first time).");
+        let _ = writeln!(
+            out,
+            "# HELP sendpromptly_incidents_opened_total Incidents opened (first time)."
+        );
         let _ = writeln!(out, "# TYPE sendpromptly_incidents_opened_total counter");
-        let _ = writeln!(out, "sendpromptly_incidents_opened_total {}", get(&self.incidents_opened));
-        let _ = writeln!(out, "# HELP sendpromptly_incidents_reopened_total Resolved incidents reopened by a new failure.");
+        let _ = writeln!(
+            out,
+            "sendpromptly_incidents_opened_total {}",
+            get(&self.incidents_opened)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP sendpromptly_incidents_reopened_total Resolved incidents reopened by a new failure."
+        );
         let _ = writeln!(out, "# TYPE sendpromptly_incidents_reopened_total counter");
-        let _ = writeln!(out, "sendpromptly_incidents_reopened_total {}", get(&self.incidents_reopened));
-        let _ = writeln!(out, "# HELP sendpromptly_incidents_resolved_total Incidents resolved.");
+        let _ = writeln!(
+            out,
+            "sendpromptly_incidents_reopened_total {}",
+            get(&self.incidents_reopened)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP sendpromptly_incidents_resolved_total Incidents resolved."
+        );
         let _ = writeln!(out, "# TYPE sendpromptly_incidents_resolved_total counter");
-        let _ = writeln!(out, "sendpromptly_incidents_resolved_total {}", get(&self.incidents_resolved));
-        let _ = writeln!(out, "# HELP sendpromptly_callback_attempts_total Repair callback attempts, by outcome.");
+        let _ = writeln!(
+            out,
+            "sendpromptly_incidents_resolved_total {}",
+            get(&self.incidents_resolved)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP sendpromptly_callback_attempts_total Repair callback attempts, by outcome."
+        );
         let _ = writeln!(out, "# TYPE sendpromptly_callback_attempts_total counter");
         for (label, counter) in [
             ("delivered", &self.attempts_delivered),
             ("retry", &self.attempts_retry),
             ("gave_up", &self.attempts_gave_up),
         ] {
-            let _ = writeln!(out, "sendpromptly_callback_attempts_total{{outcome=\"{label}\"}} {}", get(counter));
+            let _ = writeln!(
+                out,
+                "sendpromptly_callback_attempts_total{{outcome=\"{label}\"}} {}",
+                get(counter)
+            );
         }
-        let _ = writeln!(out, "# HELP sendpromptly_callbacks_pending Repair callbacks waiting to be sent.");
+        let _ = writeln!(
+            out,
+            "# HELP sendpromptly_callbacks_pending Repair callbacks waiting to be sent."
+        );
         let _ = writeln!(out, "# TYPE sendpromptly_callbacks_pending gauge");
         let _ = writeln!(out, "sendpromptly_callbacks_pending {pending_callbacks}");
-        let _ = writeln!(out, "# HELP sendpromptly_sweeper_lag_seconds How late the oldest deadline handled by the last sweeper pass was.");
+        let _ = writeln!(
+            out,
+            "# HELP sendpromptly_sweeper_lag_seconds How late the oldest deadline handled by the last sweeper pass was."
+        );
         let _ = writeln!(out, "# TYPE sendpromptly_sweeper_lag_seconds gauge");
         let lag = self.sweeper_lag_millis.load(Ordering::Relaxed);
-        let _ = writeln!(out, "sendpromptly_sweeper_lag_seconds {}.{:03}", lag / 1000, lag % 1000);
-        let _ = writeln!(out, "# HELP sendpromptly_sweeper_passes_total Sweeper passes that handled due records.");
+        let _ = writeln!(
+            out,
+            "sendpromptly_sweeper_lag_seconds {}.{:03}",
+            lag / 1000,
+            lag % 1000
+        );
+        let _ = writeln!(
+            out,
+            "# HELP sendpromptly_sweeper_passes_total Sweeper passes that handled due records."
+        );
         let _ = writeln!(out, "# TYPE sendpromptly_sweeper_passes_total counter");
-        let _ = writeln!(out, "sendpromptly_sweeper_passes_total {}", get(&self.sweeper_passes));
+        let _ = writeln!(
+            out,
+            "sendpromptly_sweeper_passes_total {}",
+            get(&self.sweeper_passes)
+        );
         out
     }
 }

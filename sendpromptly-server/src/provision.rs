@@ -99,19 +99,25 @@ pub enum UserError {
 }
 
 /// Creates a console user with an Argon2id password hash.
-pub async fn create_user(store: &dyn Store, email: &str, password: &str, now: Timestamp) -> Result<User, UserError> {
+pub async fn create_user(
+    store: &dyn Store,
+    email: &str,
+    password: &str,
+    now: Timestamp,
+) -> Result<User, UserError> {
     let email = email.trim().to_lowercase();
     let valid = email.len() <= 254
-        && email
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty() && !email.contains(char::is_whitespace));
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && !domain.is_empty() && !email.contains(char::is_whitespace)
+        });
     if !valid {
         return Err(UserError::InvalidEmail(email));
     }
     if password.chars().count() < 10 {
         return Err(UserError::WeakPassword);
     }
-    let password_hash = secrets::hash_password(password).map_err(|e| UserError::Hash(e.to_string()))?;
+    let password_hash =
+        secrets::hash_password(password).map_err(|e| UserError::Hash(e.to_string()))?;
     let user = User {
         id: ids::new_id(ids::USER, now, &mut rand::thread_rng()),
         email,

@@ -51,10 +51,16 @@ fn row(entry: &TimelineEntry, internal: bool) -> TimelineRow {
         ),
         TimelineKind::ReceiptDuplicate => (
             "Duplicate delivery",
-            text(d, "deliveries").map_or_else(String::new, |n| format!("delivery #{n}; deadline unchanged")),
+            text(d, "deliveries").map_or_else(String::new, |n| {
+                format!("delivery #{n}; deadline unchanged")
+            }),
             "info",
         ),
-        TimelineKind::ResultSuccess => ("Result: success", "the business effect was applied".to_owned(), "ok"),
+        TimelineKind::ResultSuccess => (
+            "Result: success",
+            "the business effect was applied".to_owned(),
+            "ok",
+        ),
         TimelineKind::ResultFailure => {
             let ignored = d.contains_key("ignored");
             let summary = if internal {
@@ -63,7 +69,11 @@ fn row(entry: &TimelineEntry, internal: bool) -> TimelineRow {
                 "the app reported a failure".into()
             };
             if ignored {
-                ("Result: failure (ignored, success already recorded)", summary, "info")
+                (
+                    "Result: failure (ignored, success already recorded)",
+                    summary,
+                    "info",
+                )
             } else {
                 ("Result: failure", summary, "bad")
             }
@@ -75,7 +85,11 @@ fn row(entry: &TimelineEntry, internal: bool) -> TimelineRow {
             text(d, "kind").unwrap_or_default().replace('_', " "),
             "bad",
         ),
-        TimelineKind::IncidentReopened => ("Incident reopened", "a new failure was reported".into(), "bad"),
+        TimelineKind::IncidentReopened => (
+            "Incident reopened",
+            "a new failure was reported".into(),
+            "bad",
+        ),
         TimelineKind::IncidentReturnedToOpen => (
             "Incident back to open",
             text(d, "reason").unwrap_or_default(),
@@ -83,7 +97,9 @@ fn row(entry: &TimelineEntry, internal: bool) -> TimelineRow {
         ),
         TimelineKind::IncidentResolved => {
             let how = match text(d, "resolution").as_deref() {
-                Some("manual") if internal => format!("by hand: {}", text(d, "note").unwrap_or_default()),
+                Some("manual") if internal => {
+                    format!("by hand: {}", text(d, "note").unwrap_or_default())
+                }
                 Some("manual") => "by the team".into(),
                 _ => "a success result arrived".into(),
             };
@@ -93,19 +109,22 @@ fn row(entry: &TimelineEntry, internal: bool) -> TimelineRow {
             let note = if internal { text(d, "note") } else { None };
             (
                 "Reprocess requested",
-                note.map_or_else(|| "a repair callback was queued".into(), |n| format!("note: {n}")),
+                note.map_or_else(
+                    || "a repair callback was queued".into(),
+                    |n| format!("note: {n}"),
+                ),
                 "info",
             )
         }
         TimelineKind::CallbackAttempt => {
             let attempt = text(d, "attempt").unwrap_or_default();
-            let status = text(d, "status").map_or_else(|| "no response".into(), |s| format!("HTTP {s}"));
-            let latency = text(d, "latency_ms").map_or_else(String::new, |ms| format!(" in {ms} ms"));
+            let status =
+                text(d, "status").map_or_else(|| "no response".into(), |s| format!("HTTP {s}"));
+            let latency =
+                text(d, "latency_ms").map_or_else(String::new, |ms| format!(" in {ms} ms"));
             let mut summary = format!("attempt {attempt}: {status}{latency}");
-            if internal {
-                if let Some(error) = text(d, "error") {
-                    summary.push_str(&format!(" ({error})"));
-                }
+            if let Some(error) = text(d, "error").filter(|_| internal) {
+                summary.push_str(&format!(" ({error})"));
             }
             let tone = match text(d, "outcome").as_deref() {
                 Some("delivered") => "ok",
@@ -119,11 +138,9 @@ fn row(entry: &TimelineEntry, internal: bool) -> TimelineRow {
             text(d, "reason").unwrap_or_default(),
             "bad",
         ),
-        TimelineKind::ReprocessNoResult => (
-            "No result after the repair callback",
-            String::new(),
-            "warn",
-        ),
+        TimelineKind::ReprocessNoResult => {
+            ("No result after the repair callback", String::new(), "warn")
+        }
         TimelineKind::ProofLinkCreated => ("Proof link created", String::new(), "info"),
         TimelineKind::ProofLinkRevoked => ("Proof link revoked", String::new(), "info"),
     };

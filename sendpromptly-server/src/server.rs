@@ -42,12 +42,25 @@ pub enum StartError {
 }
 
 /// Binds `config.listen` and starts serving with background tasks.
-pub async fn start(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: ServerConfig) -> Result<RunningServer, StartError> {
+pub async fn start(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    config: ServerConfig,
+) -> Result<RunningServer, StartError> {
     let listener = TcpListener::bind(config.listen)
         .await
-        .map_err(|source| StartError::Bind { addr: config.listen, source })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
-    let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
     let state = AppState::new(store, clock, config, public_url);
     let http = dispatcher::http_client(&state)?;
     let (shutdown, watcher) = watch::channel(false);
@@ -62,7 +75,10 @@ pub async fn start(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: ServerC
                 }
             }
         };
-        if let Err(err) = axum::serve(listener, app).with_graceful_shutdown(graceful).await {
+        if let Err(err) = axum::serve(listener, app)
+            .with_graceful_shutdown(graceful)
+            .await
+        {
             tracing::error!(error = %err, "HTTP server failed");
         }
     });

@@ -64,7 +64,9 @@ impl TestServer {
         let first = provision::first_start(store.as_ref(), clock.now())
             .await
             .expect("first start");
-        let project = first.project.expect("a new database creates the default project");
+        let project = first
+            .project
+            .expect("a new database creates the default project");
         let running = server::start(store, Arc::new(clock.clone()), config)
             .await
             .expect("server starts");
@@ -124,7 +126,9 @@ impl TestServer {
 }
 
 async fn open(database_url: &str) -> Arc<dyn Store> {
-    let store = SqliteStore::connect(database_url).await.expect("open sqlite");
+    let store = SqliteStore::connect(database_url)
+        .await
+        .expect("open sqlite");
     store.migrate().await.expect("migrate");
     Arc::new(store)
 }
@@ -206,7 +210,8 @@ impl ApiClient {
 
     /// POST with a JSON body.
     pub async fn post(&self, path: &str, body: serde_json::Value) -> ApiResponse {
-        self.send(reqwest::Method::POST, path, Some(&body), &[]).await
+        self.send(reqwest::Method::POST, path, Some(&body), &[])
+            .await
     }
 }
 
@@ -225,12 +230,15 @@ pub struct ReceivedCallback {
     pub answered: u16,
 }
 
+/// A scripted answer: status and optional `Retry-After`.
+type ScriptedAnswer = (u16, Option<String>);
+
 #[derive(Clone)]
 struct ReceiverState {
     secret: Arc<Mutex<Vec<SigningSecret>>>,
     clock: ManualClock,
     received: Arc<Mutex<Vec<ReceivedCallback>>>,
-    script: Arc<Mutex<VecDeque<(u16, Option<String>)>>>,
+    script: Arc<Mutex<VecDeque<ScriptedAnswer>>>,
 }
 
 /// A real HTTP endpoint standing in for an app's repair endpoint.
@@ -246,7 +254,9 @@ impl CallbackReceiver {
     /// answering 200 unless scripted otherwise.
     pub async fn start(secret: &str, clock: ManualClock) -> CallbackReceiver {
         let state = ReceiverState {
-            secret: Arc::new(Mutex::new(vec![SigningSecret::parse(secret).expect("whsec_ secret")])),
+            secret: Arc::new(Mutex::new(vec![
+                SigningSecret::parse(secret).expect("whsec_ secret"),
+            ])),
             clock,
             received: Arc::default(),
             script: Arc::default(),
@@ -254,7 +264,9 @@ impl CallbackReceiver {
         let app = axum::Router::new()
             .route("/repair", axum::routing::post(receive))
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind receiver");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind receiver");
         let addr = listener.local_addr().expect("receiver addr");
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -315,7 +327,9 @@ async fn receive(State(state): State<ReceiverState>, headers: HeaderMap, body: B
     )
         .into_response();
     if let Some(value) = retry_after.and_then(|v| v.parse().ok()) {
-        response.headers_mut().insert(axum::http::header::RETRY_AFTER, value);
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, value);
     }
     response
 }
@@ -331,7 +345,10 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

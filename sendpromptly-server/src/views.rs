@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use sendpromptly_core::Timestamp;
 use sendpromptly_core::machine::EventRecord;
 use sendpromptly_core::model::{
-    EventState, Incident, IncidentKind, IncidentState, JsonObject, Provider, Reprocess, Resolution, ResultSummary,
-    TimelineEntry,
+    EventState, Incident, IncidentKind, IncidentState, JsonObject, Provider, Reprocess, Resolution,
+    ResultSummary, TimelineEntry,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -114,7 +114,10 @@ pub struct IncidentView {
 impl IncidentView {
     /// The view of `record`'s incident, if it has one.
     pub fn of(record: &EventRecord) -> Option<IncidentView> {
-        record.incident.as_ref().map(|incident| Self::build(incident, record))
+        record
+            .incident
+            .as_ref()
+            .map(|incident| Self::build(incident, record))
     }
 
     fn build(incident: &Incident, record: &EventRecord) -> IncidentView {

@@ -21,7 +21,12 @@ fn kinds(timeline: &Value) -> Vec<String> {
 
 async fn set_repair_url(api: &ApiClient, url: &str) {
     let r = api
-        .send(Method::PATCH, "/v1/project", Some(&json!({ "repair_url": url })), &[])
+        .send(
+            Method::PATCH,
+            "/v1/project",
+            Some(&json!({ "repair_url": url })),
+            &[],
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
@@ -52,7 +57,8 @@ async fn wait_state(api: &ApiClient, id: &str, state: &str) -> Value {
 async fn missing_result_is_detected_reprocessed_and_resolved() {
     let server = TestServer::start().await;
     let api = server.api();
-    let receiver = CallbackReceiver::start(&server.project.signing_secret, server.clock.clone()).await;
+    let receiver =
+        CallbackReceiver::start(&server.project.signing_secret, server.clock.clone()).await;
     set_repair_url(&api, &receiver.url()).await;
 
     let receipt = json!({
@@ -82,26 +88,50 @@ async fn missing_result_is_detected_reprocessed_and_resolved() {
 
     // Reprocess: the repair endpoint receives a verified callback.
     let r = api
-        .post(&format!("/v1/incidents/{incident_id}/reprocess"), json!({"note": "worker was down"}))
+        .post(
+            &format!("/v1/incidents/{incident_id}/reprocess"),
+            json!({"note": "worker was down"}),
+        )
         .await;
     assert_eq!(r.status, 202, "{}", r.text);
-    let reprocess_id = r.json["reprocess_id"].as_str().expect("reprocess id").to_owned();
+    let reprocess_id = r.json["reprocess_id"]
+        .as_str()
+        .expect("reprocess id")
+        .to_owned();
     assert_eq!(r.json["incident"]["state"], "reprocessing");
     let got = eventually(WAIT, "the callback arrives", || async {
         receiver.received().first().cloned()
     })
     .await;
-    let callback = got.callback.unwrap_or_else(|| panic!("callback verifies: {:?}", got.error));
+    let callback = got
+        .callback
+        .unwrap_or_else(|| panic!("callback verifies: {:?}", got.error));
     assert_eq!(callback.reprocess_id, reprocess_id);
     assert_eq!(callback.incident_id, incident_id);
     assert_eq!(callback.attempt, 1);
     assert_eq!(callback.event.event_id, "evt_seed_1");
     assert_eq!(callback.event.subject.as_deref(), Some("cus_9s8d7f"));
-    assert_eq!(callback.event.metadata.as_ref().and_then(|m| m.get("credits")), Some(&json!(500)));
-    assert!(callback.requested_by.starts_with("api_key:key_"), "{}", callback.requested_by);
+    assert_eq!(
+        callback
+            .event
+            .metadata
+            .as_ref()
+            .and_then(|m| m.get("credits")),
+        Some(&json!(500))
+    );
+    assert!(
+        callback.requested_by.starts_with("api_key:key_"),
+        "{}",
+        callback.requested_by
+    );
     assert_eq!(got.headers["webhook-id"], reprocess_id.as_str());
     assert_eq!(got.headers["content-type"], "application/json");
-    assert!(got.headers["user-agent"].to_str().unwrap().starts_with("SendPromptly/"));
+    assert!(
+        got.headers["user-agent"]
+            .to_str()
+            .unwrap()
+            .starts_with("SendPromptly/")
+    );
 
     // The callback is delivered; the incident waits for the app's result.
     wait_state(&api, &incident_id, "reprocessing").await;
@@ -143,14 +173,20 @@ async fn missing_result_is_detected_reprocessed_and_resolved() {
     assert_eq!(attempt["response_excerpt"], "{\"answered\":200}");
     let note_entry = &detail["timeline"][3];
     assert_eq!(note_entry["detail"]["note"], "worker was down");
-    assert!(note_entry["actor"].as_str().unwrap().starts_with("api_key:key_"));
+    assert!(
+        note_entry["actor"]
+            .as_str()
+            .unwrap()
+            .starts_with("api_key:key_")
+    );
 }
 
 #[tokio::test]
 async fn failure_then_endpoint_down_retries_then_delivers() {
     let server = TestServer::start().await;
     let api = server.api();
-    let receiver = CallbackReceiver::start(&server.project.signing_secret, server.clock.clone()).await;
+    let receiver =
+        CallbackReceiver::start(&server.project.signing_secret, server.clock.clone()).await;
     set_repair_url(&api, &receiver.url()).await;
 
     api.post(
@@ -172,32 +208,54 @@ async fn failure_then_endpoint_down_retries_then_delivers() {
 
     // The endpoint is down: 503, then 500 with Retry-After, then back.
     receiver.script(&[(503, None), (500, Some("40"))]);
-    let r = api.post(&format!("/v1/incidents/{incident_id}/reprocess"), json!({})).await;
+    let r = api
+        .post(&format!("/v1/incidents/{incident_id}/reprocess"), json!({}))
+        .await;
     assert_eq!(r.status, 202, "{}", r.text);
 
     // While the callback is being delivered a second reprocess is refused.
-    let again = api.post(&format!("/v1/incidents/{incident_id}/reprocess"), json!({})).await;
+    let again = api
+        .post(&format!("/v1/incidents/{incident_id}/reprocess"), json!({}))
+        .await;
     assert_eq!(again.status, 409, "{}", again.text);
     assert_eq!(again.json["error"]["type"], "reprocess_in_flight");
 
-    eventually(WAIT, "first attempt", || async { (receiver.received().len() == 1).then_some(()) }).await;
+    eventually(WAIT, "first attempt", || async {
+        (receiver.received().len() == 1).then_some(())
+    })
+    .await;
     // Retry 1 is due 5–6 s later (schedule plus jitter); nothing before.
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(receiver.received().len(), 1);
     server.advance(Duration::from_secs(7));
-    eventually(WAIT, "second attempt", || async { (receiver.received().len() == 2).then_some(()) }).await;
+    eventually(WAIT, "second attempt", || async {
+        (receiver.received().len() == 2).then_some(())
+    })
+    .await;
     // Retry-After: 40 beats the 30 s schedule.
     server.advance(Duration::from_secs(37));
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert_eq!(receiver.received().len(), 2, "Retry-After must be honoured");
     server.advance(Duration::from_secs(5));
-    eventually(WAIT, "third attempt", || async { (receiver.received().len() == 3).then_some(()) }).await;
+    eventually(WAIT, "third attempt", || async {
+        (receiver.received().len() == 3).then_some(())
+    })
+    .await;
 
     let received = receiver.received();
-    let attempts: Vec<u32> = received.iter().map(|r| r.callback.as_ref().expect("verified").attempt).collect();
+    let attempts: Vec<u32> = received
+        .iter()
+        .map(|r| r.callback.as_ref().expect("verified").attempt)
+        .collect();
     assert_eq!(attempts, [1, 2, 3]);
-    let ids: Vec<&str> = received.iter().map(|r| r.headers["webhook-id"].to_str().unwrap()).collect();
-    assert!(ids.windows(2).all(|w| w[0] == w[1]), "same webhook-id on every retry");
+    let ids: Vec<&str> = received
+        .iter()
+        .map(|r| r.headers["webhook-id"].to_str().unwrap())
+        .collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] == w[1]),
+        "same webhook-id on every retry"
+    );
 
     let detail = eventually(WAIT, "delivered", || async {
         let d = incident_state(&api, &incident_id).await;
@@ -226,25 +284,53 @@ async fn failure_then_endpoint_down_retries_then_delivers() {
         .await;
     assert_eq!(r.json["incident"]["state"], "resolved");
 
-    let metrics = reqwest::get(format!("{}/metrics", server.url())).await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("sendpromptly_callback_attempts_total{outcome=\"retry\"} 2"), "{metrics}");
-    assert!(metrics.contains("sendpromptly_callback_attempts_total{outcome=\"delivered\"} 1"), "{metrics}");
-    assert!(metrics.contains("sendpromptly_incidents_opened_total 1"), "{metrics}");
-    assert!(metrics.contains("sendpromptly_incidents_resolved_total 1"), "{metrics}");
-    assert!(metrics.contains("sendpromptly_signals_received_total{type=\"result_failure\"} 1"), "{metrics}");
+    let metrics = reqwest::get(format!("{}/metrics", server.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("sendpromptly_callback_attempts_total{outcome=\"retry\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("sendpromptly_callback_attempts_total{outcome=\"delivered\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("sendpromptly_incidents_opened_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("sendpromptly_incidents_resolved_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("sendpromptly_signals_received_total{type=\"result_failure\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
 async fn gone_stops_delivery_at_once_and_reopens() {
     let server = TestServer::start().await;
     let api = server.api();
-    let receiver = CallbackReceiver::start(&server.project.signing_secret, server.clock.clone()).await;
+    let receiver =
+        CallbackReceiver::start(&server.project.signing_secret, server.clock.clone()).await;
     set_repair_url(&api, &receiver.url()).await;
-    api.post("/v1/result", json!({"provider": "custom", "event_id": "job-1", "status": "failure", "error": "boom"}))
-        .await;
-    let id = api.get("/v1/events/custom/job-1").await.json["incident"]["id"].as_str().unwrap().to_owned();
+    api.post(
+        "/v1/result",
+        json!({"provider": "custom", "event_id": "job-1", "status": "failure", "error": "boom"}),
+    )
+    .await;
+    let id = api.get("/v1/events/custom/job-1").await.json["incident"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     receiver.script(&[(410, None)]);
-    api.post(&format!("/v1/incidents/{id}/reprocess"), json!({})).await;
+    api.post(&format!("/v1/incidents/{id}/reprocess"), json!({}))
+        .await;
     let detail = eventually(WAIT, "gave up", || async {
         let d = incident_state(&api, &id).await;
         (d["incident"]["reprocess"]["status"] == "gave_up").then_some(d)
@@ -268,11 +354,17 @@ async fn duplicates_result_before_receipt_and_late_success() {
     let second = api.post("/v1/receipt", body).await;
     assert_eq!(second.status, 200, "{}", second.text);
     assert_eq!(second.json["event"]["deliveries"], 2);
-    assert_eq!(second.json["event"]["deadline_at"], first.json["event"]["deadline_at"]);
+    assert_eq!(
+        second.json["event"]["deadline_at"],
+        first.json["event"]["deadline_at"]
+    );
 
     // Result before receipt: kept; the receipt then completes the record.
     let r = api
-        .post("/v1/result", json!({"provider": "stripe", "event_id": "evt_early", "status": "success"}))
+        .post(
+            "/v1/result",
+            json!({"provider": "stripe", "event_id": "evt_early", "status": "success"}),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json["event"]["state"], "succeeded");
@@ -290,13 +382,24 @@ async fn duplicates_result_before_receipt_and_late_success() {
         .await;
     server.advance(Duration::from_secs(6));
     let id = wait_incident(&api, "stripe", "evt_late").await;
-    let r = api.post("/v1/result", json!({"provider": "stripe", "event_id": "evt_late", "status": "success"})).await;
+    let r = api
+        .post(
+            "/v1/result",
+            json!({"provider": "stripe", "event_id": "evt_late", "status": "success"}),
+        )
+        .await;
     assert_eq!(r.json["incident"]["state"], "resolved");
     assert_eq!(r.json["event"]["state"], "succeeded");
     let detail = incident_state(&api, &id).await;
     assert_eq!(
         kinds(&detail["timeline"]),
-        ["receipt.recorded", "deadline.passed", "incident.opened", "result.success", "incident.resolved"]
+        [
+            "receipt.recorded",
+            "deadline.passed",
+            "incident.opened",
+            "result.success",
+            "incident.resolved"
+        ]
     );
 
     // Support look-up by subject, even without an incident.
@@ -313,20 +416,30 @@ async fn manual_resolve_and_failure_reopens() {
     api.post("/v1/result", json!({"provider": "stripe", "event_id": "evt_m", "status": "failure", "error": "card declined in app"}))
         .await;
     let id = wait_incident(&api, "stripe", "evt_m").await;
-    let r = api.post(&format!("/v1/incidents/{id}/resolve"), json!({})).await;
+    let r = api
+        .post(&format!("/v1/incidents/{id}/resolve"), json!({}))
+        .await;
     assert_eq!(r.status, 422, "{}", r.text);
     assert_eq!(r.json["error"]["param"], "note");
     let r = api
-        .post(&format!("/v1/incidents/{id}/resolve"), json!({"note": "credited by hand"}))
+        .post(
+            &format!("/v1/incidents/{id}/resolve"),
+            json!({"note": "credited by hand"}),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json["incident"]["resolution"], "manual");
     let r = api
-        .post(&format!("/v1/incidents/{id}/resolve"), json!({"note": "again"}))
+        .post(
+            &format!("/v1/incidents/{id}/resolve"),
+            json!({"note": "again"}),
+        )
         .await;
     assert_eq!(r.status, 409);
     assert_eq!(r.json["error"]["type"], "incident_resolved");
-    let r = api.post(&format!("/v1/incidents/{id}/reprocess"), json!({})).await;
+    let r = api
+        .post(&format!("/v1/incidents/{id}/reprocess"), json!({}))
+        .await;
     assert_eq!(r.status, 409);
 
     let r = api
@@ -337,7 +450,9 @@ async fn manual_resolve_and_failure_reopens() {
     assert_eq!(r.json["incident"]["reopen_count"], 1);
 
     // Reprocess without a repair URL is a clear conflict.
-    let r = api.post(&format!("/v1/incidents/{id}/reprocess"), json!({})).await;
+    let r = api
+        .post(&format!("/v1/incidents/{id}/reprocess"), json!({}))
+        .await;
     assert_eq!(r.status, 409);
     assert_eq!(r.json["error"]["type"], "repair_url_missing");
 }
@@ -348,18 +463,28 @@ async fn idempotency_replays_and_rejects_reuse() {
     let api = server.api();
     let body = json!({"provider": "stripe", "event_id": "evt_idem", "event_type": "invoice.paid"});
     let key = [("Idempotency-Key", "key-123")];
-    let first = api.send(Method::POST, "/v1/receipt", Some(&body), &key).await;
+    let first = api
+        .send(Method::POST, "/v1/receipt", Some(&body), &key)
+        .await;
     assert_eq!(first.status, 201);
     assert!(first.headers.get("idempotent-replayed").is_none());
-    let replay = api.send(Method::POST, "/v1/receipt", Some(&body), &key).await;
+    let replay = api
+        .send(Method::POST, "/v1/receipt", Some(&body), &key)
+        .await;
     assert_eq!(replay.status, 201, "the first response is replayed");
     assert_eq!(replay.headers["idempotent-replayed"], "true");
     assert_eq!(replay.json, first.json);
     let event = api.get("/v1/events/stripe/evt_idem").await;
-    assert_eq!(event.json["event"]["deliveries"], 1, "a replay does not count a delivery");
+    assert_eq!(
+        event.json["event"]["deliveries"], 1,
+        "a replay does not count a delivery"
+    );
 
-    let other = json!({"provider": "stripe", "event_id": "evt_other", "event_type": "invoice.paid"});
-    let reused = api.send(Method::POST, "/v1/receipt", Some(&other), &key).await;
+    let other =
+        json!({"provider": "stripe", "event_id": "evt_other", "event_type": "invoice.paid"});
+    let reused = api
+        .send(Method::POST, "/v1/receipt", Some(&other), &key)
+        .await;
     assert_eq!(reused.status, 422);
     assert_eq!(reused.json["error"]["type"], "idempotency_key_reused");
 
@@ -372,7 +497,14 @@ async fn idempotency_replays_and_rejects_reuse() {
     assert_eq!(b.headers["idempotent-replayed"], "true");
 
     let long = "k".repeat(256);
-    let r = api.send(Method::POST, "/v1/receipt", Some(&body), &[("Idempotency-Key", &long)]).await;
+    let r = api
+        .send(
+            Method::POST,
+            "/v1/receipt",
+            Some(&body),
+            &[("Idempotency-Key", &long)],
+        )
+        .await;
     assert_eq!(r.status, 422);
     assert_eq!(r.json["error"]["param"], "Idempotency-Key");
 }
@@ -381,7 +513,11 @@ async fn idempotency_replays_and_rejects_reuse() {
 async fn auth_and_cross_project_isolation() {
     let server = TestServer::start().await;
     let api = server.api();
-    api.post("/v1/result", json!({"provider": "stripe", "event_id": "evt_iso", "status": "failure"})).await;
+    api.post(
+        "/v1/result",
+        json!({"provider": "stripe", "event_id": "evt_iso", "status": "failure"}),
+    )
+    .await;
     let id = wait_incident(&api, "stripe", "evt_iso").await;
 
     let anonymous = reqwest::Client::new()
@@ -416,17 +552,32 @@ async fn auth_and_cross_project_isolation() {
         let r = them.post(&path, json!({})).await;
         assert_eq!(r.status, 404, "{path}: {}", r.text);
     }
-    let r = them.post(&format!("/v1/incidents/{id}/resolve"), json!({"note": "x"})).await;
+    let r = them
+        .post(&format!("/v1/incidents/{id}/resolve"), json!({"note": "x"}))
+        .await;
     assert_eq!(r.status, 404);
     let list = them.get("/v1/incidents").await;
     assert_eq!(list.json["data"].as_array().unwrap().len(), 0);
-    let link = api.post(&format!("/v1/incidents/{id}/proof-links"), json!({})).await;
+    let link = api
+        .post(&format!("/v1/incidents/{id}/proof-links"), json!({}))
+        .await;
     let link_id = link.json["id"].as_str().unwrap();
-    let r = them.send(Method::DELETE, &format!("/v1/proof-links/{link_id}"), None, &[]).await;
+    let r = them
+        .send(
+            Method::DELETE,
+            &format!("/v1/proof-links/{link_id}"),
+            None,
+            &[],
+        )
+        .await;
     assert_eq!(r.status, 404);
 
     // A revoked key is rejected at once.
-    let keys = server.store().list_api_keys(&other.project_id).await.unwrap();
+    let keys = server
+        .store()
+        .list_api_keys(&other.project_id)
+        .await
+        .unwrap();
     server
         .store()
         .revoke_api_key(&other.project_id, &keys[0].id, server.clock_now())
@@ -449,9 +600,19 @@ async fn proof_links_show_expire_and_revoke() {
     server.advance(Duration::from_secs(2));
     let id = wait_incident(&api, "stripe", "evt_proof").await;
 
-    let r = api.post(&format!("/v1/incidents/{id}/proof-links"), json!({"expires_in_seconds": 10})).await;
+    let r = api
+        .post(
+            &format!("/v1/incidents/{id}/proof-links"),
+            json!({"expires_in_seconds": 10}),
+        )
+        .await;
     assert_eq!(r.status, 422);
-    let r = api.post(&format!("/v1/incidents/{id}/proof-links"), json!({"expires_in_seconds": 3600})).await;
+    let r = api
+        .post(
+            &format!("/v1/incidents/{id}/proof-links"),
+            json!({"expires_in_seconds": 3600}),
+        )
+        .await;
     assert_eq!(r.status, 201, "{}", r.text);
     let url = r.json["url"].as_str().unwrap().to_owned();
     let link_id = r.json["id"].as_str().unwrap().to_owned();
@@ -464,11 +625,20 @@ async fn proof_links_show_expire_and_revoke() {
     let html = page.text().await.unwrap();
     assert!(html.contains("invoice.paid") && html.contains("cus_proof"));
     assert!(html.contains("Deadline passed"));
-    assert!(!html.contains("do-not-show-42"), "metadata hidden unless opted in");
+    assert!(
+        !html.contains("do-not-show-42"),
+        "metadata hidden unless opted in"
+    );
     assert!(!html.contains(&server.project.api_key) && !html.contains("api_key:"));
 
     // Opting in shows metadata.
-    api.send(Method::PATCH, "/v1/project", Some(&json!({"proof_show_metadata": true})), &[]).await;
+    api.send(
+        Method::PATCH,
+        "/v1/project",
+        Some(&json!({"proof_show_metadata": true})),
+        &[],
+    )
+    .await;
     let html = reqwest::get(&url).await.unwrap().text().await.unwrap();
     assert!(html.contains("do-not-show-42"));
 
@@ -477,16 +647,28 @@ async fn proof_links_show_expire_and_revoke() {
     assert_eq!(reqwest::get(&url).await.unwrap().status(), 404);
 
     // Revocation.
-    let r = api.post(&format!("/v1/incidents/{id}/proof-links"), json!({})).await;
+    let r = api
+        .post(&format!("/v1/incidents/{id}/proof-links"), json!({}))
+        .await;
     let url2 = r.json["url"].as_str().unwrap().to_owned();
     assert_eq!(reqwest::get(&url2).await.unwrap().status(), 200);
     let id2 = r.json["id"].as_str().unwrap();
-    let r = api.send(Method::DELETE, &format!("/v1/proof-links/{id2}"), None, &[]).await;
+    let r = api
+        .send(Method::DELETE, &format!("/v1/proof-links/{id2}"), None, &[])
+        .await;
     assert_eq!(r.status, 204);
     assert_eq!(reqwest::get(&url2).await.unwrap().status(), 404);
-    let r = api.send(Method::DELETE, "/v1/proof-links/prf_unknown", None, &[]).await;
+    let r = api
+        .send(Method::DELETE, "/v1/proof-links/prf_unknown", None, &[])
+        .await;
     assert_eq!(r.status, 404);
-    assert_eq!(reqwest::get(format!("{}/proof/not-a-token", server.url())).await.unwrap().status(), 404);
+    assert_eq!(
+        reqwest::get(format!("{}/proof/not-a-token", server.url()))
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
 
     let detail = incident_state(&api, &id).await;
     let k = kinds(&detail["timeline"]);
@@ -502,16 +684,24 @@ async fn proof_links_show_expire_and_revoke() {
 async fn restart_keeps_pending_deadlines_and_deliveries() {
     let server = TestServer::start().await;
     let api = server.api();
-    let receiver = CallbackReceiver::start(&server.project.signing_secret, server.clock.clone()).await;
+    let receiver =
+        CallbackReceiver::start(&server.project.signing_secret, server.clock.clone()).await;
     set_repair_url(&api, &receiver.url()).await;
     api.post("/v1/receipt", json!({"provider": "stripe", "event_id": "evt_r1", "event_type": "invoice.paid", "deadline_seconds": 30}))
         .await;
-    api.post("/v1/result", json!({"provider": "stripe", "event_id": "evt_r2", "status": "failure", "error": "x"}))
-        .await;
+    api.post(
+        "/v1/result",
+        json!({"provider": "stripe", "event_id": "evt_r2", "status": "failure", "error": "x"}),
+    )
+    .await;
     let id2 = wait_incident(&api, "stripe", "evt_r2").await;
     receiver.script(&[(503, None)]);
-    api.post(&format!("/v1/incidents/{id2}/reprocess"), json!({})).await;
-    eventually(WAIT, "first attempt", || async { (!receiver.received().is_empty()).then_some(()) }).await;
+    api.post(&format!("/v1/incidents/{id2}/reprocess"), json!({}))
+        .await;
+    eventually(WAIT, "first attempt", || async {
+        (!receiver.received().is_empty()).then_some(())
+    })
+    .await;
     eventually(WAIT, "attempt recorded", || async {
         let d = incident_state(&api, &id2).await;
         (d["incident"]["reprocess"]["attempts"] == 1).then_some(())
@@ -523,7 +713,10 @@ async fn restart_keeps_pending_deadlines_and_deliveries() {
     server.advance(Duration::from_secs(31));
     let id1 = wait_incident(&api, "stripe", "evt_r1").await;
     assert!(id1.starts_with("inc_"));
-    eventually(WAIT, "retry after restart", || async { (receiver.received().len() == 2).then_some(()) }).await;
+    eventually(WAIT, "retry after restart", || async {
+        (receiver.received().len() == 2).then_some(())
+    })
+    .await;
     let detail = eventually(WAIT, "delivered after restart", || async {
         let d = incident_state(&api, &id2).await;
         (d["incident"]["reprocess"]["status"] == "delivered").then_some(d)
@@ -549,31 +742,65 @@ async fn bad_input_gets_clear_errors_never_5xx() {
     };
     let r = send(b"{}".to_vec(), None).await.unwrap();
     assert_eq!(r.status(), 415);
-    let r = send(b"{not json".to_vec(), Some("application/json")).await.unwrap();
+    let r = send(b"{not json".to_vec(), Some("application/json"))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["type"], "invalid_json");
-    let r = send(vec![0xff, 0xfe, b'{'], Some("application/json")).await.unwrap();
+    let r = send(vec![0xff, 0xfe, b'{'], Some("application/json"))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
-    let r = send(b"[1,2]".to_vec(), Some("application/json")).await.unwrap();
+    let r = send(b"[1,2]".to_vec(), Some("application/json"))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     let deep = "[".repeat(10_000) + &"]".repeat(10_000);
-    let r = send(deep.into_bytes(), Some("application/json")).await.unwrap();
+    let r = send(deep.into_bytes(), Some("application/json"))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
-    let big = format!("{{\"provider\":\"stripe\",\"event_id\":\"e\",\"event_type\":\"t\",\"x\":\"{}\"}}", "a".repeat(70_000));
-    let r = send(big.into_bytes(), Some("application/json")).await.unwrap();
+    let big = format!(
+        "{{\"provider\":\"stripe\",\"event_id\":\"e\",\"event_type\":\"t\",\"x\":\"{}\"}}",
+        "a".repeat(70_000)
+    );
+    let r = send(big.into_bytes(), Some("application/json"))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 413);
 
     for (body, param) in [
         (json!({"event_id": "e", "event_type": "t"}), "provider"),
-        (json!({"provider": "paypal", "event_id": "e", "event_type": "t"}), "provider"),
+        (
+            json!({"provider": "paypal", "event_id": "e", "event_type": "t"}),
+            "provider",
+        ),
         (json!({"provider": "stripe", "event_type": "t"}), "event_id"),
-        (json!({"provider": "stripe", "event_id": "e", "event_type": "t", "deadline_seconds": 0}), "deadline_seconds"),
-        (json!({"provider": "stripe", "event_id": "e", "event_type": "t", "deadline_seconds": 604801}), "deadline_seconds"),
-        (json!({"provider": "stripe", "event_id": "e", "event_type": "t", "deadline_seconds": -5}), "deadline_seconds"),
-        (json!({"provider": "stripe", "event_id": "e", "event_type": "t", "metadata": [1]}), "metadata"),
-        (json!({"provider": "stripe", "event_id": "e", "event_type": "t", "surprise": 1}), "surprise"),
-        (json!({"provider": "stripe", "event_id": "e", "event_type": "t", "occurred_at": "yesterday"}), "occurred_at"),
+        (
+            json!({"provider": "stripe", "event_id": "e", "event_type": "t", "deadline_seconds": 0}),
+            "deadline_seconds",
+        ),
+        (
+            json!({"provider": "stripe", "event_id": "e", "event_type": "t", "deadline_seconds": 604801}),
+            "deadline_seconds",
+        ),
+        (
+            json!({"provider": "stripe", "event_id": "e", "event_type": "t", "deadline_seconds": -5}),
+            "deadline_seconds",
+        ),
+        (
+            json!({"provider": "stripe", "event_id": "e", "event_type": "t", "metadata": [1]}),
+            "metadata",
+        ),
+        (
+            json!({"provider": "stripe", "event_id": "e", "event_type": "t", "surprise": 1}),
+            "surprise",
+        ),
+        (
+            json!({"provider": "stripe", "event_id": "e", "event_type": "t", "occurred_at": "yesterday"}),
+            "occurred_at",
+        ),
     ] {
         let r = api.post("/v1/receipt", body.clone()).await;
         assert_eq!(r.status, 422, "{body}: {}", r.text);
@@ -581,10 +808,21 @@ async fn bad_input_gets_clear_errors_never_5xx() {
         assert_eq!(r.json["error"]["param"], param, "{body}: {}", r.text);
         assert!(!r.json["error"]["message"].as_str().unwrap().is_empty());
     }
-    let r = api.post("/v1/result", json!({"provider": "stripe", "event_id": "e", "status": "maybe"})).await;
+    let r = api
+        .post(
+            "/v1/result",
+            json!({"provider": "stripe", "event_id": "e", "status": "maybe"}),
+        )
+        .await;
     assert_eq!(r.json["error"]["param"], "status");
 
-    for path in ["/v1/incidents?state=bogus", "/v1/incidents?limit=0", "/v1/incidents?limit=abc", "/v1/incidents?cursor=zzz", "/v1/events?state=nope"] {
+    for path in [
+        "/v1/incidents?state=bogus",
+        "/v1/incidents?limit=0",
+        "/v1/incidents?limit=abc",
+        "/v1/incidents?cursor=zzz",
+        "/v1/events?state=nope",
+    ] {
         let r = api.get(path).await;
         assert_eq!(r.status, 422, "{path}: {}", r.text);
     }
@@ -595,10 +833,22 @@ async fn bad_input_gets_clear_errors_never_5xx() {
     assert_eq!(r.status, 404);
     let r = api.get("/v1/events/paypal/x").await;
     assert_eq!(r.status, 404);
-    let r = api.send(Method::PATCH, "/v1/project", Some(&json!({"repair_url": "ftp://x"})), &[]).await;
+    let r = api
+        .send(
+            Method::PATCH,
+            "/v1/project",
+            Some(&json!({"repair_url": "ftp://x"})),
+            &[],
+        )
+        .await;
     assert_eq!(r.json["error"]["param"], "repair_url");
     let r = api
-        .send(Method::PATCH, "/v1/project", Some(&json!({"alert_channels": [{"type": "pager"}]})), &[])
+        .send(
+            Method::PATCH,
+            "/v1/project",
+            Some(&json!({"alert_channels": [{"type": "pager"}]})),
+            &[],
+        )
         .await;
     assert_eq!(r.status, 422);
     assert_eq!(r.json["error"]["param"], "alert_channels[0].type");
@@ -610,7 +860,11 @@ async fn incidents_filter_and_paginate() {
     let server = TestServer::start().await;
     let api = server.api();
     for i in 0..25 {
-        let (provider, event_type) = if i % 5 == 0 { ("shopify", "orders/paid") } else { ("stripe", "invoice.paid") };
+        let (provider, event_type) = if i % 5 == 0 {
+            ("shopify", "orders/paid")
+        } else {
+            ("stripe", "invoice.paid")
+        };
         api.post(
             "/v1/result",
             json!({"provider": provider, "event_id": format!("evt_{i:02}"), "status": "failure", "error": "x"}),
@@ -645,7 +899,9 @@ async fn incidents_filter_and_paginate() {
 
     let shopify = api.get("/v1/incidents?provider=shopify&limit=100").await;
     assert_eq!(shopify.json["data"].as_array().unwrap().len(), 5);
-    let typed = api.get("/v1/incidents?event_type=orders/paid&state=open&kind=failed_result").await;
+    let typed = api
+        .get("/v1/incidents?event_type=orders/paid&state=open&kind=failed_result")
+        .await;
     assert_eq!(typed.json["data"].as_array().unwrap().len(), 5);
     let subject = api.get("/v1/incidents?subject=cus_0&limit=100").await;
     assert_eq!(subject.json["data"].as_array().unwrap().len(), 9);
@@ -657,40 +913,81 @@ async fn incidents_filter_and_paginate() {
 async fn signing_secret_rotation_signs_with_both_for_a_day() {
     let server = TestServer::start().await;
     let api = server.api();
-    let receiver = CallbackReceiver::start(&server.project.signing_secret, server.clock.clone()).await;
+    let receiver =
+        CallbackReceiver::start(&server.project.signing_secret, server.clock.clone()).await;
     set_repair_url(&api, &receiver.url()).await;
-    let r = api.post("/v1/project/signing-secrets/rotate", json!({})).await;
+    let r = api
+        .post("/v1/project/signing-secrets/rotate", json!({}))
+        .await;
     assert_eq!(r.status, 201, "{}", r.text);
     let new_secret = r.json["secret"].as_str().unwrap().to_owned();
     assert!(new_secret.starts_with("whsec_"));
     let settings = api.get("/v1/project").await;
-    assert_eq!(settings.json["signing_secrets"].as_array().unwrap().len(), 2);
-    assert!(!settings.text.contains("whsec_"), "secret values are never shown again");
+    assert_eq!(
+        settings.json["signing_secrets"].as_array().unwrap().len(),
+        2
+    );
+    assert!(
+        !settings.text.contains("whsec_"),
+        "secret values are never shown again"
+    );
 
     // During the overlap, a receiver with only the NEW secret verifies.
     receiver.set_secrets(&[&new_secret]);
-    api.post("/v1/result", json!({"provider": "stripe", "event_id": "evt_rot", "status": "failure"})).await;
+    api.post(
+        "/v1/result",
+        json!({"provider": "stripe", "event_id": "evt_rot", "status": "failure"}),
+    )
+    .await;
     let id = wait_incident(&api, "stripe", "evt_rot").await;
-    api.post(&format!("/v1/incidents/{id}/reprocess"), json!({})).await;
-    let got = eventually(WAIT, "callback", || async { receiver.received().first().cloned() }).await;
+    api.post(&format!("/v1/incidents/{id}/reprocess"), json!({}))
+        .await;
+    let got = eventually(WAIT, "callback", || async {
+        receiver.received().first().cloned()
+    })
+    .await;
     assert!(got.callback.is_some(), "{:?}", got.error);
     let signatures = got.headers["webhook-signature"].to_str().unwrap();
-    assert_eq!(signatures.split(' ').count(), 2, "one signature per valid secret");
+    assert_eq!(
+        signatures.split(' ').count(),
+        2,
+        "one signature per valid secret"
+    );
 
     server.advance(Duration::from_secs(24 * 3600 + 1));
     let settings = api.get("/v1/project").await;
-    assert_eq!(settings.json["signing_secrets"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        settings.json["signing_secrets"].as_array().unwrap().len(),
+        1
+    );
 }
 
 #[tokio::test]
 async fn ops_endpoints() {
     let server = TestServer::start().await;
-    let health: Value = reqwest::get(format!("{}/healthz", server.url())).await.unwrap().json().await.unwrap();
+    let health: Value = reqwest::get(format!("{}/healthz", server.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["status"], "ok");
-    let doc: Value = reqwest::get(format!("{}/openapi.json", server.url())).await.unwrap().json().await.unwrap();
+    let doc: Value = reqwest::get(format!("{}/openapi.json", server.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(doc["paths"]["/v1/receipt"]["post"].is_object());
-    let metrics = reqwest::get(format!("{}/metrics", server.url())).await.unwrap();
-    assert!(metrics.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let metrics = reqwest::get(format!("{}/metrics", server.url()))
+        .await
+        .unwrap();
+    assert!(
+        metrics.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
     let text = metrics.text().await.unwrap();
     assert!(text.contains("# TYPE sendpromptly_sweeper_lag_seconds gauge"));
 }

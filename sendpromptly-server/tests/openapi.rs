@@ -22,7 +22,8 @@ fn committed_openapi_document_matches_the_code() {
 #[test]
 fn every_contract_route_is_documented() {
     let doc: serde_json::Value =
-        serde_json::from_str(&sendpromptly_server::api::openapi::document_json()).expect("valid JSON");
+        serde_json::from_str(&sendpromptly_server::api::openapi::document_json())
+            .expect("valid JSON");
     for (path, method) in [
         ("/v1/receipt", "post"),
         ("/v1/result", "post"),
@@ -42,6 +43,9 @@ fn every_contract_route_is_documented() {
         ("/metrics", "get"),
         ("/openapi.json", "get"),
     ] {
-        assert!(doc["paths"][path][method].is_object(), "{method} {path} is missing from the document");
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} is missing from the document"
+        );
     }
 }

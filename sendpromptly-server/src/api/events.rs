@@ -25,7 +25,10 @@ pub async fn get_one(
     caller: Caller,
     path: PathSegments,
 ) -> Result<Json<EventDetail>, ApiError> {
-    let provider: Provider = path.first().parse().map_err(|_| ApiError::NotFound("event"))?;
+    let provider: Provider = path
+        .first()
+        .parse()
+        .map_err(|_| ApiError::NotFound("event"))?;
     let key = EventKey {
         provider,
         event_id: path.second().to_owned(),
@@ -65,7 +68,10 @@ pub async fn search(
         limit: query.limit()?,
         cursor: query.text("cursor"),
     };
-    let found = state.store().search_events(&caller.project_id, &filter, &page).await?;
+    let found = state
+        .store()
+        .search_events(&caller.project_id, &filter, &page)
+        .await?;
     Ok(Json(EventList {
         data: found.data.iter().map(EventView::from).collect(),
         next_cursor: found.next_cursor,

@@ -56,7 +56,8 @@ fn is_json_content_type(headers: &HeaderMap) -> bool {
         .and_then(|v| v.split(';').next())
         .map(|essence| {
             let essence = essence.trim().to_ascii_lowercase();
-            essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+            essence == "application/json"
+                || (essence.starts_with("application/") && essence.ends_with("+json"))
         })
         .unwrap_or(false)
 }
@@ -107,7 +108,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|err| ApiError::MalformedJson(format!("the body is not valid JSON: {err}")))?;
     if !value.is_object() {
-        return Err(ApiError::MalformedJson("the body must be a JSON object".into()));
+        return Err(ApiError::MalformedJson(
+            "the body must be a JSON object".into(),
+        ));
     }
     serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
@@ -160,7 +163,10 @@ impl QueryParams {
         T::Err: std::fmt::Display,
     {
         self.text(name)
-            .map(|v| v.parse::<T>().map_err(|err| ApiError::invalid(name, err.to_string())))
+            .map(|v| {
+                v.parse::<T>()
+                    .map_err(|err| ApiError::invalid(name, err.to_string()))
+            })
             .transpose()
     }
 
@@ -171,7 +177,10 @@ impl QueryParams {
             .map_err(|_| ApiError::invalid("limit", "must be a whole number from 1 to 100"))?
             .unwrap_or(20);
         if !(1..=100).contains(&limit) {
-            return Err(ApiError::invalid("limit", "must be a whole number from 1 to 100"));
+            return Err(ApiError::invalid(
+                "limit",
+                "must be a whole number from 1 to 100",
+            ));
         }
         Ok(limit)
     }
@@ -180,8 +189,12 @@ impl QueryParams {
     pub fn time(&self, name: &str) -> Result<Option<sendpromptly_core::Timestamp>, ApiError> {
         self.text(name)
             .map(|v| {
-                sendpromptly_core::Timestamp::parse_rfc3339(&v)
-                    .map_err(|_| ApiError::invalid(name, "must be an RFC 3339 time such as 2026-11-22T10:00:00Z"))
+                sendpromptly_core::Timestamp::parse_rfc3339(&v).map_err(|_| {
+                    ApiError::invalid(
+                        name,
+                        "must be an RFC 3339 time such as 2026-11-22T10:00:00Z",
+                    )
+                })
             })
             .transpose()
     }

@@ -40,12 +40,20 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
     }
 }
 
-async fn run(state: &AppState, key: HeaderValue, request: Request, next: Next) -> Result<Response, Response> {
+async fn run(
+    state: &AppState,
+    key: HeaderValue,
+    request: Request,
+    next: Next,
+) -> Result<Response, Response> {
     let key = key
         .to_str()
-        .map_err(|_| ApiError::invalid("Idempotency-Key", "must be printable ASCII").into_response())?
+        .map_err(|_| {
+            ApiError::invalid("Idempotency-Key", "must be printable ASCII").into_response()
+        })?
         .to_owned();
-    sendpromptly_core::validation::validate_idempotency_key(&key).map_err(|e| ApiError::from(e).into_response())?;
+    sendpromptly_core::validation::validate_idempotency_key(&key)
+        .map_err(|e| ApiError::from(e).into_response())?;
     let caller = request
         .extensions()
         .get::<Caller>()
@@ -65,7 +73,13 @@ async fn run(state: &AppState, key: HeaderValue, request: Request, next: Next) -
 
     let store = state.store();
     let begin = store
-        .idempotency_begin(&caller.project_id, &key, &request_hash, state.now(), LOCK_FOR)
+        .idempotency_begin(
+            &caller.project_id,
+            &key,
+            &request_hash,
+            state.now(),
+            LOCK_FOR,
+        )
         .await
         .map_err(|e| ApiError::from(e).into_response())?;
     match begin {
@@ -73,7 +87,10 @@ async fn run(state: &AppState, key: HeaderValue, request: Request, next: Next) -
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
             let mut response = (status, body).into_response();
             let headers = response.headers_mut();
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             headers.insert(REPLAYED, HeaderValue::from_static("true"));
             Ok(response)
         }
@@ -85,13 +102,18 @@ async fn run(state: &AppState, key: HeaderValue, request: Request, next: Next) -
             let (parts, body) = response.into_parts();
             let Ok(body) = to_bytes(body, MAX_STORED_RESPONSE).await else {
                 let _ = store.idempotency_abandon(&caller.project_id, &key).await;
-                return Err(ApiError::Internal("response too large to store for idempotency".into()).into_response());
+                return Err(ApiError::Internal(
+                    "response too large to store for idempotency".into(),
+                )
+                .into_response());
             };
             let status = parts.status.as_u16();
             let outcome = if parts.status.is_server_error() {
                 store.idempotency_abandon(&caller.project_id, &key).await
             } else {
-                store.idempotency_complete(&caller.project_id, &key, status, &body).await
+                store
+                    .idempotency_complete(&caller.project_id, &key, status, &body)
+                    .await
             };
             if let Err(err) = outcome {
                 tracing::warn!(error = %err, "could not store the idempotent response");

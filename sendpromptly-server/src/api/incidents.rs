@@ -13,7 +13,9 @@ use super::extract::{ApiJson, Caller, OptionalApiJson, PathSegments, QueryParams
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::store::{IncidentFilter, PageRequest, StoredEvent};
-use crate::views::{EventView, IncidentDetail, IncidentList, IncidentView, ReprocessResponse, ResolveResponse};
+use crate::views::{
+    EventView, IncidentDetail, IncidentList, IncidentView, ReprocessResponse, ResolveResponse,
+};
 
 /// Body of `POST /v1/incidents/{id}/reprocess`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -67,7 +69,10 @@ pub async fn list(
         limit: query.limit()?,
         cursor: query.text("cursor"),
     };
-    let found = state.store().list_incidents(&caller.project_id, &filter, &page).await?;
+    let found = state
+        .store()
+        .list_incidents(&caller.project_id, &filter, &page)
+        .await?;
     Ok(Json(IncidentList {
         data: found.data.iter().filter_map(IncidentView::of).collect(),
         next_cursor: found.next_cursor,
@@ -75,7 +80,11 @@ pub async fn list(
 }
 
 /// Loads an incident of the caller's project, or 404.
-pub async fn load_incident(state: &AppState, project_id: &str, incident_id: &str) -> Result<StoredEvent, ApiError> {
+pub async fn load_incident(
+    state: &AppState,
+    project_id: &str,
+    incident_id: &str,
+) -> Result<StoredEvent, ApiError> {
     if !ids::has_shape(incident_id, ids::INCIDENT) {
         return Err(ApiError::NotFound("incident"));
     }
@@ -120,15 +129,23 @@ pub async fn request_reprocess(
 ) -> Result<ReprocessResponse, ApiError> {
     sendpromptly_core::validation::validate_note(note.as_deref())?;
     let stored = load_incident(state, project_id, incident_id).await?;
-    let project = state.store().project(project_id).await?.ok_or(ApiError::NotFound("project"))?;
+    let project = state
+        .store()
+        .project(project_id)
+        .await?
+        .ok_or(ApiError::NotFound("project"))?;
     if project.repair_url.is_none() {
         return Err(ApiError::Conflict {
             kind: "repair_url_missing",
-            message: "the project has no repair_url; set one with PATCH /v1/project before reprocessing".into(),
+            message:
+                "the project has no repair_url; set one with PATCH /v1/project before reprocessing"
+                    .into(),
         });
     }
-    let result_deadline_seconds =
-        project.deadline_for(stored.record.event_type.as_deref().unwrap_or_default(), None);
+    let result_deadline_seconds = project.deadline_for(
+        stored.record.event_type.as_deref().unwrap_or_default(),
+        None,
+    );
     let ctx = state.context(actor);
     let reprocess_id = ids::new_id(ids::REPROCESS, ctx.now, &mut rand::thread_rng());
     let applied = state
@@ -145,8 +162,12 @@ pub async fn request_reprocess(
         )
         .await?;
     state.after_transition(&applied.transition.effects);
-    let incident = IncidentView::of(&applied.transition.record).ok_or(ApiError::NotFound("incident"))?;
-    Ok(ReprocessResponse { reprocess_id, incident })
+    let incident =
+        IncidentView::of(&applied.transition.record).ok_or(ApiError::NotFound("incident"))?;
+    Ok(ReprocessResponse {
+        reprocess_id,
+        incident,
+    })
 }
 
 /// Resolves an incident by hand, as `actor`. Shared by the API and the console.
@@ -158,7 +179,10 @@ pub async fn manual_resolve(
     note: String,
 ) -> Result<ResolveResponse, ApiError> {
     if note.trim().is_empty() {
-        return Err(ApiError::invalid("note", "must say why the incident is resolved"));
+        return Err(ApiError::invalid(
+            "note",
+            "must say why the incident is resolved",
+        ));
     }
     sendpromptly_core::validation::validate_note(Some(&note))?;
     if !ids::has_shape(incident_id, ids::INCIDENT) {
@@ -167,10 +191,16 @@ pub async fn manual_resolve(
     let ctx = state.context(actor);
     let applied = state
         .store()
-        .apply_to_incident(project_id, incident_id, Command::ManualResolve { note }, ctx)
+        .apply_to_incident(
+            project_id,
+            incident_id,
+            Command::ManualResolve { note },
+            ctx,
+        )
         .await?;
     state.after_transition(&applied.transition.effects);
-    let incident = IncidentView::of(&applied.transition.record).ok_or(ApiError::NotFound("incident"))?;
+    let incident =
+        IncidentView::of(&applied.transition.record).ok_or(ApiError::NotFound("incident"))?;
     Ok(ResolveResponse { incident })
 }
 
@@ -194,7 +224,14 @@ pub async fn reprocess(
     path: PathSegments,
     OptionalApiJson(body): OptionalApiJson<ReprocessRequest>,
 ) -> Result<(StatusCode, Json<ReprocessResponse>), ApiError> {
-    let response = request_reprocess(&state, &caller.project_id, path.first(), caller.actor(), body.note).await?;
+    let response = request_reprocess(
+        &state,
+        &caller.project_id,
+        path.first(),
+        caller.actor(),
+        body.note,
+    )
+    .await?;
     Ok((StatusCode::ACCEPTED, Json(response)))
 }
 
@@ -218,6 +255,13 @@ pub async fn resolve(
     path: PathSegments,
     ApiJson(body): ApiJson<ResolveRequest>,
 ) -> Result<Json<ResolveResponse>, ApiError> {
-    let response = manual_resolve(&state, &caller.project_id, path.first(), caller.actor(), body.note).await?;
+    let response = manual_resolve(
+        &state,
+        &caller.project_id,
+        path.first(),
+        caller.actor(),
+        body.note,
+    )
+    .await?;
     Ok(Json(response))
 }

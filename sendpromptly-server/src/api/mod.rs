@@ -44,10 +44,19 @@ pub fn router(state: AppState) -> Router {
             post(proof::create).get(proof::list_for_incident),
         )
         .route("/proof-links/{id}", delete(proof::revoke))
-        .route("/project", get(project::get_settings).patch(project::update_settings))
-        .route("/project/signing-secrets/rotate", post(project::rotate_secret))
+        .route(
+            "/project",
+            get(project::get_settings).patch(project::update_settings),
+        )
+        .route(
+            "/project/signing-secrets/rotate",
+            post(project::rotate_secret),
+        )
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), idempotency::middleware))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::middleware,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .nest("/v1", v1)
@@ -75,7 +84,11 @@ async fn method_not_allowed() -> ApiError {
 
 /// Tags every response with a `Request-Id` (also logged), for support.
 async fn request_id(request: Request, next: Next) -> Response {
-    let id = sendpromptly_core::ids::new_id("req_", sendpromptly_core::Timestamp::from_unix_millis(0), &mut rand::thread_rng());
+    let id = sendpromptly_core::ids::new_id(
+        "req_",
+        sendpromptly_core::Timestamp::from_unix_millis(0),
+        &mut rand::thread_rng(),
+    );
     let span = tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
     let mut response = {
         let _guard = span.enter();
@@ -112,7 +125,10 @@ async fn caller_of(
     let value = authorization
         .ok_or(ApiError::MissingApiKey)?
         .map_err(|_| ApiError::InvalidApiKey)?;
-    let (scheme, key) = value.trim().split_once(' ').ok_or(ApiError::InvalidApiKey)?;
+    let (scheme, key) = value
+        .trim()
+        .split_once(' ')
+        .ok_or(ApiError::InvalidApiKey)?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(ApiError::InvalidApiKey);
     }

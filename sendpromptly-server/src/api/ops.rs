@@ -44,8 +44,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 )]
 pub async fn openapi_json() -> Response {
     let mut response = super::openapi::document_json().into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }

@@ -43,7 +43,9 @@ pub struct ProjectUpdate {
 }
 
 /// Tells "absent" (outer `None`) from "null" (`Some(None)`).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<Option<T>>, D::Error> {
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
@@ -52,12 +54,19 @@ pub fn validate_outbound_url(param: &str, value: &str) -> Result<(), ApiError> {
     if value.len() > 2048 {
         return Err(ApiError::invalid(param, "must be at most 2048 characters"));
     }
-    let url = url::Url::parse(value).map_err(|err| ApiError::invalid(param, format!("is not an absolute URL: {err}")))?;
+    let url = url::Url::parse(value)
+        .map_err(|err| ApiError::invalid(param, format!("is not an absolute URL: {err}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(ApiError::invalid(param, "must be an http:// or https:// URL with a host"));
+        return Err(ApiError::invalid(
+            param,
+            "must be an http:// or https:// URL with a host",
+        ));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(ApiError::invalid(param, "must not carry credentials; use the signing secret to authenticate callbacks"));
+        return Err(ApiError::invalid(
+            param,
+            "must not carry credentials; use the signing secret to authenticate callbacks",
+        ));
     }
     Ok(())
 }
@@ -73,27 +82,37 @@ fn validate_alert_channels(channels: &serde_json::Value) -> Result<(), ApiError>
     }
     for (i, channel) in list.iter().enumerate() {
         let param = |field: &str| format!("alert_channels[{i}].{field}");
-        let object = channel
-            .as_object()
-            .ok_or_else(|| ApiError::invalid(format!("alert_channels[{i}]"), "must be an object"))?;
+        let object = channel.as_object().ok_or_else(|| {
+            ApiError::invalid(format!("alert_channels[{i}]"), "must be an object")
+        })?;
         let field = |name: &str| object.get(name).and_then(|v| v.as_str());
         match field("type") {
             Some("email") => {
-                let to = field("to").ok_or_else(|| ApiError::invalid(param("to"), "is required for email channels"))?;
+                let to = field("to").ok_or_else(|| {
+                    ApiError::invalid(param("to"), "is required for email channels")
+                })?;
                 if !to.contains('@') || to.len() > 254 {
                     return Err(ApiError::invalid(param("to"), "must be an email address"));
                 }
             }
             Some("slack") => {
-                let url = field("webhook_url")
-                    .ok_or_else(|| ApiError::invalid(param("webhook_url"), "is required for slack channels"))?;
+                let url = field("webhook_url").ok_or_else(|| {
+                    ApiError::invalid(param("webhook_url"), "is required for slack channels")
+                })?;
                 validate_outbound_url(&param("webhook_url"), url)?;
             }
             Some("webhook") => {
-                let url = field("url").ok_or_else(|| ApiError::invalid(param("url"), "is required for webhook channels"))?;
+                let url = field("url").ok_or_else(|| {
+                    ApiError::invalid(param("url"), "is required for webhook channels")
+                })?;
                 validate_outbound_url(&param("url"), url)?;
             }
-            _ => return Err(ApiError::invalid(param("type"), "must be email, slack or webhook")),
+            _ => {
+                return Err(ApiError::invalid(
+                    param("type"),
+                    "must be email, slack or webhook",
+                ));
+            }
         }
         if let Some(on) = object.get("on") {
             let events = on
@@ -103,7 +122,10 @@ fn validate_alert_channels(channels: &serde_json::Value) -> Result<(), ApiError>
                 if !event.as_str().is_some_and(|e| ALERT_EVENTS.contains(&e)) {
                     return Err(ApiError::invalid(
                         param("on"),
-                        format!("unknown event {event}; expected {}", ALERT_EVENTS.join(", ")),
+                        format!(
+                            "unknown event {event}; expected {}",
+                            ALERT_EVENTS.join(", ")
+                        ),
                     ));
                 }
             }
@@ -113,8 +135,15 @@ fn validate_alert_channels(channels: &serde_json::Value) -> Result<(), ApiError>
 }
 
 async fn view(state: &AppState, project_id: &str) -> Result<ProjectView, ApiError> {
-    let project = state.store().project(project_id).await?.ok_or(ApiError::NotFound("project"))?;
-    let secrets = state.store().signing_secrets(project_id, state.now()).await?;
+    let project = state
+        .store()
+        .project(project_id)
+        .await?
+        .ok_or(ApiError::NotFound("project"))?;
+    let secrets = state
+        .store()
+        .signing_secrets(project_id, state.now())
+        .await?;
     Ok(ProjectView::new(&project, &secrets))
 }
 
@@ -124,7 +153,10 @@ async fn view(state: &AppState, project_id: &str) -> Result<ProjectView, ApiErro
     responses((status = 200, body = ProjectView), (status = 401, body = ErrorBody)),
     security(("api_key" = []))
 )]
-pub async fn get_settings(State(state): State<AppState>, caller: Caller) -> Result<Json<ProjectView>, ApiError> {
+pub async fn get_settings(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<ProjectView>, ApiError> {
     Ok(Json(view(&state, &caller.project_id).await?))
 }
 
@@ -138,11 +170,17 @@ pub fn patch_from_update(update: ProjectUpdate) -> Result<ProjectPatch, ApiError
     }
     if let Some(table) = &update.deadlines_by_event_type {
         if table.len() > 200 {
-            return Err(ApiError::invalid("deadlines_by_event_type", "at most 200 event types"));
+            return Err(ApiError::invalid(
+                "deadlines_by_event_type",
+                "at most 200 event types",
+            ));
         }
         for (event_type, seconds) in table {
             if event_type.is_empty() || event_type.len() > 255 {
-                return Err(ApiError::invalid("deadlines_by_event_type", "event types must be 1–255 characters"));
+                return Err(ApiError::invalid(
+                    "deadlines_by_event_type",
+                    "event types must be 1–255 characters",
+                ));
             }
             validate_deadline_seconds(&format!("deadlines_by_event_type.{event_type}"), *seconds)?;
         }
@@ -172,7 +210,10 @@ pub async fn update_settings(
     ApiJson(update): ApiJson<ProjectUpdate>,
 ) -> Result<Json<ProjectView>, ApiError> {
     let patch = patch_from_update(update)?;
-    state.store().update_project(&caller.project_id, patch).await?;
+    state
+        .store()
+        .update_project(&caller.project_id, patch)
+        .await?;
     Ok(Json(view(&state, &caller.project_id).await?))
 }
 
@@ -199,6 +240,12 @@ pub async fn rotate(state: &AppState, project_id: &str) -> Result<RotatedSecret,
     responses((status = 201, description = "The new secret, shown once", body = RotatedSecret), (status = 401, body = ErrorBody)),
     security(("api_key" = []))
 )]
-pub async fn rotate_secret(State(state): State<AppState>, caller: Caller) -> Result<(StatusCode, Json<RotatedSecret>), ApiError> {
-    Ok((StatusCode::CREATED, Json(rotate(&state, &caller.project_id).await?)))
+pub async fn rotate_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<(StatusCode, Json<RotatedSecret>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(rotate(&state, &caller.project_id).await?),
+    ))
 }

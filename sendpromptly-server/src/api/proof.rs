@@ -69,7 +69,10 @@ pub async fn create_link(
         actor,
         json!({ "proof_link_id": link.id, "expires_at": link.expires_at }),
     );
-    state.store().append_incident_entry(project_id, incident_id, entry).await?;
+    state
+        .store()
+        .append_incident_entry(project_id, incident_id, entry)
+        .await?;
     Ok(ProofLinkCreated {
         id: link.id,
         url: state.public_url(&format!("/proof/{token}")),
@@ -78,16 +81,33 @@ pub async fn create_link(
 }
 
 /// Revokes a proof link, as `actor`. Shared by the API and the console.
-pub async fn revoke_link(state: &AppState, project_id: &str, link_id: &str, actor: Actor) -> Result<(), ApiError> {
+pub async fn revoke_link(
+    state: &AppState,
+    project_id: &str,
+    link_id: &str,
+    actor: Actor,
+) -> Result<(), ApiError> {
     let link = state
         .store()
         .proof_link(project_id, link_id)
         .await?
         .ok_or(ApiError::NotFound("proof link"))?;
     let now = state.now();
-    if state.store().revoke_proof_link(project_id, link_id, now).await? {
-        let entry = TimelineEntry::new(now, TimelineKind::ProofLinkRevoked, actor, json!({ "proof_link_id": link.id }));
-        state.store().append_incident_entry(project_id, &link.incident_id, entry).await?;
+    if state
+        .store()
+        .revoke_proof_link(project_id, link_id, now)
+        .await?
+    {
+        let entry = TimelineEntry::new(
+            now,
+            TimelineKind::ProofLinkRevoked,
+            actor,
+            json!({ "proof_link_id": link.id }),
+        );
+        state
+            .store()
+            .append_incident_entry(project_id, &link.incident_id, entry)
+            .await?;
     }
     Ok(())
 }
@@ -107,7 +127,14 @@ pub async fn create(
     path: PathSegments,
     OptionalApiJson(body): OptionalApiJson<CreateProofLink>,
 ) -> Result<(StatusCode, Json<ProofLinkCreated>), ApiError> {
-    let created = create_link(&state, &caller.project_id, path.first(), caller.actor(), body.expires_in_seconds).await?;
+    let created = create_link(
+        &state,
+        &caller.project_id,
+        path.first(),
+        caller.actor(),
+        body.expires_in_seconds,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -138,7 +165,11 @@ pub async fn list_for_incident(
     responses((status = 204, description = "Revoked"), (status = 404, body = ErrorBody)),
     security(("api_key" = []))
 )]
-pub async fn revoke(State(state): State<AppState>, caller: Caller, path: PathSegments) -> Result<StatusCode, ApiError> {
+pub async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: PathSegments,
+) -> Result<StatusCode, ApiError> {
     revoke_link(&state, &caller.project_id, path.first(), caller.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -174,7 +205,11 @@ struct ProofGone;
 pub async fn page(State(state): State<AppState>, path: PathSegments) -> Response {
     match render_page(&state, path.first()).await {
         Ok(Some(html)) => Html(html).into_response(),
-        Ok(None) => (StatusCode::NOT_FOUND, Html(ProofGone.render().unwrap_or_default())).into_response(),
+        Ok(None) => (
+            StatusCode::NOT_FOUND,
+            Html(ProofGone.render().unwrap_or_default()),
+        )
+            .into_response(),
         Err(err) => err.into_response(),
     }
 }
@@ -184,13 +219,21 @@ async fn render_page(state: &AppState, token: &str) -> Result<Option<String>, Ap
         return Ok(None);
     }
     let now = state.now();
-    let Some(link) = state.store().proof_link_by_token_hash(&secrets::hash_token(token)).await? else {
+    let Some(link) = state
+        .store()
+        .proof_link_by_token_hash(&secrets::hash_token(token))
+        .await?
+    else {
         return Ok(None);
     };
     if link.revoked_at.is_some() || link.expires_at <= now {
         return Ok(None);
     }
-    let Some(stored) = state.store().incident(&link.project_id, &link.incident_id).await? else {
+    let Some(stored) = state
+        .store()
+        .incident(&link.project_id, &link.incident_id)
+        .await?
+    else {
         return Ok(None);
     };
     let show_metadata = state
@@ -204,7 +247,10 @@ async fn render_page(state: &AppState, token: &str) -> Result<Option<String>, Ap
     };
     let page = ProofPage {
         provider: record.provider.to_string(),
-        event_type: record.event_type.clone().unwrap_or_else(|| "unknown".into()),
+        event_type: record
+            .event_type
+            .clone()
+            .unwrap_or_else(|| "unknown".into()),
         subject: record.subject.clone().unwrap_or_else(|| "—".into()),
         effect: record.effect.clone().unwrap_or_else(|| "—".into()),
         event_id: record.event_id.clone(),
@@ -214,7 +260,9 @@ async fn render_page(state: &AppState, token: &str) -> Result<Option<String>, Ap
         resolution: incident
             .resolution
             .map(|r| match r {
-                sendpromptly_core::model::Resolution::SuccessResult => "the effect was applied (success result)",
+                sendpromptly_core::model::Resolution::SuccessResult => {
+                    "the effect was applied (success result)"
+                }
                 sendpromptly_core::model::Resolution::Manual => "resolved by the team",
             })
             .unwrap_or("not yet resolved")

@@ -60,7 +60,10 @@ pub async fn receipt(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(SignalResponse::from(&applied.transition.record))))
+    Ok((
+        status,
+        Json(SignalResponse::from(&applied.transition.record)),
+    ))
 }
 
 /// Records a result: the business effect succeeded or failed.

@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sendpromptly_core::Timestamp;
-use sendpromptly_core::machine::{AttemptReport, Command, Context, EventRecord, Transition, TransitionError};
+use sendpromptly_core::machine::{
+    AttemptReport, Command, Context, EventRecord, Transition, TransitionError,
+};
 use sendpromptly_core::model::{
     EventKey, EventState, IncidentKind, IncidentState, Provider, TimelineEntry,
 };
@@ -316,7 +318,12 @@ pub trait Store: Send + Sync + 'static {
     /// A project's keys, newest first.
     async fn list_api_keys(&self, project_id: &str) -> StoreResult<Vec<ApiKey>>;
     /// Revokes a key; false if the project has no such key.
-    async fn revoke_api_key(&self, project_id: &str, key_id: &str, now: Timestamp) -> StoreResult<bool>;
+    async fn revoke_api_key(
+        &self,
+        project_id: &str,
+        key_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
 
     /// Adds a signing secret; every older secret without an expiry expires at `older_expire_at`.
     async fn add_signing_secret(
@@ -327,7 +334,11 @@ pub trait Store: Send + Sync + 'static {
         older_expire_at: Timestamp,
     ) -> StoreResult<()>;
     /// The secrets that still sign at `now`, newest first.
-    async fn signing_secrets(&self, project_id: &str, now: Timestamp) -> StoreResult<Vec<SigningSecretRecord>>;
+    async fn signing_secrets(
+        &self,
+        project_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<Vec<SigningSecretRecord>>;
 
     /// Adds a console user (emails are unique, compared lower-case).
     async fn create_user(&self, user: User) -> StoreResult<()>;
@@ -340,7 +351,13 @@ pub trait Store: Send + Sync + 'static {
     ///
     /// Receipts and results create the event if needed; other commands on an
     /// unknown event fail with [`TransitionError::UnknownEvent`].
-    async fn apply(&self, project_id: &str, key: &EventKey, command: Command, ctx: Context) -> StoreResult<Applied>;
+    async fn apply(
+        &self,
+        project_id: &str,
+        key: &EventKey,
+        command: Command,
+        ctx: Context,
+    ) -> StoreResult<Applied>;
     /// Applies a command to the event of an incident.
     async fn apply_to_incident(
         &self,
@@ -350,18 +367,32 @@ pub trait Store: Send + Sync + 'static {
         ctx: Context,
     ) -> StoreResult<Applied>;
     /// Appends a timeline entry for a human action that changes no state (e.g. a proof link).
-    async fn append_incident_entry(&self, project_id: &str, incident_id: &str, entry: TimelineEntry) -> StoreResult<()>;
+    async fn append_incident_entry(
+        &self,
+        project_id: &str,
+        incident_id: &str,
+        entry: TimelineEntry,
+    ) -> StoreResult<()>;
 
     /// One event with its timeline.
     async fn event(&self, project_id: &str, key: &EventKey) -> StoreResult<Option<StoredEvent>>;
     /// The event of an incident, with its timeline.
-    async fn incident(&self, project_id: &str, incident_id: &str) -> StoreResult<Option<StoredEvent>>;
+    async fn incident(
+        &self,
+        project_id: &str,
+        incident_id: &str,
+    ) -> StoreResult<Option<StoredEvent>>;
     /// Events matching `filter`, newest first.
     ///
     /// A `cursor` this store did not hand out (undecodable or for another
     /// list) fails with `StoreError::NotFound("cursor")` (the API answers
     /// 422 with `param: cursor`).
-    async fn search_events(&self, project_id: &str, filter: &EventFilter, page: &PageRequest) -> StoreResult<Page<EventRecord>>;
+    async fn search_events(
+        &self,
+        project_id: &str,
+        filter: &EventFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<EventRecord>>;
     /// Incidents matching `filter`, most recently opened first (records carry the incident).
     ///
     /// An unreadable `cursor` fails with `StoreError::NotFound("cursor")`,
@@ -380,7 +411,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Claims up to `limit` repair callbacks due at `now` for `lease`; a
     /// claimed job is invisible to other dispatchers until the lease ends.
-    async fn claim_deliveries(&self, now: Timestamp, lease: Duration, limit: u32) -> StoreResult<Vec<DeliveryJob>>;
+    async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: u32,
+    ) -> StoreResult<Vec<DeliveryJob>>;
     /// Records a finished attempt: applies [`Command::CallbackAttempt`] and
     /// reschedules, completes or gives up the outbox row, in one transaction.
     async fn finish_delivery_attempt(
@@ -400,9 +436,18 @@ pub trait Store: Send + Sync + 'static {
     /// A project's proof link by id.
     async fn proof_link(&self, project_id: &str, link_id: &str) -> StoreResult<Option<ProofLink>>;
     /// The proof links of an incident, newest first.
-    async fn proof_links_for_incident(&self, project_id: &str, incident_id: &str) -> StoreResult<Vec<ProofLink>>;
+    async fn proof_links_for_incident(
+        &self,
+        project_id: &str,
+        incident_id: &str,
+    ) -> StoreResult<Vec<ProofLink>>;
     /// Revokes a proof link; false if there is no such link in the project or it was already revoked.
-    async fn revoke_proof_link(&self, project_id: &str, link_id: &str, now: Timestamp) -> StoreResult<bool>;
+    async fn revoke_proof_link(
+        &self,
+        project_id: &str,
+        link_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
 
     /// Starts a request with an idempotency key (see [`IdempotencyBegin`]).
     ///
@@ -417,7 +462,13 @@ pub trait Store: Send + Sync + 'static {
         lock_for: Duration,
     ) -> StoreResult<IdempotencyBegin>;
     /// Stores the response of a finished request.
-    async fn idempotency_complete(&self, project_id: &str, key: &str, status: u16, body: &[u8]) -> StoreResult<()>;
+    async fn idempotency_complete(
+        &self,
+        project_id: &str,
+        key: &str,
+        status: u16,
+        body: &[u8],
+    ) -> StoreResult<()>;
     /// Forgets a key whose request failed with a 5xx (so a retry runs again).
     async fn idempotency_abandon(&self, project_id: &str, key: &str) -> StoreResult<()>;
     /// Deletes idempotency keys created before `before`; returns how many.
