@@ -1,1 +1,2120 @@
-//! The Store conformance suite.
+//! The Store conformance suite: the behaviour every [`Store`] backend must
+//! show, written once and run against each backend.
+//!
+//! Every case is a public `async fn(&dyn Store)` that creates its own
+//! projects (with unique names) and panics on a violation. A backend's test
+//! file runs them all with [`store_conformance_tests!`](crate::store_conformance_tests):
+//!
+//! ```ignore
+//! sendpromptly_server::store_conformance_tests!(async {
+//!     let dir = tempfile::tempdir().unwrap();
+//!     let url = format!("sqlite://{}", dir.path().join("test.db").display());
+//!     let store = SqliteStore::connect(&url).await.unwrap();
+//!     store.migrate().await.unwrap();
+//!     (store, dir) // the guard (here the TempDir) lives as long as the test
+//! });
+//! ```
+//!
+//! The cases about global queues (the sweeper, the callback outbox, user
+//! counts, idempotency purges) count exactly, so each case needs a fresh,
+//! empty, migrated store of its own (a new SQLite file; a new PostgreSQL
+//! database or schema). The concurrency cases run tasks on OS threads and
+//! need a multi-threaded tokio runtime (the macro's tests use one).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use sendpromptly_core::Timestamp;
+use sendpromptly_core::ids;
+use sendpromptly_core::machine::{AttemptReport, Command, Context, Effect, Outcome};
+use sendpromptly_core::model::{
+    Actor, EventKey, EventState, IncidentKind, IncidentState, Provider, Receipt, ReprocessStatus,
+    ResultSignal, ResultStatus, TimelineEntry, TimelineKind,
+};
+use sendpromptly_core::retry::{GiveUpReason, NextStep};
+
+use super::{
+    ApiKey, Applied, DeliveryJob, EventFilter, IdempotencyBegin, IncidentFilter, NewProject, Page,
+    PageRequest, Project, ProjectPatch, ProofLink, Store, StoreError, StoreResult, User,
+};
+use sendpromptly_core::machine::EventRecord;
+
+/// Something the conformance macro can run the cases on: a store, or a
+/// `(store, guard)` pair whose guard (a temporary directory, a database
+/// dropper…) must live as long as the test.
+pub trait AsStore {
+    /// The store to test.
+    fn as_store(&self) -> &dyn Store;
+}
+
+impl<S: Store> AsStore for S {
+    fn as_store(&self) -> &dyn Store {
+        self
+    }
+}
+
+impl<S: Store, G> AsStore for (S, G) {
+    fn as_store(&self) -> &dyn Store {
+        &self.0
+    }
+}
+
+/// Expands to one `#[tokio::test]` per conformance case.
+///
+/// `$make` is an async expression (a future) giving a fresh, empty, already
+/// migrated store, or a `(store, guard)` pair (see [`AsStore`]); it is
+/// evaluated once per test.
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($make:expr) => {
+        $crate::store_conformance_tests!(@cases $make;
+            migrate_is_repeatable,
+            projects,
+            api_keys,
+            signing_secret_rotation,
+            users,
+            receipt_then_duplicate,
+            result_before_receipt,
+            failure_opens_an_incident_that_is_listed,
+            incident_list_filters,
+            incident_pagination,
+            event_search,
+            invalid_cursors,
+            sweep_opens_one_incident_per_due_event,
+            sweep_returns_an_unanswered_repair_to_open,
+            delivery_lifecycle,
+            delivery_give_up_and_lease_expiry,
+            success_cancels_a_pending_callback,
+            incident_commands_and_entries,
+            proof_links,
+            idempotency,
+            cross_project_isolation,
+            concurrent_receipts,
+            concurrent_claims,
+        );
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let fixture = $make.await;
+                let store = $crate::store::conformance::AsStore::as_store(&fixture);
+                $crate::store::conformance::$case(store).await;
+            }
+        )*
+    };
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+/// The base time of every case: 2027-01-15T08:00:00Z.
+const T0: Timestamp = Timestamp::from_unix_seconds(1_800_000_000);
+
+fn at(seconds: i64) -> Timestamp {
+    T0.plus_seconds(seconds)
+}
+
+fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let salt: u32 = rand::random();
+    format!("{prefix}-{}-{n}-{salt:08x}", std::process::id())
+}
+
+fn new_id(prefix: &str, now: Timestamp) -> String {
+    ids::new_id(prefix, now, &mut rand::thread_rng())
+}
+
+async fn new_project(store: &dyn Store) -> Project {
+    store
+        .create_project(NewProject {
+            id: new_id(ids::PROJECT, T0),
+            name: unique("project"),
+            repair_url: Some("https://app.example/repair".to_owned()),
+            default_deadline_seconds: 1800,
+            created_at: T0,
+        })
+        .await
+        .expect("create project")
+}
+
+fn key(provider: Provider, event_id: &str) -> EventKey {
+    EventKey {
+        provider,
+        event_id: event_id.to_owned(),
+    }
+}
+
+fn stripe(event_id: &str) -> EventKey {
+    key(Provider::Stripe, event_id)
+}
+
+fn ctx(now: Timestamp) -> Context {
+    Context {
+        now,
+        actor: Actor::ApiKey("key_conformance".to_owned()),
+        new_incident_id: new_id(ids::INCIDENT, now),
+    }
+}
+
+fn receipt_for(
+    k: &EventKey,
+    event_type: &str,
+    subject: Option<&str>,
+    deadline_seconds: u32,
+) -> Command {
+    Command::Receipt {
+        receipt: Receipt {
+            provider: k.provider,
+            event_id: k.event_id.clone(),
+            event_type: event_type.to_owned(),
+            subject: subject.map(str::to_owned),
+            effect: Some("credits.add".to_owned()),
+            deadline_seconds: Some(deadline_seconds),
+            metadata: None,
+            occurred_at: None,
+        },
+        deadline_seconds,
+    }
+}
+
+fn receipt(k: &EventKey, subject: Option<&str>) -> Command {
+    receipt_for(k, "invoice.paid", subject, 1800)
+}
+
+fn result(k: &EventKey, status: ResultStatus) -> Command {
+    Command::Result(ResultSignal {
+        provider: k.provider,
+        event_id: k.event_id.clone(),
+        status,
+        error: (status == ResultStatus::Failure).then(|| "tenant not found".to_owned()),
+        reprocess_id: None,
+        metadata: None,
+    })
+}
+
+/// Records a receipt and a failure for `k`; returns the incident id.
+async fn failed_event(
+    store: &dyn Store,
+    project: &Project,
+    k: &EventKey,
+    event_type: &str,
+    subject: Option<&str>,
+    now: Timestamp,
+) -> String {
+    store
+        .apply(
+            &project.id,
+            k,
+            receipt_for(k, event_type, subject, 1800),
+            ctx(now),
+        )
+        .await
+        .expect("receipt");
+    let applied = store
+        .apply(&project.id, k, result(k, ResultStatus::Failure), ctx(now))
+        .await
+        .expect("failure result");
+    applied
+        .transition
+        .record
+        .incident
+        .expect("a failure opens an incident")
+        .id
+}
+
+/// Requests a repair callback for an incident; returns the reprocess id.
+async fn request_reprocess(
+    store: &dyn Store,
+    project: &Project,
+    incident_id: &str,
+    now: Timestamp,
+) -> String {
+    let reprocess_id = new_id(ids::REPROCESS, now);
+    store
+        .apply_to_incident(
+            &project.id,
+            incident_id,
+            Command::RequestReprocess {
+                reprocess_id: reprocess_id.clone(),
+                note: Some("try again".to_owned()),
+                result_deadline_seconds: 600,
+            },
+            Context {
+                actor: Actor::Console("alice@example.com".to_owned()),
+                ..ctx(now)
+            },
+        )
+        .await
+        .expect("request reprocess");
+    reprocess_id
+}
+
+fn page(limit: u32) -> PageRequest {
+    PageRequest {
+        limit,
+        cursor: None,
+    }
+}
+
+fn event_ids(page: &Page<EventRecord>) -> Vec<String> {
+    page.data.iter().map(|r| r.event_id.clone()).collect()
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn report(status: Option<u16>) -> AttemptReport {
+    AttemptReport {
+        status,
+        latency_ms: 12,
+        response_excerpt: status.map(|s| format!("status {s}")),
+        error: status.is_none().then(|| "connection refused".to_owned()),
+    }
+}
+
+fn job_ids(jobs: &[DeliveryJob]) -> Vec<String> {
+    jobs.iter().map(|j| j.reprocess_id.clone()).collect()
+}
+
+const LEASE: Duration = Duration::from_secs(60);
+
+type BoxedTask<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Runs `tasks` at the same time, each on its own OS thread driven by the
+/// current tokio runtime, and returns their outputs in order.
+fn run_in_parallel<'a, T: Send>(tasks: Vec<BoxedTask<'a, T>>) -> Vec<T> {
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::block_in_place(|| {
+        std::thread::scope(|scope| {
+            let threads: Vec<_> = tasks
+                .into_iter()
+                .map(|task| {
+                    let handle = handle.clone();
+                    scope.spawn(move || handle.block_on(task))
+                })
+                .collect();
+            threads
+                .into_iter()
+                .map(|t| t.join().expect("a parallel task panicked"))
+                .collect()
+        })
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Cases
+
+/// `migrate` can run again on a migrated database, and `ping` answers.
+pub async fn migrate_is_repeatable(store: &dyn Store) {
+    store.migrate().await.expect("second migrate");
+    store.ping().await.expect("ping");
+}
+
+/// Projects: create, unique names, look-ups, listing and patches.
+pub async fn projects(store: &dyn Store) {
+    let project = new_project(store).await;
+    assert_eq!(project.default_deadline_seconds, 1800);
+    assert!(project.deadlines_by_event_type.is_empty());
+    assert!(!project.proof_show_metadata);
+
+    let same_name = store
+        .create_project(NewProject {
+            id: new_id(ids::PROJECT, T0),
+            name: project.name.clone(),
+            repair_url: None,
+            default_deadline_seconds: 60,
+            created_at: T0,
+        })
+        .await;
+    assert!(
+        matches!(same_name, Err(StoreError::Conflict(_))),
+        "{same_name:?}"
+    );
+
+    assert_eq!(
+        store.project(&project.id).await.unwrap().as_ref(),
+        Some(&project)
+    );
+    assert_eq!(
+        store.project_by_name(&project.name).await.unwrap().as_ref(),
+        Some(&project)
+    );
+    assert_eq!(store.project("prj_nope").await.unwrap(), None);
+    assert_eq!(store.project_by_name("no such name").await.unwrap(), None);
+
+    let second = new_project(store).await;
+    let listed: Vec<String> = store
+        .list_projects()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    assert!(listed.contains(&project.id) && listed.contains(&second.id));
+
+    let table = BTreeMap::from([("invoice.paid".to_owned(), 60_u32)]);
+    let channels = serde_json::json!([{"type": "email", "to": "ops@example.com"}]);
+    let updated = store
+        .update_project(
+            &project.id,
+            ProjectPatch {
+                repair_url: Some(None),
+                default_deadline_seconds: Some(900),
+                deadlines_by_event_type: Some(table.clone()),
+                alert_channels: Some(channels.clone()),
+                proof_show_metadata: Some(true),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.repair_url, None);
+    assert_eq!(updated.default_deadline_seconds, 900);
+    assert_eq!(updated.deadlines_by_event_type, table);
+    assert_eq!(updated.alert_channels, channels);
+    assert!(updated.proof_show_metadata);
+    assert_eq!(updated.deadline_for("invoice.paid", None), 60);
+    assert_eq!(
+        store.project(&project.id).await.unwrap().as_ref(),
+        Some(&updated)
+    );
+
+    let unchanged = store
+        .update_project(&project.id, ProjectPatch::default())
+        .await
+        .unwrap();
+    assert_eq!(unchanged, updated);
+    let set_again = store
+        .update_project(
+            &project.id,
+            ProjectPatch {
+                repair_url: Some(Some("https://new.example/repair".to_owned())),
+                ..ProjectPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        set_again.repair_url.as_deref(),
+        Some("https://new.example/repair")
+    );
+    assert_eq!(set_again.default_deadline_seconds, 900);
+
+    let missing = store
+        .update_project("prj_nope", ProjectPatch::default())
+        .await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
+    // The other project was not touched.
+    assert_eq!(
+        store
+            .project(&second.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .default_deadline_seconds,
+        1800
+    );
+}
+
+fn api_key(project: &Project, hash_byte: u8, created_at: Timestamp) -> ApiKey {
+    ApiKey {
+        id: new_id(ids::API_KEY, created_at),
+        project_id: project.id.clone(),
+        key_hash: vec![hash_byte; 32],
+        prefix: "sp_test_".to_owned(),
+        name: Some(format!("key {hash_byte}")),
+        created_at,
+        revoked_at: None,
+    }
+}
+
+/// API keys: look-up by hash, newest-first listing, revocation, unique hashes.
+pub async fn api_keys(store: &dyn Store) {
+    let project = new_project(store).await;
+    let first = api_key(&project, 1, at(0));
+    let second = api_key(&project, 2, at(10));
+    store.insert_api_key(first.clone()).await.unwrap();
+    store.insert_api_key(second.clone()).await.unwrap();
+
+    assert_eq!(
+        store.api_key_by_hash(&[1; 32]).await.unwrap().as_ref(),
+        Some(&first)
+    );
+    assert_eq!(store.api_key_by_hash(&[9; 32]).await.unwrap(), None);
+    assert_eq!(
+        store.list_api_keys(&project.id).await.unwrap(),
+        vec![second.clone(), first.clone()]
+    );
+
+    let duplicate = store
+        .insert_api_key(ApiKey {
+            id: new_id(ids::API_KEY, at(20)),
+            ..first.clone()
+        })
+        .await;
+    assert!(
+        matches!(duplicate, Err(StoreError::Conflict(_))),
+        "{duplicate:?}"
+    );
+
+    assert!(
+        store
+            .revoke_api_key(&project.id, &first.id, at(30))
+            .await
+            .unwrap()
+    );
+    let revoked = store.api_key_by_hash(&[1; 32]).await.unwrap().unwrap();
+    assert_eq!(revoked.revoked_at, Some(at(30)));
+    assert!(
+        !store
+            .revoke_api_key(&project.id, "key_nope", at(30))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .api_key_by_hash(&[2; 32])
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        None
+    );
+}
+
+/// Rotation: older secrets expire at the given time and then stop being listed.
+pub async fn signing_secret_rotation(store: &dyn Store) {
+    let project = new_project(store).await;
+    let hour = 3600;
+    store
+        .add_signing_secret(&project.id, "whsec_one", at(0), at(24 * hour))
+        .await
+        .unwrap();
+    let secrets = store.signing_secrets(&project.id, at(0)).await.unwrap();
+    assert_eq!(secrets.len(), 1);
+    assert_eq!(secrets[0].secret, "whsec_one");
+    assert_eq!(secrets[0].expires_at, None);
+
+    store
+        .add_signing_secret(&project.id, "whsec_two", at(hour), at(25 * hour))
+        .await
+        .unwrap();
+    let secrets = store.signing_secrets(&project.id, at(hour)).await.unwrap();
+    let names: Vec<&str> = secrets.iter().map(|s| s.secret.as_str()).collect();
+    assert_eq!(names, vec!["whsec_two", "whsec_one"], "newest first");
+    assert_eq!(secrets[0].expires_at, None);
+    assert_eq!(secrets[1].expires_at, Some(at(25 * hour)));
+    assert_eq!(secrets[0].created_at, at(hour));
+
+    store
+        .add_signing_secret(&project.id, "whsec_three", at(2 * hour), at(26 * hour))
+        .await
+        .unwrap();
+    let secrets = store
+        .signing_secrets(&project.id, at(2 * hour))
+        .await
+        .unwrap();
+    let expiries: Vec<(&str, Option<Timestamp>)> = secrets
+        .iter()
+        .map(|s| (s.secret.as_str(), s.expires_at))
+        .collect();
+    assert_eq!(
+        expiries,
+        vec![
+            ("whsec_three", None),
+            ("whsec_two", Some(at(26 * hour))),
+            ("whsec_one", Some(at(25 * hour))),
+        ],
+        "an already expiring secret keeps its expiry"
+    );
+
+    let later = store
+        .signing_secrets(&project.id, at(25 * hour))
+        .await
+        .unwrap();
+    let names: Vec<&str> = later.iter().map(|s| s.secret.as_str()).collect();
+    assert_eq!(names, vec!["whsec_three", "whsec_two"]);
+    let much_later = store
+        .signing_secrets(&project.id, at(30 * hour))
+        .await
+        .unwrap();
+    let names: Vec<&str> = much_later.iter().map(|s| s.secret.as_str()).collect();
+    assert_eq!(names, vec!["whsec_three"]);
+}
+
+/// Users: unique emails, compared and stored lower-case.
+pub async fn users(store: &dyn Store) {
+    assert_eq!(store.count_users().await.unwrap(), 0);
+    let email = format!("{}@Example.COM", unique("Alice"));
+    store
+        .create_user(User {
+            id: new_id(ids::USER, T0),
+            email: email.clone(),
+            password_hash: "$argon2id$v=19$stub".to_owned(),
+            created_at: T0,
+        })
+        .await
+        .unwrap();
+    let again = store
+        .create_user(User {
+            id: new_id(ids::USER, T0),
+            email: email.to_uppercase(),
+            password_hash: "$argon2id$v=19$other".to_owned(),
+            created_at: T0,
+        })
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+
+    let found = store
+        .user_by_email(&email.to_uppercase())
+        .await
+        .unwrap()
+        .expect("case-insensitive look-up");
+    assert_eq!(found.email, email.to_lowercase());
+    assert_eq!(found.password_hash, "$argon2id$v=19$stub");
+    assert_eq!(found.created_at, T0);
+    assert_eq!(
+        store.user_by_email(&email.to_lowercase()).await.unwrap(),
+        Some(found)
+    );
+    assert_eq!(
+        store.user_by_email("nobody@example.com").await.unwrap(),
+        None
+    );
+    assert_eq!(store.count_users().await.unwrap(), 1);
+}
+
+/// A receipt creates the event; a duplicate is counted, keeps the deadline
+/// and goes on the timeline, in order.
+pub async fn receipt_then_duplicate(store: &dyn Store) {
+    let project = new_project(store).await;
+    let k = stripe("evt_receipt");
+    let first = store
+        .apply(&project.id, &k, receipt(&k, Some("cus_1")), ctx(at(0)))
+        .await
+        .unwrap();
+    assert_eq!(first.transition.outcome, Outcome::Created);
+    let record = &first.transition.record;
+    assert_eq!(record.state, EventState::AwaitingResult);
+    assert_eq!(record.deliveries, 1);
+    assert_eq!(record.deadline_at, Some(at(1800)));
+
+    let second = store
+        .apply(&project.id, &k, receipt(&k, Some("cus_1")), ctx(at(5)))
+        .await
+        .unwrap();
+    assert_eq!(second.transition.outcome, Outcome::Duplicate);
+    assert_eq!(second.transition.record.deliveries, 2);
+    assert_eq!(second.transition.record.deadline_at, Some(at(1800)));
+
+    let stored = store.event(&project.id, &k).await.unwrap().expect("stored");
+    assert_eq!(stored.record, second.transition.record);
+    let kinds: Vec<TimelineKind> = stored.timeline.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            TimelineKind::ReceiptRecorded,
+            TimelineKind::ReceiptDuplicate
+        ]
+    );
+    assert_eq!(stored.timeline[0].at, at(0));
+    assert_eq!(stored.timeline[1].at, at(5));
+    assert_eq!(
+        stored.timeline[0].actor,
+        Actor::ApiKey("key_conformance".to_owned())
+    );
+    assert_eq!(
+        stored.timeline[1].detail.get("deliveries"),
+        Some(&serde_json::json!(2))
+    );
+    assert_eq!(
+        store
+            .event(&project.id, &stripe("evt_other"))
+            .await
+            .unwrap(),
+        None
+    );
+    // Same event id under another provider is another event.
+    assert_eq!(
+        store
+            .event(&project.id, &key(Provider::Shopify, "evt_receipt"))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+/// A result that arrives before its receipt is kept; the receipt completes it.
+pub async fn result_before_receipt(store: &dyn Store) {
+    let project = new_project(store).await;
+    let k = key(Provider::Shopify, "9001");
+    let early = store
+        .apply(
+            &project.id,
+            &k,
+            result(&k, ResultStatus::Success),
+            ctx(at(0)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(early.transition.outcome, Outcome::Created);
+    let stored = store.event(&project.id, &k).await.unwrap().expect("kept");
+    assert_eq!(stored.record.state, EventState::Succeeded);
+    assert_eq!(stored.record.received_at, None);
+    assert_eq!(stored.record.event_type, None);
+
+    let late = store
+        .apply(
+            &project.id,
+            &k,
+            receipt_for(&k, "orders/paid", Some("shop_1"), 1800),
+            ctx(at(3)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(late.transition.outcome, Outcome::Created);
+    let stored = store.event(&project.id, &k).await.unwrap().unwrap();
+    assert_eq!(stored.record.state, EventState::Succeeded);
+    assert_eq!(stored.record.event_type.as_deref(), Some("orders/paid"));
+    assert_eq!(stored.record.deliveries, 1);
+    assert_eq!(stored.record.received_at, Some(at(3)));
+    assert_eq!(stored.record.next_due_at(), None);
+    let kinds: Vec<TimelineKind> = stored.timeline.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![TimelineKind::ResultSuccess, TimelineKind::ReceiptRecorded]
+    );
+    let found = store
+        .search_events(
+            &project.id,
+            &EventFilter {
+                subject: Some("shop_1".to_owned()),
+                ..EventFilter::default()
+            },
+            &page(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(event_ids(&found), strings(&["9001"]));
+}
+
+/// A failure opens an incident, which is listed and readable by id.
+pub async fn failure_opens_an_incident_that_is_listed(store: &dyn Store) {
+    let project = new_project(store).await;
+    let k = stripe("evt_fail");
+    let incident_id =
+        failed_event(store, &project, &k, "invoice.paid", Some("cus_9"), at(10)).await;
+    assert!(ids::has_shape(&incident_id, ids::INCIDENT), "{incident_id}");
+
+    let listed = store
+        .list_incidents(&project.id, &IncidentFilter::default(), &page(10))
+        .await
+        .unwrap();
+    assert_eq!(listed.data.len(), 1);
+    assert_eq!(listed.next_cursor, None);
+    let incident = listed.data[0].incident.as_ref().unwrap();
+    assert_eq!(incident.id, incident_id);
+    assert_eq!(incident.state, IncidentState::Open);
+    assert_eq!(incident.kind, IncidentKind::FailedResult);
+    assert_eq!(incident.opened_at, at(10));
+
+    let stored = store
+        .incident(&project.id, &incident_id)
+        .await
+        .unwrap()
+        .expect("incident by id");
+    assert_eq!(stored.record.state, EventState::Failed);
+    assert_eq!(stored.record.event_id, "evt_fail");
+    let kinds: Vec<TimelineKind> = stored.timeline.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            TimelineKind::ReceiptRecorded,
+            TimelineKind::ResultFailure,
+            TimelineKind::IncidentOpened
+        ]
+    );
+    assert_eq!(store.incident(&project.id, "inc_nope").await.unwrap(), None);
+}
+
+/// Every incident filter, alone, and the default order.
+pub async fn incident_list_filters(store: &dyn Store) {
+    let project = new_project(store).await;
+    // a: stripe invoice.paid cus_a, failed, open, opened at +10
+    let a = stripe("evt_a");
+    failed_event(store, &project, &a, "invoice.paid", Some("cus_a"), at(10)).await;
+    // b: shopify orders/paid cus_b, failed, resolved by hand, opened at +20
+    let b = key(Provider::Shopify, "evt_b");
+    let b_incident = failed_event(store, &project, &b, "orders/paid", Some("cus_b"), at(20)).await;
+    store
+        .apply_to_incident(
+            &project.id,
+            &b_incident,
+            Command::ManualResolve {
+                note: "credited by hand".to_owned(),
+            },
+            ctx(at(25)),
+        )
+        .await
+        .unwrap();
+    // d: custom x.y cus_a, failed, reprocessing, opened at +30
+    let d = key(Provider::Custom, "evt_d");
+    let d_incident = failed_event(store, &project, &d, "x.y", Some("cus_a"), at(30)).await;
+    request_reprocess(store, &project, &d_incident, at(35)).await;
+    // c: stripe invoice.paid cus_b, no result by its deadline: missing, open, opened at +100
+    let c = stripe("evt_c");
+    store
+        .apply(
+            &project.id,
+            &c,
+            receipt_for(&c, "invoice.paid", Some("cus_b"), 60),
+            ctx(at(0)),
+        )
+        .await
+        .unwrap();
+    let swept = store.sweep_due(at(100), 100).await.unwrap();
+    assert_eq!(swept.examined, 1);
+
+    let list = |filter: IncidentFilter| {
+        let project_id = project.id.clone();
+        async move {
+            event_ids(
+                &store
+                    .list_incidents(&project_id, &filter, &page(100))
+                    .await
+                    .unwrap(),
+            )
+        }
+    };
+    assert_eq!(
+        list(IncidentFilter::default()).await,
+        strings(&["evt_c", "evt_d", "evt_b", "evt_a"]),
+        "most recently opened first"
+    );
+    let by_state = |state| IncidentFilter {
+        state: Some(state),
+        ..IncidentFilter::default()
+    };
+    assert_eq!(
+        list(by_state(IncidentState::Open)).await,
+        strings(&["evt_c", "evt_a"])
+    );
+    assert_eq!(
+        list(by_state(IncidentState::Resolved)).await,
+        strings(&["evt_b"])
+    );
+    assert_eq!(
+        list(by_state(IncidentState::Reprocessing)).await,
+        strings(&["evt_d"])
+    );
+    let by_kind = |kind| IncidentFilter {
+        kind: Some(kind),
+        ..IncidentFilter::default()
+    };
+    assert_eq!(
+        list(by_kind(IncidentKind::MissingResult)).await,
+        strings(&["evt_c"])
+    );
+    assert_eq!(
+        list(by_kind(IncidentKind::FailedResult)).await,
+        strings(&["evt_d", "evt_b", "evt_a"])
+    );
+    assert_eq!(
+        list(IncidentFilter {
+            provider: Some(Provider::Shopify),
+            ..IncidentFilter::default()
+        })
+        .await,
+        strings(&["evt_b"])
+    );
+    assert_eq!(
+        list(IncidentFilter {
+            event_type: Some("invoice.paid".to_owned()),
+            ..IncidentFilter::default()
+        })
+        .await,
+        strings(&["evt_c", "evt_a"])
+    );
+    assert_eq!(
+        list(IncidentFilter {
+            subject: Some("cus_a".to_owned()),
+            ..IncidentFilter::default()
+        })
+        .await,
+        strings(&["evt_d", "evt_a"])
+    );
+    assert_eq!(
+        list(IncidentFilter {
+            opened_after: Some(at(20)),
+            ..IncidentFilter::default()
+        })
+        .await,
+        strings(&["evt_c", "evt_d", "evt_b"])
+    );
+    assert_eq!(
+        list(IncidentFilter {
+            opened_before: Some(at(20)),
+            ..IncidentFilter::default()
+        })
+        .await,
+        strings(&["evt_a"])
+    );
+    assert_eq!(
+        list(IncidentFilter {
+            state: Some(IncidentState::Open),
+            subject: Some("cus_b".to_owned()),
+            provider: Some(Provider::Stripe),
+            ..IncidentFilter::default()
+        })
+        .await,
+        strings(&["evt_c"]),
+        "filters combine with AND"
+    );
+    assert!(
+        list(IncidentFilter {
+            subject: Some("cus_nobody".to_owned()),
+            ..IncidentFilter::default()
+        })
+        .await
+        .is_empty()
+    );
+}
+
+/// 45 incidents, 10 per page: every one exactly once, in order.
+pub async fn incident_pagination(store: &dyn Store) {
+    let project = new_project(store).await;
+    let mut expected = Vec::new();
+    for i in 0..45_i64 {
+        let k = stripe(&format!("evt_page_{i:02}"));
+        // Three incidents share each opening time, so ties are broken by id.
+        let incident_id = failed_event(store, &project, &k, "invoice.paid", None, at(i / 3)).await;
+        expected.push((at(i / 3), incident_id));
+    }
+    expected.sort_by(|x, y| y.cmp(x));
+    let expected: Vec<String> = expected.into_iter().map(|(_, id)| id).collect();
+
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    let mut pages = Vec::new();
+    loop {
+        let page = store
+            .list_incidents(
+                &project.id,
+                &IncidentFilter::default(),
+                &PageRequest {
+                    limit: 10,
+                    cursor: cursor.clone(),
+                },
+            )
+            .await
+            .unwrap();
+        pages.push(page.data.len());
+        seen.extend(
+            page.data
+                .iter()
+                .map(|r| r.incident.as_ref().unwrap().id.clone()),
+        );
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+        assert!(pages.len() <= 5, "too many pages: {pages:?}");
+    }
+    assert_eq!(pages, vec![10, 10, 10, 10, 5]);
+    assert_eq!(
+        seen, expected,
+        "no gaps, no duplicates, newest opened first"
+    );
+
+    // Filters and pagination together.
+    let filtered = store
+        .list_incidents(
+            &project.id,
+            &IncidentFilter {
+                opened_before: Some(at(5)),
+                ..IncidentFilter::default()
+            },
+            &page(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(filtered.data.len(), 10);
+    let rest = store
+        .list_incidents(
+            &project.id,
+            &IncidentFilter {
+                opened_before: Some(at(5)),
+                ..IncidentFilter::default()
+            },
+            &PageRequest {
+                limit: 10,
+                cursor: filtered.next_cursor.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(rest.data.len(), 5);
+    assert_eq!(rest.next_cursor, None);
+}
+
+/// Event search by subject, state and event id, newest first, paginated.
+pub async fn event_search(store: &dyn Store) {
+    let project = new_project(store).await;
+    for (i, subject) in ["cus_x", "cus_y", "cus_x", "cus_x", "cus_y"]
+        .iter()
+        .enumerate()
+    {
+        let k = stripe(&format!("evt_s{i}"));
+        store
+            .apply(
+                &project.id,
+                &k,
+                receipt(&k, Some(subject)),
+                ctx(at(i64::try_from(i).unwrap())),
+            )
+            .await
+            .unwrap();
+    }
+    let fail = stripe("evt_s1");
+    store
+        .apply(
+            &project.id,
+            &fail,
+            result(&fail, ResultStatus::Failure),
+            ctx(at(10)),
+        )
+        .await
+        .unwrap();
+    let win = stripe("evt_s2");
+    store
+        .apply(
+            &project.id,
+            &win,
+            result(&win, ResultStatus::Success),
+            ctx(at(10)),
+        )
+        .await
+        .unwrap();
+    let search = |filter: EventFilter, limit: u32, cursor: Option<String>| {
+        let project_id = project.id.clone();
+        async move {
+            store
+                .search_events(&project_id, &filter, &PageRequest { limit, cursor })
+                .await
+                .unwrap()
+        }
+    };
+    let subject_x = EventFilter {
+        subject: Some("cus_x".to_owned()),
+        ..EventFilter::default()
+    };
+    assert_eq!(
+        event_ids(&search(subject_x.clone(), 10, None).await),
+        strings(&["evt_s3", "evt_s2", "evt_s0"]),
+        "newest first"
+    );
+    let first = search(subject_x.clone(), 2, None).await;
+    assert_eq!(event_ids(&first), strings(&["evt_s3", "evt_s2"]));
+    let second = search(subject_x.clone(), 2, first.next_cursor.clone()).await;
+    assert_eq!(event_ids(&second), strings(&["evt_s0"]));
+    assert_eq!(second.next_cursor, None);
+
+    let state = |state| EventFilter {
+        state: Some(state),
+        ..EventFilter::default()
+    };
+    assert_eq!(
+        event_ids(&search(state(EventState::Failed), 10, None).await),
+        strings(&["evt_s1"])
+    );
+    assert_eq!(
+        event_ids(&search(state(EventState::Succeeded), 10, None).await),
+        strings(&["evt_s2"])
+    );
+    assert_eq!(
+        event_ids(&search(state(EventState::AwaitingResult), 10, None).await),
+        strings(&["evt_s4", "evt_s3", "evt_s0"])
+    );
+    assert_eq!(
+        event_ids(
+            &search(
+                EventFilter {
+                    subject: Some("cus_y".to_owned()),
+                    state: Some(EventState::AwaitingResult),
+                    ..EventFilter::default()
+                },
+                10,
+                None
+            )
+            .await
+        ),
+        strings(&["evt_s4"])
+    );
+    assert_eq!(
+        event_ids(
+            &search(
+                EventFilter {
+                    event_id: Some("evt_s3".to_owned()),
+                    ..EventFilter::default()
+                },
+                10,
+                None
+            )
+            .await
+        ),
+        strings(&["evt_s3"])
+    );
+    let all = search(EventFilter::default(), 100, None).await;
+    assert_eq!(all.data.len(), 5);
+    assert_eq!(all.next_cursor, None);
+}
+
+/// A cursor the store did not hand out is `NotFound("cursor")`.
+pub async fn invalid_cursors(store: &dyn Store) {
+    let project = new_project(store).await;
+    for i in 0..3 {
+        let k = stripe(&format!("evt_c{i}"));
+        failed_event(store, &project, &k, "invoice.paid", None, at(i)).await;
+    }
+    let incidents_page = store
+        .list_incidents(&project.id, &IncidentFilter::default(), &page(1))
+        .await
+        .unwrap();
+    let events_page = store
+        .search_events(&project.id, &EventFilter::default(), &page(1))
+        .await
+        .unwrap();
+    let incidents_cursor = incidents_page.next_cursor.expect("more incidents");
+    let events_cursor = events_page.next_cursor.expect("more events");
+    for bad in ["", "!!!", "not base64 at all", events_cursor.as_str()] {
+        let got = store
+            .list_incidents(
+                &project.id,
+                &IncidentFilter::default(),
+                &PageRequest {
+                    limit: 10,
+                    cursor: Some(bad.to_owned()),
+                },
+            )
+            .await;
+        assert!(
+            matches!(got, Err(StoreError::NotFound("cursor"))),
+            "incidents cursor {bad:?}: {got:?}"
+        );
+    }
+    for bad in ["", "%%%", incidents_cursor.as_str()] {
+        let got = store
+            .search_events(
+                &project.id,
+                &EventFilter::default(),
+                &PageRequest {
+                    limit: 10,
+                    cursor: Some(bad.to_owned()),
+                },
+            )
+            .await;
+        assert!(
+            matches!(got, Err(StoreError::NotFound("cursor"))),
+            "events cursor {bad:?}: {got:?}"
+        );
+    }
+}
+
+/// The sweeper examines only due records (in `limit`-sized batches), opens
+/// exactly one incident for each, and then finds nothing.
+pub async fn sweep_opens_one_incident_per_due_event(store: &dyn Store) {
+    let project = new_project(store).await;
+    for i in 0..50 {
+        let k = stripe(&format!("evt_later_{i}"));
+        store
+            .apply(
+                &project.id,
+                &k,
+                receipt_for(&k, "invoice.paid", None, 3600),
+                ctx(at(0)),
+            )
+            .await
+            .unwrap();
+    }
+    let mut due = BTreeSet::new();
+    for i in 0..5 {
+        let k = stripe(&format!("evt_due_{i}"));
+        store
+            .apply(
+                &project.id,
+                &k,
+                receipt_for(&k, "invoice.paid", None, 60 + u32::try_from(i).unwrap()),
+                ctx(at(0)),
+            )
+            .await
+            .unwrap();
+        due.insert(k.event_id);
+    }
+    // One that already has its result is never due.
+    let done = stripe("evt_done");
+    store
+        .apply(
+            &project.id,
+            &done,
+            receipt_for(&done, "invoice.paid", None, 60),
+            ctx(at(0)),
+        )
+        .await
+        .unwrap();
+    store
+        .apply(
+            &project.id,
+            &done,
+            result(&done, ResultStatus::Success),
+            ctx(at(1)),
+        )
+        .await
+        .unwrap();
+
+    let nothing_yet = store.sweep_due(at(59), 100).await.unwrap();
+    assert_eq!(nothing_yet.examined, 0);
+    assert_eq!(nothing_yet.oldest_due_at, None);
+
+    let first = store.sweep_due(at(120), 3).await.unwrap();
+    assert_eq!(first.examined, 3, "limit bounds a batch");
+    assert_eq!(first.oldest_due_at, Some(at(60)), "earliest due first");
+    let second = store.sweep_due(at(120), 100).await.unwrap();
+    assert_eq!(second.examined, 2, "only due records are examined");
+    assert_eq!(second.oldest_due_at, Some(at(63)));
+
+    let mut opened = BTreeSet::new();
+    let mut incident_ids = BTreeSet::new();
+    for (project_id, transition) in first.transitions.iter().chain(&second.transitions) {
+        assert_eq!(project_id, &project.id);
+        assert_eq!(transition.record.state, EventState::Overdue);
+        let incident = transition.record.incident.as_ref().unwrap();
+        assert_eq!(incident.kind, IncidentKind::MissingResult);
+        assert!(transition.effects.iter().any(|e| matches!(
+            e,
+            Effect::IncidentOpened {
+                kind: IncidentKind::MissingResult,
+                ..
+            }
+        )));
+        assert!(
+            transition
+                .entries
+                .iter()
+                .all(|e| e.actor == Actor::System("sweeper".to_owned()))
+        );
+        opened.insert(transition.record.event_id.clone());
+        incident_ids.insert(incident.id.clone());
+    }
+    assert_eq!(opened, due);
+    assert_eq!(incident_ids.len(), 5, "one distinct incident per event");
+
+    let again = store.sweep_due(at(120), 100).await.unwrap();
+    assert_eq!(again.examined, 0);
+    assert!(again.transitions.is_empty());
+
+    let listed = store
+        .list_incidents(
+            &project.id,
+            &IncidentFilter {
+                kind: Some(IncidentKind::MissingResult),
+                ..IncidentFilter::default()
+            },
+            &page(100),
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.data.len(), 5);
+    let stored = store
+        .event(&project.id, &stripe("evt_due_0"))
+        .await
+        .unwrap()
+        .unwrap();
+    let kinds: Vec<TimelineKind> = stored.timeline.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            TimelineKind::ReceiptRecorded,
+            TimelineKind::DeadlinePassed,
+            TimelineKind::IncidentOpened
+        ]
+    );
+
+    // The 50 others come due later, all at once.
+    let later = store.sweep_due(at(3600), 100).await.unwrap();
+    assert_eq!(later.examined, 50);
+}
+
+/// A delivered repair callback with no result by its deadline returns the
+/// incident to `open` on the next sweep.
+pub async fn sweep_returns_an_unanswered_repair_to_open(store: &dyn Store) {
+    let project = new_project(store).await;
+    let k = stripe("evt_repair");
+    let incident_id = failed_event(store, &project, &k, "invoice.paid", None, at(0)).await;
+    request_reprocess(store, &project, &incident_id, at(10)).await;
+    let jobs = store.claim_deliveries(at(10), LEASE, 10).await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    store
+        .finish_delivery_attempt(&jobs[0], report(Some(200)), NextStep::Done, at(11))
+        .await
+        .unwrap();
+    let stored = store.event(&project.id, &k).await.unwrap().unwrap();
+    assert_eq!(stored.record.next_due_at(), Some(at(11 + 600)));
+
+    assert_eq!(store.sweep_due(at(600), 10).await.unwrap().examined, 0);
+    let swept = store.sweep_due(at(700), 10).await.unwrap();
+    assert_eq!(swept.examined, 1);
+    let incident = swept.transitions[0].1.record.incident.clone().unwrap();
+    assert_eq!(incident.state, IncidentState::Open);
+    assert_eq!(
+        incident.reprocess.map(|r| r.status),
+        Some(ReprocessStatus::NoResult)
+    );
+    assert_eq!(store.sweep_due(at(800), 10).await.unwrap().examined, 0);
+    let listed = store
+        .list_incidents(
+            &project.id,
+            &IncidentFilter {
+                state: Some(IncidentState::Open),
+                ..IncidentFilter::default()
+            },
+            &page(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(event_ids(&listed), strings(&["evt_repair"]));
+}
+
+/// Claim, lease, retry at a later time, deliver: the outbox row's lifecycle.
+pub async fn delivery_lifecycle(store: &dyn Store) {
+    let project = new_project(store).await;
+    let k = stripe("evt_deliver");
+    let incident_id = failed_event(store, &project, &k, "invoice.paid", None, at(0)).await;
+    assert!(
+        store
+            .claim_deliveries(at(0), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let reprocess_id = request_reprocess(store, &project, &incident_id, at(10)).await;
+    assert_eq!(store.pending_deliveries().await.unwrap(), 1);
+    assert!(
+        store
+            .claim_deliveries(at(9), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not due before it was requested"
+    );
+
+    let jobs = store.claim_deliveries(at(10), LEASE, 10).await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    let job = &jobs[0];
+    assert_eq!(job.reprocess_id, reprocess_id);
+    assert_eq!(job.project_id, project.id);
+    assert_eq!(job.incident_id, incident_id);
+    assert_eq!(job.attempt, 1);
+    assert_eq!(job.repair_url, project.repair_url);
+    assert_eq!(job.lease_until, at(70));
+    assert_eq!(job.record.event_id, "evt_deliver");
+    assert_eq!(
+        job.record.incident.as_ref().unwrap().state,
+        IncidentState::Reprocessing
+    );
+    assert!(
+        store
+            .claim_deliveries(at(20), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a leased job is hidden"
+    );
+
+    let retry = store
+        .finish_delivery_attempt(job, report(Some(503)), NextStep::RetryAt(at(100)), at(12))
+        .await
+        .unwrap();
+    let last = retry.transition.entries.last().unwrap();
+    assert_eq!(last.kind, TimelineKind::CallbackAttempt);
+    assert_eq!(last.actor, Actor::System("dispatcher".to_owned()));
+    assert_eq!(store.pending_deliveries().await.unwrap(), 1);
+    assert!(
+        store
+            .claim_deliveries(at(99), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "claimable again only at the retry time"
+    );
+
+    // The project's current repair URL goes with the job.
+    store
+        .update_project(
+            &project.id,
+            ProjectPatch {
+                repair_url: Some(Some("https://moved.example/repair".to_owned())),
+                ..ProjectPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    let jobs = store.claim_deliveries(at(100), LEASE, 10).await.unwrap();
+    assert_eq!(job_ids(&jobs), vec![reprocess_id.clone()]);
+    let job = &jobs[0];
+    assert_eq!(job.attempt, 2);
+    assert_eq!(
+        job.repair_url.as_deref(),
+        Some("https://moved.example/repair")
+    );
+
+    let done = store
+        .finish_delivery_attempt(job, report(Some(200)), NextStep::Done, at(101))
+        .await
+        .unwrap();
+    let reprocess = done
+        .transition
+        .record
+        .incident
+        .as_ref()
+        .unwrap()
+        .reprocess
+        .clone()
+        .unwrap();
+    assert_eq!(reprocess.status, ReprocessStatus::Delivered);
+    assert_eq!(reprocess.attempts, 2);
+    assert_eq!(store.pending_deliveries().await.unwrap(), 0);
+    assert!(
+        store
+            .claim_deliveries(at(100_000), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a delivered callback is never claimed again"
+    );
+    let stored = store.event(&project.id, &k).await.unwrap().unwrap();
+    let attempts = stored
+        .timeline
+        .iter()
+        .filter(|e| e.kind == TimelineKind::CallbackAttempt)
+        .count();
+    assert_eq!(attempts, 2);
+    assert_eq!(stored.record, done.transition.record);
+}
+
+/// Giving up ends the row for good; an expired lease makes a job claimable
+/// again, and the late finisher of the old claim does not touch the row.
+pub async fn delivery_give_up_and_lease_expiry(store: &dyn Store) {
+    let project = new_project(store).await;
+    let k = stripe("evt_gone");
+    let incident_id = failed_event(store, &project, &k, "invoice.paid", None, at(0)).await;
+    request_reprocess(store, &project, &incident_id, at(1)).await;
+
+    let first = store.claim_deliveries(at(1), LEASE, 10).await.unwrap();
+    assert_eq!(first.len(), 1);
+    // The lease runs out (the dispatcher died): another claim takes it.
+    let second = store.claim_deliveries(at(62), LEASE, 10).await.unwrap();
+    assert_eq!(job_ids(&second), job_ids(&first));
+    assert_eq!(second[0].attempt, 1, "the attempt was never recorded");
+    assert!(second[0].lease_until > first[0].lease_until);
+
+    // The stale claim finishes late: its attempt is recorded but the row
+    // stays with the current claim.
+    store
+        .finish_delivery_attempt(&first[0], report(None), NextStep::RetryAt(at(70)), at(63))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_deliveries(at(80), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the current lease still hides the job"
+    );
+
+    let gave_up = store
+        .finish_delivery_attempt(
+            &second[0],
+            report(Some(410)),
+            NextStep::GiveUp(GiveUpReason::Gone),
+            at(90),
+        )
+        .await
+        .unwrap();
+    let incident = gave_up.transition.record.incident.clone().unwrap();
+    assert_eq!(incident.state, IncidentState::Open);
+    assert!(
+        gave_up
+            .transition
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::CallbackGaveUp { .. }))
+    );
+    let stored = store.event(&project.id, &k).await.unwrap().unwrap();
+    let attempts: Vec<u64> = stored
+        .timeline
+        .iter()
+        .filter(|e| e.kind == TimelineKind::CallbackAttempt)
+        .filter_map(|e| e.detail.get("attempt").and_then(serde_json::Value::as_u64))
+        .collect();
+    assert_eq!(
+        attempts,
+        vec![1, 2],
+        "both claims' attempts are on the timeline"
+    );
+    assert_eq!(store.pending_deliveries().await.unwrap(), 0);
+    assert!(
+        store
+            .claim_deliveries(at(1_000_000), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a given-up callback is never claimed again"
+    );
+    let listed = store
+        .list_incidents(
+            &project.id,
+            &IncidentFilter {
+                state: Some(IncidentState::Open),
+                ..IncidentFilter::default()
+            },
+            &page(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(event_ids(&listed), strings(&["evt_gone"]));
+
+    // A new reprocess is accepted once the previous one gave up.
+    request_reprocess(store, &project, &incident_id, at(100)).await;
+    assert_eq!(store.pending_deliveries().await.unwrap(), 1);
+}
+
+/// A success result cancels a callback still waiting to be delivered.
+pub async fn success_cancels_a_pending_callback(store: &dyn Store) {
+    let project = new_project(store).await;
+    let k = stripe("evt_cancel");
+    let incident_id = failed_event(store, &project, &k, "invoice.paid", None, at(0)).await;
+    let reprocess_id = request_reprocess(store, &project, &incident_id, at(1)).await;
+    assert_eq!(store.pending_deliveries().await.unwrap(), 1);
+
+    let success = store
+        .apply(
+            &project.id,
+            &k,
+            result(&k, ResultStatus::Success),
+            ctx(at(2)),
+        )
+        .await
+        .unwrap();
+    assert!(
+        success
+            .transition
+            .effects
+            .contains(&Effect::CancelCallback {
+                reprocess_id: reprocess_id.clone()
+            })
+    );
+    assert_eq!(store.pending_deliveries().await.unwrap(), 0);
+    assert!(
+        store
+            .claim_deliveries(at(1_000), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let stored = store
+        .incident(&project.id, &incident_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.record.incident.unwrap().state,
+        IncidentState::Resolved
+    );
+
+    // A callback already claimed when the success arrives: the attempt is
+    // recorded, its retry is dropped.
+    let k2 = stripe("evt_cancel_claimed");
+    let incident2 = failed_event(store, &project, &k2, "invoice.paid", None, at(10)).await;
+    request_reprocess(store, &project, &incident2, at(11)).await;
+    let jobs = store.claim_deliveries(at(11), LEASE, 10).await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    store
+        .apply(
+            &project.id,
+            &k2,
+            result(&k2, ResultStatus::Success),
+            ctx(at(12)),
+        )
+        .await
+        .unwrap();
+    store
+        .finish_delivery_attempt(
+            &jobs[0],
+            report(Some(500)),
+            NextStep::RetryAt(at(20)),
+            at(13),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.pending_deliveries().await.unwrap(), 0);
+    assert!(
+        store
+            .claim_deliveries(at(1_000), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Commands by incident id, refusals, and appended human entries.
+pub async fn incident_commands_and_entries(store: &dyn Store) {
+    let project = new_project(store).await;
+    let k = stripe("evt_cmd");
+    let incident_id = failed_event(store, &project, &k, "invoice.paid", None, at(0)).await;
+
+    let unknown = store
+        .apply_to_incident(
+            &project.id,
+            "inc_nope",
+            Command::ManualResolve {
+                note: "x".to_owned(),
+            },
+            ctx(at(1)),
+        )
+        .await;
+    assert!(
+        matches!(unknown, Err(StoreError::NotFound(_))),
+        "{unknown:?}"
+    );
+    let no_event = store
+        .apply(&project.id, &stripe("evt_none"), Command::Tick, ctx(at(1)))
+        .await;
+    assert!(
+        matches!(
+            no_event,
+            Err(StoreError::Transition(
+                sendpromptly_core::machine::TransitionError::UnknownEvent
+            ))
+        ),
+        "{no_event:?}"
+    );
+    assert_eq!(
+        store.event(&project.id, &stripe("evt_none")).await.unwrap(),
+        None
+    );
+
+    let first = request_reprocess(store, &project, &incident_id, at(2)).await;
+    let refused = store
+        .apply_to_incident(
+            &project.id,
+            &incident_id,
+            Command::RequestReprocess {
+                reprocess_id: new_id(ids::REPROCESS, at(3)),
+                note: None,
+                result_deadline_seconds: 600,
+            },
+            ctx(at(3)),
+        )
+        .await;
+    assert!(
+        matches!(
+            &refused,
+            Err(StoreError::Transition(
+                sendpromptly_core::machine::TransitionError::CallbackInFlight { reprocess_id }
+            )) if *reprocess_id == first
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(store.pending_deliveries().await.unwrap(), 1);
+
+    let resolved = store
+        .apply_to_incident(
+            &project.id,
+            &incident_id,
+            Command::ManualResolve {
+                note: "fixed by hand".to_owned(),
+            },
+            Context {
+                actor: Actor::Console("alice@example.com".to_owned()),
+                ..ctx(at(4))
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        resolved.transition.record.incident.unwrap().state,
+        IncidentState::Resolved
+    );
+    assert_eq!(
+        store.pending_deliveries().await.unwrap(),
+        0,
+        "manual resolution cancels the pending callback"
+    );
+
+    let entry = TimelineEntry::new(
+        at(5),
+        TimelineKind::ProofLinkCreated,
+        Actor::Console("alice@example.com".to_owned()),
+        serde_json::json!({"proof_link_id": "prf_x"}),
+    );
+    store
+        .append_incident_entry(&project.id, &incident_id, entry.clone())
+        .await
+        .unwrap();
+    let missing = store
+        .append_incident_entry(&project.id, "inc_nope", entry.clone())
+        .await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
+    let stored = store
+        .incident(&project.id, &incident_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.timeline.last(), Some(&entry));
+    assert_eq!(
+        stored.record.incident.unwrap().state,
+        IncidentState::Resolved
+    );
+    let seqs: Vec<Timestamp> = stored.timeline.iter().map(|e| e.at).collect();
+    let mut ordered = seqs.clone();
+    ordered.sort();
+    assert_eq!(seqs, ordered, "timeline in order");
+}
+
+fn proof_link(project: &Project, incident_id: &str, token_byte: u8, now: Timestamp) -> ProofLink {
+    ProofLink {
+        id: new_id(ids::PROOF_LINK, now),
+        project_id: project.id.clone(),
+        incident_id: incident_id.to_owned(),
+        token_hash: vec![token_byte; 32],
+        created_by: "console:alice@example.com".to_owned(),
+        created_at: now,
+        expires_at: now.plus_seconds(7 * 24 * 3600),
+        revoked_at: None,
+    }
+}
+
+/// Proof links: create, look up by token hash and id, list, revoke once.
+pub async fn proof_links(store: &dyn Store) {
+    let project = new_project(store).await;
+    let other = new_project(store).await;
+    let incident_id = failed_event(
+        store,
+        &project,
+        &stripe("evt_proof"),
+        "invoice.paid",
+        None,
+        at(0),
+    )
+    .await;
+    let first = proof_link(&project, &incident_id, 7, at(10));
+    let second = proof_link(&project, &incident_id, 8, at(20));
+    store.create_proof_link(first.clone()).await.unwrap();
+    store.create_proof_link(second.clone()).await.unwrap();
+
+    let same_token = store
+        .create_proof_link(ProofLink {
+            id: new_id(ids::PROOF_LINK, at(30)),
+            ..first.clone()
+        })
+        .await;
+    assert!(
+        matches!(same_token, Err(StoreError::Conflict(_))),
+        "{same_token:?}"
+    );
+    let foreign = store
+        .create_proof_link(ProofLink {
+            project_id: other.id.clone(),
+            ..proof_link(&other, &incident_id, 9, at(30))
+        })
+        .await;
+    assert!(
+        matches!(foreign, Err(StoreError::NotFound(_))),
+        "a link for another project's incident: {foreign:?}"
+    );
+
+    assert_eq!(
+        store.proof_link_by_token_hash(&[7; 32]).await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(
+        store.proof_link_by_token_hash(&[1; 32]).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.proof_link(&project.id, &first.id).await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(store.proof_link(&other.id, &first.id).await.unwrap(), None);
+    assert_eq!(
+        store
+            .proof_links_for_incident(&project.id, &incident_id)
+            .await
+            .unwrap(),
+        vec![second.clone(), first.clone()]
+    );
+
+    assert!(
+        !store
+            .revoke_proof_link(&other.id, &first.id, at(40))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .revoke_proof_link(&project.id, &first.id, at(40))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .revoke_proof_link(&project.id, &first.id, at(41))
+            .await
+            .unwrap(),
+        "revoked once"
+    );
+    assert!(
+        !store
+            .revoke_proof_link(&project.id, "prf_nope", at(41))
+            .await
+            .unwrap()
+    );
+    let revoked = store
+        .proof_link_by_token_hash(&[7; 32])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(revoked.revoked_at, Some(at(40)));
+    assert_eq!(
+        store
+            .proof_link(&project.id, &second.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        None
+    );
+}
+
+/// Idempotency keys: the four outcomes, takeover, expiry, abandon, purge.
+pub async fn idempotency(store: &dyn Store) {
+    let project = new_project(store).await;
+    let other = new_project(store).await;
+    let lock = Duration::from_secs(30);
+    let p = project.id.as_str();
+    let begin = |key: &'static str, hash: &'static [u8], now: Timestamp| async move {
+        store
+            .idempotency_begin(p, key, hash, now, lock)
+            .await
+            .unwrap()
+    };
+
+    assert_eq!(
+        begin("k1", b"body-1", at(0)).await,
+        IdempotencyBegin::Proceed
+    );
+    assert_eq!(
+        begin("k1", b"body-1", at(1)).await,
+        IdempotencyBegin::InFlight
+    );
+    assert_eq!(
+        begin("k1", b"body-2", at(1)).await,
+        IdempotencyBegin::Mismatch
+    );
+    store
+        .idempotency_complete(p, "k1", 201, br#"{"ok":true}"#)
+        .await
+        .unwrap();
+    assert_eq!(
+        begin("k1", b"body-1", at(2)).await,
+        IdempotencyBegin::Replay {
+            status: 201,
+            body: br#"{"ok":true}"#.to_vec()
+        }
+    );
+    assert_eq!(
+        begin("k1", b"body-2", at(2)).await,
+        IdempotencyBegin::Mismatch
+    );
+    // Another project's identical key is another key.
+    assert_eq!(
+        store
+            .idempotency_begin(&other.id, "k1", b"body-2", at(2), lock)
+            .await
+            .unwrap(),
+        IdempotencyBegin::Proceed
+    );
+    // 4xx responses are stored too.
+    assert_eq!(begin("k4", b"bad", at(0)).await, IdempotencyBegin::Proceed);
+    store
+        .idempotency_complete(p, "k4", 422, br#"{"error":{}}"#)
+        .await
+        .unwrap();
+    assert_eq!(
+        begin("k4", b"bad", at(5)).await,
+        IdempotencyBegin::Replay {
+            status: 422,
+            body: br#"{"error":{}}"#.to_vec()
+        }
+    );
+
+    // Older than 24 h: absent.
+    let day = 24 * 3600;
+    assert!(matches!(
+        begin("k1", b"body-1", at(day - 1)).await,
+        IdempotencyBegin::Replay { .. }
+    ));
+    assert_eq!(
+        begin("k1", b"body-3", at(day + 1)).await,
+        IdempotencyBegin::Proceed
+    );
+    assert_eq!(
+        begin("k1", b"body-3", at(day + 2)).await,
+        IdempotencyBegin::InFlight
+    );
+
+    // Takeover after the lock.
+    assert_eq!(begin("k2", b"x", at(0)).await, IdempotencyBegin::Proceed);
+    assert_eq!(begin("k2", b"x", at(29)).await, IdempotencyBegin::InFlight);
+    assert_eq!(begin("k2", b"x", at(31)).await, IdempotencyBegin::Proceed);
+    assert_eq!(begin("k2", b"x", at(32)).await, IdempotencyBegin::InFlight);
+
+    // Abandon: the next request runs again.
+    assert_eq!(begin("k3", b"y", at(0)).await, IdempotencyBegin::Proceed);
+    store.idempotency_abandon(p, "k3").await.unwrap();
+    assert_eq!(begin("k3", b"y", at(1)).await, IdempotencyBegin::Proceed);
+    store.idempotency_abandon(p, "nothing").await.unwrap();
+
+    // Purge removes keys created before the cut, keeps the rest.
+    // Created: k2 (+31 s), k3 (+1 s), k4 (+0 s), other/k1 (+2 s), k1 (+1 day).
+    let purged = store.purge_idempotency_keys(at(3600)).await.unwrap();
+    assert_eq!(purged, 4);
+    assert_eq!(begin("k3", b"z", at(3700)).await, IdempotencyBegin::Proceed);
+    assert_eq!(
+        begin("k1", b"body-3", at(day + 3)).await,
+        IdempotencyBegin::InFlight,
+        "a newer key survives the purge"
+    );
+}
+
+/// Another project's ids behave as not found, for every getter and command.
+pub async fn cross_project_isolation(store: &dyn Store) {
+    let mine = new_project(store).await;
+    let theirs = new_project(store).await;
+    let k = stripe("evt_shared_id");
+    let incident_id = failed_event(store, &mine, &k, "invoice.paid", Some("cus_s"), at(0)).await;
+    let key_record = api_key(&mine, 42, at(0));
+    store.insert_api_key(key_record.clone()).await.unwrap();
+    store
+        .add_signing_secret(&mine.id, "whsec_mine", at(0), at(10))
+        .await
+        .unwrap();
+    let link = proof_link(&mine, &incident_id, 42, at(1));
+    store.create_proof_link(link.clone()).await.unwrap();
+
+    let t = theirs.id.as_str();
+    assert_eq!(store.event(t, &k).await.unwrap(), None);
+    assert_eq!(store.incident(t, &incident_id).await.unwrap(), None);
+    assert!(
+        store
+            .list_incidents(t, &IncidentFilter::default(), &page(100))
+            .await
+            .unwrap()
+            .data
+            .is_empty()
+    );
+    assert!(
+        store
+            .search_events(
+                t,
+                &EventFilter {
+                    subject: Some("cus_s".to_owned()),
+                    ..EventFilter::default()
+                },
+                &page(100)
+            )
+            .await
+            .unwrap()
+            .data
+            .is_empty()
+    );
+    let resolve = store
+        .apply_to_incident(
+            t,
+            &incident_id,
+            Command::ManualResolve {
+                note: "not yours".to_owned(),
+            },
+            ctx(at(2)),
+        )
+        .await;
+    assert!(
+        matches!(resolve, Err(StoreError::NotFound(_))),
+        "{resolve:?}"
+    );
+    let append = store
+        .append_incident_entry(
+            t,
+            &incident_id,
+            TimelineEntry::new(
+                at(2),
+                TimelineKind::ProofLinkCreated,
+                Actor::Console("mallory@example.com".to_owned()),
+                serde_json::Value::Null,
+            ),
+        )
+        .await;
+    assert!(matches!(append, Err(StoreError::NotFound(_))), "{append:?}");
+    assert!(store.list_api_keys(t).await.unwrap().is_empty());
+    assert!(
+        !store
+            .revoke_api_key(t, &key_record.id, at(2))
+            .await
+            .unwrap()
+    );
+    assert!(store.signing_secrets(t, at(2)).await.unwrap().is_empty());
+    assert_eq!(store.proof_link(t, &link.id).await.unwrap(), None);
+    assert!(
+        store
+            .proof_links_for_incident(t, &incident_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(!store.revoke_proof_link(t, &link.id, at(2)).await.unwrap());
+
+    // The same (provider, event_id) in the other project is its own event.
+    let theirs_applied = store
+        .apply(t, &k, receipt(&k, Some("cus_t")), ctx(at(3)))
+        .await
+        .unwrap();
+    assert_eq!(theirs_applied.transition.outcome, Outcome::Created);
+    assert_eq!(
+        store
+            .event(t, &k)
+            .await
+            .unwrap()
+            .unwrap()
+            .record
+            .subject
+            .as_deref(),
+        Some("cus_t")
+    );
+
+    // Nothing of mine changed.
+    let stored = store
+        .incident(&mine.id, &incident_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.record.incident.unwrap().state, IncidentState::Open);
+    assert_eq!(stored.record.subject.as_deref(), Some("cus_s"));
+    assert_eq!(stored.timeline.len(), 3);
+    assert_eq!(
+        store
+            .api_key_by_hash(&[42; 32])
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        None
+    );
+    assert_eq!(
+        store
+            .proof_link(&mine.id, &link.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        None
+    );
+
+    // Unknown projects: no data, and events cannot be created for them.
+    let ghost = store
+        .apply("prj_ghost", &k, receipt(&k, None), ctx(at(4)))
+        .await;
+    assert!(matches!(ghost, Err(StoreError::NotFound(_))), "{ghost:?}");
+}
+
+/// 50 concurrent identical receipts: one record, 50 deliveries, 50 entries.
+pub async fn concurrent_receipts(store: &dyn Store) {
+    let project = new_project(store).await;
+    let k = stripe("evt_storm");
+    let project_id = project.id.as_str();
+    let key_ref = &k;
+    let tasks: Vec<BoxedTask<'_, StoreResult<Applied>>> = (0..50)
+        .map(|i| {
+            let command = receipt(key_ref, Some("cus_storm"));
+            let context = ctx(at(i));
+            Box::pin(async move { store.apply(project_id, key_ref, command, context).await })
+                as BoxedTask<'_, _>
+        })
+        .collect();
+    let results = run_in_parallel(tasks);
+    let mut created = 0;
+    let mut duplicates = 0;
+    for result in results {
+        match result
+            .expect("every receipt is accepted")
+            .transition
+            .outcome
+        {
+            Outcome::Created => created += 1,
+            Outcome::Duplicate => duplicates += 1,
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+    assert_eq!((created, duplicates), (1, 49));
+    let stored = store.event(&project.id, &k).await.unwrap().unwrap();
+    assert_eq!(stored.record.deliveries, 50);
+    assert_eq!(stored.timeline.len(), 50);
+    let all = store
+        .search_events(&project.id, &EventFilter::default(), &page(100))
+        .await
+        .unwrap();
+    assert_eq!(all.data.len(), 1, "one record");
+}
+
+/// Concurrent dispatchers never receive the same job twice.
+pub async fn concurrent_claims(store: &dyn Store) {
+    let project = new_project(store).await;
+    let mut expected = BTreeSet::new();
+    for i in 0..20 {
+        let k = stripe(&format!("evt_claim_{i}"));
+        let incident_id = failed_event(store, &project, &k, "invoice.paid", None, at(0)).await;
+        expected.insert(request_reprocess(store, &project, &incident_id, at(1)).await);
+    }
+    let tasks: Vec<BoxedTask<'_, StoreResult<Vec<DeliveryJob>>>> = (0..8)
+        .map(|_| Box::pin(store.claim_deliveries(at(5), LEASE, 4)) as BoxedTask<'_, _>)
+        .collect();
+    let mut claimed = Vec::new();
+    for jobs in run_in_parallel(tasks) {
+        claimed.extend(job_ids(&jobs.expect("claim")));
+    }
+    let distinct: BTreeSet<String> = claimed.iter().cloned().collect();
+    assert_eq!(
+        distinct.len(),
+        claimed.len(),
+        "a job was handed out twice: {claimed:?}"
+    );
+    assert_eq!(distinct, expected, "8 × 4 claims take all 20 jobs");
+    assert!(
+        store
+            .claim_deliveries(at(6), LEASE, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

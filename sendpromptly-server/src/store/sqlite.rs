@@ -1224,7 +1224,8 @@ impl Store for SqliteStore {
     ) -> StoreResult<Applied> {
         let mut tx = self.write().await?;
         let row = sqlx::query(
-            "SELECT e.pk, e.project_id, e.record FROM deliveries d JOIN events e ON e.pk = d.event_pk \
+            "SELECT e.pk, e.project_id, e.record, d.state AS delivery_state, d.lease_until \
+             FROM deliveries d JOIN events e ON e.pk = d.event_pk \
              WHERE d.reprocess_id = ? AND d.project_id = ?",
         )
         .bind(&job.reprocess_id)
@@ -1233,6 +1234,26 @@ impl Store for SqliteStore {
         .await?
         .ok_or(StoreError::NotFound("delivery"))?;
         let loaded = loaded_from_row(&row)?;
+        let holds_lease = row.try_get::<String, _>("delivery_state")? == "pending"
+            && row.try_get::<Option<i64>, _>("lease_until")? == Some(ms(job.lease_until));
+        // While this job holds the row's lease its attempt is new by
+        // construction (finishing clears the lease). If an earlier claim
+        // whose lease ran out already recorded an attempt with the same
+        // number, number this one after it, so the state machine records it
+        // instead of dropping it as a repeat and leaving the row and the
+        // incident disagreeing.
+        let recorded_attempts = loaded
+            .record
+            .incident
+            .as_ref()
+            .and_then(|i| i.reprocess.as_ref())
+            .filter(|r| r.id == job.reprocess_id)
+            .map_or(0, |r| r.attempts);
+        let attempt = if holds_lease {
+            job.attempt.max(recorded_attempts.saturating_add(1))
+        } else {
+            job.attempt
+        };
         let ctx = Context {
             now,
             actor: Actor::System("dispatcher".to_owned()),
@@ -1240,7 +1261,7 @@ impl Store for SqliteStore {
         };
         let command = Command::CallbackAttempt {
             reprocess_id: job.reprocess_id.clone(),
-            attempt: job.attempt,
+            attempt,
             report,
             next,
         };
@@ -1266,7 +1287,7 @@ impl Store for SqliteStore {
              WHERE reprocess_id = ? AND state = 'pending' AND lease_until = ?",
         )
         .bind(state)
-        .bind(i64::from(job.attempt))
+        .bind(i64::from(attempt))
         .bind(next_attempt_at)
         .bind(ms(now))
         .bind(&job.reprocess_id)

@@ -1,0 +1,93 @@
+//! The Store conformance suite on SQLite (a fresh temp-file database per
+//! test), plus SQLite-specific checks.
+
+use sendpromptly_server::store::Store;
+use sendpromptly_server::store::sqlite::SqliteStore;
+
+/// A fresh, migrated store in a temporary directory that lives as long as the test.
+async fn fresh() -> (SqliteStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("store.db").display());
+    let store = SqliteStore::connect(&url).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    (store, dir)
+}
+
+sendpromptly_server::store_conformance_tests!(fresh());
+
+#[tokio::test]
+async fn the_sweeper_and_dispatcher_queries_use_their_partial_indexes() {
+    let (store, _dir) = fresh().await;
+    let sweep = store.explain_sweep_query().await.unwrap().join("\n");
+    assert!(sweep.contains("events_due"), "{sweep}");
+    assert!(!sweep.contains("SCAN events"), "{sweep}");
+    let claim = store.explain_claim_query().await.unwrap().join("\n");
+    assert!(claim.contains("deliveries_due"), "{claim}");
+}
+
+#[tokio::test]
+async fn connects_to_every_url_form_and_refuses_a_newer_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("forms.db");
+    for url in [
+        format!("sqlite://{}", path.display()),
+        format!("sqlite:{}", path.display()),
+    ] {
+        let store = SqliteStore::connect(&url).await.expect(&url);
+        store.migrate().await.expect("migrate");
+        store.ping().await.unwrap();
+        store.close().await;
+    }
+    assert!(path.exists());
+
+    let memory = SqliteStore::connect("sqlite::memory:").await.unwrap();
+    memory.migrate().await.unwrap();
+    assert_eq!(memory.count_users().await.unwrap(), 0);
+    assert!(memory.list_projects().await.unwrap().is_empty());
+
+    // connect() alone does not migrate.
+    let fresh_path = dir.path().join("unmigrated.db");
+    let unmigrated = SqliteStore::connect(&format!("sqlite://{}", fresh_path.display()))
+        .await
+        .unwrap();
+    assert!(unmigrated.list_projects().await.is_err());
+    unmigrated.close().await;
+
+    // A database touched by a newer binary is refused.
+    let url = format!("sqlite://{}", path.display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query("INSERT INTO _sendpromptly_migrations (version, name, applied_at) VALUES (999, '0999_future', 0)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let store = SqliteStore::connect(&url).await.unwrap();
+    let err = store.migrate().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            sendpromptly_server::store::StoreError::MigrationsNewerThanBinary(_)
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn data_survives_a_reopen() {
+    let (store, dir) = fresh().await;
+    let project = store
+        .create_project(sendpromptly_server::store::NewProject {
+            id: "prj_reopen".to_owned(),
+            name: "reopen".to_owned(),
+            repair_url: None,
+            default_deadline_seconds: 60,
+            created_at: sendpromptly_core::Timestamp::from_unix_seconds(1),
+        })
+        .await
+        .unwrap();
+    store.close().await;
+    let url = format!("sqlite://{}", dir.path().join("store.db").display());
+    let again = SqliteStore::connect(&url).await.unwrap();
+    again.migrate().await.unwrap();
+    assert_eq!(again.project("prj_reopen").await.unwrap(), Some(project));
+}
