@@ -39,6 +39,8 @@ enum Command {
     /// Manage console users.
     #[command(subcommand)]
     User(UserCommand),
+    /// A development repair endpoint: verifies and prints repair callbacks (like `stripe listen`).
+    Listen(crate::listen::ListenArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -190,6 +192,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     let file = config::load_file(&cli.global)?;
     let common = config::resolve_common(&cli.global, &file);
     init_logging(common.log_format);
+    if let Command::Listen(args) = &cli.command {
+        return crate::listen::run(args).await.map_err(|e| CliError(e.to_string()));
+    }
     let store = open_store(&common.database_url).await?;
     store.migrate().await?;
     let now = SystemClock.now();
@@ -201,6 +206,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Project(command) => project(store.as_ref(), command, now).await,
         Command::Key(command) => key(store.as_ref(), command, now).await,
+        Command::Listen(_) => Ok(()),
         Command::User(UserCommand::Create { email, password }) => {
             let password = match password {
                 Some(password) => password,

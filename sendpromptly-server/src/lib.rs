@@ -17,6 +17,7 @@ pub mod clock;
 pub mod config;
 pub mod dispatcher;
 pub mod error;
+pub mod listen;
 pub mod metrics;
 pub mod provision;
 pub mod render;

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs every test of SendPromptly: the one test command of the README.
+#
+# It installs what the tests need on a fresh machine (a Python virtualenv
+# with the official `stripe` and `standardwebhooks` packages for interop
+# tests, cargo-fuzz for the fuzz smoke run), then runs:
+#   1. the Rust workspace tests (core, server, client, cross-crate e2e);
+#   2. a short run of every fuzz target (FUZZ_SECONDS each, default 5).
+#
+# Settings (environment):
+#   SENDPROMPTLY_VENV      where the virtualenv lives (default .venv)
+#   FUZZ_SECONDS           seconds per fuzz target (default 5; 0 skips fuzzing)
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+step() { printf '\n==== %s\n' "$*"; }
+
+step "Python tools for the interop tests"
+venv="${SENDPROMPTLY_VENV:-$root/.venv}"
+if [[ ! -x "$venv/bin/python" ]]; then
+    python3 -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    -r sendpromptly-core/tests/interop/requirements.txt
+export SENDPROMPTLY_PYTHON="$venv/bin/python"
+export SENDPROMPTLY_REQUIRE_INTEROP=1
+
+step "Rust tests (workspace default members)"
+cargo test --workspace --locked
+
+fuzz_seconds="${FUZZ_SECONDS:-5}"
+if [[ "$fuzz_seconds" != "0" ]]; then
+    step "Fuzz smoke run (${fuzz_seconds}s per target)"
+    if ! cargo fuzz --version >/dev/null 2>&1; then
+        cargo install cargo-fuzz --locked --version 0.13.2
+    fi
+    FUZZ_SECONDS="$fuzz_seconds" scripts/fuzz.sh
+fi
+
+step "All tests passed"
