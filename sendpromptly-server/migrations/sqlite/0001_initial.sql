@@ -81,6 +81,7 @@ CREATE TABLE incidents (
 );
 CREATE INDEX incidents_list ON incidents (project_id, opened_at DESC, id DESC);
 CREATE INDEX incidents_by_state ON incidents (project_id, state, opened_at DESC, id DESC);
+CREATE INDEX incidents_by_subject ON incidents (project_id, subject, opened_at DESC, id DESC);
 
 -- Append-only.
 CREATE TABLE timeline (
