@@ -13,6 +13,37 @@
 //! - [`callback`]: the repair callback payload and `verify_repair_request`.
 //! - [`stripe`] and [`shopify`]: provider signature verification and event
 //!   parsing into one normalised [`provider_event::EventReference`].
+//!
+//! ## Example
+//!
+//! A receipt starts the clock; a tick after the deadline opens an incident.
+//!
+//! ```
+//! use sendpromptly_core::Timestamp;
+//! use sendpromptly_core::machine::{apply, Command, Context};
+//! use sendpromptly_core::model::{Actor, IncidentKind, Provider, Receipt};
+//!
+//! let t0 = Timestamp::parse_rfc3339("2026-11-22T10:00:00Z").unwrap();
+//! let ctx = |now| Context {
+//!     now,
+//!     actor: Actor::System("example".into()),
+//!     new_incident_id: "inc_example".into(),
+//! };
+//! let receipt = Receipt {
+//!     provider: Provider::Stripe,
+//!     event_id: "evt_1".into(),
+//!     event_type: "invoice.paid".into(),
+//!     subject: Some("cus_1".into()),
+//!     effect: Some("credits.add".into()),
+//!     deadline_seconds: None,
+//!     metadata: None,
+//!     occurred_at: None,
+//! };
+//! let received = apply(None, Command::Receipt { receipt, deadline_seconds: 1800 }, &ctx(t0)).unwrap();
+//! let overdue = apply(Some(received.record), Command::Tick, &ctx(t0.plus_seconds(1800))).unwrap();
+//! let incident = overdue.record.incident.expect("the deadline passed");
+//! assert_eq!(incident.kind, IncidentKind::MissingResult);
+//! ```
 #![doc = include_str!("../../docs/state-diagram.md")]
 #![forbid(unsafe_code)]
 
