@@ -63,6 +63,7 @@ pub async fn search(
         subject: query.text("subject"),
         state: query.parsed("state")?,
         event_id: query.text("event_id"),
+        search: None,
     };
     let page = PageRequest {
         limit: query.limit()?,

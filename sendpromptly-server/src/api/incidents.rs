@@ -64,6 +64,7 @@ pub async fn list(
         subject: query.text("subject"),
         opened_after: query.time("opened_after")?,
         opened_before: query.time("opened_before")?,
+        search: None,
     };
     let page = PageRequest {
         limit: query.limit()?,

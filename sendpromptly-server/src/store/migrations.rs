@@ -27,11 +27,18 @@ pub struct Migration {
 }
 
 /// The SQLite migrations, oldest first.
-pub const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_initial",
-    sql: include_str!("../../migrations/sqlite/0001_initial.sql"),
-}];
+pub const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_initial",
+        sql: include_str!("../../migrations/sqlite/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_console_sessions",
+        sql: include_str!("../../migrations/sqlite/0002_console_sessions.sql"),
+    },
+];
 
 /// A migration recorded as applied in the database.
 #[derive(Clone, Debug, PartialEq, Eq)]

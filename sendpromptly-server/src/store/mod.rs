@@ -159,6 +159,47 @@ pub struct User {
     pub created_at: Timestamp,
 }
 
+/// A console sign-in session as stored: never the session token itself,
+/// only its SHA-256 (like API keys).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Session {
+    /// SHA-256 of the session token (the cookie value).
+    pub token_hash: Vec<u8>,
+    /// The `usr_` id of the signed-in user.
+    pub user_id: String,
+    /// When the user signed in.
+    pub created_at: Timestamp,
+    /// When the session stops working (absolute, not sliding).
+    pub expires_at: Timestamp,
+}
+
+/// How many of a project's incidents are in each state (the console overview).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IncidentCounts {
+    /// `open`.
+    pub open: u64,
+    /// `reprocessing`.
+    pub reprocessing: u64,
+    /// `resolved`.
+    pub resolved: u64,
+}
+
+/// One UTC day of one event type's activity (the console overview chart).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DailyActivity {
+    /// The UTC calendar day.
+    pub day: chrono::NaiveDate,
+    /// The event type; `None` for events whose receipt has not arrived.
+    pub event_type: Option<String>,
+    /// Events first seen that day (by the record's `created_at`).
+    pub events: u64,
+    /// `result.failure` timeline entries recorded that day, not counting
+    /// failures ignored because a success was already recorded.
+    pub failures: u64,
+    /// Incidents first opened that day (by `opened_at`; reopenings are not counted).
+    pub incidents: u64,
+}
+
 /// One stored event with its timeline.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredEvent {
@@ -192,6 +233,11 @@ pub struct IncidentFilter {
     pub opened_after: Option<Timestamp>,
     /// Only incidents opened before this time.
     pub opened_before: Option<Timestamp>,
+    /// Free-text search (the console's search box): keeps incidents whose
+    /// incident id, event id or subject contains this text, compared
+    /// case-insensitively (ASCII). `%` and `_` are literal characters, not
+    /// wildcards. Unindexed: a scan of the project's incidents.
+    pub search: Option<String>,
 }
 
 /// Filters for searching events.
@@ -203,6 +249,11 @@ pub struct EventFilter {
     pub state: Option<EventState>,
     /// Only this event id (any provider).
     pub event_id: Option<String>,
+    /// Free-text search (the console's event lookup): keeps events whose
+    /// event id or subject contains this text, compared case-insensitively
+    /// (ASCII). `%` and `_` are literal characters, not wildcards.
+    /// Unindexed: a scan of the project's events.
+    pub search: Option<String>,
 }
 
 /// Keyset pagination: up to `limit` items after `cursor` (opaque to callers).
@@ -346,6 +397,30 @@ pub trait Store: Send + Sync + 'static {
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
     /// How many console users exist.
     async fn count_users(&self) -> StoreResult<u64>;
+    /// Every console user, oldest first.
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+
+    /// Stores a new console session. Also deletes every session that had
+    /// expired at `session.created_at` (so expired rows never pile up).
+    /// Fails with `NotFound("user")` if the user does not exist.
+    async fn create_session(&self, session: Session) -> StoreResult<()>;
+    /// The user of the session with this token hash, if the session exists
+    /// and has not expired at `now` (`expires_at > now`).
+    async fn session_user(&self, token_hash: &[u8], now: Timestamp) -> StoreResult<Option<User>>;
+    /// Deletes a session (sign-out); deleting an unknown session is not an error.
+    async fn delete_session(&self, token_hash: &[u8]) -> StoreResult<()>;
+
+    /// How many of the project's incidents are in each state.
+    async fn incident_counts(&self, project_id: &str) -> StoreResult<IncidentCounts>;
+    /// The project's activity per UTC day and event type from the day of
+    /// `since` (inclusive) on: see [`DailyActivity`] for what is counted.
+    /// Only (day, event type) pairs with something to count are returned,
+    /// ordered by day, then event type (`None` first).
+    async fn daily_activity(
+        &self,
+        project_id: &str,
+        since: Timestamp,
+    ) -> StoreResult<Vec<DailyActivity>>;
 
     /// Applies a command to an event in one transaction (see the module docs).
     ///

@@ -40,9 +40,9 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
 
 use super::migrations::{self, AppliedMigration, MIGRATIONS_TABLE};
 use super::{
-    ApiKey, Applied, DeliveryJob, EventFilter, IdempotencyBegin, IncidentFilter, NewProject, Page,
-    PageRequest, Project, ProjectPatch, ProofLink, SigningSecretRecord, Store, StoreError,
-    StoreResult, StoredEvent, SweepReport, User,
+    ApiKey, Applied, DailyActivity, DeliveryJob, EventFilter, IdempotencyBegin, IncidentCounts,
+    IncidentFilter, NewProject, Page, PageRequest, Project, ProjectPatch, ProofLink, Session,
+    SigningSecretRecord, Store, StoreError, StoreResult, StoredEvent, SweepReport, User,
 };
 
 /// How long an idempotency key is remembered.
@@ -184,6 +184,33 @@ fn insert_error(err: sqlx::Error, conflict: &str, missing: &'static str) -> Stor
     } else {
         StoreError::Database(err)
     }
+}
+
+/// A `LIKE` pattern matching `text` anywhere, with `\`, `%` and `_`
+/// escaped (use with `ESCAPE '\'`). SQLite's `LIKE` ignores ASCII case.
+fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+const MILLIS_PER_DAY: i64 = 86_400_000;
+
+fn day_of(days_since_epoch: i64) -> StoreResult<chrono::NaiveDate> {
+    chrono::DateTime::from_timestamp(days_since_epoch * 86_400, 0)
+        .map(|t| t.date_naive())
+        .ok_or_else(|| StoreError::Corrupt(format!("day out of range: {days_since_epoch}")))
+}
+
+fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
 }
 
 fn clamp_limit(limit: u32) -> u32 {
@@ -869,6 +896,123 @@ impl Store for SqliteStore {
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        sqlx::query(
+            "SELECT id, email, password_hash, created_at FROM users ORDER BY created_at, id",
+        )
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(user_from_row)
+        .collect()
+    }
+
+    async fn create_session(&self, session: Session) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        sqlx::query("DELETE FROM console_sessions WHERE expires_at <= ?")
+            .bind(ms(session.created_at))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO console_sessions (token_hash, user_id, created_at, expires_at) \
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(&session.token_hash)
+        .bind(&session.user_id)
+        .bind(ms(session.created_at))
+        .bind(ms(session.expires_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| insert_error(e, "this session token is already used", "user"))?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn session_user(&self, token_hash: &[u8], now: Timestamp) -> StoreResult<Option<User>> {
+        sqlx::query(
+            "SELECT u.id, u.email, u.password_hash, u.created_at FROM console_sessions s \
+             JOIN users u ON u.id = s.user_id WHERE s.token_hash = ? AND s.expires_at > ?",
+        )
+        .bind(token_hash)
+        .bind(ms(now))
+        .fetch_optional(&self.reader)
+        .await?
+        .as_ref()
+        .map(user_from_row)
+        .transpose()
+    }
+
+    async fn delete_session(&self, token_hash: &[u8]) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        sqlx::query("DELETE FROM console_sessions WHERE token_hash = ?")
+            .bind(token_hash)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn incident_counts(&self, project_id: &str) -> StoreResult<IncidentCounts> {
+        let rows = sqlx::query(
+            "SELECT state, COUNT(*) AS n FROM incidents WHERE project_id = ? GROUP BY state",
+        )
+        .bind(project_id)
+        .fetch_all(&self.reader)
+        .await?;
+        let mut counts = IncidentCounts::default();
+        for row in &rows {
+            let n = to_u64(row.try_get("n")?);
+            match row.try_get::<String, _>("state")?.as_str() {
+                "open" => counts.open = n,
+                "reprocessing" => counts.reprocessing = n,
+                "resolved" => counts.resolved = n,
+                other => {
+                    return Err(StoreError::Corrupt(format!("incident state `{other}`")));
+                }
+            }
+        }
+        Ok(counts)
+    }
+
+    async fn daily_activity(
+        &self,
+        project_id: &str,
+        since: Timestamp,
+    ) -> StoreResult<Vec<DailyActivity>> {
+        let from = ms(since).div_euclid(MILLIS_PER_DAY) * MILLIS_PER_DAY;
+        let rows = sqlx::query(
+            "SELECT day, event_type, SUM(ev) AS events, SUM(fl) AS failures, SUM(inc) AS incidents \
+             FROM ( \
+               SELECT created_at / ?3 AS day, event_type, 1 AS ev, 0 AS fl, 0 AS inc \
+                 FROM events WHERE project_id = ?1 AND created_at >= ?2 \
+               UNION ALL \
+               SELECT t.at / ?3, e.event_type, 0, 1, 0 \
+                 FROM timeline t JOIN events e ON e.pk = t.event_pk \
+                 WHERE t.kind = 'result.failure' AND t.at >= ?2 AND e.project_id = ?1 \
+                   AND json_extract(t.detail, '$.ignored') IS NULL \
+               UNION ALL \
+               SELECT opened_at / ?3, event_type, 0, 0, 1 \
+                 FROM incidents WHERE project_id = ?1 AND opened_at >= ?2 \
+             ) GROUP BY day, event_type ORDER BY day, event_type",
+        )
+        .bind(project_id)
+        .bind(from)
+        .bind(MILLIS_PER_DAY)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(DailyActivity {
+                    day: day_of(row.try_get("day")?)?,
+                    event_type: row.try_get("event_type")?,
+                    events: to_u64(row.try_get("events")?),
+                    failures: to_u64(row.try_get("failures")?),
+                    incidents: to_u64(row.try_get("incidents")?),
+                })
+            })
+            .collect()
+    }
+
     async fn apply(
         &self,
         project_id: &str,
@@ -1001,6 +1145,15 @@ impl Store for SqliteStore {
         if let Some(event_id) = &filter.event_id {
             query.push(" AND event_id = ").push_bind(event_id.clone());
         }
+        if let Some(text) = &filter.search {
+            let pattern = contains_pattern(text);
+            query
+                .push(" AND (event_id LIKE ")
+                .push_bind(pattern.clone())
+                .push(" ESCAPE '\\' OR subject LIKE ")
+                .push_bind(pattern)
+                .push(" ESCAPE '\\')");
+        }
         if let Some(pk) = after {
             query.push(" AND pk < ").push_bind(pk);
         }
@@ -1058,6 +1211,17 @@ impl Store for SqliteStore {
         }
         if let Some(subject) = &filter.subject {
             query.push(" AND i.subject = ").push_bind(subject.clone());
+        }
+        if let Some(text) = &filter.search {
+            let pattern = contains_pattern(text);
+            query
+                .push(" AND (i.id LIKE ")
+                .push_bind(pattern.clone())
+                .push(" ESCAPE '\\' OR i.event_id LIKE ")
+                .push_bind(pattern.clone())
+                .push(" ESCAPE '\\' OR i.subject LIKE ")
+                .push_bind(pattern)
+                .push(" ESCAPE '\\')");
         }
         if let Some(at) = filter.opened_after {
             query.push(" AND i.opened_at >= ").push_bind(ms(at));
