@@ -40,6 +40,21 @@ pub const SQLITE: &[Migration] = &[
     },
 ];
 
+/// The PostgreSQL migrations, oldest first (the same versions and names as
+/// SQLite's, in PostgreSQL's dialect).
+pub const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_initial",
+        sql: include_str!("../../migrations/postgres/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_console_sessions",
+        sql: include_str!("../../migrations/postgres/0002_console_sessions.sql"),
+    },
+];
+
 /// A migration recorded as applied in the database.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppliedMigration {

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod conformance;
 pub mod migrations;
+pub mod postgres;
 pub mod sqlite;
 
 /// What can go wrong in storage.

@@ -1,0 +1,2010 @@
+//! PostgreSQL implementation of the [`Store`] trait, for running several
+//! stateless `sendpromptly serve` instances on one database.
+//!
+//! It mirrors the SQLite store: the same tables, the event record's JSON as
+//! the source of truth with indexed copies of the columns queries filter on,
+//! and one private helper, `persist`, that writes what a [`Transition`]
+//! changed. What differs is how concurrent writers from several processes
+//! are kept from doing anything twice:
+//!
+//! - **Row locks, short transactions.** Every read-modify-write of an event
+//!   locks its row (`SELECT … FOR NO KEY UPDATE`) for one short transaction;
+//!   nothing is held across network I/O (the dispatcher's HTTP call happens
+//!   between two transactions, under a lease stored in the row).
+//! - **Work queues with `SKIP LOCKED`.** The sweeper claims due events and
+//!   the dispatcher claims due callbacks with `FOR NO KEY UPDATE SKIP
+//!   LOCKED`: instances polling at the same moment take disjoint rows, and
+//!   a row one instance has just handled no longer matches (`due_at` or the
+//!   lease changed), so each due event is ticked once and each callback
+//!   attempt is claimed once.
+//! - **Creation races.** The first receipt (or result) of an event inserts
+//!   its row; two instances receiving the same new event at once serialise
+//!   on a transaction-scoped advisory lock on the event's key, so the second
+//!   sees the first's row and records a duplicate. Idempotency keys are
+//!   inserted with `ON CONFLICT DO NOTHING` and read `FOR UPDATE`, so one
+//!   request per key proceeds, whichever instance takes it.
+//! - **Lock order.** Writers lock an event row before its outbox row; the
+//!   dispatcher's claim locks only outbox rows and waits on nothing, so
+//!   transactions cannot deadlock.
+//! - **Migrations** run under an advisory lock, so instances starting
+//!   together apply them once.
+//!
+//! Times are `BIGINT` unix milliseconds, as in SQLite, so leases compare
+//! exactly. Connections come from one pool sized by [`PoolSettings`].
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sendpromptly_core::Timestamp;
+use sendpromptly_core::ids;
+use sendpromptly_core::machine::{
+    self, AttemptReport, Command, Context, Effect, EventRecord, Transition, TransitionError,
+};
+use sendpromptly_core::model::{Actor, EventKey, JsonObject, TimelineEntry, TimelineKind};
+use sendpromptly_core::retry::NextStep;
+use sha2::{Digest, Sha256};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, QueryBuilder, Row, Transaction};
+
+use super::migrations::{self, AppliedMigration, MIGRATIONS_TABLE};
+use super::{
+    ApiKey, Applied, DailyActivity, DeliveryJob, EventFilter, IdempotencyBegin, IncidentCounts,
+    IncidentFilter, NewProject, Page, PageRequest, Project, ProjectPatch, ProofLink, Session,
+    SigningSecretRecord, Store, StoreError, StoreResult, StoredEvent, SweepReport, User,
+};
+
+/// How long an idempotency key is remembered.
+const IDEMPOTENCY_TTL_MILLIS: i64 = 24 * 60 * 60 * 1000;
+/// The advisory lock key that serialises migrations ("SPMIGRAT").
+const MIGRATION_LOCK: i64 = 0x5350_4d49_4752_4154;
+/// How often `idempotency_begin` reads a key again after losing the race
+/// to insert it.
+const RACE_RETRIES: usize = 5;
+
+/// Connection pool settings (flags `--database-max-connections` and
+/// `--database-acquire-timeout-seconds`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// Most connections this process opens.
+    pub max_connections: u32,
+    /// Connections kept open while idle.
+    pub min_connections: u32,
+    /// How long a caller waits for a free connection (and the first connect
+    /// at start waits for the server) before failing.
+    pub acquire_timeout: Duration,
+    /// Idle connections above `min_connections` are closed after this.
+    pub idle_timeout: Duration,
+    /// Connections are recycled after this (lets a fail-over or a pooler
+    /// rebalance).
+    pub max_lifetime: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            max_connections: 10,
+            min_connections: 1,
+            acquire_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(300),
+            max_lifetime: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// The PostgreSQL store.
+#[derive(Clone, Debug)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user:password@host:port/database?…`)
+    /// with the default [`PoolSettings`]. Fails at once when the server
+    /// cannot be reached or refuses the credentials.
+    ///
+    /// Does not migrate: call [`Store::migrate`].
+    pub async fn connect(url: &str) -> StoreResult<PostgresStore> {
+        Self::connect_with(url, PoolSettings::default()).await
+    }
+
+    /// Connects with explicit pool settings.
+    pub async fn connect_with(url: &str, settings: PoolSettings) -> StoreResult<PostgresStore> {
+        let options = PgConnectOptions::from_str(url)?.application_name("sendpromptly");
+        // One direct connection first: the pool would retry until its
+        // timeout and report only that, hiding "connection refused",
+        // "password authentication failed" or "database does not exist".
+        let first = tokio::time::timeout(
+            settings.acquire_timeout,
+            <PgConnection as sqlx::Connection>::connect_with(&options),
+        )
+        .await
+        .map_err(|_| {
+            StoreError::Database(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "no answer from the server within {} s",
+                    settings.acquire_timeout.as_secs()
+                ),
+            )))
+        })??;
+        let _ = sqlx::Connection::close(first).await;
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections.max(1))
+            .min_connections(settings.min_connections.min(settings.max_connections))
+            .acquire_timeout(settings.acquire_timeout)
+            .idle_timeout(Some(settings.idle_timeout))
+            .max_lifetime(Some(settings.max_lifetime))
+            // A connection that the server closed (restart, fail-over) is
+            // noticed before it is handed out.
+            .test_before_acquire(true)
+            .connect_with(options)
+            .await?;
+        Ok(PostgresStore { pool })
+    }
+
+    /// The pool (for tests and tools that inspect the database).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Closes the pool, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// The plan of the sweeper's due-record query with sequential scans
+    /// disabled (a tiny test table would be scanned anyway): shows that the
+    /// partial `events_due` index can serve it.
+    pub async fn explain_sweep_query(&self) -> StoreResult<Vec<String>> {
+        self.explain(SWEEP_SELECT, 2).await
+    }
+
+    /// The plan of the dispatcher's claim query (see
+    /// [`PostgresStore::explain_sweep_query`]).
+    pub async fn explain_claim_query(&self) -> StoreResult<Vec<String>> {
+        self.explain(CLAIM_SELECT, 3).await
+    }
+
+    async fn explain(&self, query: &str, params: usize) -> StoreResult<Vec<String>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET LOCAL enable_seqscan = off")
+            .execute(&mut *tx)
+            .await?;
+        let sql = format!("EXPLAIN {query}");
+        let mut explain = sqlx::query(&sql);
+        for _ in 0..params {
+            explain = explain.bind(1_i64);
+        }
+        let lines = explain
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| Ok(row.try_get::<String, _>(0)?))
+            .collect::<StoreResult<Vec<_>>>()?;
+        tx.rollback().await?;
+        Ok(lines)
+    }
+
+    /// Starts a write transaction (READ COMMITTED; rows are locked explicitly).
+    async fn write(&self) -> StoreResult<Transaction<'static, Postgres>> {
+        Ok(self.pool.begin().await?)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Conversions
+
+fn ms(t: Timestamp) -> i64 {
+    t.unix_millis()
+}
+
+fn ts(millis: i64) -> Timestamp {
+    Timestamp::from_unix_millis(millis)
+}
+
+fn duration_millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn to_u32(value: i64, what: &str) -> StoreResult<u32> {
+    u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what} out of range: {value}")))
+}
+
+fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+fn decode_record(json: &str) -> StoreResult<EventRecord> {
+    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("event record: {e}")))
+}
+
+fn encode_record(record: &EventRecord) -> StoreResult<String> {
+    serde_json::to_string(record).map_err(|e| StoreError::Corrupt(format!("event record: {e}")))
+}
+
+fn encode_json<T: serde::Serialize>(value: &T, what: &str) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_foreign_key_violation())
+}
+
+/// Maps a failed insert: uniqueness → `Conflict(conflict)`, a missing
+/// referenced row → `NotFound(missing)`, anything else → `Database`.
+fn insert_error(err: sqlx::Error, conflict: &str, missing: &'static str) -> StoreError {
+    if is_unique_violation(&err) {
+        StoreError::Conflict(conflict.to_owned())
+    } else if is_foreign_key_violation(&err) {
+        StoreError::NotFound(missing)
+    } else {
+        StoreError::Database(err)
+    }
+}
+
+/// A `LIKE` pattern matching `text` anywhere, with `\`, `%` and `_`
+/// escaped (`\` is PostgreSQL's default `LIKE` escape).
+fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+const MILLIS_PER_DAY: i64 = 86_400_000;
+
+fn day_of(days_since_epoch: i64) -> StoreResult<chrono::NaiveDate> {
+    chrono::DateTime::from_timestamp(days_since_epoch * 86_400, 0)
+        .map(|t| t.date_naive())
+        .ok_or_else(|| StoreError::Corrupt(format!("day out of range: {days_since_epoch}")))
+}
+
+/// The advisory-lock key of an event: the first 8 bytes of a SHA-256 of
+/// its identity (a collision only makes two creations wait for each other).
+fn event_lock_key(project_id: &str, key: &EventKey) -> i64 {
+    let mut hash = Sha256::new();
+    hash.update(project_id.as_bytes());
+    hash.update([0]);
+    hash.update(key.provider.as_str().as_bytes());
+    hash.update([0]);
+    hash.update(key.event_id.as_bytes());
+    let digest = hash.finalize();
+    let mut first = [0_u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(first)
+}
+
+fn clamp_limit(limit: u32) -> u32 {
+    limit.clamp(1, 100)
+}
+
+fn encode_cursor(raw: &str) -> String {
+    URL_SAFE_NO_PAD.encode(raw)
+}
+
+/// Decodes an opaque cursor; anything unreadable is `NotFound("cursor")`.
+fn decode_cursor(cursor: &str, tag: &str) -> StoreResult<String> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| StoreError::NotFound("cursor"))?;
+    let text = String::from_utf8(bytes).map_err(|_| StoreError::NotFound("cursor"))?;
+    text.strip_prefix(tag)
+        .map(str::to_owned)
+        .ok_or(StoreError::NotFound("cursor"))
+}
+
+fn events_cursor(pk: i64) -> String {
+    encode_cursor(&format!("e:{pk}"))
+}
+
+fn parse_events_cursor(cursor: &str) -> StoreResult<i64> {
+    decode_cursor(cursor, "e:")?
+        .parse()
+        .map_err(|_| StoreError::NotFound("cursor"))
+}
+
+fn incidents_cursor(opened_at: i64, id: &str) -> String {
+    encode_cursor(&format!("i:{opened_at}:{id}"))
+}
+
+fn parse_incidents_cursor(cursor: &str) -> StoreResult<(i64, String)> {
+    let raw = decode_cursor(cursor, "i:")?;
+    let (at, id) = raw.split_once(':').ok_or(StoreError::NotFound("cursor"))?;
+    let at = at.parse().map_err(|_| StoreError::NotFound("cursor"))?;
+    if id.contains('\0') {
+        // PostgreSQL text cannot hold NUL: no id we handed out has one.
+        return Err(StoreError::NotFound("cursor"));
+    }
+    Ok((at, id.to_owned()))
+}
+
+// ---------------------------------------------------------------------------
+// Row decoding
+
+const PROJECT_COLUMNS: &str = "id, name, repair_url, default_deadline_seconds, \
+     deadlines_by_event_type, alert_channels, proof_show_metadata, created_at";
+
+fn project_from_row(row: &PgRow) -> StoreResult<Project> {
+    let deadlines: String = row.try_get("deadlines_by_event_type")?;
+    let alerts: String = row.try_get("alert_channels")?;
+    Ok(Project {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        repair_url: row.try_get("repair_url")?,
+        default_deadline_seconds: to_u32(
+            row.try_get("default_deadline_seconds")?,
+            "default_deadline_seconds",
+        )?,
+        deadlines_by_event_type: serde_json::from_str::<BTreeMap<String, u32>>(&deadlines)
+            .map_err(|e| StoreError::Corrupt(format!("deadlines_by_event_type: {e}")))?,
+        alert_channels: serde_json::from_str(&alerts)
+            .map_err(|e| StoreError::Corrupt(format!("alert_channels: {e}")))?,
+        proof_show_metadata: row.try_get("proof_show_metadata")?,
+        created_at: ts(row.try_get("created_at")?),
+    })
+}
+
+const API_KEY_COLUMNS: &str = "id, project_id, key_hash, prefix, name, created_at, revoked_at";
+
+fn api_key_from_row(row: &PgRow) -> StoreResult<ApiKey> {
+    Ok(ApiKey {
+        id: row.try_get("id")?,
+        project_id: row.try_get("project_id")?,
+        key_hash: row.try_get("key_hash")?,
+        prefix: row.try_get("prefix")?,
+        name: row.try_get("name")?,
+        created_at: ts(row.try_get("created_at")?),
+        revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(ts),
+    })
+}
+
+fn user_from_row(row: &PgRow) -> StoreResult<User> {
+    Ok(User {
+        id: row.try_get("id")?,
+        email: row.try_get("email")?,
+        password_hash: row.try_get("password_hash")?,
+        created_at: ts(row.try_get("created_at")?),
+    })
+}
+
+const PROOF_LINK_COLUMNS: &str =
+    "id, project_id, incident_id, token_hash, created_by, created_at, expires_at, revoked_at";
+
+fn proof_link_from_row(row: &PgRow) -> StoreResult<ProofLink> {
+    Ok(ProofLink {
+        id: row.try_get("id")?,
+        project_id: row.try_get("project_id")?,
+        incident_id: row.try_get("incident_id")?,
+        token_hash: row.try_get("token_hash")?,
+        created_by: row.try_get("created_by")?,
+        created_at: ts(row.try_get("created_at")?),
+        expires_at: ts(row.try_get("expires_at")?),
+        revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(ts),
+    })
+}
+
+fn timeline_from_row(row: &PgRow) -> StoreResult<TimelineEntry> {
+    let kind: String = row.try_get("kind")?;
+    let actor: String = row.try_get("actor")?;
+    let detail: String = row.try_get("detail")?;
+    Ok(TimelineEntry {
+        at: ts(row.try_get("at")?),
+        kind: TimelineKind::from_str(&kind).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        actor: Actor::from_str(&actor).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        detail: serde_json::from_str::<JsonObject>(&detail)
+            .map_err(|e| StoreError::Corrupt(format!("timeline detail: {e}")))?,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Event persistence (shared by apply, apply_to_incident, sweep_due and
+// finish_delivery_attempt)
+
+/// An event row loaded (and locked) inside a write transaction.
+struct LoadedEvent {
+    pk: i64,
+    project_id: String,
+    record: EventRecord,
+}
+
+fn loaded_from_row(row: &PgRow) -> StoreResult<LoadedEvent> {
+    let json: String = row.try_get("record")?;
+    Ok(LoadedEvent {
+        pk: row.try_get("pk")?,
+        project_id: row.try_get("project_id")?,
+        record: decode_record(&json)?,
+    })
+}
+
+/// Whether a load takes the row lock (writers) or not (plain reads).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lock {
+    ForUpdate,
+    None,
+}
+
+impl Lock {
+    fn clause(self, of: &str) -> String {
+        match self {
+            Lock::ForUpdate => format!(" FOR NO KEY UPDATE OF {of}"),
+            Lock::None => String::new(),
+        }
+    }
+}
+
+async fn load_by_key(
+    conn: &mut PgConnection,
+    project_id: &str,
+    key: &EventKey,
+    lock: Lock,
+) -> StoreResult<Option<LoadedEvent>> {
+    let row = sqlx::query(&format!(
+        "SELECT e.pk, e.project_id, e.record FROM events e \
+         WHERE e.project_id = $1 AND e.provider = $2 AND e.event_id = $3{}",
+        lock.clause("e")
+    ))
+    .bind(project_id)
+    .bind(key.provider.as_str())
+    .bind(&key.event_id)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(loaded_from_row).transpose()
+}
+
+async fn load_by_incident(
+    conn: &mut PgConnection,
+    project_id: &str,
+    incident_id: &str,
+    lock: Lock,
+) -> StoreResult<Option<LoadedEvent>> {
+    let row = sqlx::query(&format!(
+        "SELECT e.pk, e.project_id, e.record FROM incidents i JOIN events e ON e.pk = i.event_pk \
+         WHERE i.id = $1 AND i.project_id = $2{}",
+        lock.clause("e")
+    ))
+    .bind(incident_id)
+    .bind(project_id)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(loaded_from_row).transpose()
+}
+
+/// Writes what `transition` changed: the event row (inserted when `before`
+/// is `None`), its new timeline entries, the incident copy and the outbox
+/// rows its effects ask for. Returns the event's row id.
+///
+/// The caller holds the event row's lock (or, for a new event, the event
+/// key's advisory lock) for the whole transaction.
+async fn persist(
+    conn: &mut PgConnection,
+    project_id: &str,
+    before: Option<(i64, &EventRecord)>,
+    transition: &Transition,
+    now: Timestamp,
+) -> StoreResult<i64> {
+    let record = &transition.record;
+    let changed = !transition.entries.is_empty()
+        || !transition.effects.is_empty()
+        || before.is_none_or(|(_, old)| old != record);
+    let pk = match before {
+        Some((pk, _)) if !changed => return Ok(pk),
+        Some((pk, _)) => {
+            sqlx::query(
+                "UPDATE events SET event_type = $1, subject = $2, state = $3, record = $4, \
+                 due_at = $5, received_at = $6, updated_at = $7 WHERE pk = $8",
+            )
+            .bind(&record.event_type)
+            .bind(&record.subject)
+            .bind(record.state.as_str())
+            .bind(encode_record(record)?)
+            .bind(record.next_due_at().map(ms))
+            .bind(record.received_at.map(ms))
+            .bind(ms(record.updated_at))
+            .bind(pk)
+            .execute(&mut *conn)
+            .await?;
+            pk
+        }
+        None => sqlx::query(
+            "INSERT INTO events (project_id, provider, event_id, event_type, subject, state, \
+             record, due_at, received_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING pk",
+        )
+        .bind(project_id)
+        .bind(record.provider.as_str())
+        .bind(&record.event_id)
+        .bind(&record.event_type)
+        .bind(&record.subject)
+        .bind(record.state.as_str())
+        .bind(encode_record(record)?)
+        .bind(record.next_due_at().map(ms))
+        .bind(record.received_at.map(ms))
+        .bind(ms(record.created_at))
+        .bind(ms(record.updated_at))
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| insert_error(e, "this event already exists", "project"))?
+        .try_get("pk")?,
+    };
+
+    for entry in &transition.entries {
+        insert_timeline_entry(conn, pk, entry).await?;
+    }
+
+    if let Some(incident) = &record.incident {
+        sqlx::query(
+            "INSERT INTO incidents (id, project_id, event_pk, kind, state, provider, event_id, \
+             event_type, subject, opened_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             ON CONFLICT (event_pk) DO UPDATE SET kind = excluded.kind, state = excluded.state, \
+             event_type = excluded.event_type, subject = excluded.subject, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(&incident.id)
+        .bind(project_id)
+        .bind(pk)
+        .bind(incident.kind.as_str())
+        .bind(incident.state.as_str())
+        .bind(record.provider.as_str())
+        .bind(&record.event_id)
+        .bind(&record.event_type)
+        .bind(&record.subject)
+        .bind(ms(incident.opened_at))
+        .bind(ms(record.updated_at))
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| insert_error(e, "this incident id is already used", "event"))?;
+    }
+
+    for effect in &transition.effects {
+        match effect {
+            Effect::DeliverCallback {
+                reprocess_id,
+                incident_id,
+            } => {
+                sqlx::query(
+                    "INSERT INTO deliveries (reprocess_id, project_id, event_pk, incident_id, \
+                     state, attempts, next_attempt_at, lease_until, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, 'pending', 0, $5, NULL, $6, $7)",
+                )
+                .bind(reprocess_id)
+                .bind(project_id)
+                .bind(pk)
+                .bind(incident_id)
+                .bind(ms(now))
+                .bind(ms(now))
+                .bind(ms(now))
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| insert_error(e, "this reprocess id is already used", "event"))?;
+            }
+            Effect::CancelCallback { reprocess_id } => {
+                sqlx::query(
+                    "UPDATE deliveries SET state = 'cancelled', lease_until = NULL, updated_at = $1 \
+                     WHERE reprocess_id = $2 AND event_pk = $3 AND state = 'pending'",
+                )
+                .bind(ms(now))
+                .bind(reprocess_id)
+                .bind(pk)
+                .execute(&mut *conn)
+                .await?;
+            }
+            Effect::IncidentOpened { .. }
+            | Effect::IncidentReopened { .. }
+            | Effect::IncidentReturnedToOpen { .. }
+            | Effect::IncidentResolved { .. }
+            | Effect::CallbackGaveUp { .. } => {}
+        }
+    }
+    Ok(pk)
+}
+
+async fn insert_timeline_entry(
+    conn: &mut PgConnection,
+    event_pk: i64,
+    entry: &TimelineEntry,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO timeline (event_pk, at, kind, actor, detail) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(event_pk)
+    .bind(ms(entry.at))
+    .bind(entry.kind.as_str())
+    .bind(entry.actor.to_string())
+    .bind(encode_json(&entry.detail, "timeline detail")?)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The sweeper's query: due records, earliest first, through `events_due`;
+/// rows another instance is handling are skipped, not waited for.
+const SWEEP_SELECT: &str = "SELECT pk, project_id, record, due_at FROM events \
+     WHERE due_at IS NOT NULL AND due_at <= $1 ORDER BY due_at LIMIT $2 \
+     FOR NO KEY UPDATE SKIP LOCKED";
+
+/// The dispatcher's query: pending callbacks due and not leased, skipping
+/// rows another instance is claiming or finishing.
+const CLAIM_SELECT: &str = "SELECT reprocess_id, project_id, incident_id, event_pk, attempts \
+     FROM deliveries WHERE state = 'pending' AND next_attempt_at <= $1 \
+     AND (lease_until IS NULL OR lease_until <= $2) ORDER BY next_attempt_at LIMIT $3 \
+     FOR NO KEY UPDATE SKIP LOCKED";
+
+fn new_incident_id(now: Timestamp) -> String {
+    ids::new_id(ids::INCIDENT, now, &mut rand::thread_rng())
+}
+
+async fn read_timeline(conn: &mut PgConnection, pk: i64) -> StoreResult<Vec<TimelineEntry>> {
+    let rows = sqlx::query(
+        "SELECT at, kind, actor, detail FROM timeline WHERE event_pk = $1 ORDER BY seq",
+    )
+    .bind(pk)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(timeline_from_row).collect()
+}
+
+/// What one try of `idempotency_begin` found.
+enum BeginTry {
+    Done(IdempotencyBegin),
+    /// Another instance inserted the key between our read and our insert.
+    Raced,
+}
+
+impl PostgresStore {
+    async fn apply_once(
+        &self,
+        project_id: &str,
+        key: &EventKey,
+        command: Command,
+        ctx: &Context,
+    ) -> StoreResult<Applied> {
+        let mut tx = self.write().await?;
+        let mut loaded = load_by_key(&mut tx, project_id, key, Lock::ForUpdate).await?;
+        if loaded.is_none() {
+            // A new event: serialise with any other instance creating the
+            // same one, then look again (it may have just committed it).
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(event_lock_key(project_id, key))
+                .execute(&mut *tx)
+                .await?;
+            loaded = load_by_key(&mut tx, project_id, key, Lock::ForUpdate).await?;
+        }
+        let before = loaded.as_ref().map(|l| l.record.clone());
+        let transition = machine::apply(before, command, ctx)?;
+        if loaded.is_none()
+            && (transition.record.provider != key.provider
+                || transition.record.event_id != key.event_id)
+        {
+            return Err(StoreError::Transition(TransitionError::WrongEvent));
+        }
+        persist(
+            &mut tx,
+            project_id,
+            loaded.as_ref().map(|l| (l.pk, &l.record)),
+            &transition,
+            ctx.now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Applied { transition })
+    }
+
+    async fn idempotency_begin_once(
+        &self,
+        project_id: &str,
+        key: &str,
+        request_hash: &[u8],
+        now: Timestamp,
+        locked_until: i64,
+    ) -> StoreResult<BeginTry> {
+        let mut tx = self.write().await?;
+        let existing = sqlx::query(
+            "SELECT request_hash, status, response, locked_until, created_at \
+             FROM idempotency_keys WHERE project_id = $1 AND key = $2 FOR UPDATE",
+        )
+        .bind(project_id)
+        .bind(key)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = existing else {
+            let inserted = sqlx::query(
+                "INSERT INTO idempotency_keys (project_id, key, request_hash, status, response, \
+                 locked_until, created_at) VALUES ($1, $2, $3, NULL, NULL, $4, $5) \
+                 ON CONFLICT (project_id, key) DO NOTHING",
+            )
+            .bind(project_id)
+            .bind(key)
+            .bind(request_hash)
+            .bind(locked_until)
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| insert_error(e, "idempotency key conflict", "project"))?
+            .rows_affected();
+            if inserted == 0 {
+                return Ok(BeginTry::Raced);
+            }
+            tx.commit().await?;
+            return Ok(BeginTry::Done(IdempotencyBegin::Proceed));
+        };
+        let created_at: i64 = row.try_get("created_at")?;
+        let expired = created_at <= ms(now).saturating_sub(IDEMPOTENCY_TTL_MILLIS);
+        if !expired {
+            let stored_hash: Vec<u8> = row.try_get("request_hash")?;
+            if stored_hash != request_hash {
+                return Ok(BeginTry::Done(IdempotencyBegin::Mismatch));
+            }
+            if let Some(status) = row.try_get::<Option<i64>, _>("status")? {
+                let status = u16::try_from(status).map_err(|_| {
+                    StoreError::Corrupt(format!("idempotency status out of range: {status}"))
+                })?;
+                let body: Option<Vec<u8>> = row.try_get("response")?;
+                return Ok(BeginTry::Done(IdempotencyBegin::Replay {
+                    status,
+                    body: body.unwrap_or_default(),
+                }));
+            }
+            let lock: Option<i64> = row.try_get("locked_until")?;
+            if lock.is_some_and(|until| until > ms(now)) {
+                return Ok(BeginTry::Done(IdempotencyBegin::InFlight));
+            }
+            // The first request stopped without completing (a crashed
+            // instance): this one takes the key over, under the row lock.
+        }
+        sqlx::query(
+            "UPDATE idempotency_keys SET request_hash = $1, status = NULL, response = NULL, \
+             locked_until = $2, created_at = $3 WHERE project_id = $4 AND key = $5",
+        )
+        .bind(request_hash)
+        .bind(locked_until)
+        .bind(ms(now))
+        .bind(project_id)
+        .bind(key)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(BeginTry::Done(IdempotencyBegin::Proceed))
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn migrate(&self) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        // Instances starting together take turns; the later ones find
+        // nothing left to do. DDL is transactional: a failed migration
+        // leaves nothing behind.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        let exists: Option<String> =
+            sqlx::query_scalar(&format!("SELECT to_regclass('{MIGRATIONS_TABLE}')::text"))
+                .fetch_one(&mut *tx)
+                .await?;
+        if exists.is_none() {
+            sqlx::query(&format!(
+                "CREATE TABLE {MIGRATIONS_TABLE} (\
+                 version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
+            ))
+            .execute(&mut *tx)
+            .await?;
+        }
+        let applied = sqlx::query(&format!(
+            "SELECT version, name FROM {MIGRATIONS_TABLE} ORDER BY version"
+        ))
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(AppliedMigration {
+                version: row.try_get("version")?,
+                name: row.try_get("name")?,
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+        let todo = migrations::plan(migrations::POSTGRES, &applied)?;
+        let now = Timestamp::from_datetime(chrono::Utc::now());
+        for migration in todo {
+            // A plain string runs every statement it holds.
+            sqlx::Executor::execute(&mut *tx, migration.sql).await?;
+            sqlx::query(&format!(
+                "INSERT INTO {MIGRATIONS_TABLE} (version, name, applied_at) VALUES ($1, $2, $3)"
+            ))
+            .bind(migration.version)
+            .bind(migration.name)
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await?;
+            tracing::info!(
+                version = migration.version,
+                name = migration.name,
+                "applied migration"
+            );
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn create_project(&self, project: NewProject) -> StoreResult<Project> {
+        let name_taken =
+            || StoreError::Conflict(format!("a project named `{}` already exists", project.name));
+        let mut tx = self.write().await?;
+        let taken = sqlx::query("SELECT 1 FROM projects WHERE name = $1")
+            .bind(&project.name)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if taken {
+            return Err(name_taken());
+        }
+        sqlx::query(
+            "INSERT INTO projects (id, name, repair_url, default_deadline_seconds, \
+             deadlines_by_event_type, alert_channels, proof_show_metadata, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, '{}', '[]', FALSE, $5, $6)",
+        )
+        .bind(&project.id)
+        .bind(&project.name)
+        .bind(&project.repair_url)
+        .bind(i64::from(project.default_deadline_seconds))
+        .bind(ms(project.created_at))
+        .bind(ms(project.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            // Another instance created the same name since our check.
+            let name_clash = matches!(&e, sqlx::Error::Database(db)
+                if db.is_unique_violation() && db.constraint() == Some("projects_name_key"));
+            if name_clash {
+                name_taken()
+            } else {
+                insert_error(e, "a project with this id already exists", "project")
+            }
+        })?;
+        tx.commit().await?;
+        Ok(Project {
+            id: project.id,
+            name: project.name,
+            repair_url: project.repair_url,
+            default_deadline_seconds: project.default_deadline_seconds,
+            deadlines_by_event_type: BTreeMap::new(),
+            alert_channels: serde_json::Value::Array(Vec::new()),
+            proof_show_metadata: false,
+            created_at: project.created_at,
+        })
+    }
+
+    async fn project(&self, project_id: &str) -> StoreResult<Option<Project>> {
+        sqlx::query(&format!(
+            "SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1"
+        ))
+        .bind(project_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(project_from_row)
+        .transpose()
+    }
+
+    async fn project_by_name(&self, name: &str) -> StoreResult<Option<Project>> {
+        sqlx::query(&format!(
+            "SELECT {PROJECT_COLUMNS} FROM projects WHERE name = $1"
+        ))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(project_from_row)
+        .transpose()
+    }
+
+    async fn list_projects(&self) -> StoreResult<Vec<Project>> {
+        sqlx::query(&format!(
+            "SELECT {PROJECT_COLUMNS} FROM projects ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(project_from_row)
+        .collect()
+    }
+
+    async fn update_project(&self, project_id: &str, patch: ProjectPatch) -> StoreResult<Project> {
+        let mut tx = self.write().await?;
+        let mut project = sqlx::query(&format!(
+            "SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1 FOR NO KEY UPDATE"
+        ))
+        .bind(project_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .as_ref()
+        .map(project_from_row)
+        .transpose()?
+        .ok_or(StoreError::NotFound("project"))?;
+        if let Some(url) = patch.repair_url {
+            project.repair_url = url;
+        }
+        if let Some(seconds) = patch.default_deadline_seconds {
+            project.default_deadline_seconds = seconds;
+        }
+        if let Some(table) = patch.deadlines_by_event_type {
+            project.deadlines_by_event_type = table;
+        }
+        if let Some(channels) = patch.alert_channels {
+            project.alert_channels = channels;
+        }
+        if let Some(show) = patch.proof_show_metadata {
+            project.proof_show_metadata = show;
+        }
+        let now = Timestamp::from_datetime(chrono::Utc::now());
+        sqlx::query(
+            "UPDATE projects SET repair_url = $1, default_deadline_seconds = $2, \
+             deadlines_by_event_type = $3, alert_channels = $4, proof_show_metadata = $5, \
+             updated_at = $6 WHERE id = $7",
+        )
+        .bind(&project.repair_url)
+        .bind(i64::from(project.default_deadline_seconds))
+        .bind(encode_json(
+            &project.deadlines_by_event_type,
+            "deadlines_by_event_type",
+        )?)
+        .bind(encode_json(&project.alert_channels, "alert_channels")?)
+        .bind(project.proof_show_metadata)
+        .bind(ms(now))
+        .bind(project_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(project)
+    }
+
+    async fn insert_api_key(&self, key: ApiKey) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO api_keys (id, project_id, key_hash, prefix, name, created_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&key.id)
+        .bind(&key.project_id)
+        .bind(&key.key_hash)
+        .bind(&key.prefix)
+        .bind(&key.name)
+        .bind(ms(key.created_at))
+        .bind(key.revoked_at.map(ms))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            insert_error(
+                e,
+                "an API key with this id or hash already exists",
+                "project",
+            )
+        })?;
+        Ok(())
+    }
+
+    async fn api_key_by_hash(&self, key_hash: &[u8]) -> StoreResult<Option<ApiKey>> {
+        sqlx::query(&format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE key_hash = $1"
+        ))
+        .bind(key_hash)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(api_key_from_row)
+        .transpose()
+    }
+
+    async fn list_api_keys(&self, project_id: &str) -> StoreResult<Vec<ApiKey>> {
+        sqlx::query(&format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE project_id = $1 \
+             ORDER BY created_at DESC, id DESC"
+        ))
+        .bind(project_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(api_key_from_row)
+        .collect()
+    }
+
+    async fn revoke_api_key(
+        &self,
+        project_id: &str,
+        key_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write().await?;
+        let found = sqlx::query(
+            "SELECT revoked_at FROM api_keys WHERE project_id = $1 AND id = $2 FOR UPDATE",
+        )
+        .bind(project_id)
+        .bind(key_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = found else {
+            return Ok(false);
+        };
+        if row.try_get::<Option<i64>, _>("revoked_at")?.is_none() {
+            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE project_id = $2 AND id = $3")
+                .bind(ms(now))
+                .bind(project_id)
+                .bind(key_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn add_signing_secret(
+        &self,
+        project_id: &str,
+        secret: &str,
+        now: Timestamp,
+        older_expire_at: Timestamp,
+    ) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "UPDATE signing_secrets SET expires_at = $1 \
+             WHERE project_id = $2 AND expires_at IS NULL",
+        )
+        .bind(ms(older_expire_at))
+        .bind(project_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO signing_secrets (project_id, secret, created_at, expires_at) \
+             VALUES ($1, $2, $3, NULL)",
+        )
+        .bind(project_id)
+        .bind(secret)
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| insert_error(e, "this signing secret already exists", "project"))?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn signing_secrets(
+        &self,
+        project_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<Vec<SigningSecretRecord>> {
+        sqlx::query(
+            "SELECT id, secret, created_at, expires_at FROM signing_secrets \
+             WHERE project_id = $1 AND (expires_at IS NULL OR expires_at > $2) \
+             ORDER BY created_at DESC, id DESC",
+        )
+        .bind(project_id)
+        .bind(ms(now))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(SigningSecretRecord {
+                id: row.try_get("id")?,
+                secret: row.try_get("secret")?,
+                created_at: ts(row.try_get("created_at")?),
+                expires_at: row.try_get::<Option<i64>, _>("expires_at")?.map(ts),
+            })
+        })
+        .collect()
+    }
+
+    async fn create_user(&self, user: User) -> StoreResult<()> {
+        let email = user.email.trim().to_lowercase();
+        sqlx::query(
+            "INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&user.id)
+        .bind(&email)
+        .bind(&user.password_hash)
+        .bind(ms(user.created_at))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            insert_error(
+                e,
+                &format!("a user with email {email} already exists"),
+                "user",
+            )
+        })?;
+        Ok(())
+    }
+
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+        sqlx::query("SELECT id, email, password_hash, created_at FROM users WHERE email = $1")
+            .bind(email.trim().to_lowercase())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(user_from_row)
+            .transpose()
+    }
+
+    async fn count_users(&self) -> StoreResult<u64> {
+        let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?;
+        Ok(to_u64(count))
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        sqlx::query(
+            "SELECT id, email, password_hash, created_at FROM users ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(user_from_row)
+        .collect()
+    }
+
+    async fn create_session(&self, session: Session) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        sqlx::query("DELETE FROM console_sessions WHERE expires_at <= $1")
+            .bind(ms(session.created_at))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO console_sessions (token_hash, user_id, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&session.token_hash)
+        .bind(&session.user_id)
+        .bind(ms(session.created_at))
+        .bind(ms(session.expires_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| insert_error(e, "this session token is already used", "user"))?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn session_user(&self, token_hash: &[u8], now: Timestamp) -> StoreResult<Option<User>> {
+        sqlx::query(
+            "SELECT u.id, u.email, u.password_hash, u.created_at FROM console_sessions s \
+             JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1 AND s.expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(ms(now))
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(user_from_row)
+        .transpose()
+    }
+
+    async fn delete_session(&self, token_hash: &[u8]) -> StoreResult<()> {
+        sqlx::query("DELETE FROM console_sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn incident_counts(&self, project_id: &str) -> StoreResult<IncidentCounts> {
+        let rows = sqlx::query(
+            "SELECT state, COUNT(*) AS n FROM incidents WHERE project_id = $1 GROUP BY state",
+        )
+        .bind(project_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut counts = IncidentCounts::default();
+        for row in &rows {
+            let n = to_u64(row.try_get("n")?);
+            match row.try_get::<String, _>("state")?.as_str() {
+                "open" => counts.open = n,
+                "reprocessing" => counts.reprocessing = n,
+                "resolved" => counts.resolved = n,
+                other => {
+                    return Err(StoreError::Corrupt(format!("incident state `{other}`")));
+                }
+            }
+        }
+        Ok(counts)
+    }
+
+    async fn daily_activity(
+        &self,
+        project_id: &str,
+        since: Timestamp,
+    ) -> StoreResult<Vec<DailyActivity>> {
+        let from = ms(since).div_euclid(MILLIS_PER_DAY) * MILLIS_PER_DAY;
+        let rows = sqlx::query(
+            "SELECT day, event_type, SUM(ev)::BIGINT AS events, SUM(fl)::BIGINT AS failures, \
+             SUM(inc)::BIGINT AS incidents \
+             FROM ( \
+               SELECT created_at / $3 AS day, event_type, 1 AS ev, 0 AS fl, 0 AS inc \
+                 FROM events WHERE project_id = $1 AND created_at >= $2 \
+               UNION ALL \
+               SELECT t.at / $3, e.event_type, 0, 1, 0 \
+                 FROM timeline t JOIN events e ON e.pk = t.event_pk \
+                 WHERE t.kind = 'result.failure' AND t.at >= $2 AND e.project_id = $1 \
+                   AND (t.detail::jsonb ->> 'ignored') IS NULL \
+               UNION ALL \
+               SELECT opened_at / $3, event_type, 0, 0, 1 \
+                 FROM incidents WHERE project_id = $1 AND opened_at >= $2 \
+             ) AS activity GROUP BY day, event_type \
+             ORDER BY day, event_type COLLATE \"C\" NULLS FIRST",
+        )
+        .bind(project_id)
+        .bind(from)
+        .bind(MILLIS_PER_DAY)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(DailyActivity {
+                    day: day_of(row.try_get("day")?)?,
+                    event_type: row.try_get("event_type")?,
+                    events: to_u64(row.try_get("events")?),
+                    failures: to_u64(row.try_get("failures")?),
+                    incidents: to_u64(row.try_get("incidents")?),
+                })
+            })
+            .collect()
+    }
+
+    async fn apply(
+        &self,
+        project_id: &str,
+        key: &EventKey,
+        command: Command,
+        ctx: Context,
+    ) -> StoreResult<Applied> {
+        self.apply_once(project_id, key, command, &ctx).await
+    }
+
+    async fn apply_to_incident(
+        &self,
+        project_id: &str,
+        incident_id: &str,
+        command: Command,
+        ctx: Context,
+    ) -> StoreResult<Applied> {
+        let mut tx = self.write().await?;
+        let loaded = load_by_incident(&mut tx, project_id, incident_id, Lock::ForUpdate)
+            .await?
+            .ok_or(StoreError::NotFound("incident"))?;
+        let transition = machine::apply(Some(loaded.record.clone()), command, &ctx)?;
+        persist(
+            &mut tx,
+            project_id,
+            Some((loaded.pk, &loaded.record)),
+            &transition,
+            ctx.now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Applied { transition })
+    }
+
+    async fn append_incident_entry(
+        &self,
+        project_id: &str,
+        incident_id: &str,
+        entry: TimelineEntry,
+    ) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        let mut loaded = load_by_incident(&mut tx, project_id, incident_id, Lock::ForUpdate)
+            .await?
+            .ok_or(StoreError::NotFound("incident"))?;
+        insert_timeline_entry(&mut tx, loaded.pk, &entry).await?;
+        // The record's `updated_at` is the time of its latest timeline entry.
+        if entry.at > loaded.record.updated_at {
+            loaded.record.updated_at = entry.at;
+            sqlx::query("UPDATE events SET record = $1, updated_at = $2 WHERE pk = $3")
+                .bind(encode_record(&loaded.record)?)
+                .bind(ms(entry.at))
+                .bind(loaded.pk)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn event(&self, project_id: &str, key: &EventKey) -> StoreResult<Option<StoredEvent>> {
+        // REPEATABLE READ: the record and its timeline come from one snapshot.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let Some(loaded) = load_by_key(&mut tx, project_id, key, Lock::None).await? else {
+            return Ok(None);
+        };
+        let timeline = read_timeline(&mut tx, loaded.pk).await?;
+        tx.commit().await?;
+        Ok(Some(StoredEvent {
+            record: loaded.record,
+            timeline,
+        }))
+    }
+
+    async fn incident(
+        &self,
+        project_id: &str,
+        incident_id: &str,
+    ) -> StoreResult<Option<StoredEvent>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let Some(loaded) = load_by_incident(&mut tx, project_id, incident_id, Lock::None).await?
+        else {
+            return Ok(None);
+        };
+        let timeline = read_timeline(&mut tx, loaded.pk).await?;
+        tx.commit().await?;
+        Ok(Some(StoredEvent {
+            record: loaded.record,
+            timeline,
+        }))
+    }
+
+    async fn search_events(
+        &self,
+        project_id: &str,
+        filter: &EventFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<EventRecord>> {
+        let limit = clamp_limit(page.limit);
+        let after = page
+            .cursor
+            .as_deref()
+            .map(parse_events_cursor)
+            .transpose()?;
+        let mut query =
+            QueryBuilder::<Postgres>::new("SELECT pk, record FROM events WHERE project_id = ");
+        query.push_bind(project_id.to_owned());
+        if let Some(subject) = &filter.subject {
+            query.push(" AND subject = ").push_bind(subject.clone());
+        }
+        if let Some(state) = filter.state {
+            query.push(" AND state = ").push_bind(state.as_str());
+        }
+        if let Some(event_id) = &filter.event_id {
+            query.push(" AND event_id = ").push_bind(event_id.clone());
+        }
+        if let Some(text) = &filter.search {
+            let pattern = contains_pattern(text);
+            query
+                .push(" AND (event_id ILIKE ")
+                .push_bind(pattern.clone())
+                .push(" OR subject ILIKE ")
+                .push_bind(pattern)
+                .push(")");
+        }
+        if let Some(pk) = after {
+            query.push(" AND pk < ").push_bind(pk);
+        }
+        query
+            .push(" ORDER BY pk DESC LIMIT ")
+            .push_bind(i64::from(limit) + 1);
+        let rows = query.build().fetch_all(&self.pool).await?;
+        let mut data = Vec::with_capacity(rows.len());
+        let mut last_pk = None;
+        for row in rows.iter().take(limit as usize) {
+            let json: String = row.try_get("record")?;
+            data.push(decode_record(&json)?);
+            last_pk = Some(row.try_get::<i64, _>("pk")?);
+        }
+        let next_cursor = if rows.len() > limit as usize {
+            last_pk.map(events_cursor)
+        } else {
+            None
+        };
+        Ok(Page { data, next_cursor })
+    }
+
+    async fn list_incidents(
+        &self,
+        project_id: &str,
+        filter: &IncidentFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<EventRecord>> {
+        let limit = clamp_limit(page.limit);
+        let after = page
+            .cursor
+            .as_deref()
+            .map(parse_incidents_cursor)
+            .transpose()?;
+        let mut query = QueryBuilder::<Postgres>::new(
+            "SELECT i.id, i.opened_at, e.record FROM incidents i \
+             JOIN events e ON e.pk = i.event_pk WHERE i.project_id = ",
+        );
+        query.push_bind(project_id.to_owned());
+        if let Some(state) = filter.state {
+            query.push(" AND i.state = ").push_bind(state.as_str());
+        }
+        if let Some(kind) = filter.kind {
+            query.push(" AND i.kind = ").push_bind(kind.as_str());
+        }
+        if let Some(provider) = filter.provider {
+            query
+                .push(" AND i.provider = ")
+                .push_bind(provider.as_str());
+        }
+        if let Some(event_type) = &filter.event_type {
+            query
+                .push(" AND i.event_type = ")
+                .push_bind(event_type.clone());
+        }
+        if let Some(subject) = &filter.subject {
+            query.push(" AND i.subject = ").push_bind(subject.clone());
+        }
+        if let Some(text) = &filter.search {
+            let pattern = contains_pattern(text);
+            query
+                .push(" AND (i.id ILIKE ")
+                .push_bind(pattern.clone())
+                .push(" OR i.event_id ILIKE ")
+                .push_bind(pattern.clone())
+                .push(" OR i.subject ILIKE ")
+                .push_bind(pattern)
+                .push(")");
+        }
+        if let Some(at) = filter.opened_after {
+            query.push(" AND i.opened_at >= ").push_bind(ms(at));
+        }
+        if let Some(at) = filter.opened_before {
+            query.push(" AND i.opened_at < ").push_bind(ms(at));
+        }
+        if let Some((at, id)) = after {
+            query
+                .push(" AND (i.opened_at, i.id) < (")
+                .push_bind(at)
+                .push(", ")
+                .push_bind(id)
+                .push(")");
+        }
+        query
+            .push(" ORDER BY i.opened_at DESC, i.id DESC LIMIT ")
+            .push_bind(i64::from(limit) + 1);
+        let rows = query.build().fetch_all(&self.pool).await?;
+        let mut data = Vec::with_capacity(rows.len());
+        let mut last = None;
+        for row in rows.iter().take(limit as usize) {
+            let json: String = row.try_get("record")?;
+            data.push(decode_record(&json)?);
+            last = Some((
+                row.try_get::<i64, _>("opened_at")?,
+                row.try_get::<String, _>("id")?,
+            ));
+        }
+        let next_cursor = if rows.len() > limit as usize {
+            last.map(|(at, id)| incidents_cursor(at, &id))
+        } else {
+            None
+        };
+        Ok(Page { data, next_cursor })
+    }
+
+    async fn sweep_due(&self, now: Timestamp, limit: u32) -> StoreResult<SweepReport> {
+        let mut tx = self.write().await?;
+        let rows = sqlx::query(SWEEP_SELECT)
+            .bind(ms(now))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut report = SweepReport {
+            examined: rows.len(),
+            ..SweepReport::default()
+        };
+        for row in &rows {
+            let due_at: i64 = row.try_get("due_at")?;
+            report.oldest_due_at = Some(
+                report
+                    .oldest_due_at
+                    .map_or(ts(due_at), |t| t.min(ts(due_at))),
+            );
+            let loaded = match loaded_from_row(row) {
+                Ok(loaded) => loaded,
+                Err(StoreError::Corrupt(why)) => {
+                    // One unreadable record must not stall every sweep: take
+                    // it off the queue (the stored text is kept as it is).
+                    let pk: i64 = row.try_get("pk")?;
+                    tracing::error!(event_pk = pk, %why, "unreadable event record; removed from the sweep queue");
+                    sqlx::query("UPDATE events SET due_at = NULL WHERE pk = $1")
+                        .bind(pk)
+                        .execute(&mut *tx)
+                        .await?;
+                    continue;
+                }
+                Err(other) => return Err(other),
+            };
+            let ctx = Context {
+                now,
+                actor: Actor::System("sweeper".to_owned()),
+                new_incident_id: new_incident_id(now),
+            };
+            let transition = machine::apply(Some(loaded.record.clone()), Command::Tick, &ctx)?;
+            let due_again = transition.record.next_due_at();
+            persist(
+                &mut tx,
+                &loaded.project_id,
+                Some((loaded.pk, &loaded.record)),
+                &transition,
+                now,
+            )
+            .await?;
+            if transition.entries.is_empty() && transition.record == loaded.record {
+                // Nothing happened although the row was due: its due time
+                // is stale. Rewrite it from the record so it is not
+                // examined again and again.
+                if due_again.is_some_and(|due| due <= now) {
+                    tracing::warn!(event_pk = loaded.pk, "due record unchanged by a tick");
+                }
+                sqlx::query("UPDATE events SET due_at = $1 WHERE pk = $2")
+                    .bind(due_again.filter(|due| *due > now).map(ms))
+                    .bind(loaded.pk)
+                    .execute(&mut *tx)
+                    .await?;
+                continue;
+            }
+            report.transitions.push((loaded.project_id, transition));
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: u32,
+    ) -> StoreResult<Vec<DeliveryJob>> {
+        let lease_until = now + lease;
+        let mut tx = self.write().await?;
+        let rows = sqlx::query(CLAIM_SELECT)
+            .bind(ms(now))
+            .bind(ms(now))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut jobs = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let reprocess_id: String = row.try_get("reprocess_id")?;
+            let project_id: String = row.try_get("project_id")?;
+            let event_pk: i64 = row.try_get("event_pk")?;
+            let attempts = to_u32(row.try_get("attempts")?, "attempts")?;
+            sqlx::query(
+                "UPDATE deliveries SET lease_until = $1, updated_at = $2 WHERE reprocess_id = $3",
+            )
+            .bind(ms(lease_until))
+            .bind(ms(now))
+            .bind(&reprocess_id)
+            .execute(&mut *tx)
+            .await?;
+            // Read without a lock: the claim never waits on an event row
+            // (writers lock the event first, then its outbox row).
+            let context = sqlx::query(
+                "SELECT e.record, p.repair_url FROM events e JOIN projects p ON p.id = e.project_id \
+                 WHERE e.pk = $1",
+            )
+            .bind(event_pk)
+            .fetch_one(&mut *tx)
+            .await?;
+            let json: String = context.try_get("record")?;
+            jobs.push(DeliveryJob {
+                reprocess_id,
+                project_id,
+                incident_id: row.try_get("incident_id")?,
+                attempt: attempts.saturating_add(1),
+                record: decode_record(&json)?,
+                repair_url: context.try_get("repair_url")?,
+                lease_until,
+            });
+        }
+        tx.commit().await?;
+        Ok(jobs)
+    }
+
+    async fn finish_delivery_attempt(
+        &self,
+        job: &DeliveryJob,
+        report: AttemptReport,
+        next: NextStep,
+        now: Timestamp,
+    ) -> StoreResult<Applied> {
+        let mut tx = self.write().await?;
+        // Lock order: the event row, then the outbox row.
+        let row = sqlx::query(
+            "SELECT e.pk, e.project_id, e.record FROM deliveries d \
+             JOIN events e ON e.pk = d.event_pk \
+             WHERE d.reprocess_id = $1 AND d.project_id = $2 FOR NO KEY UPDATE OF e",
+        )
+        .bind(&job.reprocess_id)
+        .bind(&job.project_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound("delivery"))?;
+        let loaded = loaded_from_row(&row)?;
+        let delivery = sqlx::query(
+            "SELECT state AS delivery_state, lease_until FROM deliveries \
+             WHERE reprocess_id = $1 FOR NO KEY UPDATE",
+        )
+        .bind(&job.reprocess_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let holds_lease = delivery.try_get::<String, _>("delivery_state")? == "pending"
+            && delivery.try_get::<Option<i64>, _>("lease_until")? == Some(ms(job.lease_until));
+        // While this job holds the row's lease its attempt is new by
+        // construction (finishing clears the lease). If an earlier claim
+        // whose lease ran out already recorded an attempt with the same
+        // number, number this one after it, so the state machine records it
+        // instead of dropping it as a repeat and leaving the row and the
+        // incident disagreeing.
+        let recorded_attempts = loaded
+            .record
+            .incident
+            .as_ref()
+            .and_then(|i| i.reprocess.as_ref())
+            .filter(|r| r.id == job.reprocess_id)
+            .map_or(0, |r| r.attempts);
+        let attempt = if holds_lease {
+            job.attempt.max(recorded_attempts.saturating_add(1))
+        } else {
+            job.attempt
+        };
+        let ctx = Context {
+            now,
+            actor: Actor::System("dispatcher".to_owned()),
+            new_incident_id: new_incident_id(now),
+        };
+        let command = Command::CallbackAttempt {
+            reprocess_id: job.reprocess_id.clone(),
+            attempt,
+            report,
+            next,
+        };
+        let transition = machine::apply(Some(loaded.record.clone()), command, &ctx)?;
+        // Cancellations among the effects are carried out here (the row
+        // becomes `cancelled` and the update below leaves it alone).
+        persist(
+            &mut tx,
+            &loaded.project_id,
+            Some((loaded.pk, &loaded.record)),
+            &transition,
+            now,
+        )
+        .await?;
+        let (state, next_attempt_at) = match next {
+            NextStep::Done => ("delivered", None),
+            NextStep::GiveUp(_) => ("gave_up", None),
+            NextStep::RetryAt(at) => ("pending", Some(ms(at))),
+        };
+        let updated = sqlx::query(
+            "UPDATE deliveries SET state = $1, attempts = $2, \
+             next_attempt_at = COALESCE($3, next_attempt_at), lease_until = NULL, updated_at = $4 \
+             WHERE reprocess_id = $5 AND state = 'pending' AND lease_until = $6",
+        )
+        .bind(state)
+        .bind(i64::from(attempt))
+        .bind(next_attempt_at)
+        .bind(ms(now))
+        .bind(&job.reprocess_id)
+        .bind(ms(job.lease_until))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            tracing::debug!(
+                reprocess_id = %job.reprocess_id,
+                "delivery row no longer pending under this lease; left as it is"
+            );
+        }
+        tx.commit().await?;
+        Ok(Applied { transition })
+    }
+
+    async fn pending_deliveries(&self) -> StoreResult<u64> {
+        let count: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM deliveries WHERE state = 'pending'")
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("n")?;
+        Ok(to_u64(count))
+    }
+
+    async fn create_proof_link(&self, link: ProofLink) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        let incident_here =
+            sqlx::query("SELECT 1 FROM incidents WHERE id = $1 AND project_id = $2")
+                .bind(&link.incident_id)
+                .bind(&link.project_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+        if !incident_here {
+            return Err(StoreError::NotFound("incident"));
+        }
+        sqlx::query(
+            "INSERT INTO proof_links (id, project_id, incident_id, token_hash, created_by, \
+             created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&link.id)
+        .bind(&link.project_id)
+        .bind(&link.incident_id)
+        .bind(&link.token_hash)
+        .bind(&link.created_by)
+        .bind(ms(link.created_at))
+        .bind(ms(link.expires_at))
+        .bind(link.revoked_at.map(ms))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            insert_error(
+                e,
+                "a proof link with this id or token already exists",
+                "incident",
+            )
+        })?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn proof_link_by_token_hash(&self, token_hash: &[u8]) -> StoreResult<Option<ProofLink>> {
+        sqlx::query(&format!(
+            "SELECT {PROOF_LINK_COLUMNS} FROM proof_links WHERE token_hash = $1"
+        ))
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(proof_link_from_row)
+        .transpose()
+    }
+
+    async fn proof_link(&self, project_id: &str, link_id: &str) -> StoreResult<Option<ProofLink>> {
+        sqlx::query(&format!(
+            "SELECT {PROOF_LINK_COLUMNS} FROM proof_links WHERE project_id = $1 AND id = $2"
+        ))
+        .bind(project_id)
+        .bind(link_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(proof_link_from_row)
+        .transpose()
+    }
+
+    async fn proof_links_for_incident(
+        &self,
+        project_id: &str,
+        incident_id: &str,
+    ) -> StoreResult<Vec<ProofLink>> {
+        sqlx::query(&format!(
+            "SELECT {PROOF_LINK_COLUMNS} FROM proof_links \
+             WHERE project_id = $1 AND incident_id = $2 ORDER BY created_at DESC, id DESC"
+        ))
+        .bind(project_id)
+        .bind(incident_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(proof_link_from_row)
+        .collect()
+    }
+
+    async fn revoke_proof_link(
+        &self,
+        project_id: &str,
+        link_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let revoked = sqlx::query(
+            "UPDATE proof_links SET revoked_at = $1 \
+             WHERE project_id = $2 AND id = $3 AND revoked_at IS NULL",
+        )
+        .bind(ms(now))
+        .bind(project_id)
+        .bind(link_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(revoked == 1)
+    }
+
+    async fn idempotency_begin(
+        &self,
+        project_id: &str,
+        key: &str,
+        request_hash: &[u8],
+        now: Timestamp,
+        lock_for: Duration,
+    ) -> StoreResult<IdempotencyBegin> {
+        let locked_until = ms(now).saturating_add(duration_millis(lock_for));
+        for _ in 0..RACE_RETRIES {
+            match self
+                .idempotency_begin_once(project_id, key, request_hash, now, locked_until)
+                .await?
+            {
+                BeginTry::Done(outcome) => return Ok(outcome),
+                BeginTry::Raced => {
+                    tracing::debug!("idempotency key inserted concurrently; reading it again");
+                }
+            }
+        }
+        // Another request keeps winning the insert: it is running.
+        Ok(IdempotencyBegin::InFlight)
+    }
+
+    async fn idempotency_complete(
+        &self,
+        project_id: &str,
+        key: &str,
+        status: u16,
+        body: &[u8],
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE idempotency_keys SET status = $1, response = $2, locked_until = NULL \
+             WHERE project_id = $3 AND key = $4",
+        )
+        .bind(i64::from(status))
+        .bind(body)
+        .bind(project_id)
+        .bind(key)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn idempotency_abandon(&self, project_id: &str, key: &str) -> StoreResult<()> {
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE project_id = $1 AND key = $2 AND status IS NULL",
+        )
+        .bind(project_id)
+        .bind(key)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn purge_idempotency_keys(&self, before: Timestamp) -> StoreResult<u64> {
+        let deleted = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+            .bind(ms(before))
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(deleted)
+    }
+}
+
+/// Test support (feature `test-support`): a fresh, migrated database per
+/// test on the server named by `SENDPROMPTLY_TEST_POSTGRES_URL`.
+#[cfg(feature = "test-support")]
+pub mod testing {
+    use super::{PostgresStore, Store};
+
+    /// The environment variable naming the test server (an admin URL: the
+    /// user must be allowed to `CREATE DATABASE`).
+    pub const URL_VAR: &str = "SENDPROMPTLY_TEST_POSTGRES_URL";
+    /// Set to `1` to make a missing URL a failure instead of a skip (CI).
+    pub const REQUIRE_VAR: &str = "SENDPROMPTLY_REQUIRE_POSTGRES";
+
+    /// The test server's URL; `None` (after printing why) when the
+    /// PostgreSQL tests should be skipped. Panics when they are required.
+    pub fn server_url(test: &str) -> Option<String> {
+        match std::env::var(URL_VAR) {
+            Ok(url) if !url.trim().is_empty() => Some(url),
+            _ => {
+                assert!(
+                    std::env::var(REQUIRE_VAR).as_deref() != Ok("1"),
+                    "{REQUIRE_VAR}=1 but {URL_VAR} is not set: the PostgreSQL tests cannot run \
+                     (scripts/test-postgres.sh starts a throwaway server and sets it)"
+                );
+                eprintln!(
+                    "SKIPPED {test}: set {URL_VAR} (e.g. postgres://postgres@127.0.0.1:5432/postgres) \
+                     to run the PostgreSQL tests, or run scripts/test-postgres.sh"
+                );
+                None
+            }
+        }
+    }
+
+    /// A throwaway database: dropped (its connections closed) when this
+    /// guard is dropped.
+    pub struct TestDatabase {
+        /// Its URL.
+        pub url: String,
+        name: String,
+        admin_url: String,
+    }
+
+    impl TestDatabase {
+        /// Creates `sp_test_<random>` on the server at `admin_url`.
+        pub async fn create(admin_url: &str) -> TestDatabase {
+            let name = format!("sp_test_{:016x}", rand::random::<u64>());
+            let mut admin = admin_connection(admin_url).await;
+            sqlx::Executor::execute(&mut admin, format!("CREATE DATABASE {name}").as_str())
+                .await
+                .expect("CREATE DATABASE");
+            let _ = sqlx::Connection::close(admin).await;
+            let mut url = url::Url::parse(admin_url).expect("a postgres:// URL");
+            url.set_path(&name);
+            TestDatabase {
+                url: url.to_string(),
+                name,
+                admin_url: admin_url.to_owned(),
+            }
+        }
+    }
+
+    async fn admin_connection(admin_url: &str) -> sqlx::PgConnection {
+        <sqlx::PgConnection as sqlx::Connection>::connect(admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to {URL_VAR}: {e}"))
+    }
+
+    impl Drop for TestDatabase {
+        fn drop(&mut self) {
+            let admin_url = self.admin_url.clone();
+            let name = self.name.clone();
+            // Drop runs inside the test's runtime: use a thread with its own.
+            let dropped = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
+                runtime.block_on(async {
+                    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
+                        .await
+                        .ok()?;
+                    sqlx::Executor::execute(
+                        &mut admin,
+                        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
+                    )
+                    .await
+                    .ok()
+                })
+            })
+            .join();
+            if !matches!(dropped, Ok(Some(_))) {
+                eprintln!("note: could not drop test database {}", self.name);
+            }
+        }
+    }
+
+    /// A fresh, empty, migrated store and the guard of its database, or
+    /// `None` when the PostgreSQL tests are skipped.
+    pub async fn fresh_store(test: &str) -> Option<(PostgresStore, TestDatabase)> {
+        let admin_url = server_url(test)?;
+        let database = TestDatabase::create(&admin_url).await;
+        let store = PostgresStore::connect_with(
+            &database.url,
+            super::PoolSettings {
+                max_connections: 8,
+                min_connections: 0,
+                ..super::PoolSettings::default()
+            },
+        )
+        .await
+        .expect("connect to the test database");
+        store.migrate().await.expect("migrate");
+        Some((store, database))
+    }
+}

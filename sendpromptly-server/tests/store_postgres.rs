@@ -1,0 +1,321 @@
+//! The Store conformance suite on PostgreSQL (a fresh database per test on
+//! the server named by `SENDPROMPTLY_TEST_POSTGRES_URL`), plus checks of
+//! what only several processes on one database can break: concurrent
+//! migrations, sweeps, claims and idempotency keys from separate pools.
+//!
+//! Without `SENDPROMPTLY_TEST_POSTGRES_URL` every test prints `SKIPPED …`
+//! and passes, unless `SENDPROMPTLY_REQUIRE_POSTGRES=1` (CI, and
+//! `scripts/test-postgres.sh`), which makes it fail instead.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use sendpromptly_core::Timestamp;
+use sendpromptly_core::machine::{Command, Context, Outcome};
+use sendpromptly_core::model::{Actor, EventKey, Provider, Receipt};
+use sendpromptly_server::store::postgres::testing::{self, TestDatabase};
+use sendpromptly_server::store::postgres::{PoolSettings, PostgresStore};
+use sendpromptly_server::store::{IdempotencyBegin, NewProject, Store, StoreError};
+
+async fn fresh(admin_url: String) -> (PostgresStore, TestDatabase) {
+    let database = TestDatabase::create(&admin_url).await;
+    let store = PostgresStore::connect_with(
+        &database.url,
+        PoolSettings {
+            max_connections: 8,
+            min_connections: 0,
+            ..PoolSettings::default()
+        },
+    )
+    .await
+    .expect("connect to the test database");
+    store.migrate().await.expect("migrate");
+    (store, database)
+}
+
+// `$make` returns from the generated test (a skip) when no server is set.
+sendpromptly_server::store_conformance_tests!({
+    let Some(url) = testing::server_url("store conformance case") else {
+        return;
+    };
+    fresh(url)
+});
+
+/// Another "instance": a second pool on the same database.
+async fn instance(database: &TestDatabase) -> PostgresStore {
+    PostgresStore::connect_with(
+        &database.url,
+        PoolSettings {
+            max_connections: 4,
+            min_connections: 0,
+            ..PoolSettings::default()
+        },
+    )
+    .await
+    .expect("connect")
+}
+
+const T0: Timestamp = Timestamp::from_unix_seconds(1_800_000_000);
+
+async fn project(store: &dyn Store, name: &str) -> String {
+    let id = format!("prj_{name}");
+    store
+        .create_project(NewProject {
+            id: id.clone(),
+            name: name.to_owned(),
+            repair_url: None,
+            default_deadline_seconds: 60,
+            created_at: T0,
+        })
+        .await
+        .expect("project");
+    id
+}
+
+fn receipt(event_id: &str, deadline_seconds: u32) -> (EventKey, Command) {
+    let key = EventKey {
+        provider: Provider::Stripe,
+        event_id: event_id.to_owned(),
+    };
+    let command = Command::Receipt {
+        receipt: Receipt {
+            provider: Provider::Stripe,
+            event_id: event_id.to_owned(),
+            event_type: "invoice.paid".to_owned(),
+            subject: None,
+            effect: None,
+            deadline_seconds: Some(deadline_seconds),
+            metadata: None,
+            occurred_at: None,
+        },
+        deadline_seconds,
+    };
+    (key, command)
+}
+
+fn ctx(now: Timestamp) -> Context {
+    Context {
+        now,
+        actor: Actor::ApiKey("key_pg".to_owned()),
+        new_incident_id: sendpromptly_core::ids::new_id(
+            sendpromptly_core::ids::INCIDENT,
+            now,
+            &mut rand::thread_rng(),
+        ),
+    }
+}
+
+#[tokio::test]
+async fn the_sweeper_and_dispatcher_queries_can_use_their_partial_indexes() {
+    let Some(url) = testing::server_url("explain") else {
+        return;
+    };
+    let (store, _db) = fresh(url).await;
+    let sweep = store.explain_sweep_query().await.unwrap().join("\n");
+    assert!(sweep.contains("events_due"), "{sweep}");
+    assert!(
+        sweep.contains("SKIP LOCKED") || sweep.contains("LockRows"),
+        "{sweep}"
+    );
+    let claim = store.explain_claim_query().await.unwrap().join("\n");
+    assert!(claim.contains("deliveries_due"), "{claim}");
+}
+
+#[tokio::test]
+async fn refuses_a_newer_database_and_reports_an_unreachable_server() {
+    let Some(url) = testing::server_url("migrations and errors") else {
+        return;
+    };
+    let (store, db) = fresh(url).await;
+    sqlx::query(
+        "INSERT INTO _sendpromptly_migrations (version, name, applied_at) \
+         VALUES (999, '0999_future', 0)",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let again = instance(&db).await;
+    let err = again.migrate().await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::MigrationsNewerThanBinary(_)),
+        "{err}"
+    );
+    assert!(err.to_string().contains("upgrade"), "{err}");
+
+    // Nothing listens on port 1: the error comes at once, not at the first request.
+    let started = Instant::now();
+    let unreachable = PostgresStore::connect_with(
+        "postgres://nobody@127.0.0.1:1/nothing",
+        PoolSettings {
+            acquire_timeout: Duration::from_secs(5),
+            ..PoolSettings::default()
+        },
+    )
+    .await;
+    assert!(unreachable.is_err(), "connected to port 1?");
+    assert!(started.elapsed() < Duration::from_secs(6));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn instances_starting_together_migrate_once() {
+    let Some(url) = testing::server_url("concurrent migrate") else {
+        return;
+    };
+    let db = TestDatabase::create(&url).await;
+    let mut stores = Vec::new();
+    for _ in 0..4 {
+        stores.push(instance(&db).await);
+    }
+    let handles: Vec<_> = stores
+        .iter()
+        .cloned()
+        .map(|store| tokio::spawn(async move { store.migrate().await }))
+        .collect();
+    for handle in handles {
+        handle.await.unwrap().expect("every instance migrates");
+    }
+    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sendpromptly_migrations")
+        .fetch_one(stores[0].pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        applied,
+        i64::try_from(sendpromptly_server::store::migrations::POSTGRES.len()).unwrap()
+    );
+}
+
+/// Four "instances" (pools) sweep the same 600 due events at once: each
+/// event gets exactly one transition, one incident, one `incident.opened`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_sweepers_on_separate_pools_open_one_incident_per_event() {
+    let Some(url) = testing::server_url("concurrent sweepers") else {
+        return;
+    };
+    let (store, db) = fresh(url).await;
+    let project_id = project(&store, "sweep").await;
+    for i in 0..600 {
+        let (key, command) = receipt(&format!("evt_{i}"), 1);
+        store
+            .apply(&project_id, &key, command, ctx(T0))
+            .await
+            .unwrap();
+    }
+    let mut sweepers = Vec::new();
+    for _ in 0..4 {
+        let store = instance(&db).await;
+        sweepers.push(tokio::spawn(async move {
+            let mut handled = Vec::new();
+            loop {
+                let report = store.sweep_due(T0.plus_seconds(5), 25).await.unwrap();
+                if report.examined == 0 {
+                    return handled;
+                }
+                handled.extend(
+                    report
+                        .transitions
+                        .into_iter()
+                        .map(|(_, t)| t.record.event_id),
+                );
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    let mut per_sweeper = Vec::new();
+    for sweeper in sweepers {
+        let handled = sweeper.await.unwrap();
+        per_sweeper.push(handled.len());
+        all.extend(handled);
+    }
+    let distinct: BTreeSet<_> = all.iter().cloned().collect();
+    assert_eq!(all.len(), 600, "per sweeper: {per_sweeper:?}");
+    assert_eq!(distinct.len(), 600);
+    let incidents: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM incidents")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(incidents, 600);
+    let opened_twice: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT event_pk FROM timeline WHERE kind = 'incident.opened' \
+         GROUP BY event_pk HAVING COUNT(*) > 1) AS twice",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(opened_twice, 0);
+}
+
+/// The same new event arriving at several instances at once: one creates
+/// it, the others record duplicates; never an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_first_receipts_on_separate_pools() {
+    let Some(url) = testing::server_url("concurrent creation") else {
+        return;
+    };
+    let (store, db) = fresh(url).await;
+    let project_id = project(&store, "create").await;
+    let mut instances = Vec::new();
+    for _ in 0..3 {
+        instances.push(instance(&db).await);
+    }
+    for round in 0..20 {
+        let event_id = format!("evt_race_{round}");
+        let tasks: Vec<_> = instances
+            .iter()
+            .cloned()
+            .chain(std::iter::once(store.clone()))
+            .map(|s| {
+                let project_id = project_id.clone();
+                let (key, command) = receipt(&event_id, 60);
+                tokio::spawn(async move { s.apply(&project_id, &key, command, ctx(T0)).await })
+            })
+            .collect();
+        let mut created = 0;
+        for task in tasks {
+            match task.await.unwrap().expect("no error").transition.outcome {
+                Outcome::Created => created += 1,
+                Outcome::Duplicate => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(created, 1, "round {round}");
+    }
+}
+
+/// One idempotency key sent to several instances at once: exactly one
+/// request proceeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_idempotency_key_proceeds_once_across_pools() {
+    let Some(url) = testing::server_url("idempotency across instances") else {
+        return;
+    };
+    let (store, db) = fresh(url).await;
+    let project_id = project(&store, "idem").await;
+    let mut instances = vec![store.clone()];
+    for _ in 0..3 {
+        instances.push(instance(&db).await);
+    }
+    for round in 0..30 {
+        let key = format!("key-{round}");
+        let tasks: Vec<_> = instances
+            .iter()
+            .cloned()
+            .map(|s| {
+                let project_id = project_id.clone();
+                let key = key.clone();
+                tokio::spawn(async move {
+                    s.idempotency_begin(&project_id, &key, b"hash", T0, Duration::from_secs(60))
+                        .await
+                })
+            })
+            .collect();
+        let mut proceed = 0;
+        for task in tasks {
+            match task.await.unwrap().expect("no error") {
+                IdempotencyBegin::Proceed => proceed += 1,
+                IdempotencyBegin::InFlight => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(proceed, 1, "round {round}");
+    }
+}
