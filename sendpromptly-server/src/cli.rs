@@ -11,6 +11,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{self, GlobalArgs, LogFormat, ServeArgs};
 use crate::provision;
 use crate::server;
+use crate::store::postgres::{PoolSettings, PostgresStore};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 
@@ -172,30 +173,61 @@ fn init_logging(format: LogFormat) {
     };
 }
 
-/// Opens (without migrating) the store named by a database URL.
+/// Opens (without migrating) the store named by a database URL, with the
+/// default PostgreSQL pool settings.
 pub async fn open_store(database_url: &str) -> Result<Arc<dyn Store>, CliError> {
+    open_store_with(database_url, PoolSettings::default()).await
+}
+
+/// Opens (without migrating) the store named by a database URL.
+pub async fn open_store_with(
+    database_url: &str,
+    pool: PoolSettings,
+) -> Result<Arc<dyn Store>, CliError> {
     if database_url.starts_with("sqlite:") {
         let store = SqliteStore::connect(database_url).await?;
         return Ok(Arc::new(store));
     }
     if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-        return Err(CliError(
-            "PostgreSQL is not supported by this build yet; use sqlite://FILE".into(),
-        ));
+        let store = PostgresStore::connect_with(database_url, pool)
+            .await
+            .map_err(|err| {
+                CliError(format!(
+                    "cannot connect to PostgreSQL at {}: {}",
+                    redact_password(database_url),
+                    match err {
+                        StoreError::Database(db) => db.to_string(),
+                        other => other.to_string(),
+                    }
+                ))
+            })?;
+        return Ok(Arc::new(store));
     }
     Err(CliError(format!(
         "unsupported database URL `{database_url}`: use sqlite://FILE or postgres://…"
     )))
 }
 
+/// The URL with its password (if any) replaced by `***`, for messages.
+fn redact_password(database_url: &str) -> String {
+    match url::Url::parse(database_url) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        Ok(url) => url.to_string(),
+        Err(_) => "the configured URL".to_owned(),
+    }
+}
+
 async fn run(cli: Cli) -> Result<(), CliError> {
     let file = config::load_file(&cli.global)?;
-    let common = config::resolve_common(&cli.global, &file);
+    let common = config::resolve_common(&cli.global, &file)?;
     init_logging(common.log_format);
     if let Command::Listen(args) = &cli.command {
         return crate::listen::run(args).await.map_err(|e| CliError(e.to_string()));
     }
-    let store = open_store(&common.database_url).await?;
+    let store = open_store_with(&common.database_url, common.pool).await?;
     store.migrate().await?;
     let now = SystemClock.now();
     match cli.command {

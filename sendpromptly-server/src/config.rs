@@ -10,6 +10,8 @@ use clap::{Args, ValueEnum};
 use sendpromptly_core::retry::CallbackSchedule;
 use serde::Deserialize;
 
+use crate::store::postgres::PoolSettings;
+
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7700";
 /// Default database URL: an SQLite file in the working directory.
@@ -38,6 +40,16 @@ pub struct GlobalArgs {
     /// Log format.
     #[arg(long, global = true, env = "SENDPROMPTLY_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// PostgreSQL: most connections this process opens (default 10).
+    #[arg(long, global = true, env = "SENDPROMPTLY_DATABASE_MAX_CONNECTIONS")]
+    pub database_max_connections: Option<u32>,
+    /// PostgreSQL: seconds to wait for a free connection, and for the server at start (default 10).
+    #[arg(
+        long,
+        global = true,
+        env = "SENDPROMPTLY_DATABASE_ACQUIRE_TIMEOUT_SECONDS"
+    )]
+    pub database_acquire_timeout_seconds: Option<u64>,
 }
 
 /// Flags of `sendpromptly serve`.
@@ -65,6 +77,9 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub callback_retry_delays: Option<Vec<u64>>,
+    /// How long one instance's claim on a repair callback lasts, in seconds; after it, another instance may send it (default 60, at least twice the callback timeout).
+    #[arg(long, env = "SENDPROMPTLY_CALLBACK_LEASE_SECONDS")]
+    pub callback_lease_seconds: Option<u64>,
 }
 
 /// The TOML file: the same settings as the flags, snake_case.
@@ -75,6 +90,10 @@ pub struct FileConfig {
     pub database_url: Option<String>,
     /// See `--log-format`.
     pub log_format: Option<LogFormat>,
+    /// See `--database-max-connections`.
+    pub database_max_connections: Option<u32>,
+    /// See `--database-acquire-timeout-seconds`.
+    pub database_acquire_timeout_seconds: Option<u64>,
     /// See `--listen`.
     pub listen: Option<SocketAddr>,
     /// See `--public-url`.
@@ -87,6 +106,8 @@ pub struct FileConfig {
     pub callback_timeout_seconds: Option<u64>,
     /// See `--callback-retry-delays`.
     pub callback_retry_delays: Option<Vec<u64>>,
+    /// See `--callback-lease-seconds`.
+    pub callback_lease_seconds: Option<u64>,
 }
 
 /// Why the configuration could not be loaded.
@@ -139,6 +160,8 @@ pub struct CommonConfig {
     pub database_url: String,
     /// Log format.
     pub log_format: LogFormat,
+    /// Connection pool settings (PostgreSQL).
+    pub pool: PoolSettings,
 }
 
 /// The resolved settings of `sendpromptly serve`.
@@ -198,15 +221,42 @@ pub fn load_file(global: &GlobalArgs) -> Result<FileConfig, ConfigError> {
 }
 
 /// Resolves the shared settings: flag or env, then file, then default.
-pub fn resolve_common(global: &GlobalArgs, file: &FileConfig) -> CommonConfig {
-    CommonConfig {
+pub fn resolve_common(global: &GlobalArgs, file: &FileConfig) -> Result<CommonConfig, ConfigError> {
+    let mut pool = PoolSettings::default();
+    if let Some(n) = global
+        .database_max_connections
+        .or(file.database_max_connections)
+    {
+        if n == 0 {
+            return Err(ConfigError::Invalid {
+                name: "database_max_connections",
+                message: "must be at least 1".into(),
+            });
+        }
+        pool.max_connections = n;
+        pool.min_connections = pool.min_connections.min(n);
+    }
+    if let Some(secs) = global
+        .database_acquire_timeout_seconds
+        .or(file.database_acquire_timeout_seconds)
+    {
+        if secs == 0 {
+            return Err(ConfigError::Invalid {
+                name: "database_acquire_timeout_seconds",
+                message: "must be at least 1".into(),
+            });
+        }
+        pool.acquire_timeout = Duration::from_secs(secs);
+    }
+    Ok(CommonConfig {
         database_url: global
             .database_url
             .clone()
             .or_else(|| file.database_url.clone())
             .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
         log_format: global.log_format.or(file.log_format).unwrap_or_default(),
-    }
+        pool,
+    })
 }
 
 /// Resolves `serve`'s settings: flag or env, then file, then default.
@@ -263,6 +313,19 @@ pub fn resolve_server(args: &ServeArgs, file: &FileConfig) -> Result<ServerConfi
         .or_else(|| file.callback_retry_delays.clone())
     {
         config.callback_schedule.delays = delays.into_iter().map(Duration::from_secs).collect();
+    }
+    if let Some(secs) = args.callback_lease_seconds.or(file.callback_lease_seconds) {
+        let lease = Duration::from_secs(secs);
+        if lease < config.callback_timeout * 2 {
+            return Err(ConfigError::Invalid {
+                name: "callback_lease_seconds",
+                message: format!(
+                    "must be at least twice the callback timeout ({} s)",
+                    config.callback_timeout.as_secs() * 2
+                ),
+            });
+        }
+        config.callback_lease = lease;
     }
     Ok(config)
 }
