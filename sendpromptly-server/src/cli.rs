@@ -305,7 +305,11 @@ async fn project(
             json,
         } => {
             if let Some(url) = &repair_url {
-                crate::api::project::validate_outbound_url("repair_url", url)
+                crate::api::project::validate_outbound_url(
+                    crate::outbound::OutboundPolicy { allow_private: true },
+                    "repair_url",
+                    url,
+                )
                     .map_err(|e| CliError(e.to_string()))?;
             }
             let name = name.trim();

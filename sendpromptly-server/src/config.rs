@@ -55,6 +55,9 @@ pub struct GlobalArgs {
 /// Flags of `sendpromptly serve`.
 #[derive(Clone, Debug, Default, Args)]
 pub struct ServeArgs {
+    /// Allow repair and alert URLs on loopback and private networks (10/8, 192.168/16, …).
+    #[arg(long, env = "SENDPROMPTLY_ALLOW_PRIVATE_URLS")]
+    pub allow_private_urls: bool,
     /// Address to listen on.
     #[arg(long, env = "SENDPROMPTLY_LISTEN")]
     pub listen: Option<SocketAddr>,
@@ -94,6 +97,8 @@ pub struct FileConfig {
     pub database_max_connections: Option<u32>,
     /// See `--database-acquire-timeout-seconds`.
     pub database_acquire_timeout_seconds: Option<u64>,
+    /// See `--allow-private-urls`.
+    pub allow_private_urls: Option<bool>,
     /// See `--listen`.
     pub listen: Option<SocketAddr>,
     /// See `--public-url`.
@@ -169,6 +174,8 @@ pub struct CommonConfig {
 pub struct ServerConfig {
     /// Address to listen on.
     pub listen: SocketAddr,
+    /// Which addresses repair callbacks may reach.
+    pub outbound: crate::outbound::OutboundPolicy,
     /// Public base URL without a trailing slash; `None` means `http://` + the bound address.
     pub public_url: Option<String>,
     /// Sweeper period.
@@ -198,6 +205,7 @@ impl Default for ServerConfig {
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 7700)));
         ServerConfig {
             listen,
+            outbound: crate::outbound::OutboundPolicy::default(),
             public_url: None,
             sweep_interval: Duration::from_millis(250),
             sweep_batch: 500,
@@ -262,6 +270,7 @@ pub fn resolve_common(global: &GlobalArgs, file: &FileConfig) -> Result<CommonCo
 /// Resolves `serve`'s settings: flag or env, then file, then default.
 pub fn resolve_server(args: &ServeArgs, file: &FileConfig) -> Result<ServerConfig, ConfigError> {
     let mut config = ServerConfig::default();
+    config.outbound.allow_private = args.allow_private_urls || file.allow_private_urls.unwrap_or(false);
     if let Some(listen) = args.listen.or(file.listen) {
         config.listen = listen;
     }

@@ -31,6 +31,7 @@ pub fn http_client(state: &AppState) -> reqwest::Result<reqwest::Client> {
         .connect_timeout(state.config().callback_connect_timeout)
         .timeout(state.config().callback_timeout)
         .user_agent(USER_AGENT)
+        .dns_resolver(Arc::new(crate::outbound::GuardedResolver::new(state.config().outbound)))
         .build()
 }
 
@@ -177,6 +178,9 @@ async fn attempt(
             "the project has no repair_url; set one to deliver this callback".into(),
         );
     };
+    if let Err(refused) = state.config().outbound.check_url(url) {
+        return failed(started, format!("repair_url refused: {refused}"));
+    }
     let Some(callback) = callback_for(job) else {
         return failed(started, "the reprocess is no longer current".into());
     };

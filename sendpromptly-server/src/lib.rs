@@ -19,6 +19,7 @@ pub mod dispatcher;
 pub mod error;
 pub mod listen;
 pub mod metrics;
+pub mod outbound;
 pub mod provision;
 pub mod render;
 pub mod secrets;

@@ -991,3 +991,61 @@ async fn ops_endpoints() {
     let text = metrics.text().await.unwrap();
     assert!(text.contains("# TYPE sendpromptly_sweeper_lag_seconds gauge"));
 }
+
+#[tokio::test]
+async fn outbound_urls_are_guarded() {
+    // Tests run with private URLs allowed; metadata addresses are refused anyway.
+    let lax = TestServer::start().await;
+    let r = lax
+        .api()
+        .send(Method::PATCH, "/v1/project", Some(&json!({"repair_url": "http://169.254.169.254/latest"})), &[])
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert_eq!(r.json["error"]["param"], "repair_url");
+
+    // A server that does not allow private networks refuses them at save time…
+    let strict = TestServer::start_with(sendpromptly_server::config::ServerConfig {
+        outbound: sendpromptly_server::outbound::OutboundPolicy { allow_private: false },
+        ..sendpromptly_server::testing::test_config()
+    })
+    .await;
+    let api = strict.api();
+    let r = api
+        .send(Method::PATCH, "/v1/project", Some(&json!({"repair_url": "http://127.0.0.1:9/repair"})), &[])
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(r.json["error"]["message"].as_str().unwrap().contains("--allow-private-urls"), "{}", r.text);
+
+    // …and at send time, for a name that resolves to a private address.
+    let r = api
+        .send(Method::PATCH, "/v1/project", Some(&json!({"repair_url": "http://localtest.invalid:9/repair"})), &[])
+        .await;
+    assert_eq!(r.status, 200, "a name is checked when it is resolved: {}", r.text);
+    strict
+        .store()
+        .update_project(
+            &strict.project.project_id,
+            sendpromptly_server::store::ProjectPatch {
+                repair_url: Some(Some("http://localhost:9/repair".into())),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    api.post("/v1/result", json!({"provider": "stripe", "event_id": "evt_ssrf", "status": "failure"})).await;
+    let id = wait_incident(&api, "stripe", "evt_ssrf").await;
+    api.post(&format!("/v1/incidents/{id}/reprocess"), json!({})).await;
+    let detail = eventually(WAIT, "the refused attempt is recorded", || async {
+        let d = incident_state(&api, &id).await;
+        (d["incident"]["reprocess"]["attempts"] == 1).then_some(d)
+    })
+    .await;
+    let attempt = detail["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "callback.attempt")
+        .expect("attempt entry");
+    assert!(attempt["detail"]["status"].is_null());
+    assert!(attempt["detail"]["error"].as_str().unwrap().contains("refused"), "{attempt}");
+}

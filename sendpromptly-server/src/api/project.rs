@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 use super::extract::{ApiJson, Caller};
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
+use crate::outbound::OutboundPolicy;
 use crate::store::ProjectPatch;
 use crate::views::{ProjectView, RotatedSecret};
 
@@ -49,31 +50,21 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
-/// Checks a repair or alert URL: absolute http(s), at most 2048 characters.
-pub fn validate_outbound_url(param: &str, value: &str) -> Result<(), ApiError> {
+/// Checks a repair or alert URL: absolute http(s), at most 2048 characters,
+/// and not an address the outbound policy refuses.
+pub fn validate_outbound_url(policy: OutboundPolicy, param: &str, value: &str) -> Result<(), ApiError> {
     if value.len() > 2048 {
         return Err(ApiError::invalid(param, "must be at most 2048 characters"));
     }
-    let url = url::Url::parse(value)
-        .map_err(|err| ApiError::invalid(param, format!("is not an absolute URL: {err}")))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(ApiError::invalid(
-            param,
-            "must be an http:// or https:// URL with a host",
-        ));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(ApiError::invalid(
-            param,
-            "must not carry credentials; use the signing secret to authenticate callbacks",
-        ));
-    }
-    Ok(())
+    policy
+        .check_url(value)
+        .map(drop)
+        .map_err(|err| ApiError::invalid(param, err.to_string()))
 }
 
 const ALERT_EVENTS: [&str; 3] = ["incident.opened", "incident.resolved", "reprocess.failed"];
 
-fn validate_alert_channels(channels: &serde_json::Value) -> Result<(), ApiError> {
+fn validate_alert_channels(policy: OutboundPolicy, channels: &serde_json::Value) -> Result<(), ApiError> {
     let list = channels
         .as_array()
         .ok_or_else(|| ApiError::invalid("alert_channels", "must be a list of channels"))?;
@@ -99,13 +90,13 @@ fn validate_alert_channels(channels: &serde_json::Value) -> Result<(), ApiError>
                 let url = field("webhook_url").ok_or_else(|| {
                     ApiError::invalid(param("webhook_url"), "is required for slack channels")
                 })?;
-                validate_outbound_url(&param("webhook_url"), url)?;
+                validate_outbound_url(policy, &param("webhook_url"), url)?;
             }
             Some("webhook") => {
                 let url = field("url").ok_or_else(|| {
                     ApiError::invalid(param("url"), "is required for webhook channels")
                 })?;
-                validate_outbound_url(&param("url"), url)?;
+                validate_outbound_url(policy, &param("url"), url)?;
             }
             _ => {
                 return Err(ApiError::invalid(
@@ -161,9 +152,9 @@ pub async fn get_settings(
 }
 
 /// Validates a settings change and turns it into a storage patch.
-pub fn patch_from_update(update: ProjectUpdate) -> Result<ProjectPatch, ApiError> {
+pub fn patch_from_update(policy: OutboundPolicy, update: ProjectUpdate) -> Result<ProjectPatch, ApiError> {
     if let Some(Some(url)) = &update.repair_url {
-        validate_outbound_url("repair_url", url)?;
+        validate_outbound_url(policy, "repair_url", url)?;
     }
     if let Some(seconds) = update.default_deadline_seconds {
         validate_deadline_seconds("default_deadline_seconds", seconds)?;
@@ -186,7 +177,7 @@ pub fn patch_from_update(update: ProjectUpdate) -> Result<ProjectPatch, ApiError
         }
     }
     if let Some(channels) = &update.alert_channels {
-        validate_alert_channels(channels)?;
+        validate_alert_channels(policy, channels)?;
     }
     Ok(ProjectPatch {
         repair_url: update.repair_url,
@@ -209,7 +200,7 @@ pub async fn update_settings(
     caller: Caller,
     ApiJson(update): ApiJson<ProjectUpdate>,
 ) -> Result<Json<ProjectView>, ApiError> {
-    let patch = patch_from_update(update)?;
+    let patch = patch_from_update(state.config().outbound, update)?;
     state
         .store()
         .update_project(&caller.project_id, patch)

@@ -1,0 +1,193 @@
+//! Outbound safety: which addresses repair callbacks (and alerts) may reach.
+//!
+//! - Link-local and cloud-metadata addresses (169.254.0.0/16, fe80::/10,
+//!   100.100.100.200, fd00:ec2::254), unspecified, multicast and broadcast
+//!   addresses are always refused.
+//! - Loopback and private ranges (127/8, 10/8, 172.16/12, 192.168/16,
+//!   100.64/10, ::1, fc00::/7) are refused unless the operator allows them
+//!   with `--allow-private-urls` (self-hosters whose app runs beside the
+//!   server usually do).
+//!
+//! Names are checked where they are resolved ([`GuardedResolver`]), so a
+//! name that later resolves to a refused address (DNS rebinding) is still
+//! refused; literal addresses are checked by [`check_url`]. Redirects are
+//! never followed.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// Why an outbound URL or address is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OutboundError {
+    /// Not an absolute http(s) URL with a host.
+    #[error("`{0}` is not an http:// or https:// URL with a host")]
+    NotHttp(String),
+    /// The URL carries a user name or password.
+    #[error("URLs must not carry credentials; callbacks are authenticated by their signature")]
+    Credentials,
+    /// The address is never reachable from SendPromptly.
+    #[error("{0} is a link-local, metadata or otherwise unroutable address and is always refused")]
+    Forbidden(IpAddr),
+    /// The address is private or loopback and the operator has not allowed those.
+    #[error("{0} is a private or loopback address; the operator must start the server with --allow-private-urls to reach it")]
+    Private(IpAddr),
+    /// The name resolved to no allowed address.
+    #[error("`{0}` resolves to no address SendPromptly may call")]
+    NoAllowedAddress(String),
+}
+
+/// Whether private and loopback addresses may be called.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutboundPolicy {
+    /// Allow loopback and private ranges.
+    pub allow_private: bool,
+}
+
+impl OutboundPolicy {
+    /// Checks one address.
+    pub fn check_ip(self, ip: IpAddr) -> Result<(), OutboundError> {
+        let ip = canonical(ip);
+        if is_forbidden(ip) {
+            return Err(OutboundError::Forbidden(ip));
+        }
+        if is_private(ip) && !self.allow_private {
+            return Err(OutboundError::Private(ip));
+        }
+        Ok(())
+    }
+
+    /// Checks a URL's shape and, when its host is a literal address or
+    /// `localhost`, the address itself.
+    pub fn check_url(self, value: &str) -> Result<url::Url, OutboundError> {
+        let url = url::Url::parse(value).map_err(|_| OutboundError::NotHttp(value.to_owned()))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(OutboundError::NotHttp(value.to_owned()));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(OutboundError::Credentials);
+        }
+        match url.host() {
+            None => return Err(OutboundError::NotHttp(value.to_owned())),
+            Some(url::Host::Ipv4(ip)) => self.check_ip(IpAddr::V4(ip))?,
+            Some(url::Host::Ipv6(ip)) => self.check_ip(IpAddr::V6(ip))?,
+            Some(url::Host::Domain(name)) => {
+                let name = name.trim_end_matches('.').to_ascii_lowercase();
+                if name == "localhost" || name.ends_with(".localhost") {
+                    self.check_ip(IpAddr::V4(Ipv4Addr::LOCALHOST))?;
+                }
+            }
+        }
+        Ok(url)
+    }
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn is_forbidden(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_unspecified()
+                || v4.is_link_local()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4 == Ipv4Addr::new(100, 100, 100, 200)
+                || v4.octets()[0] == 0
+        }
+        IpAddr::V6(v6) => {
+            v6.is_unspecified()
+                || v6.is_multicast()
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+                || v6 == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+        }
+    }
+}
+
+fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback() || v4.is_private() || (a == 100 && (64..128).contains(&b))
+        }
+        IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
+    }
+}
+
+/// A DNS resolver for reqwest that drops refused addresses.
+#[derive(Clone, Debug)]
+pub struct GuardedResolver {
+    policy: OutboundPolicy,
+}
+
+impl GuardedResolver {
+    /// A resolver enforcing `policy`.
+    pub fn new(policy: OutboundPolicy) -> Self {
+        GuardedResolver { policy }
+    }
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.policy;
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let found = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let allowed: Vec<SocketAddr> = found.filter(|addr| policy.check_ip(addr.ip()).is_ok()).collect();
+            if allowed.is_empty() {
+                return Err(Box::new(OutboundError::NoAllowedAddress(host)) as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STRICT: OutboundPolicy = OutboundPolicy { allow_private: false };
+    const LAX: OutboundPolicy = OutboundPolicy { allow_private: true };
+
+    #[test]
+    fn metadata_and_link_local_are_always_refused() {
+        for url in [
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[fe80::1]/",
+            "http://0.0.0.0:8080/",
+            "http://[::ffff:169.254.169.254]/",
+            "http://100.100.100.200/",
+            "http://[fd00:ec2::254]/",
+        ] {
+            assert!(matches!(LAX.check_url(url), Err(OutboundError::Forbidden(_))), "{url}");
+        }
+    }
+
+    #[test]
+    fn private_ranges_need_the_operator() {
+        for url in [
+            "http://127.0.0.1:9000/repair",
+            "http://localhost/repair",
+            "http://10.1.2.3/",
+            "http://172.16.0.1/",
+            "http://192.168.1.10/",
+            "http://100.64.0.1/",
+            "http://[::1]/",
+            "http://[fd12::1]/",
+        ] {
+            assert!(matches!(STRICT.check_url(url), Err(OutboundError::Private(_))), "{url}");
+            assert!(LAX.check_url(url).is_ok(), "{url}");
+        }
+    }
+
+    #[test]
+    fn public_and_malformed() {
+        assert!(STRICT.check_url("https://app.example.com/sendpromptly/repair").is_ok());
+        assert!(STRICT.check_url("https://93.184.216.34/").is_ok());
+        assert!(matches!(STRICT.check_url("ftp://example.com/"), Err(OutboundError::NotHttp(_))));
+        assert!(matches!(STRICT.check_url("not a url"), Err(OutboundError::NotHttp(_))));
+        assert_eq!(STRICT.check_url("https://u:p@example.com/"), Err(OutboundError::Credentials));
+    }
+}
