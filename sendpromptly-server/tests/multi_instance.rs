@@ -68,6 +68,7 @@ impl Instance {
             ])
             .args([
                 "serve",
+                "--allow-private-urls",
                 "--listen",
                 "127.0.0.1:0",
                 "--sweep-interval-ms",
