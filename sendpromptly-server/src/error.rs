@@ -78,7 +78,8 @@ impl ApiError {
         ApiError::Validation(ValidationError::new(param, message))
     }
 
-    fn status(&self) -> StatusCode {
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
         match self {
             ApiError::MalformedJson(_) | ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::MissingApiKey | ApiError::InvalidApiKey => StatusCode::UNAUTHORIZED,
@@ -125,7 +126,8 @@ impl ApiError {
         }
     }
 
-    fn message(&self) -> String {
+    /// The message for people (validation errors name their field).
+    pub fn message(&self) -> String {
         match self {
             ApiError::Validation(v) => format!("{}: {}", v.param, v.message),
             other => other.to_string(),

@@ -6,6 +6,7 @@
 //!
 //! - [`store`]: the storage trait and its SQLite implementation.
 //! - [`api`]: the HTTP routes; [`error`] maps every error to HTTP in one place.
+//! - [`console`]: the server-rendered web console at `/`.
 //! - [`sweeper`] and [`dispatcher`]: the background work.
 //! - [`server`]: start and stop; [`cli`]: the command line.
 #![forbid(unsafe_code)]
@@ -15,6 +16,7 @@ pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod dispatcher;
 pub mod error;
 pub mod listen;

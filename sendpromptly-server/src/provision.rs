@@ -67,9 +67,12 @@ pub async fn create_api_key(
     now: Timestamp,
 ) -> StoreResult<String> {
     let key = secrets::new_api_key();
+    // Not inline in the call below: a `ThreadRng` held across the await
+    // would make this future `!Send` (the console calls it from a handler).
+    let id = ids::new_id(ids::API_KEY, now, &mut rand::thread_rng());
     store
         .insert_api_key(ApiKey {
-            id: ids::new_id(ids::API_KEY, now, &mut rand::thread_rng()),
+            id,
             project_id: project_id.to_owned(),
             key_hash: secrets::hash_token(&key),
             prefix: secrets::key_display_prefix(&key),

@@ -1,5 +1,10 @@
-//! Turning timeline entries into rows a person reads. Shared by the proof
-//! page and (later) the console, so both describe events the same way.
+//! Turning timeline entries into rows a person reads: the one place that
+//! describes entries, shared by the proof page and the console (through the
+//! `templates/timeline.html` partial), so both describe events the same way.
+//!
+//! Repair-callback attempts (and a give-up) are grouped under the
+//! "Reprocess requested" row of their `reprocess_id`, so each reprocess
+//! reads as one step with its delivery attempts inside it.
 
 use sendpromptly_core::model::{Actor, TimelineEntry, TimelineKind};
 use serde_json::Value;
@@ -9,6 +14,10 @@ use serde_json::Value;
 pub struct TimelineRow {
     /// RFC 3339 time.
     pub at: String,
+    /// The time for people: `2026-11-22 10:00:05 UTC`.
+    pub at_display: String,
+    /// The entry kind's wire name (e.g. `callback.attempt`), for styling and tests.
+    pub kind: &'static str,
     /// A short title, e.g. "Incident opened".
     pub title: String,
     /// One line of specifics.
@@ -17,6 +26,15 @@ pub struct TimelineRow {
     pub actor: String,
     /// `ok`, `bad`, `warn` or `info`: the row's colour.
     pub tone: &'static str,
+    /// Internal only: the first part of a callback response body.
+    pub excerpt: Option<String>,
+    /// Rows grouped under this one (a reprocess's callback attempts).
+    pub children: Vec<TimelineRow>,
+}
+
+/// Formats a time for people, in UTC to the second.
+pub fn display_time(at: sendpromptly_core::Timestamp) -> String {
+    at.to_datetime().format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
 fn text(detail: &serde_json::Map<String, Value>, key: &str) -> Option<String> {
@@ -37,8 +55,36 @@ fn public_actor(actor: &Actor) -> String {
 
 /// Rows for `entries`. `internal` (console) shows who acted and notes,
 /// error texts and response excerpts; the public proof page shows neither.
+///
+/// Callback attempts and give-ups whose `reprocess_id` matches an earlier
+/// "Reprocess requested" entry become that row's `children`; the rest stay
+/// top-level, in timeline order.
 pub fn timeline_rows(entries: &[TimelineEntry], internal: bool) -> Vec<TimelineRow> {
-    entries.iter().map(|entry| row(entry, internal)).collect()
+    let mut rows: Vec<TimelineRow> = Vec::with_capacity(entries.len());
+    // reprocess_id -> index of its "Reprocess requested" row in `rows`.
+    let mut parents: Vec<(String, usize)> = Vec::new();
+    for entry in entries {
+        let rendered = row(entry, internal);
+        let reprocess_id = text(&entry.detail, "reprocess_id");
+        match entry.kind {
+            TimelineKind::ReprocessRequested => {
+                if let Some(id) = reprocess_id {
+                    parents.push((id, rows.len()));
+                }
+                rows.push(rendered);
+            }
+            TimelineKind::CallbackAttempt | TimelineKind::CallbackGaveUp => {
+                let parent = reprocess_id
+                    .and_then(|id| parents.iter().rev().find(|(p, _)| *p == id).map(|p| p.1));
+                match parent {
+                    Some(index) => rows[index].children.push(rendered),
+                    None => rows.push(rendered),
+                }
+            }
+            _ => rows.push(rendered),
+        }
+    }
+    rows
 }
 
 fn row(entry: &TimelineEntry, internal: bool) -> TimelineRow {
@@ -46,7 +92,11 @@ fn row(entry: &TimelineEntry, internal: bool) -> TimelineRow {
     let (title, summary, tone) = match entry.kind {
         TimelineKind::ReceiptRecorded => (
             "Receipt: event accepted by the app",
-            text(d, "deadline_at").map_or_else(String::new, |due| format!("result due by {due}")),
+            text(d, "deadline_at").map_or_else(String::new, |due| {
+                let due =
+                    sendpromptly_core::Timestamp::parse_rfc3339(&due).map_or(due, display_time);
+                format!("result due by {due}")
+            }),
             "info",
         ),
         TimelineKind::ReceiptDuplicate => (
@@ -144,8 +194,15 @@ fn row(entry: &TimelineEntry, internal: bool) -> TimelineRow {
         TimelineKind::ProofLinkCreated => ("Proof link created", String::new(), "info"),
         TimelineKind::ProofLinkRevoked => ("Proof link revoked", String::new(), "info"),
     };
+    let excerpt = if internal && entry.kind == TimelineKind::CallbackAttempt {
+        text(d, "response_excerpt").filter(|e| !e.is_empty())
+    } else {
+        None
+    };
     TimelineRow {
         at: entry.at.to_rfc3339(),
+        at_display: display_time(entry.at),
+        kind: entry.kind.as_str(),
         title: title.to_owned(),
         summary,
         actor: if internal {
@@ -154,5 +211,88 @@ fn row(entry: &TimelineEntry, internal: bool) -> TimelineRow {
             public_actor(&entry.actor)
         },
         tone,
+        excerpt,
+        children: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sendpromptly_core::Timestamp;
+    use serde_json::json;
+
+    fn entry(kind: TimelineKind, actor: Actor, detail: serde_json::Value) -> TimelineEntry {
+        TimelineEntry::new(
+            Timestamp::from_unix_seconds(1_800_000_000),
+            kind,
+            actor,
+            detail,
+        )
+    }
+
+    #[test]
+    fn attempts_are_grouped_under_their_reprocess() {
+        let console = Actor::Console("alice@example.com".into());
+        let dispatcher = Actor::System("dispatcher".into());
+        let entries = vec![
+            entry(
+                TimelineKind::IncidentOpened,
+                Actor::System("sweeper".into()),
+                json!({"kind": "missing_result"}),
+            ),
+            entry(
+                TimelineKind::ReprocessRequested,
+                console.clone(),
+                json!({"reprocess_id": "rep_1", "note": "retry"}),
+            ),
+            entry(
+                TimelineKind::CallbackAttempt,
+                dispatcher.clone(),
+                json!({"reprocess_id": "rep_1", "attempt": 1, "status": 503, "latency_ms": 12, "outcome": "retry_scheduled", "response_excerpt": "busy"}),
+            ),
+            entry(
+                TimelineKind::CallbackAttempt,
+                dispatcher.clone(),
+                json!({"reprocess_id": "rep_1", "attempt": 2, "status": 200, "latency_ms": 9, "outcome": "delivered"}),
+            ),
+            entry(
+                TimelineKind::CallbackAttempt,
+                dispatcher,
+                json!({"reprocess_id": "rep_unknown", "attempt": 1}),
+            ),
+            entry(
+                TimelineKind::IncidentResolved,
+                console,
+                json!({"resolution": "success_result"}),
+            ),
+        ];
+        let rows = timeline_rows(&entries, true);
+        let kinds: Vec<_> = rows.iter().map(|r| r.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                "incident.opened",
+                "reprocess.requested",
+                "callback.attempt",
+                "incident.resolved"
+            ]
+        );
+        let reprocess = &rows[1];
+        assert_eq!(reprocess.actor, "console:alice@example.com");
+        assert_eq!(reprocess.summary, "note: retry");
+        assert_eq!(reprocess.children.len(), 2);
+        assert_eq!(
+            reprocess.children[0].summary,
+            "attempt 1: HTTP 503 in 12 ms"
+        );
+        assert_eq!(reprocess.children[0].excerpt.as_deref(), Some("busy"));
+        assert_eq!(reprocess.children[1].tone, "ok");
+        assert_eq!(rows[0].at_display, "2027-01-15 08:00:00 UTC");
+
+        let public = timeline_rows(&entries, false);
+        assert_eq!(public[1].actor, "the team");
+        assert_eq!(public[1].summary, "a repair callback was queued");
+        assert_eq!(public[1].children[0].excerpt, None);
     }
 }

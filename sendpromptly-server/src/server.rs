@@ -65,7 +65,8 @@ pub async fn start(
     let http = dispatcher::http_client(&state)?;
     let (shutdown, watcher) = watch::channel(false);
 
-    let app = api::router(state.clone()).into_make_service();
+    // Connection info gives the console's sign-in throttle the client address.
+    let app = api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let mut http_shutdown = watcher.clone();
     let serve = tokio::spawn(async move {
         let graceful = async move {

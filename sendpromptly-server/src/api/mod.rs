@@ -1,5 +1,6 @@
-//! The HTTP API of the contract, the proof pages and the operations
-//! endpoints, assembled into one axum [`Router`].
+//! The HTTP API of the contract, the proof pages, the operations
+//! endpoints and the console (at `/`, see [`crate::console`]), assembled
+//! into one axum [`Router`].
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -64,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi_json))
+        .merge(crate::console::router(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -15,7 +15,7 @@ use super::extract::{Caller, OptionalApiJson, PathSegments};
 use super::incidents::load_incident;
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::render::{TimelineRow, timeline_rows};
+use crate::render::{TimelineRow, display_time, timeline_rows};
 use crate::secrets;
 use crate::store::ProofLink;
 use crate::views::{ProofLinkCreated, ProofLinkView};
@@ -267,8 +267,8 @@ async fn render_page(state: &AppState, token: &str) -> Result<Option<String>, Ap
             })
             .unwrap_or("not yet resolved")
             .to_owned(),
-        opened_at: incident.opened_at.to_rfc3339(),
-        expires_at: link.expires_at.to_rfc3339(),
+        opened_at: display_time(incident.opened_at),
+        expires_at: display_time(link.expires_at),
         metadata: if show_metadata {
             record
                 .metadata

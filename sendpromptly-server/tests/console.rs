@@ -1,0 +1,575 @@
+//! The console over real HTTP: sign-in, session cookies, CSRF, throttling,
+//! every page rendering, and the incident actions recorded as the user.
+
+use sendpromptly_server::provision;
+use sendpromptly_server::testing::TestServer;
+use serde_json::json;
+
+const EMAIL: &str = "alice@example.com";
+const PASSWORD: &str = "correct horse battery";
+
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    cookies: Vec<(String, String)>,
+}
+
+struct Page {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+impl Page {
+    fn location(&self) -> &str {
+        self.headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+    fn set_cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    }
+    /// The value of the first `name="csrf" value="…"` hidden field.
+    fn csrf(&self) -> String {
+        let marker = r#"name="csrf" value=""#;
+        let start = self.body.find(marker).expect("a csrf field") + marker.len();
+        self.body[start..][..self.body[start..].find('"').unwrap()].to_owned()
+    }
+}
+
+impl Browser {
+    fn new(server: &TestServer) -> Browser {
+        Browser {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: server.url(),
+            cookies: Vec::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn remember(&mut self, page: &Page) {
+        for cookie in page.set_cookies() {
+            let pair = cookie.split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            self.cookies.retain(|(k, _)| k != name);
+            if !value.is_empty() {
+                self.cookies.push((name.to_owned(), value.to_owned()));
+            }
+        }
+    }
+
+    async fn finish(&mut self, response: reqwest::Response) -> Page {
+        let page = Page {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            body: response.text().await.unwrap(),
+        };
+        self.remember(&page);
+        page
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let response = self
+            .http
+            .get(format!("{}{}", self.base, path))
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.finish(response).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        self.post_with(path, form, &[]).await
+    }
+
+    async fn post_with(
+        &mut self,
+        path: &str,
+        form: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Page {
+        let mut request = self
+            .http
+            .post(format!("{}{}", self.base, path))
+            .header("cookie", self.cookie_header())
+            .form(form);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.unwrap();
+        self.finish(response).await
+    }
+
+    async fn sign_in(&mut self, email: &str, password: &str) -> Page {
+        let login = self.get("/login").await;
+        assert_eq!(login.status, 200);
+        let csrf = login.csrf();
+        self.post(
+            "/login",
+            &[
+                ("email", email),
+                ("password", password),
+                ("csrf", &csrf),
+                ("next", "/"),
+            ],
+        )
+        .await
+    }
+}
+
+async fn server_with_user() -> TestServer {
+    let server = TestServer::start().await;
+    provision::create_user(server.store(), EMAIL, PASSWORD, server.clock_now())
+        .await
+        .expect("user");
+    server
+}
+
+/// Records a receipt and a failure; returns the incident id.
+async fn failed_incident(server: &TestServer, event_id: &str, subject: &str) -> String {
+    let api = server.api();
+    let receipt = api
+        .post(
+            "/v1/receipt",
+            json!({"provider": "stripe", "event_id": event_id, "event_type": "invoice.paid",
+                   "subject": subject, "effect": "credits.add",
+                   "metadata": {"amount": 1999, "currency": "usd"}}),
+        )
+        .await;
+    assert_eq!(receipt.status, 201, "{}", receipt.text);
+    let result = api
+        .post(
+            "/v1/result",
+            json!({"provider": "stripe", "event_id": event_id, "status": "failure",
+                   "error": "tenant acct_42 not found"}),
+        )
+        .await;
+    assert_eq!(result.status, 200, "{}", result.text);
+    result.json["incident"]["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn sign_in_sets_a_hardened_session_cookie_and_sign_out_ends_it() {
+    let server = server_with_user().await;
+    let mut browser = Browser::new(&server);
+
+    let anonymous = browser.get("/incidents?state=open").await;
+    assert_eq!(anonymous.status, 303);
+    assert_eq!(
+        anonymous.location(),
+        "/login?next=%2Fincidents%3Fstate%3Dopen"
+    );
+
+    let signed_in = browser.sign_in("Alice@Example.com", PASSWORD).await;
+    assert_eq!(signed_in.status, 303, "{}", signed_in.body);
+    assert_eq!(signed_in.location(), "/");
+    let session = signed_in
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("sp_session="))
+        .expect("a session cookie");
+    assert!(session.contains("HttpOnly"), "{session}");
+    assert!(session.contains("SameSite=Lax"), "{session}");
+    assert!(session.contains("Path=/"), "{session}");
+    assert!(!session.contains("Secure"), "plain HTTP: {session}");
+
+    let overview = browser.get("/").await;
+    assert_eq!(overview.status, 200);
+    assert!(overview.body.contains(EMAIL));
+    assert_eq!(overview.headers["x-frame-options"], "DENY");
+    assert!(
+        overview.headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'")
+    );
+
+    let csrf = overview.csrf();
+    let out = browser.post("/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(out.status, 303);
+    assert_eq!(out.location(), "/login");
+    // The old cookie no longer opens anything (the session row is gone).
+    let again = browser.get("/").await;
+    assert_eq!(again.status, 303);
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_secure_behind_tls() {
+    let server = server_with_user().await;
+    let mut browser = Browser::new(&server);
+    let login = browser.get("/login").await;
+    let csrf = login.csrf();
+    let page = browser
+        .post_with(
+            "/login",
+            &[("email", EMAIL), ("password", PASSWORD), ("csrf", &csrf)],
+            &[("x-forwarded-proto", "https")],
+        )
+        .await;
+    assert_eq!(page.status, 303);
+    assert!(
+        page.set_cookies()
+            .iter()
+            .any(|c| c.starts_with("sp_session=") && c.contains("; Secure"))
+    );
+}
+
+#[tokio::test]
+async fn wrong_passwords_are_refused_then_throttled() {
+    let server = server_with_user().await;
+    let mut browser = Browser::new(&server);
+    let wrong = browser.sign_in(EMAIL, "not the password").await;
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.body.contains("Wrong email or password"));
+    assert!(
+        !wrong
+            .set_cookies()
+            .iter()
+            .any(|c| c.starts_with("sp_session="))
+    );
+    let unknown = browser.sign_in("nobody@example.com", PASSWORD).await;
+    assert_eq!(unknown.status, 401, "unknown users get the same answer");
+
+    for _ in 1..5 {
+        assert_eq!(browser.sign_in(EMAIL, "still wrong").await.status, 401);
+    }
+    let throttled = browser.sign_in(EMAIL, PASSWORD).await;
+    assert_eq!(throttled.status, 429, "even the right password waits");
+    assert!(throttled.headers.contains_key("retry-after"));
+    assert!(throttled.body.contains("Too many failed sign-ins"));
+}
+
+#[tokio::test]
+async fn posts_without_a_valid_csrf_token_are_refused() {
+    let server = server_with_user().await;
+    let incident = failed_incident(&server, "evt_csrf", "cus_csrf").await;
+    let mut browser = Browser::new(&server);
+
+    // The sign-in form itself needs its double-submit token.
+    browser.get("/login").await;
+    let no_token = browser
+        .post("/login", &[("email", EMAIL), ("password", PASSWORD)])
+        .await;
+    assert_eq!(no_token.status, 403);
+
+    assert_eq!(browser.sign_in(EMAIL, PASSWORD).await.status, 303);
+    let page = browser.get(&format!("/incidents/{incident}")).await;
+    let csrf = page.csrf();
+
+    let missing = browser
+        .post(
+            &format!("/incidents/{incident}/resolve"),
+            &[("note", "done")],
+        )
+        .await;
+    assert_eq!(missing.status, 403);
+    assert!(missing.body.contains("CSRF"));
+    let wrong = browser
+        .post(
+            &format!("/incidents/{incident}/resolve"),
+            &[("note", "done"), ("csrf", "0000")],
+        )
+        .await;
+    assert_eq!(wrong.status, 403);
+    let still_open = server.api().get(&format!("/v1/incidents/{incident}")).await;
+    assert_eq!(
+        still_open.json["incident"]["state"], "open",
+        "nothing changed"
+    );
+
+    // The header htmx sends works too.
+    let via_header = browser
+        .post_with(
+            &format!("/incidents/{incident}/resolve"),
+            &[("note", "applied by hand")],
+            &[("x-csrf-token", &csrf)],
+        )
+        .await;
+    assert_eq!(via_header.status, 303, "{}", via_header.body);
+    let resolved = server.api().get(&format!("/v1/incidents/{incident}")).await;
+    assert_eq!(resolved.json["incident"]["state"], "resolved");
+    let entry = resolved.json["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "incident.resolved")
+        .unwrap()
+        .clone();
+    assert_eq!(entry["actor"], format!("console:{EMAIL}"));
+}
+
+#[tokio::test]
+async fn every_page_renders() {
+    let server = server_with_user().await;
+    let incident = failed_incident(&server, "evt_pages/1", "cus_pages").await;
+    let mut browser = Browser::new(&server);
+    assert_eq!(browser.sign_in(EMAIL, PASSWORD).await.status, 303);
+
+    let expectations: Vec<(String, Vec<&str>)> = vec![
+        (
+            "/".into(),
+            vec![
+                "Needs attention",
+                &incident,
+                "Last 30 days",
+                "<svg",
+                "invoice.paid",
+            ],
+        ),
+        (
+            "/incidents".into(),
+            vec![&incident, "tenant acct_42 not found"],
+        ),
+        (
+            "/incidents?state=open&provider=stripe&q=PAGES".into(),
+            vec![&incident],
+        ),
+        (
+            "/incidents?state=resolved".into(),
+            vec!["No incidents match"],
+        ),
+        (
+            format!("/incidents/{incident}"),
+            vec![
+                "Reprocess",
+                "Resolve",
+                "Create proof link",
+                "19.99 USD",
+                "data-kind=\"incident.opened\"",
+            ],
+        ),
+        ("/events".into(), vec!["evt_pages/1"]),
+        (
+            "/events?q=CUS_PAGES".into(),
+            vec!["evt_pages/1", "No. The app reported a failure"],
+        ),
+        (
+            "/events/stripe/evt_pages%2F1".into(),
+            vec!["Applied?", "tenant acct_42 not found", "19.99 USD"],
+        ),
+        (
+            "/settings".into(),
+            vec!["Repair URL", "API keys", "Rotate signing secret", EMAIL],
+        ),
+    ];
+    for (path, needles) in expectations {
+        let page = browser.get(&path).await;
+        assert_eq!(page.status, 200, "{path}: {}", page.body);
+        assert_eq!(
+            page.headers["content-type"], "text/html; charset=utf-8",
+            "{path}"
+        );
+        for needle in needles {
+            assert!(page.body.contains(needle), "{path} lacks {needle}");
+        }
+    }
+    // The live part of a settled incident tells htmx to reload the page.
+    let live = browser.get(&format!("/incidents/{incident}/live")).await;
+    assert_eq!(live.status, 200);
+    assert_eq!(
+        live.headers["hx-redirect"],
+        format!("/incidents/{incident}").as_str()
+    );
+    // No repair URL: Reprocess is disabled with the reason.
+    let page = browser.get(&format!("/incidents/{incident}")).await;
+    assert!(page.body.contains("id=\"reprocess-button\" disabled"));
+    assert!(page.body.contains("no repair URL"));
+
+    assert_eq!(browser.get("/incidents/inc_nope").await.status, 404);
+    assert_eq!(browser.get("/events/stripe/evt_nope").await.status, 404);
+    let js = browser.get("/assets/htmx.min.js").await;
+    assert_eq!(js.status, 200);
+    assert!(
+        js.headers["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("max-age")
+    );
+    assert!(js.body.contains("htmx"));
+    let css = browser.get("/assets/console.css").await;
+    assert!(
+        css.body.contains(".tl-row"),
+        "the timeline component's styles are served"
+    );
+    // The API is untouched by the console.
+    assert_eq!(server.api().get("/v1/incidents").await.status, 200);
+    assert_eq!(
+        reqwest::get(format!("{}/healthz", server.url()))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn console_actions_share_the_api_and_name_the_user() {
+    let server = server_with_user().await;
+    let incident = failed_incident(&server, "evt_actions", "cus_actions").await;
+    let mut browser = Browser::new(&server);
+    assert_eq!(browser.sign_in(EMAIL, PASSWORD).await.status, 303);
+    let csrf = browser.get("/settings").await.csrf();
+
+    // Settings: a bad URL is explained, a good one saved.
+    let bad = browser
+        .post(
+            "/settings/general",
+            &[
+                ("csrf", &csrf),
+                ("repair_url", "ftp://x"),
+                ("default_deadline_seconds", "1800"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.body.contains("repair_url"));
+    let good = browser
+        .post(
+            "/settings/general",
+            &[
+                ("csrf", &csrf),
+                ("repair_url", "https://app.example/repair"),
+                ("default_deadline_seconds", "900"),
+            ],
+        )
+        .await;
+    assert_eq!(good.status, 303, "{}", good.body);
+    let deadlines = browser
+        .post(
+            "/settings/deadlines",
+            &[("csrf", &csrf), ("deadlines", "invoice.paid = 3600\n")],
+        )
+        .await;
+    assert_eq!(deadlines.status, 303, "{}", deadlines.body);
+    let project = server.api().get("/v1/project").await;
+    assert_eq!(project.json["repair_url"], "https://app.example/repair");
+    assert_eq!(project.json["default_deadline_seconds"], 900);
+    assert_eq!(
+        project.json["deadlines_by_event_type"]["invoice.paid"],
+        3600
+    );
+
+    // API keys: created once, then revoked.
+    let created = browser
+        .post("/settings/api-keys", &[("csrf", &csrf), ("name", "ci")])
+        .await;
+    assert_eq!(created.status, 201);
+    let start = created.body.find("sp_live_").expect("the key is shown");
+    let key: String = created.body[start..]
+        .chars()
+        .take_while(|c| *c != '"')
+        .collect();
+    assert_eq!(
+        server.api().with_key(&key).get("/v1/project").await.status,
+        200
+    );
+    let rotated = browser
+        .post("/settings/signing-secret/rotate", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(rotated.status, 201);
+    assert!(rotated.body.contains("whsec_"));
+
+    // Reprocess as the user.
+    let reprocess = browser
+        .post(
+            &format!("/incidents/{incident}/reprocess"),
+            &[("csrf", &csrf), ("note", "customer asked")],
+        )
+        .await;
+    assert_eq!(reprocess.status, 303, "{}", reprocess.body);
+    let detail = server.api().get(&format!("/v1/incidents/{incident}")).await;
+    let requested = detail.json["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "reprocess.requested")
+        .unwrap()
+        .clone();
+    assert_eq!(requested["actor"], format!("console:{EMAIL}"));
+    // A second click while it is in flight is refused with the reason.
+    let again = browser
+        .post(
+            &format!("/incidents/{incident}/reprocess"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(again.status, 409);
+    assert!(again.body.contains("still being delivered"));
+
+    // Proof link: shown once, opens signed out, revoked, gone.
+    let proof = browser
+        .post(
+            &format!("/incidents/{incident}/proof-links"),
+            &[("csrf", &csrf), ("expires_in_seconds", "86400")],
+        )
+        .await;
+    assert_eq!(proof.status, 201, "{}", proof.body);
+    let start = proof.body.find("/proof/").unwrap();
+    let path: String = proof.body[start..]
+        .chars()
+        .take_while(|c| *c != '"')
+        .collect();
+    let public = reqwest::get(format!("{}{path}", server.url()))
+        .await
+        .unwrap();
+    assert_eq!(public.status(), 200);
+    let public = public.text().await.unwrap();
+    assert!(
+        public.contains("class=\"timeline\""),
+        "the shared timeline component"
+    );
+    assert!(
+        !public.contains("href=\"/incidents"),
+        "no way into the console"
+    );
+    assert!(
+        !public.contains(EMAIL),
+        "the public page does not name users"
+    );
+    let link_id = {
+        let start = proof.body.find("data-link=\"").unwrap() + "data-link=\"".len();
+        proof.body[start..]
+            .chars()
+            .take_while(|c| *c != '"')
+            .collect::<String>()
+    };
+    let revoked = browser
+        .post(
+            &format!("/incidents/{incident}/proof-links/{link_id}/revoke"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(revoked.status, 303);
+    assert_eq!(
+        reqwest::get(format!("{}{path}", server.url()))
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+
+    // The switcher refuses unknown projects.
+    let switch = browser
+        .post(
+            "/switch-project",
+            &[("csrf", &csrf), ("project_id", "prj_nope")],
+        )
+        .await;
+    assert_eq!(switch.status, 404);
+}
