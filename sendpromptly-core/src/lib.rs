@@ -13,6 +13,7 @@
 //! - [`callback`]: the repair callback payload and `verify_repair_request`.
 //! - [`stripe`] and [`shopify`]: provider signature verification and event
 //!   parsing into one normalised [`provider_event::EventReference`].
+//! - [`wire`]: the HTTP API's JSON shapes, shared by the server and the SDKs.
 //!
 //! ## Example
 //!
@@ -59,5 +60,6 @@ pub mod standard_webhooks;
 pub mod stripe;
 pub mod time;
 pub mod validation;
+pub mod wire;
 
 pub use time::Timestamp;

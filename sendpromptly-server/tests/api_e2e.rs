@@ -232,6 +232,13 @@ async fn failure_then_endpoint_down_retries_then_delivers() {
         (receiver.received().len() == 2).then_some(())
     })
     .await;
+    // Let the dispatcher record it before moving the clock (a jump past the
+    // claim's lease would let the unfinished attempt be claimed again).
+    eventually(WAIT, "second attempt recorded", || async {
+        let d = incident_state(&api, &incident_id).await;
+        (d["incident"]["reprocess"]["attempts"] == 2).then_some(())
+    })
+    .await;
     // Retry-After: 40 beats the 30 s schedule.
     server.advance(Duration::from_secs(37));
     tokio::time::sleep(Duration::from_millis(150)).await;
@@ -998,29 +1005,57 @@ async fn outbound_urls_are_guarded() {
     let lax = TestServer::start().await;
     let r = lax
         .api()
-        .send(Method::PATCH, "/v1/project", Some(&json!({"repair_url": "http://169.254.169.254/latest"})), &[])
+        .send(
+            Method::PATCH,
+            "/v1/project",
+            Some(&json!({"repair_url": "http://169.254.169.254/latest"})),
+            &[],
+        )
         .await;
     assert_eq!(r.status, 422, "{}", r.text);
     assert_eq!(r.json["error"]["param"], "repair_url");
 
     // A server that does not allow private networks refuses them at save time…
     let strict = TestServer::start_with(sendpromptly_server::config::ServerConfig {
-        outbound: sendpromptly_server::outbound::OutboundPolicy { allow_private: false },
+        outbound: sendpromptly_server::outbound::OutboundPolicy {
+            allow_private: false,
+        },
         ..sendpromptly_server::testing::test_config()
     })
     .await;
     let api = strict.api();
     let r = api
-        .send(Method::PATCH, "/v1/project", Some(&json!({"repair_url": "http://127.0.0.1:9/repair"})), &[])
+        .send(
+            Method::PATCH,
+            "/v1/project",
+            Some(&json!({"repair_url": "http://127.0.0.1:9/repair"})),
+            &[],
+        )
         .await;
     assert_eq!(r.status, 422);
-    assert!(r.json["error"]["message"].as_str().unwrap().contains("--allow-private-urls"), "{}", r.text);
+    assert!(
+        r.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--allow-private-urls"),
+        "{}",
+        r.text
+    );
 
     // …and at send time, for a name that resolves to a private address.
     let r = api
-        .send(Method::PATCH, "/v1/project", Some(&json!({"repair_url": "http://localtest.invalid:9/repair"})), &[])
+        .send(
+            Method::PATCH,
+            "/v1/project",
+            Some(&json!({"repair_url": "http://localtest.invalid:9/repair"})),
+            &[],
+        )
         .await;
-    assert_eq!(r.status, 200, "a name is checked when it is resolved: {}", r.text);
+    assert_eq!(
+        r.status, 200,
+        "a name is checked when it is resolved: {}",
+        r.text
+    );
     strict
         .store()
         .update_project(
@@ -1032,9 +1067,14 @@ async fn outbound_urls_are_guarded() {
         )
         .await
         .unwrap();
-    api.post("/v1/result", json!({"provider": "stripe", "event_id": "evt_ssrf", "status": "failure"})).await;
+    api.post(
+        "/v1/result",
+        json!({"provider": "stripe", "event_id": "evt_ssrf", "status": "failure"}),
+    )
+    .await;
     let id = wait_incident(&api, "stripe", "evt_ssrf").await;
-    api.post(&format!("/v1/incidents/{id}/reprocess"), json!({})).await;
+    api.post(&format!("/v1/incidents/{id}/reprocess"), json!({}))
+        .await;
     let detail = eventually(WAIT, "the refused attempt is recorded", || async {
         let d = incident_state(&api, &id).await;
         (d["incident"]["reprocess"]["attempts"] == 1).then_some(d)
@@ -1047,5 +1087,11 @@ async fn outbound_urls_are_guarded() {
         .find(|e| e["kind"] == "callback.attempt")
         .expect("attempt entry");
     assert!(attempt["detail"]["status"].is_null());
-    assert!(attempt["detail"]["error"].as_str().unwrap().contains("refused"), "{attempt}");
+    assert!(
+        attempt["detail"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("refused"),
+        "{attempt}"
+    );
 }

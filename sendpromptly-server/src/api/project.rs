@@ -1,58 +1,29 @@
 //! Project settings and signing-secret rotation.
 
-use std::collections::BTreeMap;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use sendpromptly_core::standard_webhooks::SigningSecret;
 use sendpromptly_core::validation::validate_deadline_seconds;
-use serde::{Deserialize, Deserializer};
-use utoipa::ToSchema;
 
 use super::extract::{ApiJson, Caller};
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::outbound::OutboundPolicy;
 use crate::store::ProjectPatch;
+pub use crate::views::ProjectUpdate;
 use crate::views::{ProjectView, RotatedSecret};
 
 /// How long the previous signing secrets keep signing after a rotation.
 pub const ROTATION_OVERLAP_SECONDS: i64 = 24 * 3600;
 
-/// Body of `PATCH /v1/project`; absent fields are left as they are.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ProjectUpdate {
-    /// Where repair callbacks are POSTed (http or https); null removes it.
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
-    pub repair_url: Option<Option<String>>,
-    /// Seconds from receipt to deadline (1 – 604800).
-    #[serde(default)]
-    pub default_deadline_seconds: Option<u32>,
-    /// Per-event-type deadlines; replaces the whole table.
-    #[serde(default)]
-    pub deadlines_by_event_type: Option<BTreeMap<String, u32>>,
-    /// Alert channels; replaces the whole list.
-    #[serde(default)]
-    #[schema(value_type = Option<Vec<Object>>)]
-    pub alert_channels: Option<serde_json::Value>,
-    /// Whether proof pages show `metadata` values.
-    #[serde(default)]
-    pub proof_show_metadata: Option<bool>,
-}
-
-/// Tells "absent" (outer `None`) from "null" (`Some(None)`).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    deserializer: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(deserializer).map(Some)
-}
-
 /// Checks a repair or alert URL: absolute http(s), at most 2048 characters,
 /// and not an address the outbound policy refuses.
-pub fn validate_outbound_url(policy: OutboundPolicy, param: &str, value: &str) -> Result<(), ApiError> {
+pub fn validate_outbound_url(
+    policy: OutboundPolicy,
+    param: &str,
+    value: &str,
+) -> Result<(), ApiError> {
     if value.len() > 2048 {
         return Err(ApiError::invalid(param, "must be at most 2048 characters"));
     }
@@ -64,7 +35,10 @@ pub fn validate_outbound_url(policy: OutboundPolicy, param: &str, value: &str) -
 
 const ALERT_EVENTS: [&str; 3] = ["incident.opened", "incident.resolved", "reprocess.failed"];
 
-fn validate_alert_channels(policy: OutboundPolicy, channels: &serde_json::Value) -> Result<(), ApiError> {
+fn validate_alert_channels(
+    policy: OutboundPolicy,
+    channels: &serde_json::Value,
+) -> Result<(), ApiError> {
     let list = channels
         .as_array()
         .ok_or_else(|| ApiError::invalid("alert_channels", "must be a list of channels"))?;
@@ -135,7 +109,7 @@ async fn view(state: &AppState, project_id: &str) -> Result<ProjectView, ApiErro
         .store()
         .signing_secrets(project_id, state.now())
         .await?;
-    Ok(ProjectView::new(&project, &secrets))
+    Ok(crate::views::project_view(&project, &secrets))
 }
 
 /// The caller's project settings.
@@ -152,7 +126,10 @@ pub async fn get_settings(
 }
 
 /// Validates a settings change and turns it into a storage patch.
-pub fn patch_from_update(policy: OutboundPolicy, update: ProjectUpdate) -> Result<ProjectPatch, ApiError> {
+pub fn patch_from_update(
+    policy: OutboundPolicy,
+    update: ProjectUpdate,
+) -> Result<ProjectPatch, ApiError> {
     if let Some(Some(url)) = &update.repair_url {
         validate_outbound_url(policy, "repair_url", url)?;
     }

@@ -1,0 +1,392 @@
+//! The HTTP API's JSON shapes (responses and the project-settings body),
+//! shared by the server, which answers with them, and the SDKs, which read
+//! them: one definition of the wire format. The server's OpenAPI document is
+//! generated from these types (feature `openapi`).
+
+use std::collections::BTreeMap;
+
+use crate::Timestamp;
+use crate::machine::EventRecord;
+use crate::model::{
+    EventState, Incident, IncidentKind, IncidentState, JsonObject, Provider, Reprocess, Resolution,
+    ResultSummary, TimelineEntry,
+};
+use serde::{Deserialize, Serialize};
+
+/// An event as the API shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EventView {
+    /// The provider.
+    pub provider: Provider,
+    /// The provider's event id.
+    pub event_id: String,
+    /// The event type (null until the receipt arrives).
+    pub event_type: Option<String>,
+    /// The customer or account the effect is for.
+    pub subject: Option<String>,
+    /// The expected business effect.
+    pub effect: Option<String>,
+    /// The app's metadata.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub metadata: Option<JsonObject>,
+    /// When the provider says it happened.
+    pub occurred_at: Option<Timestamp>,
+    /// `awaiting_result`, `succeeded`, `failed` or `overdue`.
+    pub state: EventState,
+    /// When the first receipt arrived.
+    pub received_at: Option<Timestamp>,
+    /// When the result is (was) due.
+    pub deadline_at: Option<Timestamp>,
+    /// How many receipts arrived.
+    pub deliveries: u32,
+    /// When the latest result arrived.
+    pub result_at: Option<Timestamp>,
+    /// The latest result.
+    pub last_result: Option<ResultSummary>,
+    /// The event's incident id, if one was ever opened.
+    pub incident_id: Option<String>,
+}
+
+impl From<&EventRecord> for EventView {
+    fn from(record: &EventRecord) -> Self {
+        EventView {
+            provider: record.provider,
+            event_id: record.event_id.clone(),
+            event_type: record.event_type.clone(),
+            subject: record.subject.clone(),
+            effect: record.effect.clone(),
+            metadata: record.metadata.clone(),
+            occurred_at: record.occurred_at,
+            state: record.state,
+            received_at: record.received_at,
+            deadline_at: record.deadline_at,
+            deliveries: record.deliveries,
+            result_at: record.result_at,
+            last_result: record.last_result.clone(),
+            incident_id: record.incident.as_ref().map(|i| i.id.clone()),
+        }
+    }
+}
+
+/// The event an incident is about, in brief.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EventSummary {
+    /// The provider.
+    pub provider: Provider,
+    /// The provider's event id.
+    pub event_id: String,
+    /// The event type.
+    pub event_type: Option<String>,
+    /// The customer or account.
+    pub subject: Option<String>,
+}
+
+/// An incident as the API shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct IncidentView {
+    /// The `inc_` id.
+    pub id: String,
+    /// `missing_result` or `failed_result`.
+    pub kind: IncidentKind,
+    /// `open`, `reprocessing` or `resolved`.
+    pub state: IncidentState,
+    /// `success_result` or `manual`, once resolved.
+    pub resolution: Option<Resolution>,
+    /// When it opened.
+    pub opened_at: Timestamp,
+    /// When it was resolved.
+    pub resolved_at: Option<Timestamp>,
+    /// The latest failure reason.
+    pub last_error: Option<String>,
+    /// Times reopened.
+    pub reopen_count: u32,
+    /// Reprocesses requested.
+    pub reprocess_count: u32,
+    /// The latest reprocess.
+    pub reprocess: Option<Reprocess>,
+    /// The event.
+    pub event: EventSummary,
+}
+
+impl IncidentView {
+    /// The view of `record`'s incident, if it has one.
+    pub fn of(record: &EventRecord) -> Option<IncidentView> {
+        record
+            .incident
+            .as_ref()
+            .map(|incident| Self::build(incident, record))
+    }
+
+    fn build(incident: &Incident, record: &EventRecord) -> IncidentView {
+        IncidentView {
+            id: incident.id.clone(),
+            kind: incident.kind,
+            state: incident.state,
+            resolution: incident.resolution,
+            opened_at: incident.opened_at,
+            resolved_at: incident.resolved_at,
+            last_error: incident.last_error.clone(),
+            reopen_count: incident.reopen_count,
+            reprocess_count: incident.reprocess_count,
+            reprocess: incident.reprocess.clone(),
+            event: EventSummary {
+                provider: record.provider,
+                event_id: record.event_id.clone(),
+                event_type: record.event_type.clone(),
+                subject: record.subject.clone(),
+            },
+        }
+    }
+}
+
+/// Answer of `POST /v1/receipt` and `POST /v1/result`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SignalResponse {
+    /// The event after the signal.
+    pub event: EventView,
+    /// Its incident, if any.
+    pub incident: Option<IncidentView>,
+}
+
+impl From<&EventRecord> for SignalResponse {
+    fn from(record: &EventRecord) -> Self {
+        SignalResponse {
+            event: record.into(),
+            incident: IncidentView::of(record),
+        }
+    }
+}
+
+/// One event with its incident and timeline (`GET /v1/events/{provider}/{event_id}`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EventDetail {
+    /// The event.
+    pub event: EventView,
+    /// Its incident, if any.
+    pub incident: Option<IncidentView>,
+    /// Every timeline entry, oldest first.
+    pub timeline: Vec<TimelineEntry>,
+}
+
+/// One incident with its event and timeline (`GET /v1/incidents/{id}`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct IncidentDetail {
+    /// The incident.
+    pub incident: IncidentView,
+    /// Its event.
+    pub event: EventView,
+    /// Every timeline entry, oldest first.
+    pub timeline: Vec<TimelineEntry>,
+}
+
+impl EventDetail {
+    /// The detail of `record` with its timeline.
+    pub fn new(record: &EventRecord, timeline: Vec<TimelineEntry>) -> Self {
+        EventDetail {
+            event: record.into(),
+            incident: IncidentView::of(record),
+            timeline,
+        }
+    }
+}
+
+/// A page of incidents.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct IncidentList {
+    /// The incidents, most recently opened first.
+    pub data: Vec<IncidentView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A page of events.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EventList {
+    /// The events, newest first.
+    pub data: Vec<EventView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Answer of `POST /v1/incidents/{id}/reprocess`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReprocessResponse {
+    /// The new `rep_` id (the callback's `webhook-id`).
+    pub reprocess_id: String,
+    /// The incident, now `reprocessing`.
+    pub incident: IncidentView,
+}
+
+/// Answer of `POST /v1/incidents/{id}/resolve`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ResolveResponse {
+    /// The incident, now `resolved`.
+    pub incident: IncidentView,
+}
+
+/// Answer of `POST /v1/incidents/{id}/proof-links`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ProofLinkCreated {
+    /// The `prf_` id (to revoke it).
+    pub id: String,
+    /// The link to share; shown once.
+    pub url: String,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+}
+
+/// A proof link in a list (without its token).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ProofLinkView {
+    /// The `prf_` id.
+    pub id: String,
+    /// The incident it shows.
+    pub incident_id: String,
+    /// Who created it.
+    pub created_by: String,
+    /// When.
+    pub created_at: Timestamp,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+    /// When it was revoked.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A signing secret in the project settings (never its value).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SigningSecretView {
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it stops signing (after a rotation).
+    pub expires_at: Option<Timestamp>,
+}
+
+/// An API key in the project settings (never the key).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ApiKeyView {
+    /// The `key_` id (it appears as `api_key:<id>` on timelines).
+    pub id: String,
+    /// The first characters of the key.
+    pub prefix: String,
+    /// A label.
+    pub name: Option<String>,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it was revoked.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// The project settings (`GET`/`PATCH /v1/project`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ProjectView {
+    /// The `prj_` id.
+    pub id: String,
+    /// The name.
+    pub name: String,
+    /// Where repair callbacks are POSTed.
+    pub repair_url: Option<String>,
+    /// Seconds from receipt to deadline unless overridden.
+    pub default_deadline_seconds: u32,
+    /// Per-event-type deadlines in seconds.
+    pub deadlines_by_event_type: BTreeMap<String, u32>,
+    /// Alert channels.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
+    pub alert_channels: serde_json::Value,
+    /// Whether proof pages show `metadata` values.
+    pub proof_show_metadata: bool,
+    /// The signing secrets currently signing callbacks (values never shown again).
+    pub signing_secrets: Vec<SigningSecretView>,
+    /// When the project was created.
+    pub created_at: Timestamp,
+}
+
+/// Answer of `POST /v1/project/signing-secrets/rotate`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RotatedSecret {
+    /// The new `whsec_` secret; shown only this once.
+    pub secret: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// Until when the previous secrets keep signing.
+    pub previous_secrets_expire_at: Timestamp,
+}
+
+/// Answer of `GET /healthz`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
+    /// The server version.
+    pub version: String,
+}
+
+/// Body of `PATCH /v1/project`; absent fields are left as they are.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ProjectUpdate {
+    /// Where repair callbacks are POSTed (http or https); null removes it,
+    /// absent leaves it as it is.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub repair_url: Option<Option<String>>,
+    /// Seconds from receipt to deadline (1 – 604800).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_deadline_seconds: Option<u32>,
+    /// Per-event-type deadlines; replaces the whole table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadlines_by_event_type: Option<BTreeMap<String, u32>>,
+    /// Alert channels; replaces the whole list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<Object>>))]
+    pub alert_channels: Option<serde_json::Value>,
+    /// Whether proof pages show `metadata` values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof_show_metadata: Option<bool>,
+}
+
+/// Tells "absent" (outer `None`, via `default`) from "null" (`Some(None)`).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn project_update_tells_absent_from_null() {
+        let absent: ProjectUpdate = serde_json::from_str("{}").unwrap();
+        assert_eq!(absent.repair_url, None);
+        let null: ProjectUpdate = serde_json::from_str(r#"{"repair_url": null}"#).unwrap();
+        assert_eq!(null.repair_url, Some(None));
+        assert_eq!(
+            serde_json::to_string(&null).unwrap(),
+            r#"{"repair_url":null}"#
+        );
+        assert_eq!(serde_json::to_string(&absent).unwrap(), "{}");
+    }
+}
