@@ -3,9 +3,11 @@
 #
 # It installs what the tests need on a fresh machine (a Python virtualenv
 # with the official `stripe` and `standardwebhooks` packages for interop
-# tests, cargo-fuzz for the fuzz smoke run), then runs:
+# tests, Debian's postgresql and chromium, npm packages, cargo-fuzz), then runs:
 #   1. the Rust workspace tests (core, server, client, cross-crate e2e);
-#   2. a short run of every fuzz target (FUZZ_SECONDS each, default 5).
+#   2. the PostgreSQL suites on a throwaway cluster (scripts/test-postgres.sh);
+#   3. the console's browser tests in headless Chromium (scripts/test-browser.sh);
+#   4. a short run of every fuzz target (FUZZ_SECONDS each, default 5).
 #
 # Settings (environment):
 #   SENDPROMPTLY_VENV      where the virtualenv lives (default .venv)
@@ -29,6 +31,12 @@ export SENDPROMPTLY_REQUIRE_INTEROP=1
 
 step "Rust tests (workspace default members)"
 cargo test --workspace --locked
+
+step "PostgreSQL: conformance suite and several instances on one database"
+scripts/test-postgres.sh
+
+step "Console: browser tests in headless Chromium"
+scripts/test-browser.sh
 
 fuzz_seconds="${FUZZ_SECONDS:-5}"
 if [[ "$fuzz_seconds" != "0" ]]; then
