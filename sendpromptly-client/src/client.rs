@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rand::Rng;
+use rand::{Rng, RngCore};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use reqwest::{Method, Url};
 use sendpromptly_core::Timestamp;
@@ -187,7 +187,15 @@ enum Failure {
 /// assert_eq!(key.len(), 8 + 32);
 /// ```
 pub fn new_idempotency_key() -> String {
-    let bits: u128 = rand::thread_rng().r#gen();
+    // From the operating system, not the thread-local generator: a process
+    // forked after using it (gunicorn or uwsgi workers, the Python binding)
+    // inherits its buffered output and would repeat the parent's keys, which
+    // the server then refuses as `idempotency_key_reused`.
+    let mut bytes = [0u8; 16];
+    if rand::rngs::OsRng.try_fill_bytes(&mut bytes).is_err() {
+        rand::thread_rng().fill_bytes(&mut bytes);
+    }
+    let bits = u128::from_le_bytes(bytes);
     format!("{IDEMPOTENCY_KEY_PREFIX}{bits:032x}")
 }
 
