@@ -298,7 +298,7 @@ impl RetryConfig {
     fn __repr__(&self) -> String {
         let r = &self.inner;
         format!(
-            "RetryConfig(max_attempts={}, initial_backoff={}, max_backoff={}, jitter={}, total_budget={}, attempt_timeout={}, retry_on={})",
+            "RetryConfig(max_attempts={}, initial_backoff={:?}, max_backoff={:?}, jitter={:?}, total_budget={:?}, attempt_timeout={:?}, retry_on={})",
             r.max_attempts,
             secs(r.initial_backoff),
             secs(r.max_backoff),

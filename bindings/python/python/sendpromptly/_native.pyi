@@ -23,25 +23,27 @@ def stripe_verify(
 ) -> _Json: ...
 def shopify_verify(body: _Body, headers: _Headers, secret: _Secrets) -> ShopifyDelivery: ...
 
+@final
 class RetryOn:
     connection_errors: bool
     timeouts: bool
     too_many_requests: bool
     server_errors: bool
-    def __init__(
-        self,
+    def __new__(
+        cls,
         *,
         connection_errors: bool = True,
         timeouts: bool = True,
         too_many_requests: bool = True,
         server_errors: bool = True,
-    ) -> None: ...
+    ) -> RetryOn: ...
     @staticmethod
     def nothing() -> RetryOn: ...
     @staticmethod
     def parse(text: str) -> RetryOn: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
 
+@final
 class RetryConfig:
     @property
     def max_attempts(self) -> int: ...
@@ -68,8 +70,8 @@ class RetryConfig:
     @attempt_timeout.setter
     def attempt_timeout(self, value: _Seconds) -> None: ...
     retry_on: RetryOn
-    def __init__(
-        self,
+    def __new__(
+        cls,
         *,
         max_attempts: Optional[int] = None,
         initial_backoff: Optional[_Seconds] = None,
@@ -78,7 +80,7 @@ class RetryConfig:
         total_budget: Optional[_Seconds] = None,
         attempt_timeout: Optional[_Seconds] = None,
         retry_on: Optional[RetryOn] = None,
-    ) -> None: ...
+    ) -> RetryConfig: ...
     @staticmethod
     def background() -> RetryConfig: ...
     @staticmethod
@@ -87,21 +89,22 @@ class RetryConfig:
     def from_env() -> RetryConfig: ...
     def validate(self) -> None: ...
     def backoff(self, retry: int, jitter_unit: float) -> float: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
 
+@final
 class BackgroundConfig:
     capacity: int
     concurrency: int
     retry: RetryConfig
     on_drop: Optional[Callable[[DroppedSignal], object]]
-    def __init__(
-        self,
+    def __new__(
+        cls,
         *,
         capacity: Optional[int] = None,
         concurrency: Optional[int] = None,
         retry: Optional[RetryConfig] = None,
         on_drop: Optional[Callable[[DroppedSignal], object]] = None,
-    ) -> None: ...
+    ) -> BackgroundConfig: ...
     @staticmethod
     def from_env() -> BackgroundConfig: ...
 
@@ -291,14 +294,14 @@ class Background:
 
 @final
 class Client:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         api_key: Optional[str] = None,
         base_url: Optional[str] = None,
         *,
         retry: Optional[RetryConfig] = None,
         connect_timeout: Optional[_Seconds] = None,
-    ) -> None: ...
+    ) -> Client: ...
     @staticmethod
     def from_env() -> Client: ...
     @property
@@ -407,14 +410,14 @@ class Client:
 
 @final
 class AsyncClient:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         api_key: Optional[str] = None,
         base_url: Optional[str] = None,
         *,
         retry: Optional[RetryConfig] = None,
         connect_timeout: Optional[_Seconds] = None,
-    ) -> None: ...
+    ) -> AsyncClient: ...
     @staticmethod
     def from_env() -> AsyncClient: ...
     @property
