@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Tests of the Python package `sendpromptly` (bindings/python).
+#
+# Creates (or reuses) a virtualenv, installs maturin and the test
+# dependencies from PyPI (pytest, stripe, standardwebhooks, flask, mypy),
+# builds and installs the package from source, builds the server binary, and
+# runs pytest (against a real `sendpromptly serve` on a loopback port) and
+# mypy's stubtest. Needs only Python >= 3.9 and a Rust toolchain.
+#
+# Settings (environment):
+#   SENDPROMPTLY_PYTHON_VENV  the virtualenv (default .venv-python at the repo root)
+#   PYTHON                    the interpreter that creates it (default python3)
+#   CARGO_TARGET_DIR          cargo's target directory (default target/)
+#   SENDPROMPTLY_BIN          a prebuilt server binary (default: built here)
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+step() { printf '\n==== %s\n' "$*"; }
+
+venv="${SENDPROMPTLY_PYTHON_VENV:-$root/.venv-python}"
+py="$venv/bin/python"
+if [[ ! -x "$py" ]]; then
+    step "Creating the virtualenv $venv"
+    "${PYTHON:-python3}" -m venv "$venv"
+fi
+export VIRTUAL_ENV="$venv"
+export PATH="$venv/bin:$PATH"
+
+step "Installing maturin and the test dependencies"
+"$py" -m pip install --quiet --disable-pip-version-check --upgrade pip
+"$py" -m pip install --quiet --disable-pip-version-check \
+    "maturin>=1.9,<2" "pytest>=8" "stripe>=10" "standardwebhooks>=1.0" "flask>=3" "mypy>=1.10"
+
+target="${CARGO_TARGET_DIR:-$root/target}"
+export CARGO_TARGET_DIR="$target"
+
+step "Building and installing the sendpromptly package (maturin develop)"
+(cd bindings/python && maturin develop --quiet)
+
+if [[ -z "${SENDPROMPTLY_BIN:-}" ]]; then
+    step "Building the server binary"
+    cargo build --locked --bin sendpromptly
+    export SENDPROMPTLY_BIN="$target/debug/sendpromptly"
+fi
+
+step "pytest"
+status=0
+(cd bindings/python && "$py" -m pytest -p no:cacheprovider tests) || status=$?
+if [[ $status -eq 5 ]]; then
+    echo "pytest collected no tests: that is a failure" >&2
+    exit 1
+elif [[ $status -ne 0 ]]; then
+    exit "$status"
+fi
+
+step "mypy stubtest"
+"$py" -m mypy.stubtest sendpromptly
+
+step "Python tests passed"
