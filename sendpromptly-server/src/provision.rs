@@ -142,15 +142,25 @@ pub struct FirstStart {
 
 /// On an empty database: creates the `default` project and a console admin.
 pub async fn first_start(store: &dyn Store, now: Timestamp) -> Result<FirstStart, UserError> {
+    // Several instances may start together on one empty database: the one
+    // whose insert wins prints the credentials; for the others the unique
+    // name or email says it is already done.
     let project = if store.list_projects().await?.is_empty() {
-        Some(create_project(store, DEFAULT_PROJECT, None, now).await?)
+        match create_project(store, DEFAULT_PROJECT, None, now).await {
+            Ok(created) => Some(created),
+            Err(StoreError::Conflict(_)) => None,
+            Err(err) => return Err(err.into()),
+        }
     } else {
         None
     };
     let admin = if store.count_users().await? == 0 {
         let password = secrets::new_password();
-        create_user(store, DEFAULT_ADMIN_EMAIL, &password, now).await?;
-        Some((DEFAULT_ADMIN_EMAIL.to_owned(), password))
+        match create_user(store, DEFAULT_ADMIN_EMAIL, &password, now).await {
+            Ok(_) => Some((DEFAULT_ADMIN_EMAIL.to_owned(), password)),
+            Err(UserError::Store(StoreError::Conflict(_))) => None,
+            Err(err) => return Err(err),
+        }
     } else {
         None
     };

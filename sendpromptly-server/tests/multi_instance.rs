@@ -729,6 +729,43 @@ async fn three_instances_one_killed_nothing_lost_nothing_twice() {
     a.kill();
 }
 
+/// Instances started at the same moment on an empty database all come up;
+/// exactly one of them creates (and prints) the `default` project and admin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_starting_together_on_an_empty_database_all_start() {
+    let Some(admin_url) = testing::server_url("simultaneous first start") else {
+        return;
+    };
+    let db = TestDatabase::create(&admin_url).await;
+    let logs = tempfile::tempdir().unwrap();
+    let starts: Vec<_> = ["s1", "s2", "s3"]
+        .into_iter()
+        .map(|name| {
+            let url = db.url.clone();
+            let dir = logs.path().to_owned();
+            std::thread::spawn(move || Instance::start(name, &url, &dir))
+        })
+        .collect();
+    let fleet: Vec<Instance> = starts
+        .into_iter()
+        .map(|t| t.join().expect("every instance starts"))
+        .collect();
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    assert_eq!(count(&pool, "SELECT COUNT(*) FROM projects").await, 1);
+    assert_eq!(count(&pool, "SELECT COUNT(*) FROM users").await, 1);
+    assert_eq!(count(&pool, "SELECT COUNT(*) FROM api_keys").await, 1);
+    let http = reqwest::Client::new();
+    for instance in &fleet {
+        let health = http
+            .get(format!("{}/healthz", instance.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.status().as_u16(), 200, "{}", instance.name);
+    }
+    pool.close().await;
+}
+
 /// Receipts per second with one and with two instances (run by hand; see
 /// docs/scaling.md). `SENDPROMPTLY_MEASURE_RECEIPTS` (default 4000) and
 /// `SENDPROMPTLY_MEASURE_CONCURRENCY` (default 32) tune it.
@@ -756,6 +793,8 @@ async fn measure_receipt_throughput() {
         ))
         .unwrap();
         let api_key = created["api_key"].as_str().unwrap().to_owned();
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        let size_before = count(&pool, "SELECT pg_database_size(current_database())").await;
         let fleet: Vec<Instance> = (0..instances)
             .map(|n| Instance::start(&format!("bench{n}"), &db.url, logs.path()))
             .collect();
@@ -791,15 +830,16 @@ async fn measure_receipt_throughput() {
         let took = started.elapsed();
         #[allow(clippy::cast_precision_loss)]
         let rate = receipts as f64 / took.as_secs_f64();
+        let _ = sqlx::query("CHECKPOINT").execute(&pool).await;
+        let grown = count(&pool, "SELECT pg_database_size(current_database())").await - size_before;
+        let events = count(&pool, "SELECT COUNT(*) FROM events").await.max(1);
         println!(
-            "MEASURE instances={instances} receipts={receipts} concurrency={concurrency} \
-             seconds={:.2} receipts_per_second={rate:.0} (names: {})",
+            "MEASURE instances={} receipts={receipts} concurrency={concurrency} \
+             seconds={:.2} receipts_per_second={rate:.0} bytes_per_event={}",
+            fleet.len(),
             took.as_secs_f64(),
-            fleet
-                .iter()
-                .map(|i| i.name.as_str())
-                .collect::<Vec<_>>()
-                .join(",")
+            grown / events,
         );
+        pool.close().await;
     }
 }
