@@ -116,7 +116,7 @@ fn timeout(ms: Option<f64>, default: Duration) -> Duration {
 }
 
 fn positive(field: &str, value: f64) -> Result<usize, Error> {
-    if value.is_finite() && value.fract() == 0.0 && value >= 1.0 && value <= 1e9 {
+    if value.is_finite() && value.fract() == 0.0 && (1.0..=1e9).contains(&value) {
         Ok(value as usize)
     } else {
         Err(Error::Config {
@@ -151,11 +151,15 @@ impl NativeBackground {
             let callback = Arc::new(callback);
             config.on_drop = Some(Arc::new(move |dropped: &DroppedSignal| {
                 // Queued for the JavaScript thread; never blocks the caller.
-                let _ = callback.call(dropped_view(dropped), ThreadsafeFunctionCallMode::NonBlocking);
+                let _ = callback.call(
+                    dropped_view(dropped),
+                    ThreadsafeFunctionCallMode::NonBlocking,
+                );
             }));
         }
         let client = client.clone();
-        let inner = napi::bindgen_prelude::within_runtime_if_available(|| client.background(config))?;
+        let inner =
+            napi::bindgen_prelude::within_runtime_if_available(|| client.background(config))?;
         Ok(NativeBackground { inner, client })
     }
 }
@@ -165,7 +169,8 @@ impl NativeBackground {
     /// Queues a receipt; `false` if it was dropped (and reported).
     #[napi]
     pub fn receipt(&self, options: ReceiptOptions) -> napi::Result<bool> {
-        let builder = convert::receipt(&self.client, options).map_err(|err| errors::client(&err))?;
+        let builder =
+            convert::receipt(&self.client, options).map_err(|err| errors::client(&err))?;
         Ok(builder.enqueue(&self.inner).is_ok())
     }
 
@@ -187,8 +192,13 @@ impl NativeBackground {
         self.enqueue_result(options, None)
     }
 
-    fn enqueue_result(&self, options: ResultOptions, status: Option<ResultStatus>) -> napi::Result<bool> {
-        let builder = convert::result(&self.client, options, status).map_err(|err| errors::client(&err))?;
+    fn enqueue_result(
+        &self,
+        options: ResultOptions,
+        status: Option<ResultStatus>,
+    ) -> napi::Result<bool> {
+        let builder =
+            convert::result(&self.client, options, status).map_err(|err| errors::client(&err))?;
         Ok(builder.enqueue(&self.inner).is_ok())
     }
 
@@ -202,13 +212,19 @@ impl NativeBackground {
     /// most `timeoutMs` (default 30000); `true` if the queue was drained.
     #[napi]
     pub async fn flush(&self, timeout_ms: Option<f64>) -> bool {
-        self.inner.flush(timeout(timeout_ms, Duration::from_secs(30))).await
+        self.inner
+            .flush(timeout(timeout_ms, Duration::from_secs(30)))
+            .await
     }
 
     /// Closes the queue, delivers what is queued for at most `timeoutMs`
     /// (default 10000), reports what is left, and returns the final counters.
     #[napi]
     pub async fn shutdown(&self, timeout_ms: Option<f64>) -> BackgroundStatsView {
-        stats_view(self.inner.shutdown(timeout(timeout_ms, Duration::from_secs(10))).await)
+        stats_view(
+            self.inner
+                .shutdown(timeout(timeout_ms, Duration::from_secs(10)))
+                .await,
+        )
     }
 }

@@ -19,7 +19,6 @@ use crate::background::{BackgroundOptions, NativeBackground};
 use crate::convert::{self, NativeClientOptions, ReceiptOptions, ResultOptions, to_json};
 use crate::errors::{self, validation};
 
-
 fn done(result: Result<Value, Error>) -> napi::Result<Value> {
     result.map_err(|err| errors::client(&err))
 }
@@ -69,7 +68,10 @@ where
     T::Err: std::fmt::Display,
 {
     value
-        .map(|v| v.parse::<T>().map_err(|err| validation(param, err.to_string())))
+        .map(|v| {
+            v.parse::<T>()
+                .map_err(|err| validation(param, err.to_string()))
+        })
         .transpose()
 }
 
@@ -88,7 +90,10 @@ fn limit(value: Option<f64>) -> Result<Option<u32>, Error> {
             if n.is_finite() && n.fract() == 0.0 && (1.0..=1000.0).contains(&n) {
                 Ok(n as u32)
             } else {
-                Err(validation("limit", format!("must be a whole number from 1 to 1000, got {n}")))
+                Err(validation(
+                    "limit",
+                    format!("must be a whole number from 1 to 1000, got {n}"),
+                ))
             }
         })
         .transpose()
@@ -108,7 +113,11 @@ fn incident_filter(options: IncidentFilterOptions) -> Result<IncidentFilter, Err
     Ok(IncidentFilter {
         state: parse::<IncidentState>("state", options.state)?,
         kind: parse::<IncidentKind>("kind", options.kind)?,
-        provider: options.provider.as_deref().map(convert::provider).transpose()?,
+        provider: options
+            .provider
+            .as_deref()
+            .map(convert::provider)
+            .transpose()?,
         event_type: options.event_type,
         subject: options.subject,
         opened_after: time("opened_after", options.opened_after)?,
@@ -137,7 +146,8 @@ fn project_update(update: Value) -> Result<ProjectUpdate, Error> {
             }
             "defaultDeadlineSeconds" | "default_deadline_seconds" => {
                 let n = value.as_u64().and_then(|n| u32::try_from(n).ok());
-                out.default_deadline_seconds = Some(n.ok_or_else(|| bad("a whole number of seconds"))?);
+                out.default_deadline_seconds =
+                    Some(n.ok_or_else(|| bad("a whole number of seconds"))?);
             }
             "deadlinesByEventType" | "deadlines_by_event_type" => {
                 let map: BTreeMap<String, u32> = serde_json::from_value(value)
@@ -201,39 +211,53 @@ impl NativeClient {
         self.send_result(options, None).await
     }
 
-    async fn send_result(&self, options: ResultOptions, status: Option<ResultStatus>) -> napi::Result<Value> {
-        let builder = convert::result(&self.inner, options, status).map_err(|err| errors::client(&err))?;
+    async fn send_result(
+        &self,
+        options: ResultOptions,
+        status: Option<ResultStatus>,
+    ) -> napi::Result<Value> {
+        let builder =
+            convert::result(&self.inner, options, status).map_err(|err| errors::client(&err))?;
         done(async { convert::signal_response(&builder.send().await?) }.await)
     }
 
     /// One event with its timeline and incident.
     #[napi]
     pub async fn get_event(&self, provider: String, event_id: String) -> napi::Result<Value> {
-        done(async {
-            let provider = convert::provider(&provider)?;
-            to_json(&self.inner.get_event(provider, &event_id).await?)
-        }
-        .await)
+        done(
+            async {
+                let provider = convert::provider(&provider)?;
+                to_json(&self.inner.get_event(provider, &event_id).await?)
+            }
+            .await,
+        )
     }
 
     /// Searches events (support look-ups by customer).
     #[napi]
     pub async fn search_events(&self, filter: Option<EventFilterOptions>) -> napi::Result<Value> {
-        done(async {
-            let filter = event_filter(filter.unwrap_or_default())?;
-            to_json(&self.inner.search_events(&filter).await?)
-        }
-        .await)
+        done(
+            async {
+                let filter = event_filter(filter.unwrap_or_default())?;
+                to_json(&self.inner.search_events(&filter).await?)
+            }
+            .await,
+        )
     }
 
     /// Lists incidents, newest first, one page.
     #[napi]
-    pub async fn list_incidents(&self, filter: Option<IncidentFilterOptions>) -> napi::Result<Value> {
-        done(async {
-            let filter = incident_filter(filter.unwrap_or_default())?;
-            to_json(&self.inner.list_incidents(&filter).await?)
-        }
-        .await)
+    pub async fn list_incidents(
+        &self,
+        filter: Option<IncidentFilterOptions>,
+    ) -> napi::Result<Value> {
+        done(
+            async {
+                let filter = incident_filter(filter.unwrap_or_default())?;
+                to_json(&self.inner.list_incidents(&filter).await?)
+            }
+            .await,
+        )
     }
 
     /// One incident, its event and full timeline.
@@ -244,7 +268,11 @@ impl NativeClient {
 
     /// Requests a repair callback for an incident.
     #[napi]
-    pub async fn reprocess(&self, incident_id: String, note: Option<String>) -> napi::Result<Value> {
+    pub async fn reprocess(
+        &self,
+        incident_id: String,
+        note: Option<String>,
+    ) -> napi::Result<Value> {
         done(async { to_json(&self.inner.reprocess(&incident_id, note.as_deref()).await?) }.await)
     }
 
@@ -256,20 +284,29 @@ impl NativeClient {
 
     /// Creates a read-only, expiring proof link for an incident.
     #[napi]
-    pub async fn create_proof_link(&self, incident_id: String, expires_in_seconds: Option<f64>) -> napi::Result<Value> {
-        done(async {
-            let expires = expires_in_seconds
-                .map(|s| {
-                    if s.is_finite() && s.fract() == 0.0 && s >= 1.0 && s <= 1e9 {
-                        Ok(Duration::from_secs(s as u64))
-                    } else {
-                        Err(validation("expires_in_seconds", format!("must be a whole number of seconds, got {s}")))
-                    }
-                })
-                .transpose()?;
-            to_json(&self.inner.create_proof_link(&incident_id, expires).await?)
-        }
-        .await)
+    pub async fn create_proof_link(
+        &self,
+        incident_id: String,
+        expires_in_seconds: Option<f64>,
+    ) -> napi::Result<Value> {
+        done(
+            async {
+                let expires = expires_in_seconds
+                    .map(|s| {
+                        if s.is_finite() && s.fract() == 0.0 && (1.0..=1e9).contains(&s) {
+                            Ok(Duration::from_secs(s as u64))
+                        } else {
+                            Err(validation(
+                                "expires_in_seconds",
+                                format!("must be a whole number of seconds, got {s}"),
+                            ))
+                        }
+                    })
+                    .transpose()?;
+                to_json(&self.inner.create_proof_link(&incident_id, expires).await?)
+            }
+            .await,
+        )
     }
 
     /// The proof links of an incident.
@@ -296,11 +333,13 @@ impl NativeClient {
     /// Changes project settings.
     #[napi]
     pub async fn update_project(&self, update: Value) -> napi::Result<Value> {
-        done(async {
-            let update = project_update(update)?;
-            to_json(&self.inner.update_project(&update).await?)
-        }
-        .await)
+        done(
+            async {
+                let update = project_update(update)?;
+                to_json(&self.inner.update_project(&update).await?)
+            }
+            .await,
+        )
     }
 
     /// Rotates the signing secret; the new one is returned once.

@@ -93,11 +93,9 @@ pub struct ResultOptions {
 }
 
 fn duration_ms(field: &str, ms: f64) -> Result<Duration, Error> {
-    if !ms.is_finite() || ms < 0.0 || ms > 1e12 {
+    if !ms.is_finite() || !(0.0..=1e12).contains(&ms) {
         return Err(Error::Config {
-            message: format!(
-                "{field} must be a number of milliseconds from 0 to 10^12, got {ms}"
-            ),
+            message: format!("{field} must be a number of milliseconds from 0 to 10^12, got {ms}"),
         });
     }
     Ok(Duration::from_secs_f64(ms / 1000.0))
@@ -115,7 +113,10 @@ fn whole(field: &str, value: f64, min: f64, max: f64) -> Result<u32, String> {
 }
 
 /// Applies the JavaScript retry options on top of `base`.
-pub fn retry_config(base: RetryConfig, options: Option<&RetryOptions>) -> Result<RetryConfig, Error> {
+pub fn retry_config(
+    base: RetryConfig,
+    options: Option<&RetryOptions>,
+) -> Result<RetryConfig, Error> {
     let Some(options) = options else {
         return Ok(base);
     };
@@ -186,7 +187,11 @@ fn metadata(value: Option<Value>) -> Result<Option<JsonObject>, Error> {
 
 /// The receipt builder for these options.
 pub fn receipt(sp: &Client, options: ReceiptOptions) -> Result<ReceiptBuilder, Error> {
-    let mut builder = sp.receipt(provider(&options.provider)?, options.event_id, options.event_type);
+    let mut builder = sp.receipt(
+        provider(&options.provider)?,
+        options.event_id,
+        options.event_type,
+    );
     if let Some(subject) = options.subject {
         builder = builder.subject(subject);
     }
@@ -203,7 +208,10 @@ pub fn receipt(sp: &Client, options: ReceiptOptions) -> Result<ReceiptBuilder, E
     }
     if let Some(at) = options.occurred_at {
         let at = Timestamp::parse_rfc3339(&at).map_err(|err| {
-            validation("occurred_at", format!("must be an RFC 3339 time or a Date: {err}"))
+            validation(
+                "occurred_at",
+                format!("must be an RFC 3339 time or a Date: {err}"),
+            )
         })?;
         builder = builder.occurred_at(at);
     }

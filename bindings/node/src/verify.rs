@@ -21,8 +21,11 @@ pub fn native_verify_repair_request(
     secrets: Vec<String>,
 ) -> napi::Result<Value> {
     match verify_repair_request(&body, &headers, &secrets) {
-        Ok(callback) => serde_json::to_value(&callback)
-            .map_err(|err| errors::to_napi(json!({"kind": "decode", "type": "decode_error", "message": err.to_string()}))),
+        Ok(callback) => serde_json::to_value(&callback).map_err(|err| {
+            errors::to_napi(
+                json!({"kind": "decode", "type": "decode_error", "message": err.to_string()}),
+            )
+        }),
         Err(err) => Err(match &err {
             // Name the precise cause of a signature failure, not `signature`.
             RepairCallbackError::Signature(inner) => {

@@ -1,0 +1,12 @@
+import SendPromptly, { stripe, verifyRepairRequest, InvalidSignatureError, type SignalResponse } from '../index'
+const sp = new SendPromptly({ apiKey: 'sp_x', baseUrl: 'http://x', retry: { totalBudgetMs: 1000 } })
+async function f(): Promise<SignalResponse> {
+  const ev = stripe.verify(new Uint8Array(), 'h', 's', { tolerance: 10 })
+  const cb = verifyRepairRequest('x', new Headers(), ['a'])
+  await sp.success({ provider: cb.event.provider, eventId: cb.event.event_id, reprocessId: cb.reprocess_id })
+  const bg = sp.background({ onDrop: (d) => console.log(d.reason, d.error?.requestId) })
+  bg.receipt({ provider: 'stripe', eventId: ev.id, eventType: ev.type, occurredAt: new Date() })
+  return sp.receipt({ provider: 'stripe', eventId: ev.id, eventType: ev.type, metadata: { a: 1 } })
+}
+try {} catch (e) { if (e instanceof InvalidSignatureError) console.log(e.code, e.category) }
+f()
