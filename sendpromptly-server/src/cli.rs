@@ -225,7 +225,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     let common = config::resolve_common(&cli.global, &file)?;
     init_logging(common.log_format);
     if let Command::Listen(args) = &cli.command {
-        return crate::listen::run(args).await.map_err(|e| CliError(e.to_string()));
+        return crate::listen::run(args)
+            .await
+            .map_err(|e| CliError(e.to_string()));
     }
     let store = open_store_with(&common.database_url, common.pool).await?;
     store.migrate().await?;
@@ -306,11 +308,13 @@ async fn project(
         } => {
             if let Some(url) = &repair_url {
                 crate::api::project::validate_outbound_url(
-                    crate::outbound::OutboundPolicy { allow_private: true },
+                    crate::outbound::OutboundPolicy {
+                        allow_private: true,
+                    },
                     "repair_url",
                     url,
                 )
-                    .map_err(|e| CliError(e.to_string()))?;
+                .map_err(|e| CliError(e.to_string()))?;
             }
             let name = name.trim();
             if name.is_empty() || name.len() > 100 {

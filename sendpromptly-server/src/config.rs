@@ -270,7 +270,8 @@ pub fn resolve_common(global: &GlobalArgs, file: &FileConfig) -> Result<CommonCo
 /// Resolves `serve`'s settings: flag or env, then file, then default.
 pub fn resolve_server(args: &ServeArgs, file: &FileConfig) -> Result<ServerConfig, ConfigError> {
     let mut config = ServerConfig::default();
-    config.outbound.allow_private = args.allow_private_urls || file.allow_private_urls.unwrap_or(false);
+    config.outbound.allow_private =
+        args.allow_private_urls || file.allow_private_urls.unwrap_or(false);
     if let Some(listen) = args.listen.or(file.listen) {
         config.listen = listen;
     }

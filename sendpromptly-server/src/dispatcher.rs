@@ -31,7 +31,9 @@ pub fn http_client(state: &AppState) -> reqwest::Result<reqwest::Client> {
         .connect_timeout(state.config().callback_connect_timeout)
         .timeout(state.config().callback_timeout)
         .user_agent(USER_AGENT)
-        .dns_resolver(Arc::new(crate::outbound::GuardedResolver::new(state.config().outbound)))
+        .dns_resolver(Arc::new(crate::outbound::GuardedResolver::new(
+            state.config().outbound,
+        )))
         .build()
 }
 

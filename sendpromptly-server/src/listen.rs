@@ -49,7 +49,8 @@ struct Listener {
 
 /// Runs until Ctrl-C.
 pub async fn run(args: &ListenArgs) -> Result<(), ListenError> {
-    let secret = SigningSecret::parse(&args.secret).map_err(|e| ListenError::Secret(e.to_string()))?;
+    let secret =
+        SigningSecret::parse(&args.secret).map_err(|e| ListenError::Secret(e.to_string()))?;
     let status = StatusCode::from_u16(args.status).map_err(|_| ListenError::Status(args.status))?;
     let state = Arc::new(Listener { secret, status });
     let app = axum::Router::new()
@@ -58,7 +59,10 @@ pub async fn run(args: &ListenArgs) -> Result<(), ListenError> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| ListenError::Bind(args.listen, e))?;
-    println!("listening for repair callbacks on http://{}/repair (Ctrl-C to stop)", args.listen);
+    println!(
+        "listening for repair callbacks on http://{}/repair (Ctrl-C to stop)",
+        args.listen
+    );
     let _ = axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
@@ -67,8 +71,17 @@ pub async fn run(args: &ListenArgs) -> Result<(), ListenError> {
     Ok(())
 }
 
-async fn receive(State(state): State<Arc<Listener>>, headers: HeaderMap, body: Bytes) -> (StatusCode, String) {
-    let verified = verify_repair_request(&body, &headers, std::slice::from_ref(&state.secret), SystemClock.now());
+async fn receive(
+    State(state): State<Arc<Listener>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, String) {
+    let verified = verify_repair_request(
+        &body,
+        &headers,
+        std::slice::from_ref(&state.secret),
+        SystemClock.now(),
+    );
     match verified {
         Ok(callback) => {
             println!(
@@ -81,8 +94,14 @@ async fn receive(State(state): State<Arc<Listener>>, headers: HeaderMap, body: B
                 callback.event.event_id,
                 callback.event.subject.as_deref().unwrap_or("-"),
             );
-            println!("  report the repair with: reprocess_id={}", callback.reprocess_id);
-            (state.status, format!("{{\"received\":\"{}\"}}", callback.reprocess_id))
+            println!(
+                "  report the repair with: reprocess_id={}",
+                callback.reprocess_id
+            );
+            (
+                state.status,
+                format!("{{\"received\":\"{}\"}}", callback.reprocess_id),
+            )
         }
         Err(err) => {
             println!("REJECTED a request: {err}");

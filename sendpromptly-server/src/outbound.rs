@@ -28,7 +28,9 @@ pub enum OutboundError {
     #[error("{0} is a link-local, metadata or otherwise unroutable address and is always refused")]
     Forbidden(IpAddr),
     /// The address is private or loopback and the operator has not allowed those.
-    #[error("{0} is a private or loopback address; the operator must start the server with --allow-private-urls to reach it")]
+    #[error(
+        "{0} is a private or loopback address; the operator must start the server with --allow-private-urls to reach it"
+    )]
     Private(IpAddr),
     /// The name resolved to no allowed address.
     #[error("`{0}` resolves to no address SendPromptly may call")]
@@ -135,9 +137,12 @@ impl reqwest::dns::Resolve for GuardedResolver {
         Box::pin(async move {
             let host = name.as_str().to_owned();
             let found = tokio::net::lookup_host((host.as_str(), 0)).await?;
-            let allowed: Vec<SocketAddr> = found.filter(|addr| policy.check_ip(addr.ip()).is_ok()).collect();
+            let allowed: Vec<SocketAddr> = found
+                .filter(|addr| policy.check_ip(addr.ip()).is_ok())
+                .collect();
             if allowed.is_empty() {
-                return Err(Box::new(OutboundError::NoAllowedAddress(host)) as Box<dyn std::error::Error + Send + Sync>);
+                return Err(Box::new(OutboundError::NoAllowedAddress(host))
+                    as Box<dyn std::error::Error + Send + Sync>);
             }
             Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
         })
@@ -148,8 +153,12 @@ impl reqwest::dns::Resolve for GuardedResolver {
 mod tests {
     use super::*;
 
-    const STRICT: OutboundPolicy = OutboundPolicy { allow_private: false };
-    const LAX: OutboundPolicy = OutboundPolicy { allow_private: true };
+    const STRICT: OutboundPolicy = OutboundPolicy {
+        allow_private: false,
+    };
+    const LAX: OutboundPolicy = OutboundPolicy {
+        allow_private: true,
+    };
 
     #[test]
     fn metadata_and_link_local_are_always_refused() {
@@ -161,7 +170,10 @@ mod tests {
             "http://100.100.100.200/",
             "http://[fd00:ec2::254]/",
         ] {
-            assert!(matches!(LAX.check_url(url), Err(OutboundError::Forbidden(_))), "{url}");
+            assert!(
+                matches!(LAX.check_url(url), Err(OutboundError::Forbidden(_))),
+                "{url}"
+            );
         }
     }
 
@@ -177,17 +189,33 @@ mod tests {
             "http://[::1]/",
             "http://[fd12::1]/",
         ] {
-            assert!(matches!(STRICT.check_url(url), Err(OutboundError::Private(_))), "{url}");
+            assert!(
+                matches!(STRICT.check_url(url), Err(OutboundError::Private(_))),
+                "{url}"
+            );
             assert!(LAX.check_url(url).is_ok(), "{url}");
         }
     }
 
     #[test]
     fn public_and_malformed() {
-        assert!(STRICT.check_url("https://app.example.com/sendpromptly/repair").is_ok());
+        assert!(
+            STRICT
+                .check_url("https://app.example.com/sendpromptly/repair")
+                .is_ok()
+        );
         assert!(STRICT.check_url("https://93.184.216.34/").is_ok());
-        assert!(matches!(STRICT.check_url("ftp://example.com/"), Err(OutboundError::NotHttp(_))));
-        assert!(matches!(STRICT.check_url("not a url"), Err(OutboundError::NotHttp(_))));
-        assert_eq!(STRICT.check_url("https://u:p@example.com/"), Err(OutboundError::Credentials));
+        assert!(matches!(
+            STRICT.check_url("ftp://example.com/"),
+            Err(OutboundError::NotHttp(_))
+        ));
+        assert!(matches!(
+            STRICT.check_url("not a url"),
+            Err(OutboundError::NotHttp(_))
+        ));
+        assert_eq!(
+            STRICT.check_url("https://u:p@example.com/"),
+            Err(OutboundError::Credentials)
+        );
     }
 }

@@ -39,7 +39,9 @@ pub struct TestServer {
 pub fn test_config() -> ServerConfig {
     ServerConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        outbound: crate::outbound::OutboundPolicy { allow_private: true },
+        outbound: crate::outbound::OutboundPolicy {
+            allow_private: true,
+        },
         sweep_interval: Duration::from_millis(20),
         dispatch_interval: Duration::from_millis(20),
         callback_timeout: Duration::from_secs(5),
