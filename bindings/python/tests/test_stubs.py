@@ -16,7 +16,7 @@ def test_stubtest() -> None:
     assert (package / "py.typed").exists()
     assert (package / "_native.pyi").exists()
     run = subprocess.run(
-        [sys.executable, "-m", "mypy.stubtest", "sendpromptly", "--ignore-missing-stub"],
+        [sys.executable, "-m", "mypy.stubtest", "sendpromptly"],
         capture_output=True,
         text=True,
         timeout=300,

@@ -13,6 +13,28 @@ _Json = Dict[str, Any]
 _Target = Union["RepairCallback", "ShopifyDelivery", Dict[str, Any]]
 _EventSource = Union["ShopifyDelivery", Dict[str, Any]]
 
+__all__ = [
+    "__version__",
+    "USER_AGENT",
+    "Client",
+    "AsyncClient",
+    "SignalResponse",
+    "RetryOn",
+    "RetryConfig",
+    "BackgroundConfig",
+    "Background",
+    "BackgroundStats",
+    "DroppedSignal",
+    "RepairCallback",
+    "RepairCallbackEvent",
+    "ShopifyDelivery",
+    "Pending",
+    "new_idempotency_key",
+    "verify_repair_request",
+    "stripe_verify",
+    "shopify_verify",
+]
+
 __version__: str
 USER_AGENT: str
 
