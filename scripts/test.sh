@@ -7,7 +7,8 @@
 #   1. the Rust workspace tests (core, server, client, cross-crate e2e);
 #   2. the PostgreSQL suites on a throwaway cluster (scripts/test-postgres.sh);
 #   3. the console's browser tests in headless Chromium (scripts/test-browser.sh);
-#   4. a short run of every fuzz target (FUZZ_SECONDS each, default 5).
+#   4. the Node package's tests (scripts/test-node.sh);
+#   5. a short run of every fuzz target (FUZZ_SECONDS each, default 5).
 #
 # Settings (environment):
 #   SENDPROMPTLY_VENV      where the virtualenv lives (default .venv)
@@ -37,6 +38,9 @@ scripts/test-postgres.sh
 
 step "Console: browser tests in headless Chromium"
 scripts/test-browser.sh
+
+step "Node package: npm install, drift check of the generated types, node --test"
+scripts/test-node.sh
 
 fuzz_seconds="${FUZZ_SECONDS:-5}"
 if [[ "$fuzz_seconds" != "0" ]]; then
