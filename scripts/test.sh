@@ -7,8 +7,9 @@
 #   1. the Rust workspace tests (core, server, client, cross-crate e2e);
 #   2. the PostgreSQL suites on a throwaway cluster (scripts/test-postgres.sh);
 #   3. the console's browser tests in headless Chromium (scripts/test-browser.sh);
-#   4. the Node package's tests (scripts/test-node.sh);
-#   5. a short run of every fuzz target (FUZZ_SECONDS each, default 5).
+#   4. the Python package's tests (scripts/test-python.sh);
+#   5. the Node package's tests (scripts/test-node.sh);
+#   6. a short run of every fuzz target (FUZZ_SECONDS each, default 5).
 #
 # Settings (environment):
 #   SENDPROMPTLY_VENV      where the virtualenv lives (default .venv)
@@ -30,14 +31,17 @@ fi
 export SENDPROMPTLY_PYTHON="$venv/bin/python"
 export SENDPROMPTLY_REQUIRE_INTEROP=1
 
-step "Rust tests (workspace default members)"
-cargo test --workspace --locked
+step "Rust tests (the workspace's default members: no binding crates)"
+cargo test --locked
 
 step "PostgreSQL: conformance suite and several instances on one database"
 scripts/test-postgres.sh
 
 step "Console: browser tests in headless Chromium"
 scripts/test-browser.sh
+
+step "Python package: pip install, pytest, stubtest"
+scripts/test-python.sh
 
 step "Node package: npm install, drift check of the generated types, node --test"
 scripts/test-node.sh
