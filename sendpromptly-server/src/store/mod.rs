@@ -24,6 +24,7 @@ use sendpromptly_core::model::{
 use sendpromptly_core::retry::NextStep;
 use serde::{Deserialize, Serialize};
 
+mod codec;
 pub mod conformance;
 pub mod migrations;
 pub mod postgres;

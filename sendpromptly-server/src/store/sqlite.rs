@@ -23,10 +23,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sendpromptly_core::Timestamp;
-use sendpromptly_core::ids;
 use sendpromptly_core::machine::{
     self, AttemptReport, Command, Context, Effect, EventRecord, Transition, TransitionError,
 };
@@ -38,6 +35,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
 
+use super::codec::*;
 use super::migrations::{self, AppliedMigration, MIGRATIONS_TABLE};
 use super::{
     ApiKey, Applied, DailyActivity, DeliveryJob, EventFilter, IdempotencyBegin, IncidentCounts,
@@ -133,124 +131,6 @@ impl SqliteStore {
     async fn write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
-}
-
-// ---------------------------------------------------------------------------
-// Conversions
-
-fn ms(t: Timestamp) -> i64 {
-    t.unix_millis()
-}
-
-fn ts(millis: i64) -> Timestamp {
-    Timestamp::from_unix_millis(millis)
-}
-
-fn duration_millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-fn to_u32(value: i64, what: &str) -> StoreResult<u32> {
-    u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what} out of range: {value}")))
-}
-
-fn decode_record(json: &str) -> StoreResult<EventRecord> {
-    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("event record: {e}")))
-}
-
-fn encode_record(record: &EventRecord) -> StoreResult<String> {
-    serde_json::to_string(record).map_err(|e| StoreError::Corrupt(format!("event record: {e}")))
-}
-
-fn encode_json<T: serde::Serialize>(value: &T, what: &str) -> StoreResult<String> {
-    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
-}
-
-fn is_unique_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
-}
-
-fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.is_foreign_key_violation())
-}
-
-/// Maps a failed insert: uniqueness → `Conflict(conflict)`, a missing
-/// referenced row → `NotFound(missing)`, anything else → `Database`.
-fn insert_error(err: sqlx::Error, conflict: &str, missing: &'static str) -> StoreError {
-    if is_unique_violation(&err) {
-        StoreError::Conflict(conflict.to_owned())
-    } else if is_foreign_key_violation(&err) {
-        StoreError::NotFound(missing)
-    } else {
-        StoreError::Database(err)
-    }
-}
-
-/// A `LIKE` pattern matching `text` anywhere, with `\`, `%` and `_`
-/// escaped (use with `ESCAPE '\'`). SQLite's `LIKE` ignores ASCII case.
-fn contains_pattern(text: &str) -> String {
-    let mut pattern = String::with_capacity(text.len() + 2);
-    pattern.push('%');
-    for c in text.chars() {
-        if matches!(c, '\\' | '%' | '_') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
-}
-
-const MILLIS_PER_DAY: i64 = 86_400_000;
-
-fn day_of(days_since_epoch: i64) -> StoreResult<chrono::NaiveDate> {
-    chrono::DateTime::from_timestamp(days_since_epoch * 86_400, 0)
-        .map(|t| t.date_naive())
-        .ok_or_else(|| StoreError::Corrupt(format!("day out of range: {days_since_epoch}")))
-}
-
-fn to_u64(value: i64) -> u64 {
-    u64::try_from(value).unwrap_or(0)
-}
-
-fn clamp_limit(limit: u32) -> u32 {
-    limit.clamp(1, 100)
-}
-
-fn encode_cursor(raw: &str) -> String {
-    URL_SAFE_NO_PAD.encode(raw)
-}
-
-/// Decodes an opaque cursor; anything unreadable is `NotFound("cursor")`.
-fn decode_cursor(cursor: &str, tag: &str) -> StoreResult<String> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(cursor)
-        .map_err(|_| StoreError::NotFound("cursor"))?;
-    let text = String::from_utf8(bytes).map_err(|_| StoreError::NotFound("cursor"))?;
-    text.strip_prefix(tag)
-        .map(str::to_owned)
-        .ok_or(StoreError::NotFound("cursor"))
-}
-
-fn events_cursor(pk: i64) -> String {
-    encode_cursor(&format!("e:{pk}"))
-}
-
-fn parse_events_cursor(cursor: &str) -> StoreResult<i64> {
-    decode_cursor(cursor, "e:")?
-        .parse()
-        .map_err(|_| StoreError::NotFound("cursor"))
-}
-
-fn incidents_cursor(opened_at: i64, id: &str) -> String {
-    encode_cursor(&format!("i:{opened_at}:{id}"))
-}
-
-fn parse_incidents_cursor(cursor: &str) -> StoreResult<(i64, String)> {
-    let raw = decode_cursor(cursor, "i:")?;
-    let (at, id) = raw.split_once(':').ok_or(StoreError::NotFound("cursor"))?;
-    let at = at.parse().map_err(|_| StoreError::NotFound("cursor"))?;
-    Ok((at, id.to_owned()))
 }
 
 // ---------------------------------------------------------------------------
@@ -534,10 +414,6 @@ const SWEEP_SELECT: &str = "SELECT pk, project_id, record, due_at FROM events \
 const CLAIM_SELECT: &str = "SELECT reprocess_id, project_id, incident_id, event_pk, attempts \
      FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ? \
      AND (lease_until IS NULL OR lease_until <= ?) ORDER BY next_attempt_at LIMIT ?";
-
-fn new_incident_id(now: Timestamp) -> String {
-    ids::new_id(ids::INCIDENT, now, &mut rand::thread_rng())
-}
 
 async fn read_timeline(conn: &mut SqliteConnection, pk: i64) -> StoreResult<Vec<TimelineEntry>> {
     let rows =
