@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::metrics::Metrics;
+use crate::ratelimit::KeyedBuckets;
 use crate::store::Store;
 
 /// Shared state of a running server; cheap to clone.
@@ -26,6 +27,7 @@ struct Inner {
     public_url: String,
     metrics: Metrics,
     dispatcher_wakeup: Notify,
+    rate_limits: Option<KeyedBuckets>,
 }
 
 impl AppState {
@@ -36,8 +38,10 @@ impl AppState {
         config: ServerConfig,
         public_url: String,
     ) -> Self {
+        let rate_limits = config.api_rate_limit.map(KeyedBuckets::new);
         AppState {
             inner: Arc::new(Inner {
+                rate_limits,
                 store,
                 clock,
                 config,
@@ -61,6 +65,15 @@ impl AppState {
     /// The server settings.
     pub fn config(&self) -> &ServerConfig {
         &self.inner.config
+    }
+
+    /// Takes one request from `key_id`'s rate-limit bucket; `Err(wait)` when
+    /// the key is over its limit.
+    pub fn take_rate_token(&self, key_id: &str) -> Result<(), std::time::Duration> {
+        match &self.inner.rate_limits {
+            Some(buckets) => buckets.take(key_id, std::time::Instant::now()),
+            None => Ok(()),
+        }
     }
 
     /// The metrics.

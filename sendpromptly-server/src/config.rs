@@ -83,6 +83,12 @@ pub struct ServeArgs {
     /// How long one instance's claim on a repair callback lasts, in seconds; after it, another instance may send it (default 60, at least twice the callback timeout).
     #[arg(long, env = "SENDPROMPTLY_CALLBACK_LEASE_SECONDS")]
     pub callback_lease_seconds: Option<u64>,
+    /// Sustained API requests per second allowed per API key, per instance (default 200; 0 turns the limit off).
+    #[arg(long, env = "SENDPROMPTLY_API_RATE_LIMIT")]
+    pub api_rate_limit: Option<u32>,
+    /// API requests one key may send at once after an idle period (default 1000).
+    #[arg(long, env = "SENDPROMPTLY_API_RATE_BURST")]
+    pub api_rate_burst: Option<u32>,
 }
 
 /// The TOML file: the same settings as the flags, snake_case.
@@ -113,6 +119,10 @@ pub struct FileConfig {
     pub callback_retry_delays: Option<Vec<u64>>,
     /// See `--callback-lease-seconds`.
     pub callback_lease_seconds: Option<u64>,
+    /// See `--api-rate-limit`.
+    pub api_rate_limit: Option<u32>,
+    /// See `--api-rate-burst`.
+    pub api_rate_burst: Option<u32>,
 }
 
 /// Why the configuration could not be loaded.
@@ -196,6 +206,8 @@ pub struct ServerConfig {
     pub callback_lease: Duration,
     /// How long in-flight requests get to finish on shutdown.
     pub shutdown_grace: Duration,
+    /// The per-API-key rate limit; `None` turns it off.
+    pub api_rate_limit: Option<crate::ratelimit::RateLimit>,
 }
 
 impl Default for ServerConfig {
@@ -216,6 +228,7 @@ impl Default for ServerConfig {
             callback_schedule: CallbackSchedule::default(),
             callback_lease: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(10),
+            api_rate_limit: Some(crate::ratelimit::RateLimit::default()),
         }
     }
 }
@@ -337,5 +350,19 @@ pub fn resolve_server(args: &ServeArgs, file: &FileConfig) -> Result<ServerConfi
         }
         config.callback_lease = lease;
     }
+    let mut limit = crate::ratelimit::RateLimit::default();
+    if let Some(per_second) = args.api_rate_limit.or(file.api_rate_limit) {
+        limit.per_second = per_second;
+    }
+    if let Some(burst) = args.api_rate_burst.or(file.api_rate_burst) {
+        if burst == 0 {
+            return Err(ConfigError::Invalid {
+                name: "api_rate_burst",
+                message: "must be at least 1".into(),
+            });
+        }
+        limit.burst = burst;
+    }
+    config.api_rate_limit = (limit.per_second > 0).then_some(limit);
     Ok(config)
 }

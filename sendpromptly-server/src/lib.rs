@@ -23,6 +23,7 @@ pub mod listen;
 pub mod metrics;
 pub mod outbound;
 pub mod provision;
+pub mod ratelimit;
 pub mod render;
 pub mod secrets;
 pub mod server;

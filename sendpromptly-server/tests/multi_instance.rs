@@ -83,6 +83,8 @@ impl Instance {
             ])
             .args(["--callback-concurrency", &CALLBACK_CONCURRENCY.to_string()])
             .env("SENDPROMPTLY_LOG", "warn")
+            // Throughput and load, not the per-key limit (tests/abuse.rs), are measured here.
+            .env("SENDPROMPTLY_API_RATE_LIMIT", "0")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))

@@ -105,7 +105,8 @@ async fn request_id(request: Request, next: Next) -> Response {
     response
 }
 
-/// Resolves `Authorization: Bearer sp_…` to a [`extract::Caller`], or 401.
+/// Resolves `Authorization: Bearer sp_…` to a [`extract::Caller`], or 401;
+/// 429 with `Retry-After` when the key is over its rate limit.
 async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let authorization = request
         .headers()
@@ -113,6 +114,13 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
         .map(|value| value.to_str().map(str::to_owned));
     match caller_of(&state, authorization).await {
         Ok(caller) => {
+            if let Err(wait) = state.take_rate_token(&caller.key_id) {
+                let retry_after_seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                return ApiError::RateLimited {
+                    retry_after_seconds: retry_after_seconds.max(1),
+                }
+                .into_response();
+            }
             request.extensions_mut().insert(caller);
             next.run(request).await
         }
