@@ -15,6 +15,8 @@ pub const INCIDENT: &str = "inc_";
 pub const REPROCESS: &str = "rep_";
 /// Prefix of proof link ids.
 pub const PROOF_LINK: &str = "prf_";
+/// Reprocess batches.
+pub const REPROCESS_BATCH: &str = "rpb_";
 /// Prefix of project ids.
 pub const PROJECT: &str = "prj_";
 /// Prefix of API key ids (the id, not the secret key).

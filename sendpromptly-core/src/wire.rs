@@ -366,6 +366,141 @@ pub struct ProjectUpdate {
     pub proof_show_metadata: Option<bool>,
 }
 
+/// Body of `POST /v1/reprocess-batches`: which incidents (an explicit
+/// `incident_ids` list, or a filter; both is an error), whether to only plan
+/// (`dry_run`), and the pacing.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ReprocessBatchRequest {
+    /// Explicit `inc_` ids (at most 10 000); excludes the filter fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_ids: Option<Vec<String>>,
+    /// Only incidents in this state (`open`, `reprocessing`, `resolved`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<IncidentState>,
+    /// Only this kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<IncidentKind>,
+    /// Only this provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<Provider>,
+    /// Only this event type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
+    /// Only this subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Only incidents opened at or after this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opened_after: Option<Timestamp>,
+    /// Only incidents opened before this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opened_before: Option<Timestamp>,
+    /// Plan only: answer 200 with what would be sent, send nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Repair callbacks started per second (0.01 – 1000, default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_per_second: Option<f64>,
+    /// At most this many of the batch's callbacks in flight (1 – 100, default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u32>,
+    /// A note added to each incident's timeline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// One incident of a batch (or of a plan) and where it stands.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReprocessBatchItem {
+    /// The `inc_` id.
+    pub incident_id: String,
+    /// Its event type.
+    pub event_type: Option<String>,
+    /// Its subject.
+    pub subject: Option<String>,
+    /// `pending` (will be sent), `skipped`, `cancelled`, `sent` (callback
+    /// being delivered), `delivered`, `failed` (delivery gave up) or `resolved`.
+    pub state: String,
+    /// Why it is skipped: `callback_in_flight`, `incident_resolved`,
+    /// `no_repair_url`, `incident_not_found`.
+    pub reason: Option<String>,
+    /// The `rep_` id once sent.
+    pub reprocess_id: Option<String>,
+}
+
+/// Answer of a dry run: what a batch with this request would do.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReprocessBatchPlan {
+    /// Always true.
+    pub dry_run: bool,
+    /// Incidents selected.
+    pub total: u64,
+    /// How many would get a repair callback.
+    pub to_send: u64,
+    /// How many would be skipped.
+    pub skipped: u64,
+    /// Incidents to send, by event type (`""` for none).
+    pub by_event_type: BTreeMap<String, u64>,
+    /// Skipped incidents, by reason.
+    pub skipped_by_reason: BTreeMap<String, u64>,
+    /// The first 50 selected incidents (state `pending` or `skipped`).
+    pub incidents: Vec<ReprocessBatchItem>,
+}
+
+/// A batch's progress, derived from its items and their incidents.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReprocessBatchCounts {
+    /// Incidents in the batch.
+    pub total: u64,
+    /// Not sent yet.
+    pub pending: u64,
+    /// Skipped (see the items' reasons).
+    pub skipped: u64,
+    /// Not sent because the batch was cancelled.
+    pub cancelled: u64,
+    /// Repair callbacks requested (includes delivered, failed and in flight).
+    pub sent: u64,
+    /// Sent callbacks still being delivered.
+    pub in_flight: u64,
+    /// Sent callbacks that got a 2xx.
+    pub delivered: u64,
+    /// Sent callbacks whose delivery gave up.
+    pub failed: u64,
+    /// Sent incidents now resolved.
+    pub resolved: u64,
+}
+
+/// A reprocess batch (`POST /v1/reprocess-batches` answers 202 with it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReprocessBatchView {
+    /// The `rpb_` id.
+    pub id: String,
+    /// `running`, `completed` or `cancelled`.
+    pub state: String,
+    /// Callbacks started per second.
+    pub rate_per_second: f64,
+    /// Callbacks of this batch in flight at most.
+    pub concurrency: u32,
+    /// Who started it (`console:…`, `api_key:…`).
+    pub started_by: String,
+    /// The note on each timeline.
+    pub note: Option<String>,
+    /// When it was started.
+    pub created_at: Timestamp,
+    /// When it completed or was cancelled.
+    pub finished_at: Option<Timestamp>,
+    /// Progress.
+    pub counts: ReprocessBatchCounts,
+    /// The first 100 items, in batch order.
+    pub items: Vec<ReprocessBatchItem>,
+}
+
 /// Tells "absent" (outer `None`, via `default`) from "null" (`Some(None)`).
 fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
     deserializer: D,

@@ -98,6 +98,9 @@ async fn dispatch_due(state: &AppState, http: &reqwest::Client, permits: &Arc<Se
 pub async fn deliver(state: &AppState, http: &reqwest::Client, job: DeliveryJob) {
     let (report, class, retry_after) = attempt(state, http, &job).await;
     let now = state.now();
+    if matches!(report.status, Some(429 | 503)) {
+        crate::pacer::slow_down(state, &job.reprocess_id, now, retry_after).await;
+    }
     let schedule = &state.config().callback_schedule;
     let next = schedule.next_step(job.attempt, class, retry_after, rand::random::<f64>(), now);
     state.metrics().callback_attempt(match next {

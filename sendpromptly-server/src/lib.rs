@@ -22,6 +22,7 @@ pub mod error;
 pub mod listen;
 pub mod metrics;
 pub mod outbound;
+pub mod pacer;
 pub mod provision;
 pub mod ratelimit;
 pub mod render;

@@ -44,16 +44,19 @@ fn body_for(method: &Method, path: &str) -> Option<Value> {
         "/v1/incidents/{id}/reprocess" => json!({"note": "not yours"}),
         "/v1/incidents/{id}/proof-links" => json!({"expires_in_seconds": 3600}),
         "/v1/project" => json!({"default_deadline_seconds": 900}),
+        "/v1/reprocess-batches" => json!({"event_type": "invoice.paid", "dry_run": true}),
         _ => json!({}),
     })
 }
 
 /// Fills `{…}` placeholders with project A's ids.
-fn fill(path: &str, incident: &str, proof_link: &str) -> String {
+fn fill(path: &str, incident: &str, proof_link: &str, batch: &str) -> String {
     let mut filled = path.replace("{provider}", "stripe");
     filled = filled.replace("{event_id}", "evt_secret_a");
     filled = if filled.starts_with("/v1/proof-links/") {
         filled.replace("{id}", proof_link)
+    } else if filled.starts_with("/v1/reprocess-batches/") {
+        filled.replace("{id}", batch)
     } else {
         filled.replace("{id}", incident)
     };
@@ -89,6 +92,15 @@ async fn every_operation_with_another_projects_key_answers_404_and_leaks_nothing
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
     let proof_link = r.json["id"].as_str().unwrap().to_owned();
+    let r = a
+        .post(
+            "/v1/reprocess-batches",
+            json!({"incident_ids": [incident], "rate_per_second": 0.01}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let batch = r.json["id"].as_str().unwrap().to_owned();
+    let before_batch = a.get(&format!("/v1/reprocess-batches/{batch}")).await.json;
     let before_incident = a.get(&format!("/v1/incidents/{incident}")).await.json;
     let before_project = a.get("/v1/project").await.json;
     let before_links = a
@@ -103,6 +115,7 @@ async fn every_operation_with_another_projects_key_answers_404_and_leaks_nothing
     let secrets = [
         incident.as_str(),
         proof_link.as_str(),
+        batch.as_str(),
         "evt_secret_a",
         "cus_secret_a",
         "meta_secret_a",
@@ -114,7 +127,7 @@ async fn every_operation_with_another_projects_key_answers_404_and_leaks_nothing
     assert!(operations.len() >= 14, "{operations:?}");
     let mut by_id = 0;
     for (method, path) in &operations {
-        let filled = fill(path, &incident, &proof_link);
+        let filled = fill(path, &incident, &proof_link, &batch);
         let body = body_for(method, path);
         let r = b.send(method.clone(), &filled, body.as_ref(), &[]).await;
         let what = format!("{method} {filled} with project B's key");
@@ -134,6 +147,7 @@ async fn every_operation_with_another_projects_key_answers_404_and_leaks_nothing
                 path,
                 "inc_00000000000000000000000000",
                 "prf_00000000000000000000000000",
+                "rpb_00000000000000000000000000",
             )
             .replace("evt_secret_a", "evt_nowhere");
             let u = b.send(method.clone(), &unknown, body.as_ref(), &[]).await;
@@ -165,6 +179,13 @@ async fn every_operation_with_another_projects_key_answers_404_and_leaks_nothing
         before_incident
     );
     assert_eq!(a.get("/v1/project").await.json, before_project);
+    // (It may have completed meanwhile: its only item is skipped.)
+    let after_batch = a.get(&format!("/v1/reprocess-batches/{batch}")).await.json;
+    assert_ne!(
+        after_batch["state"], "cancelled",
+        "project B cancelled A's batch"
+    );
+    assert_eq!(after_batch["counts"], before_batch["counts"]);
     assert_eq!(
         a.get(&format!("/v1/incidents/{incident}/proof-links"))
             .await
@@ -210,7 +231,12 @@ async fn a_revoked_key_is_refused_by_every_operation_at_once() {
         .await
         .unwrap();
     for (method, path) in operations() {
-        let filled = fill(&path, &incident, "prf_00000000000000000000000000");
+        let filled = fill(
+            &path,
+            &incident,
+            "prf_00000000000000000000000000",
+            "rpb_00000000000000000000000000",
+        );
         let r = revoked
             .send(
                 method.clone(),

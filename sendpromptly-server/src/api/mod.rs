@@ -13,6 +13,7 @@ use crate::app::AppState;
 use crate::error::ApiError;
 use crate::secrets;
 
+pub mod batches;
 pub mod events;
 pub mod extract;
 pub mod idempotency;
@@ -45,6 +46,9 @@ pub fn router(state: AppState) -> Router {
             post(proof::create).get(proof::list_for_incident),
         )
         .route("/proof-links/{id}", delete(proof::revoke))
+        .route("/reprocess-batches", post(batches::create))
+        .route("/reprocess-batches/{id}", get(batches::get_one))
+        .route("/reprocess-batches/{id}/cancel", post(batches::cancel))
         .route(
             "/project",
             get(project::get_settings).patch(project::update_settings),

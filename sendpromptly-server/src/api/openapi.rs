@@ -6,7 +6,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{events, incidents, ops, project, proof, signals};
+use super::{batches, events, incidents, ops, project, proof, signals};
 
 /// The API document.
 #[derive(OpenApi)]
@@ -20,6 +20,7 @@ use super::{events, incidents, ops, project, proof, signals};
         signals::receipt, signals::result,
         events::get_one, events::search,
         incidents::list, incidents::get_one, incidents::reprocess, incidents::resolve,
+        batches::create, batches::get_one, batches::cancel,
         proof::create, proof::list_for_incident, proof::revoke, proof::page,
         project::get_settings, project::update_settings, project::rotate_secret,
         ops::healthz, ops::metrics, ops::openapi_json,

@@ -38,6 +38,11 @@ pub const SQLITE: &[Migration] = &[
         name: "0002_console_sessions",
         sql: include_str!("../../migrations/sqlite/0002_console_sessions.sql"),
     },
+    Migration {
+        version: 4,
+        name: "0004_reprocess_batches",
+        sql: include_str!("../../migrations/sqlite/0004_reprocess_batches.sql"),
+    },
 ];
 
 /// The PostgreSQL migrations, oldest first (the same versions and names as
@@ -52,6 +57,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 2,
         name: "0002_console_sessions",
         sql: include_str!("../../migrations/postgres/0002_console_sessions.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "0004_reprocess_batches",
+        sql: include_str!("../../migrations/postgres/0004_reprocess_batches.sql"),
     },
 ];
 

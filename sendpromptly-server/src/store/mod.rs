@@ -19,9 +19,10 @@ use sendpromptly_core::machine::{
     AttemptReport, Command, Context, EventRecord, Transition, TransitionError,
 };
 use sendpromptly_core::model::{
-    EventKey, EventState, IncidentKind, IncidentState, Provider, TimelineEntry,
+    Actor, EventKey, EventState, IncidentKind, IncidentState, Provider, TimelineEntry,
 };
 use sendpromptly_core::retry::NextStep;
+use sendpromptly_core::wire::{ReprocessBatchCounts, ReprocessBatchItem};
 use serde::{Deserialize, Serialize};
 
 mod codec;
@@ -345,6 +346,161 @@ pub enum IdempotencyBegin {
     InFlight,
 }
 
+/// A reprocess batch as stored; its counts are derived from its items.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReprocessBatch {
+    /// The `rpb_` id.
+    pub id: String,
+    /// The project.
+    pub project_id: String,
+    /// `running`, `completed` or `cancelled`.
+    pub state: String,
+    /// Callbacks started per second.
+    pub rate_per_second: f64,
+    /// Callbacks of this batch in flight at most.
+    pub concurrency: u32,
+    /// Who started it (an [`Actor`](sendpromptly_core::model::Actor) string).
+    pub started_by: String,
+    /// The note put on each timeline.
+    pub note: Option<String>,
+    /// The request's selection (JSON), kept for the record.
+    pub selection: serde_json::Value,
+    /// When it was started.
+    pub created_at: Timestamp,
+    /// When it completed or was cancelled.
+    pub finished_at: Option<Timestamp>,
+    /// Progress, derived from the items, the outbox and the incidents.
+    pub counts: ReprocessBatchCounts,
+}
+
+/// One incident of a new batch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewBatchItem {
+    /// The `inc_` id.
+    pub incident_id: String,
+    /// Its event type (for display).
+    pub event_type: Option<String>,
+    /// Its subject (for display).
+    pub subject: Option<String>,
+    /// `None` to send it; `Some(reason)` to record it as skipped.
+    pub skipped: Option<String>,
+}
+
+/// What one pacing pass did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PaceReport {
+    /// Reprocess requests applied, with their project.
+    pub transitions: Vec<(String, Transition)>,
+    /// Items skipped at send time (the incident changed since the batch started).
+    pub skipped: usize,
+    /// Batches that finished in this pass.
+    pub completed: usize,
+}
+
+/// Why an incident cannot be reprocessed now, as a batch item's `reason`.
+pub fn skip_reason(err: &TransitionError) -> &'static str {
+    match err {
+        TransitionError::IncidentResolved => "incident_resolved",
+        TransitionError::CallbackInFlight { .. } => "callback_in_flight",
+        TransitionError::NoIncident | TransitionError::UnknownEvent => "incident_not_found",
+        TransitionError::WrongEvent => "wrong_event",
+    }
+}
+
+/// The reprocess request a batch makes for one of its incidents: the
+/// starter as actor and a note naming the batch (shared by every backend).
+pub fn batch_reprocess_command(
+    batch_id: &str,
+    started_by: &str,
+    note: Option<&str>,
+    project: &Project,
+    record: &EventRecord,
+    now: Timestamp,
+) -> (Command, Context) {
+    let actor: Actor = started_by
+        .parse()
+        .unwrap_or_else(|_| Actor::System("reprocess-batch".to_owned()));
+    let mut text = format!("reprocessed as part of batch {batch_id} by {actor}");
+    if let Some(note) = note.filter(|n| !n.is_empty()) {
+        text.push_str(": ");
+        text.push_str(note);
+    }
+    let mut rng = rand::thread_rng();
+    let command = Command::RequestReprocess {
+        reprocess_id: sendpromptly_core::ids::new_id(
+            sendpromptly_core::ids::REPROCESS,
+            now,
+            &mut rng,
+        ),
+        note: Some(text),
+        result_deadline_seconds: project
+            .deadline_for(record.event_type.as_deref().unwrap_or_default(), None),
+    };
+    let ctx = Context {
+        now,
+        actor,
+        new_incident_id: sendpromptly_core::ids::new_id(
+            sendpromptly_core::ids::INCIDENT,
+            now,
+            &mut rng,
+        ),
+    };
+    (command, ctx)
+}
+
+/// A batch item's state as shown: a `sent` item becomes `resolved` once its
+/// incident is, `delivered` or `failed` once its callback is, from the
+/// outbox row's and the incident's states.
+pub fn batch_item_state<'a>(
+    item_state: &'a str,
+    delivery_state: Option<&str>,
+    incident_state: Option<&str>,
+) -> &'a str {
+    if item_state != "sent" {
+        return item_state;
+    }
+    if incident_state == Some("resolved") {
+        return "resolved";
+    }
+    match delivery_state {
+        Some("delivered") => "delivered",
+        Some("gave_up") => "failed",
+        _ => "sent",
+    }
+}
+
+/// Pacing arithmetic shared by every backend: a token bucket of one
+/// second's burst. Given the batch's `next_send_at`, its rate, its free
+/// concurrency and its pending items, how many items may start now and the
+/// new `next_send_at`.
+pub fn pacing_allowance(
+    now: Timestamp,
+    next_send_at: Timestamp,
+    rate_per_second: f64,
+    free: u64,
+    pending: u64,
+) -> (u64, Timestamp) {
+    let interval_ms = (1000.0 / rate_per_second.max(0.001)).max(1.0);
+    let now_ms = now.unix_millis();
+    let base = next_send_at.unix_millis().max(now_ms - 1000);
+    if base > now_ms {
+        return (0, next_send_at);
+    }
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let due = ((now_ms - base) as f64 / interval_ms).floor() as u64 + 1;
+    let n = due.min(free).min(pending);
+    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+    let next = base + (n as f64 * interval_ms).round() as i64;
+    (
+        n,
+        Timestamp::from_unix_millis(next.max(next_send_at.unix_millis())),
+    )
+}
+
 /// The storage backend.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -550,4 +706,53 @@ pub trait Store: Send + Sync + 'static {
     async fn idempotency_abandon(&self, project_id: &str, key: &str) -> StoreResult<()>;
     /// Deletes idempotency keys created before `before`; returns how many.
     async fn purge_idempotency_keys(&self, before: Timestamp) -> StoreResult<u64>;
+
+    /// Stores a new reprocess batch (state `running`, due at once) and its
+    /// items, in order. `batch.counts` is ignored.
+    async fn create_reprocess_batch(
+        &self,
+        batch: &ReprocessBatch,
+        items: &[NewBatchItem],
+    ) -> StoreResult<()>;
+    /// A project's batch with its derived counts.
+    async fn reprocess_batch(
+        &self,
+        project_id: &str,
+        batch_id: &str,
+    ) -> StoreResult<Option<ReprocessBatch>>;
+    /// The first `limit` items of a batch, in order, each with its derived
+    /// state (`sent` becomes `delivered`, `failed` or `resolved` from the
+    /// outbox row and the incident).
+    async fn reprocess_batch_items(
+        &self,
+        project_id: &str,
+        batch_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<ReprocessBatchItem>>;
+    /// Cancels a running batch: its pending items become `cancelled` (sent
+    /// ones are left to finish). Returns the batch (whatever its state), or
+    /// `None` if the project has no such batch.
+    async fn cancel_reprocess_batch(
+        &self,
+        project_id: &str,
+        batch_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<ReprocessBatch>>;
+    /// One pacing pass over up to `limit_batches` running batches due at
+    /// `now`: in one transaction per pass, each batch (locked so one
+    /// instance paces it) starts as many pending items as its rate
+    /// ([`pacing_allowance`]) and free concurrency allow, by applying
+    /// [`batch_reprocess_command`] to the incident (which queues the
+    /// callback) and marking the item `sent`, or `skipped` with
+    /// [`skip_reason`] if the state machine refuses. A batch with nothing
+    /// pending and nothing in flight becomes `completed`.
+    async fn pace_reprocess_batches(
+        &self,
+        now: Timestamp,
+        limit_batches: u32,
+    ) -> StoreResult<PaceReport>;
+    /// Slows the batch the callback `reprocess_id` belongs to (if any, and
+    /// running): nothing more of it starts before `until`. Used when the
+    /// repair endpoint answers 429 or 503.
+    async fn slow_reprocess_batch(&self, reprocess_id: &str, until: Timestamp) -> StoreResult<()>;
 }

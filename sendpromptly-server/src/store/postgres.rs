@@ -43,6 +43,7 @@ use sendpromptly_core::machine::{
 };
 use sendpromptly_core::model::{Actor, EventKey, JsonObject, TimelineEntry, TimelineKind};
 use sendpromptly_core::retry::NextStep;
+use sendpromptly_core::wire::{ReprocessBatchCounts, ReprocessBatchItem};
 use sha2::{Digest, Sha256};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row, Transaction};
@@ -51,8 +52,9 @@ use super::codec::*;
 use super::migrations::{self, AppliedMigration, MIGRATIONS_TABLE};
 use super::{
     ApiKey, Applied, DailyActivity, DeliveryJob, EventFilter, IdempotencyBegin, IncidentCounts,
-    IncidentFilter, NewProject, Page, PageRequest, Project, ProjectPatch, ProofLink, Session,
-    SigningSecretRecord, Store, StoreError, StoreResult, StoredEvent, SweepReport, User,
+    IncidentFilter, NewBatchItem, NewProject, PaceReport, Page, PageRequest, Project, ProjectPatch,
+    ProofLink, ReprocessBatch, Session, SigningSecretRecord, Store, StoreError, StoreResult,
+    StoredEvent, SweepReport, User,
 };
 
 /// How long an idempotency key is remembered.
@@ -1767,6 +1769,351 @@ impl Store for PostgresStore {
             .rows_affected();
         Ok(deleted)
     }
+
+    async fn create_reprocess_batch(
+        &self,
+        batch: &ReprocessBatch,
+        items: &[NewBatchItem],
+    ) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO reprocess_batches (id, project_id, state, rate_per_second, concurrency, \
+             started_by, note, selection, next_send_at, created_at, finished_at) \
+             VALUES ($1, $2, 'running', $3, $4, $5, $6, $7, $8, $9, NULL)",
+        )
+        .bind(&batch.id)
+        .bind(&batch.project_id)
+        .bind(batch.rate_per_second)
+        .bind(i64::from(batch.concurrency))
+        .bind(&batch.started_by)
+        .bind(&batch.note)
+        .bind(encode_json(&batch.selection, "batch selection")?)
+        .bind(ms(batch.created_at))
+        .bind(ms(batch.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| insert_error(e, "this batch id is already used", "project"))?;
+        for (position, item) in items.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO reprocess_batch_items (batch_id, position, incident_id, event_type, \
+                 subject, state, reason, reprocess_id, sent_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL)",
+            )
+            .bind(&batch.id)
+            .bind(i64::try_from(position).unwrap_or(i64::MAX))
+            .bind(&item.incident_id)
+            .bind(&item.event_type)
+            .bind(&item.subject)
+            .bind(if item.skipped.is_some() { "skipped" } else { "pending" })
+            .bind(&item.skipped)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn reprocess_batch(
+        &self,
+        project_id: &str,
+        batch_id: &str,
+    ) -> StoreResult<Option<ReprocessBatch>> {
+        let mut conn = self.pool.acquire().await?;
+        load_batch(&mut conn, project_id, batch_id).await
+    }
+
+    async fn reprocess_batch_items(
+        &self,
+        project_id: &str,
+        batch_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<ReprocessBatchItem>> {
+        let rows = sqlx::query(
+            "SELECT i.incident_id, i.event_type, i.subject, i.state, i.reason, i.reprocess_id, \
+             d.state AS delivery_state, inc.state AS incident_state \
+             FROM reprocess_batch_items i JOIN reprocess_batches b ON b.id = i.batch_id \
+             LEFT JOIN deliveries d ON d.reprocess_id = i.reprocess_id \
+             LEFT JOIN incidents inc ON inc.id = i.incident_id AND inc.project_id = b.project_id \
+             WHERE b.project_id = $1 AND i.batch_id = $2 ORDER BY i.position LIMIT $3",
+        )
+        .bind(project_id)
+        .bind(batch_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let state: String = row.try_get("state")?;
+                let delivery: Option<String> = row.try_get("delivery_state")?;
+                let incident: Option<String> = row.try_get("incident_state")?;
+                Ok(ReprocessBatchItem {
+                    incident_id: row.try_get("incident_id")?,
+                    event_type: row.try_get("event_type")?,
+                    subject: row.try_get("subject")?,
+                    state: super::batch_item_state(
+                        &state,
+                        delivery.as_deref(),
+                        incident.as_deref(),
+                    )
+                    .to_owned(),
+                    reason: row.try_get("reason")?,
+                    reprocess_id: row.try_get("reprocess_id")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn cancel_reprocess_batch(
+        &self,
+        project_id: &str,
+        batch_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<ReprocessBatch>> {
+        let mut tx = self.write().await?;
+        let cancelled = sqlx::query(
+            "UPDATE reprocess_batches SET state = 'cancelled', finished_at = $1 \
+             WHERE id = $2 AND project_id = $3 AND state = 'running'",
+        )
+        .bind(ms(now))
+        .bind(batch_id)
+        .bind(project_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if cancelled > 0 {
+            sqlx::query(
+                "UPDATE reprocess_batch_items SET state = 'cancelled', reason = 'batch_cancelled' \
+                 WHERE batch_id = $1 AND state = 'pending'",
+            )
+            .bind(batch_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let batch = load_batch(&mut tx, project_id, batch_id).await?;
+        tx.commit().await?;
+        Ok(batch)
+    }
+
+    async fn pace_reprocess_batches(
+        &self,
+        now: Timestamp,
+        limit_batches: u32,
+    ) -> StoreResult<PaceReport> {
+        let mut tx = self.write().await?;
+        let batches = sqlx::query(
+            "SELECT id, project_id, rate_per_second, concurrency, started_by, note, next_send_at \
+             FROM reprocess_batches WHERE state = 'running' AND next_send_at <= $1 \
+             ORDER BY next_send_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(ms(now))
+        .bind(i64::from(limit_batches))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut report = PaceReport::default();
+        for row in &batches {
+            let batch_id: String = row.try_get("id")?;
+            let project_id: String = row.try_get("project_id")?;
+            let rate: f64 = row.try_get("rate_per_second")?;
+            let concurrency = to_u64(row.try_get("concurrency")?);
+            let started_by: String = row.try_get("started_by")?;
+            let note: Option<String> = row.try_get("note")?;
+            let next_send_at = ts(row.try_get("next_send_at")?);
+            let progress = sqlx::query(
+                "SELECT COALESCE(SUM(CASE WHEN i.state = 'pending' THEN 1 ELSE 0 END), 0) AS pending, \
+                 COALESCE(SUM(CASE WHEN i.state = 'sent' AND d.state = 'pending' THEN 1 ELSE 0 END), 0) AS in_flight \
+                 FROM reprocess_batch_items i LEFT JOIN deliveries d ON d.reprocess_id = i.reprocess_id \
+                 WHERE i.batch_id = $1",
+            )
+            .bind(&batch_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            let pending = to_u64(progress.try_get("pending")?);
+            let in_flight = to_u64(progress.try_get("in_flight")?);
+            if pending == 0 {
+                if in_flight == 0 {
+                    sqlx::query(
+                        "UPDATE reprocess_batches SET state = 'completed', finished_at = $1 \
+                         WHERE id = $2 AND state = 'running'",
+                    )
+                    .bind(ms(now))
+                    .bind(&batch_id)
+                    .execute(&mut *tx)
+                    .await?;
+                    report.completed += 1;
+                }
+                continue;
+            }
+            let free = concurrency.saturating_sub(in_flight);
+            let (n, next) = super::pacing_allowance(now, next_send_at, rate, free, pending);
+            if n == 0 {
+                continue;
+            }
+            let project = sqlx::query(&format!(
+                "SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1"
+            ))
+            .bind(&project_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            let project = project_from_row(&project)?;
+            let items = sqlx::query(
+                "SELECT position, incident_id FROM reprocess_batch_items \
+                 WHERE batch_id = $1 AND state = 'pending' ORDER BY position LIMIT $2",
+            )
+            .bind(&batch_id)
+            .bind(i64::try_from(n).unwrap_or(i64::MAX))
+            .fetch_all(&mut *tx)
+            .await?;
+            for item in &items {
+                let position: i64 = item.try_get("position")?;
+                let incident_id: String = item.try_get("incident_id")?;
+                let outcome = if project.repair_url.is_none() {
+                    Err("no_repair_url")
+                } else {
+                    match load_by_incident(&mut tx, &project_id, &incident_id, Lock::ForUpdate)
+                        .await?
+                    {
+                        None => Err("incident_not_found"),
+                        Some(loaded) => {
+                            let (command, ctx) = super::batch_reprocess_command(
+                                &batch_id,
+                                &started_by,
+                                note.as_deref(),
+                                &project,
+                                &loaded.record,
+                                now,
+                            );
+                            let reprocess_id = match &command {
+                                Command::RequestReprocess { reprocess_id, .. } => {
+                                    reprocess_id.clone()
+                                }
+                                _ => String::new(),
+                            };
+                            match machine::apply(Some(loaded.record.clone()), command, &ctx) {
+                                Err(err) => Err(super::skip_reason(&err)),
+                                Ok(transition) => {
+                                    persist(
+                                        &mut tx,
+                                        &project_id,
+                                        Some((loaded.pk, &loaded.record)),
+                                        &transition,
+                                        now,
+                                    )
+                                    .await?;
+                                    report.transitions.push((project_id.clone(), transition));
+                                    Ok(reprocess_id)
+                                }
+                            }
+                        }
+                    }
+                };
+                let (state, reason, reprocess_id) = match outcome {
+                    Ok(id) => ("sent", None, Some(id)),
+                    Err(reason) => {
+                        report.skipped += 1;
+                        ("skipped", Some(reason), None)
+                    }
+                };
+                sqlx::query(
+                    "UPDATE reprocess_batch_items SET state = $1, reason = $2, reprocess_id = $3, \
+                     sent_at = $4 WHERE batch_id = $5 AND position = $6 AND state = 'pending'",
+                )
+                .bind(state)
+                .bind(reason)
+                .bind(reprocess_id)
+                .bind(ms(now))
+                .bind(&batch_id)
+                .bind(position)
+                .execute(&mut *tx)
+                .await?;
+            }
+            sqlx::query("UPDATE reprocess_batches SET next_send_at = $1 WHERE id = $2")
+                .bind(ms(next))
+                .bind(&batch_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    async fn slow_reprocess_batch(&self, reprocess_id: &str, until: Timestamp) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "UPDATE reprocess_batches SET next_send_at = $1 \
+             WHERE state = 'running' AND next_send_at < $2 AND id IN \
+             (SELECT batch_id FROM reprocess_batch_items WHERE reprocess_id = $3)",
+        )
+        .bind(ms(until))
+        .bind(ms(until))
+        .bind(reprocess_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// A batch with its counts, derived from its items, their outbox rows and
+/// their incidents.
+async fn load_batch(
+    conn: &mut PgConnection,
+    project_id: &str,
+    batch_id: &str,
+) -> StoreResult<Option<ReprocessBatch>> {
+    let Some(row) = sqlx::query(
+        "SELECT id, project_id, state, rate_per_second, concurrency, started_by, note, selection, \
+         created_at, finished_at FROM reprocess_batches WHERE id = $1 AND project_id = $2",
+    )
+    .bind(batch_id)
+    .bind(project_id)
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let counts = sqlx::query(
+        "SELECT COUNT(*) AS total, \
+         COALESCE(SUM(CASE WHEN i.state = 'pending' THEN 1 ELSE 0 END), 0) AS pending, \
+         COALESCE(SUM(CASE WHEN i.state = 'skipped' THEN 1 ELSE 0 END), 0) AS skipped, \
+         COALESCE(SUM(CASE WHEN i.state = 'cancelled' THEN 1 ELSE 0 END), 0) AS cancelled, \
+         COALESCE(SUM(CASE WHEN i.state = 'sent' THEN 1 ELSE 0 END), 0) AS sent, \
+         COALESCE(SUM(CASE WHEN i.state = 'sent' AND d.state = 'pending' THEN 1 ELSE 0 END), 0) AS in_flight, \
+         COALESCE(SUM(CASE WHEN i.state = 'sent' AND d.state = 'delivered' THEN 1 ELSE 0 END), 0) AS delivered, \
+         COALESCE(SUM(CASE WHEN i.state = 'sent' AND d.state = 'gave_up' THEN 1 ELSE 0 END), 0) AS failed, \
+         COALESCE(SUM(CASE WHEN i.state = 'sent' AND inc.state = 'resolved' THEN 1 ELSE 0 END), 0) AS resolved \
+         FROM reprocess_batch_items i \
+         LEFT JOIN deliveries d ON d.reprocess_id = i.reprocess_id \
+         LEFT JOIN incidents inc ON inc.id = i.incident_id AND inc.project_id = $1 \
+         WHERE i.batch_id = $2",
+    )
+    .bind(project_id)
+    .bind(batch_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let selection: String = row.try_get("selection")?;
+    Ok(Some(ReprocessBatch {
+        id: row.try_get("id")?,
+        project_id: row.try_get("project_id")?,
+        state: row.try_get("state")?,
+        rate_per_second: row.try_get("rate_per_second")?,
+        concurrency: to_u32(row.try_get("concurrency")?, "concurrency")?,
+        started_by: row.try_get("started_by")?,
+        note: row.try_get("note")?,
+        selection: serde_json::from_str(&selection)
+            .map_err(|e| StoreError::Corrupt(format!("batch selection: {e}")))?,
+        created_at: ts(row.try_get("created_at")?),
+        finished_at: row.try_get::<Option<i64>, _>("finished_at")?.map(ts),
+        counts: ReprocessBatchCounts {
+            total: to_u64(counts.try_get("total")?),
+            pending: to_u64(counts.try_get("pending")?),
+            skipped: to_u64(counts.try_get("skipped")?),
+            cancelled: to_u64(counts.try_get("cancelled")?),
+            sent: to_u64(counts.try_get("sent")?),
+            in_flight: to_u64(counts.try_get("in_flight")?),
+            delivered: to_u64(counts.try_get("delivered")?),
+            failed: to_u64(counts.try_get("failed")?),
+            resolved: to_u64(counts.try_get("resolved")?),
+        },
+    }))
 }
 
 /// Test support (feature `test-support`): a fresh, migrated database per

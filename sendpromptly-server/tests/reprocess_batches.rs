@@ -1,0 +1,350 @@
+//! Bulk reprocess batches end to end: real HTTP, a real SQLite file, a real
+//! repair endpoint that fails some callbacks and answers 429 to others, and
+//! the server's manual clock to measure pacing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use reqwest::Method;
+use sendpromptly_server::testing::{ApiClient, CallbackReceiver, TestServer, eventually};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn set_repair_url(api: &ApiClient, url: &str) {
+    let r = api
+        .send(
+            Method::PATCH,
+            "/v1/project",
+            Some(&json!({ "repair_url": url })),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+/// Opens `n` failed-result incidents of `event_type`; returns their ids.
+async fn open_incidents(api: &ApiClient, prefix: &str, event_type: &str, n: usize) -> Vec<String> {
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let event_id = format!("{prefix}_{i}");
+        let r = api
+            .post(
+                "/v1/receipt",
+                json!({"provider": "stripe", "event_id": event_id, "event_type": event_type, "subject": format!("cus_{i}")}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let r = api
+            .post(
+                "/v1/result",
+                json!({"provider": "stripe", "event_id": event_id, "status": "failure", "error": "queue workers down"}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        ids.push(r.json["incident"]["id"].as_str().unwrap().to_owned());
+    }
+    ids
+}
+
+async fn batch(api: &ApiClient, id: &str) -> Value {
+    let r = api.get(&format!("/v1/reprocess-batches/{id}")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json
+}
+
+fn count(batch: &Value, name: &str) -> u64 {
+    batch["counts"][name].as_u64().unwrap()
+}
+
+/// Reprocess ids received per incident, and the attempt numbers per reprocess id.
+fn received_by_incident(
+    receiver: &CallbackReceiver,
+) -> (
+    BTreeMap<String, BTreeSet<String>>,
+    BTreeMap<String, Vec<u32>>,
+) {
+    let mut by_incident: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut attempts: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    for got in receiver.received() {
+        let callback = got.callback.expect("every callback verifies");
+        by_incident
+            .entry(callback.incident_id.clone())
+            .or_default()
+            .insert(callback.reprocess_id.clone());
+        attempts
+            .entry(callback.reprocess_id.clone())
+            .or_default()
+            .push(callback.attempt);
+    }
+    (by_incident, attempts)
+}
+
+#[tokio::test]
+async fn batch_sends_each_incident_once_paced_through_failures_and_429s() {
+    let server = TestServer::start().await;
+    let api = server.api();
+    let receiver =
+        CallbackReceiver::start(&server.project.signing_secret, server.clock.clone()).await;
+
+    let targets = open_incidents(&api, "evt_paid", "invoice.paid", 200).await;
+    let others = open_incidents(&api, "evt_cus", "customer.created", 5).await;
+    for id in &targets[..5] {
+        let r = api
+            .post(
+                &format!("/v1/incidents/{id}/resolve"),
+                json!({"note": "fixed by hand"}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let request = json!({"event_type": "invoice.paid", "dry_run": true});
+
+    // Without a repair URL the plan skips everything.
+    let r = api.post("/v1/reprocess-batches", request.clone()).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["skipped_by_reason"]["no_repair_url"], 195);
+    assert_eq!(r.json["to_send"], 0);
+
+    set_repair_url(&api, &receiver.url()).await;
+    let r = api.post("/v1/reprocess-batches", request).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["dry_run"], true);
+    assert_eq!(r.json["total"], 200);
+    assert_eq!(r.json["to_send"], 195);
+    assert_eq!(r.json["by_event_type"], json!({"invoice.paid": 195}));
+    assert_eq!(r.json["skipped_by_reason"], json!({"incident_resolved": 5}));
+    assert_eq!(r.json["incidents"].as_array().unwrap().len(), 50);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(receiver.received().is_empty(), "a dry run sends nothing");
+
+    // Every 4th callback gets 410 (gives up at once: failed), every 4th
+    // 429 with Retry-After: 1, the rest 200.
+    let script: Vec<(u16, Option<&str>)> = (0..80)
+        .map(|i| match i % 4 {
+            0 => (410, None),
+            1 => (429, Some("1")),
+            _ => (200, None),
+        })
+        .collect();
+    receiver.script(&script);
+
+    let rate = 50.0;
+    let concurrency = 8;
+    let r = api
+        .post(
+            "/v1/reprocess-batches",
+            json!({"event_type": "invoice.paid", "rate_per_second": rate, "concurrency": concurrency, "note": "after the outage"}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let batch_id = r.json["id"].as_str().unwrap().to_owned();
+    assert!(batch_id.starts_with("rpb_"));
+    assert_eq!(r.json["state"], "running");
+    assert_eq!(r.json["counts"]["total"], 200);
+    assert_eq!(r.json["counts"]["skipped"], 5);
+
+    // Drive the manual clock in 100 ms steps; measure sent against it.
+    let started = server.clock_now();
+    let mut max_in_flight = 0;
+    let mut worst_excess = f64::MIN;
+    let mut steps = 0;
+    let done = loop {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        let b = batch(&api, &batch_id).await;
+        let elapsed_s = (server.clock_now().unix_millis() - started.unix_millis()) as f64 / 1000.0;
+        let sent = count(&b, "sent") as f64;
+        // A token bucket of one second's burst: sent <= rate * (elapsed + 1) + 1.
+        worst_excess = worst_excess.max(sent - rate * (elapsed_s + 1.0) - 1.0);
+        max_in_flight = max_in_flight.max(count(&b, "in_flight"));
+        if b["state"] == "completed" {
+            break b;
+        }
+        steps += 1;
+        assert!(steps < 3000, "batch did not complete: {b}");
+        server.advance(Duration::from_millis(100));
+    };
+    let elapsed_s = (server.clock_now().unix_millis() - started.unix_millis()) as f64 / 1000.0;
+    println!(
+        "batch of 195 at {rate}/s, concurrency {concurrency}: completed after {elapsed_s:.1} s of server time ({steps} steps), max in flight {max_in_flight}, worst excess over the rate {worst_excess:.1}"
+    );
+    assert!(
+        worst_excess <= 0.0,
+        "pacing exceeded the rate by {worst_excess}"
+    );
+    assert!(max_in_flight <= concurrency, "in flight {max_in_flight}");
+    // 195 callbacks at 50/s take at least ~3 s; 429s slow it further.
+    assert!(elapsed_s >= 195.0 / rate - 1.0, "too fast: {elapsed_s}");
+
+    // Every target got exactly one delivery sequence (one reprocess id,
+    // attempts 1, 2, … without repeats); nothing else got anything.
+    let (by_incident, attempts) = received_by_incident(&receiver);
+    let expected: BTreeSet<String> = targets[5..].iter().cloned().collect();
+    let got: BTreeSet<String> = by_incident.keys().cloned().collect();
+    assert_eq!(got, expected);
+    for (incident, reprocess_ids) in &by_incident {
+        assert_eq!(reprocess_ids.len(), 1, "{incident}: {reprocess_ids:?}");
+    }
+    for (reprocess_id, numbers) in &attempts {
+        let wanted: Vec<u32> = (1..=numbers.len() as u32).collect();
+        assert_eq!(numbers, &wanted, "{reprocess_id}");
+    }
+    assert!(others.iter().all(|id| !by_incident.contains_key(id)));
+
+    let gone = receiver
+        .received()
+        .iter()
+        .filter(|r| r.answered == 410)
+        .count() as u64;
+    assert_eq!(count(&done, "sent"), 195);
+    assert_eq!(count(&done, "failed"), gone);
+    assert_eq!(count(&done, "delivered"), 195 - gone);
+    assert_eq!(count(&done, "in_flight"), 0);
+    assert!(gone >= 15, "the script's 410s were answered: {gone}");
+
+    // A success result resolves an incident; the batch counts it.
+    let first_sent = &targets[5];
+    let detail = api.get(&format!("/v1/incidents/{first_sent}")).await.json;
+    let event_id = detail["event"]["event_id"].as_str().unwrap().to_owned();
+    let r = api
+        .post(
+            "/v1/result",
+            json!({"provider": "stripe", "event_id": event_id, "status": "success"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(count(&batch(&api, &batch_id).await, "resolved"), 1);
+
+    // The timeline says which batch and who.
+    let detail = api.get(&format!("/v1/incidents/{}", targets[6])).await.json;
+    let requested = detail["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "reprocess.requested")
+        .expect("a reprocess.requested entry")
+        .clone();
+    let note = requested["detail"]["note"].as_str().unwrap();
+    assert!(
+        note.starts_with(&format!(
+            "reprocessed as part of batch {batch_id} by api_key:key_"
+        )),
+        "{note}"
+    );
+    assert!(note.ends_with("after the outage"), "{note}");
+}
+
+/// Advances the clock in 100 ms steps until the batch has sent `at_least`.
+async fn wait_sent(server: &TestServer, batch_id: &str, at_least: u64) {
+    let api = server.api();
+    for _ in 0..400 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let b = batch(&api, batch_id).await;
+        let created: sendpromptly_core::Timestamp =
+            serde_json::from_value(b["created_at"].clone()).unwrap();
+        let elapsed_s = (server.clock_now().unix_millis() - created.unix_millis()) as f64 / 1000.0;
+        let sent = count(&b, "sent");
+        // 10 per second with at most one second of burst.
+        assert!(
+            sent as f64 <= 10.0 * (elapsed_s + 1.0) + 1.0,
+            "{sent} sent after {elapsed_s} s"
+        );
+        assert!(count(&b, "in_flight") <= 5);
+        if sent >= at_least {
+            return;
+        }
+        server.advance(Duration::from_millis(100));
+    }
+    panic!("never reached {at_least} sent");
+}
+
+#[tokio::test]
+async fn restart_resumes_without_duplicates_and_cancel_stops_the_rest() {
+    let server = TestServer::start().await;
+    let api = server.api();
+    let receiver =
+        CallbackReceiver::start(&server.project.signing_secret, server.clock.clone()).await;
+    set_repair_url(&api, &receiver.url()).await;
+    let targets = open_incidents(&api, "evt_x", "invoice.paid", 60).await;
+
+    // Bad requests are 4xx naming the field.
+    for (body, param) in [
+        (json!({"rate_per_second": 0}), "rate_per_second"),
+        (json!({"concurrency": 1000}), "concurrency"),
+        (json!({"incident_ids": [], }), "incident_ids"),
+        (
+            json!({"incident_ids": ["inc_x"], "event_type": "a"}),
+            "incident_ids",
+        ),
+        (json!({"event_type": "nothing.matches"}), "filter"),
+    ] {
+        let r = api.post("/v1/reprocess-batches", body).await;
+        assert_eq!(r.status, 422, "{}", r.text);
+        assert_eq!(r.json["error"]["param"], param, "{}", r.text);
+    }
+    assert_eq!(api.get("/v1/reprocess-batches/rpb_nope").await.status, 404);
+
+    // An explicit id list (with an unknown id and a duplicate).
+    let mut ids: Vec<Value> = targets.iter().map(|id| json!(id)).collect();
+    ids.push(json!("inc_00000000000000000000000000"));
+    ids.push(json!(targets[0]));
+    let r = api
+        .post(
+            "/v1/reprocess-batches",
+            json!({"incident_ids": ids, "rate_per_second": 10, "concurrency": 5}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    assert_eq!(r.json["counts"]["total"], 61);
+    assert_eq!(r.json["counts"]["skipped"], 1);
+    let batch_id = r.json["id"].as_str().unwrap().to_owned();
+
+    wait_sent(&server, &batch_id, 12).await;
+
+    // Restart mid-batch: it resumes from the database.
+    let server = server.restart().await;
+    let api = server.api();
+    wait_sent(&server, &batch_id, 30).await;
+
+    let r = api
+        .post(
+            &format!("/v1/reprocess-batches/{batch_id}/cancel"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["state"], "cancelled");
+    let sent = count(&r.json, "sent");
+    assert!((30..60).contains(&sent), "{sent}");
+    assert_eq!(count(&r.json, "cancelled"), 60 - sent);
+
+    // Nothing more starts, however long we wait.
+    for _ in 0..20 {
+        server.advance(Duration::from_secs(1));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let b = batch(&api, &batch_id).await;
+    assert_eq!(count(&b, "sent"), sent);
+    eventually(WAIT, "sent callbacks delivered", || async {
+        let b = batch(&api, &batch_id).await;
+        (count(&b, "delivered") == sent).then_some(())
+    })
+    .await;
+    let (by_incident, _) = received_by_incident(&receiver);
+    assert_eq!(by_incident.len() as u64, sent);
+    assert!(by_incident.values().all(|ids| ids.len() == 1));
+    assert_eq!(receiver.received().len() as u64, sent, "no duplicates");
+    let items = b["items"].as_array().unwrap();
+    assert_eq!(
+        items.iter().filter(|i| i["state"] == "cancelled").count() as u64,
+        60 - sent
+    );
+    // Cancelling again is harmless.
+    let r = api
+        .post(
+            &format!("/v1/reprocess-batches/{batch_id}/cancel"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
