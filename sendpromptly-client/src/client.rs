@@ -18,8 +18,9 @@ use crate::config::{ClientOptions, RetryConfig};
 use crate::error::{ApiError, Error, TransportError, TransportErrorKind};
 use crate::types::{
     EventDetail, EventFilter, EventList, Health, IncidentDetail, IncidentFilter, IncidentList,
-    ProjectUpdate, ProjectView, ProofLinkCreated, ProofLinkView, ReprocessResponse,
-    ResolveResponse, ResponseMeta, RotatedSecret, SignalResponse,
+    ProjectUpdate, ProjectView, ProofLinkCreated, ProofLinkView, ReprocessBatchPlan,
+    ReprocessBatchRequest, ReprocessBatchView, ReprocessResponse, ResolveResponse, ResponseMeta,
+    RotatedSecret, SignalResponse,
 };
 
 /// The `Idempotency-Key` request header.
@@ -713,6 +714,57 @@ impl Client {
         )
         .await
         .map(|_| ())
+    }
+
+    /// Plans a bulk reprocess without sending anything (`dry_run` is forced
+    /// on): how many incidents would get a callback, by event type, which
+    /// would be skipped and why.
+    pub async fn plan_reprocess_batch(
+        &self,
+        request: &ReprocessBatchRequest,
+    ) -> Result<ReprocessBatchPlan, Error> {
+        let body = ReprocessBatchRequest {
+            dry_run: true,
+            ..request.clone()
+        };
+        self.run(Call::post(&["v1", "reprocess-batches"], &body, None)?)
+            .await
+    }
+
+    /// Starts a bulk reprocess (`dry_run` is forced off; 202). The server
+    /// paces it; follow it with [`Client::reprocess_batch`].
+    pub async fn start_reprocess_batch(
+        &self,
+        request: &ReprocessBatchRequest,
+    ) -> Result<ReprocessBatchView, Error> {
+        let body = ReprocessBatchRequest {
+            dry_run: false,
+            ..request.clone()
+        };
+        self.run(Call::post(&["v1", "reprocess-batches"], &body, None)?)
+            .await
+    }
+
+    /// A batch's progress and first items.
+    pub async fn reprocess_batch(&self, batch_id: &str) -> Result<ReprocessBatchView, Error> {
+        self.run(Call::new(
+            Method::GET,
+            &["v1", "reprocess-batches", batch_id],
+        ))
+        .await
+    }
+
+    /// Cancels a batch: incidents not sent yet are not sent.
+    pub async fn cancel_reprocess_batch(
+        &self,
+        batch_id: &str,
+    ) -> Result<ReprocessBatchView, Error> {
+        self.run(Call::post(
+            &["v1", "reprocess-batches", batch_id, "cancel"],
+            &serde_json::json!({}),
+            None,
+        )?)
+        .await
     }
 
     /// The project settings.

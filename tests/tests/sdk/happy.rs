@@ -9,7 +9,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use sendpromptly_client::{
     Client, Error, EventFilter, EventState, IncidentFilter, IncidentKind, IncidentState,
-    ProjectUpdate, Provider, Resolution, TimelineKind, verify_repair_request,
+    ProjectUpdate, Provider, ReprocessBatchRequest, Resolution, TimelineKind,
+    verify_repair_request,
 };
 use sendpromptly_server::testing::{TestServer, eventually};
 
@@ -329,4 +330,75 @@ async fn a_repair_endpoint_verifies_the_callback_and_resolves_the_incident() {
         .unwrap();
     assert_eq!(forged.status(), 400);
     assert_eq!(app.rejected.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_reprocess_batch_is_planned_started_followed_and_resolves_incidents() {
+    let server = TestServer::start().await;
+    let sp = direct(&server);
+    let app = RepairApp {
+        sp: sp.clone(),
+        secrets: vec![server.project.signing_secret.clone()],
+        rejected: Arc::default(),
+    };
+    let router = axum::Router::new()
+        .route("/repair", axum::routing::post(repair_endpoint))
+        .with_state(app.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let repair_url = format!("http://{}/repair", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    sp.update_project(&ProjectUpdate {
+        repair_url: Some(Some(repair_url)),
+        ..ProjectUpdate::default()
+    })
+    .await
+    .unwrap();
+    for i in 0..4 {
+        let event_id = format!("evt_batch_{i}");
+        sp.receipt(Provider::Stripe, &event_id, "invoice.paid")
+            .await
+            .unwrap();
+        sp.failure(Provider::Stripe, &event_id, "workers down")
+            .await
+            .unwrap();
+    }
+    let request = ReprocessBatchRequest {
+        event_type: Some("invoice.paid".into()),
+        rate_per_second: Some(20.0),
+        ..ReprocessBatchRequest::default()
+    };
+    let plan = sp.plan_reprocess_batch(&request).await.unwrap();
+    assert!(plan.dry_run);
+    assert_eq!((plan.total, plan.to_send, plan.skipped), (4, 4, 0));
+    assert_eq!(plan.by_event_type["invoice.paid"], 4);
+
+    let started = sp.start_reprocess_batch(&request).await.unwrap();
+    assert!(started.id.starts_with("rpb_"));
+    assert_eq!(started.state, "running");
+    assert_eq!(started.counts.total, 4);
+
+    let done = eventually(Duration::from_secs(20), "every incident resolved", || {
+        let sp = sp.clone();
+        let id = started.id.clone();
+        server.advance(Duration::from_millis(100));
+        async move {
+            let batch = sp.reprocess_batch(&id).await.ok()?;
+            (batch.counts.resolved == 4 && batch.state == "completed").then_some(batch)
+        }
+    })
+    .await;
+    // The endpoint reports success before answering, so each incident is
+    // resolved while its callback is still being delivered.
+    assert_eq!((done.counts.sent, done.counts.in_flight), (4, 0));
+    assert_eq!(done.counts.failed, 0);
+    assert!(done.items.iter().all(|item| item.state == "resolved"));
+    assert_eq!(app.rejected.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    // Cancelling a finished batch changes nothing; an unknown one is a 404.
+    let after = sp.cancel_reprocess_batch(&started.id).await.unwrap();
+    assert_eq!(after.state, "completed");
+    let missing = sp.reprocess_batch("rpb_unknown").await.unwrap_err();
+    assert_eq!(missing.status(), Some(404));
 }
