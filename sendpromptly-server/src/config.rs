@@ -89,6 +89,12 @@ pub struct ServeArgs {
     /// API requests one key may send at once after an idle period (default 1000).
     #[arg(long, env = "SENDPROMPTLY_API_RATE_BURST")]
     pub api_rate_burst: Option<u32>,
+    /// Seconds a client has to send a request's headers; idle connections close after it too (default 10).
+    #[arg(long, env = "SENDPROMPTLY_HEADER_READ_TIMEOUT_SECONDS")]
+    pub header_read_timeout_seconds: Option<u64>,
+    /// Seconds a whole request may take, body upload included, before a 408 (default 30).
+    #[arg(long, env = "SENDPROMPTLY_REQUEST_TIMEOUT_SECONDS")]
+    pub request_timeout_seconds: Option<u64>,
 }
 
 /// The TOML file: the same settings as the flags, snake_case.
@@ -123,6 +129,10 @@ pub struct FileConfig {
     pub api_rate_limit: Option<u32>,
     /// See `--api-rate-burst`.
     pub api_rate_burst: Option<u32>,
+    /// See `--header-read-timeout-seconds`.
+    pub header_read_timeout_seconds: Option<u64>,
+    /// See `--request-timeout-seconds`.
+    pub request_timeout_seconds: Option<u64>,
 }
 
 /// Why the configuration could not be loaded.
@@ -206,6 +216,11 @@ pub struct ServerConfig {
     pub callback_lease: Duration,
     /// How long in-flight requests get to finish on shutdown.
     pub shutdown_grace: Duration,
+    /// A client must send a request's headers within this (and an idle
+    /// keep-alive connection is closed after it).
+    pub header_read_timeout: Duration,
+    /// The longest a request may take, body upload included; then 408.
+    pub request_timeout: Duration,
     /// The per-API-key rate limit; `None` turns it off.
     pub api_rate_limit: Option<crate::ratelimit::RateLimit>,
 }
@@ -228,6 +243,8 @@ impl Default for ServerConfig {
             callback_schedule: CallbackSchedule::default(),
             callback_lease: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
             api_rate_limit: Some(crate::ratelimit::RateLimit::default()),
         }
     }
@@ -364,5 +381,29 @@ pub fn resolve_server(args: &ServeArgs, file: &FileConfig) -> Result<ServerConfi
         limit.burst = burst;
     }
     config.api_rate_limit = (limit.per_second > 0).then_some(limit);
+    for (name, value, target) in [
+        (
+            "header_read_timeout_seconds",
+            args.header_read_timeout_seconds
+                .or(file.header_read_timeout_seconds),
+            &mut config.header_read_timeout,
+        ),
+        (
+            "request_timeout_seconds",
+            args.request_timeout_seconds
+                .or(file.request_timeout_seconds),
+            &mut config.request_timeout,
+        ),
+    ] {
+        if let Some(secs) = value {
+            if secs == 0 {
+                return Err(ConfigError::Invalid {
+                    name,
+                    message: "must be at least 1".into(),
+                });
+            }
+            *target = Duration::from_secs(secs);
+        }
+    }
     Ok(config)
 }

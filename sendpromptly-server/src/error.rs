@@ -58,6 +58,9 @@ pub enum ApiError {
         "this Idempotency-Key was already used with a different request; use a new key for a new request"
     )]
     IdempotencyKeyReused,
+    /// 408: the request (body upload included) took longer than the server allows.
+    #[error("the request took too long to arrive or to complete; send it again")]
+    RequestTimeout,
     /// 429: slow down.
     #[error("too many requests; retry after {retry_after_seconds} seconds")]
     RateLimited {
@@ -91,6 +94,7 @@ impl ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -110,6 +114,7 @@ impl ApiError {
             ApiError::Validation(_) => "validation_error",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::RequestTimeout => "request_timeout",
             ApiError::StorageUnavailable => "storage_unavailable",
             ApiError::Internal(_) => "internal_error",
         }

@@ -3,6 +3,14 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use hyper::Request;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tower_service::Service;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -65,24 +73,14 @@ pub async fn start(
     let http = dispatcher::http_client(&state)?;
     let (shutdown, watcher) = watch::channel(false);
 
-    // Connection info gives the console's sign-in throttle the client address.
-    let app = api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let mut http_shutdown = watcher.clone();
-    let serve = tokio::spawn(async move {
-        let graceful = async move {
-            while !*http_shutdown.borrow() {
-                if http_shutdown.changed().await.is_err() {
-                    break;
-                }
-            }
-        };
-        if let Err(err) = axum::serve(listener, app)
-            .with_graceful_shutdown(graceful)
-            .await
-        {
-            tracing::error!(error = %err, "HTTP server failed");
-        }
-    });
+    let app = api::router(state.clone());
+    let serve = tokio::spawn(serve_http(
+        listener,
+        app,
+        state.config().header_read_timeout,
+        state.config().shutdown_grace,
+        watcher.clone(),
+    ));
     let sweeper = tokio::spawn(sweeper::run(state.clone(), watcher.clone()));
     let pacer = tokio::spawn(pacer::run(state.clone(), watcher.clone()));
     let dispatcher = tokio::spawn(dispatcher::run(state.clone(), http, watcher));
@@ -93,6 +91,57 @@ pub async fn start(
         shutdown,
         tasks: vec![serve, sweeper, pacer, dispatcher],
     })
+}
+
+/// The HTTP/1.1 accept loop. Unlike `axum::serve` it gives hyper a timer, so
+/// a client must send a request's headers within `header_read_timeout`
+/// (slowloris) and an idle keep-alive connection is closed after it.
+async fn serve_http(
+    listener: TcpListener,
+    app: axum::Router,
+    header_read_timeout: Duration,
+    grace: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    let graceful = GracefulShutdown::new();
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // E.g. out of file descriptors: back off instead of spinning.
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            changed = shutdown.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let router = app.clone();
+        // Connection info gives the console's sign-in throttle the client address.
+        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(remote));
+            let mut router = router.clone();
+            async move { router.call(request.map(axum::body::Body::new)).await }
+        });
+        let connection = builder.serve_connection(TokioIo::new(stream), service);
+        tokio::spawn(graceful.watch(connection));
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(grace, graceful.shutdown()).await;
 }
 
 impl RunningServer {

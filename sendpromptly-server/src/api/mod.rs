@@ -73,6 +73,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            request_timeout,
+        ))
         .layer(middleware::from_fn(request_id))
         .with_state(state)
 }
@@ -107,6 +111,19 @@ async fn request_id(request: Request, next: Next) -> Response {
     }
     span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "request finished"));
     response
+}
+
+/// Bounds a whole request, body upload included (a slow client cannot hold
+/// a handler forever): 408 after `request_timeout`.
+async fn request_timeout(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let limit = state.config().request_timeout;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(seconds = limit.as_secs(), "request timed out");
+            ApiError::RequestTimeout.into_response()
+        }
+    }
 }
 
 /// Resolves `Authorization: Bearer sp_…` to a [`extract::Caller`], or 401;
