@@ -72,7 +72,8 @@ app.post('/webhooks/shopify', express.raw({ type: 'application/json' }), async (
     eventType: delivery.topic,
     subject: order.customer?.id != null ? String(order.customer.id) : undefined,
     effect: 'order.fulfil',
-    metadata: { order_id: order.id, total_price: order.total_price },
+    // shopify.verify parses ids beyond 2^53 as BigInt, which JSON cannot carry: send them as strings.
+    metadata: { order_id: String(order.id), total_price: order.total_price },
   })
   try {
     await fulfilOrder(order)
