@@ -92,6 +92,16 @@ async fn method_not_allowed() -> ApiError {
     }
 }
 
+/// The request path as logged: a proof page's path is its secret token, so
+/// it is replaced by `/proof/[redacted]`.
+fn loggable_path(path: &str) -> &str {
+    if path.starts_with("/proof/") {
+        "/proof/[redacted]"
+    } else {
+        path
+    }
+}
+
 /// Tags every response with a `Request-Id` (also logged), for support.
 async fn request_id(request: Request, next: Next) -> Response {
     let id = sendpromptly_core::ids::new_id(
@@ -99,7 +109,9 @@ async fn request_id(request: Request, next: Next) -> Response {
         sendpromptly_core::Timestamp::from_unix_millis(0),
         &mut rand::thread_rng(),
     );
-    let span = tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
+    let path = loggable_path(request.uri().path());
+    let span =
+        tracing::info_span!("request", request_id = %id, method = %request.method(), path = %path);
     let mut response = {
         let _guard = span.enter();
         tracing::debug!("request started");

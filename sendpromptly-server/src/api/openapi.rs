@@ -25,7 +25,7 @@ use super::{batches, events, incidents, ops, project, proof, signals};
         project::get_settings, project::update_settings, project::rotate_secret,
         ops::healthz, ops::metrics, ops::openapi_json,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonResponses),
     tags(
         (name = "signals", description = "Receipts and results sent by the app"),
         (name = "events", description = "Support look-ups"),
@@ -51,6 +51,85 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// The answers every operation can give besides its own, documented once:
+/// 408 (request timeout) everywhere; on `/v1`: 401 (key), 429 (rate limit,
+/// with `Retry-After`); on POST: 409 and 422 (Idempotency-Key in flight or
+/// reused); with a JSON body: 400, 413, 415 and 422.
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::header::HeaderBuilder;
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder, Type};
+
+        let error = |description: &str| {
+            ResponseBuilder::new().description(description).content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+        };
+        for (path, item) in &mut openapi.paths.paths {
+            let authenticated = path.starts_with("/v1/");
+            for (is_post, operation) in [
+                (false, item.get.as_mut()),
+                (true, item.post.as_mut()),
+                (false, item.patch.as_mut()),
+                (false, item.delete.as_mut()),
+                (false, item.put.as_mut()),
+            ]
+            .into_iter()
+            .filter_map(|(p, o)| o.map(|o| (p, o)))
+            {
+                let has_body = operation.request_body.is_some();
+                let responses = &mut operation.responses.responses;
+                let mut add = |status: &str, response: utoipa::openapi::Response| {
+                    responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| response.into());
+                };
+                add(
+                    "408",
+                    error("The request took longer than the server allows").build(),
+                );
+                if !authenticated {
+                    continue;
+                }
+                add("401", error("Missing, unknown or revoked API key").build());
+                add(
+                    "429",
+                    error("This API key is over its rate limit")
+                        .header(
+                            "Retry-After",
+                            HeaderBuilder::new()
+                                .schema(utoipa::openapi::schema::Object::with_type(Type::Integer))
+                                .description(Some("Seconds to wait before retrying"))
+                                .build(),
+                        )
+                        .build(),
+                );
+                if is_post {
+                    add(
+                        "409",
+                        error("A request with this Idempotency-Key is still running").build(),
+                    );
+                    add(
+                        "422",
+                        error("Invalid input or a reused Idempotency-Key").build(),
+                    );
+                }
+                if has_body {
+                    add("400", error("Malformed JSON").build());
+                    add("413", error("Body over 64 KiB").build());
+                    add("415", error("Not `Content-Type: application/json`").build());
+                    add("422", error("Invalid input").build());
+                }
+            }
+        }
     }
 }
 
