@@ -40,6 +40,8 @@ enum Command {
     /// Manage console users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Bulk-reprocess incidents after an outage: plan (--dry-run), start, follow with a progress bar.
+    Reprocess(crate::cli_reprocess::ReprocessArgs),
     /// A development repair endpoint: verifies and prints repair callbacks (like `stripe listen`).
     Listen(crate::listen::ListenArgs),
 }
@@ -114,6 +116,13 @@ enum UserCommand {
 #[derive(Debug)]
 pub struct CliError(String);
 
+impl CliError {
+    /// A failure with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        CliError(message.into())
+    }
+}
+
 impl std::fmt::Display for CliError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
@@ -132,6 +141,7 @@ macro_rules! cli_error_from {
 
 cli_error_from!(
     StoreError,
+    crate::error::ApiError,
     config::ConfigError,
     server::StartError,
     provision::UserError,
@@ -241,6 +251,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Project(command) => project(store.as_ref(), command, now).await,
         Command::Key(command) => key(store.as_ref(), command, now).await,
         Command::Listen(_) => Ok(()),
+        Command::Reprocess(args) => {
+            let project = resolve_project(store.as_ref(), &args.project).await?;
+            crate::cli_reprocess::run(store.as_ref(), &project.id, args, now).await
+        }
         Command::User(UserCommand::Create { email, password }) => {
             let password = match password {
                 Some(password) => password,

@@ -14,6 +14,7 @@
 pub mod api;
 pub mod app;
 pub mod cli;
+pub mod cli_reprocess;
 pub mod clock;
 pub mod config;
 pub mod console;

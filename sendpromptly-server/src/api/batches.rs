@@ -9,17 +9,17 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use sendpromptly_core::ids;
 use sendpromptly_core::machine::EventRecord;
 use sendpromptly_core::model::{Actor, IncidentState};
 use sendpromptly_core::wire::{
     ReprocessBatchItem, ReprocessBatchPlan, ReprocessBatchRequest, ReprocessBatchView,
 };
+use sendpromptly_core::{Timestamp, ids};
 
 use super::extract::{ApiJson, Caller, PathSegments};
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::store::{IncidentFilter, NewBatchItem, PageRequest, ReprocessBatch};
+use crate::store::{IncidentFilter, NewBatchItem, PageRequest, ReprocessBatch, Store};
 
 /// Most incidents one batch may hold.
 pub const MAX_BATCH_INCIDENTS: usize = 10_000;
@@ -127,7 +127,7 @@ fn item_of(record: &EventRecord, has_repair_url: bool) -> Option<NewBatchItem> {
 
 /// Validates a request and selects its incidents (nothing is written).
 pub async fn plan_batch(
-    state: &AppState,
+    store: &dyn Store,
     project_id: &str,
     request: &ReprocessBatchRequest,
 ) -> Result<Planned, ApiError> {
@@ -146,8 +146,7 @@ pub async fn plan_batch(
         ));
     }
     sendpromptly_core::validation::validate_note(request.note.as_deref())?;
-    let project = state
-        .store()
+    let project = store
         .project(project_id)
         .await?
         .ok_or(ApiError::NotFound("project"))?;
@@ -175,7 +174,7 @@ pub async fn plan_batch(
                 continue;
             }
             let found = if ids::has_shape(id, ids::INCIDENT) {
-                state.store().incident(project_id, id).await?
+                store.incident(project_id, id).await?
             } else {
                 None
             };
@@ -212,8 +211,7 @@ pub async fn plan_batch(
         };
         let mut cursor = None;
         loop {
-            let page = state
-                .store()
+            let page = store
                 .list_incidents(project_id, &filter, &PageRequest { limit: 100, cursor })
                 .await?;
             items.extend(page.data.iter().filter_map(|r| item_of(r, has_repair_url)));
@@ -243,13 +241,13 @@ pub async fn plan_batch(
 
 /// Starts a batch from a plan, as `actor`; the pacer sends it.
 pub async fn start_batch(
-    state: &AppState,
+    store: &dyn Store,
     project_id: &str,
     request: &ReprocessBatchRequest,
     planned: &Planned,
     actor: &Actor,
+    now: Timestamp,
 ) -> Result<ReprocessBatchView, ApiError> {
-    let now = state.now();
     let mut selection = serde_json::to_value(request).unwrap_or_default();
     if let Some(object) = selection.as_object_mut() {
         object.remove("dry_run");
@@ -268,30 +266,25 @@ pub async fn start_batch(
         finished_at: None,
         counts: Default::default(),
     };
-    state
-        .store()
-        .create_reprocess_batch(&batch, &planned.items)
-        .await?;
+    store.create_reprocess_batch(&batch, &planned.items).await?;
     tracing::info!(batch_id = %batch.id, incidents = planned.items.len(), started_by = %batch.started_by, "reprocess batch started");
-    batch_view(state, project_id, &batch.id).await
+    batch_view(store, project_id, &batch.id).await
 }
 
 /// A batch with its progress and first items, or 404.
 pub async fn batch_view(
-    state: &AppState,
+    store: &dyn Store,
     project_id: &str,
     batch_id: &str,
 ) -> Result<ReprocessBatchView, ApiError> {
     if !ids::has_shape(batch_id, ids::REPROCESS_BATCH) {
         return Err(ApiError::NotFound("reprocess batch"));
     }
-    let batch = state
-        .store()
+    let batch = store
         .reprocess_batch(project_id, batch_id)
         .await?
         .ok_or(ApiError::NotFound("reprocess batch"))?;
-    let items = state
-        .store()
+    let items = store
         .reprocess_batch_items(project_id, batch_id, SHOWN_ITEMS)
         .await?;
     Ok(view_of(batch, items))
@@ -314,19 +307,19 @@ fn view_of(batch: ReprocessBatch, items: Vec<ReprocessBatchItem>) -> ReprocessBa
 
 /// Cancels a batch: what was not sent yet never is. Shared by the API and the console.
 pub async fn cancel_batch(
-    state: &AppState,
+    store: &dyn Store,
     project_id: &str,
     batch_id: &str,
+    now: Timestamp,
 ) -> Result<ReprocessBatchView, ApiError> {
     if !ids::has_shape(batch_id, ids::REPROCESS_BATCH) {
         return Err(ApiError::NotFound("reprocess batch"));
     }
-    state
-        .store()
-        .cancel_reprocess_batch(project_id, batch_id, state.now())
+    store
+        .cancel_reprocess_batch(project_id, batch_id, now)
         .await?
         .ok_or(ApiError::NotFound("reprocess batch"))?;
-    batch_view(state, project_id, batch_id).await
+    batch_view(store, project_id, batch_id).await
 }
 
 /// Plans (`dry_run: true`, 200) or starts (202) a bulk reprocess.
@@ -347,16 +340,17 @@ pub async fn create(
     caller: Caller,
     ApiJson(request): ApiJson<ReprocessBatchRequest>,
 ) -> Result<Response, ApiError> {
-    let planned = plan_batch(&state, &caller.project_id, &request).await?;
+    let planned = plan_batch(state.store(), &caller.project_id, &request).await?;
     if request.dry_run {
         return Ok(Json(planned.plan()).into_response());
     }
     let view = start_batch(
-        &state,
+        state.store(),
         &caller.project_id,
         &request,
         &planned,
         &caller.actor(),
+        state.now(),
     )
     .await?;
     Ok((StatusCode::ACCEPTED, Json(view)).into_response())
@@ -375,7 +369,7 @@ pub async fn get_one(
     path: PathSegments,
 ) -> Result<Json<ReprocessBatchView>, ApiError> {
     Ok(Json(
-        batch_view(&state, &caller.project_id, path.first()).await?,
+        batch_view(state.store(), &caller.project_id, path.first()).await?,
     ))
 }
 
@@ -393,6 +387,6 @@ pub async fn cancel(
     path: PathSegments,
 ) -> Result<Json<ReprocessBatchView>, ApiError> {
     Ok(Json(
-        cancel_batch(&state, &caller.project_id, path.first()).await?,
+        cancel_batch(state.store(), &caller.project_id, path.first(), state.now()).await?,
     ))
 }
