@@ -56,6 +56,14 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/incidents/{id}/proof-links/{link}/revoke",
             post(pages::revoke_proof_link),
         )
+        .route("/reprocess-batches/new", get(pages::batch_new))
+        .route("/reprocess-batches", post(pages::batch_start))
+        .route("/reprocess-batches/{id}", get(pages::batch))
+        .route(
+            "/reprocess-batches/{id}/progress",
+            get(pages::batch_progress),
+        )
+        .route("/reprocess-batches/{id}/cancel", post(pages::batch_cancel))
         .route("/events", get(pages::events))
         .route("/events/{provider}/{event_id}", get(pages::event))
         .route("/settings", get(pages::settings))

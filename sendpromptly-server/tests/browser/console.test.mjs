@@ -216,6 +216,49 @@ describe('the console', () => {
     await shot(page, 'console-settings');
   });
 
+  test('bulk reprocess: select, dry run, confirm, live progress, cancel', async () => {
+    const bulk = [];
+    for (let i = 0; i < 5; i++) {
+      await receipt(`evt_bulk_${i}`, 'order.bulk', `cus_bulk_${i}`);
+      bulk.push((await result(`evt_bulk_${i}`, 'failure', { error: 'workers down' })).incident.id);
+    }
+    // A selection of two.
+    await page.goto(`${URL}/incidents?event_type=order.bulk`);
+    await page.getByLabel(`Select ${bulk[0]}`).check();
+    await page.getByLabel(`Select ${bulk[1]}`).check();
+    await page.getByRole('button', { name: 'Reprocess selected…' }).click();
+    await page.waitForURL(/\/reprocess-batches\/new\?/);
+    assert.equal(await page.locator('#plan-to-send').innerText(), '2');
+    // All matching the filter: the dry run sends nothing.
+    await page.goto(`${URL}/incidents?event_type=order.bulk`);
+    await page.getByRole('button', { name: 'Reprocess all matching…' }).click();
+    await page.waitForURL(/\/reprocess-batches\/new\?/);
+    assert.equal(await page.locator('#plan-to-send').innerText(), '5');
+    assert.equal((await api('GET', `/v1/incidents/${bulk[0]}`)).incident.state, 'open');
+    await shot(page, 'console-batch-plan');
+    // One callback every 10 s, one at a time: the first goes at once.
+    await page.getByLabel('Callbacks per second').fill('0.1');
+    await page.getByLabel('At most in flight').fill('1');
+    await page.getByRole('button', { name: 'Send 5 repair callbacks' }).click();
+    await page.waitForURL(/\/reprocess-batches\/rpb_/);
+    const batchId = page.url().split('/').pop();
+    // The progress refreshes by itself (htmx) until the first is delivered.
+    await page.locator('#count-delivered', { hasText: '1' }).waitFor();
+    assert.equal(await page.locator('#batch-state').innerText(), 'running');
+    await shot(page, 'console-batch-progress');
+    await page.getByRole('button', { name: 'Cancel the rest' }).click();
+    await page.locator('#batch-state', { hasText: 'cancelled' }).waitFor();
+    assert.equal(await page.locator('#count-cancelled').innerText(), '4');
+    assert.equal(await page.locator('#count-sent').innerText(), '1');
+    const batch = await api('GET', `/v1/reprocess-batches/${batchId}`);
+    assert.equal(batch.state, 'cancelled');
+    assert.equal(batch.started_by, `console:${EMAIL}`);
+    const sent = batch.items.find((item) => item.reprocess_id);
+    const detail = await api('GET', `/v1/incidents/${sent.incident_id}`);
+    const requested = detail.timeline.find((entry) => entry.kind === 'reprocess.requested');
+    assert.match(requested.detail.note, new RegExp(`reprocessed as part of batch ${batchId} by console:`));
+  });
+
   test('readable on a phone', async () => {
     const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
     await phone.addCookies(await context.cookies());
