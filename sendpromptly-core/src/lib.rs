@@ -48,6 +48,7 @@
 #![doc = include_str!("../../docs/state-diagram.md")]
 #![forbid(unsafe_code)]
 
+pub mod alert;
 pub mod callback;
 pub mod headers;
 pub mod ids;
