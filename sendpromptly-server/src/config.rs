@@ -89,6 +89,9 @@ pub struct ServeArgs {
     /// API requests one key may send at once after an idle period (default 1000).
     #[arg(long, env = "SENDPROMPTLY_API_RATE_BURST")]
     pub api_rate_burst: Option<u32>,
+    /// Hours idempotency keys are kept before the retention job deletes them (default 48, at least 24).
+    #[arg(long, env = "SENDPROMPTLY_IDEMPOTENCY_RETENTION_HOURS")]
+    pub idempotency_retention_hours: Option<u64>,
     /// Seconds a client has to send a request's headers; idle connections close after it too (default 10).
     #[arg(long, env = "SENDPROMPTLY_HEADER_READ_TIMEOUT_SECONDS")]
     pub header_read_timeout_seconds: Option<u64>,
@@ -129,6 +132,8 @@ pub struct FileConfig {
     pub api_rate_limit: Option<u32>,
     /// See `--api-rate-burst`.
     pub api_rate_burst: Option<u32>,
+    /// See `--idempotency-retention-hours`.
+    pub idempotency_retention_hours: Option<u64>,
     /// See `--header-read-timeout-seconds`.
     pub header_read_timeout_seconds: Option<u64>,
     /// See `--request-timeout-seconds`.
@@ -221,6 +226,10 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     /// The longest a request may take, body upload included; then 408.
     pub request_timeout: Duration,
+    /// How long idempotency keys are kept (at least 24 h).
+    pub idempotency_retention: Duration,
+    /// How often the retention job runs.
+    pub retention_interval: Duration,
     /// The per-API-key rate limit; `None` turns it off.
     pub api_rate_limit: Option<crate::ratelimit::RateLimit>,
 }
@@ -243,6 +252,8 @@ impl Default for ServerConfig {
             callback_schedule: CallbackSchedule::default(),
             callback_lease: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(10),
+            idempotency_retention: Duration::from_secs(48 * 3600),
+            retention_interval: Duration::from_secs(600),
             header_read_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             api_rate_limit: Some(crate::ratelimit::RateLimit::default()),
@@ -381,6 +392,18 @@ pub fn resolve_server(args: &ServeArgs, file: &FileConfig) -> Result<ServerConfi
         limit.burst = burst;
     }
     config.api_rate_limit = (limit.per_second > 0).then_some(limit);
+    if let Some(hours) = args
+        .idempotency_retention_hours
+        .or(file.idempotency_retention_hours)
+    {
+        if hours < 24 {
+            return Err(ConfigError::Invalid {
+                name: "idempotency_retention_hours",
+                message: "must be at least 24 (keys replay for 24 h)".into(),
+            });
+        }
+        config.idempotency_retention = Duration::from_secs(hours.saturating_mul(3600));
+    }
     for (name, value, target) in [
         (
             "header_read_timeout_seconds",

@@ -27,6 +27,7 @@ pub mod pacer;
 pub mod provision;
 pub mod ratelimit;
 pub mod render;
+pub mod retention;
 pub mod secrets;
 pub mod server;
 pub mod store;

@@ -21,7 +21,7 @@ use crate::app::AppState;
 use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::store::Store;
-use crate::{dispatcher, pacer, sweeper};
+use crate::{dispatcher, pacer, retention, sweeper};
 
 /// A server that is running.
 pub struct RunningServer {
@@ -83,13 +83,14 @@ pub async fn start(
     ));
     let sweeper = tokio::spawn(sweeper::run(state.clone(), watcher.clone()));
     let pacer = tokio::spawn(pacer::run(state.clone(), watcher.clone()));
+    let retention = tokio::spawn(retention::run(state.clone(), watcher.clone()));
     let dispatcher = tokio::spawn(dispatcher::run(state.clone(), http, watcher));
     tracing::info!(%addr, "listening");
     Ok(RunningServer {
         addr,
         state,
         shutdown,
-        tasks: vec![serve, sweeper, pacer, dispatcher],
+        tasks: vec![serve, sweeper, pacer, retention, dispatcher],
     })
 }
 

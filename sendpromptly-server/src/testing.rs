@@ -47,6 +47,7 @@ pub fn test_config() -> ServerConfig {
         callback_timeout: Duration::from_secs(5),
         callback_connect_timeout: Duration::from_secs(2),
         callback_lease: Duration::from_secs(30),
+        retention_interval: Duration::from_millis(20),
         shutdown_grace: Duration::from_secs(5),
         ..ServerConfig::default()
     }
