@@ -9,7 +9,10 @@
 #   3. the console's browser tests in headless Chromium (scripts/test-browser.sh);
 #   4. the Python package's tests (scripts/test-python.sh);
 #   5. the Node package's tests (scripts/test-node.sh);
-#   6. a short run of every fuzz target (FUZZ_SECONDS each, default 5).
+#   6. the examples, the one-command demo and the docs' commands
+#      (scripts/test-examples.sh, test-demo.sh, test-docs.sh);
+#   7. schemathesis against the live OpenAPI document (scripts/test-schemathesis.sh);
+#   8. a short run of every fuzz target (FUZZ_SECONDS each, default 5).
 #
 # Settings (environment):
 #   SENDPROMPTLY_VENV      where the virtualenv lives (default .venv)
@@ -45,6 +48,18 @@ scripts/test-python.sh
 
 step "Node package: npm install, drift check of the generated types, node --test"
 scripts/test-node.sh
+
+step "Examples users copy from (Rust axum example end to end)"
+scripts/test-examples.sh
+
+step "The one-command demo"
+scripts/test-demo.sh
+
+step "Docs: the quickstart's commands, links, API reference drift"
+scripts/test-docs.sh
+
+step "schemathesis: the live API against its OpenAPI document"
+scripts/test-schemathesis.sh
 
 fuzz_seconds="${FUZZ_SECONDS:-5}"
 if [[ "$fuzz_seconds" != "0" ]]; then
