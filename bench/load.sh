@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# Ingest load benchmark: a release `sendpromptly serve` against a real HTTP
+# load generator (Debian's `wrk`, installed if missing).
+#
+#   bench/load.sh [sqlite|postgres|all]     (default: sqlite)
+#
+# For each engine: a fresh database (a temp SQLite file; or a throwaway
+# PostgreSQL cluster with fsync on, via scripts/lib/postgres.sh), one project,
+# the per-key rate limit off. Then BENCH_RUNS times, in the same run:
+#   1. GET /healthz at full speed (the HTTP stack + a store ping),
+#   2. POST /v1/receipt + /v1/result (alternating, new event ids) at full speed,
+#   3. the same at about half the rate of 2, with latency percentiles.
+# Prints each run, then min/median/max, the ingest/healthz ratio, the server's
+# resident memory and the on-disk bytes per event (SQLite).
+#
+# Settings (environment):
+#   BENCH_RUNS         repetitions (default 3)
+#   BENCH_DURATION     seconds per measurement (default 10)
+#   BENCH_CONNECTIONS  concurrent connections (default 32)
+#   SENDPROMPTLY_BIN   a prebuilt server binary (default: cargo build --release)
+#   BENCH_QUICK=1      smoke run: a debug build unless SENDPROMPTLY_BIN is set
+#   CARGO_TARGET_DIR   cargo's target directory (default target/)
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+step() { printf '\n==== %s\n' "$*"; }
+
+engines="${1:-sqlite}"
+[[ "$engines" == "all" ]] && engines="sqlite postgres"
+runs="${BENCH_RUNS:-3}"
+duration="${BENCH_DURATION:-10}"
+conns="${BENCH_CONNECTIONS:-32}"
+
+if ! command -v wrk >/dev/null; then
+    step "Installing wrk (Debian)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+fi
+
+if [[ -z "${SENDPROMPTLY_BIN:-}" ]]; then
+    if [[ "${BENCH_QUICK:-}" == "1" ]]; then
+        step "Building the server (debug: a smoke run measures nothing)"
+        cargo build --locked -p sendpromptly-server --bin sendpromptly
+        SENDPROMPTLY_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/sendpromptly"
+    else
+        step "Building the release server"
+        cargo build --release --locked -p sendpromptly-server --bin sendpromptly
+        SENDPROMPTLY_BIN="${CARGO_TARGET_DIR:-$root/target}/release/sendpromptly"
+    fi
+fi
+bin="$SENDPROMPTLY_BIN"
+
+# shellcheck source=../scripts/lib/postgres.sh
+source "$root/scripts/lib/postgres.sh"
+work="$(mktemp -d /tmp/sendpromptly-bench.XXXXXX)"
+server_pid=""
+stop_server() {
+    if [[ -n "$server_pid" ]]; then
+        kill "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+        server_pid=""
+    fi
+}
+cleanup() {
+    local status=$?
+    stop_server
+    pg_stop "$status"
+    rm -rf "$work"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# wrk's "Requests/sec:" figure, and its latency percentiles in milliseconds.
+rps() { awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$1"; }
+pct() {
+    awk -v p="$2%" '$1 == p {
+        v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
+        if (u == "us") v /= 1000; else if (u == "s") v *= 1000; else if (u == "m") v *= 60000;
+        printf "%.2f", v }' "$1"
+}
+errors() { awk '/Non-2xx or 3xx responses:/ {n += $NF} /Socket errors:/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10} END {print n + 0}' "$1"; }
+stats() { # min median max of the arguments
+    printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {printf "min %s  median %s  max %s", a[1], a[int((NR + 1) / 2)], a[NR]}'
+}
+
+bench_engine() {
+    local engine="$1" url port key
+    step "Engine: $engine"
+    case "$engine" in
+        sqlite) url="sqlite://$work/bench.db" ;;
+        postgres)
+            pg_start sendpromptly_bench durable
+            url="$PG_URL"
+            ;;
+        *) echo "unknown engine $engine (sqlite, postgres or all)" >&2; exit 2 ;;
+    esac
+    key="$("$bin" --database-url "$url" --log-format json project create --name "bench-$engine" --json 2>/dev/null \
+        | python3 -c 'import json, sys; print(json.load(sys.stdin)["api_key"])')"
+    port="$(free_port)"
+    SENDPROMPTLY_API_RATE_LIMIT=0 "$bin" --database-url "$url" --log-format json serve --listen "127.0.0.1:$port" >"$work/server-$engine.log" 2>&1 &
+    server_pid=$!
+    for _ in $(seq 1 300); do
+        curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null || { cat "$work/server-$engine.log" >&2; exit 1; }
+
+    local base="http://127.0.0.1:$port" h=() i=() ratio=() p50=() p99=() lrate=()
+    for run in $(seq 1 "$runs"); do
+        wrk -t1 -c"$conns" -d"${duration}s" "$base/healthz" >"$work/h.txt"
+        wrk -t1 -c"$conns" -d"${duration}s" -s bench/ingest.lua "$base" -- "r${run}" "$key" >"$work/i.txt"
+        local hr ir half delay
+        hr="$(rps "$work/h.txt")"; ir="$(rps "$work/i.txt")"
+        if [[ "$(errors "$work/i.txt")" != "0" ]]; then
+            echo "error: non-2xx or socket errors during ingest:" >&2; cat "$work/i.txt" >&2; exit 1
+        fi
+        half=$((ir / 2)); ((half > 0)) || half=1
+        delay=$((conns * 1000 / half))
+        wrk -t1 -c"$conns" -d"${duration}s" --latency -s bench/ingest.lua "$base" -- "l${run}" "$key" "$delay" >"$work/l.txt"
+        h+=("$hr"); i+=("$ir"); lrate+=("$(rps "$work/l.txt")")
+        ratio+=("$(awk -v a="$ir" -v b="$hr" 'BEGIN {printf "%.3f", a / b}')")
+        p50+=("$(pct "$work/l.txt" 50)"); p99+=("$(pct "$work/l.txt" 99)")
+        printf 'run %s: healthz %s req/s | ingest %s req/s (ratio %s) | at %s req/s: p50 %s ms, p99 %s ms\n' \
+            "$run" "$hr" "$ir" "${ratio[-1]}" "${lrate[-1]}" "${p50[-1]}" "${p99[-1]}"
+    done
+    local rss events bytes
+    rss="$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")"
+    echo "---- $engine, $runs runs of ${duration}s, $conns connections (wrk -t1)"
+    echo "healthz req/s:           $(stats "${h[@]}")"
+    echo "ingest req/s:            $(stats "${i[@]}")"
+    echo "ingest/healthz ratio:    $(stats "${ratio[@]}")"
+    echo "half-rate req/s:         $(stats "${lrate[@]}")"
+    echo "half-rate p50 ms:        $(stats "${p50[@]}")"
+    echo "half-rate p99 ms:        $(stats "${p99[@]}")"
+    echo "server RSS after runs:   $((rss / 1024)) MiB"
+    stop_server
+    if [[ "$engine" == "sqlite" ]]; then
+        events="$(python3 -c "import sqlite3; print(sqlite3.connect('$work/bench.db').execute('select count(*) from events').fetchone()[0])")"
+        bytes="$(du -cb "$work"/bench.db* | tail -1 | cut -f1)"
+        echo "events stored:           $events; on disk $bytes bytes = $((bytes / (events > 0 ? events : 1))) bytes/event (receipt + result + timeline + indexes)"
+    else
+        pg_stop 0
+    fi
+}
+
+for engine in $engines; do
+    bench_engine "$engine"
+done

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# CI smoke of the benchmark harnesses: runs each with tiny sizes and debug
+# builds so they keep working. It never asserts a timing; it fails only when a
+# harness itself fails (a request refused, a verifier disagreeing, a script error).
+#
+#   bench/smoke.sh
+#
+# Settings: SENDPROMPTLY_BIN, CARGO_TARGET_DIR (as for bench/load.sh and bench/sdk.sh).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+export BENCH_QUICK=1 BENCH_RUNS=1 BENCH_DURATION=1 BENCH_CONNECTIONS=4
+start=$SECONDS
+bench/load.sh all
+bench/sdk.sh all
+printf '\n==== benchmark smoke passed (%ss)\n' "$((SECONDS - start))"
