@@ -11,6 +11,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 export BENCH_QUICK=1 BENCH_RUNS=1 BENCH_DURATION=1 BENCH_CONNECTIONS=4
 start=$SECONDS
+cargo test --locked -p sendpromptly-core --bench core
+BENCH_WINDOW_MS=500 BENCH_PROBES=20 bench/detection.sh 200
 bench/load.sh all
 bench/sdk.sh all
 printf '\n==== benchmark smoke passed (%ss)\n' "$((SECONDS - start))"

@@ -1,0 +1,203 @@
+//! Detection benchmark: how late incidents open after their deadlines, and
+//! what the sweeper costs, with many events awaiting results.
+//!
+//! `cargo bench -p sendpromptly-server --bench detection` (run by
+//! `bench/detection.sh`). Settings (environment): `BENCH_PENDING` (events
+//! awaiting a result far in the future, default 1,000,000), `BENCH_PROBES`
+//! (events whose deadline passes during the measurement, default 1,000),
+//! `BENCH_DB` (the SQLite file; default a temporary one), `BENCH_WINDOW_MS`
+//! (the CPU measurement window, default 5,000).
+//!
+//! The events are written through `Store::apply` like the API does. The
+//! sweeper loop is the server's: `sweep_due(now, 500)` until a short batch,
+//! every 250 ms (the defaults of `--sweep-interval-ms` and the batch).
+//!
+//! Without `--bench` (i.e. under `cargo test --benches`), the defaults shrink
+//! to a smoke run: 200 pending events, 20 probes, a 500 ms window.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use sendpromptly_core::machine::{Command, Context};
+use sendpromptly_core::model::{Actor, EventKey, Provider, Receipt};
+use sendpromptly_core::{Timestamp, ids};
+use sendpromptly_server::store::Store;
+use sendpromptly_server::store::sqlite::SqliteStore;
+
+const SWEEP_BATCH: u32 = 500;
+const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
+
+fn now() -> Timestamp {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    Timestamp::from_unix_millis(i64::try_from(ms).unwrap())
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// User + system CPU time of this process, from /proc/self/stat (clock ticks of 10 ms).
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // Fields 14 and 15 of stat(5); `after` starts at field 3.
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Duration::from_millis(ticks * 10)
+}
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn receipt(
+    store: &SqliteStore,
+    project: &str,
+    event_id: String,
+    deadline_seconds: u32,
+    at: Timestamp,
+) {
+    let key = EventKey {
+        provider: Provider::Stripe,
+        event_id: event_id.clone(),
+    };
+    let command = Command::Receipt {
+        receipt: Receipt {
+            provider: Provider::Stripe,
+            event_id,
+            event_type: "invoice.paid".into(),
+            subject: Some("cus_bench".into()),
+            effect: None,
+            deadline_seconds: Some(deadline_seconds),
+            metadata: None,
+            occurred_at: None,
+        },
+        deadline_seconds,
+    };
+    let ctx = Context {
+        now: at,
+        actor: Actor::ApiKey("key_bench".into()),
+        new_incident_id: ids::new_id(ids::INCIDENT, at, &mut rand::thread_rng()),
+    };
+    store.apply(project, &key, command, ctx).await.unwrap();
+}
+
+/// One sweeper pass, as `sweeper::sweep_once` does it; returns the event ids handled.
+async fn sweep(store: &SqliteStore) -> Vec<(String, Timestamp)> {
+    let mut handled = Vec::new();
+    loop {
+        let report = store.sweep_due(now(), SWEEP_BATCH).await.unwrap();
+        let at = now();
+        for (_, transition) in &report.transitions {
+            handled.push((transition.record.event_id.clone(), at));
+        }
+        if report.examined < SWEEP_BATCH as usize {
+            return handled;
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let full = std::env::args().any(|arg| arg == "--bench");
+    let pending = env_usize("BENCH_PENDING", if full { 1_000_000 } else { 200 });
+    let probes = env_usize("BENCH_PROBES", if full { 1_000 } else { 20 });
+    let window =
+        Duration::from_millis(env_usize("BENCH_WINDOW_MS", if full { 5_000 } else { 500 }) as u64);
+    let dir = tempfile::tempdir().unwrap();
+    let path = std::env::var("BENCH_DB")
+        .unwrap_or_else(|_| dir.path().join("detection.db").display().to_string());
+    let store = SqliteStore::connect(&format!("sqlite://{path}"))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let project =
+        sendpromptly_server::provision::create_project(&store, "detection-bench", None, now())
+            .await
+            .unwrap()
+            .project_id;
+
+    let start = Instant::now();
+    let t0 = now();
+    for i in 0..pending {
+        // A week away: pending for the whole run.
+        receipt(&store, &project, format!("evt_pending_{i}"), 604_800, t0).await;
+        if i > 0 && i % 100_000 == 0 {
+            eprintln!(
+                "  {i} pending events written ({:.0}/s)",
+                i as f64 / start.elapsed().as_secs_f64()
+            );
+        }
+    }
+    let fill = start.elapsed();
+    println!(
+        "pending events: {pending} written through Store::apply in {:.1} s ({:.0}/s)",
+        fill.as_secs_f64(),
+        pending as f64 / fill.as_secs_f64().max(1e-9)
+    );
+
+    // Sweeper CPU with nothing due: a fixed window of passes every 250 ms.
+    let cpu0 = cpu_time();
+    let wall0 = Instant::now();
+    while wall0.elapsed() < window {
+        let handled = sweep(&store).await;
+        assert!(handled.is_empty(), "nothing should be due yet");
+        tokio::time::sleep(SWEEP_INTERVAL).await;
+    }
+    let cpu = cpu_time().saturating_sub(cpu0);
+    println!(
+        "sweeper CPU with {pending} pending, nothing due: {:.2} ms per second of wall time ({} ms over {:.1} s)",
+        cpu.as_secs_f64() * 1000.0 / wall0.elapsed().as_secs_f64(),
+        cpu.as_millis(),
+        wall0.elapsed().as_secs_f64()
+    );
+
+    // Probes: deadlines 1 s after their receipt, spread over ~1 s; the sweeper
+    // loop runs alongside and records when each incident opened.
+    let mut due: HashMap<String, Timestamp> = HashMap::new();
+    let spread = 1000 / probes.max(1) as i64;
+    let base = now();
+    for i in 0..probes {
+        let at = base.plus_millis(i as i64 * spread);
+        let id = format!("evt_probe_{i}");
+        receipt(&store, &project, id.clone(), 1, at).await;
+        due.insert(id, at.plus_seconds(1));
+    }
+    let mut lags = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while lags.len() < probes && Instant::now() < deadline {
+        for (id, at) in sweep(&store).await {
+            if let Some(d) = due.get(&id) {
+                lags.push(at.unix_millis() - d.unix_millis());
+            }
+        }
+        tokio::time::sleep(SWEEP_INTERVAL).await;
+    }
+    lags.sort_unstable();
+    assert_eq!(lags.len(), probes, "every probe's incident opened");
+    let pct = |p: f64| lags[((lags.len() as f64 * p).ceil() as usize).clamp(1, lags.len()) - 1];
+    println!(
+        "incident open lag after the deadline over {probes} deadlines: min {} ms, p50 {} ms, p99 {} ms, max {} ms (sweep interval {} ms)",
+        lags[0],
+        pct(0.5),
+        pct(0.99),
+        lags[lags.len() - 1],
+        SWEEP_INTERVAL.as_millis()
+    );
+    println!(
+        "bench process RSS (store pools and caches, no HTTP server): {} MiB",
+        rss_kib() / 1024
+    );
+}
