@@ -98,6 +98,15 @@ pub struct ServeArgs {
     /// Seconds a whole request may take, body upload included, before a 408 (default 30).
     #[arg(long, env = "SENDPROMPTLY_REQUEST_TIMEOUT_SECONDS")]
     pub request_timeout_seconds: Option<u64>,
+    /// SMTP server for email alerts: smtp://user:pass@host:587 (STARTTLS required), smtps://… (TLS from the start), smtp://…?tls=none (plain; loopback testing only).
+    #[arg(long, env = "SENDPROMPTLY_SMTP_URL")]
+    pub smtp_url: Option<String>,
+    /// The From address of email alerts (required with --smtp-url).
+    #[arg(long, env = "SENDPROMPTLY_SMTP_FROM")]
+    pub smtp_from: Option<String>,
+    /// Window in seconds in which alerts about incidents of the same event type are grouped into one message (default 300; 0 turns grouping off).
+    #[arg(long, env = "SENDPROMPTLY_ALERT_GROUP_WINDOW_SECONDS")]
+    pub alert_group_window_seconds: Option<u64>,
 }
 
 /// The TOML file: the same settings as the flags, snake_case.
@@ -138,6 +147,135 @@ pub struct FileConfig {
     pub header_read_timeout_seconds: Option<u64>,
     /// See `--request-timeout-seconds`.
     pub request_timeout_seconds: Option<u64>,
+    /// See `--smtp-url`.
+    pub smtp_url: Option<String>,
+    /// See `--smtp-from`.
+    pub smtp_from: Option<String>,
+    /// See `--alert-group-window-seconds`.
+    pub alert_group_window_seconds: Option<u64>,
+}
+
+/// How the SMTP connection is secured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// `smtp://`: STARTTLS, required.
+    StartTls,
+    /// `smtps://`: TLS from the first byte.
+    Implicit,
+    /// `smtp://…?tls=none`: no encryption (loopback testing only).
+    None,
+}
+
+/// The resolved `--smtp-url` and `--smtp-from`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SmtpSettings {
+    /// Server host name.
+    pub host: String,
+    /// Server port (default 587 for STARTTLS and plain, 465 for `smtps`).
+    pub port: u16,
+    /// How the connection is secured.
+    pub tls: SmtpTls,
+    /// User name and password for AUTH, when the URL has them.
+    pub credentials: Option<(String, String)>,
+    /// The From address.
+    pub from: String,
+}
+
+impl std::fmt::Debug for SmtpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the password.
+        f.debug_struct("SmtpSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("user", &self.credentials.as_ref().map(|(user, _)| user))
+            .field("from", &self.from)
+            .finish()
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(byte) = u8::from_str_radix(&text[i + 1..i + 3], 16)
+        {
+            out.push(byte);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl SmtpSettings {
+    /// Parses `--smtp-url` (the From address is given separately).
+    pub fn parse(smtp_url: &str, from: &str) -> Result<SmtpSettings, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            name: "smtp_url",
+            message,
+        };
+        // Never echo the URL: it may hold a password.
+        let url = url::Url::parse(smtp_url).map_err(|err| {
+            invalid(format!(
+                "not a URL ({err}); expected smtp://user:pass@host:port"
+            ))
+        })?;
+        let mut tls = match url.scheme() {
+            "smtp" => SmtpTls::StartTls,
+            "smtps" => SmtpTls::Implicit,
+            other => return Err(invalid(format!("scheme `{other}` is not smtp or smtps"))),
+        };
+        for (key, value) in url.query_pairs() {
+            match (key.as_ref(), value.as_ref()) {
+                ("tls", "none") if tls == SmtpTls::StartTls => tls = SmtpTls::None,
+                ("tls", "starttls") if tls == SmtpTls::StartTls => {}
+                _ => {
+                    return Err(invalid(format!(
+                        "unknown parameter `{key}={value}`; only tls=none or tls=starttls with smtp://"
+                    )));
+                }
+            }
+        }
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| invalid("has no host".into()))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = url.port().unwrap_or(match tls {
+            SmtpTls::Implicit => 465,
+            SmtpTls::StartTls | SmtpTls::None => 587,
+        });
+        let credentials = if url.username().is_empty() {
+            None
+        } else {
+            Some((
+                percent_decode(url.username()),
+                percent_decode(url.password().unwrap_or("")),
+            ))
+        };
+        let from = from.trim();
+        if from.is_empty() || !from.contains('@') {
+            return Err(ConfigError::Invalid {
+                name: "smtp_from",
+                message: "must be an email address (`alerts@example.com` or `SendPromptly <alerts@example.com>`)".into(),
+            });
+        }
+        Ok(SmtpSettings {
+            host,
+            port,
+            tls,
+            credentials,
+            from: from.to_owned(),
+        })
+    }
 }
 
 /// Why the configuration could not be loaded.
@@ -232,6 +370,10 @@ pub struct ServerConfig {
     pub retention_interval: Duration,
     /// The per-API-key rate limit; `None` turns it off.
     pub api_rate_limit: Option<crate::ratelimit::RateLimit>,
+    /// The SMTP server for email alerts; `None`: email channels cannot send.
+    pub smtp: Option<SmtpSettings>,
+    /// The alert grouping window, in seconds (0: no grouping).
+    pub alert_group_window_seconds: i64,
 }
 
 impl Default for ServerConfig {
@@ -257,6 +399,8 @@ impl Default for ServerConfig {
             header_read_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             api_rate_limit: Some(crate::ratelimit::RateLimit::default()),
+            smtp: None,
+            alert_group_window_seconds: 300,
         }
     }
 }
@@ -428,5 +572,101 @@ pub fn resolve_server(args: &ServeArgs, file: &FileConfig) -> Result<ServerConfi
             *target = Duration::from_secs(secs);
         }
     }
+    let smtp_from = args.smtp_from.clone().or_else(|| file.smtp_from.clone());
+    match (
+        args.smtp_url.clone().or_else(|| file.smtp_url.clone()),
+        smtp_from,
+    ) {
+        (Some(url), Some(from)) => config.smtp = Some(SmtpSettings::parse(&url, &from)?),
+        (Some(_), None) => {
+            return Err(ConfigError::Invalid {
+                name: "smtp_from",
+                message: "is required with smtp_url".into(),
+            });
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::Invalid {
+                name: "smtp_url",
+                message: "is required with smtp_from".into(),
+            });
+        }
+        (None, None) => {}
+    }
+    if let Some(secs) = args
+        .alert_group_window_seconds
+        .or(file.alert_group_window_seconds)
+    {
+        if secs > 86_400 {
+            return Err(ConfigError::Invalid {
+                name: "alert_group_window_seconds",
+                message: "must be at most 86400 (one day)".into(),
+            });
+        }
+        config.alert_group_window_seconds = secs as i64;
+    }
     Ok(config)
+}
+
+#[cfg(test)]
+mod smtp_tests {
+    use super::*;
+
+    #[test]
+    fn smtp_urls_parse_with_tls_modes_and_credentials() {
+        let s = SmtpSettings::parse("smtp://ops%40x.io:p%3Ass@mail.example.com", "a@x.io").unwrap();
+        assert_eq!(
+            (s.host.as_str(), s.port, s.tls),
+            ("mail.example.com", 587, SmtpTls::StartTls)
+        );
+        assert_eq!(s.credentials, Some(("ops@x.io".into(), "p:ss".into())));
+        assert!(!format!("{s:?}").contains("p:ss"));
+        let s = SmtpSettings::parse("smtps://mail.example.com", "a@x.io").unwrap();
+        assert_eq!(
+            (s.port, s.tls, s.credentials),
+            (465, SmtpTls::Implicit, None)
+        );
+        let s = SmtpSettings::parse("smtp://127.0.0.1:2525?tls=none", "a@x.io").unwrap();
+        assert_eq!(
+            (s.host.as_str(), s.port, s.tls),
+            ("127.0.0.1", 2525, SmtpTls::None)
+        );
+    }
+
+    #[test]
+    fn bad_smtp_settings_name_the_setting_without_the_password() {
+        for (url, from, name) in [
+            ("http://mail.example.com", "a@x.io", "smtp_url"),
+            ("smtps://mail.example.com?tls=none", "a@x.io", "smtp_url"),
+            ("smtp://u:secret@/", "a@x.io", "smtp_url"),
+            ("smtp://mail.example.com", "nobody", "smtp_from"),
+        ] {
+            match SmtpSettings::parse(url, from) {
+                Err(ConfigError::Invalid { name: got, message }) => {
+                    assert_eq!(got, name, "{url}");
+                    assert!(!message.contains("secret"), "{message}");
+                }
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+        let args = ServeArgs {
+            smtp_url: Some("smtp://mail.example.com".into()),
+            ..ServeArgs::default()
+        };
+        assert!(matches!(
+            resolve_server(&args, &FileConfig::default()),
+            Err(ConfigError::Invalid {
+                name: "smtp_from",
+                ..
+            })
+        ));
+        let args = ServeArgs {
+            smtp_url: Some("smtp://mail.example.com".into()),
+            smtp_from: Some("SendPromptly <alerts@example.com>".into()),
+            alert_group_window_seconds: Some(60),
+            ..ServeArgs::default()
+        };
+        let config = resolve_server(&args, &FileConfig::default()).unwrap();
+        assert_eq!(config.smtp.unwrap().host, "mail.example.com");
+        assert_eq!(config.alert_group_window_seconds, 60);
+    }
 }
