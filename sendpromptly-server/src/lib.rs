@@ -19,6 +19,7 @@ pub mod clock;
 pub mod config;
 pub mod console;
 pub mod dispatcher;
+pub mod email;
 pub mod error;
 pub mod listen;
 pub mod metrics;
