@@ -12,7 +12,8 @@
 #   6. the examples, the one-command demo and the docs' commands
 #      (scripts/test-examples.sh, test-demo.sh, test-docs.sh);
 #   7. schemathesis against the live OpenAPI document (scripts/test-schemathesis.sh);
-#   8. a short run of every fuzz target (FUZZ_SECONDS each, default 5).
+#   8. a smoke run of every benchmark harness (bench/smoke.sh; never asserts timings);
+#   9. a short run of every fuzz target (FUZZ_SECONDS each, default 5).
 #
 # Settings (environment):
 #   SENDPROMPTLY_VENV      where the virtualenv lives (default .venv)
@@ -60,6 +61,9 @@ scripts/test-docs.sh
 
 step "schemathesis: the live API against its OpenAPI document"
 scripts/test-schemathesis.sh
+
+step "Benchmark harnesses: smoke run (tiny sizes, no timing assertions)"
+bench/smoke.sh
 
 fuzz_seconds="${FUZZ_SECONDS:-5}"
 if [[ "$fuzz_seconds" != "0" ]]; then
