@@ -194,7 +194,10 @@ impl Background {
                 capacity: c.capacity,
                 concurrency: c.concurrency,
                 retry: c.retry.inner.clone(),
-                on_drop: c.on_drop.as_ref().map(|f| on_drop_callback(f.clone_ref(py))),
+                on_drop: c
+                    .on_drop
+                    .as_ref()
+                    .map(|f| on_drop_callback(f.clone_ref(py))),
             },
             None => sp::BackgroundConfig::from_env().map_err(|err| errors::to_py(py, &err))?,
         };
@@ -417,7 +420,11 @@ impl Background {
     /// seconds (the rest is dropped and reported); returns the final
     /// ``BackgroundStats``. Later signals are dropped as ``closed``.
     #[pyo3(signature = (timeout=None))]
-    fn shutdown(&self, py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<BackgroundStats> {
+    fn shutdown(
+        &self,
+        py: Python<'_>,
+        timeout: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<BackgroundStats> {
         let (background, timeout) = (self.live(py)?, self::timeout(timeout)?);
         let stats = rt::block_on(py, async move { background.shutdown(timeout).await })?;
         Ok(stats.into())
@@ -435,7 +442,11 @@ impl Background {
 
     /// ``shutdown`` for asyncio: an awaitable of ``BackgroundStats``.
     #[pyo3(signature = (timeout=None))]
-    fn shutdown_async(&self, py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<Pending> {
+    fn shutdown_async(
+        &self,
+        py: Python<'_>,
+        timeout: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Pending> {
         let (background, timeout) = (self.live(py)?, self::timeout(timeout)?);
         Ok(Pending::new(rt::job(
             async move { Ok::<_, sp::Error>(background.shutdown(timeout).await) },

@@ -388,7 +388,11 @@ impl BackgroundConfig {
             self.capacity,
             self.concurrency,
             self.retry.__repr__(),
-            if self.on_drop.is_some() { "<callable>" } else { "None" }
+            if self.on_drop.is_some() {
+                "<callable>"
+            } else {
+                "None"
+            }
         )
     }
 }

@@ -83,10 +83,7 @@ pub fn to_json_object(obj: &Bound<'_, PyAny>, path: &str) -> PyResult<JsonObject
     for pair in items.try_iter()? {
         let (key, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = pair?.extract()?;
         let key = key.cast::<PyString>().map_err(|_| {
-            PyTypeError::new_err(format!(
-                "{path}: keys must be str, not {}",
-                type_name(&key)
-            ))
+            PyTypeError::new_err(format!("{path}: keys must be str, not {}", type_name(&key)))
         })?;
         let key = key.to_cow()?.into_owned();
         let value = to_json(&value, &format!("{path}[{key:?}]"))?;
@@ -146,10 +143,11 @@ pub fn serialize_to_py<T: serde::Serialize>(py: Python<'_>, value: &T) -> PyResu
 
 /// `provider=`: `"stripe"`, `"shopify"` or `"custom"`.
 pub fn provider(text: &str) -> PyResult<Provider> {
-    text.parse()
-        .map_err(|_| PyValueError::new_err(format!(
+    text.parse().map_err(|_| {
+        PyValueError::new_err(format!(
             "provider must be \"stripe\", \"shopify\" or \"custom\", not {text:?}"
-        )))
+        ))
+    })
 }
 
 /// `status=`: `"success"` or `"failure"`.
@@ -164,7 +162,11 @@ pub fn result_status(text: &str) -> PyResult<ResultStatus> {
 }
 
 /// A wire enum (state, kind) from its string.
-pub fn wire<T: std::str::FromStr>(name: &str, text: Option<String>, expected: &str) -> PyResult<Option<T>> {
+pub fn wire<T: std::str::FromStr>(
+    name: &str,
+    text: Option<String>,
+    expected: &str,
+) -> PyResult<Option<T>> {
     text.map(|t| {
         t.parse().map_err(|_| {
             PyValueError::new_err(format!("{name} must be one of {expected}, not {t:?}"))
@@ -252,7 +254,12 @@ pub fn secrets(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<String>> {
     let mut out = Vec::new();
     for item in obj.try_iter().map_err(|_| bad())? {
         let item = item?;
-        out.push(item.cast::<PyString>().map_err(|_| bad())?.to_cow()?.into_owned());
+        out.push(
+            item.cast::<PyString>()
+                .map_err(|_| bad())?
+                .to_cow()?
+                .into_owned(),
+        );
     }
     Ok(out)
 }
@@ -276,12 +283,18 @@ pub fn timestamp(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Timestamp> {
             )));
         }
         let seconds: f64 = obj.call_method0("timestamp")?.extract()?;
-        return Ok(Timestamp::from_unix_millis((seconds * 1000.0).round() as i64));
+        return Ok(Timestamp::from_unix_millis(
+            (seconds * 1000.0).round() as i64
+        ));
     }
-    if !obj.is_instance_of::<PyBool>() && (obj.is_instance_of::<PyInt>() || obj.is_instance_of::<PyFloat>()) {
+    if !obj.is_instance_of::<PyBool>()
+        && (obj.is_instance_of::<PyInt>() || obj.is_instance_of::<PyFloat>())
+    {
         let seconds: f64 = obj.extract()?;
         if seconds.is_finite() {
-            return Ok(Timestamp::from_unix_millis((seconds * 1000.0).round() as i64));
+            return Ok(Timestamp::from_unix_millis(
+                (seconds * 1000.0).round() as i64
+            ));
         }
     }
     Err(PyTypeError::new_err(format!(
@@ -293,9 +306,9 @@ pub fn timestamp(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Timestamp> {
 /// A duration: seconds (`int` or `float`, at least 0) or a `timedelta`.
 pub fn duration(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Duration> {
     if obj.is_instance_of::<PyDelta>() {
-        return obj.extract::<Duration>().map_err(|_| {
-            PyValueError::new_err(format!("{name} must not be negative"))
-        });
+        return obj
+            .extract::<Duration>()
+            .map_err(|_| PyValueError::new_err(format!("{name} must not be negative")));
     }
     if obj.is_instance_of::<PyBool>()
         || !(obj.is_instance_of::<PyInt>() || obj.is_instance_of::<PyFloat>())
@@ -325,9 +338,9 @@ pub fn whole_u32(obj: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<Option<
             type_name(obj)
         )));
     }
-    let value: i128 = obj.extract().map_err(|_| {
-        PyValueError::new_err(format!("{name} is out of range"))
-    })?;
+    let value: i128 = obj
+        .extract()
+        .map_err(|_| PyValueError::new_err(format!("{name} is out of range")))?;
     u32::try_from(value)
         .map(Some)
         .map_err(|_| PyValueError::new_err(format!("{name} is out of range: {value}")))

@@ -2,8 +2,8 @@
 //! Python so they read and subclass like any Python exception). This module
 //! only picks the class and copies the fields.
 
-use pyo3::exceptions::PyTypeError;
 use pyo3::BoundObject;
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use sendpromptly_client::core::shopify::ShopifyError;
@@ -69,9 +69,7 @@ pub fn to_py(py: Python<'_>, err: &Error) -> PyErr {
             let (class, kind) = match t.kind {
                 TransportErrorKind::Timeout => ("APITimeoutError", "timeout"),
                 TransportErrorKind::Connect => ("APIConnectionError", "connect"),
-                TransportErrorKind::ConnectionClosed => {
-                    ("APIConnectionError", "connection_closed")
-                }
+                TransportErrorKind::ConnectionClosed => ("APIConnectionError", "connection_closed"),
                 _ => ("TransportError", "other"),
             };
             build(

@@ -35,7 +35,9 @@ pub fn runtime() -> PyResult<&'static Runtime> {
         .enable_all()
         .build()
         .map_err(|err| {
-            PyRuntimeError::new_err(format!("sendpromptly: could not start its I/O threads: {err}"))
+            PyRuntimeError::new_err(format!(
+                "sendpromptly: could not start its I/O threads: {err}"
+            ))
         })?;
     // Lives as long as the process (and, after a fork, is abandoned).
     let rt: &'static Runtime = Box::leak(Box::new(rt));
@@ -128,7 +130,9 @@ impl Pending {
             .unwrap_or_else(|p| p.into_inner())
             .take()
             .ok_or_else(|| {
-                PyRuntimeError::new_err("cannot await a sendpromptly call twice; call the method again")
+                PyRuntimeError::new_err(
+                    "cannot await a sendpromptly call twice; call the method again",
+                )
             })?;
         let event_loop = py.import("asyncio")?.call_method0("get_running_loop")?;
         let future = event_loop.call_method0("create_future")?;

@@ -231,12 +231,11 @@ pub fn stripe_verify(
     let header = match sig_header {
         None => String::new(),
         Some(h) if h.is_none() => String::new(),
-        Some(h) => convert::body(h, "sig_header")
-            .and_then(|b| {
-                String::from_utf8(b).map_err(|_| {
-                    pyo3::exceptions::PyValueError::new_err("sig_header is not valid UTF-8")
-                })
-            })?,
+        Some(h) => convert::body(h, "sig_header").and_then(|b| {
+            String::from_utf8(b).map_err(|_| {
+                pyo3::exceptions::PyValueError::new_err("sig_header is not valid UTF-8")
+            })
+        })?,
     };
     let tolerance = convert::whole_u32(tolerance, "tolerance")?
         .unwrap_or(stripe::DEFAULT_TOLERANCE_SECONDS as u32);
