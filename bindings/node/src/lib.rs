@@ -11,6 +11,9 @@
 //! Errors cross the boundary as a JavaScript `Error` whose message is
 //! [`errors::MARKER`] followed by a JSON description (see [`errors`]);
 //! `index.js` turns it into the matching `SendPromptlyError` subclass.
+// napi's macros register the exported functions only outside `cfg(test)`;
+// a test build (e.g. `cargo clippy --all-targets`) would call them unused.
+#![cfg_attr(test, allow(dead_code))]
 #![deny(unsafe_code)]
 
 mod background;
