@@ -231,6 +231,45 @@ fn project_update(changes: Option<&Bound<'_, PyDict>>) -> PyResult<sp::ProjectUp
     Ok(update)
 }
 
+/// The body of `POST /v1/reprocess-batches` from keyword arguments: a
+/// filter or `incident_ids`, and the pacing (`rate_per_second`,
+/// `concurrency`, `note`). Which combinations are valid is the server's
+/// (and the Rust SDK's) business; only the Python types are checked here.
+#[allow(clippy::too_many_arguments)]
+fn batch_request(
+    incident_ids: Option<Vec<String>>,
+    state: Option<String>,
+    kind: Option<String>,
+    provider: Option<&str>,
+    event_type: Option<String>,
+    subject: Option<String>,
+    opened_after: Option<&Bound<'_, PyAny>>,
+    opened_before: Option<&Bound<'_, PyAny>>,
+    rate_per_second: Option<&Bound<'_, PyAny>>,
+    concurrency: Option<&Bound<'_, PyAny>>,
+    note: Option<String>,
+) -> PyResult<sp::ReprocessBatchRequest> {
+    let time = |v: Option<&Bound<'_, PyAny>>, name| {
+        v.filter(|v| !v.is_none())
+            .map(|v| convert::timestamp(v, name))
+            .transpose()
+    };
+    Ok(sp::ReprocessBatchRequest {
+        incident_ids,
+        state: convert::wire("state", state, "open, reprocessing, resolved")?,
+        kind: convert::wire("kind", kind, "missing_result, failed_result")?,
+        provider: provider.map(convert::provider).transpose()?,
+        event_type,
+        subject,
+        opened_after: time(opened_after, "opened_after")?,
+        opened_before: time(opened_before, "opened_before")?,
+        dry_run: false,
+        rate_per_second: convert::number(rate_per_second, "rate_per_second")?,
+        concurrency: convert::whole_u32(concurrency, "concurrency")?,
+        note,
+    })
+}
+
 macro_rules! client_class {
     ($cls:ident, $dispatch:path, $doc:literal) => {
         #[doc = $doc]
@@ -579,6 +618,94 @@ macro_rules! client_class {
                 $dispatch(py, rt::job(
                     async move { client.revoke_proof_link(&proof_link_id).await },
                     none,
+                ))
+            }
+
+            /// Plans a bulk reprocess without sending anything (a dry run):
+            /// select by filter (``state``, ``kind``, ``provider``,
+            /// ``event_type``, ``subject``, ``opened_after``,
+            /// ``opened_before``) or by ``incident_ids``, not both. Returns
+            /// the plan (a dict: ``total``, ``to_send``, ``skipped``,
+            /// ``by_event_type``, ``skipped_by_reason``, ``incidents``).
+            #[pyo3(signature = (*, incident_ids=None, state=None, kind=None, provider=None, event_type=None, subject=None, opened_after=None, opened_before=None, rate_per_second=None, concurrency=None, note=None))]
+            #[allow(clippy::too_many_arguments)]
+            fn plan_reprocess_batch(
+                &self,
+                py: Python<'_>,
+                incident_ids: Option<Vec<String>>,
+                state: Option<String>,
+                kind: Option<String>,
+                provider: Option<&str>,
+                event_type: Option<String>,
+                subject: Option<String>,
+                opened_after: Option<&Bound<'_, PyAny>>,
+                opened_before: Option<&Bound<'_, PyAny>>,
+                rate_per_second: Option<&Bound<'_, PyAny>>,
+                concurrency: Option<&Bound<'_, PyAny>>,
+                note: Option<String>,
+            ) -> PyResult<Py<PyAny>> {
+                let client = self.core.client(py)?;
+                let request = batch_request(
+                    incident_ids, state, kind, provider, event_type, subject,
+                    opened_after, opened_before, rate_per_second, concurrency, note,
+                )?;
+                $dispatch(py, rt::job(
+                    async move { client.plan_reprocess_batch(&request).await },
+                    plain,
+                ))
+            }
+
+            /// Starts a bulk reprocess: the same selection as
+            /// ``plan_reprocess_batch``, paced at ``rate_per_second``
+            /// (default 10) with at most ``concurrency`` callbacks in flight
+            /// (default 5); ``note`` goes on each incident's timeline.
+            /// Returns the batch (a dict with ``id``, ``state``, ``counts``,
+            /// ``items``); follow it with ``reprocess_batch``.
+            #[pyo3(signature = (*, incident_ids=None, state=None, kind=None, provider=None, event_type=None, subject=None, opened_after=None, opened_before=None, rate_per_second=None, concurrency=None, note=None))]
+            #[allow(clippy::too_many_arguments)]
+            fn start_reprocess_batch(
+                &self,
+                py: Python<'_>,
+                incident_ids: Option<Vec<String>>,
+                state: Option<String>,
+                kind: Option<String>,
+                provider: Option<&str>,
+                event_type: Option<String>,
+                subject: Option<String>,
+                opened_after: Option<&Bound<'_, PyAny>>,
+                opened_before: Option<&Bound<'_, PyAny>>,
+                rate_per_second: Option<&Bound<'_, PyAny>>,
+                concurrency: Option<&Bound<'_, PyAny>>,
+                note: Option<String>,
+            ) -> PyResult<Py<PyAny>> {
+                let client = self.core.client(py)?;
+                let request = batch_request(
+                    incident_ids, state, kind, provider, event_type, subject,
+                    opened_after, opened_before, rate_per_second, concurrency, note,
+                )?;
+                $dispatch(py, rt::job(
+                    async move { client.start_reprocess_batch(&request).await },
+                    plain,
+                ))
+            }
+
+            /// A batch's progress (``state``, ``counts``) and first items
+            /// (a dict).
+            fn reprocess_batch(&self, py: Python<'_>, batch_id: String) -> PyResult<Py<PyAny>> {
+                let client = self.core.client(py)?;
+                $dispatch(py, rt::job(
+                    async move { client.reprocess_batch(&batch_id).await },
+                    plain,
+                ))
+            }
+
+            /// Cancels a batch: incidents not sent yet are not sent;
+            /// callbacks already sent finish. Returns the batch (a dict).
+            fn cancel_reprocess_batch(&self, py: Python<'_>, batch_id: String) -> PyResult<Py<PyAny>> {
+                let client = self.core.client(py)?;
+                $dispatch(py, rt::job(
+                    async move { client.cancel_reprocess_batch(&batch_id).await },
+                    plain,
                 ))
             }
 

@@ -345,3 +345,26 @@ pub fn whole_u32(obj: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<Option<
         .map(Some)
         .map_err(|_| PyValueError::new_err(format!("{name} is out of range: {value}")))
 }
+
+/// A number for a field the server checks (e.g. `rate_per_second`): a
+/// `TypeError` for anything but an `int` or a `float`.
+pub fn number(obj: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<Option<f64>> {
+    let Some(obj) = obj.filter(|o| !o.is_none()) else {
+        return Ok(None);
+    };
+    if obj.is_instance_of::<PyBool>()
+        || !(obj.is_instance_of::<PyInt>() || obj.is_instance_of::<PyFloat>())
+    {
+        return Err(PyTypeError::new_err(format!(
+            "{name} must be a number (int or float), not {}",
+            type_name(obj)
+        )));
+    }
+    let value: f64 = obj.extract()?;
+    if !value.is_finite() {
+        return Err(PyValueError::new_err(format!(
+            "{name} must be a finite number, not {value}"
+        )));
+    }
+    Ok(Some(value))
+}

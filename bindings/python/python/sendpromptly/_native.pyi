@@ -425,6 +425,38 @@ class Client:
     def create_proof_link(self, incident_id: str, *, expires_in: Optional[_Seconds] = None) -> _Json: ...
     def list_proof_links(self, incident_id: str) -> List[_Json]: ...
     def revoke_proof_link(self, proof_link_id: str) -> None: ...
+    def plan_reprocess_batch(
+        self,
+        *,
+        incident_ids: Optional[List[str]] = None,
+        state: Optional[str] = None,
+        kind: Optional[str] = None,
+        provider: Optional[_Provider] = None,
+        event_type: Optional[str] = None,
+        subject: Optional[str] = None,
+        opened_after: Optional[_Time] = None,
+        opened_before: Optional[_Time] = None,
+        rate_per_second: Optional[float] = None,
+        concurrency: Optional[int] = None,
+        note: Optional[str] = None,
+    ) -> _Json: ...
+    def start_reprocess_batch(
+        self,
+        *,
+        incident_ids: Optional[List[str]] = None,
+        state: Optional[str] = None,
+        kind: Optional[str] = None,
+        provider: Optional[_Provider] = None,
+        event_type: Optional[str] = None,
+        subject: Optional[str] = None,
+        opened_after: Optional[_Time] = None,
+        opened_before: Optional[_Time] = None,
+        rate_per_second: Optional[float] = None,
+        concurrency: Optional[int] = None,
+        note: Optional[str] = None,
+    ) -> _Json: ...
+    def reprocess_batch(self, batch_id: str) -> _Json: ...
+    def cancel_reprocess_batch(self, batch_id: str) -> _Json: ...
     def project(self) -> _Json: ...
     def update_project(self, **changes: Any) -> _Json: ...
     def rotate_signing_secret(self) -> _Json: ...
@@ -541,6 +573,38 @@ class AsyncClient:
     def create_proof_link(self, incident_id: str, *, expires_in: Optional[_Seconds] = None) -> Awaitable[_Json]: ...
     def list_proof_links(self, incident_id: str) -> Awaitable[List[_Json]]: ...
     def revoke_proof_link(self, proof_link_id: str) -> Awaitable[None]: ...
+    def plan_reprocess_batch(
+        self,
+        *,
+        incident_ids: Optional[List[str]] = None,
+        state: Optional[str] = None,
+        kind: Optional[str] = None,
+        provider: Optional[_Provider] = None,
+        event_type: Optional[str] = None,
+        subject: Optional[str] = None,
+        opened_after: Optional[_Time] = None,
+        opened_before: Optional[_Time] = None,
+        rate_per_second: Optional[float] = None,
+        concurrency: Optional[int] = None,
+        note: Optional[str] = None,
+    ) -> Awaitable[_Json]: ...
+    def start_reprocess_batch(
+        self,
+        *,
+        incident_ids: Optional[List[str]] = None,
+        state: Optional[str] = None,
+        kind: Optional[str] = None,
+        provider: Optional[_Provider] = None,
+        event_type: Optional[str] = None,
+        subject: Optional[str] = None,
+        opened_after: Optional[_Time] = None,
+        opened_before: Optional[_Time] = None,
+        rate_per_second: Optional[float] = None,
+        concurrency: Optional[int] = None,
+        note: Optional[str] = None,
+    ) -> Awaitable[_Json]: ...
+    def reprocess_batch(self, batch_id: str) -> Awaitable[_Json]: ...
+    def cancel_reprocess_batch(self, batch_id: str) -> Awaitable[_Json]: ...
     def project(self) -> Awaitable[_Json]: ...
     def update_project(self, **changes: Any) -> Awaitable[_Json]: ...
     def rotate_signing_secret(self) -> Awaitable[_Json]: ...
