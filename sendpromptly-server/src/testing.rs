@@ -356,3 +356,112 @@ where
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// A real `sendpromptly serve` child process (the compiled binary, e.g.
+/// `env!("CARGO_BIN_EXE_sendpromptly")` in an integration test) on a
+/// loopback port; killed (SIGKILL) when dropped.
+pub struct ServeProcess {
+    /// Its base URL, as it printed it.
+    pub url: String,
+    child: std::process::Child,
+}
+
+impl ServeProcess {
+    /// Starts `bin --database-url <database_url> serve --listen 127.0.0.1:0
+    /// --allow-private-urls <extra…>` with `SENDPROMPTLY_LOG=warn`, its
+    /// stderr appended to `log_path`; waits (60 s at most) until it prints
+    /// where it listens.
+    pub fn start(
+        bin: &str,
+        database_url: &str,
+        extra: &[&str],
+        log_path: &std::path::Path,
+    ) -> ServeProcess {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_path)
+            .expect("log file");
+        let mut child = Command::new(bin)
+            .args(["--database-url", database_url])
+            .args(["serve", "--allow-private-urls", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("SENDPROMPTLY_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start sendpromptly serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("SendPromptly is listening on ") {
+                    let url = rest.split_whitespace().next().unwrap_or_default();
+                    let _ = tx.send(url.to_owned());
+                }
+            }
+        });
+        let Ok(url) = rx.recv_timeout(Duration::from_secs(60)) else {
+            let _ = child.kill();
+            panic!(
+                "sendpromptly serve did not start: {}",
+                std::fs::read_to_string(log_path).unwrap_or_default()
+            );
+        };
+        ServeProcess { url, child }
+    }
+
+    /// SIGKILL: no graceful shutdown.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// What a CLI command printed.
+#[derive(Clone, Debug)]
+pub struct CliOutput {
+    /// Whether it exited with status 0.
+    pub success: bool,
+    /// Its standard output.
+    pub stdout: String,
+    /// Its standard error.
+    pub stderr: String,
+}
+
+/// Runs `bin --database-url <database_url> <args…>` to completion (no
+/// terminal: progress bars are hidden) with `SENDPROMPTLY_LOG=warn`.
+pub fn run_cli(bin: &str, database_url: &str, args: &[&str]) -> CliOutput {
+    let out = std::process::Command::new(bin)
+        .args(["--database-url", database_url])
+        .args(args)
+        .env("SENDPROMPTLY_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run sendpromptly");
+    CliOutput {
+        success: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// [`run_cli`], panicking with its stderr unless it succeeds; its stdout.
+pub fn cli_ok(bin: &str, database_url: &str, args: &[&str]) -> String {
+    let out = run_cli(bin, database_url, args);
+    assert!(
+        out.success,
+        "sendpromptly {args:?} failed:\n{}{}",
+        out.stdout, out.stderr
+    );
+    out.stdout
+}
