@@ -573,3 +573,114 @@ async fn console_actions_share_the_api_and_name_the_user() {
         .await;
     assert_eq!(switch.status, 404);
 }
+
+#[tokio::test]
+async fn the_opened_between_filter_narrows_the_list_and_the_bulk_reprocess() {
+    let server = server_with_user().await;
+    let api = server.api();
+    let patched = api
+        .send(
+            reqwest::Method::PATCH,
+            "/v1/project",
+            Some(&json!({"repair_url": "http://127.0.0.1:9/repair"})),
+            &[],
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{}", patched.text);
+    let hour = std::time::Duration::from_secs(3600);
+    let start = server.clock_now().to_datetime();
+    let early = failed_incident(&server, "evt_window_early", "cus_w").await;
+    server.advance(2 * hour);
+    let inside = [
+        failed_incident(&server, "evt_window_in_1", "cus_w").await,
+        failed_incident(&server, "evt_window_in_2", "cus_w").await,
+    ];
+    server.advance(2 * hour);
+    let late = failed_incident(&server, "evt_window_late", "cus_w").await;
+    let local = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S").to_string();
+    let after = local(start + chrono::Duration::hours(1));
+    let before = local(start + chrono::Duration::hours(3));
+
+    let mut browser = Browser::new(&server);
+    assert_eq!(browser.sign_in(EMAIL, PASSWORD).await.status, 303);
+    let list = browser
+        .get(&format!(
+            "/incidents?opened_after={after}&opened_before={before}"
+        ))
+        .await;
+    assert_eq!(list.status, 200);
+    for id in &inside {
+        assert!(list.body.contains(id.as_str()), "{id} is listed");
+    }
+    assert!(!list.body.contains(early.as_str()) && !list.body.contains(late.as_str()));
+    // The form shows the bounds, and "Reprocess all matching" carries them.
+    assert!(list.body.contains(&format!(
+        r#"name="opened_after" type="datetime-local" step="1" value="{after}""#
+    )));
+    let all_form = &list.body[list
+        .body
+        .find(r#"id="bulk-all-form""#)
+        .expect("bulk-all form")..];
+    assert!(all_form.contains(&format!(
+        r#"<input type="hidden" name="opened_after" value="{after}">"#
+    )));
+    assert!(all_form.contains(&format!(
+        r#"<input type="hidden" name="opened_before" value="{before}">"#
+    )));
+    // RFC 3339 works too and means the same.
+    let rfc = browser
+        .get(&format!(
+            "/incidents?opened_after={after}Z&opened_before={before}%2B00:00"
+        ))
+        .await;
+    assert_eq!(rfc.status, 200);
+    assert!(rfc.body.contains(inside[0].as_str()) && !rfc.body.contains(early.as_str()));
+
+    // The dry run of "all matching" selects only the window.
+    let plan = browser
+        .get(&format!(
+            "/reprocess-batches/new?opened_after={after}&opened_before={before}"
+        ))
+        .await;
+    assert_eq!(plan.status, 200);
+    assert!(
+        plan.body.contains(r#"<span id="plan-total">2</span>"#),
+        "{}",
+        plan.body
+    );
+    assert!(plan.body.contains(&format!(
+        r#"<input type="hidden" name="opened_before" value="{before}">"#
+    )));
+    let csrf = plan.csrf();
+    let started = browser
+        .post(
+            "/reprocess-batches",
+            &[
+                ("csrf", &csrf),
+                ("opened_after", &after),
+                ("opened_before", &before),
+                ("rate_per_second", "0.01"),
+                ("concurrency", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(started.status, 303, "{}", started.body);
+    let batch_id = started.location().trim_start_matches("/reprocess-batches/");
+    let batch = api.get(&format!("/v1/reprocess-batches/{batch_id}")).await;
+    assert_eq!(batch.json["counts"]["total"], 2, "{}", batch.text);
+    let mut ids: Vec<&str> = batch.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["incident_id"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    let mut expected: Vec<&str> = inside.iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    assert_eq!(ids, expected);
+
+    // A time that is not one is explained, not a server error.
+    let bad = browser.get("/incidents?opened_after=yesterday").await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.body.contains("is not a time like"), "{}", bad.body);
+}

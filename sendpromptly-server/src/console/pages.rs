@@ -9,6 +9,7 @@ use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use sendpromptly_core::Timestamp;
 use sendpromptly_core::machine::EventRecord;
 use sendpromptly_core::model::{
     EventKey, EventState, IncidentKind, IncidentState, Provider, Resolution,
@@ -328,6 +329,8 @@ pub struct IncidentQuery {
     provider: Option<String>,
     event_type: Option<String>,
     subject: Option<String>,
+    opened_after: Option<String>,
+    opened_before: Option<String>,
     q: Option<String>,
     cursor: Option<String>,
 }
@@ -341,6 +344,9 @@ struct IncidentsPage {
     provider: String,
     event_type: String,
     subject: String,
+    /// The "opened between" bounds, as `datetime-local` values (UTC).
+    opened_after: String,
+    opened_before: String,
     q: String,
     items: Vec<IncidentItem>,
     next_link: Option<String>,
@@ -363,6 +369,37 @@ fn parse_choice<T: std::str::FromStr>(
     }
 }
 
+/// A time from a console form: RFC 3339, or what a `datetime-local` input
+/// sends (`2026-11-22T09:00`, seconds optional), read as UTC.
+fn form_time(name: &str, value: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
+    let Some(text) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if let Ok(at) = Timestamp::parse_rfc3339(text) {
+        return Ok(Some(at));
+    }
+    [
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S%.f",
+    ]
+    .iter()
+    .find_map(|format| chrono::NaiveDateTime::parse_from_str(text, format).ok())
+    .map(|naive| Some(Timestamp::from_datetime(naive.and_utc())))
+    .ok_or_else(|| {
+        ApiError::invalid(
+            name,
+            format!("`{text}` is not a time like 2026-11-22T09:00 (UTC)"),
+        )
+    })
+}
+
+/// A time as a `datetime-local` input value (UTC, seconds kept).
+fn form_time_value(at: Option<Timestamp>) -> String {
+    at.map(|at| at.to_datetime().format("%Y-%m-%dT%H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
 /// `GET /incidents`: filter, search, paginate.
 pub async fn incidents(
     State(state): State<AppState>,
@@ -377,8 +414,11 @@ pub async fn incidents(
             provider: parse_choice::<Provider>("provider", &query.provider).map_err(fail(&ws))?,
             event_type: non_empty(query.event_type.clone()),
             subject: non_empty(query.subject.clone()),
+            opened_after: form_time("opened_after", query.opened_after.as_deref())
+                .map_err(fail(&ws))?,
+            opened_before: form_time("opened_before", query.opened_before.as_deref())
+                .map_err(fail(&ws))?,
             search: non_empty(query.q.clone()),
-            ..IncidentFilter::default()
         };
         let cursor = non_empty(query.cursor.clone());
         let page = state
@@ -400,6 +440,8 @@ pub async fn incidents(
             ("provider", text(&query.provider)),
             ("event_type", text(&query.event_type)),
             ("subject", text(&query.subject)),
+            ("opened_after", form_time_value(filter.opened_after)),
+            ("opened_before", form_time_value(filter.opened_before)),
             ("q", text(&query.q)),
         ]
         .into_iter()
@@ -424,6 +466,8 @@ pub async fn incidents(
                 provider: text(&query.provider),
                 event_type: text(&query.event_type),
                 subject: text(&query.subject),
+                opened_after: form_time_value(filter.opened_after),
+                opened_before: form_time_value(filter.opened_before),
                 q: text(&query.q),
                 items: page.data.iter().filter_map(IncidentItem::of).collect(),
                 next_link: page.next_cursor.as_deref().map(|c| link(Some(c))),
@@ -1431,8 +1475,8 @@ fn batch_request(pairs: &[(String, String)]) -> Result<ReprocessBatchRequest, Ap
         provider: parse_choice("provider", &get("provider"))?,
         event_type: get("event_type"),
         subject: get("subject"),
-        opened_after: None,
-        opened_before: None,
+        opened_after: form_time("opened_after", get("opened_after").as_deref())?,
+        opened_before: form_time("opened_before", get("opened_before").as_deref())?,
         dry_run: false,
         rate_per_second: number("rate_per_second")?,
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
@@ -1477,6 +1521,8 @@ pub async fn batch_new(
                         "provider",
                         "event_type",
                         "subject",
+                        "opened_after",
+                        "opened_before",
                     ]
                     .contains(&n.as_str())
             })

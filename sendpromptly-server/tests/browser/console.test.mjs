@@ -259,6 +259,39 @@ describe('the console', () => {
     assert.match(requested.detail.note, new RegExp(`reprocessed as part of batch ${batchId} by console:`));
   });
 
+  test('bulk reprocess of the incidents opened in a time window', async () => {
+    const older = [];
+    for (let i = 0; i < 2; i++) {
+      await receipt(`evt_window_old_${i}`, 'order.window', `cus_window_${i}`);
+      older.push((await result(`evt_window_old_${i}`, 'failure', { error: 'workers down' })).incident.id);
+    }
+    // The next whole second (the form's precision) separates the two groups.
+    const cut = new Date(Math.ceil((Date.now() + 1) / 1000) * 1000);
+    while (Date.now() <= cut.getTime()) await new Promise((resolve) => setTimeout(resolve, 50));
+    const recent = [];
+    for (let i = 0; i < 3; i++) {
+      await receipt(`evt_window_new_${i}`, 'order.window', `cus_window_${i}`);
+      recent.push((await result(`evt_window_new_${i}`, 'failure', { error: 'workers down' })).incident.id);
+    }
+    const cutText = cut.toISOString().slice(0, 19);
+    await page.goto(`${URL}/incidents?event_type=order.window`);
+    await page.getByLabel('Opened after (UTC)').fill(cutText);
+    await page.getByRole('button', { name: 'Filter', exact: true }).click();
+    await page.waitForURL(/opened_after=/);
+    for (const id of recent) await page.getByLabel(`Select ${id}`).waitFor();
+    for (const id of older) assert.equal(await page.getByLabel(`Select ${id}`).count(), 0);
+    assert.equal(await page.getByLabel('Opened after (UTC)').inputValue(), cutText);
+    // "All matching" carries the window into the batch.
+    await page.getByRole('button', { name: 'Reprocess all matching…' }).click();
+    await page.waitForURL(/\/reprocess-batches\/new\?.*opened_after=/);
+    assert.equal(await page.locator('#plan-to-send').innerText(), '3');
+    await page.getByRole('button', { name: 'Send 3 repair callbacks' }).click();
+    await page.waitForURL(/\/reprocess-batches\/rpb_/);
+    const batch = await api('GET', `/v1/reprocess-batches/${page.url().split('/').pop()}`);
+    assert.deepEqual(batch.items.map((item) => item.incident_id).sort(), [...recent].sort());
+    for (const id of older) assert.equal((await api('GET', `/v1/incidents/${id}`)).incident.state, 'open');
+  });
+
   test('readable on a phone', async () => {
     const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
     await phone.addCookies(await context.cookies());
