@@ -12,6 +12,7 @@ import type {
   ResultOptions,
   RetryOptions,
   BackgroundOptions as NativeBackgroundOptions,
+  ReprocessBatchOptions as NativeReprocessBatchOptions,
 } from './native'
 
 export type { EventFilterOptions, IncidentFilterOptions, ResultOptions, RetryOptions }
@@ -36,6 +37,70 @@ export interface SignalResultOptions extends Omit<ResultOptions, 'error' | 'meta
   error?: string | Error | null
   /** A JSON object (at most 8 KiB serialised). */
   metadata?: Record<string, unknown> | null
+}
+
+/** What a reprocess batch selects (filter fields or `incidentIds`, not both) and its pacing; the times may also be `Date`s. */
+export interface ReprocessBatchOptions extends Omit<NativeReprocessBatchOptions, 'openedAfter' | 'openedBefore' | 'state' | 'kind' | 'provider'> {
+  /** Only incidents in this state. */
+  state?: 'open' | 'reprocessing' | 'resolved' | null
+  /** Only this kind. */
+  kind?: 'missing_result' | 'failed_result' | null
+  /** Only this provider. */
+  provider?: Provider | null
+  /** Only incidents opened at or after this time. */
+  openedAfter?: string | Date | null
+  /** Only incidents opened before this time. */
+  openedBefore?: string | Date | null
+}
+
+/** One incident of a batch or a plan and where it stands. */
+export interface ReprocessBatchItem {
+  incident_id: string
+  event_type: string | null
+  subject: string | null
+  state: 'pending' | 'skipped' | 'cancelled' | 'sent' | 'delivered' | 'failed' | 'resolved'
+  /** Why it is skipped: `callback_in_flight`, `incident_resolved`, `no_repair_url`, `incident_not_found`. */
+  reason: string | null
+  /** The `rep_` id once sent. */
+  reprocess_id: string | null
+}
+
+/** A dry run's answer: what a batch with these options would do. */
+export interface ReprocessBatchPlan {
+  dry_run: true
+  total: number
+  to_send: number
+  skipped: number
+  by_event_type: Record<string, number>
+  skipped_by_reason: Record<string, number>
+  /** The first 50 selected incidents. */
+  incidents: ReprocessBatchItem[]
+}
+
+/** A reprocess batch and its progress (derived from its items, the outbox and the incidents). */
+export interface ReprocessBatchView {
+  /** The `rpb_` id. */
+  id: string
+  state: 'running' | 'completed' | 'cancelled'
+  rate_per_second: number
+  concurrency: number
+  started_by: string
+  note: string | null
+  created_at: string
+  finished_at: string | null
+  counts: {
+    total: number
+    pending: number
+    skipped: number
+    cancelled: number
+    sent: number
+    in_flight: number
+    delivered: number
+    failed: number
+    resolved: number
+  }
+  /** The first 100 items, in batch order. */
+  items: ReprocessBatchItem[]
 }
 
 /** Counters of background mode since it started. */
@@ -304,6 +369,14 @@ export declare class SendPromptly {
   listProofLinks(incidentId: string): Promise<ProofLinkView[]>
   /** Revokes a proof link at once. */
   revokeProofLink(proofLinkId: string): Promise<void>
+  /** Plans a bulk reprocess without sending anything (a dry run). */
+  planReprocessBatch(options: ReprocessBatchOptions): Promise<ReprocessBatchPlan>
+  /** Starts a bulk reprocess (202), paced by the server at `ratePerSecond` with at most `concurrency` callbacks in flight. */
+  startReprocessBatch(options: ReprocessBatchOptions): Promise<ReprocessBatchView>
+  /** A batch's progress and first items. */
+  reprocessBatch(batchId: string): Promise<ReprocessBatchView>
+  /** Cancels a batch: incidents not sent yet are never sent; callbacks already sent finish. */
+  cancelReprocessBatch(batchId: string): Promise<ReprocessBatchView>
   /** The project's settings. */
   project(): Promise<ProjectView>
   /** Changes project settings. */

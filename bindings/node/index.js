@@ -205,6 +205,24 @@ function receiptOptions(options) {
   return out
 }
 
+/** A `Date` option → RFC 3339 (what the native side parses). */
+function isoTime(value, param) {
+  if (!(value instanceof Date)) return value
+  if (Number.isNaN(value.getTime())) {
+    throw new ValidationError(`invalid ${param}: an invalid Date`, { type: 'invalid_request', param })
+  }
+  return value.toISOString()
+}
+
+function batchOptions(options, method) {
+  needObject(options, `${method}()`)
+  return {
+    ...options,
+    openedAfter: isoTime(options.openedAfter, 'opened_after'),
+    openedBefore: isoTime(options.openedBefore, 'opened_before'),
+  }
+}
+
 function resultOptions(options, method) {
   needObject(options, `${method}()`)
   const out = { ...options, metadata: jsonObject(options.metadata, 'metadata') }
@@ -378,6 +396,18 @@ class SendPromptly {
   }
   revokeProofLink(proofLinkId) {
     return call(() => this.#native.revokeProofLink(proofLinkId))
+  }
+  planReprocessBatch(options) {
+    return call(() => this.#native.planReprocessBatch(batchOptions(options, 'planReprocessBatch')))
+  }
+  startReprocessBatch(options) {
+    return call(() => this.#native.startReprocessBatch(batchOptions(options, 'startReprocessBatch')))
+  }
+  reprocessBatch(batchId) {
+    return call(() => this.#native.reprocessBatch(batchId))
+  }
+  cancelReprocessBatch(batchId) {
+    return call(() => this.#native.cancelReprocessBatch(batchId))
   }
   project() {
     return call(() => this.#native.project())

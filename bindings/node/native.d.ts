@@ -65,6 +65,14 @@ export declare class NativeClient {
   listProofLinks(incidentId: string): Promise<any>
   /** Revokes a proof link. */
   revokeProofLink(proofLinkId: string): Promise<void>
+  /** Plans a bulk reprocess without sending anything (a dry run). */
+  planReprocessBatch(options: ReprocessBatchOptions): Promise<any>
+  /** Starts a bulk reprocess, paced by the server. */
+  startReprocessBatch(options: ReprocessBatchOptions): Promise<any>
+  /** A batch's progress and first items. */
+  reprocessBatch(batchId: string): Promise<any>
+  /** Cancels a batch: incidents not sent yet are not sent. */
+  cancelReprocessBatch(batchId: string): Promise<any>
   /** The project's settings. */
   project(): Promise<any>
   /** Changes project settings. */
@@ -204,6 +212,35 @@ export interface ReceiptOptions {
   occurredAt?: string
   /** Use this `Idempotency-Key` instead of a generated one. */
   idempotencyKey?: string
+}
+
+/**
+ * What `planReprocessBatch` and `startReprocessBatch` select and how the
+ * batch is paced: either filter fields or `incidentIds`, not both.
+ */
+export interface ReprocessBatchOptions {
+  /** Explicit `inc_` ids (at most 10 000); excludes the filter fields. */
+  incidentIds?: Array<string>
+  /** `open`, `reprocessing` or `resolved`. */
+  state?: string
+  /** `missing_result` or `failed_result`. */
+  kind?: string
+  /** `stripe`, `shopify` or `custom`. */
+  provider?: string
+  /** The event type, e.g. `invoice.paid`. */
+  eventType?: string
+  /** The customer or account. */
+  subject?: string
+  /** Only incidents opened at or after this RFC 3339 time (or a `Date`, converted by the package). */
+  openedAfter?: string
+  /** Only incidents opened before this RFC 3339 time (or a `Date`). */
+  openedBefore?: string
+  /** Repair callbacks started per second (0.01 – 1000, default 10). */
+  ratePerSecond?: number
+  /** At most this many of the batch's callbacks in flight (1 – 100, default 5). */
+  concurrency?: number
+  /** A note added to each incident's timeline. */
+  note?: string
 }
 
 /** A result: the business effect of an event succeeded or failed. */

@@ -8,7 +8,7 @@ use std::time::Duration;
 use napi_derive::napi;
 use sendpromptly_client::{
     Client, Error, EventFilter, EventState, IncidentFilter, IncidentKind, IncidentState,
-    ProjectUpdate, ResultStatus, Timestamp,
+    ProjectUpdate, ReprocessBatchRequest, ResultStatus, Timestamp,
 };
 use serde_json::Value;
 
@@ -124,6 +124,69 @@ fn incident_filter(options: IncidentFilterOptions) -> Result<IncidentFilter, Err
         opened_before: time("opened_before", options.opened_before)?,
         limit: limit(options.limit)?,
         cursor: options.cursor,
+    })
+}
+
+/// What `planReprocessBatch` and `startReprocessBatch` select and how the
+/// batch is paced: either filter fields or `incidentIds`, not both.
+#[napi(object)]
+#[derive(Clone, Debug, Default)]
+pub struct ReprocessBatchOptions {
+    /// Explicit `inc_` ids (at most 10 000); excludes the filter fields.
+    pub incident_ids: Option<Vec<String>>,
+    /// `open`, `reprocessing` or `resolved`.
+    pub state: Option<String>,
+    /// `missing_result` or `failed_result`.
+    pub kind: Option<String>,
+    /// `stripe`, `shopify` or `custom`.
+    pub provider: Option<String>,
+    /// The event type, e.g. `invoice.paid`.
+    pub event_type: Option<String>,
+    /// The customer or account.
+    pub subject: Option<String>,
+    /// Only incidents opened at or after this RFC 3339 time (or a `Date`, converted by the package).
+    pub opened_after: Option<String>,
+    /// Only incidents opened before this RFC 3339 time (or a `Date`).
+    pub opened_before: Option<String>,
+    /// Repair callbacks started per second (0.01 – 1000, default 10).
+    pub rate_per_second: Option<f64>,
+    /// At most this many of the batch's callbacks in flight (1 – 100, default 5).
+    pub concurrency: Option<f64>,
+    /// A note added to each incident's timeline.
+    pub note: Option<String>,
+}
+
+fn batch_request(options: ReprocessBatchOptions) -> Result<ReprocessBatchRequest, Error> {
+    let concurrency = options
+        .concurrency
+        .map(|n| {
+            if n.is_finite() && n.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&n) {
+                Ok(n as u32)
+            } else {
+                Err(validation(
+                    "concurrency",
+                    format!("must be a whole number, got {n}"),
+                ))
+            }
+        })
+        .transpose()?;
+    Ok(ReprocessBatchRequest {
+        incident_ids: options.incident_ids,
+        state: parse::<IncidentState>("state", options.state)?,
+        kind: parse::<IncidentKind>("kind", options.kind)?,
+        provider: options
+            .provider
+            .as_deref()
+            .map(convert::provider)
+            .transpose()?,
+        event_type: options.event_type,
+        subject: options.subject,
+        opened_after: time("opened_after", options.opened_after)?,
+        opened_before: time("opened_before", options.opened_before)?,
+        dry_run: false,
+        rate_per_second: options.rate_per_second,
+        concurrency,
+        note: options.note,
     })
 }
 
@@ -322,6 +385,48 @@ impl NativeClient {
             .revoke_proof_link(&proof_link_id)
             .await
             .map_err(|err| errors::client(&err))
+    }
+
+    /// Plans a bulk reprocess without sending anything (a dry run).
+    #[napi]
+    pub async fn plan_reprocess_batch(
+        &self,
+        options: ReprocessBatchOptions,
+    ) -> napi::Result<Value> {
+        done(
+            async {
+                let request = batch_request(options)?;
+                to_json(&self.inner.plan_reprocess_batch(&request).await?)
+            }
+            .await,
+        )
+    }
+
+    /// Starts a bulk reprocess, paced by the server.
+    #[napi]
+    pub async fn start_reprocess_batch(
+        &self,
+        options: ReprocessBatchOptions,
+    ) -> napi::Result<Value> {
+        done(
+            async {
+                let request = batch_request(options)?;
+                to_json(&self.inner.start_reprocess_batch(&request).await?)
+            }
+            .await,
+        )
+    }
+
+    /// A batch's progress and first items.
+    #[napi]
+    pub async fn reprocess_batch(&self, batch_id: String) -> napi::Result<Value> {
+        done(async { to_json(&self.inner.reprocess_batch(&batch_id).await?) }.await)
+    }
+
+    /// Cancels a batch: incidents not sent yet are not sent.
+    #[napi]
+    pub async fn cancel_reprocess_batch(&self, batch_id: String) -> napi::Result<Value> {
+        done(async { to_json(&self.inner.cancel_reprocess_batch(&batch_id).await?) }.await)
     }
 
     /// The project's settings.

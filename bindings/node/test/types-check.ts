@@ -10,3 +10,11 @@ async function f(): Promise<SignalResponse> {
 }
 try {} catch (e) { if (e instanceof InvalidSignatureError) console.log(e.code, e.category) }
 f()
+async function batches(): Promise<number> {
+  const plan = await sp.planReprocessBatch({ eventType: 'invoice.paid', state: 'open', openedAfter: new Date() })
+  const batch = await sp.startReprocessBatch({ incidentIds: ['inc_1'], ratePerSecond: 5, concurrency: 2, note: 'n' })
+  const view = await sp.reprocessBatch(batch.id)
+  await sp.cancelReprocessBatch(view.id)
+  return plan.to_send + view.counts.resolved
+}
+batches()
