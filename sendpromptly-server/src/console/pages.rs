@@ -1439,6 +1439,26 @@ mod tests {
     fn event_ids_are_encoded_as_one_path_segment() {
         assert_eq!(path_segment("evt/1 2?"), "evt%2F1%202%3F");
     }
+
+    #[test]
+    fn form_times_are_datetime_local_or_rfc3339_in_utc() {
+        let at = |text: &str| form_time("opened_after", Some(text)).unwrap().unwrap();
+        let expected = Timestamp::parse_rfc3339("2026-11-22T09:00:00Z").unwrap();
+        assert_eq!(at("2026-11-22T09:00"), expected);
+        assert_eq!(at(" 2026-11-22T09:00:00 "), expected);
+        assert_eq!(at("2026-11-22T10:00:00+01:00"), expected);
+        assert_eq!(
+            at("2026-11-22T09:00:00.250").unix_millis(),
+            expected.unix_millis() + 250
+        );
+        assert_eq!(form_time("opened_after", Some("  ")).unwrap(), None);
+        assert_eq!(form_time("opened_after", None).unwrap(), None);
+        for bad in ["yesterday", "2026-11-22", "22/11/2026 09:00"] {
+            assert!(form_time("opened_before", Some(bad)).is_err(), "{bad}");
+        }
+        assert_eq!(form_time_value(Some(expected)), "2026-11-22T09:00:00");
+        assert_eq!(form_time_value(None), "");
+    }
 }
 
 // ---------------------------------------------------------------------------
