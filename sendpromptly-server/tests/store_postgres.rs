@@ -28,7 +28,8 @@ async fn fresh(admin_url: String) -> (PostgresStore, TestDatabase) {
         },
     )
     .await
-    .expect("connect to the test database");
+    .expect("connect to the test database")
+    .with_keyring(sendpromptly_server::store::conformance::test_keyring());
     store.migrate().await.expect("migrate");
     (store, database)
 }
@@ -53,6 +54,7 @@ async fn instance(database: &TestDatabase) -> PostgresStore {
     )
     .await
     .expect("connect")
+    .with_keyring(sendpromptly_server::store::conformance::test_keyring())
 }
 
 const T0: Timestamp = Timestamp::from_unix_seconds(1_800_000_000);

@@ -8,7 +8,10 @@ use sendpromptly_server::store::sqlite::SqliteStore;
 async fn fresh() -> (SqliteStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("store.db").display());
-    let store = SqliteStore::connect(&url).await.expect("connect");
+    let store = SqliteStore::connect(&url)
+        .await
+        .expect("connect")
+        .with_keyring(sendpromptly_server::store::conformance::test_keyring());
     store.migrate().await.expect("migrate");
     (store, dir)
 }
