@@ -166,3 +166,57 @@ fn postgres_without_a_key_is_refused_naming_the_setting() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_replayed_rotation_returns_its_secret_but_the_database_holds_only_ciphertext() {
+    let server = sendpromptly_server::testing::TestServer::start().await;
+    let api = server.api();
+    let rotate = || {
+        api.send(
+            reqwest::Method::POST,
+            "/v1/project/signing-secrets/rotate",
+            None,
+            &[("Idempotency-Key", "rotate-once")],
+        )
+    };
+    let first = rotate().await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    let secret = first.json["secret"]
+        .as_str()
+        .or_else(|| first.json["signing_secret"].as_str())
+        .unwrap_or_else(|| panic!("{}", first.json))
+        .to_owned();
+    let replay = rotate().await;
+    assert_eq!(replay.headers["idempotent-replayed"], "true");
+    assert_eq!(
+        replay.json, first.json,
+        "the replay returns the same secret"
+    );
+
+    let pool = sqlx::SqlitePool::connect(&server.database_url)
+        .await
+        .unwrap();
+    let responses: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT response FROM idempotency_keys WHERE response IS NOT NULL")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let stored: Vec<String> = sqlx::query_scalar("SELECT secret FROM signing_secrets")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    assert_eq!(responses.len(), 1);
+    let raw = secret.trim_start_matches("whsec_");
+    for value in responses
+        .iter()
+        .map(|r| String::from_utf8_lossy(r).into_owned())
+        .chain(stored)
+    {
+        assert!(value.starts_with("spenc1:"), "{value}");
+        assert!(
+            !value.contains(raw),
+            "the new secret is stored in plaintext: {value}"
+        );
+    }
+}
