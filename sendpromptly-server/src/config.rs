@@ -62,7 +62,7 @@ pub struct GlobalArgs {
     /// A file holding the master key (base64), instead of --secret-key.
     #[arg(long, global = true, env = "SENDPROMPTLY_SECRET_KEY_FILE")]
     pub secret_key_file: Option<PathBuf>,
-    /// Earlier master keys (base64, comma-separated), accepted for decryption during a key rotation; data sealed with them is re-encrypted with the current key at start.
+    /// Earlier master keys (base64, comma-separated), accepted for decryption during a key rotation; signing secrets sealed with them are re-encrypted with the current key at start.
     #[arg(
         long,
         global = true,
