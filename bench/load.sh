@@ -95,6 +95,9 @@ bench_engine() {
         postgres)
             pg_start sendpromptly_bench durable
             url="$PG_URL"
+            # PostgreSQL needs a configured master key (SQLite generates one).
+            SENDPROMPTLY_SECRET_KEY="$(head -c 32 /dev/urandom | base64)"
+            export SENDPROMPTLY_SECRET_KEY
             ;;
         *) echo "unknown engine $engine (sqlite, postgres or all)" >&2; exit 2 ;;
     esac

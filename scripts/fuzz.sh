@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs every cargo-fuzz target of sendpromptly-core for ${FUZZ_SECONDS:-20}
-# seconds each, seeding the corpora from the test fixtures.
+# Runs every cargo-fuzz target in fuzz/ (signature verifiers, provider event
+# parsers, Retry-After, alert channels, the API's JSON bodies and validation)
+# for ${FUZZ_SECONDS:-20} seconds each, seeding the corpora from the test
+# fixtures.
 #
 #   scripts/fuzz.sh                 # all targets, 20 s each
 #   FUZZ_SECONDS=300 scripts/fuzz.sh stripe_verify
@@ -51,6 +53,17 @@ seed() {
             printf 'msg_p5jXN8AQM9LWM0D4loKWxJek\n1614265330\nv1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=\n{"test": 2432232314}' > "$dir/spec" ;;
         repair_callback_verify)
             printf 'rep_01\n{"type":"reprocess.requested","reprocess_id":"rep_01","incident_id":"inc_01","attempt":1,"requested_at":"2026-11-28T10:00:00Z","requested_by":"console:a@example.com","event":{"provider":"stripe","event_id":"evt_1","event_type":"invoice.paid","metadata":{"credits":500}}}' > "$dir/callback" ;;
+        retry_after)
+            printf '120' > "$dir/seconds"
+            printf 'Wed, 21 Oct 2026 07:28:00 GMT' > "$dir/date" ;;
+        alert_channels)
+            printf '[{"type":"email","to":"ops@example.com","on":["incident.opened","reprocess.failed"]},{"type":"slack","webhook_url":"https://hooks.slack.com/services/T/B/x"},{"type":"webhook","url":"https://ops.example/alerts","on":["incident.resolved"]}]' > "$dir/channels"
+            printf 'incident.opened' > "$dir/event" ;;
+        api_bodies)
+            printf '{"provider":"stripe","event_id":"evt_1","event_type":"invoice.paid","subject":"cus_1","effect":"credits.add","deadline_seconds":1800,"metadata":{"amount":1999,"currency":"usd"}}' > "$dir/receipt"
+            printf '{"provider":"shopify","event_id":"1234","status":"failure","error":"tenant not found","reprocess_id":"rep_01"}' > "$dir/result"
+            printf '{"repair_url":"https://app.example/repair","default_deadline_seconds":900,"deadlines_by_event_type":{"invoice.paid":3600},"alert_channels":[]}' > "$dir/project"
+            printf '{"state":"open","event_type":"invoice.paid","dry_run":true,"rate_per_second":5}' > "$dir/batch" ;;
     esac
 }
 

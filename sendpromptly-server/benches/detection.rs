@@ -121,7 +121,10 @@ async fn main() {
         .unwrap_or_else(|_| dir.path().join("detection.db").display().to_string());
     let store = SqliteStore::connect(&format!("sqlite://{path}"))
         .await
-        .unwrap();
+        .unwrap()
+        .with_keyring(std::sync::Arc::new(
+            sendpromptly_server::secrets::Keyring::random(),
+        ));
     store.migrate().await.unwrap();
     let project =
         sendpromptly_server::provision::create_project(&store, "detection-bench", None, now())

@@ -10,6 +10,7 @@ use sendpromptly_core::Timestamp;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, GlobalArgs, LogFormat, ServeArgs};
 use crate::provision;
+use crate::secrets::{self, Keyring};
 use crate::server;
 use crate::store::postgres::{PoolSettings, PostgresStore};
 use crate::store::sqlite::SqliteStore;
@@ -147,6 +148,7 @@ cli_error_from!(
     provision::UserError,
     serde_json::Error,
     std::io::Error,
+    secrets::SecretError,
 );
 
 /// Runs the command line; returns the process exit code.
@@ -184,19 +186,65 @@ fn init_logging(format: LogFormat) {
 }
 
 /// Opens (without migrating) the store named by a database URL, with the
-/// default PostgreSQL pool settings.
+/// default PostgreSQL pool settings and the key file beside an SQLite
+/// database (created if missing).
 pub async fn open_store(database_url: &str) -> Result<Arc<dyn Store>, CliError> {
-    open_store_with(database_url, PoolSettings::default()).await
+    let keys = config::SecretKeyConfig {
+        current: config::SecretKeySource::Unset,
+        previous: Vec::new(),
+    };
+    let keyring = load_keyring(&keys, database_url)?;
+    open_store_with(database_url, PoolSettings::default(), keyring).await
 }
 
-/// Opens (without migrating) the store named by a database URL.
+/// Builds the keyring from the key settings. With no key configured, an
+/// SQLite database gets a key file beside it (created on first use, mode
+/// 0600, logged); PostgreSQL is refused with an error naming the settings.
+pub fn load_keyring(
+    keys: &config::SecretKeyConfig,
+    database_url: &str,
+) -> Result<Arc<Keyring>, CliError> {
+    let current = match &keys.current {
+        config::SecretKeySource::Value(key) => *key,
+        config::SecretKeySource::File(path) => secrets::read_key_file(path)?,
+        config::SecretKeySource::Unset if database_url.starts_with("sqlite:") => {
+            match secrets::key_file_beside(database_url) {
+                Some(path) => {
+                    let (key, created) = secrets::read_or_create_key_file(&path)?;
+                    if created {
+                        tracing::warn!(
+                            path = %path.display(),
+                            "no secret key configured: generated a new one (mode 0600); it \
+                             encrypts the signing secrets, so back it up with the database \
+                             (or set --secret-key-file)"
+                        );
+                    }
+                    key
+                }
+                // An in-memory database dies with the process; so may its key.
+                None => {
+                    let mut key = [0u8; secrets::MASTER_KEY_BYTES];
+                    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
+                    key
+                }
+            }
+        }
+        config::SecretKeySource::Unset => return Err(secrets::SecretError::KeyRequired.into()),
+    };
+    let previous: Vec<_> = keys.previous.iter().map(|k| k.0).collect();
+    Ok(Arc::new(Keyring::new(&current, &previous)))
+}
+
+/// Opens (without migrating) the store named by a database URL, sealing
+/// secrets with `keyring`.
 pub async fn open_store_with(
     database_url: &str,
     pool: PoolSettings,
+    keyring: Arc<Keyring>,
 ) -> Result<Arc<dyn Store>, CliError> {
     if database_url.starts_with("sqlite:") {
         let store = SqliteStore::connect(database_url).await?;
-        return Ok(Arc::new(store));
+        return Ok(Arc::new(store.with_keyring(keyring)));
     }
     if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
         let store = PostgresStore::connect_with(database_url, pool)
@@ -211,11 +259,35 @@ pub async fn open_store_with(
                     }
                 ))
             })?;
-        return Ok(Arc::new(store));
+        return Ok(Arc::new(store.with_keyring(keyring)));
     }
     Err(CliError(format!(
         "unsupported database URL `{database_url}`: use sqlite://FILE or postgres://…"
     )))
+}
+
+/// Seals plaintext signing secrets and re-encrypts those sealed with a
+/// previous key; a secret no configured key opens stops the start.
+pub async fn reseal_secrets(store: &dyn Store) -> Result<(), CliError> {
+    let report = store.reseal_signing_secrets().await.map_err(|err| {
+        CliError(format!(
+            "cannot decrypt the stored signing secrets: {err} (see --secret-key, \
+             --secret-key-file and --previous-secret-keys in docs/configuration.md)"
+        ))
+    })?;
+    if report.sealed_plaintext > 0 {
+        tracing::info!(
+            secrets = report.sealed_plaintext,
+            "signing secrets stored in plaintext are now encrypted"
+        );
+    }
+    if report.resealed > 0 {
+        tracing::info!(
+            secrets = report.resealed,
+            "signing secrets re-encrypted with the current secret key"
+        );
+    }
+    Ok(())
 }
 
 /// The URL with its password (if any) replaced by `***`, for messages.
@@ -239,8 +311,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             .await
             .map_err(|e| CliError(e.to_string()));
     }
-    let store = open_store_with(&common.database_url, common.pool).await?;
+    let keyring = load_keyring(&common.secret_key, &common.database_url)?;
+    let store = open_store_with(&common.database_url, common.pool, keyring).await?;
     store.migrate().await?;
+    reseal_secrets(store.as_ref()).await?;
     let now = SystemClock.now();
     match cli.command {
         Command::Serve(args) => serve(store, config::resolve_server(&args, &file)?, now).await,

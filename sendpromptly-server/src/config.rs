@@ -50,6 +50,27 @@ pub struct GlobalArgs {
         env = "SENDPROMPTLY_DATABASE_ACQUIRE_TIMEOUT_SECONDS"
     )]
     pub database_acquire_timeout_seconds: Option<u64>,
+    /// Master key that encrypts signing secrets at rest: 32 random bytes in base64 (`openssl rand -base64 32`). Required with PostgreSQL; SQLite generates `<database>.secret-key` when no key is set.
+    #[arg(
+        long,
+        global = true,
+        env = "SENDPROMPTLY_SECRET_KEY",
+        hide_env_values = true,
+        conflicts_with = "secret_key_file"
+    )]
+    pub secret_key: Option<String>,
+    /// A file holding the master key (base64), instead of --secret-key.
+    #[arg(long, global = true, env = "SENDPROMPTLY_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
+    /// Earlier master keys (base64, comma-separated), accepted for decryption during a key rotation; signing secrets sealed with them are re-encrypted with the current key at start.
+    #[arg(
+        long,
+        global = true,
+        env = "SENDPROMPTLY_PREVIOUS_SECRET_KEYS",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub previous_secret_keys: Option<Vec<String>>,
 }
 
 /// Flags of `sendpromptly serve`.
@@ -92,6 +113,9 @@ pub struct ServeArgs {
     /// Hours idempotency keys are kept before the retention job deletes them (default 48, at least 24).
     #[arg(long, env = "SENDPROMPTLY_IDEMPOTENCY_RETENTION_HOURS")]
     pub idempotency_retention_hours: Option<u64>,
+    /// Days finished history (resolved incidents, successes without one) is kept before the retention job deletes it (default 0: kept forever).
+    #[arg(long, env = "SENDPROMPTLY_RESOLVED_RETENTION_DAYS")]
+    pub resolved_retention_days: Option<u64>,
     /// Seconds a client has to send a request's headers; idle connections close after it too (default 10).
     #[arg(long, env = "SENDPROMPTLY_HEADER_READ_TIMEOUT_SECONDS")]
     pub header_read_timeout_seconds: Option<u64>,
@@ -121,6 +145,10 @@ pub struct FileConfig {
     pub database_max_connections: Option<u32>,
     /// See `--database-acquire-timeout-seconds`.
     pub database_acquire_timeout_seconds: Option<u64>,
+    /// See `--secret-key-file` (the key itself is not read from this file).
+    pub secret_key_file: Option<PathBuf>,
+    /// See `--previous-secret-keys`.
+    pub previous_secret_keys: Option<Vec<String>>,
     /// See `--allow-private-urls`.
     pub allow_private_urls: Option<bool>,
     /// See `--listen`.
@@ -143,6 +171,8 @@ pub struct FileConfig {
     pub api_rate_burst: Option<u32>,
     /// See `--idempotency-retention-hours`.
     pub idempotency_retention_hours: Option<u64>,
+    /// See `--resolved-retention-days`.
+    pub resolved_retention_days: Option<u64>,
     /// See `--header-read-timeout-seconds`.
     pub header_read_timeout_seconds: Option<u64>,
     /// See `--request-timeout-seconds`.
@@ -321,6 +351,52 @@ impl FileConfig {
     }
 }
 
+/// What a master key must look like (never echoing the value).
+const KEY_FORMAT: &str =
+    "must be 32 random bytes in base64 (make one with `openssl rand -base64 32`)";
+
+/// Where the master key comes from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SecretKeySource {
+    /// `--secret-key`: the key itself.
+    Value([u8; crate::secrets::MASTER_KEY_BYTES]),
+    /// `--secret-key-file`.
+    File(PathBuf),
+    /// Nothing configured: SQLite generates a key file beside the database;
+    /// PostgreSQL refuses to start.
+    Unset,
+}
+
+impl std::fmt::Debug for SecretKeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print key material.
+        match self {
+            SecretKeySource::Value(_) => f.write_str("Value([redacted])"),
+            SecretKeySource::File(path) => f.debug_tuple("File").field(path).finish(),
+            SecretKeySource::Unset => f.write_str("Unset"),
+        }
+    }
+}
+
+/// The master-key settings, resolved (see `docs/configuration.md`).
+#[derive(Clone, Debug)]
+pub struct SecretKeyConfig {
+    /// The current key.
+    pub current: SecretKeySource,
+    /// Keys accepted for decryption only.
+    pub previous: Vec<RedactedKey>,
+}
+
+/// A decoded master key whose `Debug` prints nothing of it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedactedKey(pub [u8; crate::secrets::MASTER_KEY_BYTES]);
+
+impl std::fmt::Debug for RedactedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
 /// The settings every command needs, resolved.
 #[derive(Clone, Debug)]
 pub struct CommonConfig {
@@ -330,6 +406,8 @@ pub struct CommonConfig {
     pub log_format: LogFormat,
     /// Connection pool settings (PostgreSQL).
     pub pool: PoolSettings,
+    /// The master key that encrypts secrets at rest.
+    pub secret_key: SecretKeyConfig,
 }
 
 /// The resolved settings of `sendpromptly serve`.
@@ -368,6 +446,8 @@ pub struct ServerConfig {
     pub idempotency_retention: Duration,
     /// How often the retention job runs.
     pub retention_interval: Duration,
+    /// How long finished history is kept; `None` keeps it forever.
+    pub resolved_retention: Option<Duration>,
     /// The per-API-key rate limit; `None` turns it off.
     pub api_rate_limit: Option<crate::ratelimit::RateLimit>,
     /// The SMTP server for email alerts; `None`: email channels cannot send.
@@ -396,6 +476,7 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(10),
             idempotency_retention: Duration::from_secs(48 * 3600),
             retention_interval: Duration::from_secs(600),
+            resolved_retention: None,
             header_read_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             api_rate_limit: Some(crate::ratelimit::RateLimit::default()),
@@ -441,7 +522,39 @@ pub fn resolve_common(global: &GlobalArgs, file: &FileConfig) -> Result<CommonCo
         }
         pool.acquire_timeout = Duration::from_secs(secs);
     }
+    let current = match (&global.secret_key, &global.secret_key_file) {
+        (Some(value), _) => SecretKeySource::Value(
+            crate::secrets::parse_master_key(value, "secret_key").map_err(|_| {
+                ConfigError::Invalid {
+                    name: "secret_key",
+                    message: KEY_FORMAT.into(),
+                }
+            })?,
+        ),
+        (None, Some(path)) => SecretKeySource::File(path.clone()),
+        (None, None) => file
+            .secret_key_file
+            .clone()
+            .map_or(SecretKeySource::Unset, SecretKeySource::File),
+    };
+    let previous = global
+        .previous_secret_keys
+        .clone()
+        .or_else(|| file.previous_secret_keys.clone())
+        .unwrap_or_default()
+        .iter()
+        .filter(|k| !k.trim().is_empty())
+        .map(|k| {
+            crate::secrets::parse_master_key(k, "previous_secret_keys")
+                .map(RedactedKey)
+                .map_err(|_| ConfigError::Invalid {
+                    name: "previous_secret_keys",
+                    message: KEY_FORMAT.into(),
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(CommonConfig {
+        secret_key: SecretKeyConfig { current, previous },
         database_url: global
             .database_url
             .clone()
@@ -547,6 +660,18 @@ pub fn resolve_server(args: &ServeArgs, file: &FileConfig) -> Result<ServerConfi
             });
         }
         config.idempotency_retention = Duration::from_secs(hours.saturating_mul(3600));
+    }
+    if let Some(days) = args
+        .resolved_retention_days
+        .or(file.resolved_retention_days)
+    {
+        if days > 36_500 {
+            return Err(ConfigError::Invalid {
+                name: "resolved_retention_days",
+                message: "must be at most 36500 (0 keeps history forever)".into(),
+            });
+        }
+        config.resolved_retention = (days > 0).then(|| Duration::from_secs(days * 86_400));
     }
     for (name, value, target) in [
         (

@@ -129,10 +129,15 @@ impl TestServer {
     }
 }
 
+/// Opens the SQLite file with the key file beside it (created on first
+/// use, like `sendpromptly serve` does), so a restart reads its secrets.
 async fn open(database_url: &str) -> Arc<dyn Store> {
+    let key_file = crate::secrets::key_file_beside(database_url).expect("a file database");
+    let (key, _) = crate::secrets::read_or_create_key_file(&key_file).expect("key file");
     let store = SqliteStore::connect(database_url)
         .await
-        .expect("open sqlite");
+        .expect("open sqlite")
+        .with_keyring(Arc::new(crate::secrets::Keyring::new(&key, &[])));
     store.migrate().await.expect("migrate");
     Arc::new(store)
 }

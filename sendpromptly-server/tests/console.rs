@@ -1,8 +1,10 @@
 //! The console over real HTTP: sign-in, session cookies, CSRF, throttling,
 //! every page rendering, and the incident actions recorded as the user.
 
+use std::time::Duration;
+
 use sendpromptly_server::provision;
-use sendpromptly_server::testing::TestServer;
+use sendpromptly_server::testing::{CallbackReceiver, TestServer, eventually};
 use serde_json::json;
 
 const EMAIL: &str = "alice@example.com";
@@ -683,4 +685,92 @@ async fn the_opened_between_filter_narrows_the_list_and_the_bulk_reprocess() {
     let bad = browser.get("/incidents?opened_after=yesterday").await;
     assert_eq!(bad.status, 422);
     assert!(bad.body.contains("is not a time like"), "{}", bad.body);
+}
+
+/// The Reprocess form submitted twice at once, from two signed-in sessions
+/// with valid CSRF tokens (a double click, or two people): one reprocess,
+/// one 409, and the repair endpoint sees one delivery sequence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reprocess_form_submitted_twice_at_once_makes_one_reprocess_and_one_sequence() {
+    let server = server_with_user().await;
+    let receiver =
+        CallbackReceiver::start(&server.project.signing_secret, server.clock.clone()).await;
+    let patched = server
+        .api()
+        .send(
+            reqwest::Method::PATCH,
+            "/v1/project",
+            Some(&json!({"repair_url": receiver.url()})),
+            &[],
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{}", patched.text);
+    let incident = failed_incident(&server, "evt_double", "cus_double").await;
+    // The first attempt fails: the sequence is attempts 1 and 2.
+    receiver.script(&[(503, Some("1"))]);
+
+    let mut first = Browser::new(&server);
+    let mut second = Browser::new(&server);
+    for browser in [&mut first, &mut second] {
+        assert_eq!(browser.sign_in(EMAIL, PASSWORD).await.status, 303);
+    }
+    let path = format!("/incidents/{incident}/reprocess");
+    let csrf_first = first.get(&format!("/incidents/{incident}")).await.csrf();
+    let csrf_second = second.get(&format!("/incidents/{incident}")).await.csrf();
+    let form_first = [("csrf", csrf_first.as_str()), ("note", "first tab")];
+    let form_second = [("csrf", csrf_second.as_str()), ("note", "second tab")];
+    let (a, b) = tokio::join!(
+        first.post(&path, &form_first),
+        second.post(&path, &form_second),
+    );
+    let mut statuses = [a.status, b.status];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [303, 409], "{}\n{}", a.body, b.body);
+
+    eventually(Duration::from_secs(10), "two attempts", || {
+        server.advance(Duration::from_secs(2));
+        let received = receiver.received().len();
+        async move { (received >= 2).then_some(()) }
+    })
+    .await;
+    // Nothing more arrives, however far the clock moves.
+    server.advance(Duration::from_secs(3600));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let attempts: Vec<(String, u32)> = receiver
+        .received()
+        .iter()
+        .map(|c| {
+            let c = c.callback.as_ref().expect("verified");
+            (c.reprocess_id.clone(), c.attempt)
+        })
+        .collect();
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    assert_eq!(attempts[0].0, attempts[1].0, "one reprocess: {attempts:?}");
+    assert_eq!((attempts[0].1, attempts[1].1), (1, 2), "{attempts:?}");
+    let detail = server.api().get(&format!("/v1/incidents/{incident}")).await;
+    let kinds: Vec<&str> = detail.json["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    let requested: Vec<_> = detail.json["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "reprocess.requested")
+        .collect();
+    assert_eq!(requested.len(), 1, "{kinds:?}");
+    assert_eq!(requested[0]["actor"], format!("console:{EMAIL}"));
+    assert_eq!(
+        requested[0]["detail"]["reprocess_id"].as_str(),
+        Some(attempts[0].0.as_str()),
+        "{}",
+        requested[0]
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "callback.attempt").count(),
+        2,
+        "{kinds:?}"
+    );
 }

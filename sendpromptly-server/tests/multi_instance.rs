@@ -56,10 +56,14 @@ struct Instance {
     child: Child,
 }
 
+/// The master key every instance shares (a public test key).
+const TEST_SECRET_KEY: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+
 impl Instance {
     fn start(name: &str, database_url: &str, log_dir: &std::path::Path) -> Instance {
         let log = std::fs::File::create(log_dir.join(format!("{name}.log"))).expect("log file");
         let mut child = Command::new(BIN)
+            .env("SENDPROMPTLY_SECRET_KEY", TEST_SECRET_KEY)
             .args([
                 "--database-url",
                 database_url,
@@ -129,6 +133,7 @@ impl Drop for Instance {
 
 fn cli(database_url: &str, args: &[&str]) -> String {
     let out = Command::new(BIN)
+        .env("SENDPROMPTLY_SECRET_KEY", TEST_SECRET_KEY)
         .args(["--database-url", database_url])
         .args(args)
         .env("SENDPROMPTLY_LOG", "warn")

@@ -1,6 +1,7 @@
 //! Retention: the background job forgets idempotency keys after
-//! `idempotency_retention` (48 h by default) and nothing else; incidents,
-//! open or resolved, and their events stay.
+//! `idempotency_retention` (48 h by default); by default nothing else, and
+//! with `resolved_retention` (`--resolved-retention-days`) finished history
+//! older than it, never an open incident.
 
 use std::time::Duration;
 
@@ -68,4 +69,62 @@ async fn idempotency_keys_are_purged_after_retention_and_incidents_are_kept() {
     assert_eq!(detail.json["incident"]["state"], "open");
     let event = api.get("/v1/events/stripe/evt_keep").await;
     assert_eq!(event.status, 200);
+}
+
+#[tokio::test]
+async fn resolved_history_is_purged_after_its_retention_and_open_incidents_never_are() {
+    let config = sendpromptly_server::config::ServerConfig {
+        resolved_retention: Some(Duration::from_secs(30 * 86_400)),
+        ..sendpromptly_server::testing::test_config()
+    };
+    let server = TestServer::start_with(config).await;
+    let api = server.api();
+    let result = |event_id: &str, status: &str| json!({"provider": "stripe", "event_id": event_id, "status": status});
+    // Resolved: a failure, then a success.
+    let failed = api.post("/v1/result", result("evt_fixed", "failure")).await;
+    let resolved_incident = failed.json["incident"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        api.post("/v1/result", result("evt_fixed", "success"))
+            .await
+            .status,
+        200
+    );
+    // A plain success, and an open incident.
+    assert_eq!(
+        api.post("/v1/result", result("evt_fine", "success"))
+            .await
+            .status,
+        200
+    );
+    let open = api
+        .post("/v1/result", result("evt_broken", "failure"))
+        .await;
+    let open_incident = open.json["incident"]["id"].as_str().unwrap().to_owned();
+
+    // Within the retention everything stays.
+    server.advance(Duration::from_secs(29 * 86_400));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(api.get("/v1/events/stripe/evt_fixed").await.status, 200);
+
+    // After it, the finished history goes; the open incident stays, for ever.
+    server.advance(Duration::from_secs(2 * 86_400));
+    eventually(
+        Duration::from_secs(10),
+        "resolved history purged",
+        || async { (api.get("/v1/events/stripe/evt_fixed").await.status == 404).then_some(()) },
+    )
+    .await;
+    assert_eq!(api.get("/v1/events/stripe/evt_fine").await.status, 404);
+    assert_eq!(
+        api.get(&format!("/v1/incidents/{resolved_incident}"))
+            .await
+            .status,
+        404
+    );
+    server.advance(Duration::from_secs(3650 * 86_400));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let detail = api.get(&format!("/v1/incidents/{open_incident}")).await;
+    assert_eq!(detail.status, 200);
+    assert_eq!(detail.json["incident"]["state"], "open");
+    assert_eq!(api.get("/v1/events/stripe/evt_broken").await.status, 200);
 }

@@ -2,8 +2,8 @@
 //! `debug` level (CLI set-up, receipts, results, reprocess with a delivered
 //! callback, proof link and proof page, secret rotation, console sign-in and
 //! a wrong password), then every line the processes wrote is scanned for the
-//! API key, the signing secrets, the proof token, the password and the
-//! session cookie.
+//! API key, the signing secrets, the master key that encrypts them, the
+//! proof token, the password and the session cookie.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -263,6 +263,13 @@ async fn a_full_workflow_at_debug_level_logs_no_secret() {
     let second_raw = second_secret.trim_start_matches("whsec_").to_owned();
     secrets.push(("signing secret (raw)", &first_raw));
     secrets.push(("rotated signing secret (raw)", &second_raw));
+    // The master key generated beside the database (encrypts the above at rest).
+    let master_key = std::fs::read_to_string(dir.path().join("logs.db.secret-key"))
+        .expect("the generated key file")
+        .trim()
+        .to_owned();
+    assert!(master_key.len() >= 43, "{master_key}");
+    secrets.push(("master secret key", &master_key));
     for (what, secret) in secrets {
         for line in log.lines() {
             assert!(!line.contains(secret), "the {what} is in the logs: {line}");

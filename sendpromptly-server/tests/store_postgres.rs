@@ -28,7 +28,8 @@ async fn fresh(admin_url: String) -> (PostgresStore, TestDatabase) {
         },
     )
     .await
-    .expect("connect to the test database");
+    .expect("connect to the test database")
+    .with_keyring(sendpromptly_server::store::conformance::test_keyring());
     store.migrate().await.expect("migrate");
     (store, database)
 }
@@ -53,6 +54,7 @@ async fn instance(database: &TestDatabase) -> PostgresStore {
     )
     .await
     .expect("connect")
+    .with_keyring(sendpromptly_server::store::conformance::test_keyring())
 }
 
 const T0: Timestamp = Timestamp::from_unix_seconds(1_800_000_000);
@@ -318,4 +320,52 @@ async fn an_idempotency_key_proceeds_once_across_pools() {
         }
         assert_eq!(proceed, 1, "round {round}");
     }
+}
+
+#[tokio::test]
+async fn plaintext_signing_secrets_are_sealed_at_start_and_a_wrong_key_is_refused() {
+    let Some(url) = testing::server_url("secrets at rest") else {
+        return;
+    };
+    let (store, db) = fresh(url).await;
+    let project_id = project(&store, "legacy").await;
+    // A row written before encryption at rest.
+    sqlx::query(
+        "INSERT INTO signing_secrets (project_id, secret, created_at, expires_at) \
+         VALUES ($1, 'whsec_bGVnYWN5LXBsYWludGV4dA', 0, NULL)",
+    )
+    .bind(&project_id)
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let report = store.reseal_signing_secrets().await.unwrap();
+    assert_eq!(report.sealed_plaintext, 1, "{report:?}");
+    let raw = store.stored_signing_secrets(&project_id).await.unwrap();
+    assert!(
+        raw[0].starts_with("spenc1:") && !raw[0].contains("whsec_"),
+        "{raw:?}"
+    );
+    let read = store.signing_secrets(&project_id, T0).await.unwrap();
+    assert_eq!(read[0].secret, "whsec_bGVnYWN5LXBsYWludGV4dA");
+
+    // Another instance with a different key: a clear error, never a wrong secret.
+    let wrong = instance(&db).await.with_keyring(std::sync::Arc::new(
+        sendpromptly_server::secrets::Keyring::new(&[9; 32], &[]),
+    ));
+    let err = wrong.reseal_signing_secrets().await.unwrap_err();
+    assert!(
+        err.to_string().contains("neither the current secret key"),
+        "{err}"
+    );
+    assert!(wrong.signing_secrets(&project_id, T0).await.is_err());
+    // Rotated: the old key as previous re-encrypts; then the new key alone reads it.
+    let rotated = instance(&db).await.with_keyring(std::sync::Arc::new(
+        sendpromptly_server::secrets::Keyring::new(
+            &[9; 32],
+            &[sendpromptly_server::store::conformance::TEST_MASTER_KEY],
+        ),
+    ));
+    assert_eq!(rotated.reseal_signing_secrets().await.unwrap().resealed, 1);
+    let read = wrong.signing_secrets(&project_id, T0).await.unwrap();
+    assert_eq!(read[0].secret, "whsec_bGVnYWN5LXBsYWludGV4dA");
 }

@@ -8,7 +8,10 @@ use sendpromptly_server::store::sqlite::SqliteStore;
 async fn fresh() -> (SqliteStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("store.db").display());
-    let store = SqliteStore::connect(&url).await.expect("connect");
+    let store = SqliteStore::connect(&url)
+        .await
+        .expect("connect")
+        .with_keyring(sendpromptly_server::store::conformance::test_keyring());
     store.migrate().await.expect("migrate");
     (store, dir)
 }
@@ -90,4 +93,56 @@ async fn data_survives_a_reopen() {
     let again = SqliteStore::connect(&url).await.unwrap();
     again.migrate().await.unwrap();
     assert_eq!(again.project("prj_reopen").await.unwrap(), Some(project));
+}
+
+#[tokio::test]
+async fn plaintext_signing_secrets_are_sealed_at_start_and_a_wrong_key_is_refused() {
+    let (store, dir) = fresh().await;
+    let project_id = "prj_legacy";
+    store
+        .create_project(sendpromptly_server::store::NewProject {
+            id: project_id.to_owned(),
+            name: "legacy".to_owned(),
+            repair_url: None,
+            default_deadline_seconds: 60,
+            created_at: sendpromptly_core::Timestamp::from_unix_seconds(0),
+        })
+        .await
+        .unwrap();
+    // A row written before encryption at rest (migration 6 keeps it as it is).
+    let url = format!("sqlite://{}", dir.path().join("store.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO signing_secrets (project_id, secret, created_at, expires_at) \
+         VALUES (?, 'whsec_bGVnYWN5LXBsYWludGV4dA', 0, NULL)",
+    )
+    .bind(project_id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let report = store.reseal_signing_secrets().await.unwrap();
+    assert_eq!(report.sealed_plaintext, 1, "{report:?}");
+    let raw = store.stored_signing_secrets(project_id).await.unwrap();
+    assert!(
+        raw[0].starts_with("spenc1:") && !raw[0].contains("whsec_"),
+        "{raw:?}"
+    );
+    let now = sendpromptly_core::Timestamp::from_unix_seconds(1);
+    let read = store.signing_secrets(project_id, now).await.unwrap();
+    assert_eq!(read[0].secret, "whsec_bGVnYWN5LXBsYWludGV4dA");
+    store.close().await;
+
+    let wrong = SqliteStore::connect(&url)
+        .await
+        .unwrap()
+        .with_keyring(std::sync::Arc::new(
+            sendpromptly_server::secrets::Keyring::new(&[9; 32], &[]),
+        ));
+    let err = wrong.reseal_signing_secrets().await.unwrap_err();
+    assert!(
+        err.to_string().contains("neither the current secret key"),
+        "{err}"
+    );
+    assert!(wrong.signing_secrets(project_id, now).await.is_err());
 }

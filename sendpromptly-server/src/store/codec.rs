@@ -135,3 +135,79 @@ pub(super) fn parse_incidents_cursor(cursor: &str) -> StoreResult<(i64, String)>
 pub(super) fn new_incident_id(now: Timestamp) -> String {
     ids::new_id(ids::INCIDENT, now, &mut rand::thread_rng())
 }
+
+/// The store's keyring, or the error of a store opened without one.
+pub(super) fn keyring(
+    keyring: Option<&crate::secrets::Keyring>,
+) -> StoreResult<&crate::secrets::Keyring> {
+    keyring.ok_or(StoreError::Secret(crate::secrets::SecretError::NoKeyring))
+}
+
+/// Seals a project's signing secret for storage.
+pub(super) fn seal_signing_secret(
+    keyring: &crate::secrets::Keyring,
+    project_id: &str,
+    secret: &str,
+) -> String {
+    keyring.seal(
+        &crate::secrets::signing_secret_context(project_id),
+        secret.as_bytes(),
+    )
+}
+
+/// Opens a stored signing secret.
+pub(super) fn open_signing_secret(
+    keyring: &crate::secrets::Keyring,
+    project_id: &str,
+    stored: &str,
+) -> StoreResult<String> {
+    Ok(keyring.open_text(&crate::secrets::signing_secret_context(project_id), stored)?)
+}
+
+/// What to write back for a stored signing secret at start-up: `None` when
+/// it is sealed with the current key (and opens), else the value sealed
+/// with the current key and whether it was plaintext.
+pub(super) fn reseal_signing_secret(
+    keyring: &crate::secrets::Keyring,
+    project_id: &str,
+    stored: &str,
+) -> StoreResult<Option<(String, bool)>> {
+    if !crate::secrets::Keyring::is_sealed(stored.as_bytes()) {
+        return Ok(Some((
+            seal_signing_secret(keyring, project_id, stored),
+            true,
+        )));
+    }
+    let plain = open_signing_secret(keyring, project_id, stored)?;
+    Ok(keyring
+        .is_stale(stored)
+        .then(|| (seal_signing_secret(keyring, project_id, &plain), false)))
+}
+
+/// Seals an idempotent response body for storage.
+pub(super) fn seal_response(
+    keyring: &crate::secrets::Keyring,
+    project_id: &str,
+    key: &str,
+    body: &[u8],
+) -> Vec<u8> {
+    keyring
+        .seal(&crate::secrets::idempotency_context(project_id, key), body)
+        .into_bytes()
+}
+
+/// Opens a stored idempotent response (bodies stored before encryption at
+/// rest are returned as they are).
+pub(super) fn open_response(
+    keyring: &crate::secrets::Keyring,
+    project_id: &str,
+    key: &str,
+    stored: Vec<u8>,
+) -> StoreResult<Vec<u8>> {
+    if !crate::secrets::Keyring::is_sealed(&stored) {
+        return Ok(stored);
+    }
+    let text = std::str::from_utf8(&stored)
+        .map_err(|_| StoreError::Secret(crate::secrets::SecretError::Malformed))?;
+    Ok(keyring.open(&crate::secrets::idempotency_context(project_id, key), text)?)
+}

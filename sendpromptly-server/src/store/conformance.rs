@@ -44,6 +44,15 @@ use super::{
 use sendpromptly_core::machine::EventRecord;
 use sendpromptly_core::wire::ReprocessBatchCounts;
 
+/// The master key test stores seal secrets with (a fixed, public test key:
+/// several connections to one test database must share it).
+pub const TEST_MASTER_KEY: [u8; crate::secrets::MASTER_KEY_BYTES] = [7; 32];
+
+/// A keyring with [`TEST_MASTER_KEY`], for test stores.
+pub fn test_keyring() -> std::sync::Arc<crate::secrets::Keyring> {
+    std::sync::Arc::new(crate::secrets::Keyring::new(&TEST_MASTER_KEY, &[]))
+}
+
 /// Something the conformance macro can run the cases on: a store, or a
 /// `(store, guard)` pair whose guard (a temporary directory, a database
 /// dropper…) must live as long as the test.
@@ -77,6 +86,7 @@ macro_rules! store_conformance_tests {
             projects,
             api_keys,
             signing_secret_rotation,
+            secrets_are_encrypted_at_rest,
             users,
             receipt_then_duplicate,
             result_before_receipt,
@@ -93,6 +103,7 @@ macro_rules! store_conformance_tests {
             incident_commands_and_entries,
             proof_links,
             idempotency,
+            resolved_history_retention,
             cross_project_isolation,
             concurrent_receipts,
             concurrent_claims,
@@ -555,6 +566,234 @@ pub async fn signing_secret_rotation(store: &dyn Store) {
         .unwrap();
     let names: Vec<&str> = much_later.iter().map(|s| s.secret.as_str()).collect();
     assert_eq!(names, vec!["whsec_three"]);
+}
+
+/// Signing secrets and stored idempotent responses are sealed at rest: the
+/// column holds `spenc1:` ciphertext under the current key, never the
+/// secret, and reads give the plaintext back.
+pub async fn secrets_are_encrypted_at_rest(store: &dyn Store) {
+    let project = new_project(store).await;
+    let secret = "whsec_c2VjcmV0LXRoYXQtbXVzdC1ub3QtbGVhaw";
+    store
+        .add_signing_secret(&project.id, secret, at(0), at(3600))
+        .await
+        .unwrap();
+    let stored = store.stored_signing_secrets(&project.id).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    let keyring = test_keyring();
+    for value in &stored {
+        assert!(value.starts_with(crate::secrets::SEALED_PREFIX), "{value}");
+        assert!(
+            !value.contains("whsec_"),
+            "plaintext in the column: {value}"
+        );
+        assert!(
+            !value.contains("c2VjcmV0LXRoYXQtbXVzdC1ub3QtbGVhaw"),
+            "{value}"
+        );
+        assert_eq!(
+            crate::secrets::Keyring::key_id_of(value).unwrap(),
+            keyring.current_id(),
+            "sealed under the configured key"
+        );
+    }
+    let read = store.signing_secrets(&project.id, at(1)).await.unwrap();
+    assert_eq!(read[0].secret, secret);
+    // Already sealed with the current key: a start-up reseal changes nothing.
+    assert_eq!(
+        store.reseal_signing_secrets().await.unwrap(),
+        super::ResealReport::default()
+    );
+    assert_eq!(
+        store.stored_signing_secrets(&project.id).await.unwrap(),
+        stored
+    );
+
+    // A rotate response replayed from an idempotency key holds the new secret.
+    let body = format!(r#"{{"secret":"{secret}"}}"#);
+    let p = project.id.as_str();
+    let lock = Duration::from_secs(30);
+    assert_eq!(
+        store
+            .idempotency_begin(p, "rotate-1", b"hash", at(2), lock)
+            .await
+            .unwrap(),
+        IdempotencyBegin::Proceed
+    );
+    store
+        .idempotency_complete(p, "rotate-1", 201, body.as_bytes())
+        .await
+        .unwrap();
+    let raw = store
+        .stored_idempotency_response(p, "rotate-1")
+        .await
+        .unwrap()
+        .expect("stored");
+    let raw = String::from_utf8(raw).expect("sealed text");
+    assert!(raw.starts_with(crate::secrets::SEALED_PREFIX), "{raw}");
+    assert!(!raw.contains("whsec_"), "plaintext in the column: {raw}");
+    assert_eq!(
+        store
+            .idempotency_begin(p, "rotate-1", b"hash", at(3), lock)
+            .await
+            .unwrap(),
+        IdempotencyBegin::Replay {
+            status: 201,
+            body: body.into_bytes()
+        }
+    );
+}
+
+/// Retention of resolved history: old resolved incidents (with their proof
+/// links and outbox rows) and old successes go; open and reprocessing
+/// incidents, events awaiting a result and recent resolutions stay.
+pub async fn resolved_history_retention(store: &dyn Store) {
+    let project = new_project(store).await;
+    let p = project.id.as_str();
+    // Resolved at 12 s, after a reprocess (its callback cancelled) and with a proof link.
+    let resolved = key(Provider::Stripe, "evt_resolved");
+    let resolved_incident =
+        failed_event(store, &project, &resolved, "invoice.paid", None, at(10)).await;
+    request_reprocess(store, &project, &resolved_incident, at(11)).await;
+    store
+        .apply(
+            p,
+            &resolved,
+            result(&resolved, ResultStatus::Success),
+            ctx(at(12)),
+        )
+        .await
+        .unwrap();
+    store
+        .create_proof_link(proof_link(&project, &resolved_incident, 41, at(12)))
+        .await
+        .unwrap();
+    // A success without an incident.
+    let succeeded = key(Provider::Stripe, "evt_succeeded");
+    store
+        .apply(p, &succeeded, receipt(&succeeded, None), ctx(at(10)))
+        .await
+        .unwrap();
+    store
+        .apply(
+            p,
+            &succeeded,
+            result(&succeeded, ResultStatus::Success),
+            ctx(at(10)),
+        )
+        .await
+        .unwrap();
+    // Open, reprocessing, awaiting a result: all old, all kept.
+    let open = key(Provider::Stripe, "evt_open");
+    let open_incident = failed_event(store, &project, &open, "invoice.paid", None, at(10)).await;
+    store
+        .create_proof_link(proof_link(&project, &open_incident, 42, at(10)))
+        .await
+        .unwrap();
+    let reprocessing = key(Provider::Stripe, "evt_reprocessing");
+    let reprocessing_incident =
+        failed_event(store, &project, &reprocessing, "invoice.paid", None, at(10)).await;
+    request_reprocess(store, &project, &reprocessing_incident, at(10)).await;
+    let awaiting = key(Provider::Stripe, "evt_awaiting");
+    store
+        .apply(
+            p,
+            &awaiting,
+            receipt_for(&awaiting, "invoice.paid", None, 86_400),
+            ctx(at(10)),
+        )
+        .await
+        .unwrap();
+    // Resolved, but recently.
+    let recent = key(Provider::Stripe, "evt_recent");
+    failed_event(store, &project, &recent, "invoice.paid", None, at(10)).await;
+    store
+        .apply(
+            p,
+            &recent,
+            result(&recent, ResultStatus::Success),
+            ctx(at(1000)),
+        )
+        .await
+        .unwrap();
+
+    // One at a time (limit 1), then nothing left to delete.
+    assert_eq!(store.purge_resolved_history(at(500), 1).await.unwrap(), 1);
+    assert_eq!(store.purge_resolved_history(at(500), 100).await.unwrap(), 1);
+    assert_eq!(store.purge_resolved_history(at(500), 100).await.unwrap(), 0);
+
+    for gone in [&resolved, &succeeded] {
+        assert!(
+            store.event(p, gone).await.unwrap().is_none(),
+            "{gone:?} kept"
+        );
+    }
+    assert!(
+        store
+            .incident(p, &resolved_incident)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .proof_link_by_token_hash(&[41; 32])
+            .await
+            .unwrap()
+            .is_none(),
+        "the resolved incident's proof link is deleted with it"
+    );
+    for kept in [&open, &reprocessing, &awaiting, &recent] {
+        let stored = store.event(p, kept).await.unwrap();
+        let stored = stored.unwrap_or_else(|| panic!("{kept:?} was deleted"));
+        assert!(!stored.timeline.is_empty(), "{kept:?} lost its timeline");
+    }
+    let open_now = store.incident(p, &open_incident).await.unwrap().unwrap();
+    assert_eq!(
+        open_now.record.incident.unwrap().state,
+        IncidentState::Open,
+        "an open incident survives"
+    );
+    assert!(
+        store
+            .proof_link_by_token_hash(&[42; 32])
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let reprocessing_now = store
+        .incident(p, &reprocessing_incident)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        reprocessing_now.record.incident.unwrap().state,
+        IncidentState::Reprocessing
+    );
+    assert_eq!(
+        store.pending_deliveries().await.unwrap(),
+        1,
+        "its callback is still queued"
+    );
+    // Past the recent one's resolution it goes too; the unfinished ones never do.
+    assert_eq!(
+        store.purge_resolved_history(at(2000), 100).await.unwrap(),
+        1
+    );
+    assert!(store.event(p, &recent).await.unwrap().is_none());
+    assert_eq!(
+        store
+            .purge_resolved_history(at(1_000_000), 100)
+            .await
+            .unwrap(),
+        0
+    );
+    for kept in [&open, &reprocessing, &awaiting] {
+        assert!(
+            store.event(p, kept).await.unwrap().is_some(),
+            "{kept:?} was deleted"
+        );
+    }
 }
 
 /// Users: unique emails, compared and stored lower-case.

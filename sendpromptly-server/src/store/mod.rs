@@ -52,6 +52,9 @@ pub enum StoreError {
     /// A stored value could not be decoded.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+    /// A secret could not be sealed or opened (no key, wrong key).
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretError),
 }
 
 /// Shorthand for store results.
@@ -328,6 +331,15 @@ pub struct ProofLink {
     pub revoked_at: Option<Timestamp>,
 }
 
+/// What [`Store::reseal_signing_secrets`] changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ResealReport {
+    /// Plaintext secrets now sealed.
+    pub sealed_plaintext: u64,
+    /// Secrets sealed with a previous key, now sealed with the current one.
+    pub resealed: u64,
+}
+
 /// What an idempotency key says about a request.
 #[derive(Clone, Debug, PartialEq)]
 pub enum IdempotencyBegin {
@@ -548,6 +560,14 @@ pub trait Store: Send + Sync + 'static {
         project_id: &str,
         now: Timestamp,
     ) -> StoreResult<Vec<SigningSecretRecord>>;
+    /// The signing-secret column of a project exactly as stored (sealed),
+    /// oldest first: for audits and the conformance suite.
+    async fn stored_signing_secrets(&self, project_id: &str) -> StoreResult<Vec<String>>;
+    /// Seals with the current key every signing secret stored in plaintext
+    /// (written before encryption at rest) or sealed with a previous key,
+    /// after checking that every stored one opens. Changes nothing and fails
+    /// with [`StoreError::Secret`] when one does not (a wrong or missing key).
+    async fn reseal_signing_secrets(&self) -> StoreResult<ResealReport>;
 
     /// Adds a console user (emails are unique, compared lower-case).
     async fn create_user(&self, user: User) -> StoreResult<()>;
@@ -706,6 +726,19 @@ pub trait Store: Send + Sync + 'static {
     async fn idempotency_abandon(&self, project_id: &str, key: &str) -> StoreResult<()>;
     /// Deletes idempotency keys created before `before`; returns how many.
     async fn purge_idempotency_keys(&self, before: Timestamp) -> StoreResult<u64>;
+    /// Retention of resolved history: deletes up to `limit` events last
+    /// changed before `before` that are finished — their incident resolved,
+    /// or a success without an incident — with their timeline, incident,
+    /// outbox rows, proof links and reprocess-batch items. Never an event
+    /// awaiting its result, with a deadline or callback still due, or with an
+    /// open or reprocessing incident. Returns how many events it deleted.
+    async fn purge_resolved_history(&self, before: Timestamp, limit: u32) -> StoreResult<u64>;
+    /// The response column of an idempotency key exactly as stored (sealed).
+    async fn stored_idempotency_response(
+        &self,
+        project_id: &str,
+        key: &str,
+    ) -> StoreResult<Option<Vec<u8>>>;
 
     /// Stores a new reprocess batch (state `running`, due at once) and its
     /// items, in order. `batch.counts` is ignored.

@@ -48,13 +48,13 @@ use sha2::{Digest, Sha256};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 
-use super::codec::*;
+use super::codec::{self, *};
 use super::migrations::{self, AppliedMigration, MIGRATIONS_TABLE};
 use super::{
     ApiKey, Applied, DailyActivity, DeliveryJob, EventFilter, IdempotencyBegin, IncidentCounts,
     IncidentFilter, NewBatchItem, NewProject, PaceReport, Page, PageRequest, Project, ProjectPatch,
-    ProofLink, ReprocessBatch, Session, SigningSecretRecord, Store, StoreError, StoreResult,
-    StoredEvent, SweepReport, User,
+    ProofLink, ReprocessBatch, ResealReport, Session, SigningSecretRecord, Store, StoreError,
+    StoreResult, StoredEvent, SweepReport, User,
 };
 
 /// How long an idempotency key is remembered.
@@ -99,6 +99,8 @@ impl Default for PoolSettings {
 #[derive(Clone, Debug)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// Seals and opens signing secrets and idempotent responses.
+    keyring: Option<std::sync::Arc<crate::secrets::Keyring>>,
 }
 
 impl PostgresStore {
@@ -143,7 +145,22 @@ impl PostgresStore {
             .test_before_acquire(true)
             .connect_with(options)
             .await?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore {
+            pool,
+            keyring: None,
+        })
+    }
+
+    /// The same store, sealing secrets with `keyring` (required before any
+    /// signing secret or idempotent response is written or read).
+    #[must_use]
+    pub fn with_keyring(mut self, keyring: std::sync::Arc<crate::secrets::Keyring>) -> Self {
+        self.keyring = Some(keyring);
+        self
+    }
+
+    fn keyring(&self) -> StoreResult<&crate::secrets::Keyring> {
+        codec::keyring(self.keyring.as_deref())
     }
 
     /// The pool (for tests and tools that inspect the database).
@@ -633,7 +650,12 @@ impl PostgresStore {
                 let body: Option<Vec<u8>> = row.try_get("response")?;
                 return Ok(BeginTry::Done(IdempotencyBegin::Replay {
                     status,
-                    body: body.unwrap_or_default(),
+                    body: codec::open_response(
+                        self.keyring()?,
+                        project_id,
+                        key,
+                        body.unwrap_or_default(),
+                    )?,
                 }));
             }
             let lock: Option<i64> = row.try_get("locked_until")?;
@@ -940,6 +962,7 @@ impl Store for PostgresStore {
         now: Timestamp,
         older_expire_at: Timestamp,
     ) -> StoreResult<()> {
+        let sealed = codec::seal_signing_secret(self.keyring()?, project_id, secret);
         let mut tx = self.write().await?;
         sqlx::query(
             "UPDATE signing_secrets SET expires_at = $1 \
@@ -954,7 +977,7 @@ impl Store for PostgresStore {
              VALUES ($1, $2, $3, NULL)",
         )
         .bind(project_id)
-        .bind(secret)
+        .bind(&sealed)
         .bind(ms(now))
         .execute(&mut *tx)
         .await
@@ -968,6 +991,7 @@ impl Store for PostgresStore {
         project_id: &str,
         now: Timestamp,
     ) -> StoreResult<Vec<SigningSecretRecord>> {
+        let keyring = self.keyring()?;
         sqlx::query(
             "SELECT id, secret, created_at, expires_at FROM signing_secrets \
              WHERE project_id = $1 AND (expires_at IS NULL OR expires_at > $2) \
@@ -979,14 +1003,58 @@ impl Store for PostgresStore {
         .await?
         .iter()
         .map(|row| {
+            let stored: String = row.try_get("secret")?;
             Ok(SigningSecretRecord {
                 id: row.try_get("id")?,
-                secret: row.try_get("secret")?,
+                secret: codec::open_signing_secret(keyring, project_id, &stored)?,
                 created_at: ts(row.try_get("created_at")?),
                 expires_at: row.try_get::<Option<i64>, _>("expires_at")?.map(ts),
             })
         })
         .collect()
+    }
+
+    async fn stored_signing_secrets(&self, project_id: &str) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT secret FROM signing_secrets WHERE project_id = $1 ORDER BY id",
+        )
+        .bind(project_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn reseal_signing_secrets(&self) -> StoreResult<ResealReport> {
+        let keyring = self.keyring()?;
+        let mut tx = self.write().await?;
+        // Row locks: instances starting together reseal one after the other.
+        let rows = sqlx::query(
+            "SELECT id, project_id, secret FROM signing_secrets ORDER BY id FOR UPDATE",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut report = ResealReport::default();
+        for row in &rows {
+            let id: i64 = row.try_get("id")?;
+            let project_id: String = row.try_get("project_id")?;
+            let stored: String = row.try_get("secret")?;
+            let Some((sealed, was_plain)) =
+                codec::reseal_signing_secret(keyring, &project_id, &stored)?
+            else {
+                continue;
+            };
+            sqlx::query("UPDATE signing_secrets SET secret = $1 WHERE id = $2")
+                .bind(&sealed)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            if was_plain {
+                report.sealed_plaintext += 1;
+            } else {
+                report.resealed += 1;
+            }
+        }
+        tx.commit().await?;
+        Ok(report)
     }
 
     async fn create_user(&self, user: User) -> StoreResult<()> {
@@ -1737,12 +1805,13 @@ impl Store for PostgresStore {
         status: u16,
         body: &[u8],
     ) -> StoreResult<()> {
+        let sealed = codec::seal_response(self.keyring()?, project_id, key, body);
         sqlx::query(
             "UPDATE idempotency_keys SET status = $1, response = $2, locked_until = NULL \
              WHERE project_id = $3 AND key = $4",
         )
         .bind(i64::from(status))
-        .bind(body)
+        .bind(&sealed)
         .bind(project_id)
         .bind(key)
         .execute(&self.pool)
@@ -1759,6 +1828,56 @@ impl Store for PostgresStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    async fn purge_resolved_history(&self, before: Timestamp, limit: u32) -> StoreResult<u64> {
+        let mut tx = self.write().await?;
+        // Row locks: an event being changed right now is skipped (and its
+        // conditions are checked again on the locked row).
+        let pks: Vec<i64> = sqlx::query_scalar(
+            "SELECT e.pk FROM events e LEFT JOIN incidents i ON i.event_pk = e.pk \
+             WHERE e.updated_at < $1 AND e.due_at IS NULL AND e.state <> 'awaiting_result' \
+             AND (i.id IS NULL AND e.state = 'succeeded' OR i.state = 'resolved') \
+             AND NOT EXISTS (SELECT 1 FROM deliveries d \
+                             WHERE d.event_pk = e.pk AND d.state = 'pending') \
+             ORDER BY e.updated_at LIMIT $2 FOR UPDATE OF e SKIP LOCKED",
+        )
+        .bind(ms(before))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        if pks.is_empty() {
+            return Ok(0);
+        }
+        for statement in [
+            "DELETE FROM reprocess_batch_items WHERE incident_id IN \
+             (SELECT id FROM incidents WHERE event_pk = ANY($1))",
+            "DELETE FROM proof_links WHERE incident_id IN \
+             (SELECT id FROM incidents WHERE event_pk = ANY($1))",
+            "DELETE FROM deliveries WHERE event_pk = ANY($1)",
+            "DELETE FROM timeline WHERE event_pk = ANY($1)",
+            "DELETE FROM incidents WHERE event_pk = ANY($1)",
+            "DELETE FROM events WHERE pk = ANY($1)",
+        ] {
+            sqlx::query(statement).bind(&pks).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(pks.len() as u64)
+    }
+
+    async fn stored_idempotency_response(
+        &self,
+        project_id: &str,
+        key: &str,
+    ) -> StoreResult<Option<Vec<u8>>> {
+        Ok(sqlx::query_scalar::<_, Option<Vec<u8>>>(
+            "SELECT response FROM idempotency_keys WHERE project_id = $1 AND key = $2",
+        )
+        .bind(project_id)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?
+        .flatten())
     }
 
     async fn purge_idempotency_keys(&self, before: Timestamp) -> StoreResult<u64> {

@@ -36,13 +36,13 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
 
-use super::codec::*;
+use super::codec::{self, *};
 use super::migrations::{self, AppliedMigration, MIGRATIONS_TABLE};
 use super::{
     ApiKey, Applied, DailyActivity, DeliveryJob, EventFilter, IdempotencyBegin, IncidentCounts,
     IncidentFilter, NewBatchItem, NewProject, PaceReport, Page, PageRequest, Project, ProjectPatch,
-    ProofLink, ReprocessBatch, Session, SigningSecretRecord, Store, StoreError, StoreResult,
-    StoredEvent, SweepReport, User,
+    ProofLink, ReprocessBatch, ResealReport, Session, SigningSecretRecord, Store, StoreError,
+    StoreResult, StoredEvent, SweepReport, User,
 };
 
 /// How long an idempotency key is remembered.
@@ -59,6 +59,8 @@ const READERS: u32 = 4;
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// Seals and opens signing secrets and idempotent responses.
+    keyring: Option<std::sync::Arc<crate::secrets::Keyring>>,
 }
 
 impl SqliteStore {
@@ -94,7 +96,23 @@ impl SqliteStore {
                 .connect_with(options.pragma("query_only", "ON"))
                 .await?
         };
-        Ok(SqliteStore { writer, reader })
+        Ok(SqliteStore {
+            writer,
+            reader,
+            keyring: None,
+        })
+    }
+
+    /// The same store, sealing secrets with `keyring` (required before any
+    /// signing secret or idempotent response is written or read).
+    #[must_use]
+    pub fn with_keyring(mut self, keyring: std::sync::Arc<crate::secrets::Keyring>) -> Self {
+        self.keyring = Some(keyring);
+        self
+    }
+
+    fn keyring(&self) -> StoreResult<&crate::secrets::Keyring> {
+        codec::keyring(self.keyring.as_deref())
     }
 
     /// Closes both pools, waiting for connections in use to be returned.
@@ -686,6 +704,7 @@ impl Store for SqliteStore {
         now: Timestamp,
         older_expire_at: Timestamp,
     ) -> StoreResult<()> {
+        let sealed = codec::seal_signing_secret(self.keyring()?, project_id, secret);
         let mut tx = self.write().await?;
         sqlx::query(
             "UPDATE signing_secrets SET expires_at = ? \
@@ -700,7 +719,7 @@ impl Store for SqliteStore {
              VALUES (?, ?, ?, NULL)",
         )
         .bind(project_id)
-        .bind(secret)
+        .bind(&sealed)
         .bind(ms(now))
         .execute(&mut *tx)
         .await
@@ -714,6 +733,7 @@ impl Store for SqliteStore {
         project_id: &str,
         now: Timestamp,
     ) -> StoreResult<Vec<SigningSecretRecord>> {
+        let keyring = self.keyring()?;
         sqlx::query(
             "SELECT id, secret, created_at, expires_at FROM signing_secrets \
              WHERE project_id = ? AND (expires_at IS NULL OR expires_at > ?) \
@@ -725,14 +745,55 @@ impl Store for SqliteStore {
         .await?
         .iter()
         .map(|row| {
+            let stored: String = row.try_get("secret")?;
             Ok(SigningSecretRecord {
                 id: row.try_get("id")?,
-                secret: row.try_get("secret")?,
+                secret: codec::open_signing_secret(keyring, project_id, &stored)?,
                 created_at: ts(row.try_get("created_at")?),
                 expires_at: row.try_get::<Option<i64>, _>("expires_at")?.map(ts),
             })
         })
         .collect()
+    }
+
+    async fn stored_signing_secrets(&self, project_id: &str) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT secret FROM signing_secrets WHERE project_id = ? ORDER BY id",
+        )
+        .bind(project_id)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    async fn reseal_signing_secrets(&self) -> StoreResult<ResealReport> {
+        let keyring = self.keyring()?;
+        let mut tx = self.write().await?;
+        let rows = sqlx::query("SELECT id, project_id, secret FROM signing_secrets ORDER BY id")
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut report = ResealReport::default();
+        for row in &rows {
+            let id: i64 = row.try_get("id")?;
+            let project_id: String = row.try_get("project_id")?;
+            let stored: String = row.try_get("secret")?;
+            let Some((sealed, was_plain)) =
+                codec::reseal_signing_secret(keyring, &project_id, &stored)?
+            else {
+                continue;
+            };
+            sqlx::query("UPDATE signing_secrets SET secret = ? WHERE id = ?")
+                .bind(&sealed)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            if was_plain {
+                report.sealed_plaintext += 1;
+            } else {
+                report.resealed += 1;
+            }
+        }
+        tx.commit().await?;
+        Ok(report)
     }
 
     async fn create_user(&self, user: User) -> StoreResult<()> {
@@ -1489,7 +1550,12 @@ impl Store for SqliteStore {
                     let body: Option<Vec<u8>> = row.try_get("response")?;
                     return Ok(IdempotencyBegin::Replay {
                         status,
-                        body: body.unwrap_or_default(),
+                        body: codec::open_response(
+                            self.keyring()?,
+                            project_id,
+                            key,
+                            body.unwrap_or_default(),
+                        )?,
                     });
                 }
                 let lock: Option<i64> = row.try_get("locked_until")?;
@@ -1526,13 +1592,14 @@ impl Store for SqliteStore {
         status: u16,
         body: &[u8],
     ) -> StoreResult<()> {
+        let sealed = codec::seal_response(self.keyring()?, project_id, key, body);
         let mut tx = self.write().await?;
         sqlx::query(
             "UPDATE idempotency_keys SET status = ?, response = ?, locked_until = NULL \
              WHERE project_id = ? AND key = ?",
         )
         .bind(i64::from(status))
-        .bind(body)
+        .bind(&sealed)
         .bind(project_id)
         .bind(key)
         .execute(&mut *tx)
@@ -1552,6 +1619,58 @@ impl Store for SqliteStore {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn purge_resolved_history(&self, before: Timestamp, limit: u32) -> StoreResult<u64> {
+        let mut tx = self.write().await?;
+        let pks: Vec<i64> = sqlx::query_scalar(
+            "SELECT e.pk FROM events e LEFT JOIN incidents i ON i.event_pk = e.pk \
+             WHERE e.updated_at < ? AND e.due_at IS NULL AND e.state <> 'awaiting_result' \
+             AND (i.id IS NULL AND e.state = 'succeeded' OR i.state = 'resolved') \
+             AND NOT EXISTS (SELECT 1 FROM deliveries d \
+                             WHERE d.event_pk = e.pk AND d.state = 'pending') \
+             ORDER BY e.updated_at LIMIT ?",
+        )
+        .bind(ms(before))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        if pks.is_empty() {
+            return Ok(0);
+        }
+        let list = pks.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        // Children first (foreign keys); the pks are integers from the query.
+        for statement in [
+            "DELETE FROM reprocess_batch_items WHERE incident_id IN \
+             (SELECT id FROM incidents WHERE event_pk IN (%s))",
+            "DELETE FROM proof_links WHERE incident_id IN \
+             (SELECT id FROM incidents WHERE event_pk IN (%s))",
+            "DELETE FROM deliveries WHERE event_pk IN (%s)",
+            "DELETE FROM timeline WHERE event_pk IN (%s)",
+            "DELETE FROM incidents WHERE event_pk IN (%s)",
+            "DELETE FROM events WHERE pk IN (%s)",
+        ] {
+            sqlx::query(&statement.replace("%s", &list))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(pks.len() as u64)
+    }
+
+    async fn stored_idempotency_response(
+        &self,
+        project_id: &str,
+        key: &str,
+    ) -> StoreResult<Option<Vec<u8>>> {
+        Ok(sqlx::query_scalar::<_, Option<Vec<u8>>>(
+            "SELECT response FROM idempotency_keys WHERE project_id = ? AND key = ?",
+        )
+        .bind(project_id)
+        .bind(key)
+        .fetch_optional(&self.reader)
+        .await?
+        .flatten())
     }
 
     async fn purge_idempotency_keys(&self, before: Timestamp) -> StoreResult<u64> {
