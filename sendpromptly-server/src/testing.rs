@@ -382,18 +382,36 @@ impl ServeProcess {
         extra: &[&str],
         log_path: &std::path::Path,
     ) -> ServeProcess {
+        let mut command = Self::command(bin, database_url, &[]);
+        command.args(extra);
+        Self::spawn(command, log_path)
+    }
+
+    /// The command [`ServeProcess::start`] runs, with `global` flags (e.g.
+    /// `--database-max-connections 8`) before `serve`: add more `serve`
+    /// flags or environment, then [`ServeProcess::spawn`] it.
+    pub fn command(bin: &str, database_url: &str, global: &[&str]) -> std::process::Command {
+        let mut command = std::process::Command::new(bin);
+        command
+            .args(["--database-url", database_url])
+            .args(global)
+            .args(["serve", "--allow-private-urls", "--listen", "127.0.0.1:0"])
+            .env("SENDPROMPTLY_LOG", "warn");
+        command
+    }
+
+    /// Spawns a `serve` command (see [`ServeProcess::command`]), its stderr
+    /// appended to `log_path`; waits (60 s at most) until it prints where it
+    /// listens.
+    pub fn spawn(mut command: std::process::Command, log_path: &std::path::Path) -> ServeProcess {
         use std::io::{BufRead, BufReader};
-        use std::process::{Command, Stdio};
+        use std::process::Stdio;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log_path)
             .expect("log file");
-        let mut child = Command::new(bin)
-            .args(["--database-url", database_url])
-            .args(["serve", "--allow-private-urls", "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .env("SENDPROMPTLY_LOG", "warn")
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))

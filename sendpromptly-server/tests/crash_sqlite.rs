@@ -18,9 +18,7 @@
 //! makes it 200, `SENDPROMPTLY_CRASH_KILLS=N` sets the number.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -32,6 +30,7 @@ use axum::http::{HeaderMap, StatusCode};
 use sendpromptly_core::Timestamp;
 use sendpromptly_core::callback::verify_repair_request;
 use sendpromptly_core::standard_webhooks::SigningSecret;
+use sendpromptly_server::testing::{ServeProcess, cli_ok};
 use serde_json::{Value, json};
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
@@ -56,91 +55,20 @@ fn kills() -> usize {
 // ---------------------------------------------------------------------------
 // The server process
 
-/// A `sendpromptly serve` process; killed (SIGKILL) when dropped.
-struct Instance {
-    url: String,
-    child: Child,
-}
-
-impl Instance {
-    fn start(database_url: &str, log_path: &Path) -> Instance {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log_path)
-            .expect("log file");
-        let mut child = Command::new(BIN)
-            .args(["--database-url", database_url])
-            .args([
-                "serve",
-                "--allow-private-urls",
-                "--listen",
-                "127.0.0.1:0",
-                "--sweep-interval-ms",
-                "100",
-            ])
-            .args(["--callback-retry-delays", "1,1,1,1,1,1,1,1"])
-            .args([
-                "--callback-timeout-seconds",
-                "1",
-                "--callback-lease-seconds",
-                "2",
-            ])
-            .env("SENDPROMPTLY_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("start sendpromptly serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("SendPromptly is listening on ") {
-                    let url = rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned();
-                    let _ = tx.send(url);
-                }
-            }
-        });
-        let Ok(url) = rx.recv_timeout(Duration::from_secs(60)) else {
-            panic!(
-                "the server did not start: {}",
-                std::fs::read_to_string(log_path).unwrap_or_default()
-            );
-        };
-        Instance { url, child }
-    }
-
-    /// SIGKILL: no graceful shutdown.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// Starts `sendpromptly serve` with fast sweeps and short callback
+/// retries, timeouts and leases.
+fn start_server(database_url: &str, log_path: &Path) -> ServeProcess {
+    let mut command = ServeProcess::command(BIN, database_url, &[]);
+    command
+        .args(["--sweep-interval-ms", "100"])
+        .args(["--callback-retry-delays", "1,1,1,1,1,1,1,1"])
+        .args(["--callback-timeout-seconds", "1"])
+        .args(["--callback-lease-seconds", "2"]);
+    ServeProcess::spawn(command, log_path)
 }
 
 fn cli(database_url: &str, args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .args(["--database-url", database_url])
-        .args(args)
-        .env("SENDPROMPTLY_LOG", "warn")
-        .output()
-        .expect("run sendpromptly");
-    assert!(
-        out.status.success(),
-        "sendpromptly {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
+    cli_ok(BIN, database_url, args)
 }
 
 // ---------------------------------------------------------------------------
@@ -491,7 +419,7 @@ async fn sqlite_server_killed_at_random_moments_loses_nothing_and_does_nothing_t
     let mut last = None;
     for cycle in 0..=kills {
         let t = Instant::now();
-        let mut server = Instance::start(&database_url, &log);
+        let mut server = start_server(&database_url, &log);
         restarts += t.elapsed();
         // Right after the restart, before any new request: the previous
         // cycles' acknowledged work is all there.

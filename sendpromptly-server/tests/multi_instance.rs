@@ -26,8 +26,6 @@
 //! and two instances: the figures in docs/scaling.md.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -39,6 +37,7 @@ use sendpromptly_core::Timestamp;
 use sendpromptly_core::callback::verify_repair_request;
 use sendpromptly_core::standard_webhooks::SigningSecret;
 use sendpromptly_server::store::postgres::testing::{self, TestDatabase};
+use sendpromptly_server::testing::{ServeProcess, cli_ok};
 use serde_json::{Value, json};
 use sqlx::Row;
 
@@ -49,102 +48,49 @@ const CALLBACK_CONCURRENCY: usize = 8;
 // ---------------------------------------------------------------------------
 // Processes
 
-/// A `sendpromptly serve` process; killed (SIGKILL) when dropped.
-struct Instance {
-    name: String,
-    url: String,
-    child: Child,
-}
-
 /// The master key every instance shares (a public test key).
 const TEST_SECRET_KEY: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
 
+/// One named `sendpromptly serve` instance (its log in `log_dir/NAME.log`).
+struct Instance {
+    name: String,
+    process: ServeProcess,
+}
+
 impl Instance {
     fn start(name: &str, database_url: &str, log_dir: &std::path::Path) -> Instance {
-        let log = std::fs::File::create(log_dir.join(format!("{name}.log"))).expect("log file");
-        let mut child = Command::new(BIN)
+        let mut command =
+            ServeProcess::command(BIN, database_url, &["--database-max-connections", "8"]);
+        command
             .env("SENDPROMPTLY_SECRET_KEY", TEST_SECRET_KEY)
-            .args([
-                "--database-url",
-                database_url,
-                "--database-max-connections",
-                "8",
-            ])
-            .args([
-                "serve",
-                "--allow-private-urls",
-                "--listen",
-                "127.0.0.1:0",
-                "--sweep-interval-ms",
-                "100",
-            ])
+            .args(["--sweep-interval-ms", "100"])
             .args(["--callback-retry-delays", "1,1,1,1,1"])
-            .args([
-                "--callback-timeout-seconds",
-                "2",
-                "--callback-lease-seconds",
-                "4",
-            ])
+            .args(["--callback-timeout-seconds", "2"])
+            .args(["--callback-lease-seconds", "4"])
             .args(["--callback-concurrency", &CALLBACK_CONCURRENCY.to_string()])
-            .env("SENDPROMPTLY_LOG", "warn")
             // Throughput and load, not the per-key limit (tests/abuse.rs), are measured here.
-            .env("SENDPROMPTLY_API_RATE_LIMIT", "0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("start sendpromptly serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("SendPromptly is listening on ") {
-                    let url = rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned();
-                    let _ = tx.send(url);
-                }
-            }
-        });
-        let url = rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("{name} did not start; see {}", log_dir.display()));
+            .env("SENDPROMPTLY_API_RATE_LIMIT", "0");
+        let process = ServeProcess::spawn(command, &log_dir.join(format!("{name}.log")));
         Instance {
             name: name.to_owned(),
-            url,
-            child,
+            process,
         }
+    }
+
+    fn url(&self) -> &str {
+        &self.process.url
     }
 
     /// SIGKILL: no graceful shutdown, leases and in-flight requests are abandoned.
     fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        self.kill();
+        self.process.kill();
     }
 }
 
 fn cli(database_url: &str, args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .env("SENDPROMPTLY_SECRET_KEY", TEST_SECRET_KEY)
-        .args(["--database-url", database_url])
-        .args(args)
-        .env("SENDPROMPTLY_LOG", "warn")
-        .output()
-        .expect("run sendpromptly");
-    assert!(
-        out.status.success(),
-        "sendpromptly {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
+    let mut with_key = vec!["--secret-key", TEST_SECRET_KEY];
+    with_key.extend_from_slice(args);
+    cli_ok(BIN, database_url, &with_key)
 }
 
 // ---------------------------------------------------------------------------
@@ -389,14 +335,17 @@ async fn three_instances_one_killed_nothing_lost_nothing_twice() {
     let mut a = Instance::start("a", &db.url, logs.path());
     let b = Instance::start("b", &db.url, logs.path());
     let mut c = Instance::start("c", &db.url, logs.path());
-    let cluster = Cluster::new(&api_key, vec![a.url.clone(), b.url.clone(), c.url.clone()]);
+    let cluster = Cluster::new(
+        &api_key,
+        vec![a.url().to_owned(), b.url().to_owned(), c.url().to_owned()],
+    );
     let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
 
     // Phase 1a: identical requests (same key, same body) to two instances at once.
     let same_key_outcomes = Arc::new(Mutex::new(Vec::new()));
     {
         let cluster = cluster.clone();
-        let (url_a, url_b) = (a.url.clone(), b.url.clone());
+        let (url_a, url_b) = (a.url().to_owned(), b.url().to_owned());
         let outcomes = same_key_outcomes.clone();
         for_each_concurrently(SAME_KEY_PAIRS, 8, move |i| {
             let cluster = cluster.clone();
@@ -499,7 +448,7 @@ async fn three_instances_one_killed_nothing_lost_nothing_twice() {
     .await;
     c.kill();
     let killed_at = done.load(Ordering::SeqCst);
-    cluster.set_urls(vec![a.url.clone(), b.url.clone()]);
+    cluster.set_urls(vec![a.url().to_owned(), b.url().to_owned()]);
     sending.await.expect("receipts sent");
     let receipts_took = started.elapsed();
 
@@ -570,7 +519,11 @@ async fn three_instances_one_killed_nothing_lost_nothing_twice() {
     // Phase 2: a replacement instance; reprocess a sample through all three
     // and kill the replacement while callbacks are in flight.
     let mut d = Instance::start("d", &db.url, logs.path());
-    cluster.set_urls(vec![a.url.clone(), b.url.clone(), d.url.clone()]);
+    cluster.set_urls(vec![
+        a.url().to_owned(),
+        b.url().to_owned(),
+        d.url().to_owned(),
+    ]);
     let incident_ids: Vec<String> = sqlx::query("SELECT id FROM incidents ORDER BY event_pk")
         .fetch_all(&pool)
         .await
@@ -638,7 +591,7 @@ async fn three_instances_one_killed_nothing_lost_nothing_twice() {
     .await;
     d.kill();
     let callbacks_at_kill = receiver.received.lock().unwrap().len();
-    cluster.set_urls(vec![a.url.clone(), b.url.clone()]);
+    cluster.set_urls(vec![a.url().to_owned(), b.url().to_owned()]);
     requesting.await.expect("reprocess requests sent");
 
     let expected = i64::try_from(REPROCESSES).unwrap();
@@ -764,7 +717,7 @@ async fn instances_starting_together_on_an_empty_database_all_start() {
     let http = reqwest::Client::new();
     for instance in &fleet {
         let health = http
-            .get(format!("{}/healthz", instance.url))
+            .get(format!("{}/healthz", instance.url()))
             .send()
             .await
             .unwrap();
@@ -805,7 +758,7 @@ async fn measure_receipt_throughput() {
         let fleet: Vec<Instance> = (0..instances)
             .map(|n| Instance::start(&format!("bench{n}"), &db.url, logs.path()))
             .collect();
-        let cluster = Cluster::new(&api_key, fleet.iter().map(|i| i.url.clone()).collect());
+        let cluster = Cluster::new(&api_key, fleet.iter().map(|i| i.url().to_owned()).collect());
         // Warm up connections.
         for n in 0..instances * 4 {
             let body = receipt_body(&format!("evt_warm_{n}"));
