@@ -146,3 +146,108 @@ async fn plaintext_signing_secrets_are_sealed_at_start_and_a_wrong_key_is_refuse
     );
     assert!(wrong.signing_secrets(project_id, now).await.is_err());
 }
+
+/// Group commit: while another connection holds the write lock, one
+/// command is taken into a transaction (which waits for the lock) and the
+/// next 49 queue up; once the lock is released they are committed as one
+/// second transaction, and every caller gets its own answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_applies_are_committed_together() {
+    use sendpromptly_core::machine::{Command, Context, Outcome};
+    use sendpromptly_core::model::{Actor, EventKey, Provider, Receipt};
+    use sendpromptly_server::store::sqlite::GroupCommitStats;
+    use std::sync::Arc;
+
+    let (store, dir) = fresh().await;
+    let store = Arc::new(store);
+    let now = sendpromptly_core::Timestamp::from_unix_seconds(1_800_000_000);
+    let project = store
+        .create_project(sendpromptly_server::store::NewProject {
+            id: "prj_group".to_owned(),
+            name: "group".to_owned(),
+            repair_url: None,
+            default_deadline_seconds: 60,
+            created_at: now,
+        })
+        .await
+        .unwrap();
+    let apply = |i: usize| {
+        let store = Arc::clone(&store);
+        let project_id = project.id.clone();
+        tokio::spawn(async move {
+            let key = EventKey {
+                provider: Provider::Stripe,
+                event_id: format!("evt_group_{i}"),
+            };
+            let command = Command::Receipt {
+                receipt: Receipt {
+                    provider: key.provider,
+                    event_id: key.event_id.clone(),
+                    event_type: "invoice.paid".to_owned(),
+                    subject: Some(format!("cus_{i}")),
+                    effect: None,
+                    deadline_seconds: None,
+                    metadata: None,
+                    occurred_at: None,
+                },
+                deadline_seconds: 60,
+            };
+            let ctx = Context {
+                now,
+                actor: Actor::ApiKey("key_group".to_owned()),
+                new_incident_id: format!("inc_group_{i}"),
+            };
+            store.apply(&project_id, &key, command, ctx).await
+        })
+    };
+    let before = store.group_commit_stats();
+
+    let url = format!("sqlite://{}", dir.path().join("store.db").display());
+    let mut other = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+
+    let first = apply(0);
+    while store.group_commit_stats().commands == before.commands {
+        tokio::task::yield_now().await;
+    }
+    let rest: Vec<_> = (1..50).map(apply).collect();
+    while store.group_commit_queued() < 49 {
+        tokio::task::yield_now().await;
+    }
+    sqlx::query("COMMIT").execute(&mut other).await.unwrap();
+
+    let mut answers = vec![first.await.unwrap()];
+    for task in rest {
+        answers.push(task.await.unwrap());
+    }
+    for (i, answer) in answers.into_iter().enumerate() {
+        let applied = answer.unwrap_or_else(|e| panic!("{i}: {e}"));
+        assert_eq!(applied.transition.outcome, Outcome::Created, "{i}");
+        assert_eq!(applied.transition.record.event_id, format!("evt_group_{i}"));
+    }
+    let after = store.group_commit_stats();
+    assert_eq!(
+        GroupCommitStats {
+            transactions: after.transactions - before.transactions,
+            commands: after.commands - before.commands,
+            commits: after.commits - before.commits,
+        },
+        GroupCommitStats {
+            transactions: 2,
+            commands: 50,
+            commits: 2,
+        }
+    );
+    // All 50 are committed: a new connection sees them.
+    let count: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE project_id = 'prj_group'")
+            .fetch_one(&mut other)
+            .await
+            .unwrap();
+    assert_eq!(count, 50);
+}

@@ -104,7 +104,20 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalA
 }
 
 /// Parses a JSON object body into `T` with the API's error rules.
+///
+/// A body that is a JSON object fitting `T` is read straight from the bytes
+/// (the hot path: no intermediate `serde_json::Value`); anything else is read
+/// again through a `Value`, which finds the error to answer.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    if object && let Ok(parsed) = serde_json::from_slice::<T>(bytes) {
+        return Ok(parsed);
+    }
+    parse_json_slowly(bytes)
+}
+
+/// [`parse_json`] through a `serde_json::Value`: the error names the field.
+fn parse_json_slowly<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|err| ApiError::MalformedJson(format!("the body is not valid JSON: {err}")))?;
     if !value.is_object() {
@@ -227,5 +240,44 @@ impl PathSegments {
     /// The second path parameter.
     pub fn second(&self) -> &str {
         self.0.get(1).map_or("", String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sendpromptly_core::model::Receipt;
+
+    fn both(body: &str) -> (Result<Receipt, String>, Result<Receipt, String>) {
+        (
+            parse_json::<Receipt>(body.as_bytes()).map_err(|e| e.to_string()),
+            parse_json_slowly::<Receipt>(body.as_bytes()).map_err(|e| e.to_string()),
+        )
+    }
+
+    #[test]
+    fn the_direct_parse_agrees_with_the_value_parse() {
+        for body in [
+            r#"{"provider":"stripe","event_id":"evt_1","event_type":"invoice.paid"}"#,
+            " \n{\"provider\":\"stripe\",\"event_id\":\"evt_1\",\"event_type\":\"x\",\"metadata\":{\"a\":1,\"a\":2}}",
+            // A repeated field: serde refuses it read directly, the Value keeps the last.
+            r#"{"provider":"stripe","event_id":"evt_1","event_id":"evt_2","event_type":"x"}"#,
+            r#"["stripe","evt_1","invoice.paid"]"#,
+            r#"{"provider":"stripe","event_id":"evt_1"}"#,
+            r#"{"provider":"stripe","event_id":"evt_1","event_type":"x","nope":1}"#,
+            r#"{"provider":"stripe","event_id":"evt_1","event_type":"x"} trailing"#,
+            "{",
+        ] {
+            let (direct, slow) = both(body);
+            assert_eq!(direct, slow, "{body}");
+        }
+        let (repeated, _) =
+            both(r#"{"provider":"stripe","event_id":"evt_1","event_id":"evt_2","event_type":"x"}"#);
+        assert_eq!(repeated.unwrap().event_id, "evt_2");
+        let array = parse_json::<Receipt>(br#"["stripe","evt_1","invoice.paid"]"#);
+        assert!(
+            matches!(array, Err(ApiError::MalformedJson(_))),
+            "{array:?}"
+        );
     }
 }

@@ -106,6 +106,7 @@ macro_rules! store_conformance_tests {
             resolved_history_retention,
             cross_project_isolation,
             concurrent_receipts,
+            concurrent_mixed_applies,
             concurrent_claims,
             console_sessions,
             incident_counts_and_daily_activity,
@@ -2331,6 +2332,157 @@ pub async fn concurrent_receipts(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(all.data.len(), 1, "one record");
+}
+
+/// Many concurrent `apply`/`apply_to_incident` calls, some of which fail
+/// (the state machine refuses, an unknown incident, a uniqueness conflict
+/// after the event row and a timeline entry were already written): each
+/// caller gets its own answer, a failed call leaves nothing behind, every
+/// other call is stored, and each event's commands are stored in the order
+/// its caller made them. (On SQLite these calls share group-commit
+/// transactions; a failing one must roll back only itself.)
+pub async fn concurrent_mixed_applies(store: &dyn Store) {
+    let project = new_project(store).await;
+    let taken_key = stripe("evt_mix_taken");
+    let taken = failed_event(store, &project, &taken_key, "invoice.paid", None, at(0)).await;
+    let project_id = project.id.as_str();
+    let taken_ref = taken.as_str();
+    const TASKS: usize = 32;
+    let keys: Vec<EventKey> = (0..TASKS)
+        .map(|i| stripe(&format!("evt_mix_{i}")))
+        .collect();
+    let tasks: Vec<BoxedTask<'_, Vec<StoreResult<Applied>>>> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            Box::pin(async move {
+                let mut answers = Vec::new();
+                answers.push(
+                    store
+                        .apply(project_id, k, receipt(k, Some("cus_mix")), ctx(at(1)))
+                        .await,
+                );
+                answers.push(
+                    store
+                        .apply_to_incident(
+                            project_id,
+                            &format!("inc_missing_{i}"),
+                            Command::ManualResolve {
+                                note: "done".to_owned(),
+                            },
+                            ctx(at(2)),
+                        )
+                        .await,
+                );
+                answers.push(if i % 2 == 0 {
+                    // Writes the event and a timeline entry, then fails on
+                    // the incident id another event already uses.
+                    store
+                        .apply(
+                            project_id,
+                            k,
+                            result(k, ResultStatus::Failure),
+                            Context {
+                                new_incident_id: taken_ref.to_owned(),
+                                ..ctx(at(3))
+                            },
+                        )
+                        .await
+                } else {
+                    store
+                        .apply(
+                            project_id,
+                            k,
+                            Command::RequestReprocess {
+                                reprocess_id: new_id(ids::REPROCESS, at(3)),
+                                note: None,
+                                result_deadline_seconds: 600,
+                            },
+                            ctx(at(3)),
+                        )
+                        .await
+                });
+                answers.push(
+                    store
+                        .apply(project_id, k, result(k, ResultStatus::Success), ctx(at(4)))
+                        .await,
+                );
+                answers.push(
+                    store
+                        .apply(project_id, k, receipt(k, Some("cus_mix")), ctx(at(5)))
+                        .await,
+                );
+                answers
+            }) as BoxedTask<'_, _>
+        })
+        .collect();
+    let all = run_in_parallel(tasks);
+    for (i, (k, answers)) in keys.iter().zip(all).enumerate() {
+        let mut answers = answers.into_iter();
+        let first = answers.next().unwrap().expect("first receipt");
+        assert_eq!(first.transition.outcome, Outcome::Created, "{i}");
+        assert_eq!(first.transition.record.event_id, k.event_id, "{i}");
+        let missing = answers.next().unwrap();
+        assert!(
+            matches!(missing, Err(StoreError::NotFound("incident"))),
+            "{i}: {missing:?}"
+        );
+        let failing = answers.next().unwrap();
+        if i % 2 == 0 {
+            assert!(
+                matches!(failing, Err(StoreError::Conflict(_))),
+                "{i}: {failing:?}"
+            );
+        } else {
+            assert!(
+                matches!(
+                    failing,
+                    Err(StoreError::Transition(
+                        sendpromptly_core::machine::TransitionError::NoIncident
+                    ))
+                ),
+                "{i}: {failing:?}"
+            );
+        }
+        let success = answers.next().unwrap().expect("success result");
+        assert_eq!(success.transition.record.event_id, k.event_id, "{i}");
+        assert_eq!(
+            success.transition.record.state,
+            EventState::Succeeded,
+            "{i}"
+        );
+        let again = answers.next().unwrap().expect("duplicate receipt");
+        assert_eq!(again.transition.outcome, Outcome::Duplicate, "{i}");
+        assert_eq!(again.transition.record.deliveries, 2, "{i}");
+
+        let stored = store.event(project_id, k).await.unwrap().expect("stored");
+        assert_eq!(stored.record, again.transition.record, "{i}");
+        assert!(
+            stored.record.incident.is_none(),
+            "{i}: nothing of the failure is left"
+        );
+        let kinds: Vec<TimelineKind> = stored.timeline.iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                TimelineKind::ReceiptRecorded,
+                TimelineKind::ResultSuccess,
+                TimelineKind::ReceiptDuplicate
+            ],
+            "{i}: in the caller's order, without the failed commands"
+        );
+    }
+    let owner = store
+        .incident(project_id, &taken)
+        .await
+        .unwrap()
+        .expect("taken");
+    assert_eq!(owner.record.event_id, taken_key.event_id);
+    let listed = store
+        .search_events(project_id, &EventFilter::default(), &page(100))
+        .await
+        .unwrap();
+    assert_eq!(listed.data.len(), TASKS + 1);
 }
 
 /// Concurrent dispatchers never receive the same job twice.

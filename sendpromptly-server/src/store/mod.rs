@@ -5,7 +5,9 @@
 //! through this trait. Its contract is pinned by [`conformance`], a suite
 //! every implementation runs (SQLite here; PostgreSQL runs the very same).
 //!
-//! Each method is one transaction. Event changes go through
+//! Each method is atomic: one transaction (on SQLite, `apply` and
+//! `apply_to_incident` are one savepoint each of a group-commit transaction,
+//! answered only after its commit). Event changes go through
 //! [`Store::apply`], which loads the record, runs the pure state machine of
 //! `sendpromptly-core`, and writes the record, its new timeline entries and
 //! the outbox rows its effects ask for, atomically.
@@ -600,7 +602,7 @@ pub trait Store: Send + Sync + 'static {
         since: Timestamp,
     ) -> StoreResult<Vec<DailyActivity>>;
 
-    /// Applies a command to an event in one transaction (see the module docs).
+    /// Applies a command to an event atomically and durably (see the module docs).
     ///
     /// Receipts and results create the event if needed; other commands on an
     /// unknown event fail with [`TransitionError::UnknownEvent`].

@@ -5,6 +5,15 @@
 //!   `BEGIN IMMEDIATE`. In-process writers queue on the pool instead of
 //!   meeting `SQLITE_BUSY`; other processes (the CLI next to a running
 //!   server) wait on `busy_timeout`.
+//! - **Group commit** for [`Store::apply`] and [`Store::apply_to_incident`]
+//!   (the receipt/result hot path): callers queue their command to one
+//!   writer task, which takes everything queued at that moment (up to
+//!   [`GROUP_MAX`], never waiting for more), runs each command inside its own
+//!   `SAVEPOINT` of one `BEGIN IMMEDIATE` transaction on the writer
+//!   connection, commits once (one fsync for the group) and only then
+//!   answers every caller. A failing command rolls back only its savepoint
+//!   and gets its own error; if the transaction itself fails, every caller of
+//!   the group gets an error and nothing of it is committed.
 //! - A small **reader** pool serves plain reads; in WAL mode readers never
 //!   block the writer and see the last committed state.
 //! - `journal_mode=WAL`, `synchronous=FULL`: a committed transaction is on
@@ -35,6 +44,9 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::{mpsc, oneshot};
 
 use super::codec::{self, *};
 use super::migrations::{self, AppliedMigration, MIGRATIONS_TABLE};
@@ -53,6 +65,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connections in the reader pool.
 const READERS: u32 = 4;
+/// Most commands the group-commit writer runs in one transaction.
+pub const GROUP_MAX: usize = 256;
+/// Most commands waiting for the group-commit writer (callers beyond wait to queue).
+const GROUP_QUEUE: usize = 4096;
 
 /// The SQLite store.
 #[derive(Clone, Debug)]
@@ -61,6 +77,8 @@ pub struct SqliteStore {
     reader: SqlitePool,
     /// Seals and opens signing secrets and idempotent responses.
     keyring: Option<std::sync::Arc<crate::secrets::Keyring>>,
+    /// The group-commit writer task that runs `apply` calls.
+    group: GroupWriter,
 }
 
 impl SqliteStore {
@@ -96,10 +114,12 @@ impl SqliteStore {
                 .connect_with(options.pragma("query_only", "ON"))
                 .await?
         };
+        let group = GroupWriter::start(writer.clone());
         Ok(SqliteStore {
             writer,
             reader,
             keyring: None,
+            group,
         })
     }
 
@@ -113,6 +133,41 @@ impl SqliteStore {
 
     fn keyring(&self) -> StoreResult<&crate::secrets::Keyring> {
         codec::keyring(self.keyring.as_deref())
+    }
+
+    /// Group-commit counters since this store was opened.
+    pub fn group_commit_stats(&self) -> GroupCommitStats {
+        let stats = &self.group.stats;
+        GroupCommitStats {
+            transactions: stats.transactions.load(Ordering::Relaxed),
+            commands: stats.commands.load(Ordering::Relaxed),
+            commits: stats.commits.load(Ordering::Relaxed),
+        }
+    }
+
+    /// How many commands are queued for the group writer and not yet taken
+    /// into a transaction.
+    pub fn group_commit_queued(&self) -> usize {
+        GROUP_QUEUE - self.group.queue.capacity()
+    }
+
+    /// Runs one `apply`/`apply_to_incident` through the group writer, or in a
+    /// transaction of its own if the writer task is gone (its runtime shut down).
+    async fn apply_grouped(&self, job: GroupJob) -> StoreResult<Applied> {
+        let (reply, answer) = oneshot::channel();
+        match self.group.queue.send(GroupRequest { job, reply }).await {
+            Ok(()) => answer.await.unwrap_or_else(|_| {
+                Err(group_failed(
+                    "the group-commit writer stopped before answering",
+                ))
+            }),
+            Err(mpsc::error::SendError(request)) => {
+                let mut tx = self.write().await?;
+                let applied = run_job(&mut tx, request.job).await?;
+                tx.commit().await?;
+                Ok(applied)
+            }
+        }
     }
 
     /// Closes both pools, waiting for connections in use to be returned.
@@ -424,6 +479,211 @@ async fn insert_timeline_entry(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Group commit (apply and apply_to_incident)
+
+/// What the group writer has done since the store was opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GroupCommitStats {
+    /// Groups taken off the queue (one transaction each).
+    pub transactions: u64,
+    /// Commands in those groups.
+    pub commands: u64,
+    /// Groups whose transaction committed.
+    pub commits: u64,
+}
+
+#[derive(Debug, Default)]
+struct GroupCounters {
+    transactions: AtomicU64,
+    commands: AtomicU64,
+    commits: AtomicU64,
+}
+
+/// The queue to the group-commit writer task (see the module docs).
+#[derive(Clone, Debug)]
+struct GroupWriter {
+    queue: mpsc::Sender<GroupRequest>,
+    stats: Arc<GroupCounters>,
+}
+
+/// The event a queued command is for.
+#[derive(Debug)]
+enum GroupTarget {
+    /// `apply`: by key (receipts and results create it).
+    Event(EventKey),
+    /// `apply_to_incident`: the event of this incident.
+    Incident(String),
+}
+
+#[derive(Debug)]
+struct GroupJob {
+    project_id: String,
+    target: GroupTarget,
+    command: Command,
+    ctx: Context,
+}
+
+#[derive(Debug)]
+struct GroupRequest {
+    job: GroupJob,
+    reply: oneshot::Sender<StoreResult<Applied>>,
+}
+
+impl GroupWriter {
+    /// Spawns the writer task on the current runtime; it ends when the last
+    /// clone of the store is dropped.
+    fn start(pool: SqlitePool) -> GroupWriter {
+        let (queue, requests) = mpsc::channel(GROUP_QUEUE);
+        let stats = Arc::new(GroupCounters::default());
+        tokio::spawn(group_writer(pool, requests, Arc::clone(&stats)));
+        GroupWriter { queue, stats }
+    }
+}
+
+/// The writer task: takes what is queued now (at least one, at most
+/// [`GROUP_MAX`]), runs it as one transaction, answers each caller after the
+/// commit.
+async fn group_writer(
+    pool: SqlitePool,
+    mut requests: mpsc::Receiver<GroupRequest>,
+    stats: Arc<GroupCounters>,
+) {
+    let mut jobs = Vec::with_capacity(GROUP_MAX);
+    let mut replies = Vec::with_capacity(GROUP_MAX);
+    while let Some(first) = requests.recv().await {
+        jobs.push(first.job);
+        replies.push(first.reply);
+        while jobs.len() < GROUP_MAX {
+            match requests.try_recv() {
+                Ok(request) => {
+                    jobs.push(request.job);
+                    replies.push(request.reply);
+                }
+                Err(_) => break,
+            }
+        }
+        stats.transactions.fetch_add(1, Ordering::Relaxed);
+        stats
+            .commands
+            .fetch_add(jobs.len() as u64, Ordering::Relaxed);
+        let (results, committed) = run_group(&pool, jobs.drain(..)).await;
+        if committed {
+            stats.commits.fetch_add(1, Ordering::Relaxed);
+        }
+        // Only now, after the commit: a caller whose future was dropped
+        // (client gone) simply does not hear back.
+        for (reply, result) in replies.drain(..).zip(results) {
+            let _ = reply.send(result);
+        }
+    }
+}
+
+/// An error for a command whose group transaction did not commit.
+fn group_failed(why: &str) -> StoreError {
+    StoreError::Database(sqlx::Error::Io(std::io::Error::other(format!(
+        "write not committed: {why}"
+    ))))
+}
+
+/// Runs `jobs` in one transaction, each inside a savepoint; returns each
+/// job's result (in order) and whether the transaction committed. A result
+/// is `Ok` only if the commit succeeded.
+async fn run_group(
+    pool: &SqlitePool,
+    jobs: impl ExactSizeIterator<Item = GroupJob>,
+) -> (Vec<StoreResult<Applied>>, bool) {
+    let n = jobs.len();
+    let mut tx = match pool.begin_with("BEGIN IMMEDIATE").await {
+        Ok(tx) => tx,
+        Err(e) => {
+            let why = e.to_string();
+            return ((0..n).map(|_| Err(group_failed(&why))).collect(), false);
+        }
+    };
+    let mut results = Vec::with_capacity(n);
+    // Set when the transaction can no longer be trusted (a savepoint
+    // statement failed): the rest is not run and nothing is committed.
+    let mut broken: Option<String> = None;
+    for job in jobs {
+        if let Some(why) = &broken {
+            results.push(Err(group_failed(why)));
+            continue;
+        }
+        if let Err(e) = sqlx::query("SAVEPOINT apply").execute(&mut *tx).await {
+            broken = Some(e.to_string());
+            results.push(Err(e.into()));
+            continue;
+        }
+        let result = run_job(&mut tx, job).await;
+        let closed = if result.is_ok() {
+            sqlx::query("RELEASE apply").execute(&mut *tx).await
+        } else {
+            match sqlx::query("ROLLBACK TO apply").execute(&mut *tx).await {
+                Ok(_) => sqlx::query("RELEASE apply").execute(&mut *tx).await,
+                Err(e) => Err(e),
+            }
+        };
+        if let Err(e) = closed {
+            broken = Some(e.to_string());
+        }
+        results.push(result);
+    }
+    let failure = match broken {
+        Some(why) => {
+            let _ = tx.rollback().await;
+            why
+        }
+        None => match tx.commit().await {
+            Ok(()) => return (results, true),
+            Err(e) => e.to_string(),
+        },
+    };
+    let results = results
+        .into_iter()
+        .map(|r| r.and_then(|_| Err(group_failed(&failure))))
+        .collect();
+    (results, false)
+}
+
+/// One `apply` or `apply_to_incident` inside the current transaction.
+async fn run_job(conn: &mut SqliteConnection, job: GroupJob) -> StoreResult<Applied> {
+    let GroupJob {
+        project_id,
+        target,
+        command,
+        ctx,
+    } = job;
+    let (loaded, key) = match target {
+        GroupTarget::Event(key) => (load_by_key(conn, &project_id, &key).await?, Some(key)),
+        GroupTarget::Incident(incident_id) => (
+            Some(
+                load_by_incident(conn, &project_id, &incident_id)
+                    .await?
+                    .ok_or(StoreError::NotFound("incident"))?,
+            ),
+            None,
+        ),
+    };
+    let before = loaded.as_ref().map(|l| l.record.clone());
+    let transition = machine::apply(before, command, &ctx)?;
+    if let (None, Some(key)) = (&loaded, &key)
+        && (transition.record.provider != key.provider
+            || transition.record.event_id != key.event_id)
+    {
+        return Err(StoreError::Transition(TransitionError::WrongEvent));
+    }
+    persist(
+        conn,
+        &project_id,
+        loaded.as_ref().map(|l| (l.pk, &l.record)),
+        &transition,
+        ctx.now,
+    )
+    .await?;
+    Ok(Applied { transition })
 }
 
 /// The sweeper's query: due records, earliest first, through `events_due`.
@@ -959,26 +1219,13 @@ impl Store for SqliteStore {
         command: Command,
         ctx: Context,
     ) -> StoreResult<Applied> {
-        let mut tx = self.write().await?;
-        let loaded = load_by_key(&mut tx, project_id, key).await?;
-        let before = loaded.as_ref().map(|l| l.record.clone());
-        let transition = machine::apply(before, command, &ctx)?;
-        if loaded.is_none()
-            && (transition.record.provider != key.provider
-                || transition.record.event_id != key.event_id)
-        {
-            return Err(StoreError::Transition(TransitionError::WrongEvent));
-        }
-        persist(
-            &mut tx,
-            project_id,
-            loaded.as_ref().map(|l| (l.pk, &l.record)),
-            &transition,
-            ctx.now,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(Applied { transition })
+        self.apply_grouped(GroupJob {
+            project_id: project_id.to_owned(),
+            target: GroupTarget::Event(key.clone()),
+            command,
+            ctx,
+        })
+        .await
     }
 
     async fn apply_to_incident(
@@ -988,21 +1235,13 @@ impl Store for SqliteStore {
         command: Command,
         ctx: Context,
     ) -> StoreResult<Applied> {
-        let mut tx = self.write().await?;
-        let loaded = load_by_incident(&mut tx, project_id, incident_id)
-            .await?
-            .ok_or(StoreError::NotFound("incident"))?;
-        let transition = machine::apply(Some(loaded.record.clone()), command, &ctx)?;
-        persist(
-            &mut tx,
-            project_id,
-            Some((loaded.pk, &loaded.record)),
-            &transition,
-            ctx.now,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(Applied { transition })
+        self.apply_grouped(GroupJob {
+            project_id: project_id.to_owned(),
+            target: GroupTarget::Incident(incident_id.to_owned()),
+            command,
+            ctx,
+        })
+        .await
     }
 
     async fn append_incident_entry(
