@@ -43,6 +43,11 @@ pub const SQLITE: &[Migration] = &[
         name: "0004_reprocess_batches",
         sql: include_str!("../../migrations/sqlite/0004_reprocess_batches.sql"),
     },
+    Migration {
+        version: 5,
+        name: "0005_alerts",
+        sql: include_str!("../../migrations/sqlite/0005_alerts.sql"),
+    },
 ];
 
 /// The PostgreSQL migrations, oldest first (the same versions and names as
@@ -62,6 +67,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 4,
         name: "0004_reprocess_batches",
         sql: include_str!("../../migrations/postgres/0004_reprocess_batches.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "0005_alerts",
+        sql: include_str!("../../migrations/postgres/0005_alerts.sql"),
     },
 ];
 
