@@ -344,6 +344,11 @@ async fn alerts_test(
         .unwrap_or_else(|| format!("http://{}", config.listen));
     let state = crate::app::AppState::new(store, Arc::new(SystemClock), config, public_url);
     let outcomes = crate::api::project::test_alerts(&state, project_id, channel).await?;
+    if outcomes.is_empty() {
+        return Err(CliError(
+            "the project has no alert_channels; set them with PATCH /v1/project or in the console settings".into(),
+        ));
+    }
     if json {
         println!("{}", serde_json::to_string(&outcomes)?);
     } else {
