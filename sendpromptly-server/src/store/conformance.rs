@@ -2996,6 +2996,30 @@ pub async fn alert_outbox_lifecycle(store: &dyn Store) {
             .unwrap()
             .is_empty()
     );
+
+    // A repair callback that gives up raises `reprocess.failed` for the
+    // channel that wants it, with the give-up reason.
+    let t = later.plus_seconds(10);
+    request_reprocess(store, &project, &incident_id, t).await;
+    let deliveries = store.claim_deliveries(t, LEASE, 10).await.unwrap();
+    assert_eq!(deliveries.len(), 1);
+    store
+        .finish_delivery_attempt(
+            &deliveries[0],
+            report(Some(410)),
+            NextStep::GiveUp(GiveUpReason::Gone),
+            t,
+        )
+        .await
+        .unwrap();
+    let jobs = store.claim_alerts(t, LEASE, 10, WINDOW).await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].channel.kind(), "slack");
+    assert_eq!(jobs[0].event.as_str(), "reprocess.failed");
+    assert_eq!(
+        jobs[0].incidents[0].reason.as_deref(),
+        Some("repair callback gave up: the repair endpoint answered 410 Gone")
+    );
 }
 
 /// The first `incident.opened` alert of an event type goes at once; the

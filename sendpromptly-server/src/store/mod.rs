@@ -568,11 +568,11 @@ pub fn alert_group_key(
 pub fn plan_alerts(
     project_id: &str,
     alert_channels: &serde_json::Value,
-    record: &EventRecord,
-    effects: &[Effect],
+    transition: &Transition,
     now: Timestamp,
 ) -> Vec<NewAlert> {
-    let raised = alert_events(effects);
+    let record = &transition.record;
+    let raised = alert_events(&transition.effects);
     if raised.is_empty() {
         return Vec::new();
     }
@@ -597,7 +597,19 @@ pub fn plan_alerts(
             event_type: event_type.clone(),
             subject: record.subject.clone(),
             kind: incident.kind,
-            reason: incident.last_error.clone(),
+            reason: if event == AlertEvent::ReprocessFailed {
+                // Why the repair failed, from the give-up entry.
+                transition
+                    .entries
+                    .iter()
+                    .find(|e| e.kind == TimelineKind::CallbackGaveUp)
+                    .and_then(|e| e.detail.get("reason"))
+                    .and_then(|r| r.as_str())
+                    .map(|r| format!("repair callback gave up: {r}"))
+                    .or_else(|| incident.last_error.clone())
+            } else {
+                incident.last_error.clone()
+            },
             received_at: record.received_at.unwrap_or(record.created_at),
             console_url: String::new(),
         };

@@ -493,7 +493,7 @@ async fn persist(
             | Effect::CallbackGaveUp { .. } => {}
         }
     }
-    insert_alerts(conn, project_id, record, &transition.effects, now).await?;
+    insert_alerts(conn, project_id, transition, now).await?;
     Ok(pk)
 }
 
@@ -502,11 +502,10 @@ async fn persist(
 async fn insert_alerts(
     conn: &mut PgConnection,
     project_id: &str,
-    record: &EventRecord,
-    effects: &[Effect],
+    transition: &Transition,
     now: Timestamp,
 ) -> StoreResult<()> {
-    if super::alert_events(effects).is_empty() {
+    if super::alert_events(&transition.effects).is_empty() {
         return Ok(());
     }
     let Some(channels) =
@@ -519,7 +518,7 @@ async fn insert_alerts(
     };
     let channels: serde_json::Value = serde_json::from_str(&channels)
         .map_err(|e| StoreError::Corrupt(format!("alert_channels: {e}")))?;
-    for alert in super::plan_alerts(project_id, &channels, record, effects, now) {
+    for alert in super::plan_alerts(project_id, &channels, transition, now) {
         sqlx::query(
             "INSERT INTO alerts (id, project_id, channel_index, channel, event, group_key, role, \
              incidents, state, attempts, next_attempt_at, lease_until, created_at, updated_at) \
