@@ -940,8 +940,10 @@ pub trait Store: Send + Sync + 'static {
     /// [`alert_grouping`] against the latest `single` row of its group:
     /// sent now (becomes `single`) or held until its window closes (becomes
     /// `held`, not claimed until then). A due `held` row becomes the
-    /// `digest` carrying every due held row of its group (those become
+    /// `digest` carrying every due held row of its group, and every
+    /// undecided `new` row raised before its window closed (those become
     /// `grouped`). Rows already `single` or `digest` are claimed as they are.
+    /// Parallel claims never hand out one row twice.
     async fn claim_alerts(
         &self,
         now: Timestamp,
