@@ -17,6 +17,8 @@ pub const REPROCESS: &str = "rep_";
 pub const PROOF_LINK: &str = "prf_";
 /// Reprocess batches.
 pub const REPROCESS_BATCH: &str = "rpb_";
+/// Prefix of alert ids (the `webhook-id` of signed webhook alerts).
+pub const ALERT: &str = "alr_";
 /// Prefix of project ids.
 pub const PROJECT: &str = "prj_";
 /// Prefix of API key ids (the id, not the secret key).

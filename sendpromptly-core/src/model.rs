@@ -500,6 +500,9 @@ pub enum TimelineKind {
     /// A proof link was revoked.
     #[serde(rename = "proof_link.revoked")]
     ProofLinkRevoked,
+    /// One delivery attempt of an alert about this incident (email, Slack, webhook).
+    #[serde(rename = "alert.attempt")]
+    AlertAttempt,
 }
 
 impl TimelineKind {
@@ -522,6 +525,7 @@ impl TimelineKind {
             TimelineKind::ReprocessNoResult => "reprocess.no_result",
             TimelineKind::ProofLinkCreated => "proof_link.created",
             TimelineKind::ProofLinkRevoked => "proof_link.revoked",
+            TimelineKind::AlertAttempt => "alert.attempt",
         }
     }
 }

@@ -45,6 +45,30 @@ enum Command {
     Reprocess(crate::cli_reprocess::ReprocessArgs),
     /// A development repair endpoint: verifies and prints repair callbacks (like `stripe listen`).
     Listen(crate::listen::ListenArgs),
+    /// Alert channels.
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AlertsCommand {
+    /// Send a clearly marked test alert to a project's alert channels now and
+    /// print each outcome (exit status 1 if any channel failed). Takes the
+    /// `serve` settings (SMTP, --allow-private-urls, --public-url) from the
+    /// same flags, environment and config file.
+    Test {
+        /// Project name or `prj_` id.
+        #[arg(long, default_value = "default")]
+        project: String,
+        /// Only this channel (0-based index into alert_channels).
+        #[arg(long)]
+        channel: Option<usize>,
+        /// Print the outcomes as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        serve: Box<ServeArgs>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -329,6 +353,16 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let project = resolve_project(store.as_ref(), &args.project).await?;
             crate::cli_reprocess::run(store.as_ref(), &project.id, args, now).await
         }
+        Command::Alerts(AlertsCommand::Test {
+            project,
+            channel,
+            json,
+            serve,
+        }) => {
+            let project = resolve_project(store.as_ref(), &project).await?;
+            let config = config::resolve_server(&serve, &file)?;
+            alerts_test(store, config, &project.id, channel, json).await
+        }
         Command::User(UserCommand::Create { email, password }) => {
             let password = match password {
                 Some(password) => password,
@@ -369,6 +403,51 @@ async fn serve(
     let _ = std::io::stdout().flush();
     running.run_until_signal().await;
     Ok(())
+}
+
+async fn alerts_test(
+    store: Arc<dyn Store>,
+    config: config::ServerConfig,
+    project_id: &str,
+    channel: Option<usize>,
+    json: bool,
+) -> Result<(), CliError> {
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", config.listen));
+    let state = crate::app::AppState::new(store, Arc::new(SystemClock), config, public_url);
+    let outcomes = crate::api::project::test_alerts(&state, project_id, channel).await?;
+    if outcomes.is_empty() {
+        return Err(CliError(
+            "the project has no alert_channels; set them with PATCH /v1/project or in the console settings".into(),
+        ));
+    }
+    if json {
+        println!("{}", serde_json::to_string(&outcomes)?);
+    } else {
+        for o in &outcomes {
+            let status = o.status.map_or_else(String::new, |s| format!(" HTTP {s}"));
+            if o.delivered {
+                println!(
+                    "channel {} ({}): sent{status} in {} ms",
+                    o.channel, o.kind, o.latency_ms
+                );
+            } else {
+                println!(
+                    "channel {} ({}): FAILED{status}: {}",
+                    o.channel,
+                    o.kind,
+                    o.error.as_deref().unwrap_or("not accepted")
+                );
+            }
+        }
+    }
+    if outcomes.iter().all(|o| o.delivered) {
+        Ok(())
+    } else {
+        Err(CliError("some alert channels failed the test".into()))
+    }
 }
 
 async fn resolve_project(

@@ -128,7 +128,8 @@ pub async fn deliver(state: &AppState, http: &reqwest::Client, job: DeliveryJob)
     }
 }
 
-fn failed(started: Instant, error: String) -> (AttemptReport, AttemptClass, Option<Duration>) {
+/// The report of an attempt that got no HTTP answer (retryable).
+pub fn failed(started: Instant, error: String) -> (AttemptReport, AttemptClass, Option<Duration>) {
     (
         AttemptReport {
             status: None,
@@ -141,7 +142,8 @@ fn failed(started: Instant, error: String) -> (AttemptReport, AttemptClass, Opti
     )
 }
 
-fn elapsed_ms(started: Instant) -> u64 {
+/// Milliseconds since `started`.
+pub fn elapsed_ms(started: Instant) -> u64 {
     u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
@@ -202,16 +204,41 @@ async fn attempt(
         Ok(signed) => signed,
         Err(err) => return failed(started, format!("could not sign the callback: {err}")),
     };
+    post_json(
+        http,
+        url,
+        body,
+        &headers.to_pairs(),
+        now,
+        started,
+        "the repair endpoint",
+    )
+    .await
+}
+
+/// POSTs a JSON `body` with extra `headers` and reports the attempt: the
+/// status, latency, the first [`RESPONSE_EXCERPT_BYTES`] of the answer, an
+/// error naming `endpoint` for anything but 2xx, the class and any
+/// `Retry-After`. Shared by repair callbacks and alerts.
+pub async fn post_json(
+    http: &reqwest::Client,
+    url: &str,
+    body: Vec<u8>,
+    headers: &[(&'static str, String)],
+    now: sendpromptly_core::Timestamp,
+    started: Instant,
+    endpoint: &str,
+) -> (AttemptReport, AttemptClass, Option<Duration>) {
     let mut request = http
         .post(url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(body);
-    for (name, value) in headers.to_pairs() {
-        request = request.header(name, value);
+    for (name, value) in headers {
+        request = request.header(*name, value);
     }
     let mut response = match request.send().await {
         Ok(response) => response,
-        Err(err) => return failed(started, describe_transport_error(&err)),
+        Err(err) => return failed(started, describe_transport_error(&err, endpoint)),
     };
     let status = response.status().as_u16();
     let retry_after = response
@@ -233,19 +260,16 @@ async fn attempt(
         response_excerpt: (!excerpt.is_empty())
             .then(|| String::from_utf8_lossy(&excerpt).into_owned()),
         error: (!(200..300).contains(&status))
-            .then(|| format!("the repair endpoint answered HTTP {status}")),
+            .then(|| format!("{endpoint} answered HTTP {status}")),
     };
     (report, AttemptClass::of_status(Some(status)), retry_after)
 }
 
-fn describe_transport_error(err: &reqwest::Error) -> String {
+fn describe_transport_error(err: &reqwest::Error, endpoint: &str) -> String {
     if err.is_timeout() {
-        "timed out waiting for the repair endpoint".into()
+        format!("timed out waiting for {endpoint}")
     } else if err.is_connect() {
-        format!(
-            "could not connect to the repair endpoint: {}",
-            root_cause(err)
-        )
+        format!("could not connect to {endpoint}: {}", root_cause(err))
     } else {
         format!("request failed: {}", root_cause(err))
     }

@@ -7,10 +7,11 @@
 //! - [`store`]: the storage trait and its SQLite implementation.
 //! - [`api`]: the HTTP routes; [`error`] maps every error to HTTP in one place.
 //! - [`console`]: the server-rendered web console at `/`.
-//! - [`sweeper`] and [`dispatcher`]: the background work.
+//! - [`sweeper`], [`dispatcher`] and [`alerts`]: the background work.
 //! - [`server`]: start and stop; [`cli`]: the command line.
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod api;
 pub mod app;
 pub mod cli;

@@ -26,6 +26,9 @@ pub struct Metrics {
     attempts_delivered: AtomicU64,
     attempts_retry: AtomicU64,
     attempts_gave_up: AtomicU64,
+    alerts_delivered: AtomicU64,
+    alerts_retry: AtomicU64,
+    alerts_gave_up: AtomicU64,
     sweeper_lag_millis: AtomicI64,
     sweeper_passes: AtomicU64,
 }
@@ -67,6 +70,16 @@ impl Metrics {
             AttemptOutcome::Delivered => &self.attempts_delivered,
             AttemptOutcome::Retry => &self.attempts_retry,
             AttemptOutcome::GaveUp => &self.attempts_gave_up,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an alert attempt by outcome.
+    pub fn alert_attempt(&self, outcome: AttemptOutcome) {
+        let counter = match outcome {
+            AttemptOutcome::Delivered => &self.alerts_delivered,
+            AttemptOutcome::Retry => &self.alerts_retry,
+            AttemptOutcome::GaveUp => &self.alerts_gave_up,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -141,6 +154,22 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "sendpromptly_callback_attempts_total{{outcome=\"{label}\"}} {}",
+                get(counter)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP sendpromptly_alert_attempts_total Alert attempts (email, Slack, webhook), by outcome."
+        );
+        let _ = writeln!(out, "# TYPE sendpromptly_alert_attempts_total counter");
+        for (label, counter) in [
+            ("delivered", &self.alerts_delivered),
+            ("retry", &self.alerts_retry),
+            ("gave_up", &self.alerts_gave_up),
+        ] {
+            let _ = writeln!(
+                out,
+                "sendpromptly_alert_attempts_total{{outcome=\"{label}\"}} {}",
                 get(counter)
             );
         }

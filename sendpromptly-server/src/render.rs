@@ -58,12 +58,16 @@ fn public_actor(actor: &Actor) -> String {
 ///
 /// Callback attempts and give-ups whose `reprocess_id` matches an earlier
 /// "Reprocess requested" entry become that row's `children`; the rest stay
-/// top-level, in timeline order.
+/// top-level, in timeline order. Alert attempts are shown only internally.
 pub fn timeline_rows(entries: &[TimelineEntry], internal: bool) -> Vec<TimelineRow> {
     let mut rows: Vec<TimelineRow> = Vec::with_capacity(entries.len());
     // reprocess_id -> index of its "Reprocess requested" row in `rows`.
     let mut parents: Vec<(String, usize)> = Vec::new();
     for entry in entries {
+        // Alerts are the team's business, not the customer's.
+        if !internal && entry.kind == TimelineKind::AlertAttempt {
+            continue;
+        }
         let rendered = row(entry, internal);
         let reprocess_id = text(&entry.detail, "reprocess_id");
         match entry.kind {
@@ -193,6 +197,31 @@ fn row(entry: &TimelineEntry, internal: bool) -> TimelineRow {
         }
         TimelineKind::ProofLinkCreated => ("Proof link created", String::new(), "info"),
         TimelineKind::ProofLinkRevoked => ("Proof link revoked", String::new(), "info"),
+        TimelineKind::AlertAttempt => {
+            let channel = text(d, "channel").unwrap_or_default();
+            let status = text(d, "status").map_or_else(
+                || {
+                    if text(d, "outcome").as_deref() == Some("delivered") {
+                        "sent".into()
+                    } else {
+                        "not sent".into()
+                    }
+                },
+                |s| format!("HTTP {s}"),
+            );
+            let mut summary = format!(
+                "{channel} alert, attempt {}: {status}",
+                text(d, "attempt").unwrap_or_default()
+            );
+            if let Some(error) = text(d, "error").filter(|_| internal) {
+                summary.push_str(&format!(" ({error})"));
+            }
+            let tone = match text(d, "outcome").as_deref() {
+                Some("delivered") => "ok",
+                _ => "warn",
+            };
+            ("Alert attempt", summary, tone)
+        }
     };
     let excerpt = if internal && entry.kind == TimelineKind::CallbackAttempt {
         text(d, "response_excerpt").filter(|e| !e.is_empty())

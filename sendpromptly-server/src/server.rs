@@ -1,5 +1,5 @@
-//! Starting and stopping a server: bind, serve the router, run the sweeper
-//! and dispatcher, shut down gracefully.
+//! Starting and stopping a server: bind, serve the router, run the sweeper,
+//! dispatcher and alert sender, shut down gracefully.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use crate::app::AppState;
 use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::store::Store;
-use crate::{dispatcher, pacer, retention, sweeper};
+use crate::{alerts, dispatcher, pacer, retention, sweeper};
 
 /// A server that is running.
 pub struct RunningServer {
@@ -84,13 +84,14 @@ pub async fn start(
     let sweeper = tokio::spawn(sweeper::run(state.clone(), watcher.clone()));
     let pacer = tokio::spawn(pacer::run(state.clone(), watcher.clone()));
     let retention = tokio::spawn(retention::run(state.clone(), watcher.clone()));
+    let alerts = tokio::spawn(alerts::run(state.clone(), http.clone(), watcher.clone()));
     let dispatcher = tokio::spawn(dispatcher::run(state.clone(), http, watcher));
     tracing::info!(%addr, "listening");
     Ok(RunningServer {
         addr,
         state,
         shutdown,
-        tasks: vec![serve, sweeper, pacer, retention, dispatcher],
+        tasks: vec![serve, sweeper, pacer, retention, dispatcher, alerts],
     })
 }
 

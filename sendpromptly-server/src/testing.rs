@@ -1,6 +1,7 @@
 //! Test support (feature `test-support`): a real server on a loopback port
 //! over a temporary SQLite file with a manual clock, and a real HTTP
-//! receiver for repair callbacks that verifies their signatures.
+//! receiver for repair callbacks that verifies their signatures, and a
+//! recording HTTP receiver standing in for Slack and alert webhooks.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -360,6 +361,116 @@ where
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// One request a [`HookReceiver`] got.
+#[derive(Clone, Debug)]
+pub struct ReceivedHook {
+    /// The request path.
+    pub path: String,
+    /// The raw headers.
+    pub headers: HeaderMap,
+    /// The raw body.
+    pub body: Bytes,
+    /// The status it answered.
+    pub answered: u16,
+}
+
+impl ReceivedHook {
+    /// The body as JSON (`Null` if it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+#[derive(Clone, Default)]
+struct HookState {
+    received: Arc<Mutex<Vec<ReceivedHook>>>,
+    script: Arc<Mutex<VecDeque<u16>>>,
+}
+
+/// A real HTTP endpoint that records every POST, standing in for a Slack
+/// incoming webhook or an alert webhook; answers 200 unless scripted.
+pub struct HookReceiver {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    state: HookState,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl HookReceiver {
+    /// Starts a receiver on a free loopback port.
+    pub async fn start() -> HookReceiver {
+        let state = HookState::default();
+        let app = axum::Router::new()
+            .fallback(axum::routing::post(receive_hook))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind hook receiver");
+        let addr = listener.local_addr().expect("hook receiver addr");
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        HookReceiver { addr, state, task }
+    }
+
+    /// The URL of `path` on this receiver.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// The next answers' statuses, in order; then 200.
+    pub fn script(&self, statuses: &[u16]) {
+        self.state
+            .script
+            .lock()
+            .expect("lock")
+            .extend(statuses.iter().copied());
+    }
+
+    /// Everything received so far, in order.
+    pub fn received(&self) -> Vec<ReceivedHook> {
+        self.state.received.lock().expect("lock").clone()
+    }
+
+    /// What was received on `path`.
+    pub fn received_on(&self, path: &str) -> Vec<ReceivedHook> {
+        self.received()
+            .into_iter()
+            .filter(|h| h.path == path)
+            .collect()
+    }
+
+    /// Stops listening.
+    pub fn stop(self) {
+        self.task.abort();
+    }
+}
+
+async fn receive_hook(
+    State(state): State<HookState>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let status = state
+        .script
+        .lock()
+        .expect("lock")
+        .pop_front()
+        .unwrap_or(200);
+    state.received.lock().expect("lock").push(ReceivedHook {
+        path: uri.path().to_owned(),
+        headers,
+        body,
+        answered: status,
+    });
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+        if status == 200 { "ok" } else { "unavailable" },
+    )
+        .into_response()
 }
 
 /// A real `sendpromptly serve` child process (the compiled binary, e.g.

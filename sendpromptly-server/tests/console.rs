@@ -774,3 +774,46 @@ async fn reprocess_form_submitted_twice_at_once_makes_one_reprocess_and_one_sequ
         "{kinds:?}"
     );
 }
+
+#[tokio::test]
+async fn the_settings_page_sends_a_test_alert_with_its_csrf_token() {
+    let server = server_with_user().await;
+    let hooks = sendpromptly_server::testing::HookReceiver::start().await;
+    let channels = serde_json::json!([{"type": "slack", "webhook_url": hooks.url("/slack")}]);
+    let r = server
+        .api()
+        .send(
+            reqwest::Method::PATCH,
+            "/v1/project",
+            Some(&serde_json::json!({ "alert_channels": channels })),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let mut browser = Browser::new(&server);
+    assert_eq!(browser.sign_in(EMAIL, PASSWORD).await.status, 303);
+    let page = browser.get("/settings").await;
+    assert!(page.body.contains("Send test alert"));
+    let csrf = page.csrf();
+
+    let refused = browser.post("/settings/alerts/test", &[]).await;
+    assert_eq!(refused.status, 403);
+    assert!(
+        hooks.received().is_empty(),
+        "nothing sent without the token"
+    );
+
+    let sent = browser
+        .post("/settings/alerts/test", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(sent.status, 200, "{}", sent.body);
+    assert!(
+        sent.body
+            .contains("Test alert sent. channel 0 (slack): sent (HTTP 200)"),
+        "{}",
+        sent.body
+    );
+    let got = hooks.received_on("/slack");
+    assert_eq!(got.len(), 1);
+    assert!(got[0].json().to_string().contains("TEST ALERT"));
+}

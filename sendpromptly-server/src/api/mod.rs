@@ -57,6 +57,10 @@ pub fn router(state: AppState) -> Router {
             "/project/signing-secrets/rotate",
             post(project::rotate_secret),
         )
+        .route(
+            "/project/alert-channels/test",
+            post(project::test_alert_channels),
+        )
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -23,6 +23,7 @@ use super::{batches, events, incidents, ops, project, proof, signals};
         batches::create, batches::get_one, batches::cancel,
         proof::create, proof::list_for_incident, proof::revoke, proof::page,
         project::get_settings, project::update_settings, project::rotate_secret,
+        project::test_alert_channels,
         ops::healthz, ops::metrics, ops::openapi_json,
     ),
     modifiers(&BearerAuth, &CommonResponses),

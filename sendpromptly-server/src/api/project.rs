@@ -217,3 +217,71 @@ pub async fn rotate_secret(
         Json(rotate(&state, &caller.project_id).await?),
     ))
 }
+
+/// Body of `POST /v1/project/alert-channels/test` (optional).
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertTestRequest {
+    /// Only this channel (an index into `alert_channels`); all when absent.
+    #[serde(default)]
+    pub channel: Option<usize>,
+}
+
+/// Answer of `POST /v1/project/alert-channels/test`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct AlertTestResponse {
+    /// One outcome per channel tried, in channel order.
+    pub data: Vec<crate::alerts::TestSendOutcome>,
+}
+
+/// Sends a clearly marked test alert to the project's channels (or one of
+/// them) now, without the outbox, and reports each outcome (none without
+/// channels). A channel index out of range is a 422 naming `channel`.
+pub async fn test_alerts(
+    state: &AppState,
+    project_id: &str,
+    only: Option<usize>,
+) -> Result<Vec<crate::alerts::TestSendOutcome>, ApiError> {
+    let project = state
+        .store()
+        .project(project_id)
+        .await?
+        .ok_or(ApiError::NotFound("project"))?;
+    let channels = sendpromptly_core::alert::parse_channels(&project.alert_channels)
+        .map_err(|err| ApiError::invalid("alert_channels", err.to_string()))?;
+    if let Some(index) = only
+        && index >= channels.len()
+    {
+        return Err(ApiError::invalid(
+            "channel",
+            format!(
+                "no channel {index}; the project has {} (0-based)",
+                channels.len()
+            ),
+        ));
+    }
+    let http = crate::dispatcher::http_client(state)
+        .map_err(|err| ApiError::Internal(format!("cannot build the HTTP client: {err}")))?;
+    Ok(crate::alerts::send_test(state, &http, project_id, &channels, only).await)
+}
+
+/// Sends a test alert to the alert channels.
+#[utoipa::path(
+    post, path = "/v1/project/alert-channels/test", tag = "project",
+    request_body(content = Option<AlertTestRequest>, description = "Optional: only one channel"),
+    responses(
+        (status = 200, description = "One outcome per channel tried (a failed send is an outcome, not an error; none without channels)", body = AlertTestResponse),
+        (status = 401, body = ErrorBody),
+        (status = 422, description = "`channel` is not an index of alert_channels", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn test_alert_channels(
+    State(state): State<AppState>,
+    caller: Caller,
+    super::extract::OptionalApiJson(body): super::extract::OptionalApiJson<AlertTestRequest>,
+) -> Result<Json<AlertTestResponse>, ApiError> {
+    Ok(Json(AlertTestResponse {
+        data: test_alerts(&state, &caller.project_id, body.channel).await?,
+    }))
+}

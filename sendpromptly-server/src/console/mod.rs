@@ -70,6 +70,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/settings/general", post(pages::save_general))
         .route("/settings/deadlines", post(pages::save_deadlines))
         .route("/settings/alerts", post(pages::save_alerts))
+        .route("/settings/alerts/test", post(pages::test_alerts))
         .route(
             "/settings/signing-secret/rotate",
             post(pages::rotate_secret),

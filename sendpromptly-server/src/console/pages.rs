@@ -1293,6 +1293,47 @@ pub async fn save_alerts(
     .await
 }
 
+/// `POST /settings/alerts/test`: sends a test alert to every saved channel
+/// and shows each outcome.
+pub async fn test_alerts(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    headers: HeaderMap,
+) -> Response {
+    with_workspace(state.clone(), &headers, signed_in, |ws| async move {
+        let outcomes = crate::api::project::test_alerts(&state, &ws.project.id, None)
+            .await
+            .map_err(fail(&ws))?;
+        let summary: Vec<String> = outcomes
+            .iter()
+            .map(|o| {
+                let status = o
+                    .status
+                    .map_or_else(String::new, |s| format!(" (HTTP {s})"));
+                if o.delivered {
+                    format!("channel {} ({}): sent{status}", o.channel, o.kind)
+                } else {
+                    format!(
+                        "channel {} ({}): failed{status}: {}",
+                        o.channel,
+                        o.kind,
+                        o.error.as_deref().unwrap_or("not accepted")
+                    )
+                }
+            })
+            .collect();
+        let notice = if outcomes.is_empty() {
+            Notice::bad("No alert channels are saved yet.")
+        } else if outcomes.iter().all(|o| o.delivered) {
+            Notice::ok(format!("Test alert sent. {}", summary.join("; ")))
+        } else {
+            Notice::bad(format!("Test alert: {}", summary.join("; ")))
+        };
+        settings_page(&state, &ws, StatusCode::OK, notice, None, Draft::default()).await
+    })
+    .await
+}
+
 /// `POST /settings/signing-secret/rotate`: shows the new secret once.
 pub async fn rotate_secret(
     State(state): State<AppState>,

@@ -44,6 +44,11 @@ pub const SQLITE: &[Migration] = &[
         sql: include_str!("../../migrations/sqlite/0004_reprocess_batches.sql"),
     },
     Migration {
+        version: 5,
+        name: "0005_alerts",
+        sql: include_str!("../../migrations/sqlite/0005_alerts.sql"),
+    },
+    Migration {
         version: 6,
         name: "0006_secrets_at_rest_and_retention",
         sql: include_str!("../../migrations/sqlite/0006_secrets_at_rest_and_retention.sql"),
@@ -67,6 +72,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 4,
         name: "0004_reprocess_batches",
         sql: include_str!("../../migrations/postgres/0004_reprocess_batches.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "0005_alerts",
+        sql: include_str!("../../migrations/postgres/0005_alerts.sql"),
     },
     Migration {
         version: 6,

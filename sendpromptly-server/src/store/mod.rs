@@ -17,11 +17,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sendpromptly_core::Timestamp;
+use sendpromptly_core::alert::{
+    AlertChannel, AlertEvent, AlertMessage, GroupDecision, GroupingPolicy, IncidentFacts,
+};
 use sendpromptly_core::machine::{
-    AttemptReport, Command, Context, EventRecord, Transition, TransitionError,
+    AttemptReport, Command, Context, Effect, EventRecord, Transition, TransitionError,
 };
 use sendpromptly_core::model::{
-    Actor, EventKey, EventState, IncidentKind, IncidentState, Provider, TimelineEntry,
+    Actor, EventKey, EventState, IncidentKind, IncidentState, Provider, TimelineEntry, TimelineKind,
 };
 use sendpromptly_core::retry::NextStep;
 use sendpromptly_core::wire::{ReprocessBatchCounts, ReprocessBatchItem};
@@ -515,6 +518,276 @@ pub fn pacing_allowance(
     )
 }
 
+/// An alert row to enqueue, planned by [`plan_alerts`] from a transition's
+/// effects (the same for every backend; each only runs the INSERT).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewAlert {
+    /// The `alr_` id (the `webhook-id` of a signed webhook alert).
+    pub id: String,
+    /// The channel's position in the project's `alert_channels`.
+    pub channel_index: i64,
+    /// The channel as configured when the alert was raised (JSON).
+    pub channel_json: String,
+    /// What happened.
+    pub event: AlertEvent,
+    /// Grouping key: project, channel, alert event and event type.
+    pub group_key: String,
+    /// `new` (an `incident.opened` alert, grouping decided when first
+    /// claimed) or `single` (never grouped).
+    pub role: &'static str,
+    /// The incident's facts (a JSON array of one [`IncidentFacts`]).
+    pub incidents_json: String,
+}
+
+/// The alert events a transition's effects raise, with their incident:
+/// opened and reopened → `incident.opened`, resolved → `incident.resolved`,
+/// a repair callback that gave up → `reprocess.failed`.
+pub fn alert_events(effects: &[Effect]) -> Vec<(AlertEvent, &str)> {
+    effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::IncidentOpened { incident_id, .. }
+            | Effect::IncidentReopened { incident_id } => {
+                Some((AlertEvent::IncidentOpened, incident_id.as_str()))
+            }
+            Effect::IncidentResolved { incident_id, .. } => {
+                Some((AlertEvent::IncidentResolved, incident_id.as_str()))
+            }
+            Effect::CallbackGaveUp { incident_id, .. } => {
+                Some((AlertEvent::ReprocessFailed, incident_id.as_str()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The grouping key of an alert (see [`NewAlert::group_key`]).
+pub fn alert_group_key(
+    project_id: &str,
+    channel_index: usize,
+    event: AlertEvent,
+    event_type: &str,
+) -> String {
+    format!(
+        "{project_id}|{channel_index}|{}|{event_type}",
+        event.as_str()
+    )
+}
+
+/// The alert rows a transition asks for: one per (raised alert event,
+/// channel whose `on` wants it). `alert_channels` is the project's setting;
+/// an unreadable setting raises no alert (logged) rather than failing the
+/// state change. The console link is left empty here and filled in when
+/// the alert is sent (it depends on `--public-url`).
+pub fn plan_alerts(
+    project_id: &str,
+    alert_channels: &serde_json::Value,
+    transition: &Transition,
+    now: Timestamp,
+) -> Vec<NewAlert> {
+    let record = &transition.record;
+    let raised = alert_events(&transition.effects);
+    if raised.is_empty() {
+        return Vec::new();
+    }
+    let channels = match sendpromptly_core::alert::parse_channels(alert_channels) {
+        Ok(channels) => channels,
+        Err(err) => {
+            tracing::warn!(project_id, error = %err, "unreadable alert_channels; no alert raised");
+            return Vec::new();
+        }
+    };
+    let Some(incident) = record.incident.as_ref() else {
+        return Vec::new();
+    };
+    let event_type = record.event_type.clone().unwrap_or_default();
+    let mut rng = rand::thread_rng();
+    let mut out = Vec::new();
+    for (event, incident_id) in raised {
+        let facts = IncidentFacts {
+            incident_id: incident_id.to_owned(),
+            provider: record.provider,
+            event_id: record.event_id.clone(),
+            event_type: event_type.clone(),
+            subject: record.subject.clone(),
+            kind: incident.kind,
+            reason: if event == AlertEvent::ReprocessFailed {
+                // Why the repair failed, from the give-up entry.
+                transition
+                    .entries
+                    .iter()
+                    .find(|e| e.kind == TimelineKind::CallbackGaveUp)
+                    .and_then(|e| e.detail.get("reason"))
+                    .and_then(|r| r.as_str())
+                    .map(|r| format!("repair callback gave up: {r}"))
+                    .or_else(|| incident.last_error.clone())
+            } else {
+                incident.last_error.clone()
+            },
+            received_at: record.received_at.unwrap_or(record.created_at),
+            console_url: String::new(),
+        };
+        let incidents_json = serde_json::to_string(&[&facts]).unwrap_or_else(|_| "[]".into());
+        for index in sendpromptly_core::alert::channels_for(&channels, event) {
+            out.push(NewAlert {
+                id: sendpromptly_core::ids::new_id(sendpromptly_core::ids::ALERT, now, &mut rng),
+                channel_index: i64::try_from(index).unwrap_or(i64::MAX),
+                channel_json: serde_json::to_string(&channels[index])
+                    .unwrap_or_else(|_| "{}".into()),
+                event,
+                group_key: alert_group_key(project_id, index, event, &event_type),
+                role: if event == AlertEvent::IncidentOpened {
+                    "new"
+                } else {
+                    "single"
+                },
+                incidents_json: incidents_json.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// What the alert sender does with a claimed row of role `new`: send it as
+/// the first of its window, or hold it until the window of the latest
+/// `single` row of its group (`window_opened_at`) closes.
+pub fn alert_grouping(
+    window_seconds: i64,
+    window_opened_at: Option<Timestamp>,
+    raised_at: Timestamp,
+) -> GroupDecision {
+    GroupingPolicy { window_seconds }.decide(window_opened_at, raised_at)
+}
+
+/// Concatenates the facts of several rows (JSON arrays) into one array,
+/// oldest first, as a digest carries them.
+pub fn merge_alert_incidents(parts: &[String]) -> StoreResult<String> {
+    let mut all: Vec<IncidentFacts> = Vec::new();
+    for part in parts {
+        let mut facts: Vec<IncidentFacts> = serde_json::from_str(part)
+            .map_err(|e| StoreError::Corrupt(format!("alert incidents: {e}")))?;
+        all.append(&mut facts);
+    }
+    serde_json::to_string(&all).map_err(|e| StoreError::Corrupt(format!("alert incidents: {e}")))
+}
+
+/// An alert due for an attempt, claimed by one sender.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertJob {
+    /// The `alr_` id (stable across retries: the webhook's `webhook-id`).
+    pub id: String,
+    /// The project.
+    pub project_id: String,
+    /// The channel as configured when the alert was raised.
+    pub channel: AlertChannel,
+    /// What happened.
+    pub event: AlertEvent,
+    /// The incidents it is about (one, or several for a digest), oldest first.
+    pub incidents: Vec<IncidentFacts>,
+    /// This attempt's number, 1-based.
+    pub attempt: u32,
+    /// When the (first) alert was raised.
+    pub created_at: Timestamp,
+    /// Until when this claim holds.
+    pub lease_until: Timestamp,
+}
+
+impl AlertJob {
+    /// Decodes a claimed row's stored channel and incidents.
+    #[allow(clippy::too_many_arguments)]
+    pub fn decode(
+        id: String,
+        project_id: String,
+        channel_json: &str,
+        event: &str,
+        incidents_json: &str,
+        attempts: u32,
+        created_at: Timestamp,
+        lease_until: Timestamp,
+    ) -> StoreResult<AlertJob> {
+        Ok(AlertJob {
+            channel: serde_json::from_str(channel_json)
+                .map_err(|e| StoreError::Corrupt(format!("alert channel: {e}")))?,
+            event: AlertEvent::parse(event)
+                .ok_or_else(|| StoreError::Corrupt(format!("alert event {event:?}")))?,
+            incidents: serde_json::from_str(incidents_json)
+                .map_err(|e| StoreError::Corrupt(format!("alert incidents: {e}")))?,
+            id,
+            project_id,
+            attempt: attempts.saturating_add(1),
+            created_at,
+            lease_until,
+        })
+    }
+
+    /// The message to send at `now`: a single alert, or a digest when the
+    /// job carries several incidents. `console` turns a console path
+    /// (`/console/incidents/inc_…`) into an absolute link.
+    pub fn message(
+        &self,
+        window_seconds: i64,
+        console: impl Fn(&str) -> String,
+        now: Timestamp,
+    ) -> AlertMessage {
+        let mut incidents = self.incidents.clone();
+        for facts in &mut incidents {
+            facts.console_url = console(&format!("/console/incidents/{}", facts.incident_id));
+        }
+        if incidents.len() == 1 {
+            let facts = incidents.remove(0);
+            AlertMessage::Single {
+                event: self.event,
+                facts,
+                at: now,
+            }
+        } else {
+            AlertMessage::Digest {
+                event: self.event,
+                event_type: incidents
+                    .first()
+                    .map(|f| f.event_type.clone())
+                    .unwrap_or_default(),
+                incidents,
+                window_seconds,
+                console_url: console("/console/incidents"),
+            }
+        }
+    }
+}
+
+/// The `alert.attempt` timeline entry for one attempt of `job` (put on
+/// each of its incidents): channel type, alert id, attempt, HTTP status,
+/// latency, error, outcome and the next attempt time.
+pub fn alert_attempt_entry(
+    job: &AlertJob,
+    report: &AttemptReport,
+    next: NextStep,
+    now: Timestamp,
+) -> TimelineEntry {
+    let (outcome, next_attempt_at) = match next {
+        NextStep::Done => ("delivered", None),
+        NextStep::RetryAt(at) => ("retry_scheduled", Some(at.to_rfc3339())),
+        NextStep::GiveUp(_) => ("gave_up", None),
+    };
+    TimelineEntry::new(
+        now,
+        TimelineKind::AlertAttempt,
+        Actor::System("alerts".to_owned()),
+        serde_json::json!({
+            "alert_id": job.id,
+            "channel": job.channel.kind(),
+            "event": job.event.as_str(),
+            "incidents": job.incidents.len(),
+            "attempt": job.attempt,
+            "status": report.status,
+            "latency_ms": report.latency_ms,
+            "error": report.error,
+            "outcome": outcome,
+            "next_attempt_at": next_attempt_at,
+        }),
+    )
+}
+
 /// The storage backend.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -683,6 +956,36 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Applied>;
     /// How many repair callbacks are waiting to be sent (for metrics and shutdown).
     async fn pending_deliveries(&self) -> StoreResult<u64>;
+
+    /// Claims up to `limit` alerts due at `now` for `lease`, grouping as it
+    /// goes (in one transaction): a row of role `new` is decided with
+    /// [`alert_grouping`] against the latest `single` row of its group:
+    /// sent now (becomes `single`) or held until its window closes (becomes
+    /// `held`, not claimed until then). A due `held` row becomes the
+    /// `digest` carrying every due held row of its group, and every
+    /// undecided `new` row raised before its window closed (those become
+    /// `grouped`). Rows already `single` or `digest` are claimed as they are.
+    /// Parallel claims never hand out one row twice.
+    async fn claim_alerts(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: u32,
+        window_seconds: i64,
+    ) -> StoreResult<Vec<AlertJob>>;
+    /// Records a finished attempt: the row is rescheduled, delivered or
+    /// given up, and `entry` is appended to each of the job's incidents'
+    /// timelines, in one transaction. Returns false (and writes nothing) if
+    /// the job no longer holds the row's lease.
+    async fn finish_alert_attempt(
+        &self,
+        job: &AlertJob,
+        entry: &TimelineEntry,
+        next: NextStep,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// How many alerts are waiting to be sent (pending or held).
+    async fn pending_alerts(&self) -> StoreResult<u64>;
 
     /// Stores a proof link.
     async fn create_proof_link(&self, link: ProofLink) -> StoreResult<()>;

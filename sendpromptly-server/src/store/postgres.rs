@@ -50,11 +50,13 @@ use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 
 use super::codec::{self, *};
 use super::migrations::{self, AppliedMigration, MIGRATIONS_TABLE};
+use sendpromptly_core::alert::GroupDecision;
+
 use super::{
-    ApiKey, Applied, DailyActivity, DeliveryJob, EventFilter, IdempotencyBegin, IncidentCounts,
-    IncidentFilter, NewBatchItem, NewProject, PaceReport, Page, PageRequest, Project, ProjectPatch,
-    ProofLink, ReprocessBatch, ResealReport, Session, SigningSecretRecord, Store, StoreError,
-    StoreResult, StoredEvent, SweepReport, User,
+    AlertJob, ApiKey, Applied, DailyActivity, DeliveryJob, EventFilter, IdempotencyBegin,
+    IncidentCounts, IncidentFilter, NewBatchItem, NewProject, PaceReport, Page, PageRequest,
+    Project, ProjectPatch, ProofLink, ReprocessBatch, ResealReport, Session, SigningSecretRecord,
+    Store, StoreError, StoreResult, StoredEvent, SweepReport, User,
 };
 
 /// How long an idempotency key is remembered.
@@ -508,7 +510,77 @@ async fn persist(
             | Effect::CallbackGaveUp { .. } => {}
         }
     }
+    insert_alerts(conn, project_id, transition, now).await?;
     Ok(pk)
+}
+
+/// Enqueues the alerts the effects raise for the project's channels
+/// ([`super::plan_alerts`]), in the caller's transaction.
+async fn insert_alerts(
+    conn: &mut PgConnection,
+    project_id: &str,
+    transition: &Transition,
+    now: Timestamp,
+) -> StoreResult<()> {
+    if super::alert_events(&transition.effects).is_empty() {
+        return Ok(());
+    }
+    let Some(channels) =
+        sqlx::query_scalar::<_, String>("SELECT alert_channels FROM projects WHERE id = $1")
+            .bind(project_id)
+            .fetch_optional(&mut *conn)
+            .await?
+    else {
+        return Ok(());
+    };
+    let channels: serde_json::Value = serde_json::from_str(&channels)
+        .map_err(|e| StoreError::Corrupt(format!("alert_channels: {e}")))?;
+    for alert in super::plan_alerts(project_id, &channels, transition, now) {
+        sqlx::query(
+            "INSERT INTO alerts (id, project_id, channel_index, channel, event, group_key, role, \
+             incidents, state, attempts, next_attempt_at, lease_until, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, NULL, $10, $11)",
+        )
+        .bind(&alert.id)
+        .bind(project_id)
+        .bind(alert.channel_index)
+        .bind(&alert.channel_json)
+        .bind(alert.event.as_str())
+        .bind(&alert.group_key)
+        .bind(alert.role)
+        .bind(&alert.incidents_json)
+        .bind(ms(now))
+        .bind(ms(now))
+        .bind(ms(now))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Appends `entry` to an incident's timeline (locking its event), keeping
+/// the record's `updated_at` the time of its latest entry, in the caller's
+/// transaction.
+async fn append_entry(
+    conn: &mut PgConnection,
+    project_id: &str,
+    incident_id: &str,
+    entry: &TimelineEntry,
+) -> StoreResult<()> {
+    let mut loaded = load_by_incident(conn, project_id, incident_id, Lock::ForUpdate)
+        .await?
+        .ok_or(StoreError::NotFound("incident"))?;
+    insert_timeline_entry(conn, loaded.pk, entry).await?;
+    if entry.at > loaded.record.updated_at {
+        loaded.record.updated_at = entry.at;
+        sqlx::query("UPDATE events SET record = $1, updated_at = $2 WHERE pk = $3")
+            .bind(encode_record(&loaded.record)?)
+            .bind(ms(entry.at))
+            .bind(loaded.pk)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 async fn insert_timeline_entry(
@@ -1254,20 +1326,7 @@ impl Store for PostgresStore {
         entry: TimelineEntry,
     ) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        let mut loaded = load_by_incident(&mut tx, project_id, incident_id, Lock::ForUpdate)
-            .await?
-            .ok_or(StoreError::NotFound("incident"))?;
-        insert_timeline_entry(&mut tx, loaded.pk, &entry).await?;
-        // The record's `updated_at` is the time of its latest timeline entry.
-        if entry.at > loaded.record.updated_at {
-            loaded.record.updated_at = entry.at;
-            sqlx::query("UPDATE events SET record = $1, updated_at = $2 WHERE pk = $3")
-                .bind(encode_record(&loaded.record)?)
-                .bind(ms(entry.at))
-                .bind(loaded.pk)
-                .execute(&mut *tx)
-                .await?;
-        }
+        append_entry(&mut tx, project_id, incident_id, &entry).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1672,6 +1731,177 @@ impl Store for PostgresStore {
                 .fetch_one(&self.pool)
                 .await?
                 .try_get("n")?;
+        Ok(to_u64(count))
+    }
+
+    async fn claim_alerts(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: u32,
+        window_seconds: i64,
+    ) -> StoreResult<Vec<AlertJob>> {
+        let lease_until = now + lease;
+        let mut tx = self.write().await?;
+        let rows = sqlx::query(
+            "SELECT id, project_id, channel, event, group_key, role, incidents, attempts, \
+             next_attempt_at, created_at FROM alerts WHERE state = 'pending' AND next_attempt_at <= $1 \
+             AND (lease_until IS NULL OR lease_until <= $2) \
+             ORDER BY next_attempt_at, created_at, id LIMIT $3 FOR NO KEY UPDATE SKIP LOCKED",
+        )
+        .bind(ms(now))
+        .bind(ms(now))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut grouped: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let mut jobs = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: String = row.try_get("id")?;
+            if grouped.contains(&id) {
+                continue;
+            }
+            let group_key: String = row.try_get("group_key")?;
+            let created_at: i64 = row.try_get("created_at")?;
+            let mut role: String = row.try_get("role")?;
+            let mut incidents: String = row.try_get("incidents")?;
+            let mut flush: i64 = row.try_get("next_attempt_at")?;
+            if role == "new" {
+                let opened: Option<i64> = sqlx::query_scalar(
+                    "SELECT MAX(created_at) FROM alerts WHERE group_key = $1 AND role = 'single' \
+                     AND created_at <= $2 AND id <> $3",
+                )
+                .bind(&group_key)
+                .bind(created_at)
+                .bind(&id)
+                .fetch_one(&mut *tx)
+                .await?;
+                match super::alert_grouping(window_seconds, opened.map(ts), ts(created_at)) {
+                    GroupDecision::SendNow => role = "single".into(),
+                    GroupDecision::HoldUntil { flush_at } => {
+                        sqlx::query(
+                            "UPDATE alerts SET role = 'held', next_attempt_at = $1, updated_at = $2 \
+                             WHERE id = $3",
+                        )
+                        .bind(ms(flush_at))
+                        .bind(ms(now))
+                        .bind(&id)
+                        .execute(&mut *tx)
+                        .await?;
+                        if flush_at > now {
+                            continue;
+                        }
+                        flush = ms(flush_at);
+                        role = "held".into();
+                    }
+                }
+            }
+            if role == "held" {
+                let members = sqlx::query(
+                    "SELECT id, incidents FROM alerts WHERE group_key = $1 AND state = 'pending' \
+                     AND id <> $2 AND (lease_until IS NULL OR lease_until <= $3) \
+                     AND ((role = 'held' AND next_attempt_at <= $4) \
+                     OR (role = 'new' AND created_at < $5)) ORDER BY created_at, id \
+                     FOR NO KEY UPDATE SKIP LOCKED",
+                )
+                .bind(&group_key)
+                .bind(&id)
+                .bind(ms(now))
+                .bind(ms(now))
+                .bind(flush)
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut parts = vec![incidents];
+                for member in &members {
+                    let member_id: String = member.try_get("id")?;
+                    parts.push(member.try_get("incidents")?);
+                    sqlx::query(
+                        "UPDATE alerts SET state = 'grouped', digest_id = $1, updated_at = $2 \
+                         WHERE id = $3",
+                    )
+                    .bind(&id)
+                    .bind(ms(now))
+                    .bind(&member_id)
+                    .execute(&mut *tx)
+                    .await?;
+                    grouped.insert(member_id);
+                }
+                incidents = super::merge_alert_incidents(&parts)?;
+                role = "digest".into();
+            }
+            sqlx::query(
+                "UPDATE alerts SET role = $1, incidents = $2, lease_until = $3, updated_at = $4 \
+                 WHERE id = $5",
+            )
+            .bind(&role)
+            .bind(&incidents)
+            .bind(ms(lease_until))
+            .bind(ms(now))
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+            let channel: String = row.try_get("channel")?;
+            let event: String = row.try_get("event")?;
+            jobs.push(AlertJob::decode(
+                id,
+                row.try_get("project_id")?,
+                &channel,
+                &event,
+                &incidents,
+                to_u32(row.try_get("attempts")?, "attempts")?,
+                ts(created_at),
+                lease_until,
+            )?);
+        }
+        tx.commit().await?;
+        Ok(jobs)
+    }
+
+    async fn finish_alert_attempt(
+        &self,
+        job: &AlertJob,
+        entry: &TimelineEntry,
+        next: NextStep,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let (state, next_attempt_at) = match next {
+            NextStep::Done => ("delivered", None),
+            NextStep::GiveUp(_) => ("gave_up", None),
+            NextStep::RetryAt(at) => ("pending", Some(ms(at))),
+        };
+        let mut tx = self.write().await?;
+        let updated = sqlx::query(
+            "UPDATE alerts SET state = $1, attempts = $2, \
+             next_attempt_at = COALESCE($3, next_attempt_at), lease_until = NULL, updated_at = $4 \
+             WHERE id = $5 AND state = 'pending' AND lease_until = $6",
+        )
+        .bind(state)
+        .bind(i64::from(job.attempt))
+        .bind(next_attempt_at)
+        .bind(ms(now))
+        .bind(&job.id)
+        .bind(ms(job.lease_until))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Ok(false);
+        }
+        for facts in &job.incidents {
+            match append_entry(&mut tx, &job.project_id, &facts.incident_id, entry).await {
+                Ok(()) | Err(StoreError::NotFound(_)) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn pending_alerts(&self) -> StoreResult<u64> {
+        let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM alerts WHERE state = 'pending'")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?;
         Ok(to_u64(count))
     }
 

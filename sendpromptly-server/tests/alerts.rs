@@ -1,0 +1,615 @@
+//! Alerts end to end: a real server (SQLite file, manual clock) sending to
+//! real receivers on loopback: HTTP endpoints standing in for Slack and an
+//! alert webhook (whose Standard Webhooks signature is verified), and a real
+//! SMTP server (aiosmtpd, run with `SENDPROMPTLY_PYTHON`).
+//!
+//! Without `SENDPROMPTLY_PYTHON` the email parts print `SKIPPED` and the
+//! rest runs, unless `SENDPROMPTLY_REQUIRE_INTEROP=1` (as `scripts/test.sh`
+//! sets), which makes a missing interpreter a failure.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reqwest::Method;
+use sendpromptly_core::standard_webhooks::{self, SigningSecret};
+use sendpromptly_server::config::SmtpSettings;
+use sendpromptly_server::testing::{
+    ApiClient, HookReceiver, ReceivedHook, TestServer, eventually, test_config,
+};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(15);
+const PUBLIC_URL: &str = "https://sp.example";
+
+/// A real SMTP server (aiosmtpd) writing each message to a directory.
+struct SmtpSink {
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl SmtpSink {
+    /// Starts the sink, or `None` (skip) without `SENDPROMPTLY_PYTHON`.
+    fn start() -> Option<SmtpSink> {
+        let python = match std::env::var_os("SENDPROMPTLY_PYTHON") {
+            Some(path) if !path.is_empty() => PathBuf::from(path),
+            _ => {
+                let required =
+                    std::env::var("SENDPROMPTLY_REQUIRE_INTEROP").is_ok_and(|v| v == "1");
+                assert!(
+                    !required,
+                    "SENDPROMPTLY_REQUIRE_INTEROP=1 but SENDPROMPTLY_PYTHON is not set: point it at a Python with `aiosmtpd` installed"
+                );
+                println!(
+                    "SKIPPED (email): set SENDPROMPTLY_PYTHON to a Python with `pip install aiosmtpd`"
+                );
+                return None;
+            }
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let dir = tempfile::tempdir().expect("mail dir");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
+        let mut child = Command::new(&python)
+            .arg(&script)
+            .arg(port.to_string())
+            .arg(dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot run SENDPROMPTLY_PYTHON={python:?}: {err}"));
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read the sink's first line");
+        assert_eq!(line.trim(), "ready", "the SMTP sink did not start");
+        Some(SmtpSink { port, dir, child })
+    }
+
+    fn settings(&self) -> SmtpSettings {
+        SmtpSettings::parse(
+            &format!("smtp://127.0.0.1:{}?tls=none", self.port),
+            "SendPromptly <alerts@example.com>",
+        )
+        .expect("smtp settings")
+    }
+
+    /// The messages received so far (with `X-Envelope-To:` lines first),
+    /// quoted-printable soft line breaks and `=3D` undone.
+    fn messages(&self) -> Vec<String> {
+        let mut files: Vec<_> = std::fs::read_dir(self.dir.path())
+            .expect("read mail dir")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|p| {
+                std::fs::read_to_string(p)
+                    .expect("read message")
+                    .replace("=\r\n", "")
+                    .replace("=\n", "")
+                    .replace("=3D", "=")
+            })
+            .collect()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_server(smtp: Option<&SmtpSink>) -> TestServer {
+    let mut config = test_config();
+    config.public_url = Some(PUBLIC_URL.to_owned());
+    config.smtp = smtp.map(SmtpSink::settings);
+    TestServer::start_with(config).await
+}
+
+async fn set_channels(api: &ApiClient, channels: Value) {
+    let r = api
+        .send(
+            Method::PATCH,
+            "/v1/project",
+            Some(&json!({ "alert_channels": channels })),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+/// Opens a `failed_result` incident: receipt, then a failure result.
+async fn open_incident(api: &ApiClient, event_id: &str, event_type: &str, error: &str) -> String {
+    open_incident_after(api, None, event_id, event_type, error).await
+}
+
+/// Like [`open_incident`], with the clock advanced by `wait` between the
+/// receipt and the result (the customer has been waiting that long).
+async fn open_incident_after(
+    api: &ApiClient,
+    wait: Option<(&TestServer, Duration)>,
+    event_id: &str,
+    event_type: &str,
+    error: &str,
+) -> String {
+    let r = api
+        .post(
+            "/v1/receipt",
+            json!({"provider": "stripe", "event_id": event_id, "event_type": event_type,
+                   "subject": "cus_42", "deadline_seconds": 600}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    if let Some((server, by)) = wait {
+        server.advance(by);
+    }
+    let r = api
+        .post(
+            "/v1/result",
+            json!({"provider": "stripe", "event_id": event_id, "status": "failure", "error": error}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json["incident"]["id"]
+        .as_str()
+        .expect("an incident opened")
+        .to_owned()
+}
+
+async fn timeline(api: &ApiClient, incident_id: &str) -> Vec<Value> {
+    let r = api.get(&format!("/v1/incidents/{incident_id}")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json["timeline"].as_array().cloned().unwrap_or_default()
+}
+
+fn alert_attempts(timeline: &[Value]) -> Vec<Value> {
+    timeline
+        .iter()
+        .filter(|e| e["kind"] == "alert.attempt")
+        .map(|e| e["detail"].clone())
+        .collect()
+}
+
+async fn wait_hooks(receiver: &HookReceiver, path: &str, n: usize) -> Vec<ReceivedHook> {
+    eventually(WAIT, &format!("{n} request(s) on {path}"), || async {
+        let got = receiver.received_on(path);
+        (got.len() >= n).then_some(got)
+    })
+    .await
+}
+
+async fn wait_no_pending(server: &TestServer) {
+    eventually(WAIT, "no alert pending", || async {
+        (server.store().pending_alerts().await.expect("count") == 0).then_some(())
+    })
+    .await;
+}
+
+/// Verifies a webhook alert with the project's signing secret (core's verifier).
+fn verify_webhook(hook: &ReceivedHook, secret: &str, server: &TestServer) -> String {
+    let secret = SigningSecret::parse(secret).expect("whsec_");
+    standard_webhooks::verify(&hook.headers, &hook.body, &[secret], server.clock_now())
+        .unwrap_or_else(|err| panic!("the webhook alert verifies: {err}"))
+        .id
+}
+
+#[tokio::test]
+async fn an_opened_incident_is_announced_on_every_channel_with_its_facts() {
+    let smtp = SmtpSink::start();
+    let server = start_server(smtp.as_ref()).await;
+    let api = server.api();
+    let hooks = HookReceiver::start().await;
+    let mut channels = vec![
+        json!({"type": "slack", "webhook_url": hooks.url("/slack")}),
+        json!({"type": "webhook", "url": hooks.url("/hook"), "on": ["incident.opened", "incident.resolved"]}),
+    ];
+    if smtp.is_some() {
+        channels.push(json!({"type": "email", "to": "ops@example.com"}));
+    }
+    set_channels(&api, Value::Array(channels.clone())).await;
+
+    // The customer has been waiting since the receipt.
+    let incident_id = open_incident_after(
+        &api,
+        Some((&server, Duration::from_secs(125))),
+        "evt_a1",
+        "invoice.paid",
+        "db <down> & out",
+    )
+    .await;
+    let link = format!("{PUBLIC_URL}/console/incidents/{incident_id}");
+
+    let slack = wait_hooks(&hooks, "/slack", 1).await;
+    let payload = slack[0].json();
+    assert_eq!(
+        payload["text"],
+        "Incident opened: stripe invoice.paid (failed_result)"
+    );
+    assert_eq!(payload["blocks"][0]["type"], "header");
+    let slack_text = payload.to_string();
+    for needle in ["db &lt;down&gt; &amp; out", "cus_42", "evt_a1", &link] {
+        assert!(
+            slack_text.contains(needle),
+            "{needle} missing: {slack_text}"
+        );
+    }
+    assert!(
+        slack_text.contains("*Customer waiting*\\n2m"),
+        "{slack_text}"
+    );
+
+    let hook = wait_hooks(&hooks, "/hook", 1).await;
+    verify_webhook(&hook[0], &server.project.signing_secret, &server);
+    let body = hook[0].json();
+    assert_eq!(body["type"], "incident.opened");
+    assert_eq!(body["incident"]["id"], incident_id.as_str());
+    assert_eq!(body["incident"]["reason"], "db <down> & out");
+    assert_eq!(body["incident"]["kind"], "failed_result");
+    assert_eq!(body["incident"]["subject"], "cus_42");
+    assert_eq!(body["incident"]["console_url"], link.as_str());
+    assert!(
+        body["incident"]["waiting_seconds"]
+            .as_i64()
+            .is_some_and(|s| s >= 125),
+        "{body}"
+    );
+
+    if let Some(smtp) = &smtp {
+        let mail = eventually(WAIT, "the email arrives", || async {
+            smtp.messages().into_iter().next()
+        })
+        .await;
+        assert!(mail.contains("X-Envelope-To: ops@example.com"), "{mail}");
+        assert!(
+            mail.contains("Subject: Incident opened: stripe invoice.paid (failed_result)"),
+            "{mail}"
+        );
+        assert!(mail.contains("multipart/alternative"), "{mail}");
+        assert!(
+            mail.contains("text/plain") && mail.contains("text/html"),
+            "{mail}"
+        );
+        assert!(mail.contains("Reason: db <down> & out"), "{mail}");
+        assert!(mail.contains("Customer waiting: 2m"), "{mail}");
+        assert!(mail.contains("db &lt;down&gt; &amp; out"), "{mail}");
+        assert!(mail.contains(&link), "{mail}");
+    }
+
+    // Every attempt is on the incident's timeline.
+    wait_no_pending(&server).await;
+    let attempts = alert_attempts(&timeline(&api, &incident_id).await);
+    let mut kinds: Vec<&str> = attempts
+        .iter()
+        .map(|a| a["channel"].as_str().unwrap_or_default())
+        .collect();
+    kinds.sort_unstable();
+    let mut expected = vec!["slack", "webhook"];
+    if smtp.is_some() {
+        expected.insert(0, "email");
+    }
+    assert_eq!(kinds, expected, "{attempts:?}");
+    assert!(attempts.iter().all(|a| a["outcome"] == "delivered"));
+
+    // Resolved: only the webhook asked for it.
+    let r = api
+        .post(
+            &format!("/v1/incidents/{incident_id}/resolve"),
+            json!({"note": "credited by hand"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let hook = wait_hooks(&hooks, "/hook", 2).await;
+    let body = hook[1].json();
+    assert_eq!(body["type"], "incident.resolved");
+    assert_eq!(body["incident"]["id"], incident_id.as_str());
+    wait_no_pending(&server).await;
+    assert_eq!(
+        hooks.received_on("/slack").len(),
+        1,
+        "Slack wants only opened"
+    );
+    if let Some(smtp) = &smtp {
+        assert_eq!(smtp.messages().len(), 1, "email wants only opened");
+    }
+}
+
+#[tokio::test]
+async fn a_burst_for_one_event_type_is_one_alert_then_one_digest() {
+    let server = start_server(None).await;
+    let api = server.api();
+    let hooks = HookReceiver::start().await;
+    set_channels(
+        &api,
+        json!([
+            {"type": "webhook", "url": hooks.url("/hook")},
+            {"type": "slack", "webhook_url": hooks.url("/slack")},
+        ]),
+    )
+    .await;
+
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        ids.push(open_incident(&api, &format!("evt_b{i}"), "invoice.paid", "timeout").await);
+        server.advance(Duration::from_secs(1));
+    }
+    // Another event type is its own group.
+    let other = open_incident(&api, "evt_c0", "customer.created", "boom").await;
+
+    // The first of each group goes at once.
+    let first = wait_hooks(&hooks, "/hook", 2).await;
+    let mut singles: Vec<String> = first
+        .iter()
+        .map(|h| {
+            h.json()["incident"]["id"]
+                .as_str()
+                .unwrap_or("?")
+                .to_owned()
+        })
+        .collect();
+    singles.sort();
+    let mut want = vec![ids[0].clone(), other.clone()];
+    want.sort();
+    assert_eq!(singles, want);
+    let rest: Vec<String> = ids[1..].to_vec();
+    // The other five are held: nothing more before the window closes.
+    eventually(WAIT, "five alerts per channel held", || async {
+        (server.store().pending_alerts().await.expect("count") == 10).then_some(())
+    })
+    .await;
+    assert_eq!(hooks.received_on("/hook").len(), 2);
+
+    // The window (300 s) closes: one digest per channel.
+    server.advance(Duration::from_secs(301));
+    let all = wait_hooks(&hooks, "/hook", 3).await;
+    let digest = all[2].json();
+    verify_webhook(&all[2], &server.project.signing_secret, &server);
+    assert_eq!(digest["type"], "incident.opened");
+    assert_eq!(digest["event_type"], "invoice.paid");
+    assert_eq!(digest["count"], 5);
+    let carried: Vec<String> = digest["incidents"]
+        .as_array()
+        .expect("incidents")
+        .iter()
+        .map(|i| i["id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(carried, rest, "oldest first");
+    let slack = wait_hooks(&hooks, "/slack", 3).await;
+    let titles: Vec<String> = slack
+        .iter()
+        .map(|h| h.json()["text"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        titles.contains(&"5 invoice.paid incidents opened in the last 5 minutes".to_owned()),
+        "{titles:?}"
+    );
+    wait_no_pending(&server).await;
+    assert_eq!(hooks.received_on("/hook").len(), 3);
+    assert_eq!(hooks.received_on("/slack").len(), 3);
+    // Each incident of the digest has the attempt on its timeline.
+    for id in &rest {
+        let attempts = alert_attempts(&timeline(&api, id).await);
+        assert_eq!(attempts.len(), 2, "{id}: {attempts:?}");
+        assert!(
+            attempts
+                .iter()
+                .all(|a| a["incidents"] == 5 && a["outcome"] == "delivered")
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_alert_is_retried_after_a_receiver_outage() {
+    let server = start_server(None).await;
+    let api = server.api();
+    let hooks = HookReceiver::start().await;
+    hooks.script(&[503, 503]);
+    set_channels(
+        &api,
+        json!([{"type": "webhook", "url": hooks.url("/hook")}]),
+    )
+    .await;
+    let incident_id = open_incident(&api, "evt_r1", "invoice.paid", "down").await;
+
+    wait_hooks(&hooks, "/hook", 1).await;
+    // Retry delays are 5 s then 30 s, each with up to 20 % jitter.
+    eventually(WAIT, "the first attempt is recorded", || async {
+        (alert_attempts(&timeline(&api, &incident_id).await).len() == 1).then_some(())
+    })
+    .await;
+    server.advance(Duration::from_secs(7));
+    wait_hooks(&hooks, "/hook", 2).await;
+    eventually(WAIT, "the second attempt is recorded", || async {
+        (alert_attempts(&timeline(&api, &incident_id).await).len() == 2).then_some(())
+    })
+    .await;
+    server.advance(Duration::from_secs(40));
+    let got = wait_hooks(&hooks, "/hook", 3).await;
+    assert_eq!(
+        got.iter().map(|h| h.answered).collect::<Vec<_>>(),
+        vec![503, 503, 200]
+    );
+    // The same message id on every attempt, each one verifying.
+    let ids: Vec<String> = got
+        .iter()
+        .map(|h| verify_webhook(h, &server.project.signing_secret, &server))
+        .collect();
+    assert!(
+        ids[0].starts_with("alr_") && ids.iter().all(|id| *id == ids[0]),
+        "{ids:?}"
+    );
+    wait_no_pending(&server).await;
+    let attempts = alert_attempts(&timeline(&api, &incident_id).await);
+    let outcomes: Vec<&str> = attempts
+        .iter()
+        .map(|a| a["outcome"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["retry_scheduled", "retry_scheduled", "delivered"]
+    );
+    assert_eq!(attempts[0]["status"], 503);
+    assert_eq!(attempts[2]["status"], 200);
+    assert_eq!(attempts[2]["attempt"], 3);
+    let metrics = reqwest::get(format!("{}/metrics", server.url()))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("sendpromptly_alert_attempts_total{outcome=\"retry\"} 2"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn undelivered_alerts_are_sent_once_after_a_restart() {
+    let server = start_server(None).await;
+    let api = server.api();
+    let hooks = HookReceiver::start().await;
+    hooks.script(&[503]);
+    set_channels(
+        &api,
+        json!([{"type": "webhook", "url": hooks.url("/hook")}]),
+    )
+    .await;
+    let incident_id = open_incident(&api, "evt_s1", "invoice.paid", "down").await;
+    wait_hooks(&hooks, "/hook", 1).await;
+    eventually(WAIT, "the failed attempt is recorded", || async {
+        (alert_attempts(&timeline(&api, &incident_id).await).len() == 1).then_some(())
+    })
+    .await;
+    assert_eq!(server.store().pending_alerts().await.expect("count"), 1);
+
+    // Stop with the alert pending; start again on the same database.
+    let server = server.restart().await;
+    let api = server.api();
+    server.advance(Duration::from_secs(7));
+    let got = wait_hooks(&hooks, "/hook", 2).await;
+    assert_eq!(got[1].answered, 200);
+    wait_no_pending(&server).await;
+    // Once: no further request after it was delivered.
+    assert_eq!(hooks.received_on("/hook").len(), 2);
+    let attempts = alert_attempts(&timeline(&api, &incident_id).await);
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    assert_eq!(attempts[1]["outcome"], "delivered");
+}
+
+#[tokio::test]
+async fn test_send_reports_each_channel_over_the_api_and_the_cli() {
+    let smtp = SmtpSink::start();
+    let server = start_server(smtp.as_ref()).await;
+    let api = server.api();
+    let hooks = HookReceiver::start().await;
+
+    // No channels yet: nothing to try.
+    let r = api.post("/v1/project/alert-channels/test", json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["data"], json!([]));
+
+    let mut channels = vec![
+        json!({"type": "slack", "webhook_url": hooks.url("/slack")}),
+        json!({"type": "webhook", "url": hooks.url("/broken")}),
+    ];
+    if smtp.is_some() {
+        channels.push(json!({"type": "email", "to": "team@example.com"}));
+    }
+    set_channels(&api, Value::Array(channels.clone())).await;
+    hooks.script(&[200, 500]);
+    let r = api
+        .send(Method::POST, "/v1/project/alert-channels/test", None, &[])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let data = r.json["data"].as_array().expect("outcomes").clone();
+    assert_eq!(data.len(), channels.len());
+    assert_eq!(data[0]["kind"], "slack");
+    assert_eq!(data[0]["delivered"], true);
+    assert_eq!(data[1]["kind"], "webhook");
+    assert_eq!(data[1]["delivered"], false);
+    assert_eq!(data[1]["status"], 500);
+    assert!(
+        data[1]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("500"),
+        "{data:?}"
+    );
+    let slack = hooks.received_on("/slack");
+    assert!(
+        slack[0].json().to_string().contains("TEST ALERT"),
+        "the test message is marked"
+    );
+    let broken = hooks.received_on("/broken");
+    verify_webhook(&broken[0], &server.project.signing_secret, &server);
+    if let Some(smtp) = &smtp {
+        assert_eq!(data[2]["delivered"], true, "{data:?}");
+        let mail = smtp.messages();
+        assert!(mail[0].contains("TEST ALERT"), "{}", mail[0]);
+    }
+    // Nothing was queued or put on a timeline.
+    assert_eq!(server.store().pending_alerts().await.expect("count"), 0);
+
+    // One channel only; an index out of range is a 422 naming `channel`.
+    let r = api
+        .post("/v1/project/alert-channels/test", json!({"channel": 0}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["data"].as_array().map(Vec::len), Some(1));
+    let r = api
+        .post("/v1/project/alert-channels/test", json!({"channel": 9}))
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert_eq!(r.json["error"]["param"], "channel");
+
+    // The CLI, on the same database: channel 0 works, channel 1 fails.
+    let database_url = server.database_url.clone();
+    // Blocking process runs go to a blocking thread: the receivers live on
+    // this test's runtime and must keep answering meanwhile.
+    let run = |channel: &'static str| {
+        let database_url = database_url.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_sendpromptly"))
+                .args([
+                    "--database-url",
+                    &database_url,
+                    "alerts",
+                    "test",
+                    "--project",
+                    "default",
+                    "--allow-private-urls",
+                    "--channel",
+                    channel,
+                ])
+                .env_remove("SENDPROMPTLY_SMTP_URL")
+                .output()
+                .expect("run the CLI")
+        })
+    };
+    let before = hooks.received_on("/slack").len();
+    let ok = run("0").await.expect("join");
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(stdout.contains("channel 0 (slack): sent"), "{stdout}");
+    assert_eq!(hooks.received_on("/slack").len(), before + 1);
+    hooks.script(&[503]);
+    let failed = run("1").await.expect("join");
+    let stdout = String::from_utf8_lossy(&failed.stdout);
+    assert!(!failed.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("channel 1 (webhook): FAILED HTTP 503"),
+        "{stdout}"
+    );
+}
