@@ -52,6 +52,29 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum AlertsCommand {
+    /// Print a project's alert channels (the `alert_channels` JSON list).
+    Show {
+        /// Project name or `prj_` id.
+        #[arg(long, default_value = "default")]
+        project: String,
+    },
+    /// Replace a project's alert channels, validated like `PATCH
+    /// /v1/project`: a JSON list such as
+    /// `[{"type": "email", "to": "ops@example.com"}, {"type": "slack",
+    /// "webhook_url": "https://hooks.slack.com/…", "on": ["incident.opened",
+    /// "incident.resolved"]}]`; `-` reads it from standard input; `[]` removes
+    /// them all. URLs are checked with the `serve` settings
+    /// (--allow-private-urls) from the same flags, environment and config file.
+    Set {
+        /// Project name or `prj_` id.
+        #[arg(long, default_value = "default")]
+        project: String,
+        /// The channels as a JSON list, or `-` for standard input.
+        #[arg(long)]
+        channels: String,
+        #[command(flatten)]
+        serve: Box<ServeArgs>,
+    },
     /// Send a clearly marked test alert to a project's alert channels now and
     /// print each outcome (exit status 1 if any channel failed). Takes the
     /// `serve` settings (SMTP, --allow-private-urls, --public-url) from the
@@ -353,6 +376,20 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let project = resolve_project(store.as_ref(), &args.project).await?;
             crate::cli_reprocess::run(store.as_ref(), &project.id, args, now).await
         }
+        Command::Alerts(AlertsCommand::Show { project }) => {
+            let project = resolve_project(store.as_ref(), &project).await?;
+            println!("{}", serde_json::to_string_pretty(&project.alert_channels)?);
+            Ok(())
+        }
+        Command::Alerts(AlertsCommand::Set {
+            project,
+            channels,
+            serve,
+        }) => {
+            let project = resolve_project(store.as_ref(), &project).await?;
+            let config = config::resolve_server(&serve, &file)?;
+            alerts_set(store.as_ref(), config.outbound, &project.id, &channels).await
+        }
         Command::Alerts(AlertsCommand::Test {
             project,
             channel,
@@ -405,6 +442,35 @@ async fn serve(
     Ok(())
 }
 
+/// Replaces a project's alert channels with `channels` (JSON, or `-` for
+/// standard input), validated by the API's own settings check.
+async fn alerts_set(
+    store: &dyn Store,
+    outbound: crate::outbound::OutboundPolicy,
+    project_id: &str,
+    channels: &str,
+) -> Result<(), CliError> {
+    let text = if channels == "-" {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        channels.to_owned()
+    };
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| CliError(format!("--channels is not valid JSON: {e}")))?;
+    let update = sendpromptly_core::wire::ProjectUpdate {
+        alert_channels: Some(value),
+        ..Default::default()
+    };
+    let patch = crate::api::project::patch_from_update(outbound, update)?;
+    let project = store.update_project(project_id, patch).await?;
+    let count = project.alert_channels.as_array().map_or(0, Vec::len);
+    println!(
+        "project {} now has {count} alert channel(s); try them with `sendpromptly alerts test --project {}`",
+        project.name, project.name
+    );
+    Ok(())
+}
+
 async fn alerts_test(
     store: Arc<dyn Store>,
     config: config::ServerConfig,
@@ -420,7 +486,7 @@ async fn alerts_test(
     let outcomes = crate::api::project::test_alerts(&state, project_id, channel).await?;
     if outcomes.is_empty() {
         return Err(CliError(
-            "the project has no alert_channels; set them with PATCH /v1/project or in the console settings".into(),
+            "the project has no alert_channels; set them with `sendpromptly alerts set`, PATCH /v1/project or in the console settings".into(),
         ));
     }
     if json {

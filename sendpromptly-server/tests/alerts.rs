@@ -613,3 +613,74 @@ async fn test_send_reports_each_channel_over_the_api_and_the_cli() {
         "{stdout}"
     );
 }
+
+#[tokio::test]
+async fn channels_are_set_and_shown_from_the_cli() {
+    use sendpromptly_server::testing::{cli_ok, run_cli};
+    const BIN: &str = env!("CARGO_BIN_EXE_sendpromptly");
+    let server = start_server(None).await;
+    let db = server.database_url.clone();
+    let channels = json!([
+        {"type": "email", "to": "ops@example.com"},
+        {"type": "webhook", "url": "https://alerts.example.com/hook", "on": ["incident.resolved"]},
+    ]);
+    let text = channels.to_string();
+    let out = tokio::task::spawn_blocking({
+        let db = db.clone();
+        move || cli_ok(BIN, &db, &["alerts", "set", "--channels", &text])
+    })
+    .await
+    .expect("join");
+    assert!(out.contains("now has 2 alert channel(s)"), "{out}");
+    // The API and `alerts show` see the same list.
+    let settings = server.api().get("/v1/project").await;
+    assert_eq!(
+        settings.json["alert_channels"], channels,
+        "{}",
+        settings.text
+    );
+    let shown = tokio::task::spawn_blocking({
+        let db = db.clone();
+        move || cli_ok(BIN, &db, &["alerts", "show"])
+    })
+    .await
+    .expect("join");
+    let shown: Value = serde_json::from_str(&shown).expect("show prints JSON");
+    assert_eq!(shown, channels);
+
+    // Refused, naming what is wrong, and nothing changes: a cloud metadata
+    // address, an unknown event, a channel type, and text that is not JSON.
+    for (bad, names) in [
+        (
+            r#"[{"type": "webhook", "url": "http://169.254.169.254/latest"}]"#,
+            "alert_channels[0].url",
+        ),
+        (
+            r#"[{"type": "email", "to": "ops@example.com", "on": ["incident.exploded"]}]"#,
+            "alert_channels[0].on",
+        ),
+        (r#"[{"type": "pager"}]"#, "alert_channels[0].type"),
+        ("[{", "not valid JSON"),
+    ] {
+        let out = tokio::task::spawn_blocking({
+            let db = db.clone();
+            move || run_cli(BIN, &db, &["alerts", "set", "--channels", bad])
+        })
+        .await
+        .expect("join");
+        assert!(!out.success, "{bad} was accepted");
+        assert!(out.stderr.contains(names), "{bad}: {}", out.stderr);
+    }
+    let settings = server.api().get("/v1/project").await;
+    assert_eq!(settings.json["alert_channels"], channels);
+
+    // `[]` removes them all.
+    let out = tokio::task::spawn_blocking(move || {
+        cli_ok(BIN, &db, &["alerts", "set", "--channels", "[]"])
+    })
+    .await
+    .expect("join");
+    assert!(out.contains("now has 0 alert channel(s)"), "{out}");
+    let settings = server.api().get("/v1/project").await;
+    assert_eq!(settings.json["alert_channels"], json!([]));
+}
