@@ -301,6 +301,11 @@ def self_hosting():
         restored_port = free_port()
         restored = os.path.join(tmp, "restored.db")
         shutil.copy(copies[0], restored)
+        keys = glob.glob(os.path.join(backups, "*.secret-key"))
+        if len(keys) != 1:
+            fail(f"the documented backup does not save the master key (found {keys}): a restore could not sign")
+        shutil.copy(keys[0], restored + ".secret-key")
+        os.chmod(restored + ".secret-key", 0o600)
         proc, _ = start_serve([BIN, "--database-url", f"sqlite://{restored}", "serve", "--listen", f"127.0.0.1:{restored_port}"],
                               tmp, env, os.path.join(tmp, "restored.out"))
         procs.append(proc)
