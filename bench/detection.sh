@@ -49,6 +49,11 @@ for n in "${sizes[@]}"; do
     server_pid=$!
     for _ in $(seq 1 300); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
     sleep 3 # a dozen sweeper passes
+    if ! kill -0 "$server_pid" 2>/dev/null; then
+        echo "error: the server did not start on the bench database:" >&2
+        cat "$work/server.log" >&2
+        exit 1
+    fi
     echo "server RSS with $n tracked events: $(( $(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status") / 1024 )) MiB"
     kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
 done

@@ -119,11 +119,16 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let path = std::env::var("BENCH_DB")
         .unwrap_or_else(|_| dir.path().join("detection.db").display().to_string());
-    let store = SqliteStore::connect(&format!("sqlite://{path}"))
+    let url = format!("sqlite://{path}");
+    // The key file beside the database, as `sendpromptly serve` reads it:
+    // bench/detection.sh then starts the server on this database.
+    let key_file = sendpromptly_server::secrets::key_file_beside(&url).expect("a file database");
+    let (key, _) = sendpromptly_server::secrets::read_or_create_key_file(&key_file).unwrap();
+    let store = SqliteStore::connect(&url)
         .await
         .unwrap()
         .with_keyring(std::sync::Arc::new(
-            sendpromptly_server::secrets::Keyring::random(),
+            sendpromptly_server::secrets::Keyring::new(&key, &[]),
         ));
     store.migrate().await.unwrap();
     let project =
