@@ -1036,7 +1036,9 @@ pub trait Store: Send + Sync + 'static {
     /// or a success without an incident — with their timeline, incident,
     /// outbox rows, proof links and reprocess-batch items. Never an event
     /// awaiting its result, with a deadline or callback still due, or with an
-    /// open or reprocessing incident. Returns how many events it deleted.
+    /// open or reprocessing incident. Also deletes up to `limit` finished
+    /// alerts (not pending) last changed before `before`, which copy their
+    /// incidents' facts. Returns how many events it deleted.
     async fn purge_resolved_history(&self, before: Timestamp, limit: u32) -> StoreResult<u64>;
     /// The response column of an idempotency key exactly as stored (sealed).
     async fn stored_idempotency_response(

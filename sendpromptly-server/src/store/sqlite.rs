@@ -2090,6 +2090,16 @@ impl Store for SqliteStore {
 
     async fn purge_resolved_history(&self, before: Timestamp, limit: u32) -> StoreResult<u64> {
         let mut tx = self.write().await?;
+        // Finished alerts (sent, given up, or carried by a digest) hold copies
+        // of their incidents' facts: they go after the same retention.
+        sqlx::query(
+            "DELETE FROM alerts WHERE id IN (SELECT id FROM alerts \
+             WHERE state <> 'pending' AND updated_at < ? LIMIT ?)",
+        )
+        .bind(ms(before))
+        .bind(i64::from(limit))
+        .execute(&mut *tx)
+        .await?;
         let pks: Vec<i64> = sqlx::query_scalar(
             "SELECT e.pk FROM events e LEFT JOIN incidents i ON i.event_pk = e.pk \
              WHERE e.updated_at < ? AND e.due_at IS NULL AND e.state <> 'awaiting_result' \
@@ -2103,6 +2113,7 @@ impl Store for SqliteStore {
         .fetch_all(&mut *tx)
         .await?;
         if pks.is_empty() {
+            tx.commit().await?;
             return Ok(0);
         }
         let list = pks.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
