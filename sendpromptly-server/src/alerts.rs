@@ -25,7 +25,7 @@ use serde::Serialize;
 use tokio::sync::{Semaphore, watch};
 
 use crate::app::AppState;
-use crate::dispatcher::{elapsed_ms, failed, post_json};
+use crate::dispatcher::{drain, elapsed_ms, failed, post_json, spawn_each};
 use crate::metrics::AttemptOutcome;
 use crate::store::{AlertJob, alert_attempt_entry};
 
@@ -45,15 +45,13 @@ pub async fn run(state: AppState, http: reqwest::Client, mut shutdown: watch::Re
             _ = shutdown.changed() => {}
         }
     }
-    let all = u32::try_from(CONCURRENCY).unwrap_or(u32::MAX);
-    if tokio::time::timeout(state.config().shutdown_grace, permits.acquire_many(all))
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "alerts still in flight at shutdown; their leases expire and they are retried"
-        );
-    }
+    drain(
+        state.config().shutdown_grace,
+        &permits,
+        CONCURRENCY,
+        "alerts",
+    )
+    .await;
 }
 
 async fn send_due(state: &AppState, http: &reqwest::Client, permits: &Arc<Semaphore>) {
@@ -77,17 +75,11 @@ async fn send_due(state: &AppState, http: &reqwest::Client, permits: &Arc<Semaph
             return;
         }
     };
-    for job in jobs {
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
-        };
-        let state = state.clone();
-        let http = http.clone();
-        tokio::spawn(async move {
-            deliver(&state, &http, job).await;
-            drop(permit);
-        });
-    }
+    spawn_each(jobs, permits, |job| {
+        let (state, http) = (state.clone(), http.clone());
+        async move { deliver(&state, &http, job).await }
+    })
+    .await;
 }
 
 /// Sends one attempt of `job` and records it.

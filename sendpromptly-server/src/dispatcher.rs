@@ -52,15 +52,46 @@ pub async fn run(state: AppState, http: reqwest::Client, mut shutdown: watch::Re
             _ = shutdown.changed() => {}
         }
     }
-    let grace = state.config().shutdown_grace;
+    drain(
+        state.config().shutdown_grace,
+        &permits,
+        concurrency,
+        "callbacks",
+    )
+    .await;
+}
+
+/// Waits up to `grace` for every one of the `concurrency` permits, i.e. for
+/// the sends in flight to finish; warns if some are still running (their
+/// leases expire and another claim retries them).
+pub async fn drain(grace: Duration, permits: &Semaphore, concurrency: usize, what: &str) {
     let all = u32::try_from(concurrency).unwrap_or(u32::MAX);
     if tokio::time::timeout(grace, permits.acquire_many(all))
         .await
         .is_err()
     {
         tracing::warn!(
-            "callbacks still in flight at shutdown; their leases expire and they are retried"
+            "{what} still in flight at shutdown; their leases expire and they are retried"
         );
+    }
+}
+
+/// Spawns `send` for each claimed job, each holding one permit until it
+/// finishes (jobs beyond the free permits wait for one).
+pub async fn spawn_each<J, F, Fut>(jobs: Vec<J>, permits: &Arc<Semaphore>, send: F)
+where
+    F: Fn(J) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    for job in jobs {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        let work = send(job);
+        tokio::spawn(async move {
+            work.await;
+            drop(permit);
+        });
     }
 }
 
@@ -81,17 +112,11 @@ async fn dispatch_due(state: &AppState, http: &reqwest::Client, permits: &Arc<Se
             return;
         }
     };
-    for job in jobs {
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
-        };
-        let state = state.clone();
-        let http = http.clone();
-        tokio::spawn(async move {
-            deliver(&state, &http, job).await;
-            drop(permit);
-        });
-    }
+    spawn_each(jobs, permits, |job| {
+        let (state, http) = (state.clone(), http.clone());
+        async move { deliver(&state, &http, job).await }
+    })
+    .await;
 }
 
 /// Sends one attempt and records it.
