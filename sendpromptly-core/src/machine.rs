@@ -25,8 +25,8 @@ use serde_json::json;
 
 use crate::Timestamp;
 use crate::model::{
-    Actor, EventState, Incident, IncidentKind, IncidentState, JsonObject, Provider, Receipt,
-    Reprocess, ReprocessStatus, Resolution, ResultSignal, ResultStatus, ResultSummary,
+    Actor, EventKey, EventState, Incident, IncidentKind, IncidentState, JsonObject, Provider,
+    Receipt, Reprocess, ReprocessStatus, Resolution, ResultSignal, ResultStatus, ResultSummary,
     TimelineEntry, TimelineKind,
 };
 use crate::retry::{GiveUpReason, NextStep};
@@ -73,6 +73,14 @@ pub struct EventRecord {
 }
 
 impl EventRecord {
+    /// The event's identity: `(provider, event_id)`.
+    pub fn key(&self) -> EventKey {
+        EventKey {
+            provider: self.provider,
+            event_id: self.event_id.clone(),
+        }
+    }
+
     /// When the sweeper must next look at this record: the result deadline
     /// while awaiting a result, or the repair result deadline after a
     /// delivered callback. `None` when nothing is due.

@@ -236,11 +236,13 @@ async fn queued_applies_are_committed_together() {
             transactions: after.transactions - before.transactions,
             commands: after.commands - before.commands,
             commits: after.commits - before.commits,
+            fallbacks: after.fallbacks - before.fallbacks,
         },
         GroupCommitStats {
             transactions: 2,
             commands: 50,
             commits: 2,
+            fallbacks: 0,
         }
     );
     // All 50 are committed: a new connection sees them.
@@ -250,4 +252,204 @@ async fn queued_applies_are_committed_together() {
             .await
             .unwrap();
     assert_eq!(count, 50);
+}
+
+/// A group runs all at once: a receipt and its result in the same group
+/// land on one event in order, and an `apply_to_incident` sees the incident
+/// a command earlier in the group opened. When one command of a group fails
+/// on a write (an incident id already taken), the group is re-run one
+/// savepoint per command: only that command fails, the rest is committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_runs_at_once_and_falls_back_one_by_one_on_a_write_conflict() {
+    use sendpromptly_core::machine::{Command, Context, Outcome};
+    use sendpromptly_core::model::{
+        Actor, EventKey, EventState, IncidentState, Provider, Receipt, ResultSignal, ResultStatus,
+        TimelineKind,
+    };
+    use sendpromptly_server::store::StoreError;
+    use std::sync::Arc;
+
+    let (store, dir) = fresh().await;
+    let store = Arc::new(store);
+    let now = sendpromptly_core::Timestamp::from_unix_seconds(1_800_000_000);
+    let project = store
+        .create_project(sendpromptly_server::store::NewProject {
+            id: "prj_at_once".to_owned(),
+            name: "at once".to_owned(),
+            repair_url: None,
+            default_deadline_seconds: 60,
+            created_at: now,
+        })
+        .await
+        .unwrap();
+    let key = |name: &str| EventKey {
+        provider: Provider::Stripe,
+        event_id: format!("evt_{name}"),
+    };
+    let receipt = |k: &EventKey| Command::Receipt {
+        receipt: Receipt {
+            provider: k.provider,
+            event_id: k.event_id.clone(),
+            event_type: "invoice.paid".to_owned(),
+            subject: Some("cus_at_once".to_owned()),
+            effect: None,
+            deadline_seconds: None,
+            metadata: None,
+            occurred_at: None,
+        },
+        deadline_seconds: 60,
+    };
+    let result = |k: &EventKey, status: ResultStatus| {
+        Command::Result(ResultSignal {
+            provider: k.provider,
+            event_id: k.event_id.clone(),
+            status,
+            error: (status == ResultStatus::Failure).then(|| "declined".to_owned()),
+            reprocess_id: None,
+            metadata: None,
+        })
+    };
+    let ctx = |incident: &str| Context {
+        now,
+        actor: Actor::ApiKey("key_at_once".to_owned()),
+        new_incident_id: incident.to_owned(),
+    };
+    // An event whose incident id the conflicting command will reuse.
+    store
+        .apply(
+            &project.id,
+            &key("owner"),
+            result(&key("owner"), ResultStatus::Failure),
+            ctx("inc_taken"),
+        )
+        .await
+        .unwrap();
+
+    // Hold the write lock so that everything below queues into one group
+    // behind a first command that is already waiting for the lock.
+    let url = format!("sqlite://{}", dir.path().join("store.db").display());
+    let mut other = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    let mut queue = |target: Result<EventKey, String>, command: Command, ctx: Context| {
+        let store = Arc::clone(&store);
+        let project_id = project.id.clone();
+        let before = store.group_commit_stats().commands as usize + store.group_commit_queued();
+        tasks.push(tokio::spawn(async move {
+            match target {
+                Ok(k) => store.apply(&project_id, &k, command, ctx).await,
+                Err(incident) => {
+                    store
+                        .apply_to_incident(&project_id, &incident, command, ctx)
+                        .await
+                }
+            }
+        }));
+        before
+    };
+    let wait_for = |n: usize| {
+        let store = Arc::clone(&store);
+        async move {
+            while (store.group_commit_stats().commands as usize + store.group_commit_queued()) <= n
+            {
+                tokio::task::yield_now().await;
+            }
+        }
+    };
+    let steps: Vec<(Result<EventKey, String>, Command, Context)> = vec![
+        (Ok(key("first")), receipt(&key("first")), ctx("inc_first")),
+        (Ok(key("a")), receipt(&key("a")), ctx("inc_a")),
+        (
+            Ok(key("a")),
+            result(&key("a"), ResultStatus::Success),
+            ctx("inc_a2"),
+        ),
+        (
+            Ok(key("b")),
+            result(&key("b"), ResultStatus::Failure),
+            ctx("inc_b"),
+        ),
+        (
+            Err("inc_b".to_owned()),
+            Command::ManualResolve {
+                note: "refunded by hand".to_owned(),
+            },
+            ctx("inc_unused"),
+        ),
+        (Ok(key("c")), receipt(&key("c")), ctx("inc_c")),
+        (
+            Ok(key("c")),
+            result(&key("c"), ResultStatus::Failure),
+            ctx("inc_taken"),
+        ),
+        (Ok(key("d")), receipt(&key("d")), ctx("inc_d")),
+    ];
+    let before = store.group_commit_stats();
+    for (target, command, ctx) in steps {
+        let n = queue(target, command, ctx);
+        wait_for(n).await;
+    }
+    sqlx::query("COMMIT").execute(&mut other).await.unwrap();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    let after = store.group_commit_stats();
+    assert_eq!(after.transactions - before.transactions, 2, "{after:?}");
+    assert_eq!(after.commits - before.commits, 2, "{after:?}");
+    assert_eq!(after.fallbacks - before.fallbacks, 1, "{after:?}");
+
+    let outcome = |i: usize| answers[i].as_ref().map(|a| a.transition.outcome);
+    assert_eq!(outcome(1).unwrap(), Outcome::Created);
+    assert_eq!(outcome(3).unwrap(), Outcome::Created);
+    let resolved = answers[4].as_ref().unwrap();
+    assert_eq!(
+        resolved.transition.record.incident.as_ref().unwrap().state,
+        IncidentState::Resolved
+    );
+    assert!(
+        matches!(answers[6], Err(StoreError::Conflict(_))),
+        "{:?}",
+        answers[6]
+    );
+    assert_eq!(outcome(7).unwrap(), Outcome::Created);
+
+    let kinds = |name: &'static str| {
+        let store = Arc::clone(&store);
+        let project_id = project.id.clone();
+        async move {
+            let stored = store
+                .event(&project_id, &key(name))
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("{name} stored"));
+            let kinds: Vec<TimelineKind> = stored.timeline.iter().map(|e| e.kind).collect();
+            (stored.record, kinds)
+        }
+    };
+    let (a, a_kinds) = kinds("a").await;
+    assert_eq!(a.state, EventState::Succeeded);
+    assert_eq!(
+        a_kinds,
+        [TimelineKind::ReceiptRecorded, TimelineKind::ResultSuccess]
+    );
+    let (b, b_kinds) = kinds("b").await;
+    assert_eq!(b.incident.as_ref().unwrap().state, IncidentState::Resolved);
+    assert_eq!(b_kinds.first(), Some(&TimelineKind::ResultFailure));
+    assert_eq!(b_kinds.last(), Some(&TimelineKind::IncidentResolved));
+    let listed = store.incident(&project.id, "inc_b").await.unwrap().unwrap();
+    assert_eq!(listed.record.event_id, "evt_b");
+    let (c, c_kinds) = kinds("c").await;
+    assert!(
+        c.incident.is_none(),
+        "nothing of the failed command is left"
+    );
+    assert_eq!(c_kinds, [TimelineKind::ReceiptRecorded]);
+    let (d, _) = kinds("d").await;
+    assert_eq!(d.state, EventState::AwaitingResult);
 }

@@ -8,12 +8,18 @@
 //! - **Group commit** for [`Store::apply`] and [`Store::apply_to_incident`]
 //!   (the receipt/result hot path): callers queue their command to one
 //!   writer task, which takes everything queued at that moment (up to
-//!   [`GROUP_MAX`], never waiting for more), runs each command inside its own
-//!   `SAVEPOINT` of one `BEGIN IMMEDIATE` transaction on the writer
-//!   connection, commits once (one fsync for the group) and only then
-//!   answers every caller. A failing command rolls back only its savepoint
-//!   and gets its own error; if the transaction itself fails, every caller of
-//!   the group gets an error and nothing of it is committed.
+//!   [`GROUP_MAX`], never waiting for more) into one `BEGIN IMMEDIATE`
+//!   transaction on the writer connection, commits once (one fsync for the
+//!   group) and only then answers every caller. The group runs *at once*:
+//!   one query loads every event it names, the state machine runs in memory
+//!   (each command seeing the ones before it), and a few set-based
+//!   statements (`json_each` of the rows) write the outcome, so a group
+//!   costs about the same number of statements whatever its size. If one of
+//!   those writes fails (say a command's uniqueness conflict), the attempt
+//!   is rolled back and the group re-runs one `SAVEPOINT` per command: a
+//!   failing command then rolls back only itself and gets its own error. If
+//!   the transaction itself fails, every caller of the group gets an error
+//!   and nothing of it is committed.
 //! - A small **reader** pool serves plain reads; in WAL mode readers never
 //!   block the writer and see the last committed state.
 //! - `journal_mode=WAL`, `synchronous=FULL`: a committed transaction is on
@@ -27,7 +33,7 @@
 //! `sqlite::memory:` databases use the single writer connection for reads
 //! too (separate connections would not share one in-memory database).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -36,7 +42,9 @@ use sendpromptly_core::Timestamp;
 use sendpromptly_core::machine::{
     self, AttemptReport, Command, Context, Effect, EventRecord, Transition, TransitionError,
 };
-use sendpromptly_core::model::{Actor, EventKey, JsonObject, TimelineEntry, TimelineKind};
+use sendpromptly_core::model::{
+    Actor, EventKey, Incident, JsonObject, TimelineEntry, TimelineKind,
+};
 use sendpromptly_core::retry::NextStep;
 use sendpromptly_core::wire::{ReprocessBatchCounts, ReprocessBatchItem};
 use sqlx::sqlite::{
@@ -144,6 +152,7 @@ impl SqliteStore {
             transactions: stats.transactions.load(Ordering::Relaxed),
             commands: stats.commands.load(Ordering::Relaxed),
             commits: stats.commits.load(Ordering::Relaxed),
+            fallbacks: stats.fallbacks.load(Ordering::Relaxed),
         }
     }
 
@@ -341,9 +350,52 @@ async fn load_by_incident(
     row.as_ref().map(loaded_from_row).transpose()
 }
 
-/// Writes what `transition` changed: the event row (inserted when `before`
-/// is `None`), its new timeline entries, the incident copy and the outbox
-/// rows its effects ask for. Returns the event's row id.
+/// Loads, in one query, the stored events among `keys`
+/// (`(project id, provider, event id)`); absent ones are simply missing.
+async fn load_many_by_key(
+    conn: &mut SqliteConnection,
+    keys: &[(&str, &str, &str)],
+) -> StoreResult<Vec<LoadedEvent>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    // CROSS JOIN keeps the key list as the outer loop, so each key is one
+    // lookup on the (project_id, provider, event_id) unique index.
+    let rows = sqlx::query(
+        "SELECT e.pk, e.project_id, e.record FROM json_each(?) AS j CROSS JOIN events AS e \
+         ON e.project_id = j.value ->> 0 AND e.provider = j.value ->> 1 \
+         AND e.event_id = j.value ->> 2",
+    )
+    .bind(encode_json(&keys, "event keys")?)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(loaded_from_row).collect()
+}
+
+/// One event's share of a write: its row before (`None`: not stored yet),
+/// its record after, and the transitions that led there, in order, each
+/// with its command's time.
+struct EventWrite<'a> {
+    project_id: &'a str,
+    before: Option<(i64, &'a EventRecord)>,
+    after: &'a EventRecord,
+    transitions: Vec<(&'a Transition, Timestamp)>,
+}
+
+impl EventWrite<'_> {
+    /// Whether anything is to be written (a replay that changes nothing
+    /// writes nothing).
+    fn changed(&self) -> bool {
+        self.before.is_none_or(|(_, old)| old != self.after)
+            || self
+                .transitions
+                .iter()
+                .any(|(t, _)| !t.entries.is_empty() || !t.effects.is_empty())
+    }
+}
+
+/// Writes what one [`Transition`] changed (see [`persist_many`]); returns
+/// the event's row id.
 async fn persist(
     conn: &mut SqliteConnection,
     project_id: &str,
@@ -351,79 +403,185 @@ async fn persist(
     transition: &Transition,
     now: Timestamp,
 ) -> StoreResult<i64> {
-    let record = &transition.record;
-    let changed = !transition.entries.is_empty()
-        || !transition.effects.is_empty()
-        || before.is_none_or(|(_, old)| old != record);
-    let pk = match before {
-        Some((pk, _)) if !changed => return Ok(pk),
-        Some((pk, _)) => {
-            sqlx::query(
-                "UPDATE events SET event_type = ?, subject = ?, state = ?, record = ?, \
-                 due_at = ?, received_at = ?, updated_at = ? WHERE pk = ?",
-            )
-            .bind(&record.event_type)
-            .bind(&record.subject)
-            .bind(record.state.as_str())
-            .bind(encode_record(record)?)
-            .bind(record.next_due_at().map(ms))
-            .bind(record.received_at.map(ms))
-            .bind(ms(record.updated_at))
-            .bind(pk)
-            .execute(&mut *conn)
-            .await?;
-            pk
+    let write = EventWrite {
+        project_id,
+        before,
+        after: &transition.record,
+        transitions: vec![(transition, now)],
+    };
+    persist_many(conn, std::slice::from_ref(&write))
+        .await?
+        .pop()
+        .ok_or_else(|| StoreError::Corrupt("no row id for a written event".to_owned()))
+}
+
+/// Writes what the transitions of `writes` changed, in the caller's
+/// transaction: the new event rows (one statement for all of them), the
+/// updated ones (one statement), their timeline entries in order (one
+/// statement), then per event the incident copy and the outbox rows its
+/// effects ask for. Returns each event's row id, in the order of `writes`.
+async fn persist_many(
+    conn: &mut SqliteConnection,
+    writes: &[EventWrite<'_>],
+) -> StoreResult<Vec<i64>> {
+    let changed: Vec<bool> = writes.iter().map(EventWrite::changed).collect();
+    let mut pks: Vec<Option<i64>> = writes.iter().map(|w| w.before.map(|(pk, _)| pk)).collect();
+
+    let mut inserts = Vec::new();
+    let mut inserted_at: HashMap<(&str, &str, &str), usize> = HashMap::new();
+    let mut updates = Vec::new();
+    for (i, write) in writes.iter().enumerate() {
+        let r = write.after;
+        match write.before {
+            None => {
+                inserts.push((
+                    write.project_id,
+                    r.provider.as_str(),
+                    &r.event_id,
+                    &r.event_type,
+                    &r.subject,
+                    r.state.as_str(),
+                    encode_record(r)?,
+                    r.next_due_at().map(ms),
+                    r.received_at.map(ms),
+                    ms(r.created_at),
+                    ms(r.updated_at),
+                ));
+                inserted_at.insert((write.project_id, r.provider.as_str(), &r.event_id), i);
+            }
+            Some((pk, _)) if changed[i] => updates.push((
+                pk,
+                &r.event_type,
+                &r.subject,
+                r.state.as_str(),
+                encode_record(r)?,
+                r.next_due_at().map(ms),
+                r.received_at.map(ms),
+                ms(r.updated_at),
+            )),
+            Some(_) => {}
         }
-        None => sqlx::query(
+    }
+    if !inserts.is_empty() {
+        let rows = sqlx::query(
             "INSERT INTO events (project_id, provider, event_id, event_type, subject, state, \
              record, due_at, received_at, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING pk",
+             SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, \
+             j.value ->> 5, j.value ->> 6, j.value ->> 7, j.value ->> 8, j.value ->> 9, \
+             j.value ->> 10 FROM json_each(?) AS j \
+             RETURNING pk, project_id, provider, event_id",
         )
-        .bind(project_id)
-        .bind(record.provider.as_str())
-        .bind(&record.event_id)
-        .bind(&record.event_type)
-        .bind(&record.subject)
-        .bind(record.state.as_str())
-        .bind(encode_record(record)?)
-        .bind(record.next_due_at().map(ms))
-        .bind(record.received_at.map(ms))
-        .bind(ms(record.created_at))
-        .bind(ms(record.updated_at))
-        .fetch_one(&mut *conn)
+        .bind(encode_json(&inserts, "new events")?)
+        .fetch_all(&mut *conn)
         .await
-        .map_err(|e| insert_error(e, "this event already exists", "project"))?
-        .try_get("pk")?,
-    };
-
-    for entry in &transition.entries {
-        insert_timeline_entry(conn, pk, entry).await?;
+        .map_err(|e| insert_error(e, "this event already exists", "project"))?;
+        for row in &rows {
+            let project_id: &str = row.try_get("project_id")?;
+            let provider: &str = row.try_get("provider")?;
+            let event_id: &str = row.try_get("event_id")?;
+            let i = inserted_at
+                .get(&(project_id, provider, event_id))
+                .copied()
+                .ok_or_else(|| StoreError::Corrupt("an inserted event was not asked for".into()))?;
+            pks[i] = Some(row.try_get("pk")?);
+        }
     }
-
-    if let Some(incident) = &record.incident {
+    if !updates.is_empty() {
         sqlx::query(
-            "INSERT INTO incidents (id, project_id, event_pk, kind, state, provider, event_id, \
-             event_type, subject, opened_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (event_pk) DO UPDATE SET kind = excluded.kind, state = excluded.state, \
-             event_type = excluded.event_type, subject = excluded.subject, \
-             updated_at = excluded.updated_at",
+            "UPDATE events SET event_type = j.value ->> 1, subject = j.value ->> 2, \
+             state = j.value ->> 3, record = j.value ->> 4, due_at = j.value ->> 5, \
+             received_at = j.value ->> 6, updated_at = j.value ->> 7 \
+             FROM json_each(?) AS j WHERE events.pk = j.value ->> 0",
         )
-        .bind(&incident.id)
-        .bind(project_id)
-        .bind(pk)
-        .bind(incident.kind.as_str())
-        .bind(incident.state.as_str())
-        .bind(record.provider.as_str())
-        .bind(&record.event_id)
-        .bind(&record.event_type)
-        .bind(&record.subject)
-        .bind(ms(incident.opened_at))
-        .bind(ms(record.updated_at))
+        .bind(encode_json(&updates, "changed events")?)
         .execute(&mut *conn)
-        .await
-        .map_err(|e| insert_error(e, "this incident id is already used", "event"))?;
+        .await?;
+    }
+    let pks = pks
+        .into_iter()
+        .map(|pk| pk.ok_or_else(|| StoreError::Corrupt("a new event got no row id".to_owned())))
+        .collect::<StoreResult<Vec<i64>>>()?;
+
+    let mut entries = Vec::new();
+    for (write, pk) in writes.iter().zip(&pks) {
+        for (transition, _) in &write.transitions {
+            for entry in &transition.entries {
+                entries.push((
+                    *pk,
+                    ms(entry.at),
+                    entry.kind.as_str(),
+                    entry.actor.to_string(),
+                    encode_json(&entry.detail, "timeline detail")?,
+                ));
+            }
+        }
+    }
+    if !entries.is_empty() {
+        sqlx::query(
+            "INSERT INTO timeline (event_pk, at, kind, actor, detail) \
+             SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4 \
+             FROM json_each(?) AS j",
+        )
+        .bind(encode_json(&entries, "timeline entries")?)
+        .execute(&mut *conn)
+        .await?;
     }
 
+    for ((write, pk), changed) in writes.iter().zip(&pks).zip(changed) {
+        if !changed {
+            continue;
+        }
+        if let Some(incident) = &write.after.incident {
+            upsert_incident(conn, write.project_id, *pk, write.after, incident).await?;
+        }
+        for (transition, now) in &write.transitions {
+            write_effects(conn, write.project_id, *pk, transition, *now).await?;
+        }
+    }
+    Ok(pks)
+}
+
+/// Writes the `incidents` copy of `record.incident`.
+async fn upsert_incident(
+    conn: &mut SqliteConnection,
+    project_id: &str,
+    pk: i64,
+    record: &EventRecord,
+    incident: &Incident,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO incidents (id, project_id, event_pk, kind, state, provider, event_id, \
+         event_type, subject, opened_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (event_pk) DO UPDATE SET kind = excluded.kind, state = excluded.state, \
+         event_type = excluded.event_type, subject = excluded.subject, \
+         updated_at = excluded.updated_at",
+    )
+    .bind(&incident.id)
+    .bind(project_id)
+    .bind(pk)
+    .bind(incident.kind.as_str())
+    .bind(incident.state.as_str())
+    .bind(record.provider.as_str())
+    .bind(&record.event_id)
+    .bind(&record.event_type)
+    .bind(&record.subject)
+    .bind(ms(incident.opened_at))
+    .bind(ms(record.updated_at))
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| insert_error(e, "this incident id is already used", "event"))?;
+    Ok(())
+}
+
+/// Writes the outbox rows of one transition's effects: callbacks to
+/// deliver or cancel, and alerts.
+async fn write_effects(
+    conn: &mut SqliteConnection,
+    project_id: &str,
+    pk: i64,
+    transition: &Transition,
+    now: Timestamp,
+) -> StoreResult<()> {
     for effect in &transition.effects {
         match effect {
             Effect::DeliverCallback {
@@ -464,8 +622,7 @@ async fn persist(
             | Effect::CallbackGaveUp { .. } => {}
         }
     }
-    insert_alerts(conn, project_id, transition, now).await?;
-    Ok(pk)
+    insert_alerts(conn, project_id, transition, now).await
 }
 
 /// Enqueues the alerts the effects raise for the project's channels
@@ -564,6 +721,9 @@ pub struct GroupCommitStats {
     pub commands: u64,
     /// Groups whose transaction committed.
     pub commits: u64,
+    /// Groups whose all-at-once writes failed (say one command's uniqueness
+    /// conflict) and were re-run one savepoint per command.
+    pub fallbacks: u64,
 }
 
 #[derive(Debug, Default)]
@@ -571,6 +731,7 @@ struct GroupCounters {
     transactions: AtomicU64,
     commands: AtomicU64,
     commits: AtomicU64,
+    fallbacks: AtomicU64,
 }
 
 /// The queue to the group-commit writer task (see the module docs).
@@ -640,7 +801,7 @@ async fn group_writer(
         stats
             .commands
             .fetch_add(jobs.len() as u64, Ordering::Relaxed);
-        let (results, committed) = run_group(&pool, jobs.drain(..)).await;
+        let (results, committed) = run_group(&pool, std::mem::take(&mut jobs), &stats).await;
         if committed {
             stats.commits.fetch_add(1, Ordering::Relaxed);
         }
@@ -659,12 +820,204 @@ fn group_failed(why: &str) -> StoreError {
     ))))
 }
 
-/// Runs `jobs` in one transaction, each inside a savepoint; returns each
-/// job's result (in order) and whether the transaction committed. A result
-/// is `Ok` only if the commit succeeded.
+/// Runs `jobs` in one transaction and returns each job's result (in order)
+/// and whether the transaction committed. A result is `Ok` only if the
+/// commit succeeded.
+///
+/// First all at once ([`plan_group`]: one read for every event, the state
+/// machine in memory, a handful of set-based writes); if a write fails
+/// (say a uniqueness conflict of one command), that attempt is rolled back
+/// and the group runs again one savepoint per command
+/// ([`run_group_one_by_one`]), so only the failing command fails.
 async fn run_group(
     pool: &SqlitePool,
-    jobs: impl ExactSizeIterator<Item = GroupJob>,
+    jobs: Vec<GroupJob>,
+    stats: &GroupCounters,
+) -> (Vec<StoreResult<Applied>>, bool) {
+    let n = jobs.len();
+    let mut tx = match pool.begin_with("BEGIN IMMEDIATE").await {
+        Ok(tx) => tx,
+        Err(e) => {
+            let why = e.to_string();
+            return ((0..n).map(|_| Err(group_failed(&why))).collect(), false);
+        }
+    };
+    match plan_group(&mut tx, &jobs).await {
+        Ok(results) => match tx.commit().await {
+            Ok(()) => (results, true),
+            Err(e) => {
+                let why = e.to_string();
+                let results = results
+                    .into_iter()
+                    .map(|r| r.and_then(|_| Err(group_failed(&why))))
+                    .collect();
+                (results, false)
+            }
+        },
+        Err(_) => {
+            let _ = tx.rollback().await;
+            stats.fallbacks.fetch_add(1, Ordering::Relaxed);
+            run_group_one_by_one(pool, jobs).await
+        }
+    }
+}
+
+/// An event as a group sees it while it runs: as stored (`None`: not yet),
+/// as the group's commands so far left it, and which jobs changed it.
+struct GroupSlot {
+    project_id: String,
+    stored: Option<(i64, EventRecord)>,
+    current: Option<EventRecord>,
+    applied: Vec<usize>,
+}
+
+/// The events a group has touched, findable by key.
+#[derive(Default)]
+struct GroupSlots {
+    slots: Vec<GroupSlot>,
+    by_key: HashMap<(String, EventKey), usize>,
+}
+
+impl GroupSlots {
+    /// The slot of a loaded event (the existing one if the group already
+    /// has it: that one is newer).
+    fn stored(&mut self, loaded: LoadedEvent) -> usize {
+        let id = (loaded.project_id.clone(), loaded.record.key());
+        if let Some(&slot) = self.by_key.get(&id) {
+            return slot;
+        }
+        self.by_key.insert(id, self.slots.len());
+        self.slots.push(GroupSlot {
+            project_id: loaded.project_id,
+            current: Some(loaded.record.clone()),
+            stored: Some((loaded.pk, loaded.record)),
+            applied: Vec::new(),
+        });
+        self.slots.len() - 1
+    }
+
+    /// The slot of `key`, a new empty one if neither stored nor created yet.
+    fn for_key(&mut self, project_id: &str, key: &EventKey) -> usize {
+        let id = (project_id.to_owned(), key.clone());
+        if let Some(&slot) = self.by_key.get(&id) {
+            return slot;
+        }
+        self.by_key.insert(id, self.slots.len());
+        self.slots.push(GroupSlot {
+            project_id: project_id.to_owned(),
+            stored: None,
+            current: None,
+            applied: Vec::new(),
+        });
+        self.slots.len() - 1
+    }
+
+    /// The slot whose event (as the group left it) has this incident.
+    fn with_incident(&self, project_id: &str, incident_id: &str) -> Option<usize> {
+        self.slots.iter().position(|s| {
+            s.project_id == project_id
+                && s.current
+                    .as_ref()
+                    .and_then(|r| r.incident.as_ref())
+                    .is_some_and(|inc| inc.id == incident_id)
+        })
+    }
+}
+
+/// Runs every job of a group against the events as loaded in one query,
+/// each job seeing the ones before it, then writes the outcome with
+/// [`persist_many`]. Returns each job's own result; `Err` if a read or a
+/// write failed (the caller then rolls back).
+async fn plan_group(
+    conn: &mut SqliteConnection,
+    jobs: &[GroupJob],
+) -> StoreResult<Vec<StoreResult<Applied>>> {
+    let mut wanted: Vec<(&str, &str, &str)> = jobs
+        .iter()
+        .filter_map(|job| match &job.target {
+            GroupTarget::Event(key) => Some((
+                job.project_id.as_str(),
+                key.provider.as_str(),
+                key.event_id.as_str(),
+            )),
+            GroupTarget::Incident(_) => None,
+        })
+        .collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut slots = GroupSlots::default();
+    for loaded in load_many_by_key(conn, &wanted).await? {
+        slots.stored(loaded);
+    }
+
+    let mut results: Vec<StoreResult<Applied>> = Vec::with_capacity(jobs.len());
+    for (i, job) in jobs.iter().enumerate() {
+        let slot = match &job.target {
+            GroupTarget::Event(key) => slots.for_key(&job.project_id, key),
+            GroupTarget::Incident(incident_id) => {
+                match slots.with_incident(&job.project_id, incident_id) {
+                    Some(slot) => slot,
+                    None => match load_by_incident(conn, &job.project_id, incident_id).await? {
+                        Some(loaded) => slots.stored(loaded),
+                        None => {
+                            results.push(Err(StoreError::NotFound("incident")));
+                            continue;
+                        }
+                    },
+                }
+            }
+        };
+        let slot = &mut slots.slots[slot];
+        let outcome = machine::apply(slot.current.clone(), job.command.clone(), &job.ctx)
+            .map_err(StoreError::from)
+            .and_then(|transition| {
+                if let (None, GroupTarget::Event(key)) = (&slot.current, &job.target)
+                    && transition.record.key() != *key
+                {
+                    return Err(StoreError::Transition(TransitionError::WrongEvent));
+                }
+                Ok(transition)
+            });
+        match outcome {
+            Ok(transition) => {
+                slot.current = Some(transition.record.clone());
+                slot.applied.push(i);
+                results.push(Ok(Applied { transition }));
+            }
+            Err(e) => results.push(Err(e)),
+        }
+    }
+
+    let writes: Vec<EventWrite<'_>> = slots
+        .slots
+        .iter()
+        .filter_map(|slot| {
+            let transitions = slot
+                .applied
+                .iter()
+                .filter_map(|&i| {
+                    let applied = results[i].as_ref().ok()?;
+                    Some((&applied.transition, jobs[i].ctx.now))
+                })
+                .collect::<Vec<_>>();
+            Some(EventWrite {
+                project_id: &slot.project_id,
+                before: slot.stored.as_ref().map(|(pk, record)| (*pk, record)),
+                after: &transitions.last()?.0.record,
+                transitions,
+            })
+        })
+        .collect();
+    persist_many(conn, &writes).await?;
+    Ok(results)
+}
+
+/// Runs `jobs` in one transaction, each inside a savepoint, so that a
+/// failing command rolls back only itself; returns each job's result (in
+/// order) and whether the transaction committed.
+async fn run_group_one_by_one(
+    pool: &SqlitePool,
+    jobs: Vec<GroupJob>,
 ) -> (Vec<StoreResult<Applied>>, bool) {
     let n = jobs.len();
     let mut tx = match pool.begin_with("BEGIN IMMEDIATE").await {
