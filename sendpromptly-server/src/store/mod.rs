@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 
 mod codec;
 pub mod conformance;
+mod group;
 pub mod migrations;
 pub mod postgres;
 pub mod sqlite;

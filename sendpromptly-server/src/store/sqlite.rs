@@ -33,14 +33,14 @@
 //! `sqlite::memory:` databases use the single writer connection for reads
 //! too (separate connections would not share one in-memory database).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sendpromptly_core::Timestamp;
 use sendpromptly_core::machine::{
-    self, AttemptReport, Command, Context, Effect, EventRecord, Transition, TransitionError,
+    self, AttemptReport, Command, Context, Effect, EventRecord, Transition,
 };
 use sendpromptly_core::model::{
     Actor, EventKey, Incident, JsonObject, TimelineEntry, TimelineKind,
@@ -52,11 +52,13 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::sync::{mpsc, oneshot};
 
 use super::codec::{self, *};
+use super::group::{
+    self, EventWrite, GroupCounters, GroupEngine, GroupIo, GroupJob, GroupTarget, GroupWriter,
+    LoadedEvent, group_failed,
+};
+pub use super::group::{GROUP_MAX, GroupCommitStats};
 use super::migrations::{self, AppliedMigration, MIGRATIONS_TABLE};
 use sendpromptly_core::alert::GroupDecision;
 
@@ -75,10 +77,6 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connections in the reader pool.
 const READERS: u32 = 4;
-/// Most commands the group-commit writer runs in one transaction.
-pub const GROUP_MAX: usize = 256;
-/// Most commands waiting for the group-commit writer (callers beyond wait to queue).
-const GROUP_QUEUE: usize = 4096;
 
 /// The SQLite store.
 #[derive(Clone, Debug)]
@@ -124,7 +122,9 @@ impl SqliteStore {
                 .connect_with(options.pragma("query_only", "ON"))
                 .await?
         };
-        let group = GroupWriter::start(writer.clone());
+        let group = GroupWriter::start(SqliteGroups {
+            pool: writer.clone(),
+        });
         Ok(SqliteStore {
             writer,
             reader,
@@ -147,34 +147,23 @@ impl SqliteStore {
 
     /// Group-commit counters since this store was opened.
     pub fn group_commit_stats(&self) -> GroupCommitStats {
-        let stats = &self.group.stats;
-        GroupCommitStats {
-            transactions: stats.transactions.load(Ordering::Relaxed),
-            commands: stats.commands.load(Ordering::Relaxed),
-            commits: stats.commits.load(Ordering::Relaxed),
-            fallbacks: stats.fallbacks.load(Ordering::Relaxed),
-        }
+        self.group.stats()
     }
 
     /// How many commands are queued for the group writer and not yet taken
     /// into a transaction.
     pub fn group_commit_queued(&self) -> usize {
-        GROUP_QUEUE - self.group.queue.capacity()
+        self.group.queued()
     }
 
     /// Runs one `apply`/`apply_to_incident` through the group writer, or in a
     /// transaction of its own if the writer task is gone (its runtime shut down).
     async fn apply_grouped(&self, job: GroupJob) -> StoreResult<Applied> {
-        let (reply, answer) = oneshot::channel();
-        match self.group.queue.send(GroupRequest { job, reply }).await {
-            Ok(()) => answer.await.unwrap_or_else(|_| {
-                Err(group_failed(
-                    "the group-commit writer stopped before answering",
-                ))
-            }),
-            Err(mpsc::error::SendError(request)) => {
+        match self.group.submit(job).await {
+            Ok(result) => result,
+            Err(job) => {
                 let mut tx = self.write().await?;
-                let applied = run_job(&mut tx, request.job).await?;
+                let applied = run_job(&mut tx, job).await?;
                 tx.commit().await?;
                 Ok(applied)
             }
@@ -301,13 +290,6 @@ fn timeline_from_row(row: &SqliteRow) -> StoreResult<TimelineEntry> {
 // Event persistence (shared by apply, apply_to_incident, sweep_due and
 // finish_delivery_attempt)
 
-/// An event row loaded inside a write transaction.
-struct LoadedEvent {
-    pk: i64,
-    project_id: String,
-    record: EventRecord,
-}
-
 fn loaded_from_row(row: &SqliteRow) -> StoreResult<LoadedEvent> {
     let json: String = row.try_get("record")?;
     Ok(LoadedEvent {
@@ -372,28 +354,6 @@ async fn load_many_by_key(
     rows.iter().map(loaded_from_row).collect()
 }
 
-/// One event's share of a write: its row before (`None`: not stored yet),
-/// its record after, and the transitions that led there, in order, each
-/// with its command's time.
-struct EventWrite<'a> {
-    project_id: &'a str,
-    before: Option<(i64, &'a EventRecord)>,
-    after: &'a EventRecord,
-    transitions: Vec<(&'a Transition, Timestamp)>,
-}
-
-impl EventWrite<'_> {
-    /// Whether anything is to be written (a replay that changes nothing
-    /// writes nothing).
-    fn changed(&self) -> bool {
-        self.before.is_none_or(|(_, old)| old != self.after)
-            || self
-                .transitions
-                .iter()
-                .any(|(t, _)| !t.entries.is_empty() || !t.effects.is_empty())
-    }
-}
-
 /// Writes what one [`Transition`] changed (see [`persist_many`]); returns
 /// the event's row id.
 async fn persist(
@@ -403,12 +363,7 @@ async fn persist(
     transition: &Transition,
     now: Timestamp,
 ) -> StoreResult<i64> {
-    let write = EventWrite {
-        project_id,
-        before,
-        after: &transition.record,
-        transitions: vec![(transition, now)],
-    };
+    let write = EventWrite::one(project_id, before, transition, now);
     persist_many(conn, std::slice::from_ref(&write))
         .await?
         .pop()
@@ -424,46 +379,10 @@ async fn persist_many(
     conn: &mut SqliteConnection,
     writes: &[EventWrite<'_>],
 ) -> StoreResult<Vec<i64>> {
-    let changed: Vec<bool> = writes.iter().map(EventWrite::changed).collect();
+    let rows = group::write_rows(writes)?;
     let mut pks: Vec<Option<i64>> = writes.iter().map(|w| w.before.map(|(pk, _)| pk)).collect();
-
-    let mut inserts = Vec::new();
-    let mut inserted_at: HashMap<(&str, &str, &str), usize> = HashMap::new();
-    let mut updates = Vec::new();
-    for (i, write) in writes.iter().enumerate() {
-        let r = write.after;
-        match write.before {
-            None => {
-                inserts.push((
-                    write.project_id,
-                    r.provider.as_str(),
-                    &r.event_id,
-                    &r.event_type,
-                    &r.subject,
-                    r.state.as_str(),
-                    encode_record(r)?,
-                    r.next_due_at().map(ms),
-                    r.received_at.map(ms),
-                    ms(r.created_at),
-                    ms(r.updated_at),
-                ));
-                inserted_at.insert((write.project_id, r.provider.as_str(), &r.event_id), i);
-            }
-            Some((pk, _)) if changed[i] => updates.push((
-                pk,
-                &r.event_type,
-                &r.subject,
-                r.state.as_str(),
-                encode_record(r)?,
-                r.next_due_at().map(ms),
-                r.received_at.map(ms),
-                ms(r.updated_at),
-            )),
-            Some(_) => {}
-        }
-    }
-    if !inserts.is_empty() {
-        let rows = sqlx::query(
+    if let Some(inserts) = &rows.inserts {
+        let inserted = sqlx::query(
             "INSERT INTO events (project_id, provider, event_id, event_type, subject, state, \
              record, due_at, received_at, created_at, updated_at) \
              SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, \
@@ -471,63 +390,46 @@ async fn persist_many(
              j.value ->> 10 FROM json_each(?) AS j \
              RETURNING pk, project_id, provider, event_id",
         )
-        .bind(encode_json(&inserts, "new events")?)
+        .bind(inserts)
         .fetch_all(&mut *conn)
         .await
         .map_err(|e| insert_error(e, "this event already exists", "project"))?;
-        for row in &rows {
+        for row in &inserted {
             let project_id: &str = row.try_get("project_id")?;
             let provider: &str = row.try_get("provider")?;
             let event_id: &str = row.try_get("event_id")?;
-            let i = inserted_at
+            let i = rows
+                .inserted_at
                 .get(&(project_id, provider, event_id))
                 .copied()
                 .ok_or_else(|| StoreError::Corrupt("an inserted event was not asked for".into()))?;
             pks[i] = Some(row.try_get("pk")?);
         }
     }
-    if !updates.is_empty() {
+    if let Some(updates) = &rows.updates {
         sqlx::query(
             "UPDATE events SET event_type = j.value ->> 1, subject = j.value ->> 2, \
              state = j.value ->> 3, record = j.value ->> 4, due_at = j.value ->> 5, \
              received_at = j.value ->> 6, updated_at = j.value ->> 7 \
              FROM json_each(?) AS j WHERE events.pk = j.value ->> 0",
         )
-        .bind(encode_json(&updates, "changed events")?)
+        .bind(updates)
         .execute(&mut *conn)
         .await?;
     }
-    let pks = pks
-        .into_iter()
-        .map(|pk| pk.ok_or_else(|| StoreError::Corrupt("a new event got no row id".to_owned())))
-        .collect::<StoreResult<Vec<i64>>>()?;
-
-    let mut entries = Vec::new();
-    for (write, pk) in writes.iter().zip(&pks) {
-        for (transition, _) in &write.transitions {
-            for entry in &transition.entries {
-                entries.push((
-                    *pk,
-                    ms(entry.at),
-                    entry.kind.as_str(),
-                    entry.actor.to_string(),
-                    encode_json(&entry.detail, "timeline detail")?,
-                ));
-            }
-        }
-    }
-    if !entries.is_empty() {
+    let pks = group::all_row_ids(pks)?;
+    if let Some(entries) = group::timeline_rows(writes, &pks)? {
         sqlx::query(
             "INSERT INTO timeline (event_pk, at, kind, actor, detail) \
              SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4 \
              FROM json_each(?) AS j",
         )
-        .bind(encode_json(&entries, "timeline entries")?)
+        .bind(entries)
         .execute(&mut *conn)
         .await?;
     }
 
-    for ((write, pk), changed) in writes.iter().zip(&pks).zip(changed) {
+    for ((write, pk), changed) in writes.iter().zip(&pks).zip(rows.changed) {
         if !changed {
             continue;
         }
@@ -712,304 +614,65 @@ async fn insert_timeline_entry(
 // ---------------------------------------------------------------------------
 // Group commit (apply and apply_to_incident)
 
-/// What the group writer has done since the store was opened.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct GroupCommitStats {
-    /// Groups taken off the queue (one transaction each).
-    pub transactions: u64,
-    /// Commands in those groups.
-    pub commands: u64,
-    /// Groups whose transaction committed.
-    pub commits: u64,
-    /// Groups whose all-at-once writes failed (say one command's uniqueness
-    /// conflict) and were re-run one savepoint per command.
-    pub fallbacks: u64,
-}
-
-#[derive(Debug, Default)]
-struct GroupCounters {
-    transactions: AtomicU64,
-    commands: AtomicU64,
-    commits: AtomicU64,
-    fallbacks: AtomicU64,
-}
-
-/// The queue to the group-commit writer task (see the module docs).
-#[derive(Clone, Debug)]
-struct GroupWriter {
-    queue: mpsc::Sender<GroupRequest>,
-    stats: Arc<GroupCounters>,
-}
-
-/// The event a queued command is for.
-#[derive(Debug)]
-enum GroupTarget {
-    /// `apply`: by key (receipts and results create it).
-    Event(EventKey),
-    /// `apply_to_incident`: the event of this incident.
-    Incident(String),
-}
-
-#[derive(Debug)]
-struct GroupJob {
-    project_id: String,
-    target: GroupTarget,
-    command: Command,
-    ctx: Context,
-}
-
-#[derive(Debug)]
-struct GroupRequest {
-    job: GroupJob,
-    reply: oneshot::Sender<StoreResult<Applied>>,
-}
-
-impl GroupWriter {
-    /// Spawns the writer task on the current runtime; it ends when the last
-    /// clone of the store is dropped.
-    fn start(pool: SqlitePool) -> GroupWriter {
-        let (queue, requests) = mpsc::channel(GROUP_QUEUE);
-        let stats = Arc::new(GroupCounters::default());
-        tokio::spawn(group_writer(pool, requests, Arc::clone(&stats)));
-        GroupWriter { queue, stats }
-    }
-}
-
-/// The writer task: takes what is queued now (at least one, at most
-/// [`GROUP_MAX`]), runs it as one transaction, answers each caller after the
-/// commit.
-async fn group_writer(
-    pool: SqlitePool,
-    mut requests: mpsc::Receiver<GroupRequest>,
-    stats: Arc<GroupCounters>,
-) {
-    let mut jobs = Vec::with_capacity(GROUP_MAX);
-    let mut replies = Vec::with_capacity(GROUP_MAX);
-    while let Some(first) = requests.recv().await {
-        jobs.push(first.job);
-        replies.push(first.reply);
-        while jobs.len() < GROUP_MAX {
-            match requests.try_recv() {
-                Ok(request) => {
-                    jobs.push(request.job);
-                    replies.push(request.reply);
-                }
-                Err(_) => break,
-            }
-        }
-        stats.transactions.fetch_add(1, Ordering::Relaxed);
-        stats
-            .commands
-            .fetch_add(jobs.len() as u64, Ordering::Relaxed);
-        let (results, committed) = run_group(&pool, std::mem::take(&mut jobs), &stats).await;
-        if committed {
-            stats.commits.fetch_add(1, Ordering::Relaxed);
-        }
-        // Only now, after the commit: a caller whose future was dropped
-        // (client gone) simply does not hear back.
-        for (reply, result) in replies.drain(..).zip(results) {
-            let _ = reply.send(result);
-        }
-    }
-}
-
-/// An error for a command whose group transaction did not commit.
-fn group_failed(why: &str) -> StoreError {
-    StoreError::Database(sqlx::Error::Io(std::io::Error::other(format!(
-        "write not committed: {why}"
-    ))))
-}
-
-/// Runs `jobs` in one transaction and returns each job's result (in order)
-/// and whether the transaction committed. A result is `Ok` only if the
-/// commit succeeded.
-///
-/// First all at once ([`plan_group`]: one read for every event, the state
-/// machine in memory, a handful of set-based writes); if a write fails
-/// (say a uniqueness conflict of one command), that attempt is rolled back
-/// and the group runs again one savepoint per command
+/// The SQLite side of group commit: `BEGIN IMMEDIATE` on the writer
+/// connection, the group at once ([`group::run_at_once`]); if a write of
+/// that fails, a rollback and the group again one savepoint per command
 /// ([`run_group_one_by_one`]), so only the failing command fails.
-async fn run_group(
-    pool: &SqlitePool,
-    jobs: Vec<GroupJob>,
-    stats: &GroupCounters,
-) -> (Vec<StoreResult<Applied>>, bool) {
-    let n = jobs.len();
-    let mut tx = match pool.begin_with("BEGIN IMMEDIATE").await {
-        Ok(tx) => tx,
-        Err(e) => {
-            let why = e.to_string();
-            return ((0..n).map(|_| Err(group_failed(&why))).collect(), false);
-        }
-    };
-    match plan_group(&mut tx, &jobs).await {
-        Ok(results) => match tx.commit().await {
-            Ok(()) => (results, true),
+struct SqliteGroups {
+    pool: SqlitePool,
+}
+
+#[async_trait]
+impl GroupEngine for SqliteGroups {
+    async fn run_group(
+        &self,
+        jobs: Vec<GroupJob>,
+        stats: &GroupCounters,
+    ) -> (Vec<StoreResult<Applied>>, bool) {
+        let mut tx = match self.pool.begin_with("BEGIN IMMEDIATE").await {
+            Ok(tx) => tx,
             Err(e) => {
                 let why = e.to_string();
-                let results = results
-                    .into_iter()
-                    .map(|r| r.and_then(|_| Err(group_failed(&why))))
-                    .collect();
-                (results, false)
-            }
-        },
-        Err(_) => {
-            let _ = tx.rollback().await;
-            stats.fallbacks.fetch_add(1, Ordering::Relaxed);
-            run_group_one_by_one(pool, jobs).await
-        }
-    }
-}
-
-/// An event as a group sees it while it runs: as stored (`None`: not yet),
-/// as the group's commands so far left it, and which jobs changed it.
-struct GroupSlot {
-    project_id: String,
-    stored: Option<(i64, EventRecord)>,
-    current: Option<EventRecord>,
-    applied: Vec<usize>,
-}
-
-/// The events a group has touched, findable by key.
-#[derive(Default)]
-struct GroupSlots {
-    slots: Vec<GroupSlot>,
-    by_key: HashMap<(String, EventKey), usize>,
-}
-
-impl GroupSlots {
-    /// The slot of a loaded event (the existing one if the group already
-    /// has it: that one is newer).
-    fn stored(&mut self, loaded: LoadedEvent) -> usize {
-        let id = (loaded.project_id.clone(), loaded.record.key());
-        if let Some(&slot) = self.by_key.get(&id) {
-            return slot;
-        }
-        self.by_key.insert(id, self.slots.len());
-        self.slots.push(GroupSlot {
-            project_id: loaded.project_id,
-            current: Some(loaded.record.clone()),
-            stored: Some((loaded.pk, loaded.record)),
-            applied: Vec::new(),
-        });
-        self.slots.len() - 1
-    }
-
-    /// The slot of `key`, a new empty one if neither stored nor created yet.
-    fn for_key(&mut self, project_id: &str, key: &EventKey) -> usize {
-        let id = (project_id.to_owned(), key.clone());
-        if let Some(&slot) = self.by_key.get(&id) {
-            return slot;
-        }
-        self.by_key.insert(id, self.slots.len());
-        self.slots.push(GroupSlot {
-            project_id: project_id.to_owned(),
-            stored: None,
-            current: None,
-            applied: Vec::new(),
-        });
-        self.slots.len() - 1
-    }
-
-    /// The slot whose event (as the group left it) has this incident.
-    fn with_incident(&self, project_id: &str, incident_id: &str) -> Option<usize> {
-        self.slots.iter().position(|s| {
-            s.project_id == project_id
-                && s.current
-                    .as_ref()
-                    .and_then(|r| r.incident.as_ref())
-                    .is_some_and(|inc| inc.id == incident_id)
-        })
-    }
-}
-
-/// Runs every job of a group against the events as loaded in one query,
-/// each job seeing the ones before it, then writes the outcome with
-/// [`persist_many`]. Returns each job's own result; `Err` if a read or a
-/// write failed (the caller then rolls back).
-async fn plan_group(
-    conn: &mut SqliteConnection,
-    jobs: &[GroupJob],
-) -> StoreResult<Vec<StoreResult<Applied>>> {
-    let mut wanted: Vec<(&str, &str, &str)> = jobs
-        .iter()
-        .filter_map(|job| match &job.target {
-            GroupTarget::Event(key) => Some((
-                job.project_id.as_str(),
-                key.provider.as_str(),
-                key.event_id.as_str(),
-            )),
-            GroupTarget::Incident(_) => None,
-        })
-        .collect();
-    wanted.sort_unstable();
-    wanted.dedup();
-    let mut slots = GroupSlots::default();
-    for loaded in load_many_by_key(conn, &wanted).await? {
-        slots.stored(loaded);
-    }
-
-    let mut results: Vec<StoreResult<Applied>> = Vec::with_capacity(jobs.len());
-    for (i, job) in jobs.iter().enumerate() {
-        let slot = match &job.target {
-            GroupTarget::Event(key) => slots.for_key(&job.project_id, key),
-            GroupTarget::Incident(incident_id) => {
-                match slots.with_incident(&job.project_id, incident_id) {
-                    Some(slot) => slot,
-                    None => match load_by_incident(conn, &job.project_id, incident_id).await? {
-                        Some(loaded) => slots.stored(loaded),
-                        None => {
-                            results.push(Err(StoreError::NotFound("incident")));
-                            continue;
-                        }
-                    },
-                }
+                return (
+                    (0..jobs.len()).map(|_| Err(group_failed(&why))).collect(),
+                    false,
+                );
             }
         };
-        let slot = &mut slots.slots[slot];
-        let outcome = machine::apply(slot.current.clone(), job.command.clone(), &job.ctx)
-            .map_err(StoreError::from)
-            .and_then(|transition| {
-                if let (None, GroupTarget::Event(key)) = (&slot.current, &job.target)
-                    && transition.record.key() != *key
-                {
-                    return Err(StoreError::Transition(TransitionError::WrongEvent));
-                }
-                Ok(transition)
-            });
-        match outcome {
-            Ok(transition) => {
-                slot.current = Some(transition.record.clone());
-                slot.applied.push(i);
-                results.push(Ok(Applied { transition }));
+        match group::run_at_once(&mut SqliteGroupIo(&mut tx), &jobs).await {
+            Ok(results) => match tx.commit().await {
+                Ok(()) => (results, true),
+                Err(e) => (group::uncommitted(results, &e.to_string()), false),
+            },
+            Err(_) => {
+                let _ = tx.rollback().await;
+                stats.fell_back();
+                run_group_one_by_one(&self.pool, jobs).await
             }
-            Err(e) => results.push(Err(e)),
         }
     }
+}
 
-    let writes: Vec<EventWrite<'_>> = slots
-        .slots
-        .iter()
-        .filter_map(|slot| {
-            let transitions = slot
-                .applied
-                .iter()
-                .filter_map(|&i| {
-                    let applied = results[i].as_ref().ok()?;
-                    Some((&applied.transition, jobs[i].ctx.now))
-                })
-                .collect::<Vec<_>>();
-            Some(EventWrite {
-                project_id: &slot.project_id,
-                before: slot.stored.as_ref().map(|(pk, record)| (*pk, record)),
-                after: &transitions.last()?.0.record,
-                transitions,
-            })
-        })
-        .collect();
-    persist_many(conn, &writes).await?;
-    Ok(results)
+/// [`GroupIo`] on the writer connection's open transaction.
+struct SqliteGroupIo<'c>(&'c mut SqliteConnection);
+
+#[async_trait]
+impl GroupIo for SqliteGroupIo<'_> {
+    async fn load_events(&mut self, keys: &[(&str, &str, &str)]) -> StoreResult<Vec<LoadedEvent>> {
+        load_many_by_key(self.0, keys).await
+    }
+
+    async fn load_incident_event(
+        &mut self,
+        project_id: &str,
+        incident_id: &str,
+    ) -> StoreResult<Option<LoadedEvent>> {
+        load_by_incident(self.0, project_id, incident_id).await
+    }
+
+    async fn persist(&mut self, writes: &[EventWrite<'_>]) -> StoreResult<Vec<i64>> {
+        persist_many(self.0, writes).await
+    }
 }
 
 /// Runs `jobs` in one transaction, each inside a savepoint, so that a
@@ -1065,11 +728,7 @@ async fn run_group_one_by_one(
             Err(e) => e.to_string(),
         },
     };
-    let results = results
-        .into_iter()
-        .map(|r| r.and_then(|_| Err(group_failed(&failure))))
-        .collect();
-    (results, false)
+    (group::uncommitted(results, &failure), false)
 }
 
 /// One `apply` or `apply_to_incident` inside the current transaction.
@@ -1093,11 +752,8 @@ async fn run_job(conn: &mut SqliteConnection, job: GroupJob) -> StoreResult<Appl
     };
     let before = loaded.as_ref().map(|l| l.record.clone());
     let transition = machine::apply(before, command, &ctx)?;
-    if let (None, Some(key)) = (&loaded, &key)
-        && (transition.record.provider != key.provider
-            || transition.record.event_id != key.event_id)
-    {
-        return Err(StoreError::Transition(TransitionError::WrongEvent));
+    if let (None, Some(key)) = (&loaded, &key) {
+        group::ensure_created_as_asked(&transition, key)?;
     }
     persist(
         conn,

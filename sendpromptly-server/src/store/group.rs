@@ -1,0 +1,532 @@
+//! Group commit for [`Store::apply`](super::Store::apply) and
+//! [`Store::apply_to_incident`](super::Store::apply_to_incident), the
+//! receipt/result hot path, shared by both engines.
+//!
+//! Callers queue their command to one writer task per store
+//! ([`GroupWriter`]). The task takes everything queued at that moment (up to
+//! [`GROUP_MAX`], never waiting for more), hands it to the engine as one
+//! transaction ([`GroupEngine::run_group`]) and answers every caller only
+//! after the commit, so a group shares one durable commit (one fsync).
+//!
+//! An engine first runs a group *at once* ([`run_at_once`]): one query loads
+//! every event the group names, the state machine runs in memory (each
+//! command seeing the ones before it), and a few set-based statements write
+//! the outcome ([`write_rows`], [`timeline_rows`]: JSON arrays of rows the
+//! SQL unpacks), so a group costs about the same number of statements
+//! whatever its size. If a write of that attempt fails (say one command's
+//! uniqueness conflict), the engine rolls it back and runs the commands one
+//! by one, so that only the failing command fails.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use sendpromptly_core::Timestamp;
+use sendpromptly_core::machine::{
+    self, Command, Context, EventRecord, Transition, TransitionError,
+};
+use sendpromptly_core::model::EventKey;
+use tokio::sync::{mpsc, oneshot};
+
+use super::codec::{encode_json, encode_record, ms};
+use super::{Applied, StoreError, StoreResult};
+
+/// Most commands the group-commit writer runs in one transaction.
+pub const GROUP_MAX: usize = 256;
+/// Most commands waiting for the group-commit writer (callers beyond wait to queue).
+pub(super) const GROUP_QUEUE: usize = 4096;
+
+/// What the group writer has done since the store was opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GroupCommitStats {
+    /// Groups taken off the queue (one transaction each).
+    pub transactions: u64,
+    /// Commands in those groups.
+    pub commands: u64,
+    /// Groups whose transaction committed.
+    pub commits: u64,
+    /// Groups whose all-at-once writes failed (say one command's uniqueness
+    /// conflict) and were re-run one command at a time.
+    pub fallbacks: u64,
+}
+
+/// The live counters behind [`GroupCommitStats`].
+#[derive(Debug, Default)]
+pub(super) struct GroupCounters {
+    transactions: AtomicU64,
+    commands: AtomicU64,
+    commits: AtomicU64,
+    fallbacks: AtomicU64,
+}
+
+impl GroupCounters {
+    /// Counts a group that was re-run one command at a time.
+    pub(super) fn fell_back(&self) {
+        self.fallbacks.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The event a queued command is for.
+#[derive(Debug)]
+pub(super) enum GroupTarget {
+    /// `apply`: by key (receipts and results create it).
+    Event(EventKey),
+    /// `apply_to_incident`: the event of this incident.
+    Incident(String),
+}
+
+/// One queued `apply` or `apply_to_incident`.
+#[derive(Debug)]
+pub(super) struct GroupJob {
+    pub project_id: String,
+    pub target: GroupTarget,
+    pub command: Command,
+    pub ctx: Context,
+}
+
+#[derive(Debug)]
+struct GroupRequest {
+    job: GroupJob,
+    reply: oneshot::Sender<StoreResult<Applied>>,
+}
+
+/// How an engine runs one group.
+#[async_trait]
+pub(super) trait GroupEngine: Send + Sync + 'static {
+    /// Runs `jobs` as one transaction; returns each job's result (in order)
+    /// and whether the transaction committed. A result is `Ok` only if the
+    /// commit succeeded.
+    async fn run_group(
+        &self,
+        jobs: Vec<GroupJob>,
+        stats: &GroupCounters,
+    ) -> (Vec<StoreResult<Applied>>, bool);
+}
+
+/// The queue to a store's group-commit writer task.
+#[derive(Clone, Debug)]
+pub(super) struct GroupWriter {
+    queue: mpsc::Sender<GroupRequest>,
+    stats: Arc<GroupCounters>,
+}
+
+impl GroupWriter {
+    /// Spawns the writer task on the current runtime; it ends when the last
+    /// clone of the writer (of the store) is dropped.
+    pub(super) fn start(engine: impl GroupEngine) -> GroupWriter {
+        let (queue, requests) = mpsc::channel(GROUP_QUEUE);
+        let stats = Arc::new(GroupCounters::default());
+        tokio::spawn(group_writer(engine, requests, Arc::clone(&stats)));
+        GroupWriter { queue, stats }
+    }
+
+    /// The counters since the writer started.
+    pub(super) fn stats(&self) -> GroupCommitStats {
+        let stats = &self.stats;
+        GroupCommitStats {
+            transactions: stats.transactions.load(Ordering::Relaxed),
+            commands: stats.commands.load(Ordering::Relaxed),
+            commits: stats.commits.load(Ordering::Relaxed),
+            fallbacks: stats.fallbacks.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Commands queued and not yet taken into a transaction.
+    pub(super) fn queued(&self) -> usize {
+        GROUP_QUEUE - self.queue.capacity()
+    }
+
+    /// Queues `job` and waits for its committed result; `Err(job)` if the
+    /// writer task is gone (its runtime shut down), for the caller to run
+    /// it in a transaction of its own.
+    pub(super) async fn submit(&self, job: GroupJob) -> Result<StoreResult<Applied>, GroupJob> {
+        let (reply, answer) = oneshot::channel();
+        match self.queue.send(GroupRequest { job, reply }).await {
+            Ok(()) => Ok(answer.await.unwrap_or_else(|_| {
+                Err(group_failed(
+                    "the group-commit writer stopped before answering",
+                ))
+            })),
+            Err(mpsc::error::SendError(request)) => Err(request.job),
+        }
+    }
+}
+
+/// The writer task: takes what is queued now (at least one, at most
+/// [`GROUP_MAX`]), runs it as one transaction, answers each caller after the
+/// commit.
+async fn group_writer(
+    engine: impl GroupEngine,
+    mut requests: mpsc::Receiver<GroupRequest>,
+    stats: Arc<GroupCounters>,
+) {
+    let mut replies = Vec::with_capacity(GROUP_MAX);
+    while let Some(first) = requests.recv().await {
+        let mut jobs = Vec::with_capacity(GROUP_MAX);
+        jobs.push(first.job);
+        replies.push(first.reply);
+        while jobs.len() < GROUP_MAX {
+            match requests.try_recv() {
+                Ok(request) => {
+                    jobs.push(request.job);
+                    replies.push(request.reply);
+                }
+                Err(_) => break,
+            }
+        }
+        stats.transactions.fetch_add(1, Ordering::Relaxed);
+        stats
+            .commands
+            .fetch_add(jobs.len() as u64, Ordering::Relaxed);
+        let (results, committed) = engine.run_group(jobs, &stats).await;
+        if committed {
+            stats.commits.fetch_add(1, Ordering::Relaxed);
+        }
+        // Only now, after the commit: a caller whose future was dropped
+        // (client gone) simply does not hear back.
+        for (reply, result) in replies.drain(..).zip(results) {
+            let _ = reply.send(result);
+        }
+    }
+}
+
+/// An error for a command whose group transaction did not commit.
+pub(super) fn group_failed(why: &str) -> StoreError {
+    StoreError::Database(sqlx::Error::Io(std::io::Error::other(format!(
+        "write not committed: {why}"
+    ))))
+}
+
+/// The results of a group whose transaction did not commit: every command
+/// that had succeeded now fails with `why`.
+pub(super) fn uncommitted(
+    results: Vec<StoreResult<Applied>>,
+    why: &str,
+) -> Vec<StoreResult<Applied>> {
+    results
+        .into_iter()
+        .map(|r| r.and_then(|_| Err(group_failed(why))))
+        .collect()
+}
+
+/// Refuses a transition that created an event other than the one asked for.
+pub(super) fn ensure_created_as_asked(transition: &Transition, key: &EventKey) -> StoreResult<()> {
+    if transition.record.provider != key.provider || transition.record.event_id != key.event_id {
+        return Err(StoreError::Transition(TransitionError::WrongEvent));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Running a group at once
+
+/// An event row loaded inside a write transaction.
+pub(super) struct LoadedEvent {
+    pub pk: i64,
+    pub project_id: String,
+    pub record: EventRecord,
+}
+
+/// One event's share of a write: its row before (`None`: not stored yet),
+/// its record after, and the transitions that led there, in order, each
+/// with its command's time.
+pub(super) struct EventWrite<'a> {
+    pub project_id: &'a str,
+    pub before: Option<(i64, &'a EventRecord)>,
+    pub after: &'a EventRecord,
+    pub transitions: Vec<(&'a Transition, Timestamp)>,
+}
+
+impl<'a> EventWrite<'a> {
+    /// The write of a single transition.
+    pub(super) fn one(
+        project_id: &'a str,
+        before: Option<(i64, &'a EventRecord)>,
+        transition: &'a Transition,
+        now: Timestamp,
+    ) -> Self {
+        EventWrite {
+            project_id,
+            before,
+            after: &transition.record,
+            transitions: vec![(transition, now)],
+        }
+    }
+
+    /// Whether anything is to be written (a replay that changes nothing
+    /// writes nothing).
+    pub(super) fn changed(&self) -> bool {
+        self.before.is_none_or(|(_, old)| old != self.after)
+            || self
+                .transitions
+                .iter()
+                .any(|(t, _)| !t.entries.is_empty() || !t.effects.is_empty())
+    }
+}
+
+/// The event rows of a set-based write, as JSON arrays for the SQL to
+/// unpack, and where each new row's id belongs.
+pub(super) struct WriteRows<'a> {
+    /// Per write: whether it changes anything ([`EventWrite::changed`]).
+    pub changed: Vec<bool>,
+    /// New events: `[project_id, provider, event_id, event_type, subject,
+    /// state, record, due_at, received_at, created_at, updated_at]` each.
+    pub inserts: Option<String>,
+    /// The index in `writes` of each new event, by `(project_id, provider,
+    /// event_id)`.
+    pub inserted_at: HashMap<(&'a str, &'a str, &'a str), usize>,
+    /// Changed stored events: `[pk, event_type, subject, state, record,
+    /// due_at, received_at, updated_at]` each.
+    pub updates: Option<String>,
+}
+
+/// Builds the event rows of `writes` (see [`WriteRows`]).
+pub(super) fn write_rows<'a>(writes: &[EventWrite<'a>]) -> StoreResult<WriteRows<'a>> {
+    let changed: Vec<bool> = writes.iter().map(EventWrite::changed).collect();
+    let mut inserts = Vec::new();
+    let mut inserted_at = HashMap::new();
+    let mut updates = Vec::new();
+    for (i, write) in writes.iter().enumerate() {
+        let r: &'a EventRecord = write.after;
+        match write.before {
+            None => {
+                inserts.push((
+                    write.project_id,
+                    r.provider.as_str(),
+                    &r.event_id,
+                    &r.event_type,
+                    &r.subject,
+                    r.state.as_str(),
+                    encode_record(r)?,
+                    r.next_due_at().map(ms),
+                    r.received_at.map(ms),
+                    ms(r.created_at),
+                    ms(r.updated_at),
+                ));
+                inserted_at.insert(
+                    (write.project_id, r.provider.as_str(), r.event_id.as_str()),
+                    i,
+                );
+            }
+            Some((pk, _)) if changed[i] => updates.push((
+                pk,
+                &r.event_type,
+                &r.subject,
+                r.state.as_str(),
+                encode_record(r)?,
+                r.next_due_at().map(ms),
+                r.received_at.map(ms),
+                ms(r.updated_at),
+            )),
+            Some(_) => {}
+        }
+    }
+    Ok(WriteRows {
+        changed,
+        inserts: (!inserts.is_empty())
+            .then(|| encode_json(&inserts, "new events"))
+            .transpose()?,
+        inserted_at,
+        updates: (!updates.is_empty())
+            .then(|| encode_json(&updates, "changed events"))
+            .transpose()?,
+    })
+}
+
+/// The timeline entries of `writes`, in order, as `[event_pk, at, kind,
+/// actor, detail]` rows; `None` when there are none. `pks` are the events'
+/// row ids in the order of `writes`.
+pub(super) fn timeline_rows(writes: &[EventWrite<'_>], pks: &[i64]) -> StoreResult<Option<String>> {
+    let mut entries = Vec::new();
+    for (write, pk) in writes.iter().zip(pks) {
+        for (transition, _) in &write.transitions {
+            for entry in &transition.entries {
+                entries.push((
+                    *pk,
+                    ms(entry.at),
+                    entry.kind.as_str(),
+                    entry.actor.to_string(),
+                    encode_json(&entry.detail, "timeline detail")?,
+                ));
+            }
+        }
+    }
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    encode_json(&entries, "timeline entries").map(Some)
+}
+
+/// The row ids of the writes, once the new rows have theirs.
+pub(super) fn all_row_ids(pks: Vec<Option<i64>>) -> StoreResult<Vec<i64>> {
+    pks.into_iter()
+        .map(|pk| pk.ok_or_else(|| StoreError::Corrupt("a new event got no row id".to_owned())))
+        .collect()
+}
+
+/// What [`run_at_once`] needs of an engine, inside its open transaction.
+#[async_trait]
+pub(super) trait GroupIo: Send {
+    /// The stored events among `keys` (`(project id, provider, event id)`),
+    /// locked for the rest of the transaction where the engine locks rows.
+    async fn load_events(&mut self, keys: &[(&str, &str, &str)]) -> StoreResult<Vec<LoadedEvent>>;
+    /// The event of an incident, likewise.
+    async fn load_incident_event(
+        &mut self,
+        project_id: &str,
+        incident_id: &str,
+    ) -> StoreResult<Option<LoadedEvent>>;
+    /// Writes the outcome; returns the row ids in the order of `writes`.
+    async fn persist(&mut self, writes: &[EventWrite<'_>]) -> StoreResult<Vec<i64>>;
+}
+
+/// An event as a group sees it while it runs: as stored (`None`: not yet),
+/// as the group's commands so far left it, and which jobs changed it.
+struct GroupSlot {
+    project_id: String,
+    stored: Option<(i64, EventRecord)>,
+    current: Option<EventRecord>,
+    applied: Vec<usize>,
+}
+
+/// The events a group has touched, findable by key.
+#[derive(Default)]
+struct GroupSlots {
+    slots: Vec<GroupSlot>,
+    by_key: HashMap<(String, EventKey), usize>,
+}
+
+impl GroupSlots {
+    /// The slot of a loaded event (the existing one if the group already
+    /// has it: that one is newer).
+    fn stored(&mut self, loaded: LoadedEvent) -> usize {
+        let id = (loaded.project_id.clone(), loaded.record.key());
+        if let Some(&slot) = self.by_key.get(&id) {
+            return slot;
+        }
+        self.by_key.insert(id, self.slots.len());
+        self.slots.push(GroupSlot {
+            project_id: loaded.project_id,
+            current: Some(loaded.record.clone()),
+            stored: Some((loaded.pk, loaded.record)),
+            applied: Vec::new(),
+        });
+        self.slots.len() - 1
+    }
+
+    /// The slot of `key`, a new empty one if neither stored nor created yet.
+    fn for_key(&mut self, project_id: &str, key: &EventKey) -> usize {
+        let id = (project_id.to_owned(), key.clone());
+        if let Some(&slot) = self.by_key.get(&id) {
+            return slot;
+        }
+        self.by_key.insert(id, self.slots.len());
+        self.slots.push(GroupSlot {
+            project_id: project_id.to_owned(),
+            stored: None,
+            current: None,
+            applied: Vec::new(),
+        });
+        self.slots.len() - 1
+    }
+
+    /// The slot whose event (as the group left it) has this incident.
+    fn with_incident(&self, project_id: &str, incident_id: &str) -> Option<usize> {
+        self.slots.iter().position(|s| {
+            s.project_id == project_id
+                && s.current
+                    .as_ref()
+                    .and_then(|r| r.incident.as_ref())
+                    .is_some_and(|inc| inc.id == incident_id)
+        })
+    }
+}
+
+/// Runs every job of a group against the events as loaded in one query,
+/// each job seeing the ones before it, then writes the outcome with one
+/// [`GroupIo::persist`]. Returns each job's own result; `Err` if a read or
+/// a write failed (the caller then rolls back and runs the jobs one by one).
+pub(super) async fn run_at_once(
+    io: &mut impl GroupIo,
+    jobs: &[GroupJob],
+) -> StoreResult<Vec<StoreResult<Applied>>> {
+    let mut wanted: Vec<(&str, &str, &str)> = jobs
+        .iter()
+        .filter_map(|job| match &job.target {
+            GroupTarget::Event(key) => Some((
+                job.project_id.as_str(),
+                key.provider.as_str(),
+                key.event_id.as_str(),
+            )),
+            GroupTarget::Incident(_) => None,
+        })
+        .collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut slots = GroupSlots::default();
+    for loaded in io.load_events(&wanted).await? {
+        slots.stored(loaded);
+    }
+
+    let mut results: Vec<StoreResult<Applied>> = Vec::with_capacity(jobs.len());
+    for (i, job) in jobs.iter().enumerate() {
+        let slot = match &job.target {
+            GroupTarget::Event(key) => slots.for_key(&job.project_id, key),
+            GroupTarget::Incident(incident_id) => {
+                match slots.with_incident(&job.project_id, incident_id) {
+                    Some(slot) => slot,
+                    None => match io.load_incident_event(&job.project_id, incident_id).await? {
+                        Some(loaded) => slots.stored(loaded),
+                        None => {
+                            results.push(Err(StoreError::NotFound("incident")));
+                            continue;
+                        }
+                    },
+                }
+            }
+        };
+        let slot = &mut slots.slots[slot];
+        let outcome = machine::apply(slot.current.clone(), job.command.clone(), &job.ctx)
+            .map_err(StoreError::from)
+            .and_then(|transition| match (&slot.current, &job.target) {
+                (None, GroupTarget::Event(key)) => {
+                    ensure_created_as_asked(&transition, key).map(|()| transition)
+                }
+                _ => Ok(transition),
+            });
+        match outcome {
+            Ok(transition) => {
+                slot.current = Some(transition.record.clone());
+                slot.applied.push(i);
+                results.push(Ok(Applied { transition }));
+            }
+            Err(e) => results.push(Err(e)),
+        }
+    }
+
+    let writes: Vec<EventWrite<'_>> = slots
+        .slots
+        .iter()
+        .filter_map(|slot| {
+            let transitions = slot
+                .applied
+                .iter()
+                .filter_map(|&i| {
+                    let applied = results[i].as_ref().ok()?;
+                    Some((&applied.transition, jobs[i].ctx.now))
+                })
+                .collect::<Vec<_>>();
+            Some(EventWrite {
+                project_id: &slot.project_id,
+                before: slot.stored.as_ref().map(|(pk, record)| (*pk, record)),
+                after: &transitions.last()?.0.record,
+                transitions,
+            })
+        })
+        .collect();
+    if !writes.is_empty() {
+        io.persist(&writes).await?;
+    }
+    Ok(results)
+}
