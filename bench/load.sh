@@ -16,7 +16,8 @@
 # Settings (environment):
 #   BENCH_RUNS         repetitions (default 3)
 #   BENCH_DURATION     seconds per measurement (default 10)
-#   BENCH_CONNECTIONS  concurrent connections (default 32)
+#   BENCH_CONNECTIONS  concurrent connections (default 128: webhook senders are
+#                      many; group commit needs concurrency to fill its groups)
 #   SENDPROMPTLY_BIN   a prebuilt server binary (default: cargo build --release)
 #   BENCH_QUICK=1      smoke run: a debug build unless SENDPROMPTLY_BIN is set
 #   CARGO_TARGET_DIR   cargo's target directory (default target/)
@@ -30,7 +31,7 @@ engines="${1:-sqlite}"
 [[ "$engines" == "all" ]] && engines="sqlite postgres"
 runs="${BENCH_RUNS:-3}"
 duration="${BENCH_DURATION:-10}"
-conns="${BENCH_CONNECTIONS:-32}"
+conns="${BENCH_CONNECTIONS:-128}"
 
 if ! command -v wrk >/dev/null; then
     step "Installing wrk (Debian)"

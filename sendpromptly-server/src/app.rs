@@ -8,6 +8,7 @@ use sendpromptly_core::machine::{Context, Effect};
 use sendpromptly_core::model::Actor;
 use tokio::sync::Notify;
 
+use crate::api::key_cache::SignalKeyCache;
 use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::metrics::Metrics;
@@ -28,6 +29,7 @@ struct Inner {
     metrics: Metrics,
     dispatcher_wakeup: Notify,
     rate_limits: Option<KeyedBuckets>,
+    signal_keys: SignalKeyCache,
 }
 
 impl AppState {
@@ -48,6 +50,7 @@ impl AppState {
                 public_url,
                 metrics: Metrics::default(),
                 dispatcher_wakeup: Notify::new(),
+                signal_keys: SignalKeyCache::default(),
             }),
         }
     }
@@ -74,6 +77,12 @@ impl AppState {
             Some(buckets) => buckets.take(key_id, std::time::Instant::now()),
             None => Ok(()),
         }
+    }
+
+    /// The API keys the signal endpoints authenticate from (see
+    /// [`crate::api::key_cache`]).
+    pub fn signal_keys(&self) -> &SignalKeyCache {
+        &self.inner.signal_keys
     }
 
     /// The metrics.

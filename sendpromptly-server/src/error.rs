@@ -225,6 +225,7 @@ impl From<StoreError> for ApiError {
                 ApiError::invalid("cursor", "is not a cursor returned by this API")
             }
             StoreError::NotFound(what) => ApiError::NotFound(what),
+            StoreError::KeyRevoked => ApiError::InvalidApiKey,
             StoreError::Database(db) => {
                 tracing::error!(error = %db, "database error");
                 ApiError::StorageUnavailable

@@ -92,7 +92,11 @@ impl Metrics {
     }
 
     /// Renders the Prometheus text exposition format.
-    pub fn render(&self, pending_callbacks: u64) -> String {
+    pub fn render(
+        &self,
+        pending_callbacks: u64,
+        group_commit: Option<crate::store::GroupCommitStats>,
+    ) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut out = String::new();
         let _ = writeln!(
@@ -201,6 +205,43 @@ impl Metrics {
             "sendpromptly_sweeper_passes_total {}",
             get(&self.sweeper_passes)
         );
+        if let Some(group) = group_commit {
+            for (name, help, value) in [
+                (
+                    "group_commit_transactions_total",
+                    "Group-commit transactions of receipts, results and incident actions.",
+                    group.transactions,
+                ),
+                (
+                    "group_commit_commands_total",
+                    "Commands in those transactions (divide by transactions for the mean group size).",
+                    group.commands,
+                ),
+                (
+                    "group_commit_fallbacks_total",
+                    "Groups re-run one command at a time after a write of the whole group failed.",
+                    group.fallbacks,
+                ),
+            ] {
+                let _ = writeln!(out, "# HELP sendpromptly_{name} {help}");
+                let _ = writeln!(out, "# TYPE sendpromptly_{name} counter");
+                let _ = writeln!(out, "sendpromptly_{name} {value}");
+            }
+            let _ = writeln!(
+                out,
+                "# HELP sendpromptly_group_commit_busy_seconds_total Time the group-commit writer spent in transactions (near 1 per second: the writer is the limit)."
+            );
+            let _ = writeln!(
+                out,
+                "# TYPE sendpromptly_group_commit_busy_seconds_total counter"
+            );
+            let _ = writeln!(
+                out,
+                "sendpromptly_group_commit_busy_seconds_total {}.{:06}",
+                group.busy_micros / 1_000_000,
+                group.busy_micros % 1_000_000
+            );
+        }
         out
     }
 }

@@ -215,6 +215,16 @@ async fn a_revoked_key_is_refused_by_every_operation_at_once() {
     .unwrap();
     let revoked: ApiClient = a.with_key(&key);
     assert_eq!(revoked.get("/v1/incidents").await.status, 200);
+    // A signal first, so that the signal routes' key cache holds this key:
+    // the revocation below goes straight to the store (as from another
+    // process), so only the check inside the write can refuse the next one.
+    let warm = revoked
+        .post(
+            "/v1/receipt",
+            json!({"provider": "stripe", "event_id": "evt_warm", "event_type": "invoice.paid"}),
+        )
+        .await;
+    assert_eq!(warm.status, 201, "{}", warm.json);
     let keys = server
         .store()
         .list_api_keys(&server.project.project_id)

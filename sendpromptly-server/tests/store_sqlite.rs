@@ -237,12 +237,14 @@ async fn queued_applies_are_committed_together() {
             commands: after.commands - before.commands,
             commits: after.commits - before.commits,
             fallbacks: after.fallbacks - before.fallbacks,
+            busy_micros: 0,
         },
         GroupCommitStats {
             transactions: 2,
             commands: 50,
             commits: 2,
             fallbacks: 0,
+            busy_micros: 0,
         }
     );
     // All 50 are committed: a new connection sees them.

@@ -18,6 +18,7 @@ pub mod events;
 pub mod extract;
 pub mod idempotency;
 pub mod incidents;
+pub mod key_cache;
 pub mod openapi;
 pub mod ops;
 pub mod project;
@@ -32,9 +33,20 @@ pub static REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
 
 /// The whole HTTP surface of the server.
 pub fn router(state: AppState) -> Router {
-    let v1 = Router::new()
+    // The two signals may authenticate from the key cache (their write
+    // checks the key again, see `key_cache`); every other route reads it.
+    let signals = Router::new()
         .route("/receipt", post(signals::receipt))
         .route("/result", post(signals::result))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::middleware,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            authenticate_signal,
+        ));
+    let v1 = Router::new()
         .route("/events", get(events::search))
         .route("/events/{provider}/{event_id}", get(events::get_one))
         .route("/incidents", get(incidents::list))
@@ -66,7 +78,8 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             idempotency::middleware,
         ))
-        .layer(middleware::from_fn_with_state(state.clone(), authenticate));
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .merge(signals);
     Router::new()
         .nest("/v1", v1)
         .route("/proof/{token}", get(proof::page))
@@ -144,12 +157,46 @@ async fn request_timeout(State(state): State<AppState>, request: Request, next: 
 
 /// Resolves `Authorization: Bearer sp_…` to a [`extract::Caller`], or 401;
 /// 429 with `Retry-After` when the key is over its rate limit.
-async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    authenticate_with(state, request, next, false).await
+}
+
+/// [`authenticate`] for the signal routes: the key may come from the
+/// [`key_cache::SignalKeyCache`], and the handler gets the project as a
+/// [`key_cache::SignalProject`].
+async fn authenticate_signal(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    authenticate_with(state, request, next, true).await
+}
+
+async fn authenticate_with(
+    state: AppState,
+    mut request: Request,
+    next: Next,
+    for_signal: bool,
+) -> Response {
     let authorization = request
         .headers()
         .get(header::AUTHORIZATION)
         .map(|value| value.to_str().map(str::to_owned));
-    match caller_of(&state, authorization).await {
+    let found = match bearer_key_hash(authorization) {
+        Ok(key_hash) if for_signal => {
+            signal_caller_of(&state, key_hash)
+                .await
+                .map(|(caller, project)| {
+                    request
+                        .extensions_mut()
+                        .insert(key_cache::SignalProject(project));
+                    caller
+                })
+        }
+        Ok(key_hash) => caller_of(&state, &key_hash).await,
+        Err(err) => Err(err),
+    };
+    match found {
         Ok(caller) => {
             if let Err(wait) = state.take_rate_token(&caller.key_id) {
                 let retry_after_seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -165,10 +212,10 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
     }
 }
 
-async fn caller_of(
-    state: &AppState,
+/// The SHA-256 of the `Authorization: Bearer sp_…` key, or why there is none.
+fn bearer_key_hash(
     authorization: Option<Result<String, header::ToStrError>>,
-) -> Result<extract::Caller, ApiError> {
+) -> Result<Vec<u8>, ApiError> {
     let value = authorization
         .ok_or(ApiError::MissingApiKey)?
         .map_err(|_| ApiError::InvalidApiKey)?;
@@ -183,9 +230,14 @@ async fn caller_of(
     if !key.starts_with(secrets::API_KEY_PREFIX) || key.len() > 200 {
         return Err(ApiError::InvalidApiKey);
     }
+    Ok(secrets::hash_token(key))
+}
+
+/// The caller of an unrevoked key, read from the store.
+async fn caller_of(state: &AppState, key_hash: &[u8]) -> Result<extract::Caller, ApiError> {
     let stored = state
         .store()
-        .api_key_by_hash(&secrets::hash_token(key))
+        .api_key_by_hash(key_hash)
         .await?
         .filter(|k| k.revoked_at.is_none())
         .ok_or(ApiError::InvalidApiKey)?;
@@ -193,4 +245,31 @@ async fn caller_of(
         project_id: stored.project_id,
         key_id: stored.id,
     })
+}
+
+/// The caller of a signal and its project: from the key cache while fresh,
+/// else read from the store (and cached).
+async fn signal_caller_of(
+    state: &AppState,
+    key_hash: Vec<u8>,
+) -> Result<(extract::Caller, std::sync::Arc<crate::store::Project>), ApiError> {
+    let now = std::time::Instant::now();
+    if let Some(hit) = state.signal_keys().get(&key_hash, now) {
+        return Ok(hit);
+    }
+    let caller = caller_of(state, &key_hash).await?;
+    let project = std::sync::Arc::new(
+        state
+            .store()
+            .project(&caller.project_id)
+            .await?
+            .ok_or(ApiError::InvalidApiKey)?,
+    );
+    state.signal_keys().put(
+        key_hash,
+        caller.clone(),
+        std::sync::Arc::clone(&project),
+        now,
+    );
+    Ok((caller, project))
 }

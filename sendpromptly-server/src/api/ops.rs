@@ -29,7 +29,8 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Json<Health>, ApiE
 )]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let pending = state.store().pending_deliveries().await.unwrap_or(0);
-    let mut response = state.metrics().render(pending).into_response();
+    let group = state.store().group_commit_stats();
+    let mut response = state.metrics().render(pending, group).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

@@ -182,6 +182,7 @@ pub async fn update_settings(
         .store()
         .update_project(&caller.project_id, patch)
         .await?;
+    state.signal_keys().forget_all();
     Ok(Json(view(&state, &caller.project_id).await?))
 }
 

@@ -1,14 +1,16 @@
 //! `POST /v1/receipt` and `POST /v1/result`: the two signals.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use sendpromptly_core::machine::{Command, Outcome};
 use sendpromptly_core::model::{EventKey, Receipt, ResultSignal, ResultStatus};
 
 use super::extract::{ApiJson, Caller};
+use super::key_cache::SignalProject;
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
+use crate::store::{Applied, StoreError};
 use crate::views::SignalResponse;
 
 /// Records a receipt: the app durably accepted a provider event.
@@ -27,32 +29,25 @@ use crate::views::SignalResponse;
 pub async fn receipt(
     State(state): State<AppState>,
     caller: Caller,
+    Extension(SignalProject(project)): Extension<SignalProject>,
     ApiJson(receipt): ApiJson<Receipt>,
 ) -> Result<(StatusCode, Json<SignalResponse>), ApiError> {
     receipt.validate()?;
-    let project = state
-        .store()
-        .project(&caller.project_id)
-        .await?
-        .ok_or(ApiError::InvalidApiKey)?;
     let deadline_seconds = project.deadline_for(&receipt.event_type, receipt.deadline_seconds);
     let key = EventKey {
         provider: receipt.provider,
         event_id: receipt.event_id.clone(),
     };
-    let ctx = state.context(caller.actor());
-    let applied = state
-        .store()
-        .apply(
-            &caller.project_id,
-            &key,
-            Command::Receipt {
-                receipt,
-                deadline_seconds,
-            },
-            ctx,
-        )
-        .await?;
+    let applied = apply_signal(
+        &state,
+        &caller,
+        &key,
+        Command::Receipt {
+            receipt,
+            deadline_seconds,
+        },
+    )
+    .await?;
     state.metrics().receipt();
     state.after_transition(&applied.transition.effects);
     let status = if applied.transition.outcome == Outcome::Created {
@@ -89,12 +84,28 @@ pub async fn result(
         provider: result.provider,
         event_id: result.event_id.clone(),
     };
-    let ctx = state.context(caller.actor());
-    let applied = state
-        .store()
-        .apply(&caller.project_id, &key, Command::Result(result), ctx)
-        .await?;
+    let applied = apply_signal(&state, &caller, &key, Command::Result(result)).await?;
     state.metrics().result(success);
     state.after_transition(&applied.transition.effects);
     Ok(Json(SignalResponse::from(&applied.transition.record)))
+}
+
+/// Stores a signal with the caller's key checked in the same transaction
+/// (it may have been authenticated from the key cache); a key found revoked
+/// is forgotten by the cache and answered 401.
+async fn apply_signal(
+    state: &AppState,
+    caller: &Caller,
+    key: &EventKey,
+    command: Command,
+) -> Result<Applied, ApiError> {
+    let ctx = state.context(caller.actor());
+    let applied = state
+        .store()
+        .apply_with_key(&caller.project_id, &caller.key_id, key, command, ctx)
+        .await;
+    if matches!(applied, Err(StoreError::KeyRevoked)) {
+        state.signal_keys().forget_all();
+    }
+    Ok(applied?)
 }

@@ -1099,7 +1099,10 @@ async fn save(state: &AppState, ws: &Workspace, update: ProjectUpdate, draft: Dr
         Err(err) => Err(err),
     };
     match result {
-        Ok(_) => Ok(see_other("/settings?done=saved")),
+        Ok(_) => {
+            state.signal_keys().forget_all();
+            Ok(see_other("/settings?done=saved"))
+        }
         Err(err) => {
             settings_page(
                 state,
@@ -1420,6 +1423,7 @@ pub async fn revoke_api_key(
         if !revoked {
             return Err(fail(&ws)(ApiError::NotFound("API key")));
         }
+        state.signal_keys().forget_all();
         tracing::info!(user = %ws.signed_in.user.email, project = %ws.project.id, key = %id, "API key revoked from the console");
         Ok(see_other("/settings?done=key_revoked"))
     })

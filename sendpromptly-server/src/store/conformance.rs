@@ -85,6 +85,7 @@ macro_rules! store_conformance_tests {
             migrate_is_repeatable,
             projects,
             api_keys,
+            apply_with_key_checks_the_key_in_the_write,
             signing_secret_rotation,
             secrets_are_encrypted_at_rest,
             users,
@@ -510,6 +511,83 @@ pub async fn api_keys(store: &dyn Store) {
             .revoked_at,
         None
     );
+}
+
+/// `apply_with_key`: a write made with an unrevoked key of the project is
+/// stored (also many at once, sharing group commits); one made with an
+/// unknown key, another project's key or a revoked key is refused with
+/// `KeyRevoked` and leaves nothing behind.
+pub async fn apply_with_key_checks_the_key_in_the_write(store: &dyn Store) {
+    let project = new_project(store).await;
+    let other = new_project(store).await;
+    let key = api_key(&project, 77, at(0));
+    let others_key = api_key(&other, 78, at(0));
+    store.insert_api_key(key.clone()).await.unwrap();
+    store.insert_api_key(others_key.clone()).await.unwrap();
+    let project_id = project.id.as_str();
+    let key_id = key.id.as_str();
+
+    let keys: Vec<EventKey> = (0..16)
+        .map(|i| stripe(&unique(&format!("evt_key_{i}"))))
+        .collect();
+    let tasks: Vec<BoxedTask<'_, StoreResult<Applied>>> = keys
+        .iter()
+        .map(|k| {
+            Box::pin(async move {
+                store
+                    .apply_with_key(project_id, key_id, k, receipt(k, None), ctx(at(1)))
+                    .await
+            }) as BoxedTask<'_, _>
+        })
+        .collect();
+    for (k, answer) in keys.iter().zip(run_in_parallel(tasks)) {
+        let applied = answer.unwrap_or_else(|e| panic!("{}: {e}", k.event_id));
+        assert_eq!(applied.transition.outcome, Outcome::Created);
+    }
+
+    let unknown = stripe(&unique("evt_key_unknown"));
+    for (who, id) in [
+        ("unknown", "key_nope"),
+        ("other project's", others_key.id.as_str()),
+    ] {
+        let refused = store
+            .apply_with_key(
+                project_id,
+                id,
+                &unknown,
+                receipt(&unknown, None),
+                ctx(at(2)),
+            )
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::KeyRevoked)),
+            "{who} key: {refused:?}"
+        );
+    }
+    assert!(store.event(project_id, &unknown).await.unwrap().is_none());
+
+    assert!(
+        store
+            .revoke_api_key(project_id, key_id, at(3))
+            .await
+            .unwrap()
+    );
+    let refused = store
+        .apply_with_key(
+            project_id,
+            key_id,
+            &keys[0],
+            result(&keys[0], ResultStatus::Success),
+            ctx(at(4)),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::KeyRevoked)),
+        "{refused:?}"
+    );
+    let stored = store.event(project_id, &keys[0]).await.unwrap().unwrap();
+    assert_eq!(stored.record.state, EventState::AwaitingResult);
+    assert_eq!(stored.timeline.len(), 1, "nothing of the refused write");
 }
 
 /// Rotation: older secrets expire at the given time and then stop being listed.

@@ -17,7 +17,7 @@
 //! uniqueness conflict), the engine rolls it back and runs the commands one
 //! by one, so that only the failing command fails.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -27,7 +27,7 @@ use sendpromptly_core::machine::{
     self, Command, Context, EventRecord, Transition, TransitionError,
 };
 use sendpromptly_core::model::EventKey;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::codec::{encode_json, encode_record, ms};
 use super::{Applied, StoreError, StoreResult};
@@ -49,6 +49,9 @@ pub struct GroupCommitStats {
     /// Groups whose all-at-once writes failed (say one command's uniqueness
     /// conflict) and were re-run one command at a time.
     pub fallbacks: u64,
+    /// Microseconds the writer tasks spent running groups (a writer busy
+    /// all the time adds a million per second).
+    pub busy_micros: u64,
 }
 
 /// The live counters behind [`GroupCommitStats`].
@@ -58,6 +61,7 @@ pub(super) struct GroupCounters {
     commands: AtomicU64,
     commits: AtomicU64,
     fallbacks: AtomicU64,
+    busy_micros: AtomicU64,
 }
 
 impl GroupCounters {
@@ -80,6 +84,8 @@ pub(super) enum GroupTarget {
 #[derive(Debug)]
 pub(super) struct GroupJob {
     pub project_id: String,
+    /// The API key to check in the transaction ([`super::Store::apply_with_key`]).
+    pub api_key: Option<String>,
     pub target: GroupTarget,
     pub command: Command,
     pub ctx: Context,
@@ -112,12 +118,23 @@ pub(super) struct GroupWriter {
 }
 
 impl GroupWriter {
-    /// Spawns the writer task on the current runtime; it ends when the last
-    /// clone of the writer (of the store) is dropped.
-    pub(super) fn start(engine: impl GroupEngine) -> GroupWriter {
+    /// Spawns `writers` writer tasks (at least one) on the current runtime,
+    /// taking groups off one queue; they end when the last clone of the
+    /// writer (of the store) is dropped. More than one lets groups overlap
+    /// (their commits' flushes), for engines with several writer
+    /// connections.
+    pub(super) fn start(engine: impl GroupEngine, writers: usize) -> GroupWriter {
         let (queue, requests) = mpsc::channel(GROUP_QUEUE);
         let stats = Arc::new(GroupCounters::default());
-        tokio::spawn(group_writer(engine, requests, Arc::clone(&stats)));
+        let engine = Arc::new(engine);
+        let requests = Arc::new(Mutex::new(requests));
+        for _ in 0..writers.max(1) {
+            tokio::spawn(group_writer(
+                Arc::clone(&engine),
+                Arc::clone(&requests),
+                Arc::clone(&stats),
+            ));
+        }
         GroupWriter { queue, stats }
     }
 
@@ -129,6 +146,7 @@ impl GroupWriter {
             commands: stats.commands.load(Ordering::Relaxed),
             commits: stats.commits.load(Ordering::Relaxed),
             fallbacks: stats.fallbacks.load(Ordering::Relaxed),
+            busy_micros: stats.busy_micros.load(Ordering::Relaxed),
         }
     }
 
@@ -153,39 +171,48 @@ impl GroupWriter {
     }
 }
 
-/// The writer task: takes what is queued now (at least one, at most
+/// A writer task: takes what is queued now (at least one, at most
 /// [`GROUP_MAX`]), runs it as one transaction, answers each caller after the
 /// commit.
 async fn group_writer(
-    engine: impl GroupEngine,
-    mut requests: mpsc::Receiver<GroupRequest>,
+    engine: Arc<impl GroupEngine>,
+    requests: Arc<Mutex<mpsc::Receiver<GroupRequest>>>,
     stats: Arc<GroupCounters>,
 ) {
-    let mut replies = Vec::with_capacity(GROUP_MAX);
-    while let Some(first) = requests.recv().await {
+    loop {
         let mut jobs = Vec::with_capacity(GROUP_MAX);
-        jobs.push(first.job);
-        replies.push(first.reply);
-        while jobs.len() < GROUP_MAX {
-            match requests.try_recv() {
-                Ok(request) => {
-                    jobs.push(request.job);
-                    replies.push(request.reply);
+        let mut replies = Vec::with_capacity(GROUP_MAX);
+        {
+            let mut requests = requests.lock().await;
+            let Some(first) = requests.recv().await else {
+                return;
+            };
+            jobs.push(first.job);
+            replies.push(first.reply);
+            while jobs.len() < GROUP_MAX {
+                match requests.try_recv() {
+                    Ok(request) => {
+                        jobs.push(request.job);
+                        replies.push(request.reply);
+                    }
+                    Err(_) => break,
                 }
-                Err(_) => break,
             }
         }
         stats.transactions.fetch_add(1, Ordering::Relaxed);
         stats
             .commands
             .fetch_add(jobs.len() as u64, Ordering::Relaxed);
+        let started = std::time::Instant::now();
         let (results, committed) = engine.run_group(jobs, &stats).await;
+        let busy = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        stats.busy_micros.fetch_add(busy, Ordering::Relaxed);
         if committed {
             stats.commits.fetch_add(1, Ordering::Relaxed);
         }
         // Only now, after the commit: a caller whose future was dropped
         // (client gone) simply does not hear back.
-        for (reply, result) in replies.drain(..).zip(results) {
+        for (reply, result) in replies.into_iter().zip(results) {
             let _ = reply.send(result);
         }
     }
@@ -334,16 +361,21 @@ pub(super) fn write_rows<'a>(writes: &[EventWrite<'a>]) -> StoreResult<WriteRows
     })
 }
 
-/// The timeline entries of `writes`, in order, as `[event_pk, at, kind,
-/// actor, detail]` rows; `None` when there are none. `pks` are the events'
-/// row ids in the order of `writes`.
-pub(super) fn timeline_rows(writes: &[EventWrite<'_>], pks: &[i64]) -> StoreResult<Option<String>> {
+/// The timeline entries of `writes`, in order, as `[event, at, kind, actor,
+/// detail]` rows, where `event` is what `event_of` says for each write's
+/// index (its
+/// row id, or its key where the id is not known yet); `None` when there are
+/// none.
+pub(super) fn timeline_rows<E: serde::Serialize>(
+    writes: &[EventWrite<'_>],
+    event_of: impl Fn(usize) -> E,
+) -> StoreResult<Option<String>> {
     let mut entries = Vec::new();
-    for (write, pk) in writes.iter().zip(pks) {
+    for (i, write) in writes.iter().enumerate() {
         for (transition, _) in &write.transitions {
             for entry in &transition.entries {
                 entries.push((
-                    *pk,
+                    event_of(i),
                     ms(entry.at),
                     entry.kind.as_str(),
                     entry.actor.to_string(),
@@ -368,9 +400,16 @@ pub(super) fn all_row_ids(pks: Vec<Option<i64>>) -> StoreResult<Vec<i64>> {
 /// What [`run_at_once`] needs of an engine, inside its open transaction.
 #[async_trait]
 pub(super) trait GroupIo: Send {
-    /// The stored events among `keys` (`(project id, provider, event id)`),
-    /// locked for the rest of the transaction where the engine locks rows.
-    async fn load_events(&mut self, keys: &[(&str, &str, &str)]) -> StoreResult<Vec<LoadedEvent>>;
+    /// The stored events among `events` (`(project id, provider, event
+    /// id)`), locked for the rest of the transaction where the engine locks
+    /// rows; and which of `api_keys` (`(project id, key id)`) are that
+    /// project's unrevoked keys, held so that no revocation commits before
+    /// this transaction.
+    async fn load(
+        &mut self,
+        events: &[(&str, &str, &str)],
+        api_keys: &[(&str, &str)],
+    ) -> StoreResult<(Vec<LoadedEvent>, Vec<(String, String)>)>;
     /// The event of an incident, likewise.
     async fn load_incident_event(
         &mut self,
@@ -378,6 +417,7 @@ pub(super) trait GroupIo: Send {
         incident_id: &str,
     ) -> StoreResult<Option<LoadedEvent>>;
     /// Writes the outcome; returns the row ids in the order of `writes`.
+    /// The last call of a group's run: an engine may commit here.
     async fn persist(&mut self, writes: &[EventWrite<'_>]) -> StoreResult<Vec<i64>>;
 }
 
@@ -464,13 +504,27 @@ pub(super) async fn run_at_once(
         .collect();
     wanted.sort_unstable();
     wanted.dedup();
+    let mut keys: Vec<(&str, &str)> = jobs
+        .iter()
+        .filter_map(|job| Some((job.project_id.as_str(), job.api_key.as_deref()?)))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let (loaded, valid_keys) = io.load(&wanted, &keys).await?;
+    let valid_keys: HashSet<(String, String)> = valid_keys.into_iter().collect();
     let mut slots = GroupSlots::default();
-    for loaded in io.load_events(&wanted).await? {
+    for loaded in loaded {
         slots.stored(loaded);
     }
 
     let mut results: Vec<StoreResult<Applied>> = Vec::with_capacity(jobs.len());
     for (i, job) in jobs.iter().enumerate() {
+        if let Some(key_id) = &job.api_key
+            && !valid_keys.contains(&(job.project_id.clone(), key_id.clone()))
+        {
+            results.push(Err(StoreError::KeyRevoked));
+            continue;
+        }
         let slot = match &job.target {
             GroupTarget::Event(key) => slots.for_key(&job.project_id, key),
             GroupTarget::Incident(incident_id) => {
@@ -505,7 +559,7 @@ pub(super) async fn run_at_once(
         }
     }
 
-    let writes: Vec<EventWrite<'_>> = slots
+    let mut writes: Vec<EventWrite<'_>> = slots
         .slots
         .iter()
         .filter_map(|slot| {
@@ -525,6 +579,15 @@ pub(super) async fn run_at_once(
             })
         })
         .collect();
+    // In key order: two groups creating the same new events (two
+    // instances on one PostgreSQL) then insert them in the same order.
+    writes.sort_by(|a, b| {
+        (a.project_id, a.after.provider, &a.after.event_id).cmp(&(
+            b.project_id,
+            b.after.provider,
+            &b.after.event_id,
+        ))
+    });
     if !writes.is_empty() {
         io.persist(&writes).await?;
     }

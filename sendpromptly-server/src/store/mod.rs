@@ -5,9 +5,9 @@
 //! through this trait. Its contract is pinned by [`conformance`], a suite
 //! every implementation runs (SQLite here; PostgreSQL runs the very same).
 //!
-//! Each method is atomic: one transaction (on SQLite, `apply` and
-//! `apply_to_incident` are one savepoint each of a group-commit transaction,
-//! answered only after its commit). Event changes go through
+//! Each method is atomic: one transaction (`apply`, `apply_with_key` and
+//! `apply_to_incident` share group-commit transactions, see `group`, and
+//! are answered only after the commit). Event changes go through
 //! [`Store::apply`], which loads the record, runs the pure state machine of
 //! `sendpromptly-core`, and writes the record, its new timeline entries and
 //! the outbox rows its effects ask for, atomically.
@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 mod codec;
 pub mod conformance;
 mod group;
+pub use group::GroupCommitStats;
 pub mod migrations;
 pub mod postgres;
 pub mod sqlite;
@@ -49,6 +50,10 @@ pub enum StoreError {
     /// The object does not exist (in this project).
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The API key a write was made with is revoked, unknown, or another
+    /// project's ([`Store::apply_with_key`]).
+    #[error("the API key is revoked or not this project's")]
+    KeyRevoked,
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -887,6 +892,24 @@ pub trait Store: Send + Sync + 'static {
         command: Command,
         ctx: Context,
     ) -> StoreResult<Applied>;
+    /// [`Store::apply`] on behalf of the API key `key_id`: in the same
+    /// transaction, [`StoreError::KeyRevoked`] unless that key is
+    /// `project_id`'s and not revoked. A caller that authenticated the key
+    /// from a cache therefore never commits a write made with a key revoked
+    /// before it.
+    async fn apply_with_key(
+        &self,
+        project_id: &str,
+        key_id: &str,
+        key: &EventKey,
+        command: Command,
+        ctx: Context,
+    ) -> StoreResult<Applied>;
+    /// What the group-commit writer has done since the store was opened,
+    /// for `/metrics` (`None` for a store without one).
+    fn group_commit_stats(&self) -> Option<GroupCommitStats> {
+        None
+    }
     /// Applies a command to the event of an incident.
     async fn apply_to_incident(
         &self,

@@ -39,9 +39,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sendpromptly_core::Timestamp;
 use sendpromptly_core::machine::{
-    self, AttemptReport, Command, Context, Effect, EventRecord, Transition, TransitionError,
+    self, AttemptReport, Command, Context, Effect, EventRecord, Transition,
 };
-use sendpromptly_core::model::{Actor, EventKey, JsonObject, TimelineEntry, TimelineKind};
+use sendpromptly_core::model::{
+    Actor, EventKey, Incident, JsonObject, TimelineEntry, TimelineKind,
+};
 use sendpromptly_core::retry::NextStep;
 use sendpromptly_core::wire::{ReprocessBatchCounts, ReprocessBatchItem};
 use sha2::{Digest, Sha256};
@@ -49,6 +51,11 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRo
 use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 
 use super::codec::{self, *};
+pub use super::group::GroupCommitStats;
+use super::group::{
+    self, EventWrite, GroupCounters, GroupEngine, GroupIo, GroupJob, GroupTarget, GroupWriter,
+    LoadedEvent, group_failed,
+};
 use super::migrations::{self, AppliedMigration, MIGRATIONS_TABLE};
 use sendpromptly_core::alert::GroupDecision;
 
@@ -63,6 +70,10 @@ use super::{
 const IDEMPOTENCY_TTL_MILLIS: i64 = 24 * 60 * 60 * 1000;
 /// The advisory lock key that serialises migrations ("SPMIGRAT").
 const MIGRATION_LOCK: i64 = 0x5350_4d49_4752_4154;
+/// Group-commit writer tasks: groups whose transactions overlap, so that
+/// their commits share PostgreSQL's WAL flushes (each holds a connection
+/// while its group runs).
+const GROUP_WRITERS: usize = 1;
 /// How often `idempotency_begin` reads a key again after losing the race
 /// to insert it.
 const RACE_RETRIES: usize = 5;
@@ -101,6 +112,8 @@ impl Default for PoolSettings {
 #[derive(Clone, Debug)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// The group-commit writer for `apply` and `apply_to_incident`.
+    group: GroupWriter,
     /// Seals and opens signing secrets and idempotent responses.
     keyring: Option<std::sync::Arc<crate::secrets::Keyring>>,
 }
@@ -147,8 +160,10 @@ impl PostgresStore {
             .test_before_acquire(true)
             .connect_with(options)
             .await?;
+        let group = GroupWriter::start(PgGroups { pool: pool.clone() }, GROUP_WRITERS);
         Ok(PostgresStore {
             pool,
+            group,
             keyring: None,
         })
     }
@@ -314,13 +329,6 @@ fn timeline_from_row(row: &PgRow) -> StoreResult<TimelineEntry> {
 // Event persistence (shared by apply, apply_to_incident, sweep_due and
 // finish_delivery_attempt)
 
-/// An event row loaded (and locked) inside a write transaction.
-struct LoadedEvent {
-    pk: i64,
-    project_id: String,
-    record: EventRecord,
-}
-
 fn loaded_from_row(row: &PgRow) -> StoreResult<LoadedEvent> {
     let json: String = row.try_get("record")?;
     Ok(LoadedEvent {
@@ -383,9 +391,51 @@ async fn load_by_incident(
     row.as_ref().map(loaded_from_row).transpose()
 }
 
-/// Writes what `transition` changed: the event row (inserted when `before`
-/// is `None`), its new timeline entries, the incident copy and the outbox
-/// rows its effects ask for. Returns the event's row id.
+/// Loads and locks, in one query, the stored events among `keys`
+/// (`(project id, provider, event id)`), in row order (so two groups
+/// locking the same rows take them in the same order).
+async fn load_many_for_update(
+    conn: &mut PgConnection,
+    keys: &[(&str, &str, &str)],
+) -> StoreResult<Vec<LoadedEvent>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(
+        "SELECT e.pk, e.project_id, e.record FROM events e \
+         WHERE (e.project_id, e.provider, e.event_id) IN \
+         (SELECT k ->> 0, k ->> 1, k ->> 2 FROM json_array_elements($1::json) AS k) \
+         ORDER BY e.pk FOR NO KEY UPDATE OF e",
+    )
+    .bind(encode_json(&keys, "event keys")?)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(loaded_from_row).collect()
+}
+
+/// Which of `keys` (`(project id, key id)`) are that project's unrevoked
+/// API keys, share-locked for the transaction so that a revocation (an
+/// `UPDATE`) waits for it to commit.
+async fn valid_api_keys(
+    conn: &mut PgConnection,
+    keys: &[(&str, &str)],
+) -> StoreResult<Vec<(String, String)>> {
+    let rows = sqlx::query(
+        "SELECT k.project_id, k.id FROM api_keys k WHERE k.revoked_at IS NULL \
+         AND (k.project_id, k.id) IN \
+         (SELECT j ->> 0, j ->> 1 FROM json_array_elements($1::json) AS j) \
+         ORDER BY k.id FOR SHARE OF k",
+    )
+    .bind(encode_json(&keys, "API keys")?)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("project_id")?, row.try_get("id")?)))
+        .collect()
+}
+
+/// Writes what one [`Transition`] changed (see [`persist_many`]); returns
+/// the event's row id.
 ///
 /// The caller holds the event row's lock (or, for a new event, the event
 /// key's advisory lock) for the whole transaction.
@@ -396,80 +446,125 @@ async fn persist(
     transition: &Transition,
     now: Timestamp,
 ) -> StoreResult<i64> {
-    let record = &transition.record;
-    let changed = !transition.entries.is_empty()
-        || !transition.effects.is_empty()
-        || before.is_none_or(|(_, old)| old != record);
-    let pk = match before {
-        Some((pk, _)) if !changed => return Ok(pk),
-        Some((pk, _)) => {
-            sqlx::query(
-                "UPDATE events SET event_type = $1, subject = $2, state = $3, record = $4, \
-                 due_at = $5, received_at = $6, updated_at = $7 WHERE pk = $8",
-            )
-            .bind(&record.event_type)
-            .bind(&record.subject)
-            .bind(record.state.as_str())
-            .bind(encode_record(record)?)
-            .bind(record.next_due_at().map(ms))
-            .bind(record.received_at.map(ms))
-            .bind(ms(record.updated_at))
-            .bind(pk)
-            .execute(&mut *conn)
-            .await?;
-            pk
-        }
-        None => sqlx::query(
+    let write = EventWrite::one(project_id, before, transition, now);
+    persist_many(conn, std::slice::from_ref(&write))
+        .await?
+        .pop()
+        .ok_or_else(|| StoreError::Corrupt("no row id for a written event".to_owned()))
+}
+
+/// Writes what the transitions of `writes` changed, in the caller's
+/// transaction: the new event rows (one statement for all of them), the
+/// updated ones (one statement), their timeline entries in order (one
+/// statement), then per event the incident copy and the outbox rows its
+/// effects ask for. Returns each event's row id, in the order of `writes`.
+async fn persist_many(conn: &mut PgConnection, writes: &[EventWrite<'_>]) -> StoreResult<Vec<i64>> {
+    let rows = group::write_rows(writes)?;
+    let mut pks: Vec<Option<i64>> = writes.iter().map(|w| w.before.map(|(pk, _)| pk)).collect();
+    if let Some(inserts) = &rows.inserts {
+        let inserted = sqlx::query(
             "INSERT INTO events (project_id, provider, event_id, event_type, subject, state, \
              record, due_at, received_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING pk",
+             SELECT r ->> 0, r ->> 1, r ->> 2, r ->> 3, r ->> 4, r ->> 5, r ->> 6, \
+             (r ->> 7)::bigint, (r ->> 8)::bigint, (r ->> 9)::bigint, (r ->> 10)::bigint \
+             FROM json_array_elements($1::json) WITH ORDINALITY AS t(r, n) ORDER BY n \
+             RETURNING pk, project_id, provider, event_id",
         )
-        .bind(project_id)
-        .bind(record.provider.as_str())
-        .bind(&record.event_id)
-        .bind(&record.event_type)
-        .bind(&record.subject)
-        .bind(record.state.as_str())
-        .bind(encode_record(record)?)
-        .bind(record.next_due_at().map(ms))
-        .bind(record.received_at.map(ms))
-        .bind(ms(record.created_at))
-        .bind(ms(record.updated_at))
-        .fetch_one(&mut *conn)
+        .bind(inserts)
+        .fetch_all(&mut *conn)
         .await
-        .map_err(|e| insert_error(e, "this event already exists", "project"))?
-        .try_get("pk")?,
-    };
-
-    for entry in &transition.entries {
-        insert_timeline_entry(conn, pk, entry).await?;
+        .map_err(|e| insert_error(e, "this event already exists", "project"))?;
+        for row in &inserted {
+            let project_id: &str = row.try_get("project_id")?;
+            let provider: &str = row.try_get("provider")?;
+            let event_id: &str = row.try_get("event_id")?;
+            let i = rows
+                .inserted_at
+                .get(&(project_id, provider, event_id))
+                .copied()
+                .ok_or_else(|| StoreError::Corrupt("an inserted event was not asked for".into()))?;
+            pks[i] = Some(row.try_get("pk")?);
+        }
     }
-
-    if let Some(incident) = &record.incident {
+    if let Some(updates) = &rows.updates {
         sqlx::query(
-            "INSERT INTO incidents (id, project_id, event_pk, kind, state, provider, event_id, \
-             event_type, subject, opened_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-             ON CONFLICT (event_pk) DO UPDATE SET kind = excluded.kind, state = excluded.state, \
-             event_type = excluded.event_type, subject = excluded.subject, \
-             updated_at = excluded.updated_at",
+            "UPDATE events SET event_type = r ->> 1, subject = r ->> 2, state = r ->> 3, \
+             record = r ->> 4, due_at = (r ->> 5)::bigint, received_at = (r ->> 6)::bigint, \
+             updated_at = (r ->> 7)::bigint \
+             FROM json_array_elements($1::json) AS r WHERE events.pk = (r ->> 0)::bigint",
         )
-        .bind(&incident.id)
-        .bind(project_id)
-        .bind(pk)
-        .bind(incident.kind.as_str())
-        .bind(incident.state.as_str())
-        .bind(record.provider.as_str())
-        .bind(&record.event_id)
-        .bind(&record.event_type)
-        .bind(&record.subject)
-        .bind(ms(incident.opened_at))
-        .bind(ms(record.updated_at))
+        .bind(updates)
         .execute(&mut *conn)
-        .await
-        .map_err(|e| insert_error(e, "this incident id is already used", "event"))?;
+        .await?;
+    }
+    let pks = group::all_row_ids(pks)?;
+    if let Some(entries) = group::timeline_rows(writes, |i| pks[i])? {
+        sqlx::query(
+            "INSERT INTO timeline (event_pk, at, kind, actor, detail) \
+             SELECT (r ->> 0)::bigint, (r ->> 1)::bigint, r ->> 2, r ->> 3, r ->> 4 \
+             FROM json_array_elements($1::json) WITH ORDINALITY AS t(r, n) ORDER BY n",
+        )
+        .bind(entries)
+        .execute(&mut *conn)
+        .await?;
     }
 
+    for ((write, pk), changed) in writes.iter().zip(&pks).zip(rows.changed) {
+        if !changed {
+            continue;
+        }
+        if let Some(incident) = &write.after.incident {
+            upsert_incident(conn, write.project_id, *pk, write.after, incident).await?;
+        }
+        for (transition, now) in &write.transitions {
+            write_effects(conn, write.project_id, *pk, transition, *now).await?;
+        }
+    }
+    Ok(pks)
+}
+
+/// Writes the `incidents` copy of `record.incident`.
+async fn upsert_incident(
+    conn: &mut PgConnection,
+    project_id: &str,
+    pk: i64,
+    record: &EventRecord,
+    incident: &Incident,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO incidents (id, project_id, event_pk, kind, state, provider, event_id, \
+         event_type, subject, opened_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+         ON CONFLICT (event_pk) DO UPDATE SET kind = excluded.kind, state = excluded.state, \
+         event_type = excluded.event_type, subject = excluded.subject, \
+         updated_at = excluded.updated_at",
+    )
+    .bind(&incident.id)
+    .bind(project_id)
+    .bind(pk)
+    .bind(incident.kind.as_str())
+    .bind(incident.state.as_str())
+    .bind(record.provider.as_str())
+    .bind(&record.event_id)
+    .bind(&record.event_type)
+    .bind(&record.subject)
+    .bind(ms(incident.opened_at))
+    .bind(ms(record.updated_at))
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| insert_error(e, "this incident id is already used", "event"))?;
+    Ok(())
+}
+
+/// Writes the outbox rows of one transition's effects: callbacks to
+/// deliver or cancel, and alerts.
+async fn write_effects(
+    conn: &mut PgConnection,
+    project_id: &str,
+    pk: i64,
+    transition: &Transition,
+    now: Timestamp,
+) -> StoreResult<()> {
     for effect in &transition.effects {
         match effect {
             Effect::DeliverCallback {
@@ -510,8 +605,7 @@ async fn persist(
             | Effect::CallbackGaveUp { .. } => {}
         }
     }
-    insert_alerts(conn, project_id, transition, now).await?;
-    Ok(pk)
+    insert_alerts(conn, project_id, transition, now).await
 }
 
 /// Enqueues the alerts the effects raise for the project's channels
@@ -631,43 +725,169 @@ enum BeginTry {
     Raced,
 }
 
-impl PostgresStore {
-    async fn apply_once(
+/// One `apply` or `apply_to_incident` in a transaction of its own: the
+/// path when the group writer is gone, and each command of a group that
+/// fell back.
+async fn apply_one(pool: &PgPool, job: GroupJob) -> StoreResult<Applied> {
+    let GroupJob {
+        project_id,
+        api_key,
+        target,
+        command,
+        ctx,
+    } = job;
+    let mut tx = pool.begin().await?;
+    if let Some(key_id) = &api_key
+        && valid_api_keys(&mut tx, &[(&project_id, key_id)])
+            .await?
+            .is_empty()
+    {
+        return Err(StoreError::KeyRevoked);
+    }
+    let loaded = match &target {
+        GroupTarget::Event(key) => {
+            let mut loaded = load_by_key(&mut tx, &project_id, key, Lock::ForUpdate).await?;
+            if loaded.is_none() {
+                // A new event: serialise with any other instance creating
+                // the same one, then look again (it may have just committed it).
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(event_lock_key(&project_id, key))
+                    .execute(&mut *tx)
+                    .await?;
+                loaded = load_by_key(&mut tx, &project_id, key, Lock::ForUpdate).await?;
+            }
+            loaded
+        }
+        GroupTarget::Incident(incident_id) => Some(
+            load_by_incident(&mut tx, &project_id, incident_id, Lock::ForUpdate)
+                .await?
+                .ok_or(StoreError::NotFound("incident"))?,
+        ),
+    };
+    let before = loaded.as_ref().map(|l| l.record.clone());
+    let transition = machine::apply(before, command, &ctx)?;
+    if let (None, GroupTarget::Event(key)) = (&loaded, &target) {
+        group::ensure_created_as_asked(&transition, key)?;
+    }
+    persist(
+        &mut tx,
+        &project_id,
+        loaded.as_ref().map(|l| (l.pk, &l.record)),
+        &transition,
+        ctx.now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Applied { transition })
+}
+
+/// The PostgreSQL side of group commit: the group at once in one
+/// transaction ([`group::run_at_once`], the events' rows locked in row
+/// order); if that fails (a uniqueness conflict, another instance creating
+/// the same event, a deadlock with another instance's group), a rollback
+/// and every command again in a transaction of its own ([`apply_one`]).
+struct PgGroups {
+    pool: PgPool,
+}
+
+#[async_trait]
+impl GroupEngine for PgGroups {
+    async fn run_group(
         &self,
+        jobs: Vec<GroupJob>,
+        stats: &GroupCounters,
+    ) -> (Vec<StoreResult<Applied>>, bool) {
+        let mut tx = match self.pool.begin().await {
+            Ok(tx) => tx,
+            Err(e) => {
+                let why = e.to_string();
+                return (
+                    (0..jobs.len()).map(|_| Err(group_failed(&why))).collect(),
+                    false,
+                );
+            }
+        };
+        match group::run_at_once(&mut PgGroupIo(&mut tx), &jobs).await {
+            Ok(results) => match tx.commit().await {
+                Ok(()) => (results, true),
+                Err(e) => (group::uncommitted(results, &e.to_string()), false),
+            },
+            Err(_) => {
+                let _ = tx.rollback().await;
+                stats.fell_back();
+                let mut results = Vec::with_capacity(jobs.len());
+                for job in jobs {
+                    results.push(apply_one(&self.pool, job).await);
+                }
+                (results, true)
+            }
+        }
+    }
+}
+
+/// [`GroupIo`] on a group's open transaction.
+struct PgGroupIo<'c>(&'c mut PgConnection);
+
+#[async_trait]
+impl GroupIo for PgGroupIo<'_> {
+    async fn load(
+        &mut self,
+        events: &[(&str, &str, &str)],
+        api_keys: &[(&str, &str)],
+    ) -> StoreResult<(Vec<LoadedEvent>, Vec<(String, String)>)> {
+        // Keys first: a revocation waits for this transaction from here on.
+        let valid = if api_keys.is_empty() {
+            Vec::new()
+        } else {
+            valid_api_keys(self.0, api_keys).await?
+        };
+        Ok((load_many_for_update(self.0, events).await?, valid))
+    }
+
+    async fn load_incident_event(
+        &mut self,
         project_id: &str,
-        key: &EventKey,
-        command: Command,
-        ctx: &Context,
-    ) -> StoreResult<Applied> {
-        let mut tx = self.write().await?;
-        let mut loaded = load_by_key(&mut tx, project_id, key, Lock::ForUpdate).await?;
-        if loaded.is_none() {
-            // A new event: serialise with any other instance creating the
-            // same one, then look again (it may have just committed it).
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(event_lock_key(project_id, key))
-                .execute(&mut *tx)
+        incident_id: &str,
+    ) -> StoreResult<Option<LoadedEvent>> {
+        load_by_incident(self.0, project_id, incident_id, Lock::ForUpdate).await
+    }
+
+    async fn persist(&mut self, writes: &[EventWrite<'_>]) -> StoreResult<Vec<i64>> {
+        // Every creator of an event takes its key's advisory lock first (as
+        // `apply_one` does), so a creation racing ours (another group,
+        // another instance) either committed before, and the insert below
+        // fails on the unique key (the group then falls back), or waits.
+        let mut new_keys: Vec<i64> = writes
+            .iter()
+            .filter(|w| w.before.is_none())
+            .map(|w| event_lock_key(w.project_id, &w.after.key()))
+            .collect();
+        if !new_keys.is_empty() {
+            new_keys.sort_unstable();
+            new_keys.dedup();
+            // In ascending order, as every group takes them.
+            sqlx::query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k")
+                .bind(&new_keys)
+                .execute(&mut *self.0)
                 .await?;
-            loaded = load_by_key(&mut tx, project_id, key, Lock::ForUpdate).await?;
         }
-        let before = loaded.as_ref().map(|l| l.record.clone());
-        let transition = machine::apply(before, command, ctx)?;
-        if loaded.is_none()
-            && (transition.record.provider != key.provider
-                || transition.record.event_id != key.event_id)
-        {
-            return Err(StoreError::Transition(TransitionError::WrongEvent));
+        persist_many(self.0, writes).await
+    }
+}
+
+impl PostgresStore {
+    /// Runs one `apply`/`apply_to_incident` through the group writer, or in
+    /// a transaction of its own if the writer task is gone.
+    async fn apply_grouped(&self, job: GroupJob) -> StoreResult<Applied> {
+        match self.group.submit(job).await {
+            Ok(result) => result,
+            Err(job) => apply_one(&self.pool, job).await,
         }
-        persist(
-            &mut tx,
-            project_id,
-            loaded.as_ref().map(|l| (l.pk, &l.record)),
-            &transition,
-            ctx.now,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(Applied { transition })
+    }
+
+    /// Group-commit counters since this store was opened.
+    pub fn group_commit_stats(&self) -> GroupCommitStats {
+        self.group.stats()
     }
 
     async fn idempotency_begin_once(
@@ -1292,7 +1512,36 @@ impl Store for PostgresStore {
         command: Command,
         ctx: Context,
     ) -> StoreResult<Applied> {
-        self.apply_once(project_id, key, command, &ctx).await
+        self.apply_grouped(GroupJob {
+            project_id: project_id.to_owned(),
+            api_key: None,
+            target: GroupTarget::Event(key.clone()),
+            command,
+            ctx,
+        })
+        .await
+    }
+
+    async fn apply_with_key(
+        &self,
+        project_id: &str,
+        key_id: &str,
+        key: &EventKey,
+        command: Command,
+        ctx: Context,
+    ) -> StoreResult<Applied> {
+        self.apply_grouped(GroupJob {
+            project_id: project_id.to_owned(),
+            api_key: Some(key_id.to_owned()),
+            target: GroupTarget::Event(key.clone()),
+            command,
+            ctx,
+        })
+        .await
+    }
+
+    fn group_commit_stats(&self) -> Option<GroupCommitStats> {
+        Some(self.group.stats())
     }
 
     async fn apply_to_incident(
@@ -1302,21 +1551,14 @@ impl Store for PostgresStore {
         command: Command,
         ctx: Context,
     ) -> StoreResult<Applied> {
-        let mut tx = self.write().await?;
-        let loaded = load_by_incident(&mut tx, project_id, incident_id, Lock::ForUpdate)
-            .await?
-            .ok_or(StoreError::NotFound("incident"))?;
-        let transition = machine::apply(Some(loaded.record.clone()), command, &ctx)?;
-        persist(
-            &mut tx,
-            project_id,
-            Some((loaded.pk, &loaded.record)),
-            &transition,
-            ctx.now,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(Applied { transition })
+        self.apply_grouped(GroupJob {
+            project_id: project_id.to_owned(),
+            api_key: None,
+            target: GroupTarget::Incident(incident_id.to_owned()),
+            command,
+            ctx,
+        })
+        .await
     }
 
     async fn append_incident_entry(

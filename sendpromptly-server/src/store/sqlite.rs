@@ -104,7 +104,11 @@ impl SqliteStore {
         if !in_memory {
             options = options.journal_mode(SqliteJournalMode::Wal);
         }
+        // No ping before each acquire (sqlx's default): a connection to a
+        // local file does not go stale, and the ping is a round trip to the
+        // connection's thread on every query.
         let writer = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -117,14 +121,19 @@ impl SqliteStore {
             writer.clone()
         } else {
             SqlitePoolOptions::new()
+                .test_before_acquire(false)
                 .max_connections(READERS)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
                 .connect_with(options.pragma("query_only", "ON"))
                 .await?
         };
-        let group = GroupWriter::start(SqliteGroups {
-            pool: writer.clone(),
-        });
+        // One writer task: SQLite has one writer connection.
+        let group = GroupWriter::start(
+            SqliteGroups {
+                pool: writer.clone(),
+            },
+            1,
+        );
         Ok(SqliteStore {
             writer,
             reader,
@@ -332,26 +341,81 @@ async fn load_by_incident(
     row.as_ref().map(loaded_from_row).transpose()
 }
 
-/// Loads, in one query, the stored events among `keys`
-/// (`(project id, provider, event id)`); absent ones are simply missing.
-async fn load_many_by_key(
+/// Opens a group's transaction and does all its reading, in one round
+/// trip: `BEGIN IMMEDIATE`, then one query for the stored events among
+/// `events` and for which of `api_keys` are unrevoked (see
+/// [`valid_api_keys`]), the two told apart by the `what` column.
+async fn begin_and_load_group(
     conn: &mut SqliteConnection,
-    keys: &[(&str, &str, &str)],
-) -> StoreResult<Vec<LoadedEvent>> {
-    if keys.is_empty() {
-        return Ok(Vec::new());
-    }
-    // CROSS JOIN keeps the key list as the outer loop, so each key is one
-    // lookup on the (project_id, provider, event_id) unique index.
+    events: &[(&str, &str, &str)],
+    api_keys: &[(&str, &str)],
+) -> StoreResult<(Vec<LoadedEvent>, Vec<(String, String)>)> {
     let rows = sqlx::query(
-        "SELECT e.pk, e.project_id, e.record FROM json_each(?) AS j CROSS JOIN events AS e \
+        "BEGIN IMMEDIATE; \
+         SELECT 'event' AS what, e.pk, e.project_id, e.record, NULL AS key_id \
+         FROM json_each(?1) AS j CROSS JOIN events AS e \
          ON e.project_id = j.value ->> 0 AND e.provider = j.value ->> 1 \
-         AND e.event_id = j.value ->> 2",
+         AND e.event_id = j.value ->> 2 \
+         UNION ALL \
+         SELECT 'key', NULL, k.project_id, NULL, k.id \
+         FROM json_each(?2) AS j CROSS JOIN api_keys AS k \
+         ON k.id = j.value ->> 1 AND k.project_id = j.value ->> 0 WHERE k.revoked_at IS NULL",
     )
-    .bind(encode_json(&keys, "event keys")?)
+    .bind(encode_json(&events, "event keys")?)
+    .bind(encode_json(&api_keys, "API keys")?)
     .fetch_all(conn)
     .await?;
-    rows.iter().map(loaded_from_row).collect()
+    let mut loaded = Vec::new();
+    let mut valid = Vec::new();
+    for row in &rows {
+        if row.try_get::<&str, _>("what")? == "event" {
+            loaded.push(loaded_from_row(row)?);
+        } else {
+            valid.push((row.try_get("project_id")?, row.try_get("key_id")?));
+        }
+    }
+    Ok((loaded, valid))
+}
+
+/// Which of `keys` (`(project id, key id)`) are that project's unrevoked
+/// API keys (the writer's transaction holds the write lock, so no
+/// revocation commits before it).
+async fn valid_api_keys(
+    conn: &mut SqliteConnection,
+    keys: &[(&str, &str)],
+) -> StoreResult<Vec<(String, String)>> {
+    let rows = sqlx::query(
+        "SELECT k.project_id, k.id FROM json_each(?) AS j CROSS JOIN api_keys AS k \
+         ON k.id = j.value ->> 1 AND k.project_id = j.value ->> 0 WHERE k.revoked_at IS NULL",
+    )
+    .bind(encode_json(&keys, "API keys")?)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("project_id")?, row.try_get("id")?)))
+        .collect()
+}
+
+/// The three statements of [`persist_many`]'s round trip (a macro so that
+/// `concat!` can append a `COMMIT`).
+macro_rules! persist_events_sql {
+    () => {
+        "INSERT INTO events (project_id, provider, event_id, event_type, subject, state, \
+         record, due_at, received_at, created_at, updated_at) \
+         SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, \
+         j.value ->> 5, j.value ->> 6, j.value ->> 7, j.value ->> 8, j.value ->> 9, \
+         j.value ->> 10 FROM json_each(?) AS j \
+         RETURNING pk, project_id, provider, event_id; \
+         UPDATE events SET event_type = j.value ->> 1, subject = j.value ->> 2, \
+         state = j.value ->> 3, record = j.value ->> 4, due_at = j.value ->> 5, \
+         received_at = j.value ->> 6, updated_at = j.value ->> 7 \
+         FROM json_each(?) AS j WHERE events.pk = j.value ->> 0; \
+         INSERT INTO timeline (event_pk, at, kind, actor, detail) \
+         SELECT e.pk, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4 \
+         FROM json_each(?) AS j CROSS JOIN events AS e \
+         ON e.project_id = j.value -> 0 ->> 0 AND e.provider = j.value -> 0 ->> 1 \
+         AND e.event_id = j.value -> 0 ->> 2"
+    };
 }
 
 /// Writes what one [`Transition`] changed (see [`persist_many`]); returns
@@ -364,69 +428,67 @@ async fn persist(
     now: Timestamp,
 ) -> StoreResult<i64> {
     let write = EventWrite::one(project_id, before, transition, now);
-    persist_many(conn, std::slice::from_ref(&write))
+    persist_many(conn, std::slice::from_ref(&write), false)
         .await?
+        .0
         .pop()
         .ok_or_else(|| StoreError::Corrupt("no row id for a written event".to_owned()))
 }
 
 /// Writes what the transitions of `writes` changed, in the caller's
-/// transaction: the new event rows (one statement for all of them), the
-/// updated ones (one statement), their timeline entries in order (one
-/// statement), then per event the incident copy and the outbox rows its
-/// effects ask for. Returns each event's row id, in the order of `writes`.
+/// transaction: in one round trip the new event rows, the updated ones and
+/// their timeline entries in order (three set-based statements), then per
+/// event the incident copy and the outbox rows its effects ask for.
+/// Returns each event's row id, in the order of `writes`, and whether the
+/// transaction was committed: with `then_commit`, when nothing is left to
+/// write after the three statements (no incident, no effect), a `COMMIT`
+/// rides along in the same round trip.
 async fn persist_many(
     conn: &mut SqliteConnection,
     writes: &[EventWrite<'_>],
-) -> StoreResult<Vec<i64>> {
+    then_commit: bool,
+) -> StoreResult<(Vec<i64>, bool)> {
     let rows = group::write_rows(writes)?;
-    let mut pks: Vec<Option<i64>> = writes.iter().map(|w| w.before.map(|(pk, _)| pk)).collect();
-    if let Some(inserts) = &rows.inserts {
-        let inserted = sqlx::query(
-            "INSERT INTO events (project_id, provider, event_id, event_type, subject, state, \
-             record, due_at, received_at, created_at, updated_at) \
-             SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, \
-             j.value ->> 5, j.value ->> 6, j.value ->> 7, j.value ->> 8, j.value ->> 9, \
-             j.value ->> 10 FROM json_each(?) AS j \
-             RETURNING pk, project_id, provider, event_id",
-        )
-        .bind(inserts)
+    let entries = group::timeline_rows(writes, |i| {
+        let w = &writes[i];
+        (w.project_id, w.after.provider.as_str(), &w.after.event_id)
+    })?;
+    let commit_now = then_commit
+        && !writes.iter().zip(&rows.changed).any(|(w, changed)| {
+            *changed
+                && (w.after.incident.is_some()
+                    || w.transitions.iter().any(|(t, _)| !t.effects.is_empty()))
+        });
+    // One round trip (`?` taken in order): the new rows (their ids come
+    // back), the changed ones, then the timeline, which finds each entry's
+    // event by key, new or not; and the commit when nothing follows.
+    let sql = if commit_now {
+        concat!(persist_events_sql!(), "; COMMIT")
+    } else {
+        persist_events_sql!()
+    };
+    let inserted = sqlx::query(sql)
+        .bind(rows.inserts.as_deref().unwrap_or("[]"))
+        .bind(rows.updates.as_deref().unwrap_or("[]"))
+        .bind(entries.as_deref().unwrap_or("[]"))
         .fetch_all(&mut *conn)
         .await
         .map_err(|e| insert_error(e, "this event already exists", "project"))?;
-        for row in &inserted {
-            let project_id: &str = row.try_get("project_id")?;
-            let provider: &str = row.try_get("provider")?;
-            let event_id: &str = row.try_get("event_id")?;
-            let i = rows
-                .inserted_at
-                .get(&(project_id, provider, event_id))
-                .copied()
-                .ok_or_else(|| StoreError::Corrupt("an inserted event was not asked for".into()))?;
-            pks[i] = Some(row.try_get("pk")?);
-        }
-    }
-    if let Some(updates) = &rows.updates {
-        sqlx::query(
-            "UPDATE events SET event_type = j.value ->> 1, subject = j.value ->> 2, \
-             state = j.value ->> 3, record = j.value ->> 4, due_at = j.value ->> 5, \
-             received_at = j.value ->> 6, updated_at = j.value ->> 7 \
-             FROM json_each(?) AS j WHERE events.pk = j.value ->> 0",
-        )
-        .bind(updates)
-        .execute(&mut *conn)
-        .await?;
+    let mut pks: Vec<Option<i64>> = writes.iter().map(|w| w.before.map(|(pk, _)| pk)).collect();
+    for row in &inserted {
+        let project_id: &str = row.try_get("project_id")?;
+        let provider: &str = row.try_get("provider")?;
+        let event_id: &str = row.try_get("event_id")?;
+        let i = rows
+            .inserted_at
+            .get(&(project_id, provider, event_id))
+            .copied()
+            .ok_or_else(|| StoreError::Corrupt("an inserted event was not asked for".into()))?;
+        pks[i] = Some(row.try_get("pk")?);
     }
     let pks = group::all_row_ids(pks)?;
-    if let Some(entries) = group::timeline_rows(writes, &pks)? {
-        sqlx::query(
-            "INSERT INTO timeline (event_pk, at, kind, actor, detail) \
-             SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4 \
-             FROM json_each(?) AS j",
-        )
-        .bind(entries)
-        .execute(&mut *conn)
-        .await?;
+    if commit_now {
+        return Ok((pks, true));
     }
 
     for ((write, pk), changed) in writes.iter().zip(&pks).zip(rows.changed) {
@@ -440,7 +502,7 @@ async fn persist_many(
             write_effects(conn, write.project_id, *pk, transition, *now).await?;
         }
     }
-    Ok(pks)
+    Ok((pks, false))
 }
 
 /// Writes the `incidents` copy of `record.incident`.
@@ -614,9 +676,18 @@ async fn insert_timeline_entry(
 // ---------------------------------------------------------------------------
 // Group commit (apply and apply_to_incident)
 
-/// The SQLite side of group commit: `BEGIN IMMEDIATE` on the writer
-/// connection, the group at once ([`group::run_at_once`]); if a write of
-/// that fails, a rollback and the group again one savepoint per command
+/// The SQLite side of group commit, on the writer connection, in as few
+/// round trips to the connection's thread as possible (each costs a thread
+/// wake-up, about half a millisecond on a busy two-core machine, and the
+/// writer is the one serial part of ingest): `BEGIN IMMEDIATE` with the
+/// group's reads, then the group's writes with the `COMMIT`
+/// ([`begin_and_load_group`], [`persist_many`]; a separate `COMMIT` only
+/// when incidents or effects needed more statements). The transaction is
+/// opened and closed by hand rather than through sqlx's `Transaction`,
+/// because that costs a round trip of its own; every path below ends it.
+///
+/// If anything of the group at once fails (say a command's uniqueness
+/// conflict), a rollback and the group again one savepoint per command
 /// ([`run_group_one_by_one`]), so only the failing command fails.
 struct SqliteGroups {
     pool: SqlitePool,
@@ -629,8 +700,8 @@ impl GroupEngine for SqliteGroups {
         jobs: Vec<GroupJob>,
         stats: &GroupCounters,
     ) -> (Vec<StoreResult<Applied>>, bool) {
-        let mut tx = match self.pool.begin_with("BEGIN IMMEDIATE").await {
-            Ok(tx) => tx,
+        let mut conn = match self.pool.acquire().await {
+            Ok(conn) => conn,
             Err(e) => {
                 let why = e.to_string();
                 return (
@@ -639,13 +710,26 @@ impl GroupEngine for SqliteGroups {
                 );
             }
         };
-        match group::run_at_once(&mut SqliteGroupIo(&mut tx), &jobs).await {
-            Ok(results) => match tx.commit().await {
-                Ok(()) => (results, true),
-                Err(e) => (group::uncommitted(results, &e.to_string()), false),
+        let mut io = SqliteGroupIo {
+            conn: &mut conn,
+            committed: false,
+        };
+        let outcome = group::run_at_once(&mut io, &jobs).await;
+        let committed = io.committed;
+        match outcome {
+            Ok(results) if committed => (results, true),
+            Ok(results) => match sqlx::query("COMMIT").execute(&mut *conn).await {
+                Ok(_) => (results, true),
+                Err(e) => {
+                    let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                    (group::uncommitted(results, &e.to_string()), false)
+                }
             },
             Err(_) => {
-                let _ = tx.rollback().await;
+                // Fails harmlessly if the transaction never began or a
+                // failed COMMIT already ended it.
+                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                drop(conn);
                 stats.fell_back();
                 run_group_one_by_one(&self.pool, jobs).await
             }
@@ -653,13 +737,22 @@ impl GroupEngine for SqliteGroups {
     }
 }
 
-/// [`GroupIo`] on the writer connection's open transaction.
-struct SqliteGroupIo<'c>(&'c mut SqliteConnection);
+/// [`GroupIo`] on the writer connection, whose transaction
+/// [`GroupIo::load`] opens.
+struct SqliteGroupIo<'c> {
+    conn: &'c mut SqliteConnection,
+    /// Whether [`GroupIo::persist`] already committed.
+    committed: bool,
+}
 
 #[async_trait]
 impl GroupIo for SqliteGroupIo<'_> {
-    async fn load_events(&mut self, keys: &[(&str, &str, &str)]) -> StoreResult<Vec<LoadedEvent>> {
-        load_many_by_key(self.0, keys).await
+    async fn load(
+        &mut self,
+        events: &[(&str, &str, &str)],
+        api_keys: &[(&str, &str)],
+    ) -> StoreResult<(Vec<LoadedEvent>, Vec<(String, String)>)> {
+        begin_and_load_group(self.conn, events, api_keys).await
     }
 
     async fn load_incident_event(
@@ -667,11 +760,13 @@ impl GroupIo for SqliteGroupIo<'_> {
         project_id: &str,
         incident_id: &str,
     ) -> StoreResult<Option<LoadedEvent>> {
-        load_by_incident(self.0, project_id, incident_id).await
+        load_by_incident(self.conn, project_id, incident_id).await
     }
 
     async fn persist(&mut self, writes: &[EventWrite<'_>]) -> StoreResult<Vec<i64>> {
-        persist_many(self.0, writes).await
+        let (pks, committed) = persist_many(self.conn, writes, true).await?;
+        self.committed = committed;
+        Ok(pks)
     }
 }
 
@@ -735,10 +830,18 @@ async fn run_group_one_by_one(
 async fn run_job(conn: &mut SqliteConnection, job: GroupJob) -> StoreResult<Applied> {
     let GroupJob {
         project_id,
+        api_key,
         target,
         command,
         ctx,
     } = job;
+    if let Some(key_id) = &api_key
+        && valid_api_keys(conn, &[(&project_id, key_id)])
+            .await?
+            .is_empty()
+    {
+        return Err(StoreError::KeyRevoked);
+    }
     let (loaded, key) = match target {
         GroupTarget::Event(key) => (load_by_key(conn, &project_id, &key).await?, Some(key)),
         GroupTarget::Incident(incident_id) => (
@@ -1301,11 +1404,34 @@ impl Store for SqliteStore {
     ) -> StoreResult<Applied> {
         self.apply_grouped(GroupJob {
             project_id: project_id.to_owned(),
+            api_key: None,
             target: GroupTarget::Event(key.clone()),
             command,
             ctx,
         })
         .await
+    }
+
+    async fn apply_with_key(
+        &self,
+        project_id: &str,
+        key_id: &str,
+        key: &EventKey,
+        command: Command,
+        ctx: Context,
+    ) -> StoreResult<Applied> {
+        self.apply_grouped(GroupJob {
+            project_id: project_id.to_owned(),
+            api_key: Some(key_id.to_owned()),
+            target: GroupTarget::Event(key.clone()),
+            command,
+            ctx,
+        })
+        .await
+    }
+
+    fn group_commit_stats(&self) -> Option<GroupCommitStats> {
+        Some(self.group.stats())
     }
 
     async fn apply_to_incident(
@@ -1317,6 +1443,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<Applied> {
         self.apply_grouped(GroupJob {
             project_id: project_id.to_owned(),
+            api_key: None,
             target: GroupTarget::Incident(incident_id.to_owned()),
             command,
             ctx,
