@@ -7,6 +7,13 @@
 //! changed. What differs is how concurrent writers from several processes
 //! are kept from doing anything twice:
 //!
+//! - **Group commit.** `apply`, `apply_with_key` and `apply_to_incident`
+//!   queue to one writer task per instance, which runs what is queued as
+//!   one transaction (see `group`): the group's event rows are locked in
+//!   row order, its new events are created under their advisory locks
+//!   taken in key order, its API keys are share-locked. A group that fails
+//!   (a conflict, a deadlock with another instance's group) is rolled back
+//!   and its commands run again one transaction each.
 //! - **Row locks, short transactions.** Every read-modify-write of an event
 //!   locks its row (`SELECT … FOR NO KEY UPDATE`) for one short transaction;
 //!   nothing is held across network I/O (the dispatcher's HTTP call happens
