@@ -91,6 +91,41 @@ pub(super) struct GroupJob {
     pub ctx: Context,
 }
 
+impl GroupJob {
+    /// An `apply`, or with `api_key` an `apply_with_key`.
+    pub(super) fn for_event(
+        project_id: &str,
+        api_key: Option<&str>,
+        key: &EventKey,
+        command: Command,
+        ctx: Context,
+    ) -> Self {
+        GroupJob {
+            project_id: project_id.to_owned(),
+            api_key: api_key.map(str::to_owned),
+            target: GroupTarget::Event(key.clone()),
+            command,
+            ctx,
+        }
+    }
+
+    /// An `apply_to_incident`.
+    pub(super) fn for_incident(
+        project_id: &str,
+        incident_id: &str,
+        command: Command,
+        ctx: Context,
+    ) -> Self {
+        GroupJob {
+            project_id: project_id.to_owned(),
+            api_key: None,
+            target: GroupTarget::Incident(incident_id.to_owned()),
+            command,
+            ctx,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct GroupRequest {
     job: GroupJob,
@@ -302,10 +337,26 @@ pub(super) struct WriteRows<'a> {
     pub inserts: Option<String>,
     /// The index in `writes` of each new event, by `(project_id, provider,
     /// event_id)`.
-    pub inserted_at: HashMap<(&'a str, &'a str, &'a str), usize>,
+    inserted_at: HashMap<(&'a str, &'a str, &'a str), usize>,
     /// Changed stored events: `[pk, event_type, subject, state, record,
     /// due_at, received_at, updated_at]` each.
     pub updates: Option<String>,
+}
+
+impl WriteRows<'_> {
+    /// The index in `writes` of the new event an `INSERT … RETURNING` row
+    /// names.
+    pub(super) fn inserted(
+        &self,
+        project_id: &str,
+        provider: &str,
+        event_id: &str,
+    ) -> StoreResult<usize> {
+        self.inserted_at
+            .get(&(project_id, provider, event_id))
+            .copied()
+            .ok_or_else(|| StoreError::Corrupt("an inserted event was not asked for".into()))
+    }
 }
 
 /// Builds the event rows of `writes` (see [`WriteRows`]).
@@ -442,32 +493,30 @@ impl GroupSlots {
     /// has it: that one is newer).
     fn stored(&mut self, loaded: LoadedEvent) -> usize {
         let id = (loaded.project_id.clone(), loaded.record.key());
-        if let Some(&slot) = self.by_key.get(&id) {
-            return slot;
-        }
-        self.by_key.insert(id, self.slots.len());
-        self.slots.push(GroupSlot {
+        self.find_or_add(id, || GroupSlot {
             project_id: loaded.project_id,
             current: Some(loaded.record.clone()),
             stored: Some((loaded.pk, loaded.record)),
             applied: Vec::new(),
-        });
-        self.slots.len() - 1
+        })
     }
 
     /// The slot of `key`, a new empty one if neither stored nor created yet.
     fn for_key(&mut self, project_id: &str, key: &EventKey) -> usize {
-        let id = (project_id.to_owned(), key.clone());
-        if let Some(&slot) = self.by_key.get(&id) {
-            return slot;
-        }
-        self.by_key.insert(id, self.slots.len());
-        self.slots.push(GroupSlot {
+        self.find_or_add((project_id.to_owned(), key.clone()), || GroupSlot {
             project_id: project_id.to_owned(),
             stored: None,
             current: None,
             applied: Vec::new(),
-        });
+        })
+    }
+
+    fn find_or_add(&mut self, id: (String, EventKey), new: impl FnOnce() -> GroupSlot) -> usize {
+        if let Some(&slot) = self.by_key.get(&id) {
+            return slot;
+        }
+        self.by_key.insert(id, self.slots.len());
+        self.slots.push(new());
         self.slots.len() - 1
     }
 

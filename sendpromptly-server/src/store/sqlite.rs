@@ -476,14 +476,11 @@ async fn persist_many(
         .map_err(|e| insert_error(e, "this event already exists", "project"))?;
     let mut pks: Vec<Option<i64>> = writes.iter().map(|w| w.before.map(|(pk, _)| pk)).collect();
     for row in &inserted {
-        let project_id: &str = row.try_get("project_id")?;
-        let provider: &str = row.try_get("provider")?;
-        let event_id: &str = row.try_get("event_id")?;
-        let i = rows
-            .inserted_at
-            .get(&(project_id, provider, event_id))
-            .copied()
-            .ok_or_else(|| StoreError::Corrupt("an inserted event was not asked for".into()))?;
+        let i = rows.inserted(
+            row.try_get("project_id")?,
+            row.try_get("provider")?,
+            row.try_get("event_id")?,
+        )?;
         pks[i] = Some(row.try_get("pk")?);
     }
     let pks = group::all_row_ids(pks)?;
@@ -1402,14 +1399,8 @@ impl Store for SqliteStore {
         command: Command,
         ctx: Context,
     ) -> StoreResult<Applied> {
-        self.apply_grouped(GroupJob {
-            project_id: project_id.to_owned(),
-            api_key: None,
-            target: GroupTarget::Event(key.clone()),
-            command,
-            ctx,
-        })
-        .await
+        self.apply_grouped(GroupJob::for_event(project_id, None, key, command, ctx))
+            .await
     }
 
     async fn apply_with_key(
@@ -1420,13 +1411,13 @@ impl Store for SqliteStore {
         command: Command,
         ctx: Context,
     ) -> StoreResult<Applied> {
-        self.apply_grouped(GroupJob {
-            project_id: project_id.to_owned(),
-            api_key: Some(key_id.to_owned()),
-            target: GroupTarget::Event(key.clone()),
+        self.apply_grouped(GroupJob::for_event(
+            project_id,
+            Some(key_id),
+            key,
             command,
             ctx,
-        })
+        ))
         .await
     }
 
@@ -1441,13 +1432,12 @@ impl Store for SqliteStore {
         command: Command,
         ctx: Context,
     ) -> StoreResult<Applied> {
-        self.apply_grouped(GroupJob {
-            project_id: project_id.to_owned(),
-            api_key: None,
-            target: GroupTarget::Incident(incident_id.to_owned()),
+        self.apply_grouped(GroupJob::for_incident(
+            project_id,
+            incident_id,
             command,
             ctx,
-        })
+        ))
         .await
     }
 
