@@ -57,8 +57,8 @@ use sha2::{Digest, Sha256};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 
+use super::GroupCommitStats;
 use super::codec::{self, *};
-pub use super::group::GroupCommitStats;
 use super::group::{
     self, EventWrite, GroupCounters, GroupEngine, GroupIo, GroupJob, GroupTarget, GroupWriter,
     LoadedEvent, group_failed,
@@ -887,11 +887,6 @@ impl PostgresStore {
             Ok(result) => result,
             Err(job) => apply_one(&self.pool, job).await,
         }
-    }
-
-    /// Group-commit counters since this store was opened.
-    pub fn group_commit_stats(&self) -> GroupCommitStats {
-        self.group.stats()
     }
 
     async fn idempotency_begin_once(
