@@ -331,10 +331,23 @@ pub struct RotatedSecret {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
-    /// `ok`.
+    /// `ok` (200), or `unhealthy` (503) with the failing checks in `problems`.
     pub status: String,
     /// The server version.
     pub version: String,
+    /// What is wrong, one entry per failing check (absent when healthy).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<HealthProblem>,
+}
+
+/// One failing health check.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HealthProblem {
+    /// `writer`, `database`, `sweeper`, `dispatcher`, `alerts` or `pacer`.
+    pub check: String,
+    /// What is wrong, in words.
+    pub detail: String,
 }
 
 /// Body of `PATCH /v1/project`; absent fields are left as they are.

@@ -57,6 +57,8 @@ pub async fn run(state: AppState, http: reqwest::Client, mut shutdown: watch::Re
 async fn send_due(state: &AppState, http: &reqwest::Client, permits: &Arc<Semaphore>) {
     let free = u32::try_from(permits.available_permits()).unwrap_or(0);
     if free == 0 {
+        // Every permit is sending: busy, not stuck.
+        state.health().pass(crate::health::Loop::Alerts);
         return;
     }
     let jobs = match state
@@ -69,7 +71,10 @@ async fn send_due(state: &AppState, http: &reqwest::Client, permits: &Arc<Semaph
         )
         .await
     {
-        Ok(jobs) => jobs,
+        Ok(jobs) => {
+            state.health().pass(crate::health::Loop::Alerts);
+            jobs
+        }
         Err(err) => {
             tracing::warn!(error = %err, "could not claim alerts");
             return;

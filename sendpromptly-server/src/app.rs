@@ -30,6 +30,7 @@ struct Inner {
     dispatcher_wakeup: Notify,
     rate_limits: Option<KeyedBuckets>,
     signal_keys: SignalKeyCache,
+    health: crate::health::Health,
 }
 
 impl AppState {
@@ -51,6 +52,7 @@ impl AppState {
                 metrics: Metrics::default(),
                 dispatcher_wakeup: Notify::new(),
                 signal_keys: SignalKeyCache::default(),
+                health: crate::health::Health::default(),
             }),
         }
     }
@@ -83,6 +85,11 @@ impl AppState {
     /// [`crate::api::key_cache`]).
     pub fn signal_keys(&self) -> &SignalKeyCache {
         &self.inner.signal_keys
+    }
+
+    /// What the background loops and the watchdog know of the server's health.
+    pub fn health(&self) -> &crate::health::Health {
+        &self.inner.health
     }
 
     /// The metrics.

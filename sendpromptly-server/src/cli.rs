@@ -160,20 +160,35 @@ enum UserCommand {
     },
 }
 
-/// A command-line failure: a message for the operator.
+/// A command-line failure: a message for the operator, and the exit status.
 #[derive(Debug)]
-pub struct CliError(String);
+pub struct CliError {
+    message: String,
+    status: u8,
+}
 
 impl CliError {
-    /// A failure with this message.
+    /// A failure with this message (exit status 1).
     pub fn new(message: impl Into<String>) -> Self {
-        CliError(message.into())
+        CliError {
+            message: message.into(),
+            status: 1,
+        }
+    }
+
+    /// The server stopped itself because it could no longer work (exit
+    /// status 75, `EX_TEMPFAIL`: a supervisor should restart it).
+    pub fn temporary_failure(message: impl Into<String>) -> Self {
+        CliError {
+            message: message.into(),
+            status: 75,
+        }
     }
 }
 
 impl std::fmt::Display for CliError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
@@ -181,7 +196,7 @@ macro_rules! cli_error_from {
     ($($ty:ty),+ $(,)?) => {
         $(impl From<$ty> for CliError {
             fn from(err: $ty) -> Self {
-                CliError(err.to_string())
+                CliError::new(err.to_string())
             }
         })+
     };
@@ -215,7 +230,7 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");
-            ExitCode::FAILURE
+            ExitCode::from(err.status)
         }
     }
 }
@@ -297,7 +312,7 @@ pub async fn open_store_with(
         let store = PostgresStore::connect_with(database_url, pool)
             .await
             .map_err(|err| {
-                CliError(format!(
+                CliError::new(format!(
                     "cannot connect to PostgreSQL at {}: {}",
                     redact_password(database_url),
                     match err {
@@ -308,7 +323,7 @@ pub async fn open_store_with(
             })?;
         return Ok(Arc::new(store.with_keyring(keyring)));
     }
-    Err(CliError(format!(
+    Err(CliError::new(format!(
         "unsupported database URL `{database_url}`: use sqlite://FILE or postgres://…"
     )))
 }
@@ -317,7 +332,7 @@ pub async fn open_store_with(
 /// previous key; a secret no configured key opens stops the start.
 pub async fn reseal_secrets(store: &dyn Store) -> Result<(), CliError> {
     let report = store.reseal_signing_secrets().await.map_err(|err| {
-        CliError(format!(
+        CliError::new(format!(
             "cannot decrypt the stored signing secrets: {err} (see --secret-key, \
              --secret-key-file and --previous-secret-keys in docs/configuration.md)"
         ))
@@ -356,7 +371,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     if let Command::Listen(args) = &cli.command {
         return crate::listen::run(args)
             .await
-            .map_err(|e| CliError(e.to_string()));
+            .map_err(|e| CliError::new(e.to_string()));
     }
     let keyring = load_keyring(&common.secret_key, &common.database_url)?;
     let store = open_store_with(&common.database_url, common.pool, keyring).await?;
@@ -438,8 +453,10 @@ async fn serve(
     }
     println!("SendPromptly is listening on {url} (Ctrl-C to stop)");
     let _ = std::io::stdout().flush();
-    running.run_until_signal().await;
-    Ok(())
+    running
+        .run_until_signal()
+        .await
+        .map_err(|fatal| CliError::temporary_failure(fatal.to_string()))
 }
 
 /// Replaces a project's alert channels with `channels` (JSON, or `-` for
@@ -456,7 +473,7 @@ async fn alerts_set(
         channels.to_owned()
     };
     let value: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| CliError(format!("--channels is not valid JSON: {e}")))?;
+        .map_err(|e| CliError::new(format!("--channels is not valid JSON: {e}")))?;
     let update = sendpromptly_core::wire::ProjectUpdate {
         alert_channels: Some(value),
         ..Default::default()
@@ -485,8 +502,8 @@ async fn alerts_test(
     let state = crate::app::AppState::new(store, Arc::new(SystemClock), config, public_url);
     let outcomes = crate::api::project::test_alerts(&state, project_id, channel).await?;
     if outcomes.is_empty() {
-        return Err(CliError(
-            "the project has no alert_channels; set them with `sendpromptly alerts set`, PATCH /v1/project or in the console settings".into(),
+        return Err(CliError::new(
+            "the project has no alert_channels; set them with `sendpromptly alerts set`, PATCH /v1/project or in the console settings",
         ));
     }
     if json {
@@ -512,7 +529,7 @@ async fn alerts_test(
     if outcomes.iter().all(|o| o.delivered) {
         Ok(())
     } else {
-        Err(CliError("some alert channels failed the test".into()))
+        Err(CliError::new("some alert channels failed the test"))
     }
 }
 
@@ -525,7 +542,7 @@ async fn resolve_project(
     } else {
         store.project_by_name(name_or_id).await?
     };
-    found.ok_or_else(|| CliError(format!("no project named `{name_or_id}`")))
+    found.ok_or_else(|| CliError::new(format!("no project named `{name_or_id}`")))
 }
 
 async fn project(
@@ -547,19 +564,19 @@ async fn project(
                     "repair_url",
                     url,
                 )
-                .map_err(|e| CliError(e.to_string()))?;
+                .map_err(|e| CliError::new(e.to_string()))?;
             }
             let name = name.trim();
             if name.is_empty() || name.len() > 100 {
-                return Err(CliError("the project name must be 1–100 characters".into()));
+                return Err(CliError::new("the project name must be 1–100 characters"));
             }
             let created = provision::create_project(store, name, repair_url, now)
                 .await
                 .map_err(|err| match err {
                     StoreError::Conflict(_) => {
-                        CliError(format!("a project named `{name}` already exists"))
+                        CliError::new(format!("a project named `{name}` already exists"))
                     }
-                    other => CliError(other.to_string()),
+                    other => CliError::new(other.to_string()),
                 })?;
             if json {
                 println!("{}", serde_json::to_string(&created)?);
@@ -630,7 +647,7 @@ async fn key(store: &dyn Store, command: KeyCommand, now: Timestamp) -> Result<(
                 println!("revoked {key_id}");
                 Ok(())
             } else {
-                Err(CliError(format!(
+                Err(CliError::new(format!(
                     "project {} has no active key {key_id}",
                     project.name
                 )))
@@ -649,7 +666,7 @@ fn read_password() -> Result<String, CliError> {
     stdin.lock().read_line(&mut line)?;
     let password = line.trim_end_matches(['\r', '\n']).to_owned();
     if password.is_empty() {
-        return Err(CliError("no password given".into()));
+        return Err(CliError::new("no password given"));
     }
     Ok(password)
 }

@@ -131,6 +131,15 @@ pub struct ServeArgs {
     /// Window in seconds in which alerts about incidents of the same event type are grouped into one message (default 300; 0 turns grouping off).
     #[arg(long, env = "SENDPROMPTLY_ALERT_GROUP_WINDOW_SECONDS")]
     pub alert_group_window_seconds: Option<u64>,
+    /// Seconds a write transaction (and a pooled read) may take before `/healthz` reports the writer (the database) unhealthy (default 5).
+    #[arg(long, env = "SENDPROMPTLY_HEALTH_WRITER_BOUND_SECONDS")]
+    pub health_writer_bound_seconds: Option<u64>,
+    /// Seconds a background loop (sweeper, dispatcher, alerts, pacer) may go without a completed pass before `/healthz` reports it unhealthy (default 60).
+    #[arg(long, env = "SENDPROMPTLY_HEALTH_LOOP_BOUND_SECONDS")]
+    pub health_loop_bound_seconds: Option<u64>,
+    /// Seconds the writer may stay unhealthy before the server exits with status 75 for its supervisor to restart it (default 120; 0 never exits).
+    #[arg(long, env = "SENDPROMPTLY_EXIT_AFTER_WRITER_STALL_SECONDS")]
+    pub exit_after_writer_stall_seconds: Option<u64>,
 }
 
 /// The TOML file: the same settings as the flags, snake_case.
@@ -183,6 +192,12 @@ pub struct FileConfig {
     pub smtp_from: Option<String>,
     /// See `--alert-group-window-seconds`.
     pub alert_group_window_seconds: Option<u64>,
+    /// See `--health-writer-bound-seconds`.
+    pub health_writer_bound_seconds: Option<u64>,
+    /// See `--health-loop-bound-seconds`.
+    pub health_loop_bound_seconds: Option<u64>,
+    /// See `--exit-after-writer-stall-seconds`.
+    pub exit_after_writer_stall_seconds: Option<u64>,
 }
 
 /// How the SMTP connection is secured.
@@ -454,6 +469,17 @@ pub struct ServerConfig {
     pub smtp: Option<SmtpSettings>,
     /// The alert grouping window, in seconds (0: no grouping).
     pub alert_group_window_seconds: i64,
+    /// How often the health watchdog probes the writer and the pool.
+    pub health_interval: Duration,
+    /// How long a write transaction (or a pooled read) may take before the
+    /// writer (the database) counts as unhealthy.
+    pub health_writer_bound: Duration,
+    /// How long a background loop may go without a completed pass before
+    /// it counts as unhealthy.
+    pub health_loop_bound: Duration,
+    /// How long the writer may stay unhealthy before the server exits
+    /// non-zero; `None`: never.
+    pub exit_after_writer_stall: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -482,6 +508,10 @@ impl Default for ServerConfig {
             api_rate_limit: Some(crate::ratelimit::RateLimit::default()),
             smtp: None,
             alert_group_window_seconds: 300,
+            health_interval: Duration::from_secs(1),
+            health_writer_bound: Duration::from_secs(5),
+            health_loop_bound: Duration::from_secs(60),
+            exit_after_writer_stall: Some(Duration::from_secs(120)),
         }
     }
 }
@@ -728,6 +758,45 @@ pub fn resolve_server(args: &ServeArgs, file: &FileConfig) -> Result<ServerConfi
             });
         }
         config.alert_group_window_seconds = secs as i64;
+    }
+    for (name, value, target) in [
+        (
+            "health_writer_bound_seconds",
+            args.health_writer_bound_seconds
+                .or(file.health_writer_bound_seconds),
+            &mut config.health_writer_bound,
+        ),
+        (
+            "health_loop_bound_seconds",
+            args.health_loop_bound_seconds
+                .or(file.health_loop_bound_seconds),
+            &mut config.health_loop_bound,
+        ),
+    ] {
+        if let Some(secs) = value {
+            if !(1..=86_400).contains(&secs) {
+                return Err(ConfigError::Invalid {
+                    name,
+                    message: "must be from 1 to 86400 seconds".into(),
+                });
+            }
+            *target = Duration::from_secs(secs);
+        }
+    }
+    if let Some(secs) = args
+        .exit_after_writer_stall_seconds
+        .or(file.exit_after_writer_stall_seconds)
+    {
+        if secs > 0 && secs < config.health_writer_bound.as_secs() {
+            return Err(ConfigError::Invalid {
+                name: "exit_after_writer_stall_seconds",
+                message: format!(
+                    "must be 0 (never exit) or at least health_writer_bound_seconds ({})",
+                    config.health_writer_bound.as_secs()
+                ),
+            });
+        }
+        config.exit_after_writer_stall = (secs > 0).then(|| Duration::from_secs(secs));
     }
     Ok(config)
 }

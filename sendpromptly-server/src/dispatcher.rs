@@ -16,6 +16,7 @@ use sendpromptly_core::standard_webhooks::SigningSecret;
 use tokio::sync::{Semaphore, watch};
 
 use crate::app::AppState;
+use crate::health::Loop;
 use crate::metrics::AttemptOutcome;
 use crate::store::DeliveryJob;
 
@@ -99,6 +100,8 @@ where
 async fn dispatch_due(state: &AppState, http: &reqwest::Client, permits: &Arc<Semaphore>) {
     let free = u32::try_from(permits.available_permits()).unwrap_or(0);
     if free == 0 {
+        // Every permit is sending: the dispatcher is busy, not stuck.
+        state.health().pass(Loop::Dispatcher);
         return;
     }
     let jobs = match state
@@ -106,7 +109,10 @@ async fn dispatch_due(state: &AppState, http: &reqwest::Client, permits: &Arc<Se
         .claim_deliveries(state.now(), state.config().callback_lease, free)
         .await
     {
-        Ok(jobs) => jobs,
+        Ok(jobs) => {
+            state.health().pass(Loop::Dispatcher);
+            jobs
+        }
         Err(err) => {
             tracing::warn!(error = %err, "could not claim repair callbacks");
             return;

@@ -7,7 +7,8 @@
 //! - [`store`]: the storage trait and its SQLite implementation.
 //! - [`api`]: the HTTP routes; [`error`] maps every error to HTTP in one place.
 //! - [`console`]: the server-rendered web console at `/`.
-//! - [`sweeper`], [`dispatcher`] and [`alerts`]: the background work.
+//! - [`sweeper`], [`dispatcher`] and [`alerts`]: the background work;
+//!   [`health`]: what `/healthz` reports, and the watchdog.
 //! - [`server`]: start and stop; [`cli`]: the command line.
 #![forbid(unsafe_code)]
 
@@ -22,6 +23,7 @@ pub mod console;
 pub mod dispatcher;
 pub mod email;
 pub mod error;
+pub mod health;
 pub mod listen;
 pub mod metrics;
 pub mod outbound;

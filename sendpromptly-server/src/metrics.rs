@@ -31,9 +31,16 @@ pub struct Metrics {
     alerts_gave_up: AtomicU64,
     sweeper_lag_millis: AtomicI64,
     sweeper_passes: AtomicU64,
+    requests_abandoned: AtomicU64,
 }
 
 impl Metrics {
+    /// Counts a request whose client went away (or that timed out) before
+    /// its answer; its work still ran to completion.
+    pub fn request_abandoned(&self) {
+        self.requests_abandoned.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts a receipt.
     pub fn receipt(&self) {
         self.receipts.fetch_add(1, Ordering::Relaxed);
@@ -205,6 +212,19 @@ impl Metrics {
             "sendpromptly_sweeper_passes_total {}",
             get(&self.sweeper_passes)
         );
+        let _ = writeln!(
+            out,
+            "# HELP sendpromptly_http_requests_abandoned_total Requests whose client went away (or that timed out) before the answer; their work still ran to completion."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE sendpromptly_http_requests_abandoned_total counter"
+        );
+        let _ = writeln!(
+            out,
+            "sendpromptly_http_requests_abandoned_total {}",
+            get(&self.requests_abandoned)
+        );
         if let Some(group) = group_commit {
             for (name, help, value) in [
                 (
@@ -259,4 +279,39 @@ impl Metrics {
             }
         }
     }
+}
+
+/// The health checks (1 passing, 0 failing, see [`crate::health`]), the
+/// requests whose clients went away before the answer, and the connections
+/// closed because they came back to a pool inside a transaction.
+pub fn render_reliability(
+    checks: &std::collections::BTreeMap<&'static str, bool>,
+    discarded_in_transaction: u64,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP sendpromptly_health_check_ok Whether each /healthz check passes (1) or fails (0)."
+    );
+    let _ = writeln!(out, "# TYPE sendpromptly_health_check_ok gauge");
+    for (check, ok) in checks {
+        let _ = writeln!(
+            out,
+            "sendpromptly_health_check_ok{{check=\"{check}\"}} {}",
+            u8::from(*ok)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP sendpromptly_db_connections_discarded_total Database connections closed because they came back to a pool inside a transaction (should stay 0)."
+    );
+    let _ = writeln!(
+        out,
+        "# TYPE sendpromptly_db_connections_discarded_total counter"
+    );
+    let _ = writeln!(
+        out,
+        "sendpromptly_db_connections_discarded_total {discarded_in_transaction}"
+    );
+    out
 }

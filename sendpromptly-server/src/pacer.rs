@@ -46,6 +46,7 @@ pub async fn pace_once(state: &AppState) {
         .await
     {
         Ok(report) => {
+            state.health().pass(crate::health::Loop::Pacer);
             for (_, transition) in &report.transitions {
                 state.after_transition(&transition.effects);
             }

@@ -21,7 +21,7 @@ use crate::app::AppState;
 use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::store::Store;
-use crate::{alerts, dispatcher, pacer, retention, sweeper};
+use crate::{alerts, dispatcher, health, pacer, retention, sweeper};
 
 /// A server that is running.
 pub struct RunningServer {
@@ -30,8 +30,16 @@ pub struct RunningServer {
     /// Its shared state (tests use it to reach the store or run a sweep).
     pub state: AppState,
     shutdown: watch::Sender<bool>,
+    /// Turns to a reason when the watchdog finds the server cannot work
+    /// (see [`crate::health`]).
+    fatal: watch::Receiver<Option<String>>,
     tasks: Vec<JoinHandle<()>>,
 }
+
+/// Why a running server stopped itself.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Fatal(String);
 
 /// Why a server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -85,13 +93,24 @@ pub async fn start(
     let pacer = tokio::spawn(pacer::run(state.clone(), watcher.clone()));
     let retention = tokio::spawn(retention::run(state.clone(), watcher.clone()));
     let alerts = tokio::spawn(alerts::run(state.clone(), http.clone(), watcher.clone()));
+    let (fatal_sender, fatal) = watch::channel(None);
+    let watchdog = tokio::spawn(health::run(
+        state.clone(),
+        health::Watchdog {
+            fatal: fatal_sender,
+        },
+        watcher.clone(),
+    ));
     let dispatcher = tokio::spawn(dispatcher::run(state.clone(), http, watcher));
     tracing::info!(%addr, "listening");
     Ok(RunningServer {
         addr,
         state,
         shutdown,
-        tasks: vec![serve, sweeper, pacer, retention, dispatcher, alerts],
+        fatal,
+        tasks: vec![
+            serve, sweeper, pacer, retention, dispatcher, alerts, watchdog,
+        ],
     })
 }
 
@@ -163,12 +182,22 @@ impl RunningServer {
         }
     }
 
-    /// Waits for SIGTERM or Ctrl-C, then shuts down.
-    pub async fn run_until_signal(self) {
-        wait_for_signal().await;
+    /// Waits for SIGTERM or Ctrl-C, then shuts down; or, when the
+    /// watchdog finds the server cannot work (a writer stuck past
+    /// `exit_after_writer_stall`), shuts down and returns why.
+    pub async fn run_until_signal(self) -> Result<(), Fatal> {
+        let mut fatal = self.fatal.clone();
+        let reason = tokio::select! {
+            () = wait_for_signal() => None,
+            found = fatal.wait_for(Option::is_some) => found.ok().and_then(|r| r.clone()),
+        };
         tracing::info!("shutting down: finishing in-flight requests");
         self.shutdown().await;
         tracing::info!("stopped");
+        match reason {
+            Some(why) => Err(Fatal(why)),
+            None => Ok(()),
+        }
     }
 }
 

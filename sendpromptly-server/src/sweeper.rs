@@ -9,6 +9,7 @@
 use tokio::sync::watch;
 
 use crate::app::AppState;
+use crate::health::Loop;
 use crate::store::StoreResult;
 
 /// Runs sweeper passes every `sweep_interval` until `shutdown` turns true.
@@ -18,8 +19,9 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
         if *shutdown.borrow() {
             break;
         }
-        if let Err(err) = sweep_once(&state).await {
-            tracing::warn!(error = %err, "sweeper pass failed; retrying next tick");
+        match sweep_once(&state).await {
+            Ok(_) => state.health().pass(Loop::Sweeper),
+            Err(err) => tracing::warn!(error = %err, "sweeper pass failed; retrying next tick"),
         }
         tokio::select! {
             () = tokio::time::sleep(interval) => {}

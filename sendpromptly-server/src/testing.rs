@@ -50,6 +50,7 @@ pub fn test_config() -> ServerConfig {
         callback_lease: Duration::from_secs(30),
         retention_interval: Duration::from_millis(20),
         shutdown_grace: Duration::from_secs(5),
+        health_interval: Duration::from_millis(100),
         ..ServerConfig::default()
     }
 }

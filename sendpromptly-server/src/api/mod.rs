@@ -92,6 +92,10 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(
             state.clone(),
+            run_to_completion,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
             request_timeout,
         ))
         .layer(middleware::from_fn(request_id))
@@ -140,6 +144,38 @@ async fn request_id(request: Request, next: Next) -> Response {
     }
     span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "request finished"));
     response
+}
+
+/// Runs the rest of a request (authentication, idempotency, the handler) on
+/// a task of its own, so that neither a client hanging up nor the request
+/// timeout can cancel it half-way: whatever a handler started in the
+/// database finishes (or rolls back) as if the client had stayed. An
+/// abandoned request is counted (`sendpromptly_http_requests_abandoned_total`).
+async fn run_to_completion(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    /// Counts the request as abandoned if dropped before the answer.
+    struct Waiting<'a>(Option<&'a AppState>);
+    impl Drop for Waiting<'_> {
+        fn drop(&mut self) {
+            if let Some(state) = self.0 {
+                state.metrics().request_abandoned();
+            }
+        }
+    }
+    let mut waiting = Waiting(Some(&state));
+    let task = tokio::spawn(tracing::Instrument::in_current_span(next.run(request)));
+    let answer = task.await;
+    waiting.0 = None;
+    match answer {
+        Ok(response) => response,
+        Err(err) => {
+            tracing::error!(error = %err, "a request's task failed");
+            ApiError::Internal("the request failed unexpectedly".into()).into_response()
+        }
+    }
 }
 
 /// Bounds a whole request, body upload included (a slow client cannot hold

@@ -20,6 +20,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use sendpromptly_core::Timestamp;
@@ -55,19 +56,42 @@ pub struct GroupCommitStats {
 }
 
 /// The live counters behind [`GroupCommitStats`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct GroupCounters {
     transactions: AtomicU64,
     commands: AtomicU64,
     commits: AtomicU64,
     fallbacks: AtomicU64,
     busy_micros: AtomicU64,
+    /// The writer's start, the origin of the two times below.
+    epoch: std::time::Instant,
+    /// Milliseconds since `epoch` when the running group started; `u64::MAX`
+    /// when no group is running.
+    running_since: AtomicU64,
+}
+
+impl Default for GroupCounters {
+    fn default() -> Self {
+        GroupCounters {
+            transactions: AtomicU64::new(0),
+            commands: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+            fallbacks: AtomicU64::new(0),
+            busy_micros: AtomicU64::new(0),
+            epoch: std::time::Instant::now(),
+            running_since: AtomicU64::new(u64::MAX),
+        }
+    }
 }
 
 impl GroupCounters {
     /// Counts a group that was re-run one command at a time.
     pub(super) fn fell_back(&self) {
         self.fallbacks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn millis_now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
     }
 }
 
@@ -190,6 +214,15 @@ impl GroupWriter {
         GROUP_QUEUE - self.queue.capacity()
     }
 
+    /// How long the group running now has been running, if one is (with
+    /// several writer tasks, the one that started last). A writer task that
+    /// died closes the queue instead: callers then write on their own.
+    pub(super) fn stalled_for(&self) -> Option<Duration> {
+        let running = self.stats.running_since.load(Ordering::Relaxed);
+        (running != u64::MAX)
+            .then(|| Duration::from_millis(self.stats.millis_now().saturating_sub(running)))
+    }
+
     /// Queues `job` and waits for its committed result; `Err(job)` if the
     /// writer task is gone (its runtime shut down), for the caller to run
     /// it in a transaction of its own.
@@ -239,7 +272,11 @@ async fn group_writer(
             .commands
             .fetch_add(jobs.len() as u64, Ordering::Relaxed);
         let started = std::time::Instant::now();
+        stats
+            .running_since
+            .store(stats.millis_now(), Ordering::Relaxed);
         let (results, committed) = engine.run_group(jobs, &stats).await;
+        stats.running_since.store(u64::MAX, Ordering::Relaxed);
         let busy = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         stats.busy_micros.fetch_add(busy, Ordering::Relaxed);
         if committed {

@@ -35,6 +35,7 @@ pub mod conformance;
 mod group;
 pub use group::GroupCommitStats;
 pub mod migrations;
+pub mod pool;
 pub mod postgres;
 pub mod sqlite;
 
@@ -801,6 +802,15 @@ pub trait Store: Send + Sync + 'static {
     async fn migrate(&self) -> StoreResult<()>;
     /// Checks the database answers (for `/healthz`).
     async fn ping(&self) -> StoreResult<()>;
+    /// Opens and commits an empty write transaction on the path writes take
+    /// (the health probe: on SQLite it waits for the one writer connection
+    /// and the database's write lock).
+    async fn probe_write(&self) -> StoreResult<()>;
+    /// How long the group-commit writer has been running its current group,
+    /// if it is running one (`None`: idle, or the store has none).
+    fn writer_stall(&self) -> Option<Duration> {
+        None
+    }
 
     /// Creates a project (its name must be unique).
     async fn create_project(&self, project: NewProject) -> StoreResult<Project>;

@@ -165,6 +165,7 @@ impl PostgresStore {
             // A connection that the server closed (restart, fail-over) is
             // noticed before it is handed out.
             .test_before_acquire(true)
+            .after_release(|conn, _| super::pool::reuse_unless_in_transaction(conn, "postgres"))
             .connect_with(options)
             .await?;
         let group = GroupWriter::start(PgGroups { pool: pool.clone() }, GROUP_WRITERS);
@@ -1036,6 +1037,13 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn probe_write(&self) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT 1").execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn create_project(&self, project: NewProject) -> StoreResult<Project> {
         let name_taken =
             || StoreError::Conflict(format!("a project named `{}` already exists", project.name));
@@ -1535,6 +1543,10 @@ impl Store for PostgresStore {
 
     fn group_commit_stats(&self) -> Option<GroupCommitStats> {
         Some(self.group.stats())
+    }
+
+    fn writer_stall(&self) -> Option<Duration> {
+        self.group.stalled_for()
     }
 
     async fn apply_to_incident(

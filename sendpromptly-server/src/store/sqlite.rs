@@ -60,6 +60,7 @@ use super::group::{
 };
 pub use super::group::{GROUP_MAX, GroupCommitStats};
 use super::migrations::{self, AppliedMigration, MIGRATIONS_TABLE};
+use super::pool::{self, HandTransaction};
 use sendpromptly_core::alert::GroupDecision;
 
 use super::{
@@ -109,6 +110,7 @@ impl SqliteStore {
         // connection's thread on every query.
         let writer = SqlitePoolOptions::new()
             .test_before_acquire(false)
+            .after_release(|conn, _| pool::reuse_unless_in_transaction(conn, "writer"))
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -122,6 +124,7 @@ impl SqliteStore {
         } else {
             SqlitePoolOptions::new()
                 .test_before_acquire(false)
+                .after_release(|conn, _| pool::reuse_unless_in_transaction(conn, "reader"))
                 .max_connections(READERS)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
                 .connect_with(options.pragma("query_only", "ON"))
@@ -697,7 +700,7 @@ impl GroupEngine for SqliteGroups {
         jobs: Vec<GroupJob>,
         stats: &GroupCounters,
     ) -> (Vec<StoreResult<Applied>>, bool) {
-        let mut conn = match self.pool.acquire().await {
+        let conn = match self.pool.acquire().await {
             Ok(conn) => conn,
             Err(e) => {
                 let why = e.to_string();
@@ -707,30 +710,49 @@ impl GroupEngine for SqliteGroups {
                 );
             }
         };
+        // Open from the `BEGIN` on: if anything below is cut short, the
+        // guard closes the connection rather than pool it mid-transaction.
+        let mut tx = HandTransaction::new(conn);
         let mut io = SqliteGroupIo {
-            conn: &mut conn,
+            conn: tx.conn(),
             committed: false,
         };
         let outcome = group::run_at_once(&mut io, &jobs).await;
         let committed = io.committed;
         match outcome {
-            Ok(results) if committed => (results, true),
-            Ok(results) => match sqlx::query("COMMIT").execute(&mut *conn).await {
-                Ok(_) => (results, true),
+            Ok(results) if committed => {
+                tx.ended();
+                (results, true)
+            }
+            Ok(results) => match sqlx::query("COMMIT").execute(tx.conn()).await {
+                Ok(_) => {
+                    tx.ended();
+                    (results, true)
+                }
                 Err(e) => {
-                    let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                    end_by_rollback(&mut tx).await;
                     (group::uncommitted(results, &e.to_string()), false)
                 }
             },
             Err(_) => {
-                // Fails harmlessly if the transaction never began or a
-                // failed COMMIT already ended it.
-                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-                drop(conn);
+                end_by_rollback(&mut tx).await;
+                drop(tx);
                 stats.fell_back();
                 run_group_one_by_one(&self.pool, jobs).await
             }
         }
+    }
+}
+
+/// Ends a hand-opened transaction with `ROLLBACK`. SQLite answers "no
+/// transaction is active" when the `BEGIN` never ran or a failed statement
+/// already ended it: closed either way. Any other failure leaves it marked
+/// open, so the guard closes the connection.
+async fn end_by_rollback(tx: &mut HandTransaction<Sqlite>) {
+    match sqlx::query("ROLLBACK").execute(tx.conn()).await {
+        Ok(_) => tx.ended(),
+        Err(e) if e.to_string().contains("no transaction is active") => tx.ended(),
+        Err(e) => tracing::error!(error = %e, "ROLLBACK of a group transaction failed"),
     }
 }
 
@@ -932,6 +954,11 @@ impl Store for SqliteStore {
 
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    async fn probe_write(&self) -> StoreResult<()> {
+        self.write().await?.commit().await?;
         Ok(())
     }
 
@@ -1423,6 +1450,10 @@ impl Store for SqliteStore {
 
     fn group_commit_stats(&self) -> Option<GroupCommitStats> {
         Some(self.group.stats())
+    }
+
+    fn writer_stall(&self) -> Option<Duration> {
+        self.group.stalled_for()
     }
 
     async fn apply_to_incident(
