@@ -9,9 +9,12 @@
 # the per-key rate limit off. Then BENCH_RUNS times, in the same run:
 #   1. GET /healthz at full speed (the HTTP stack + a store ping),
 #   2. POST /v1/receipt + /v1/result (alternating, new event ids) at full speed,
-#   3. the same at about half the rate of 2, with latency percentiles.
-# Prints each run, then min/median/max, the ingest/healthz ratio, the server's
-# resident memory and the on-disk bytes per event (SQLite).
+#   3. the same with a unique `Idempotency-Key` on every request (what the SDKs
+#      send), at full speed,
+#   4. plain requests at about half the rate of 2, with latency percentiles.
+# Prints each run, then min/median/max, the ingest/healthz and
+# idempotent/plain ratios, the server's resident memory and the on-disk bytes
+# per event (SQLite).
 #
 # Settings (environment):
 #   BENCH_RUNS         repetitions (default 3)
@@ -113,23 +116,27 @@ bench_engine() {
     done
     curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null || { cat "$work/server-$engine.log" >&2; exit 1; }
 
-    local base="http://127.0.0.1:$port" h=() i=() ratio=() p50=() p99=() lrate=()
+    local base="http://127.0.0.1:$port" h=() i=() ratio=() p50=() p99=() lrate=() k=() kratio=()
     for run in $(seq 1 "$runs"); do
         wrk -t1 -c"$conns" -d"${duration}s" "$base/healthz" >"$work/h.txt"
         wrk -t1 -c"$conns" -d"${duration}s" -s bench/ingest.lua "$base" -- "r${run}" "$key" >"$work/i.txt"
-        local hr ir half delay
-        hr="$(rps "$work/h.txt")"; ir="$(rps "$work/i.txt")"
-        if [[ "$(errors "$work/i.txt")" != "0" ]]; then
-            echo "error: non-2xx or socket errors during ingest:" >&2; cat "$work/i.txt" >&2; exit 1
-        fi
+        wrk -t1 -c"$conns" -d"${duration}s" -s bench/ingest.lua "$base" -- "k${run}" "$key" 0 1 >"$work/k.txt"
+        local hr ir kr half delay
+        hr="$(rps "$work/h.txt")"; ir="$(rps "$work/i.txt")"; kr="$(rps "$work/k.txt")"
+        for measured in i k; do
+            if [[ "$(errors "$work/$measured.txt")" != "0" ]]; then
+                echo "error: non-2xx or socket errors during ingest:" >&2; cat "$work/$measured.txt" >&2; exit 1
+            fi
+        done
         half=$((ir / 2)); ((half > 0)) || half=1
         delay=$((conns * 1000 / half))
         wrk -t1 -c"$conns" -d"${duration}s" --latency -s bench/ingest.lua "$base" -- "l${run}" "$key" "$delay" >"$work/l.txt"
-        h+=("$hr"); i+=("$ir"); lrate+=("$(rps "$work/l.txt")")
+        h+=("$hr"); i+=("$ir"); k+=("$kr"); lrate+=("$(rps "$work/l.txt")")
         ratio+=("$(awk -v a="$ir" -v b="$hr" 'BEGIN {printf "%.3f", a / b}')")
+        kratio+=("$(awk -v a="$kr" -v b="$ir" 'BEGIN {printf "%.3f", a / b}')")
         p50+=("$(pct "$work/l.txt" 50)"); p99+=("$(pct "$work/l.txt" 99)")
-        printf 'run %s: healthz %s req/s | ingest %s req/s (ratio %s) | at %s req/s: p50 %s ms, p99 %s ms\n' \
-            "$run" "$hr" "$ir" "${ratio[-1]}" "${lrate[-1]}" "${p50[-1]}" "${p99[-1]}"
+        printf 'run %s: healthz %s req/s | ingest %s req/s (ratio %s) | idempotent %s req/s (x%s) | at %s req/s: p50 %s ms, p99 %s ms\n' \
+            "$run" "$hr" "$ir" "${ratio[-1]}" "$kr" "${kratio[-1]}" "${lrate[-1]}" "${p50[-1]}" "${p99[-1]}"
     done
     local rss events bytes
     rss="$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")"
@@ -137,6 +144,8 @@ bench_engine() {
     echo "healthz req/s:           $(stats "${h[@]}")"
     echo "ingest req/s:            $(stats "${i[@]}")"
     echo "ingest/healthz ratio:    $(stats "${ratio[@]}")"
+    echo "idempotent req/s:        $(stats "${k[@]}")"
+    echo "idempotent/plain ratio:  $(stats "${kratio[@]}")"
     echo "half-rate req/s:         $(stats "${lrate[@]}")"
     echo "half-rate p50 ms:        $(stats "${p50[@]}")"
     echo "half-rate p99 ms:        $(stats "${p99[@]}")"

@@ -176,9 +176,10 @@ impl RunningServer {
     /// the database.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
-        let grace = self.state.config().shutdown_grace;
+        // One grace period for all of them, not one each.
+        let until = tokio::time::Instant::now() + self.state.config().shutdown_grace;
         for task in self.tasks {
-            let _ = tokio::time::timeout(grace, task).await;
+            let _ = tokio::time::timeout_at(until, task).await;
         }
     }
 

@@ -549,6 +549,20 @@ impl ServeProcess {
         ServeProcess { url, child }
     }
 
+    /// Waits up to `limit` for the process to exit by itself; its status.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// SIGKILL: no graceful shutdown.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

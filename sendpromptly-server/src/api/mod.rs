@@ -35,13 +35,11 @@ pub static REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
 pub fn router(state: AppState) -> Router {
     // The two signals may authenticate from the key cache (their write
     // checks the key again, see `key_cache`); every other route reads it.
+    // Their idempotency keys are remembered in the write's own transaction
+    // (`idempotency::KeyedJson`), not by the middleware.
     let signals = Router::new()
         .route("/receipt", post(signals::receipt))
         .route("/result", post(signals::result))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            idempotency::middleware,
-        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             authenticate_signal,
@@ -146,16 +144,33 @@ async fn request_id(request: Request, next: Next) -> Response {
     response
 }
 
-/// Runs the rest of a request (authentication, idempotency, the handler) on
-/// a task of its own, so that neither a client hanging up nor the request
-/// timeout can cancel it half-way: whatever a handler started in the
-/// database finishes (or rolls back) as if the client had stayed. An
-/// abandoned request is counted (`sendpromptly_http_requests_abandoned_total`).
+/// Reads the whole body (up to [`MAX_BODY_BYTES`]: a client that hangs up
+/// or stalls before that has started nothing), then runs the rest of the
+/// request (authentication, idempotency, the handler) on a task of its own,
+/// so that neither a client hanging up nor the request timeout can cancel
+/// it half-way: whatever a handler started in the database finishes (or
+/// rolls back) as if the client had stayed. An abandoned request is counted
+/// (`sendpromptly_http_requests_abandoned_total`).
 async fn run_to_completion(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(err) if err.to_string().contains("length limit exceeded") => {
+            return ApiError::PayloadTooLarge.into_response();
+        }
+        Err(err) => {
+            return ApiError::BadRequest {
+                message: format!("could not read the request body: {err}"),
+                param: None,
+            }
+            .into_response();
+        }
+    };
+    let request = Request::from_parts(parts, axum::body::Body::from(body));
     /// Counts the request as abandoned if dropped before the answer.
     struct Waiting<'a>(Option<&'a AppState>);
     impl Drop for Waiting<'_> {

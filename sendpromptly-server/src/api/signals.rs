@@ -1,16 +1,18 @@
 //! `POST /v1/receipt` and `POST /v1/result`: the two signals.
 
+use axum::Extension;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::{Extension, Json};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use sendpromptly_core::machine::{Command, Outcome};
 use sendpromptly_core::model::{EventKey, Receipt, ResultSignal, ResultStatus};
 
-use super::extract::{ApiJson, Caller};
+use super::extract::Caller;
+use super::idempotency::{self, KeyedJson};
 use super::key_cache::SignalProject;
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::store::{Applied, StoreError};
+use crate::store::{Applied, IdempotentOutcome, IdempotentRequest, StoreError, StoredResponse};
 use crate::views::SignalResponse;
 
 /// Records a receipt: the app durably accepted a provider event.
@@ -30,35 +32,27 @@ pub async fn receipt(
     State(state): State<AppState>,
     caller: Caller,
     Extension(SignalProject(project)): Extension<SignalProject>,
-    ApiJson(receipt): ApiJson<Receipt>,
-) -> Result<(StatusCode, Json<SignalResponse>), ApiError> {
-    receipt.validate()?;
+    KeyedJson { body: receipt, key }: KeyedJson<Receipt>,
+) -> Result<Response, ApiError> {
+    let receipt = match receipt.and_then(|r| Ok(r.validate().map(|()| r)?)) {
+        Ok(receipt) => receipt,
+        Err(refusal) => return Ok(idempotency::refuse(&state, &caller, key, refusal).await),
+    };
     let deadline_seconds = project.deadline_for(&receipt.event_type, receipt.deadline_seconds);
-    let key = EventKey {
+    let event = EventKey {
         provider: receipt.provider,
         event_id: receipt.event_id.clone(),
     };
-    let applied = apply_signal(
-        &state,
-        &caller,
-        &key,
-        Command::Receipt {
-            receipt,
-            deadline_seconds,
-        },
-    )
-    .await?;
-    state.metrics().receipt();
-    state.after_transition(&applied.transition.effects);
-    let status = if applied.transition.outcome == Outcome::Created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
+    let command = Command::Receipt {
+        receipt,
+        deadline_seconds,
     };
-    Ok((
-        status,
-        Json(SignalResponse::from(&applied.transition.record)),
-    ))
+    let answer = apply_signal(&state, &caller, &event, command, key, receipt_response).await?;
+    if let Answer::Applied(applied) = &answer {
+        state.metrics().receipt();
+        state.after_transition(&applied.transition.effects);
+    }
+    Ok(answer.into_response(receipt_response))
 }
 
 /// Records a result: the business effect succeeded or failed.
@@ -76,36 +70,121 @@ pub async fn receipt(
 pub async fn result(
     State(state): State<AppState>,
     caller: Caller,
-    ApiJson(result): ApiJson<ResultSignal>,
-) -> Result<Json<SignalResponse>, ApiError> {
-    result.validate()?;
+    KeyedJson { body: result, key }: KeyedJson<ResultSignal>,
+) -> Result<Response, ApiError> {
+    let result = match result.and_then(|r| Ok(r.validate().map(|()| r)?)) {
+        Ok(result) => result,
+        Err(refusal) => return Ok(idempotency::refuse(&state, &caller, key, refusal).await),
+    };
     let success = result.status == ResultStatus::Success;
-    let key = EventKey {
+    let event = EventKey {
         provider: result.provider,
         event_id: result.event_id.clone(),
     };
-    let applied = apply_signal(&state, &caller, &key, Command::Result(result)).await?;
-    state.metrics().result(success);
-    state.after_transition(&applied.transition.effects);
-    Ok(Json(SignalResponse::from(&applied.transition.record)))
+    let command = Command::Result(result);
+    let answer = apply_signal(&state, &caller, &event, command, key, result_response).await?;
+    if let Answer::Applied(applied) = &answer {
+        state.metrics().result(success);
+        state.after_transition(&applied.transition.effects);
+    }
+    Ok(answer.into_response(result_response))
+}
+
+/// How a signal's success is answered: its status and JSON body.
+type Render = fn(&Applied) -> StoredResponse;
+
+/// A receipt's answer: 201 for a new event, 200 for one already known.
+fn receipt_response(applied: &Applied) -> StoredResponse {
+    let status = if applied.transition.outcome == Outcome::Created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    signal_response(status, applied)
+}
+
+/// A result's answer: 200.
+fn result_response(applied: &Applied) -> StoredResponse {
+    signal_response(StatusCode::OK, applied)
+}
+
+fn signal_response(status: StatusCode, applied: &Applied) -> StoredResponse {
+    let body = serde_json::to_vec(&SignalResponse::from(&applied.transition.record))
+        .unwrap_or_else(|_| b"{}".to_vec());
+    StoredResponse {
+        status: status.as_u16(),
+        body,
+    }
+}
+
+/// What storing a signal answered.
+enum Answer {
+    /// Stored now.
+    Applied(Applied),
+    /// The same idempotent request was stored before: its response.
+    Replay(StoredResponse),
+}
+
+impl Answer {
+    fn into_response(self, render: Render) -> Response {
+        match self {
+            Answer::Applied(applied) => {
+                let StoredResponse { status, body } = render(&applied);
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+                (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+            }
+            Answer::Replay(StoredResponse { status, body }) => idempotency::replay(status, body),
+        }
+    }
 }
 
 /// Stores a signal with the caller's key checked in the same transaction
-/// (it may have been authenticated from the key cache); a key found revoked
-/// is forgotten by the cache and answered 401.
+/// (it may have been authenticated from the key cache; a key found revoked
+/// is forgotten by the cache and answered 401), and with the request's
+/// idempotency key, if any, remembered in that transaction too (only a
+/// success is remembered: a signal that failed may be sent again).
 async fn apply_signal(
     state: &AppState,
     caller: &Caller,
-    key: &EventKey,
+    event: &EventKey,
     command: Command,
-) -> Result<Applied, ApiError> {
+    idempotency_key: Option<(String, Vec<u8>)>,
+    render: Render,
+) -> Result<Answer, ApiError> {
     let ctx = state.context(caller.actor());
-    let applied = state
-        .store()
-        .apply_with_key(&caller.project_id, &caller.key_id, key, command, ctx)
-        .await;
-    if matches!(applied, Err(StoreError::KeyRevoked)) {
+    let store = state.store();
+    let answer = match idempotency_key {
+        None => store
+            .apply_with_key(&caller.project_id, &caller.key_id, event, command, ctx)
+            .await
+            .map(Answer::Applied),
+        Some((key, request_hash)) => {
+            let request = IdempotentRequest {
+                key,
+                request_hash,
+                respond: Box::new(move |outcome| outcome.as_ref().ok().map(render)),
+            };
+            match store
+                .apply_idempotent(
+                    &caller.project_id,
+                    &caller.key_id,
+                    event,
+                    command,
+                    ctx,
+                    request,
+                )
+                .await
+            {
+                Ok(IdempotentOutcome::Applied(applied)) => Ok(Answer::Applied(applied)),
+                Ok(IdempotentOutcome::Replay(response)) => Ok(Answer::Replay(response)),
+                Ok(IdempotentOutcome::Mismatch) => return Err(ApiError::IdempotencyKeyReused),
+                Ok(IdempotentOutcome::InFlight) => return Err(ApiError::IdempotencyInFlight),
+                Err(e) => Err(e),
+            }
+        }
+    };
+    if matches!(answer, Err(StoreError::KeyRevoked)) {
         state.signal_keys().forget_all();
     }
-    Ok(applied?)
+    Ok(answer?)
 }

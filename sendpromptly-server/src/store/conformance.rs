@@ -38,8 +38,9 @@ use sendpromptly_core::retry::{GiveUpReason, NextStep};
 
 use super::{
     AlertJob, ApiKey, Applied, DailyActivity, DeliveryJob, EventFilter, IdempotencyBegin,
-    IncidentCounts, IncidentFilter, NewBatchItem, NewProject, Page, PageRequest, Project,
-    ProjectPatch, ProofLink, ReprocessBatch, Session, Store, StoreError, StoreResult, User,
+    IdempotentOutcome, IdempotentRequest, IncidentCounts, IncidentFilter, NewBatchItem, NewProject,
+    Page, PageRequest, Project, ProjectPatch, ProofLink, ReprocessBatch, Session, Store,
+    StoreError, StoreResult, StoredResponse, User,
 };
 use sendpromptly_core::machine::EventRecord;
 use sendpromptly_core::wire::ReprocessBatchCounts;
@@ -104,6 +105,7 @@ macro_rules! store_conformance_tests {
             incident_commands_and_entries,
             proof_links,
             idempotency,
+            idempotent_apply,
             resolved_history_retention,
             cross_project_isolation,
             concurrent_receipts,
@@ -2234,6 +2236,162 @@ pub async fn idempotency(store: &dyn Store) {
         begin("k1", b"body-3", at(day + 3)).await,
         IdempotencyBegin::InFlight,
         "a newer key survives the purge"
+    );
+}
+
+/// An idempotent request as the signal routes make one: the response
+/// names the event's delivery count, so a replay shows which run it was.
+fn idempotent(key: &str, hash: &[u8]) -> IdempotentRequest {
+    IdempotentRequest {
+        key: key.to_owned(),
+        request_hash: hash.to_vec(),
+        respond: Box::new(|outcome| {
+            let applied = outcome.as_ref().ok()?;
+            Some(StoredResponse {
+                status: 201,
+                body: format!(
+                    r#"{{"deliveries":{}}}"#,
+                    applied.transition.record.deliveries
+                )
+                .into_bytes(),
+            })
+        }),
+    }
+}
+
+/// `apply_idempotent`: the key's verdict, the command and the remembered
+/// response in one transaction: a replay runs nothing, a different request
+/// is a mismatch, sixteen identical requests at once run once, a key in
+/// flight on the begin/complete path is in flight here too, and an expired
+/// key runs again.
+pub async fn idempotent_apply(store: &dyn Store) {
+    let project = new_project(store).await;
+    let key = api_key(&project, 91, at(0));
+    store.insert_api_key(key.clone()).await.unwrap();
+    let (p, key_id) = (project.id.as_str(), key.id.as_str());
+    let run = |event: EventKey, idem: &'static str, hash: &'static [u8], now: Timestamp| {
+        let command = receipt(&event, None);
+        async move {
+            store
+                .apply_idempotent(p, key_id, &event, command, ctx(now), idempotent(idem, hash))
+                .await
+        }
+    };
+    let replayed = |n: u32| StoredResponse {
+        status: 201,
+        body: format!(r#"{{"deliveries":{n}}}"#).into_bytes(),
+    };
+
+    let k = stripe(&unique("evt_idem"));
+    let first = run(k.clone(), "i1", b"h1", at(0)).await.unwrap();
+    assert!(
+        matches!(first, IdempotentOutcome::Applied(ref a) if a.transition.record.deliveries == 1)
+    );
+    match run(k.clone(), "i1", b"h1", at(5)).await.unwrap() {
+        IdempotentOutcome::Replay(response) => assert_eq!(response, replayed(1)),
+        other => panic!("expected a replay, got {other:?}"),
+    }
+    assert!(matches!(
+        run(k.clone(), "i1", b"other", at(6)).await.unwrap(),
+        IdempotentOutcome::Mismatch
+    ));
+    let stored = store.event(p, &k).await.unwrap().expect("stored");
+    assert_eq!(stored.record.deliveries, 1, "a replay must not run again");
+
+    // Sixteen identical requests at once: one runs, fifteen replay it.
+    let k2 = stripe(&unique("evt_idem_race"));
+    let tasks: Vec<BoxedTask<'_, StoreResult<IdempotentOutcome>>> = (0..16)
+        .map(|_| Box::pin(run(k2.clone(), "race", b"same", at(10))) as BoxedTask<'_, _>)
+        .collect();
+    let answers = run_in_parallel(tasks);
+    let ran = answers
+        .iter()
+        .filter(|a| matches!(a, Ok(IdempotentOutcome::Applied(_))))
+        .count();
+    let replays = answers
+        .iter()
+        .filter(|a| matches!(a, Ok(IdempotentOutcome::Replay(r)) if *r == replayed(1)))
+        .count();
+    assert_eq!((ran, replays), (1, 15), "{answers:?}");
+    assert_eq!(
+        store
+            .event(p, &k2)
+            .await
+            .unwrap()
+            .unwrap()
+            .record
+            .deliveries,
+        1
+    );
+
+    // Sixteen different keys at once: each runs.
+    let tasks: Vec<BoxedTask<'_, StoreResult<IdempotentOutcome>>> = (0..16)
+        .map(|i| {
+            let k = stripe(&unique(&format!("evt_idem_many_{i}")));
+            let idem: &'static str = Box::leak(format!("many-{i}").into_boxed_str());
+            Box::pin(run(k, idem, b"h", at(11))) as BoxedTask<'_, _>
+        })
+        .collect();
+    for answer in run_in_parallel(tasks) {
+        assert!(
+            matches!(answer, Ok(IdempotentOutcome::Applied(_))),
+            "{answer:?}"
+        );
+    }
+
+    // A key taken on the begin/complete path and not completed is in flight
+    // until its lock passes, then taken over.
+    let lock = Duration::from_secs(30);
+    assert_eq!(
+        store
+            .idempotency_begin(p, "mid", b"m", at(20), lock)
+            .await
+            .unwrap(),
+        IdempotencyBegin::Proceed
+    );
+    let k3 = stripe(&unique("evt_idem_mid"));
+    assert!(matches!(
+        run(k3.clone(), "mid", b"m", at(21)).await.unwrap(),
+        IdempotentOutcome::InFlight
+    ));
+    assert!(matches!(
+        run(k3.clone(), "mid", b"m", at(51)).await.unwrap(),
+        IdempotentOutcome::Applied(_)
+    ));
+    // ... and what it remembered is what the begin/complete path replays.
+    assert_eq!(
+        store
+            .idempotency_begin(p, "mid", b"m", at(52), lock)
+            .await
+            .unwrap(),
+        IdempotencyBegin::Replay {
+            status: 201,
+            body: replayed(1).body
+        }
+    );
+
+    // After 24 h the key is new again: the same event gets a second delivery.
+    let day = 24 * 3600;
+    assert!(matches!(
+        run(k.clone(), "i1", b"h1", at(day + 1)).await.unwrap(),
+        IdempotentOutcome::Applied(ref a) if a.transition.record.deliveries == 2
+    ));
+
+    // A revoked key runs nothing and remembers nothing.
+    store.revoke_api_key(p, key_id, at(100)).await.unwrap();
+    let k4 = stripe(&unique("evt_idem_revoked"));
+    assert!(matches!(
+        run(k4.clone(), "rev", b"r", at(101)).await,
+        Err(StoreError::KeyRevoked)
+    ));
+    assert!(store.event(p, &k4).await.unwrap().is_none());
+    assert_eq!(
+        store
+            .idempotency_begin(p, "rev", b"r", at(102), lock)
+            .await
+            .unwrap(),
+        IdempotencyBegin::Proceed,
+        "a refused request leaves its key unused"
     );
 }
 

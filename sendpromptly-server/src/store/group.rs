@@ -30,8 +30,14 @@ use sendpromptly_core::machine::{
 use sendpromptly_core::model::EventKey;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::codec::{encode_json, encode_record, ms};
-use super::{Applied, StoreError, StoreResult};
+use super::codec::{encode_json, encode_record, ms, open_response, seal_response};
+use super::{
+    Applied, IdempotentOutcome, IdempotentRequest, StoreError, StoreResult, StoredResponse,
+};
+use crate::secrets::Keyring;
+
+/// How long an idempotency key is remembered.
+pub(super) const IDEMPOTENCY_TTL_MILLIS: i64 = 24 * 60 * 60 * 1000;
 
 /// Most commands the group-commit writer runs in one transaction.
 pub const GROUP_MAX: usize = 256;
@@ -113,6 +119,113 @@ pub(super) struct GroupJob {
     pub target: GroupTarget,
     pub command: Command,
     pub ctx: Context,
+    /// The idempotency key remembered in the same transaction
+    /// ([`super::Store::apply_idempotent`]).
+    pub idempotency: Option<JobKey>,
+}
+
+/// A job's idempotency key and the keyring that seals its response.
+#[derive(Debug)]
+pub(super) struct JobKey {
+    pub request: IdempotentRequest,
+    pub keyring: Arc<Keyring>,
+}
+
+impl GroupJob {
+    /// The same job guarded by `request` (sealed with `keyring`).
+    pub(super) fn idempotent(mut self, request: IdempotentRequest, keyring: Arc<Keyring>) -> Self {
+        self.idempotency = Some(JobKey { request, keyring });
+        self
+    }
+}
+
+/// A stored idempotency key, as a write transaction reads it.
+#[derive(Clone, Debug)]
+pub(super) struct StoredKey {
+    pub project_id: String,
+    pub key: String,
+    pub request_hash: Vec<u8>,
+    pub status: Option<u16>,
+    /// The sealed response.
+    pub response: Option<Vec<u8>>,
+    pub locked_until: Option<i64>,
+    pub created_at: i64,
+}
+
+/// What a stored key says of a new request.
+pub(super) enum KeyVerdict {
+    /// Unknown, expired, or abandoned by a crashed request: run it.
+    Run,
+    /// Answer this (the same request ran before).
+    Answer(IdempotentOutcome),
+}
+
+/// The verdict of `stored` on a request with `request_hash` at `now`.
+pub(super) fn key_verdict(
+    stored: &StoredKey,
+    request_hash: &[u8],
+    now: Timestamp,
+    keyring: &Keyring,
+) -> StoreResult<KeyVerdict> {
+    if stored.created_at <= ms(now).saturating_sub(IDEMPOTENCY_TTL_MILLIS) {
+        return Ok(KeyVerdict::Run);
+    }
+    if stored.request_hash != request_hash {
+        return Ok(KeyVerdict::Answer(IdempotentOutcome::Mismatch));
+    }
+    if let Some(status) = stored.status {
+        let body = open_response(
+            keyring,
+            &stored.project_id,
+            &stored.key,
+            stored.response.clone().unwrap_or_default(),
+        )?;
+        return Ok(KeyVerdict::Answer(IdempotentOutcome::Replay(
+            StoredResponse { status, body },
+        )));
+    }
+    if stored.locked_until.is_some_and(|until| until > ms(now)) {
+        return Ok(KeyVerdict::Answer(IdempotentOutcome::InFlight));
+    }
+    Ok(KeyVerdict::Run)
+}
+
+/// One idempotency key to remember: `[project_id, key, request hash (hex),
+/// status, sealed response (hex), created_at]`, the row the engines'
+/// set-based upsert unpacks.
+pub(super) type KeyRow = (String, String, String, u16, String, i64);
+
+/// The row remembering `response` for `job`'s key at `now`.
+pub(super) fn key_row(
+    job_key: &JobKey,
+    project_id: &str,
+    response: &StoredResponse,
+    now: Timestamp,
+) -> KeyRow {
+    let sealed = seal_response(
+        &job_key.keyring,
+        project_id,
+        &job_key.request.key,
+        &response.body,
+    );
+    (
+        project_id.to_owned(),
+        job_key.request.key.clone(),
+        hex::encode(&job_key.request.request_hash),
+        response.status,
+        hex::encode(sealed),
+        ms(now),
+    )
+}
+
+/// A stored status, checked.
+pub(super) fn stored_status(status: Option<i64>) -> StoreResult<Option<u16>> {
+    status
+        .map(|s| {
+            u16::try_from(s)
+                .map_err(|_| StoreError::Corrupt(format!("idempotency status out of range: {s}")))
+        })
+        .transpose()
 }
 
 impl GroupJob {
@@ -130,6 +243,7 @@ impl GroupJob {
             target: GroupTarget::Event(key.clone()),
             command,
             ctx,
+            idempotency: None,
         }
     }
 
@@ -146,14 +260,18 @@ impl GroupJob {
             target: GroupTarget::Incident(incident_id.to_owned()),
             command,
             ctx,
+            idempotency: None,
         }
     }
 }
 
+/// What a job answers: its command's outcome (or failure).
+pub(super) type JobResult = StoreResult<IdempotentOutcome>;
+
 #[derive(Debug)]
 struct GroupRequest {
     job: GroupJob,
-    reply: oneshot::Sender<StoreResult<Applied>>,
+    reply: oneshot::Sender<JobResult>,
 }
 
 /// How an engine runs one group.
@@ -162,11 +280,8 @@ pub(super) trait GroupEngine: Send + Sync + 'static {
     /// Runs `jobs` as one transaction; returns each job's result (in order)
     /// and whether the transaction committed. A result is `Ok` only if the
     /// commit succeeded.
-    async fn run_group(
-        &self,
-        jobs: Vec<GroupJob>,
-        stats: &GroupCounters,
-    ) -> (Vec<StoreResult<Applied>>, bool);
+    async fn run_group(&self, jobs: Vec<GroupJob>, stats: &GroupCounters)
+    -> (Vec<JobResult>, bool);
 }
 
 /// The queue to a store's group-commit writer task.
@@ -226,7 +341,7 @@ impl GroupWriter {
     /// Queues `job` and waits for its committed result; `Err(job)` if the
     /// writer task is gone (its runtime shut down), for the caller to run
     /// it in a transaction of its own.
-    pub(super) async fn submit(&self, job: GroupJob) -> Result<StoreResult<Applied>, GroupJob> {
+    pub(super) async fn submit(&self, job: GroupJob) -> Result<JobResult, GroupJob> {
         let (reply, answer) = oneshot::channel();
         match self.queue.send(GroupRequest { job, reply }).await {
             Ok(()) => Ok(answer.await.unwrap_or_else(|_| {
@@ -298,15 +413,23 @@ pub(super) fn group_failed(why: &str) -> StoreError {
 }
 
 /// The results of a group whose transaction did not commit: every command
-/// that had succeeded now fails with `why`.
-pub(super) fn uncommitted(
-    results: Vec<StoreResult<Applied>>,
-    why: &str,
-) -> Vec<StoreResult<Applied>> {
+/// that had succeeded now fails with `why` (a replay too: it may replay a
+/// response of this very group).
+pub(super) fn uncommitted(results: Vec<JobResult>, why: &str) -> Vec<JobResult> {
     results
         .into_iter()
         .map(|r| r.and_then(|_| Err(group_failed(why))))
         .collect()
+}
+
+/// The `Applied` of a job without an idempotency key.
+pub(super) fn applied(result: JobResult) -> StoreResult<Applied> {
+    match result? {
+        IdempotentOutcome::Applied(applied) => Ok(applied),
+        other => Err(StoreError::Corrupt(format!(
+            "a write without an idempotency key answered {other:?}"
+        ))),
+    }
 }
 
 /// Refuses a transition that created an event other than the one asked for.
@@ -485,28 +608,123 @@ pub(super) fn all_row_ids(pks: Vec<Option<i64>>) -> StoreResult<Vec<i64>> {
         .collect()
 }
 
+/// What a group reads first, in one go.
+pub(super) struct GroupWanted<'a> {
+    /// The events the group names: `(project id, provider, event id)`.
+    pub events: Vec<(&'a str, &'a str, &'a str)>,
+    /// The API keys to check: `(project id, key id)`.
+    pub api_keys: Vec<(&'a str, &'a str)>,
+    /// The idempotency keys of its jobs: `(project id, key)`.
+    pub idempotency: Vec<(&'a str, &'a str)>,
+}
+
+/// What [`GroupIo::load`] found.
+#[derive(Default)]
+pub(super) struct GroupLoad {
+    /// The stored events among those wanted.
+    pub events: Vec<LoadedEvent>,
+    /// Which of the wanted API keys are that project's unrevoked keys.
+    pub valid_keys: Vec<(String, String)>,
+    /// The stored idempotency keys among those wanted.
+    pub idempotency: Vec<StoredKey>,
+}
+
+/// The idempotency keys a group remembers, as one JSON array of
+/// [`KeyRow`]s for the engine's set-based upsert.
+pub(super) struct KeyRows {
+    /// The rows.
+    pub json: String,
+    /// How many.
+    pub count: usize,
+    /// A stored key created at or before this (milliseconds) has expired
+    /// and may be replaced.
+    pub expired_at_or_before: i64,
+    /// A stored key without a response whose lock ended at or before this
+    /// (milliseconds) was abandoned and may be replaced.
+    pub now: i64,
+}
+
+impl KeyRows {
+    /// `rows` at `now`; `None` when there are none.
+    pub(super) fn new(rows: &[KeyRow], now: Timestamp) -> StoreResult<Option<KeyRows>> {
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(KeyRows {
+            json: encode_json(&rows, "idempotency keys")?,
+            count: rows.len(),
+            expired_at_or_before: ms(now).saturating_sub(IDEMPOTENCY_TTL_MILLIS),
+            now: ms(now),
+        }))
+    }
+}
+
 /// What [`run_at_once`] needs of an engine, inside its open transaction.
 #[async_trait]
 pub(super) trait GroupIo: Send {
-    /// The stored events among `events` (`(project id, provider, event
-    /// id)`), locked for the rest of the transaction where the engine locks
-    /// rows; and which of `api_keys` (`(project id, key id)`) are that
-    /// project's unrevoked keys, held so that no revocation commits before
-    /// this transaction.
-    async fn load(
-        &mut self,
-        events: &[(&str, &str, &str)],
-        api_keys: &[(&str, &str)],
-    ) -> StoreResult<(Vec<LoadedEvent>, Vec<(String, String)>)>;
+    /// The stored events among `wanted.events`, locked for the rest of the
+    /// transaction where the engine locks rows; which of `wanted.api_keys`
+    /// are that project's unrevoked keys, held so that no revocation commits
+    /// before this transaction; and the stored idempotency keys among
+    /// `wanted.idempotency`, likewise locked.
+    async fn load(&mut self, wanted: &GroupWanted<'_>) -> StoreResult<GroupLoad>;
     /// The event of an incident, likewise.
     async fn load_incident_event(
         &mut self,
         project_id: &str,
         incident_id: &str,
     ) -> StoreResult<Option<LoadedEvent>>;
-    /// Writes the outcome; returns the row ids in the order of `writes`.
-    /// The last call of a group's run: an engine may commit here.
-    async fn persist(&mut self, writes: &[EventWrite<'_>]) -> StoreResult<Vec<i64>>;
+    /// Writes the outcome and the idempotency keys to remember (an `Err`
+    /// if a key to remember was taken meanwhile by another transaction);
+    /// returns the row ids in the order of `writes`. The last call of a
+    /// group's run: an engine may commit here.
+    async fn persist(
+        &mut self,
+        writes: &[EventWrite<'_>],
+        keys: Option<&KeyRows>,
+    ) -> StoreResult<Vec<i64>>;
+}
+
+/// An idempotency key as a group sees it while it runs.
+enum GroupKey {
+    /// As stored before the group.
+    Stored(StoredKey),
+    /// A job of this group ran with it and remembered this response.
+    Remembered {
+        request_hash: Vec<u8>,
+        response: StoredResponse,
+    },
+    /// A job of this group ran with it and remembered nothing.
+    RanUnremembered { request_hash: Vec<u8> },
+}
+
+impl GroupKey {
+    /// What this key says of a request with `request_hash` at `now`.
+    fn verdict(
+        &self,
+        request_hash: &[u8],
+        now: Timestamp,
+        keyring: &Keyring,
+    ) -> StoreResult<KeyVerdict> {
+        match self {
+            GroupKey::Stored(stored) => key_verdict(stored, request_hash, now, keyring),
+            GroupKey::Remembered {
+                request_hash: first,
+                response,
+            } => Ok(KeyVerdict::Answer(if first == request_hash {
+                IdempotentOutcome::Replay(response.clone())
+            } else {
+                IdempotentOutcome::Mismatch
+            })),
+            GroupKey::RanUnremembered {
+                request_hash: first,
+            } => Ok(if first == request_hash {
+                KeyVerdict::Run
+            } else {
+                KeyVerdict::Answer(IdempotentOutcome::Mismatch)
+            }),
+        }
+    }
 }
 
 /// An event as a group sees it while it runs: as stored (`None`: not yet),
@@ -569,15 +787,16 @@ impl GroupSlots {
     }
 }
 
-/// Runs every job of a group against the events as loaded in one query,
-/// each job seeing the ones before it, then writes the outcome with one
-/// [`GroupIo::persist`]. Returns each job's own result; `Err` if a read or
-/// a write failed (the caller then rolls back and runs the jobs one by one).
+/// Runs every job of a group against the events (and idempotency keys) as
+/// loaded in one query, each job seeing the ones before it, then writes
+/// the outcome with one [`GroupIo::persist`]. Returns each job's own
+/// result; `Err` if a read or a write failed (the caller then rolls back
+/// and runs the jobs one by one).
 pub(super) async fn run_at_once(
     io: &mut impl GroupIo,
     jobs: &[GroupJob],
-) -> StoreResult<Vec<StoreResult<Applied>>> {
-    let mut wanted: Vec<(&str, &str, &str)> = jobs
+) -> StoreResult<Vec<JobResult>> {
+    let mut events: Vec<(&str, &str, &str)> = jobs
         .iter()
         .filter_map(|job| match &job.target {
             GroupTarget::Event(key) => Some((
@@ -588,22 +807,48 @@ pub(super) async fn run_at_once(
             GroupTarget::Incident(_) => None,
         })
         .collect();
-    wanted.sort_unstable();
-    wanted.dedup();
-    let mut keys: Vec<(&str, &str)> = jobs
+    events.sort_unstable();
+    events.dedup();
+    let mut api_keys: Vec<(&str, &str)> = jobs
         .iter()
         .filter_map(|job| Some((job.project_id.as_str(), job.api_key.as_deref()?)))
         .collect();
-    keys.sort_unstable();
-    keys.dedup();
-    let (loaded, valid_keys) = io.load(&wanted, &keys).await?;
-    let valid_keys: HashSet<(String, String)> = valid_keys.into_iter().collect();
+    api_keys.sort_unstable();
+    api_keys.dedup();
+    let mut idempotency: Vec<(&str, &str)> = jobs
+        .iter()
+        .filter_map(|job| {
+            let key = job.idempotency.as_ref()?;
+            Some((job.project_id.as_str(), key.request.key.as_str()))
+        })
+        .collect();
+    idempotency.sort_unstable();
+    idempotency.dedup();
+    let loaded = io
+        .load(&GroupWanted {
+            events,
+            api_keys,
+            idempotency,
+        })
+        .await?;
+    let valid_keys: HashSet<(String, String)> = loaded.valid_keys.into_iter().collect();
     let mut slots = GroupSlots::default();
-    for loaded in loaded {
-        slots.stored(loaded);
+    for event in loaded.events {
+        slots.stored(event);
     }
+    let mut keys: HashMap<(String, String), GroupKey> = loaded
+        .idempotency
+        .into_iter()
+        .map(|stored| {
+            (
+                (stored.project_id.clone(), stored.key.clone()),
+                GroupKey::Stored(stored),
+            )
+        })
+        .collect();
+    let mut remembered: Vec<KeyRow> = Vec::new();
 
-    let mut results: Vec<StoreResult<Applied>> = Vec::with_capacity(jobs.len());
+    let mut results: Vec<JobResult> = Vec::with_capacity(jobs.len());
     for (i, job) in jobs.iter().enumerate() {
         if let Some(key_id) = &job.api_key
             && !valid_keys.contains(&(job.project_id.clone(), key_id.clone()))
@@ -611,38 +856,48 @@ pub(super) async fn run_at_once(
             results.push(Err(StoreError::KeyRevoked));
             continue;
         }
-        let slot = match &job.target {
-            GroupTarget::Event(key) => slots.for_key(&job.project_id, key),
-            GroupTarget::Incident(incident_id) => {
-                match slots.with_incident(&job.project_id, incident_id) {
-                    Some(slot) => slot,
-                    None => match io.load_incident_event(&job.project_id, incident_id).await? {
-                        Some(loaded) => slots.stored(loaded),
-                        None => {
-                            results.push(Err(StoreError::NotFound("incident")));
-                            continue;
-                        }
-                    },
+        if let Some(job_key) = &job.idempotency {
+            let id = (job.project_id.clone(), job_key.request.key.clone());
+            let verdict = match keys.get(&id) {
+                Some(known) => {
+                    known.verdict(&job_key.request.request_hash, job.ctx.now, &job_key.keyring)
+                }
+                None => Ok(KeyVerdict::Run),
+            };
+            match verdict {
+                Ok(KeyVerdict::Run) => {}
+                Ok(KeyVerdict::Answer(answer)) => {
+                    results.push(Ok(answer));
+                    continue;
+                }
+                Err(e) => {
+                    results.push(Err(e));
+                    continue;
                 }
             }
-        };
-        let slot = &mut slots.slots[slot];
-        let outcome = machine::apply(slot.current.clone(), job.command.clone(), &job.ctx)
-            .map_err(StoreError::from)
-            .and_then(|transition| match (&slot.current, &job.target) {
-                (None, GroupTarget::Event(key)) => {
-                    ensure_created_as_asked(&transition, key).map(|()| transition)
-                }
-                _ => Ok(transition),
-            });
-        match outcome {
-            Ok(transition) => {
-                slot.current = Some(transition.record.clone());
-                slot.applied.push(i);
-                results.push(Ok(Applied { transition }));
-            }
-            Err(e) => results.push(Err(e)),
         }
+        let outcome = run_in_group(&mut slots, io, i, job).await?;
+        if let Some(job_key) = &job.idempotency {
+            let request_hash = job_key.request.request_hash.clone();
+            let id = (job.project_id.clone(), job_key.request.key.clone());
+            match (job_key.request.respond)(&outcome) {
+                Some(response) => {
+                    remembered.retain(|row| (&row.0, &row.1) != (&id.0, &id.1));
+                    remembered.push(key_row(job_key, &job.project_id, &response, job.ctx.now));
+                    keys.insert(
+                        id,
+                        GroupKey::Remembered {
+                            request_hash,
+                            response,
+                        },
+                    );
+                }
+                None => {
+                    keys.insert(id, GroupKey::RanUnremembered { request_hash });
+                }
+            }
+        }
+        results.push(outcome.map(IdempotentOutcome::Applied));
     }
 
     let mut writes: Vec<EventWrite<'_>> = slots
@@ -652,9 +907,11 @@ pub(super) async fn run_at_once(
             let transitions = slot
                 .applied
                 .iter()
-                .filter_map(|&i| {
-                    let applied = results[i].as_ref().ok()?;
-                    Some((&applied.transition, jobs[i].ctx.now))
+                .filter_map(|&i| match &results[i] {
+                    Ok(IdempotentOutcome::Applied(applied)) => {
+                        Some((&applied.transition, jobs[i].ctx.now))
+                    }
+                    _ => None,
                 })
                 .collect::<Vec<_>>();
             Some(EventWrite {
@@ -674,8 +931,52 @@ pub(super) async fn run_at_once(
             &b.after.event_id,
         ))
     });
-    if !writes.is_empty() {
-        io.persist(&writes).await?;
+    let now = jobs.iter().map(|j| j.ctx.now).max();
+    let key_rows = match now {
+        Some(now) => KeyRows::new(&remembered, now)?,
+        None => None,
+    };
+    if !writes.is_empty() || key_rows.is_some() {
+        io.persist(&writes, key_rows.as_ref()).await?;
     }
     Ok(results)
+}
+
+/// Runs job `i` against its event as the group left it: finds (or loads)
+/// the event's slot and applies the command in memory. `Err` only when a
+/// read failed (the group then falls back); the command's own refusal is
+/// the inner result.
+async fn run_in_group(
+    slots: &mut GroupSlots,
+    io: &mut impl GroupIo,
+    i: usize,
+    job: &GroupJob,
+) -> StoreResult<StoreResult<Applied>> {
+    let slot = match &job.target {
+        GroupTarget::Event(key) => slots.for_key(&job.project_id, key),
+        GroupTarget::Incident(incident_id) => {
+            match slots.with_incident(&job.project_id, incident_id) {
+                Some(slot) => slot,
+                None => match io.load_incident_event(&job.project_id, incident_id).await? {
+                    Some(loaded) => slots.stored(loaded),
+                    None => return Ok(Err(StoreError::NotFound("incident"))),
+                },
+            }
+        }
+    };
+    let current = slots.slots[slot].current.clone();
+    let outcome = machine::apply(current.clone(), job.command.clone(), &job.ctx)
+        .map_err(StoreError::from)
+        .and_then(|transition| match (&current, &job.target) {
+            (None, GroupTarget::Event(key)) => {
+                ensure_created_as_asked(&transition, key).map(|()| transition)
+            }
+            _ => Ok(transition),
+        });
+    Ok(outcome.map(|transition| {
+        let slot = &mut slots.slots[slot];
+        slot.current = Some(transition.record.clone());
+        slot.applied.push(i);
+        Applied { transition }
+    }))
 }

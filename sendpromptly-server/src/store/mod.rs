@@ -234,6 +234,52 @@ pub struct Applied {
     pub transition: Transition,
 }
 
+/// A response remembered under an `Idempotency-Key`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredResponse {
+    /// Its HTTP status.
+    pub status: u16,
+    /// Its body (JSON).
+    pub body: Vec<u8>,
+}
+
+/// How the response to a command is remembered: `None` remembers nothing
+/// (a server error: the request may run again).
+pub type Respond = Box<dyn Fn(&StoreResult<Applied>) -> Option<StoredResponse> + Send + Sync>;
+
+/// An `Idempotency-Key` remembered in the same transaction as the command
+/// it guards ([`Store::apply_idempotent`]).
+pub struct IdempotentRequest {
+    /// The key, as the client sent it.
+    pub key: String,
+    /// The SHA-256 of the request (method, path, body).
+    pub request_hash: Vec<u8>,
+    /// The response to remember for the command's outcome.
+    pub respond: Respond,
+}
+
+impl std::fmt::Debug for IdempotentRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdempotentRequest")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Store::apply_idempotent`] did.
+#[derive(Debug)]
+pub enum IdempotentOutcome {
+    /// The command ran now (and its response, if any, is remembered).
+    Applied(Applied),
+    /// The same request ran before: the response remembered then.
+    Replay(StoredResponse),
+    /// The key was used before with a different request.
+    Mismatch,
+    /// The key's first request is still running (sent to another route
+    /// that does not remember in its own transaction).
+    InFlight,
+}
+
 /// Filters for listing incidents; all optional, combined with AND.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct IncidentFilter {
@@ -915,6 +961,23 @@ pub trait Store: Send + Sync + 'static {
         command: Command,
         ctx: Context,
     ) -> StoreResult<Applied>;
+    /// [`Store::apply_with_key`] guarded by an idempotency key whose record
+    /// is read and written in the command's own transaction (group commit
+    /// included): a key seen before replays its remembered response (or is
+    /// a mismatch) without running the command; otherwise the command runs
+    /// and `request.respond`'s answer to its outcome (success or refusal) is
+    /// committed with it. So a crash or a hang-up can neither run the
+    /// command twice nor leave the key half-done. `Err` is the command's
+    /// own failure (remembered if `respond` says so).
+    async fn apply_idempotent(
+        &self,
+        project_id: &str,
+        key_id: &str,
+        key: &EventKey,
+        command: Command,
+        ctx: Context,
+        request: IdempotentRequest,
+    ) -> StoreResult<IdempotentOutcome>;
     /// What the group-commit writer has done since the store was opened,
     /// for `/metrics` (`None` for a store without one).
     fn group_commit_stats(&self) -> Option<GroupCommitStats> {

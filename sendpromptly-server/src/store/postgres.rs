@@ -60,8 +60,8 @@ use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 use super::GroupCommitStats;
 use super::codec::{self, *};
 use super::group::{
-    self, EventWrite, GroupCounters, GroupEngine, GroupIo, GroupJob, GroupTarget, GroupWriter,
-    LoadedEvent, group_failed,
+    self, EventWrite, GroupCounters, GroupEngine, GroupIo, GroupJob, GroupLoad, GroupTarget,
+    GroupWanted, GroupWriter, JobResult, KeyRows, KeyVerdict, LoadedEvent, StoredKey, group_failed,
 };
 use super::migrations::{self, AppliedMigration, MIGRATIONS_TABLE};
 use sendpromptly_core::alert::GroupDecision;
@@ -72,6 +72,7 @@ use super::{
     Project, ProjectPatch, ProofLink, ReprocessBatch, ResealReport, Session, SigningSecretRecord,
     Store, StoreError, StoreResult, StoredEvent, SweepReport, User,
 };
+use super::{IdempotentOutcome, IdempotentRequest};
 
 /// How long an idempotency key is remembered.
 const IDEMPOTENCY_TTL_MILLIS: i64 = 24 * 60 * 60 * 1000;
@@ -81,6 +82,9 @@ const MIGRATION_LOCK: i64 = 0x5350_4d49_4752_4154;
 /// their commits share PostgreSQL's WAL flushes (each holds a connection
 /// while its group runs).
 const GROUP_WRITERS: usize = 1;
+/// How long a one-by-one idempotent write claims its key (a crash in
+/// between leaves it to be taken over after this).
+const IDEMPOTENCY_CLAIM_MILLIS: i64 = 60_000;
 /// How often `idempotency_begin` reads a key again after losing the race
 /// to insert it.
 const RACE_RETRIES: usize = 5;
@@ -421,6 +425,73 @@ async fn load_many_for_update(
     rows.iter().map(loaded_from_row).collect()
 }
 
+/// The columns of a stored idempotency key.
+const STORED_KEY_COLUMNS: &str =
+    "project_id, key, request_hash, status, response, locked_until, created_at";
+
+fn stored_key_from_row(row: &PgRow) -> StoreResult<StoredKey> {
+    Ok(StoredKey {
+        project_id: row.try_get("project_id")?,
+        key: row.try_get("key")?,
+        request_hash: row.try_get("request_hash")?,
+        status: group::stored_status(row.try_get("status")?)?,
+        response: row.try_get("response")?,
+        locked_until: row.try_get("locked_until")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// The stored idempotency keys among `keys` (`(project id, key)`), locked
+/// for the transaction in key order.
+async fn stored_keys_for_update(
+    conn: &mut PgConnection,
+    keys: &[(&str, &str)],
+) -> StoreResult<Vec<StoredKey>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(&format!(
+        "SELECT {STORED_KEY_COLUMNS} FROM idempotency_keys \
+         WHERE (project_id, key) IN \
+         (SELECT j ->> 0, j ->> 1 FROM json_array_elements($1::json) AS j) \
+         ORDER BY project_id, key FOR UPDATE"
+    ))
+    .bind(encode_json(&keys, "idempotency keys")?)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(stored_key_from_row).collect()
+}
+
+/// Writes idempotency keys and their responses ([`group::KeyRow`]s),
+/// replacing only what is expired or abandoned; `Err` if another
+/// transaction remembered one of them meanwhile (the group then falls back
+/// and the one-by-one run replays it).
+async fn remember_keys(conn: &mut PgConnection, keys: &KeyRows) -> StoreResult<()> {
+    let written = sqlx::query(
+        "INSERT INTO idempotency_keys (project_id, key, request_hash, status, response, \
+         locked_until, created_at) \
+         SELECT r ->> 0, r ->> 1, decode(r ->> 2, 'hex'), (r ->> 3)::bigint, \
+         decode(r ->> 4, 'hex'), NULL, (r ->> 5)::bigint FROM json_array_elements($1::json) AS r \
+         ON CONFLICT (project_id, key) DO UPDATE SET request_hash = excluded.request_hash, \
+         status = excluded.status, response = excluded.response, locked_until = NULL, \
+         created_at = excluded.created_at \
+         WHERE idempotency_keys.created_at <= $2 OR (idempotency_keys.status IS NULL \
+         AND COALESCE(idempotency_keys.locked_until, 0) <= $3)",
+    )
+    .bind(&keys.json)
+    .bind(keys.expired_at_or_before)
+    .bind(keys.now)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    if usize::try_from(written).ok() != Some(keys.count) {
+        return Err(StoreError::Conflict(
+            "an idempotency key was remembered by another transaction".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Which of `keys` (`(project id, key id)`) are that project's unrevoked
 /// API keys, share-locked for the transaction so that a revocation (an
 /// `UPDATE`) waits for it to commit.
@@ -733,15 +804,104 @@ enum BeginTry {
 /// One `apply` or `apply_to_incident` in a transaction of its own: the
 /// path when the group writer is gone, and each command of a group that
 /// fell back.
-async fn apply_one(pool: &PgPool, job: GroupJob) -> StoreResult<Applied> {
+async fn apply_one(pool: &PgPool, mut job: GroupJob) -> JobResult {
+    let Some(job_key) = job.idempotency.take() else {
+        let mut tx = pool.begin().await?;
+        let applied = apply_in(&mut tx, job).await?;
+        tx.commit().await?;
+        return Ok(IdempotentOutcome::Applied(applied));
+    };
+    let (project_id, now) = (job.project_id.clone(), job.ctx.now);
+    let request = &job_key.request;
+    let mut tx = pool.begin().await?;
+    // Claim the key: a concurrent first use (another instance) makes this
+    // wait for it, then find its row.
+    let claimed = sqlx::query(
+        "INSERT INTO idempotency_keys (project_id, key, request_hash, status, response, \
+         locked_until, created_at) VALUES ($1, $2, $3, NULL, NULL, $4, $5) \
+         ON CONFLICT (project_id, key) DO NOTHING",
+    )
+    .bind(&project_id)
+    .bind(&request.key)
+    .bind(&request.request_hash)
+    .bind(ms(now).saturating_add(IDEMPOTENCY_CLAIM_MILLIS))
+    .bind(ms(now))
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if !claimed {
+        let stored = stored_keys_for_update(&mut tx, &[(&project_id, &request.key)])
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("an idempotency key vanished".into()))?;
+        if let KeyVerdict::Answer(answer) =
+            group::key_verdict(&stored, &request.request_hash, now, &job_key.keyring)?
+        {
+            return Ok(answer);
+        }
+    }
+    let result = apply_in(&mut tx, job).await;
+    let remember = (request.respond)(&result)
+        .map(|response| group::key_row(&job_key, &project_id, &response, now));
+    match result {
+        Ok(applied) => {
+            match remember {
+                Some(row) => {
+                    sqlx::query(
+                        "UPDATE idempotency_keys SET request_hash = decode($3, 'hex'), status = $4, \
+                         response = decode($5, 'hex'), locked_until = NULL, created_at = $6 \
+                         WHERE project_id = $1 AND key = $2",
+                    )
+                    .bind(&row.0)
+                    .bind(&row.1)
+                    .bind(&row.2)
+                    .bind(i64::from(row.3))
+                    .bind(&row.4)
+                    .bind(row.5)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                None => {
+                    sqlx::query("DELETE FROM idempotency_keys WHERE project_id = $1 AND key = $2")
+                        .bind(&project_id)
+                        .bind(&request.key)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            tx.commit().await?;
+            Ok(IdempotentOutcome::Applied(applied))
+        }
+        Err(refused) => {
+            // The refusal rolls the command back; its response is
+            // remembered in a transaction of its own.
+            tx.rollback().await?;
+            if let Some(row) = remember
+                && let Some(keys) = KeyRows::new(&[row], now)?
+            {
+                let mut tx = pool.begin().await?;
+                if remember_keys(&mut tx, &keys).await.is_ok() {
+                    tx.commit().await?;
+                }
+            }
+            Err(refused)
+        }
+    }
+}
+
+/// One job's command in `tx` (its API key checked, its event loaded and
+/// locked, the transition written).
+async fn apply_in(tx: &mut PgConnection, job: GroupJob) -> StoreResult<Applied> {
     let GroupJob {
         project_id,
         api_key,
         target,
         command,
         ctx,
+        idempotency: _,
     } = job;
-    let mut tx = pool.begin().await?;
+    let mut tx = tx;
     if let Some(key_id) = &api_key
         && valid_api_keys(&mut tx, &[(&project_id, key_id)])
             .await?
@@ -775,14 +935,13 @@ async fn apply_one(pool: &PgPool, job: GroupJob) -> StoreResult<Applied> {
         group::ensure_created_as_asked(&transition, key)?;
     }
     persist(
-        &mut tx,
+        tx,
         &project_id,
         loaded.as_ref().map(|l| (l.pk, &l.record)),
         &transition,
         ctx.now,
     )
     .await?;
-    tx.commit().await?;
     Ok(Applied { transition })
 }
 
@@ -801,7 +960,7 @@ impl GroupEngine for PgGroups {
         &self,
         jobs: Vec<GroupJob>,
         stats: &GroupCounters,
-    ) -> (Vec<StoreResult<Applied>>, bool) {
+    ) -> (Vec<JobResult>, bool) {
         let mut tx = match self.pool.begin().await {
             Ok(tx) => tx,
             Err(e) => {
@@ -835,18 +994,18 @@ struct PgGroupIo<'c>(&'c mut PgConnection);
 
 #[async_trait]
 impl GroupIo for PgGroupIo<'_> {
-    async fn load(
-        &mut self,
-        events: &[(&str, &str, &str)],
-        api_keys: &[(&str, &str)],
-    ) -> StoreResult<(Vec<LoadedEvent>, Vec<(String, String)>)> {
-        // Keys first: a revocation waits for this transaction from here on.
-        let valid = if api_keys.is_empty() {
+    async fn load(&mut self, wanted: &GroupWanted<'_>) -> StoreResult<GroupLoad> {
+        // API keys first: a revocation waits for this transaction from here on.
+        let valid_keys = if wanted.api_keys.is_empty() {
             Vec::new()
         } else {
-            valid_api_keys(self.0, api_keys).await?
+            valid_api_keys(self.0, &wanted.api_keys).await?
         };
-        Ok((load_many_for_update(self.0, events).await?, valid))
+        Ok(GroupLoad {
+            valid_keys,
+            events: load_many_for_update(self.0, &wanted.events).await?,
+            idempotency: stored_keys_for_update(self.0, &wanted.idempotency).await?,
+        })
     }
 
     async fn load_incident_event(
@@ -857,7 +1016,11 @@ impl GroupIo for PgGroupIo<'_> {
         load_by_incident(self.0, project_id, incident_id, Lock::ForUpdate).await
     }
 
-    async fn persist(&mut self, writes: &[EventWrite<'_>]) -> StoreResult<Vec<i64>> {
+    async fn persist(
+        &mut self,
+        writes: &[EventWrite<'_>],
+        keys: Option<&KeyRows>,
+    ) -> StoreResult<Vec<i64>> {
         // Every creator of an event takes its key's advisory lock first (as
         // `apply_one` does), so a creation racing ours (another group,
         // another instance) either committed before, and the insert below
@@ -876,7 +1039,11 @@ impl GroupIo for PgGroupIo<'_> {
                 .execute(&mut *self.0)
                 .await?;
         }
-        persist_many(self.0, writes).await
+        let pks = persist_many(self.0, writes).await?;
+        if let Some(keys) = keys {
+            remember_keys(self.0, keys).await?;
+        }
+        Ok(pks)
     }
 }
 
@@ -884,6 +1051,11 @@ impl PostgresStore {
     /// Runs one `apply`/`apply_to_incident` through the group writer, or in
     /// a transaction of its own if the writer task is gone.
     async fn apply_grouped(&self, job: GroupJob) -> StoreResult<Applied> {
+        group::applied(self.run_grouped(job).await)
+    }
+
+    /// [`PostgresStore::apply_grouped`] for a job of any kind.
+    async fn run_grouped(&self, job: GroupJob) -> JobResult {
         match self.group.submit(job).await {
             Ok(result) => result,
             Err(job) => apply_one(&self.pool, job).await,
@@ -1038,8 +1210,12 @@ impl Store for PostgresStore {
     }
 
     async fn probe_write(&self) -> StoreResult<()> {
+        // The row-share lock on `events` every write takes: a table locked
+        // against writers (a long migration, an operator's LOCK) holds it up.
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT 1").execute(&mut *tx).await?;
+        sqlx::query("SELECT 1 FROM events WHERE false FOR UPDATE")
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1538,6 +1714,26 @@ impl Store for PostgresStore {
             command,
             ctx,
         ))
+        .await
+    }
+
+    async fn apply_idempotent(
+        &self,
+        project_id: &str,
+        key_id: &str,
+        key: &EventKey,
+        command: Command,
+        ctx: Context,
+        request: IdempotentRequest,
+    ) -> StoreResult<IdempotentOutcome> {
+        let keyring = self
+            .keyring
+            .clone()
+            .ok_or(StoreError::Secret(crate::secrets::SecretError::NoKeyring))?;
+        self.run_grouped(
+            GroupJob::for_event(project_id, Some(key_id), key, command, ctx)
+                .idempotent(request, keyring),
+        )
         .await
     }
 

@@ -55,8 +55,9 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
 
 use super::codec::{self, *};
 use super::group::{
-    self, EventWrite, GroupCounters, GroupEngine, GroupIo, GroupJob, GroupTarget, GroupWriter,
-    LoadedEvent, group_failed,
+    self, EventWrite, GroupCounters, GroupEngine, GroupIo, GroupJob, GroupLoad, GroupTarget,
+    GroupWanted, GroupWriter, JobResult, KeyRow, KeyRows, KeyVerdict, LoadedEvent, StoredKey,
+    group_failed,
 };
 pub use super::group::{GROUP_MAX, GroupCommitStats};
 use super::migrations::{self, AppliedMigration, MIGRATIONS_TABLE};
@@ -65,9 +66,9 @@ use sendpromptly_core::alert::GroupDecision;
 
 use super::{
     AlertJob, ApiKey, Applied, DailyActivity, DeliveryJob, EventFilter, IdempotencyBegin,
-    IncidentCounts, IncidentFilter, NewBatchItem, NewProject, PaceReport, Page, PageRequest,
-    Project, ProjectPatch, ProofLink, ReprocessBatch, ResealReport, Session, SigningSecretRecord,
-    Store, StoreError, StoreResult, StoredEvent, SweepReport, User,
+    IdempotentOutcome, IdempotentRequest, IncidentCounts, IncidentFilter, NewBatchItem, NewProject,
+    PaceReport, Page, PageRequest, Project, ProjectPatch, ProofLink, ReprocessBatch, ResealReport,
+    Session, SigningSecretRecord, Store, StoreError, StoreResult, StoredEvent, SweepReport, User,
 };
 
 /// How long an idempotency key is remembered.
@@ -171,13 +172,18 @@ impl SqliteStore {
     /// Runs one `apply`/`apply_to_incident` through the group writer, or in a
     /// transaction of its own if the writer task is gone (its runtime shut down).
     async fn apply_grouped(&self, job: GroupJob) -> StoreResult<Applied> {
+        group::applied(self.run_grouped(job).await)
+    }
+
+    /// [`SqliteStore::apply_grouped`] for a job of any kind.
+    async fn run_grouped(&self, job: GroupJob) -> JobResult {
         match self.group.submit(job).await {
             Ok(result) => result,
             Err(job) => {
-                let mut tx = self.write().await?;
-                let applied = run_job(&mut tx, job).await?;
-                tx.commit().await?;
-                Ok(applied)
+                let (mut results, _) = run_group_one_by_one(&self.writer, vec![job]).await;
+                results
+                    .pop()
+                    .unwrap_or_else(|| Err(group_failed("the write did not run")))
             }
         }
     }
@@ -346,14 +352,14 @@ async fn load_by_incident(
 
 /// Opens a group's transaction and does all its reading, in one round
 /// trip: `BEGIN IMMEDIATE`, then one query for the stored events among
-/// `events` and for which of `api_keys` are unrevoked (see
-/// [`valid_api_keys`]), the two told apart by the `what` column.
+/// those wanted and for which of the API keys are unrevoked (see
+/// [`valid_api_keys`]), and one for the stored idempotency keys, told apart
+/// by the `what` column.
 async fn begin_and_load_group(
     conn: &mut SqliteConnection,
-    events: &[(&str, &str, &str)],
-    api_keys: &[(&str, &str)],
-) -> StoreResult<(Vec<LoadedEvent>, Vec<(String, String)>)> {
-    let rows = sqlx::query(
+    wanted: &GroupWanted<'_>,
+) -> StoreResult<GroupLoad> {
+    let rows = sqlx::query(concat!(
         "BEGIN IMMEDIATE; \
          SELECT 'event' AS what, e.pk, e.project_id, e.record, NULL AS key_id \
          FROM json_each(?1) AS j CROSS JOIN events AS e \
@@ -362,22 +368,105 @@ async fn begin_and_load_group(
          UNION ALL \
          SELECT 'key', NULL, k.project_id, NULL, k.id \
          FROM json_each(?2) AS j CROSS JOIN api_keys AS k \
-         ON k.id = j.value ->> 1 AND k.project_id = j.value ->> 0 WHERE k.revoked_at IS NULL",
-    )
-    .bind(encode_json(&events, "event keys")?)
-    .bind(encode_json(&api_keys, "API keys")?)
+         ON k.id = j.value ->> 1 AND k.project_id = j.value ->> 0 WHERE k.revoked_at IS NULL; \
+         SELECT 'idempotency' AS what, ",
+        stored_key_columns!("i"),
+        " FROM json_each(?3) AS j CROSS JOIN idempotency_keys AS i \
+         ON i.project_id = j.value ->> 0 AND i.key = j.value ->> 1"
+    ))
+    .bind(encode_json(&wanted.events, "event keys")?)
+    .bind(encode_json(&wanted.api_keys, "API keys")?)
+    .bind(encode_json(&wanted.idempotency, "idempotency keys")?)
     .fetch_all(conn)
     .await?;
-    let mut loaded = Vec::new();
-    let mut valid = Vec::new();
+    let mut load = GroupLoad::default();
     for row in &rows {
-        if row.try_get::<&str, _>("what")? == "event" {
-            loaded.push(loaded_from_row(row)?);
-        } else {
-            valid.push((row.try_get("project_id")?, row.try_get("key_id")?));
+        match row.try_get::<&str, _>("what")? {
+            "event" => load.events.push(loaded_from_row(row)?),
+            "key" => load
+                .valid_keys
+                .push((row.try_get("project_id")?, row.try_get("key_id")?)),
+            _ => load.idempotency.push(stored_key_from_row(row)?),
         }
     }
-    Ok((loaded, valid))
+    Ok(load)
+}
+
+/// The columns of a stored idempotency key, of table alias `$t`.
+macro_rules! stored_key_columns {
+    ($t:literal) => {
+        concat!(
+            $t,
+            ".project_id, ",
+            $t,
+            ".key, ",
+            $t,
+            ".request_hash, ",
+            $t,
+            ".status, ",
+            $t,
+            ".response, ",
+            $t,
+            ".locked_until, ",
+            $t,
+            ".created_at"
+        )
+    };
+}
+use stored_key_columns;
+
+fn stored_key_from_row(row: &SqliteRow) -> StoreResult<StoredKey> {
+    Ok(StoredKey {
+        project_id: row.try_get("project_id")?,
+        key: row.try_get("key")?,
+        request_hash: row.try_get("request_hash")?,
+        status: group::stored_status(row.try_get("status")?)?,
+        response: row.try_get("response")?,
+        locked_until: row.try_get("locked_until")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// A stored idempotency key, in the current transaction.
+async fn stored_key(
+    conn: &mut SqliteConnection,
+    project_id: &str,
+    key: &str,
+) -> StoreResult<Option<StoredKey>> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        stored_key_columns!("i"),
+        " FROM idempotency_keys AS i WHERE i.project_id = ? AND i.key = ?"
+    ))
+    .bind(project_id)
+    .bind(key)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(stored_key_from_row).transpose()
+}
+
+/// Writes idempotency keys and their responses ([`group::KeyRow`]s as JSON,
+/// `?`), replacing what is stored under them: the writer holds the write
+/// lock since it read them, so nothing changed them meanwhile.
+macro_rules! remember_keys_sql {
+    () => {
+        "INSERT INTO idempotency_keys (project_id, key, request_hash, status, response, \
+         locked_until, created_at) \
+         SELECT j.value ->> 0, j.value ->> 1, unhex(j.value ->> 2), j.value ->> 3, \
+         unhex(j.value ->> 4), NULL, j.value ->> 5 FROM json_each(?) AS j WHERE true \
+         ON CONFLICT (project_id, key) DO UPDATE SET request_hash = excluded.request_hash, \
+         status = excluded.status, response = excluded.response, locked_until = NULL, \
+         created_at = excluded.created_at"
+    };
+}
+
+/// [`remember_keys_sql`] as a statement of its own.
+async fn remember_keys(conn: &mut SqliteConnection, keys: &KeyRows) -> StoreResult<()> {
+    sqlx::query(remember_keys_sql!())
+        .bind(&keys.json)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Which of `keys` (`(project id, key id)`) are that project's unrevoked
@@ -431,24 +520,26 @@ async fn persist(
     now: Timestamp,
 ) -> StoreResult<i64> {
     let write = EventWrite::one(project_id, before, transition, now);
-    persist_many(conn, std::slice::from_ref(&write), false)
+    persist_many(conn, std::slice::from_ref(&write), None, false)
         .await?
         .0
         .pop()
         .ok_or_else(|| StoreError::Corrupt("no row id for a written event".to_owned()))
 }
 
-/// Writes what the transitions of `writes` changed, in the caller's
-/// transaction: in one round trip the new event rows, the updated ones and
-/// their timeline entries in order (three set-based statements), then per
-/// event the incident copy and the outbox rows its effects ask for.
-/// Returns each event's row id, in the order of `writes`, and whether the
-/// transaction was committed: with `then_commit`, when nothing is left to
-/// write after the three statements (no incident, no effect), a `COMMIT`
-/// rides along in the same round trip.
+/// Writes what the transitions of `writes` changed, and the idempotency
+/// keys to remember, in the caller's transaction: in one round trip the new
+/// event rows, the updated ones, their timeline entries in order and the
+/// keys (set-based statements), then per event the incident copy and the
+/// outbox rows its effects ask for. Returns each event's row id, in the
+/// order of `writes`, and whether the transaction was committed: with
+/// `then_commit`, when nothing is left to write after the set-based
+/// statements (no incident, no effect), a `COMMIT` rides along in the same
+/// round trip.
 async fn persist_many(
     conn: &mut SqliteConnection,
     writes: &[EventWrite<'_>],
+    keys: Option<&KeyRows>,
     then_commit: bool,
 ) -> StoreResult<(Vec<i64>, bool)> {
     let rows = group::write_rows(writes)?;
@@ -465,15 +556,25 @@ async fn persist_many(
     // One round trip (`?` taken in order): the new rows (their ids come
     // back), the changed ones, then the timeline, which finds each entry's
     // event by key, new or not; and the commit when nothing follows.
-    let sql = if commit_now {
-        concat!(persist_events_sql!(), "; COMMIT")
-    } else {
-        persist_events_sql!()
+    let sql = match (keys.is_some(), commit_now) {
+        (false, false) => persist_events_sql!(),
+        (false, true) => concat!(persist_events_sql!(), "; COMMIT"),
+        (true, false) => concat!(persist_events_sql!(), "; ", remember_keys_sql!()),
+        (true, true) => concat!(
+            persist_events_sql!(),
+            "; ",
+            remember_keys_sql!(),
+            "; COMMIT"
+        ),
     };
-    let inserted = sqlx::query(sql)
+    let mut query = sqlx::query(sql)
         .bind(rows.inserts.as_deref().unwrap_or("[]"))
         .bind(rows.updates.as_deref().unwrap_or("[]"))
-        .bind(entries.as_deref().unwrap_or("[]"))
+        .bind(entries.as_deref().unwrap_or("[]"));
+    if let Some(keys) = keys {
+        query = query.bind(&keys.json);
+    }
+    let inserted = query
         .fetch_all(&mut *conn)
         .await
         .map_err(|e| insert_error(e, "this event already exists", "project"))?;
@@ -699,7 +800,7 @@ impl GroupEngine for SqliteGroups {
         &self,
         jobs: Vec<GroupJob>,
         stats: &GroupCounters,
-    ) -> (Vec<StoreResult<Applied>>, bool) {
+    ) -> (Vec<JobResult>, bool) {
         let conn = match self.pool.acquire().await {
             Ok(conn) => conn,
             Err(e) => {
@@ -766,12 +867,8 @@ struct SqliteGroupIo<'c> {
 
 #[async_trait]
 impl GroupIo for SqliteGroupIo<'_> {
-    async fn load(
-        &mut self,
-        events: &[(&str, &str, &str)],
-        api_keys: &[(&str, &str)],
-    ) -> StoreResult<(Vec<LoadedEvent>, Vec<(String, String)>)> {
-        begin_and_load_group(self.conn, events, api_keys).await
+    async fn load(&mut self, wanted: &GroupWanted<'_>) -> StoreResult<GroupLoad> {
+        begin_and_load_group(self.conn, wanted).await
     }
 
     async fn load_incident_event(
@@ -782,8 +879,12 @@ impl GroupIo for SqliteGroupIo<'_> {
         load_by_incident(self.conn, project_id, incident_id).await
     }
 
-    async fn persist(&mut self, writes: &[EventWrite<'_>]) -> StoreResult<Vec<i64>> {
-        let (pks, committed) = persist_many(self.conn, writes, true).await?;
+    async fn persist(
+        &mut self,
+        writes: &[EventWrite<'_>],
+        keys: Option<&KeyRows>,
+    ) -> StoreResult<Vec<i64>> {
+        let (pks, committed) = persist_many(self.conn, writes, keys, true).await?;
         self.committed = committed;
         Ok(pks)
     }
@@ -792,10 +893,7 @@ impl GroupIo for SqliteGroupIo<'_> {
 /// Runs `jobs` in one transaction, each inside a savepoint, so that a
 /// failing command rolls back only itself; returns each job's result (in
 /// order) and whether the transaction committed.
-async fn run_group_one_by_one(
-    pool: &SqlitePool,
-    jobs: Vec<GroupJob>,
-) -> (Vec<StoreResult<Applied>>, bool) {
+async fn run_group_one_by_one(pool: &SqlitePool, jobs: Vec<GroupJob>) -> (Vec<JobResult>, bool) {
     let n = jobs.len();
     let mut tx = match pool.begin_with("BEGIN IMMEDIATE").await {
         Ok(tx) => tx,
@@ -818,7 +916,8 @@ async fn run_group_one_by_one(
             results.push(Err(e.into()));
             continue;
         }
-        let result = run_job(&mut tx, job).await;
+        let now = job.ctx.now;
+        let (result, remember) = run_job(&mut tx, job).await;
         let closed = if result.is_ok() {
             sqlx::query("RELEASE apply").execute(&mut *tx).await
         } else {
@@ -829,6 +928,16 @@ async fn run_group_one_by_one(
         };
         if let Err(e) = closed {
             broken = Some(e.to_string());
+        } else if let Some(row) = remember {
+            // Outside the savepoint: a refusal's response is remembered too.
+            let remembered = match KeyRows::new(&[row], now) {
+                Ok(Some(keys)) => remember_keys(&mut tx, &keys).await,
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = remembered {
+                broken = Some(e.to_string());
+            }
         }
         results.push(result);
     }
@@ -845,14 +954,47 @@ async fn run_group_one_by_one(
     (group::uncommitted(results, &failure), false)
 }
 
-/// One `apply` or `apply_to_incident` inside the current transaction.
-async fn run_job(conn: &mut SqliteConnection, job: GroupJob) -> StoreResult<Applied> {
+/// One `apply` or `apply_to_incident` inside the current transaction:
+/// its idempotency key's verdict first, then the command; its result, and
+/// the key to remember (for the caller to write outside the savepoint that
+/// a refusal rolls back).
+async fn run_job(conn: &mut SqliteConnection, mut job: GroupJob) -> (JobResult, Option<KeyRow>) {
+    let idempotency = job.idempotency.take();
+    if let Some(job_key) = &idempotency {
+        let verdict = match stored_key(conn, &job.project_id, &job_key.request.key).await {
+            Ok(Some(stored)) => group::key_verdict(
+                &stored,
+                &job_key.request.request_hash,
+                job.ctx.now,
+                &job_key.keyring,
+            ),
+            Ok(None) => Ok(KeyVerdict::Run),
+            Err(e) => Err(e),
+        };
+        match verdict {
+            Ok(KeyVerdict::Run) => {}
+            Ok(KeyVerdict::Answer(answer)) => return (Ok(answer), None),
+            Err(e) => return (Err(e), None),
+        }
+    }
+    let (project_id, now) = (job.project_id.clone(), job.ctx.now);
+    let result = apply_job(conn, job).await;
+    let remember = idempotency.and_then(|job_key| {
+        let response = (job_key.request.respond)(&result)?;
+        Some(group::key_row(&job_key, &project_id, &response, now))
+    });
+    (result.map(IdempotentOutcome::Applied), remember)
+}
+
+/// The command of one job inside the current transaction.
+async fn apply_job(conn: &mut SqliteConnection, job: GroupJob) -> StoreResult<Applied> {
     let GroupJob {
         project_id,
         api_key,
         target,
         command,
         ctx,
+        idempotency: _,
     } = job;
     if let Some(key_id) = &api_key
         && valid_api_keys(conn, &[(&project_id, key_id)])
@@ -1445,6 +1587,26 @@ impl Store for SqliteStore {
             command,
             ctx,
         ))
+        .await
+    }
+
+    async fn apply_idempotent(
+        &self,
+        project_id: &str,
+        key_id: &str,
+        key: &EventKey,
+        command: Command,
+        ctx: Context,
+        request: IdempotentRequest,
+    ) -> StoreResult<IdempotentOutcome> {
+        let keyring = self
+            .keyring
+            .clone()
+            .ok_or(StoreError::Secret(crate::secrets::SecretError::NoKeyring))?;
+        self.run_grouped(
+            GroupJob::for_event(project_id, Some(key_id), key, command, ctx)
+                .idempotent(request, keyring),
+        )
         .await
     }
 
