@@ -266,53 +266,35 @@ async fn storm_then_serve(db: Database) {
         acknowledged.extend(storm(&base, &key, round, 400).await);
     }
 
-    // Right away: plain and idempotent requests are served.
+    // Right away: plain and idempotent requests are served (the same key
+    // again replays).
     let started = Instant::now();
-    assert_eq!(
-        post(
-            &base,
-            &key,
-            "/v1/receipt",
-            None,
-            &receipt("evt_after_plain", 3600)
-        )
-        .await,
-        201
-    );
-    assert_eq!(
-        post(
-            &base,
-            &key,
+    for (path, idempotency_key, body, expected) in [
+        ("/v1/receipt", None, receipt("evt_after_plain", 3600), 201),
+        (
             "/v1/receipt",
             Some("after-1"),
-            &receipt("evt_after_idem", 3600)
-        )
-        .await,
-        201
-    );
-    // The same key again replays.
-    assert_eq!(
-        post(
-            &base,
-            &key,
+            receipt("evt_after_idem", 3600),
+            201,
+        ),
+        (
             "/v1/receipt",
             Some("after-1"),
-            &receipt("evt_after_idem", 3600)
-        )
-        .await,
-        201
-    );
-    assert_eq!(
-        post(
-            &base,
-            &key,
+            receipt("evt_after_idem", 3600),
+            201,
+        ),
+        (
             "/v1/result",
             Some("after-2"),
-            &success("evt_after_idem")
-        )
-        .await,
-        200
-    );
+            success("evt_after_idem"),
+            200,
+        ),
+    ] {
+        assert_eq!(
+            post(&base, &key, path, idempotency_key, &body).await,
+            expected
+        );
+    }
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "after the storm, four requests took {:?}",

@@ -111,44 +111,21 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for KeyedJso
 
 /// Answers a request refused before it reached the store (a body that is
 /// not JSON, does not fit, or fails validation). With an idempotency key
-/// the refusal is remembered like any 4xx (begin, then complete: there is
-/// nothing to apply in between), or the key's earlier answer replayed.
+/// the refusal is remembered like any 4xx (there is nothing to apply
+/// between begin and complete), or the key's earlier answer replayed.
 pub async fn refuse(
     state: &AppState,
     caller: &Caller,
     key: Option<(String, Vec<u8>)>,
     refusal: ApiError,
 ) -> Response {
-    let Some((key, request_hash)) = key else {
-        return refusal.into_response();
-    };
-    let store = state.store();
-    let begin = store
-        .idempotency_begin(
-            &caller.project_id,
-            &key,
-            &request_hash,
-            state.now(),
-            LOCK_FOR,
-        )
-        .await;
-    match begin {
-        Err(e) => ApiError::from(e).into_response(),
-        Ok(IdempotencyBegin::Replay { status, body }) => replay(status, body),
-        Ok(IdempotencyBegin::Mismatch) => ApiError::IdempotencyKeyReused.into_response(),
-        Ok(IdempotencyBegin::InFlight) => ApiError::IdempotencyInFlight.into_response(),
-        Ok(IdempotencyBegin::Proceed) => {
-            let (parts, body) = refusal.into_response().into_parts();
-            let body = to_bytes(body, MAX_STORED_RESPONSE)
-                .await
-                .unwrap_or_default();
-            if let Err(err) = store
-                .idempotency_complete(&caller.project_id, &key, parts.status.as_u16(), &body)
-                .await
-            {
-                tracing::warn!(error = %err, "could not store the idempotent response");
-            }
-            Response::from_parts(parts, Body::from(body))
+    match key {
+        None => refusal.into_response(),
+        Some((key, request_hash)) => {
+            guarded(state, caller, &key, &request_hash, async {
+                refusal.into_response()
+            })
+            .await
         }
     }
 }
@@ -183,47 +160,49 @@ async fn run(
         .await
         .map_err(|_| ApiError::PayloadTooLarge.into_response())?;
     let request_hash = request_hash(&parts.method, parts.uri.path(), &bytes);
+    let request = Request::from_parts(parts, Body::from(bytes));
+    Ok(guarded(state, &caller, &key, &request_hash, next.run(request)).await)
+}
 
+/// The begin/complete path: takes `key` (or answers what it already says:
+/// a replay, a mismatch, in flight), awaits `handle` for the response,
+/// and stores it (a 2xx or 4xx; a 5xx releases the key).
+async fn guarded(
+    state: &AppState,
+    caller: &Caller,
+    key: &str,
+    request_hash: &[u8],
+    handle: impl std::future::Future<Output = Response>,
+) -> Response {
     let store = state.store();
     let begin = store
-        .idempotency_begin(
-            &caller.project_id,
-            &key,
-            &request_hash,
-            state.now(),
-            LOCK_FOR,
-        )
-        .await
-        .map_err(|e| ApiError::from(e).into_response())?;
+        .idempotency_begin(&caller.project_id, key, request_hash, state.now(), LOCK_FOR)
+        .await;
     match begin {
-        IdempotencyBegin::Replay { status, body } => Ok(replay(status, body)),
-        IdempotencyBegin::Mismatch => Err(ApiError::IdempotencyKeyReused.into_response()),
-        IdempotencyBegin::InFlight => Err(ApiError::IdempotencyInFlight.into_response()),
-        IdempotencyBegin::Proceed => {
-            let request = Request::from_parts(parts, Body::from(bytes));
-            let response = next.run(request).await;
-            let (parts, body) = response.into_parts();
+        Err(e) => ApiError::from(e).into_response(),
+        Ok(IdempotencyBegin::Replay { status, body }) => replay(status, body),
+        Ok(IdempotencyBegin::Mismatch) => ApiError::IdempotencyKeyReused.into_response(),
+        Ok(IdempotencyBegin::InFlight) => ApiError::IdempotencyInFlight.into_response(),
+        Ok(IdempotencyBegin::Proceed) => {
+            let (parts, body) = handle.await.into_parts();
             let Ok(body) = to_bytes(body, MAX_STORED_RESPONSE).await else {
-                if let Err(err) = store.idempotency_abandon(&caller.project_id, &key).await {
+                if let Err(err) = store.idempotency_abandon(&caller.project_id, key).await {
                     tracing::warn!(error = %err, "could not release an idempotency key");
                 }
-                return Err(ApiError::Internal(
-                    "response too large to store for idempotency".into(),
-                )
-                .into_response());
+                return ApiError::Internal("response too large to store for idempotency".into())
+                    .into_response();
             };
-            let status = parts.status.as_u16();
             let outcome = if parts.status.is_server_error() {
-                store.idempotency_abandon(&caller.project_id, &key).await
+                store.idempotency_abandon(&caller.project_id, key).await
             } else {
                 store
-                    .idempotency_complete(&caller.project_id, &key, status, &body)
+                    .idempotency_complete(&caller.project_id, key, parts.status.as_u16(), &body)
                     .await
             };
             if let Err(err) = outcome {
                 tracing::warn!(error = %err, "could not store the idempotent response");
             }
-            Ok(Response::from_parts(parts, Body::from(body)))
+            Response::from_parts(parts, Body::from(body))
         }
     }
 }

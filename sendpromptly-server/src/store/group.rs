@@ -132,10 +132,23 @@ pub(super) struct JobKey {
 }
 
 impl GroupJob {
-    /// The same job guarded by `request` (sealed with `keyring`).
-    pub(super) fn idempotent(mut self, request: IdempotentRequest, keyring: Arc<Keyring>) -> Self {
-        self.idempotency = Some(JobKey { request, keyring });
-        self
+    /// An `apply_idempotent` (its response sealed with `keyring`, which a
+    /// store must have).
+    pub(super) fn idempotent(
+        project_id: &str,
+        api_key: &str,
+        key: &EventKey,
+        command: Command,
+        ctx: Context,
+        request: IdempotentRequest,
+        keyring: Option<&Arc<Keyring>>,
+    ) -> StoreResult<Self> {
+        let keyring = keyring
+            .cloned()
+            .ok_or(StoreError::Secret(crate::secrets::SecretError::NoKeyring))?;
+        let mut job = GroupJob::for_event(project_id, Some(api_key), key, command, ctx);
+        job.idempotency = Some(JobKey { request, keyring });
+        Ok(job)
     }
 }
 

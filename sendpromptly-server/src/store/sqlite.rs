@@ -1599,15 +1599,16 @@ impl Store for SqliteStore {
         ctx: Context,
         request: IdempotentRequest,
     ) -> StoreResult<IdempotentOutcome> {
-        let keyring = self
-            .keyring
-            .clone()
-            .ok_or(StoreError::Secret(crate::secrets::SecretError::NoKeyring))?;
-        self.run_grouped(
-            GroupJob::for_event(project_id, Some(key_id), key, command, ctx)
-                .idempotent(request, keyring),
-        )
-        .await
+        let job = GroupJob::idempotent(
+            project_id,
+            key_id,
+            key,
+            command,
+            ctx,
+            request,
+            self.keyring.as_ref(),
+        )?;
+        self.run_grouped(job).await
     }
 
     fn group_commit_stats(&self) -> Option<GroupCommitStats> {
