@@ -247,12 +247,26 @@ impl PostgresStore {
 /// The advisory-lock key of an event: the first 8 bytes of a SHA-256 of
 /// its identity (a collision only makes two creations wait for each other).
 fn event_lock_key(project_id: &str, key: &EventKey) -> i64 {
+    lock_key(&[project_id, key.provider.as_str(), &key.event_id])
+}
+
+/// The advisory lock of an idempotency key. Every writer takes the locks of
+/// its idempotency keys (ascending) before any event's (a group in
+/// [`GroupIo::load`], [`apply_one`] before its claim), so two transactions
+/// never wait for each other in opposite orders.
+fn idempotency_lock_key(project_id: &str, key: &str) -> i64 {
+    lock_key(&["idempotency", project_id, key])
+}
+
+/// The first 8 bytes of the SHA-256 of `parts`, NUL-separated.
+fn lock_key(parts: &[&str]) -> i64 {
     let mut hash = Sha256::new();
-    hash.update(project_id.as_bytes());
-    hash.update([0]);
-    hash.update(key.provider.as_str().as_bytes());
-    hash.update([0]);
-    hash.update(key.event_id.as_bytes());
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            hash.update([0]);
+        }
+        hash.update(part.as_bytes());
+    }
     let digest = hash.finalize();
     let mut first = [0_u8; 8];
     first.copy_from_slice(&digest[..8]);
@@ -814,6 +828,10 @@ async fn apply_one(pool: &PgPool, mut job: GroupJob) -> JobResult {
     let (project_id, now) = (job.project_id.clone(), job.ctx.now);
     let request = &job_key.request;
     let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(idempotency_lock_key(&project_id, &request.key))
+        .execute(&mut *tx)
+        .await?;
     // Claim the key: a concurrent first use (another instance) makes this
     // wait for it, then find its row.
     let claimed = sqlx::query(
@@ -995,7 +1013,21 @@ struct PgGroupIo<'c>(&'c mut PgConnection);
 #[async_trait]
 impl GroupIo for PgGroupIo<'_> {
     async fn load(&mut self, wanted: &GroupWanted<'_>) -> StoreResult<GroupLoad> {
-        // API keys first: a revocation waits for this transaction from here on.
+        if !wanted.idempotency.is_empty() {
+            // Idempotency keys before any event (see `idempotency_lock_key`).
+            let mut locks: Vec<i64> = wanted
+                .idempotency
+                .iter()
+                .map(|(project_id, key)| idempotency_lock_key(project_id, key))
+                .collect();
+            locks.sort_unstable();
+            locks.dedup();
+            sqlx::query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k")
+                .bind(&locks)
+                .execute(&mut *self.0)
+                .await?;
+        }
+        // API keys next: a revocation waits for this transaction from here on.
         let valid_keys = if wanted.api_keys.is_empty() {
             Vec::new()
         } else {
