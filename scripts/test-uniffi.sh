@@ -45,6 +45,7 @@ export CARGO_TARGET_DIR="$target"
 
 step "Building the native library and checking the generated sources for drift"
 scripts/uniffi-generate.sh --check
+cargo test --locked -q -p sendpromptly-uniffi --lib
 # The debug library without its debug info (140 MB → ~15 MB) is what the jar
 # and the gem carry.
 native="$target/uniffi-native"

@@ -22,33 +22,31 @@ pub struct Client {
 
 type Answer<T> = Result<T, SendPromptlyError>;
 
+/// Awaits a signal's SDK future (or its conversion error) and converts the answer.
+async fn signal(
+    send: Answer<impl Future<Output = Result<sdk::SignalResponse, sdk::Error>> + Send + 'static>,
+) -> Answer<SignalResponse> {
+    SignalResponse::try_from(send?.await?)
+}
+
 impl Client {
     /// The SDK client (for background mode).
     pub fn sdk(&self) -> &sdk::Client {
         &self.inner
     }
 
-    fn signal(
-        &self,
-        send: Answer<
-            impl Future<Output = Result<sdk::SignalResponse, sdk::Error>> + Send + 'static,
-        >,
-    ) -> impl Future<Output = Answer<SignalResponse>> + Send + 'static {
-        async move { SignalResponse::try_from(send?.await?) }
-    }
-
     fn receipt_future(
         &self,
         receipt: &Receipt,
     ) -> impl Future<Output = Answer<SignalResponse>> + Send + 'static {
-        self.signal(receipt.builder(&self.inner).map(sdk::ReceiptBuilder::send))
+        signal(receipt.builder(&self.inner).map(sdk::ReceiptBuilder::send))
     }
 
     fn result_future(
         &self,
         result: &ResultSignal,
     ) -> impl Future<Output = Answer<SignalResponse>> + Send + 'static {
-        self.signal(result.builder(&self.inner).map(sdk::ResultBuilder::send))
+        signal(result.builder(&self.inner).map(sdk::ResultBuilder::send))
     }
 
     /// Runs an operations call and answers its JSON.
