@@ -9,7 +9,8 @@
 #   export SENDPROMPTLY_API_KEY=sp_live_…          # printed by `sendpromptly serve`
 #   export SENDPROMPTLY_URL=http://127.0.0.1:7700
 #   export SENDPROMPTLY_SIGNING_SECRET=whsec_…     # printed by `sendpromptly serve`
-#   rackup -I ../../bindings/uniffi/ruby/lib config.ru -p 9292
+#   ruby -I../../bindings/uniffi/ruby/lib -rrack -rrack/handler/webrick -e \
+#     'require "./app"; Rack::Handler::WEBrick.run(CreditsApp.new, Port: 9292)'
 #
 # and set the project's repair URL to http://127.0.0.1:9292/sendpromptly/repair.
 require "json"
