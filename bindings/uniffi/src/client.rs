@@ -1,4 +1,4 @@
-//! `Client`: the Rust SDK's client. Every call comes twice: blocking
+//! `Client`: the Rust SDK's client. Every signal call comes twice: blocking
 //! (`receipt`) and awaitable (`receipt_async`: a Kotlin `suspend` function,
 //! a Swift `async` one); both run the same SDK future on the runtime.
 
