@@ -3,7 +3,7 @@
 //! a Swift `async` one); both run the same SDK future on the runtime.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use sendpromptly_client::{self as sdk, ClientOptions};
 
@@ -15,9 +15,13 @@ use crate::types::{
 };
 
 /// A SendPromptly client: thread-safe, build one per process and share it.
+/// A client used after `fork()` (Puma cluster mode, Unicorn) rebuilds its
+/// SDK client in the child: the parent's connection pool belongs to the
+/// parent's I/O threads, which the child does not have.
 #[derive(Debug, uniffi::Object)]
 pub struct Client {
-    inner: sdk::Client,
+    options: ClientOptions,
+    live: Mutex<(u32, sdk::Client)>,
 }
 
 type Answer<T> = Result<T, SendPromptlyError>;
@@ -30,23 +34,48 @@ async fn signal(
 }
 
 impl Client {
-    /// The SDK client (for background mode).
-    pub fn sdk(&self) -> &sdk::Client {
-        &self.inner
+    fn build(options: ClientOptions) -> Answer<Arc<Self>> {
+        let client = sdk::Client::with_options(options.clone())?;
+        Ok(Arc::new(Client {
+            options,
+            live: Mutex::new((std::process::id(), client)),
+        }))
+    }
+
+    /// The SDK client of this process.
+    pub fn sdk(&self) -> Answer<sdk::Client> {
+        let pid = std::process::id();
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        if live.0 != pid {
+            let fresh = sdk::Client::with_options(self.options.clone())?;
+            // Abandoned, not dropped: its connection tasks lived on threads
+            // that do not exist in this process.
+            std::mem::forget(std::mem::replace(&mut live.1, fresh));
+            live.0 = pid;
+        }
+        Ok(live.1.clone())
     }
 
     fn receipt_future(
         &self,
         receipt: &Receipt,
     ) -> impl Future<Output = Answer<SignalResponse>> + Send + 'static {
-        signal(receipt.builder(&self.inner).map(sdk::ReceiptBuilder::send))
+        signal(
+            self.sdk()
+                .and_then(|c| receipt.builder(&c))
+                .map(sdk::ReceiptBuilder::send),
+        )
     }
 
     fn result_future(
         &self,
         result: &ResultSignal,
     ) -> impl Future<Output = Answer<SignalResponse>> + Send + 'static {
-        signal(result.builder(&self.inner).map(sdk::ResultBuilder::send))
+        signal(
+            self.sdk()
+                .and_then(|c| result.builder(&c))
+                .map(sdk::ResultBuilder::send),
+        )
     }
 
     /// Runs an operations call and answers its JSON.
@@ -80,27 +109,36 @@ impl Client {
             options.retry = retry.apply(options.retry)?;
         }
         options.user_agent_suffix = Some("uniffi".to_owned());
-        Ok(Arc::new(Client {
-            inner: sdk::Client::with_options(options)?,
-        }))
+        Client::build(options)
     }
 
     /// The same client (same connection pool) with another retry policy.
     pub fn with_retry(&self, retry: RetryConfig) -> Answer<Arc<Self>> {
-        let retry = retry.apply(self.inner.retry_config().clone())?;
+        let retry = retry.apply(self.options.retry.clone())?;
+        let client = self.sdk()?.with_retry(retry.clone());
         Ok(Arc::new(Client {
-            inner: self.inner.with_retry(retry),
+            options: ClientOptions {
+                retry,
+                ..self.options.clone()
+            },
+            live: Mutex::new((std::process::id(), client)),
         }))
     }
 
     /// The retry policy in force, every field filled.
     pub fn retry_config(&self) -> RetryConfig {
-        self.inner.retry_config().into()
+        (&self.options.retry).into()
     }
 
     /// The base URL (with a trailing slash).
     pub fn base_url(&self) -> String {
-        self.inner.base_url().to_owned()
+        // Normalised by the SDK (a trailing slash added).
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .base_url()
+            .to_owned()
     }
 
     /// Sends a receipt: the app durably accepted this event.
@@ -204,37 +242,37 @@ impl Client {
         config: Option<BackgroundConfig>,
         on_drop: Option<Box<dyn DropHandler>>,
     ) -> Answer<Arc<Background>> {
-        Background::start(&self.inner, config.unwrap_or_default(), on_drop).map(Arc::new)
+        Background::start(&self.sdk()?, config.unwrap_or_default(), on_drop).map(Arc::new)
     }
 
     /// `GET /v1/events/{provider}/{event_id}`: the event, its timeline and incident (JSON).
     pub fn get_event(&self, provider: Provider, event_id: String) -> Answer<String> {
-        let c = self.inner.clone();
+        let c = self.sdk()?;
         self.json(async move { c.get_event(provider.into(), &event_id).await })
     }
 
     /// `GET /v1/incidents/{id}` (JSON).
     pub fn get_incident(&self, incident_id: String) -> Answer<String> {
-        let c = self.inner.clone();
+        let c = self.sdk()?;
         self.json(async move { c.get_incident(&incident_id).await })
     }
 
     /// Asks for the incident's repair callback to be sent (JSON answer).
     #[uniffi::method(default(note = None))]
     pub fn reprocess(&self, incident_id: String, note: Option<String>) -> Answer<String> {
-        let c = self.inner.clone();
+        let c = self.sdk()?;
         self.json(async move { c.reprocess(&incident_id, note.as_deref()).await })
     }
 
     /// Resolves the incident by hand, saying why (JSON answer).
     pub fn resolve(&self, incident_id: String, note: String) -> Answer<String> {
-        let c = self.inner.clone();
+        let c = self.sdk()?;
         self.json(async move { c.resolve(&incident_id, &note).await })
     }
 
     /// The project's settings (JSON).
     pub fn project(&self) -> Answer<String> {
-        let c = self.inner.clone();
+        let c = self.sdk()?;
         self.json(async move { c.project().await })
     }
 
@@ -243,13 +281,13 @@ impl Client {
     pub fn update_project(&self, update_json: String) -> Answer<String> {
         let update: sdk::ProjectUpdate = serde_json::from_str(&update_json)
             .map_err(|err| invalid("update_json", format!("is not a project update: {err}")))?;
-        let c = self.inner.clone();
+        let c = self.sdk()?;
         self.json(async move { c.update_project(&update).await })
     }
 
     /// `GET /healthz` (JSON).
     pub fn health(&self) -> Answer<String> {
-        let c = self.inner.clone();
+        let c = self.sdk()?;
         self.json(async move { c.health().await })
     }
 }

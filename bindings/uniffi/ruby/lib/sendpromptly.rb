@@ -4,6 +4,23 @@
 # docs/ruby.md). Everything is in the generated lib/sendpromptly/native.rb;
 # this file only adds Ruby conveniences that convert, never decide.
 require "ffi"
+
+module Sendpromptly
+  # The generated module that attaches the library's functions. The calls
+  # that wait on the network (or drain a queue) are attached as ruby-ffi
+  # `blocking: true` functions: Ruby releases the GVL while they run, so
+  # other threads (Puma's) keep running and background-mode drop callbacks
+  # can enter Ruby.
+  module UniFFILib
+    BLOCKING = /_fn_(method_client_(receipt|success|failure|result|get_event|get_incident|reprocess|resolve|project|update_project|health)|method_background_(flush|shutdown)|free_background)\z/
+
+    def self.attach_function(name, *rest)
+      @blocking = true if BLOCKING.match?(name.to_s)
+      super
+    end
+  end
+end
+
 require_relative "sendpromptly/native"
 
 module Sendpromptly

@@ -2410,9 +2410,9 @@ module UniFFILib
     [:uint64, RustBuffer.by_value, RustBuffer.by_value, RustBuffer.by_value, RustCallStatus.by_ref],
     :int8
   
-  attach_function :uniffi_sendpromptly_uniffi_fn_method_background_flush_async,
-    [:uint64, RustBuffer.by_value, ],
-    :uint64
+  attach_function :uniffi_sendpromptly_uniffi_fn_method_background_flush,
+    [:uint64, RustBuffer.by_value, RustCallStatus.by_ref],
+    :int8
   
   attach_function :uniffi_sendpromptly_uniffi_fn_method_background_receipt,
     [:uint64, RustBuffer.by_value, RustCallStatus.by_ref],
@@ -2422,9 +2422,9 @@ module UniFFILib
     [:uint64, RustBuffer.by_value, RustCallStatus.by_ref],
     :int8
   
-  attach_function :uniffi_sendpromptly_uniffi_fn_method_background_shutdown_async,
-    [:uint64, RustBuffer.by_value, ],
-    :uint64
+  attach_function :uniffi_sendpromptly_uniffi_fn_method_background_shutdown,
+    [:uint64, RustBuffer.by_value, RustCallStatus.by_ref],
+    RustBuffer.by_value
   
   attach_function :uniffi_sendpromptly_uniffi_fn_method_background_stats,
     [:uint64, RustCallStatus.by_ref],
@@ -2454,9 +2454,9 @@ module UniFFILib
     [:uint64, RustCallStatus.by_ref],
     RustBuffer.by_value
   
-  attach_function :uniffi_sendpromptly_uniffi_fn_method_client_failure_async,
-    [:uint64, RustBuffer.by_value, RustBuffer.by_value, RustBuffer.by_value, RustBuffer.by_value, ],
-    :uint64
+  attach_function :uniffi_sendpromptly_uniffi_fn_method_client_failure,
+    [:uint64, RustBuffer.by_value, RustBuffer.by_value, RustBuffer.by_value, RustBuffer.by_value, RustCallStatus.by_ref],
+    RustBuffer.by_value
   
   attach_function :uniffi_sendpromptly_uniffi_fn_method_client_get_event,
     [:uint64, RustBuffer.by_value, RustBuffer.by_value, RustCallStatus.by_ref],
@@ -2474,9 +2474,9 @@ module UniFFILib
     [:uint64, RustCallStatus.by_ref],
     RustBuffer.by_value
   
-  attach_function :uniffi_sendpromptly_uniffi_fn_method_client_receipt_async,
-    [:uint64, RustBuffer.by_value, ],
-    :uint64
+  attach_function :uniffi_sendpromptly_uniffi_fn_method_client_receipt,
+    [:uint64, RustBuffer.by_value, RustCallStatus.by_ref],
+    RustBuffer.by_value
   
   attach_function :uniffi_sendpromptly_uniffi_fn_method_client_reprocess,
     [:uint64, RustBuffer.by_value, RustBuffer.by_value, RustCallStatus.by_ref],
@@ -2486,17 +2486,17 @@ module UniFFILib
     [:uint64, RustBuffer.by_value, RustBuffer.by_value, RustCallStatus.by_ref],
     RustBuffer.by_value
   
-  attach_function :uniffi_sendpromptly_uniffi_fn_method_client_result_async,
-    [:uint64, RustBuffer.by_value, ],
-    :uint64
+  attach_function :uniffi_sendpromptly_uniffi_fn_method_client_result,
+    [:uint64, RustBuffer.by_value, RustCallStatus.by_ref],
+    RustBuffer.by_value
   
   attach_function :uniffi_sendpromptly_uniffi_fn_method_client_retry_config,
     [:uint64, RustCallStatus.by_ref],
     RustBuffer.by_value
   
-  attach_function :uniffi_sendpromptly_uniffi_fn_method_client_success_async,
-    [:uint64, RustBuffer.by_value, RustBuffer.by_value, RustBuffer.by_value, ],
-    :uint64
+  attach_function :uniffi_sendpromptly_uniffi_fn_method_client_success,
+    [:uint64, RustBuffer.by_value, RustBuffer.by_value, RustBuffer.by_value, RustCallStatus.by_ref],
+    RustBuffer.by_value
   
   attach_function :uniffi_sendpromptly_uniffi_fn_method_client_update_project,
     [:uint64, RustBuffer.by_value, RustCallStatus.by_ref],
@@ -2910,7 +2910,7 @@ module UniFFILib
     [],
     :uint16
   
-  attach_function :uniffi_sendpromptly_uniffi_checksum_method_background_flush_async,
+  attach_function :uniffi_sendpromptly_uniffi_checksum_method_background_flush,
     [],
     :uint16
   
@@ -2922,7 +2922,7 @@ module UniFFILib
     [],
     :uint16
   
-  attach_function :uniffi_sendpromptly_uniffi_checksum_method_background_shutdown_async,
+  attach_function :uniffi_sendpromptly_uniffi_checksum_method_background_shutdown,
     [],
     :uint16
   
@@ -2942,7 +2942,7 @@ module UniFFILib
     [],
     :uint16
   
-  attach_function :uniffi_sendpromptly_uniffi_checksum_method_client_failure_async,
+  attach_function :uniffi_sendpromptly_uniffi_checksum_method_client_failure,
     [],
     :uint16
   
@@ -2962,7 +2962,7 @@ module UniFFILib
     [],
     :uint16
   
-  attach_function :uniffi_sendpromptly_uniffi_checksum_method_client_receipt_async,
+  attach_function :uniffi_sendpromptly_uniffi_checksum_method_client_receipt,
     [],
     :uint16
   
@@ -2974,7 +2974,7 @@ module UniFFILib
     [],
     :uint16
   
-  attach_function :uniffi_sendpromptly_uniffi_checksum_method_client_result_async,
+  attach_function :uniffi_sendpromptly_uniffi_checksum_method_client_result,
     [],
     :uint16
   
@@ -2982,7 +2982,7 @@ module UniFFILib
     [],
     :uint16
   
-  attach_function :uniffi_sendpromptly_uniffi_checksum_method_client_success_async,
+  attach_function :uniffi_sendpromptly_uniffi_checksum_method_client_success,
     [],
     :uint16
   
@@ -3114,100 +3114,6 @@ module UniFFILib
     [],
     :uint32
   
-end
-  # RustFuture poll codes
-UNIFFI_RUST_FUTURE_POLL_READY = 0
-UNIFFI_RUST_FUTURE_POLL_WAKE = 1
-
-# Handle map for storing write-end IO objects used by the continuation callbacks.
-UNIFFI_ASYNC_HANDLE_MAP = UniffiHandleMap.new
-
-# Continuation callback for async functions.
-# Called by Rust when the future is ready to make progress.
-# Writes the poll code to the pipe so the waiting thread/fiber can continue.
-#
-# Exceptions must never escape this Proc.
-# Rust invokes it directly via FFI, so any unhandled Ruby exception would be caught
-# by Ruby-FFI, which swallows it (prints a warning) and returns a garbage value to Rust.
-# The poll code Rust receives would be invalid, causing the Ruby polling loop to
-# never see POLL_READY and block forever.
-UNIFFI_CONTINUATION_CALLBACK = Proc.new do |data, poll_code|
-  begin
-    wr = UNIFFI_ASYNC_HANDLE_MAP.get data
-
-    # This can only be blocking if pipe if full. Rust will never try to call continuation
-    # callback more than once (so will not fill it up), hence this call should never block.
-    wr.putc poll_code
-  rescue Exception
-    # Swallow exception. A leak or a hang is better than a hard VM segfault.
-  end
-end
-
-# Poll a Rust future to completion.
-#
-# This works both with and without a Fiber::Scheduler:
-# - Without scheduler: wait_readable blocks with a timeout, releasing the GVL
-#   so the callback can fire from foreign threads (works around MRI limitation
-#   where rb_thread_call_with_gvl cannot wake up threads in indefinite sleep).
-# - With scheduler: wait_readable hooks into io_wait, yielding the fiber.
-#
-# cancel_fn is called in the ensure block when exception interrupts an in-flight poll.
-# This guarantees Rust fires the continuation callback so the handle-map entry is released
-# and the pipe is drained before we free the future.
-def self.uniffi_rust_call_async(rust_future, poll_fn, cancel_fn, complete_fn, free_fn, lift_func, error_ffi_converter)
-  rd = wr = nil
-  handle = nil
-  poll_in_flight = false
-
-  begin
-    rd, wr = IO.pipe
-    wr.sync = true # avoid buffering and delayed read for rd.wait_readable
-    handle = UNIFFI_ASYNC_HANDLE_MAP.insert wr
-
-    loop do
-      poll_in_flight = true
-      UniFFILib.public_send(poll_fn, rust_future, UNIFFI_CONTINUATION_CALLBACK, handle)
-
-      # Blocks until the continuation callback writes to the pipe.
-      # Releases the GVL so the callback can fire from foreign threads.
-      # With a Fiber::Scheduler, this hooks into io_wait for non-blocking concurrency.
-      rd.wait_readable
-      poll_code = rd.getbyte
-      poll_in_flight = false
-
-      break if poll_code == UNIFFI_RUST_FUTURE_POLL_READY
-    end
-
-    result = if error_ffi_converter.nil?
-      ::Sendpromptly.rust_call(complete_fn, rust_future)
-    else
-      ::Sendpromptly.rust_call_with_error(error_ffi_converter, complete_fn, rust_future)
-    end
-
-    lift_func.call(result)
-  ensure
-    # Defer any further Thread#raise / Timeout during cleanup so all steps execute
-    # automatically. Without this, a second raise during wait_readable(0.5) would skip
-    # handle-map removal, pipe close, and free_fn - leaking FDs and Rust memory.
-    Thread.handle_interrupt(Exception => :never) do
-      if poll_in_flight
-        # An exception interrupted an in-flight poll. Cancel and drain the byte
-        # the continuation callback will write so we don't leak the pipe.
-        UniFFILib.public_send(cancel_fn, rust_future)
-        # rd.wait_readable may time out and return nil if the poll was never actually sent
-        # (raise landed between poll_in_flight=true and the FFI call).
-        if rd.wait_readable(0.5)
-          rd.getbyte
-        end
-      end
-
-      # Remove handle first so any late-firing callback's `get` raises (swallowed by rescue).
-      UNIFFI_ASYNC_HANDLE_MAP.remove(handle) rescue nil if handle
-      rd&.close rescue nil
-      wr&.close rescue nil
-      UniFFILib.public_send(free_fn, rust_future)
-    end
-  end
 end
   # Base class for callback interface FfiConverters.
 # Stores Ruby callback objects in a handle map, and converts to/from integer handles.
@@ -3859,19 +3765,11 @@ end
     result = ::Sendpromptly.rust_call_with_error(SendPromptlyError,:uniffi_sendpromptly_uniffi_fn_method_background_failure,uniffi_clone_handle(),RustBuffer.alloc_from_TypeEventRef(target),RustBuffer.alloc_from_string(error),RustBuffer.alloc_from_Optionalstring(metadata_json))
     return 1 == result
   end
-  
   def flush(timeout_ms = nil)
         timeout_ms = (timeout_ms ? ::Sendpromptly::uniffi_in_range(timeout_ms, "i64", -2**63, 2**63) : nil)
         RustBuffer.check_lower_Optionali64(timeout_ms)
-    ::Sendpromptly.uniffi_rust_call_async(
-      UniFFILib.uniffi_sendpromptly_uniffi_fn_method_background_flush_async(uniffi_clone_handle(),RustBuffer.alloc_from_Optionali64(timeout_ms)),
-      :ffi_sendpromptly_uniffi_rust_future_poll_i8,
-      :ffi_sendpromptly_uniffi_rust_future_cancel_i8,
-      :ffi_sendpromptly_uniffi_rust_future_complete_i8,
-      :ffi_sendpromptly_uniffi_rust_future_free_i8,
-      Proc.new { |v| 1 == v },
-    SendPromptlyError
-    )
+    result = ::Sendpromptly.rust_call_with_error(SendPromptlyError,:uniffi_sendpromptly_uniffi_fn_method_background_flush,uniffi_clone_handle(),RustBuffer.alloc_from_Optionali64(timeout_ms))
+    return 1 == result
   end
   def receipt(receipt)
         receipt = receipt
@@ -3885,19 +3783,11 @@ end
     result = ::Sendpromptly.rust_call_with_error(SendPromptlyError,:uniffi_sendpromptly_uniffi_fn_method_background_result,uniffi_clone_handle(),RustBuffer.alloc_from_TypeResultSignal(result))
     return 1 == result
   end
-  
   def shutdown(timeout_ms = nil)
         timeout_ms = (timeout_ms ? ::Sendpromptly::uniffi_in_range(timeout_ms, "i64", -2**63, 2**63) : nil)
         RustBuffer.check_lower_Optionali64(timeout_ms)
-    ::Sendpromptly.uniffi_rust_call_async(
-      UniFFILib.uniffi_sendpromptly_uniffi_fn_method_background_shutdown_async(uniffi_clone_handle(),RustBuffer.alloc_from_Optionali64(timeout_ms)),
-      :ffi_sendpromptly_uniffi_rust_future_poll_rust_buffer,
-      :ffi_sendpromptly_uniffi_rust_future_cancel_rust_buffer,
-      :ffi_sendpromptly_uniffi_rust_future_complete_rust_buffer,
-      :ffi_sendpromptly_uniffi_rust_future_free_rust_buffer,
-      Proc.new { |v| v.consume_into_TypeBackgroundStats },
-    SendPromptlyError
-    )
+    result = ::Sendpromptly.rust_call_with_error(SendPromptlyError,:uniffi_sendpromptly_uniffi_fn_method_background_shutdown,uniffi_clone_handle(),RustBuffer.alloc_from_Optionali64(timeout_ms))
+    return result.consume_into_TypeBackgroundStats
   end
   def stats()
     result = ::Sendpromptly.rust_call(:uniffi_sendpromptly_uniffi_fn_method_background_stats,uniffi_clone_handle(),)
@@ -3985,7 +3875,6 @@ end
     result = ::Sendpromptly.rust_call(:uniffi_sendpromptly_uniffi_fn_method_client_base_url,uniffi_clone_handle(),)
     return result.consume_into_string
   end
-  
   def failure(target, error, metadata_json = nil, idempotency_key = nil)
         target = target
         RustBuffer.check_lower_TypeEventRef(target)
@@ -3995,15 +3884,8 @@ end
         RustBuffer.check_lower_Optionalstring(metadata_json)
         idempotency_key = (idempotency_key ? ::Sendpromptly::uniffi_utf8(idempotency_key) : nil)
         RustBuffer.check_lower_Optionalstring(idempotency_key)
-    ::Sendpromptly.uniffi_rust_call_async(
-      UniFFILib.uniffi_sendpromptly_uniffi_fn_method_client_failure_async(uniffi_clone_handle(),RustBuffer.alloc_from_TypeEventRef(target),RustBuffer.alloc_from_string(error),RustBuffer.alloc_from_Optionalstring(metadata_json),RustBuffer.alloc_from_Optionalstring(idempotency_key)),
-      :ffi_sendpromptly_uniffi_rust_future_poll_rust_buffer,
-      :ffi_sendpromptly_uniffi_rust_future_cancel_rust_buffer,
-      :ffi_sendpromptly_uniffi_rust_future_complete_rust_buffer,
-      :ffi_sendpromptly_uniffi_rust_future_free_rust_buffer,
-      Proc.new { |v| v.consume_into_TypeSignalResponse },
-    SendPromptlyError
-    )
+    result = ::Sendpromptly.rust_call_with_error(SendPromptlyError,:uniffi_sendpromptly_uniffi_fn_method_client_failure,uniffi_clone_handle(),RustBuffer.alloc_from_TypeEventRef(target),RustBuffer.alloc_from_string(error),RustBuffer.alloc_from_Optionalstring(metadata_json),RustBuffer.alloc_from_Optionalstring(idempotency_key))
+    return result.consume_into_TypeSignalResponse
   end
   def get_event(provider, event_id)
         provider = provider
@@ -4027,19 +3909,11 @@ end
     result = ::Sendpromptly.rust_call_with_error(SendPromptlyError,:uniffi_sendpromptly_uniffi_fn_method_client_project,uniffi_clone_handle(),)
     return result.consume_into_string
   end
-  
   def receipt(receipt)
         receipt = receipt
         RustBuffer.check_lower_TypeReceipt(receipt)
-    ::Sendpromptly.uniffi_rust_call_async(
-      UniFFILib.uniffi_sendpromptly_uniffi_fn_method_client_receipt_async(uniffi_clone_handle(),RustBuffer.alloc_from_TypeReceipt(receipt)),
-      :ffi_sendpromptly_uniffi_rust_future_poll_rust_buffer,
-      :ffi_sendpromptly_uniffi_rust_future_cancel_rust_buffer,
-      :ffi_sendpromptly_uniffi_rust_future_complete_rust_buffer,
-      :ffi_sendpromptly_uniffi_rust_future_free_rust_buffer,
-      Proc.new { |v| v.consume_into_TypeSignalResponse },
-    SendPromptlyError
-    )
+    result = ::Sendpromptly.rust_call_with_error(SendPromptlyError,:uniffi_sendpromptly_uniffi_fn_method_client_receipt,uniffi_clone_handle(),RustBuffer.alloc_from_TypeReceipt(receipt))
+    return result.consume_into_TypeSignalResponse
   end
   def reprocess(incident_id, note = nil)
         incident_id = ::Sendpromptly::uniffi_utf8(incident_id)
@@ -4057,25 +3931,16 @@ end
     result = ::Sendpromptly.rust_call_with_error(SendPromptlyError,:uniffi_sendpromptly_uniffi_fn_method_client_resolve,uniffi_clone_handle(),RustBuffer.alloc_from_string(incident_id),RustBuffer.alloc_from_string(note))
     return result.consume_into_string
   end
-  
   def result(result)
         result = result
         RustBuffer.check_lower_TypeResultSignal(result)
-    ::Sendpromptly.uniffi_rust_call_async(
-      UniFFILib.uniffi_sendpromptly_uniffi_fn_method_client_result_async(uniffi_clone_handle(),RustBuffer.alloc_from_TypeResultSignal(result)),
-      :ffi_sendpromptly_uniffi_rust_future_poll_rust_buffer,
-      :ffi_sendpromptly_uniffi_rust_future_cancel_rust_buffer,
-      :ffi_sendpromptly_uniffi_rust_future_complete_rust_buffer,
-      :ffi_sendpromptly_uniffi_rust_future_free_rust_buffer,
-      Proc.new { |v| v.consume_into_TypeSignalResponse },
-    SendPromptlyError
-    )
+    result = ::Sendpromptly.rust_call_with_error(SendPromptlyError,:uniffi_sendpromptly_uniffi_fn_method_client_result,uniffi_clone_handle(),RustBuffer.alloc_from_TypeResultSignal(result))
+    return result.consume_into_TypeSignalResponse
   end
   def retry_config()
     result = ::Sendpromptly.rust_call(:uniffi_sendpromptly_uniffi_fn_method_client_retry_config,uniffi_clone_handle(),)
     return result.consume_into_TypeRetryConfig
   end
-  
   def success(target, metadata_json = nil, idempotency_key = nil)
         target = target
         RustBuffer.check_lower_TypeEventRef(target)
@@ -4083,15 +3948,8 @@ end
         RustBuffer.check_lower_Optionalstring(metadata_json)
         idempotency_key = (idempotency_key ? ::Sendpromptly::uniffi_utf8(idempotency_key) : nil)
         RustBuffer.check_lower_Optionalstring(idempotency_key)
-    ::Sendpromptly.uniffi_rust_call_async(
-      UniFFILib.uniffi_sendpromptly_uniffi_fn_method_client_success_async(uniffi_clone_handle(),RustBuffer.alloc_from_TypeEventRef(target),RustBuffer.alloc_from_Optionalstring(metadata_json),RustBuffer.alloc_from_Optionalstring(idempotency_key)),
-      :ffi_sendpromptly_uniffi_rust_future_poll_rust_buffer,
-      :ffi_sendpromptly_uniffi_rust_future_cancel_rust_buffer,
-      :ffi_sendpromptly_uniffi_rust_future_complete_rust_buffer,
-      :ffi_sendpromptly_uniffi_rust_future_free_rust_buffer,
-      Proc.new { |v| v.consume_into_TypeSignalResponse },
-    SendPromptlyError
-    )
+    result = ::Sendpromptly.rust_call_with_error(SendPromptlyError,:uniffi_sendpromptly_uniffi_fn_method_client_success,uniffi_clone_handle(),RustBuffer.alloc_from_TypeEventRef(target),RustBuffer.alloc_from_Optionalstring(metadata_json),RustBuffer.alloc_from_Optionalstring(idempotency_key))
+    return result.consume_into_TypeSignalResponse
   end
   def update_project(update_json)
         update_json = ::Sendpromptly::uniffi_utf8(update_json)

@@ -901,6 +901,9 @@ public func FfiConverterTypeBackground_lower(_ value: Background) -> UInt64 {
 
 /**
  * A SendPromptly client: thread-safe, build one per process and share it.
+ * A client used after `fork()` (Puma cluster mode, Unicorn) rebuilds its
+ * SDK client in the child: the parent's connection pool belongs to the
+ * parent's I/O threads, which the child does not have.
  */
 public protocol ClientProtocol: AnyObject, Sendable {
     
@@ -1005,6 +1008,9 @@ public protocol ClientProtocol: AnyObject, Sendable {
 }
 /**
  * A SendPromptly client: thread-safe, build one per process and share it.
+ * A client used after `fork()` (Puma cluster mode, Unicorn) rebuilds its
+ * SDK client in the child: the parent's connection pool belongs to the
+ * parent's I/O threads, which the child does not have.
  */
 open class Client: ClientProtocol, @unchecked Sendable {
     fileprivate let handle: UInt64

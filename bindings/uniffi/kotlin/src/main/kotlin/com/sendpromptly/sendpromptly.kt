@@ -2278,6 +2278,9 @@ public object FfiConverterTypeBackground: FfiConverter<Background, Long> {
 
 /**
  * A SendPromptly client: thread-safe, build one per process and share it.
+ * A client used after `fork()` (Puma cluster mode, Unicorn) rebuilds its
+ * SDK client in the child: the parent's connection pool belongs to the
+ * parent's I/O threads, which the child does not have.
  */
 public interface ClientInterface {
     
@@ -2384,6 +2387,9 @@ public interface ClientInterface {
 
 /**
  * A SendPromptly client: thread-safe, build one per process and share it.
+ * A client used after `fork()` (Puma cluster mode, Unicorn) rebuilds its
+ * SDK client in the child: the parent's connection pool belongs to the
+ * parent's I/O threads, which the child does not have.
  */
 open class Client: Disposable, AutoCloseable, ClientInterface
 {
