@@ -29,6 +29,7 @@ missing=()
 command -v java >/dev/null && command -v javac >/dev/null || missing+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null || missing+=(maven)
 command -v ruby >/dev/null || missing+=(ruby)
+command -v strip >/dev/null || missing+=(binutils)
 for pkg in ruby-ffi ruby-minitest ruby-rack ruby-webrick; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
