@@ -9,6 +9,8 @@
 #   3. the console's browser tests in headless Chromium (scripts/test-browser.sh);
 #   4. the Python package's tests (scripts/test-python.sh);
 #   5. the Node package's tests (scripts/test-node.sh);
+#      then the uniffi bindings' tests (scripts/test-uniffi.sh: Kotlin/JVM and
+#      Ruby against a real server, their examples, the Swift drift check);
 #   6. the examples, the one-command demo and the docs' commands
 #      (scripts/test-examples.sh, test-demo.sh, test-docs.sh);
 #   7. schemathesis against the live OpenAPI document (scripts/test-schemathesis.sh);
@@ -49,6 +51,9 @@ scripts/test-python.sh
 
 step "Node package: npm install, drift check of the generated types, node --test"
 scripts/test-node.sh
+
+step "uniffi bindings: Kotlin/JVM (Maven, JUnit) and Ruby (minitest), drift check of the generated sources"
+scripts/test-uniffi.sh
 
 step "Examples users copy from (Rust axum example end to end)"
 scripts/test-examples.sh
