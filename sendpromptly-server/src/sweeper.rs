@@ -19,9 +19,8 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
         if *shutdown.borrow() {
             break;
         }
-        match sweep_once(&state).await {
-            Ok(_) => state.health().pass(Loop::Sweeper),
-            Err(err) => tracing::warn!(error = %err, "sweeper pass failed; retrying next tick"),
+        if let Err(err) = sweep_once(&state).await {
+            tracing::warn!(error = %err, "sweeper pass failed; retrying next tick");
         }
         tokio::select! {
             () = tokio::time::sleep(interval) => {}
@@ -37,6 +36,8 @@ pub async fn sweep_once(state: &AppState) -> StoreResult<usize> {
     loop {
         let now = state.now();
         let report = state.store().sweep_due(now, batch).await?;
+        // Each batch is progress: a long catch-up is not a stuck sweeper.
+        state.health().pass(Loop::Sweeper);
         for (project_id, transition) in &report.transitions {
             tracing::debug!(project_id, event_id = %transition.record.event_id, "deadline handled");
             state.after_transition(&transition.effects);
