@@ -509,7 +509,7 @@ mod tests {
             kind: IncidentKind::FailedResult,
             reason: Some("db down & out".into()),
             received_at: Timestamp::from_unix_seconds(1000),
-            console_url: format!("https://sp.example/console/incidents/{id}"),
+            console_url: format!("https://sp.example/incidents/{id}"),
         }
     }
 
@@ -579,7 +579,7 @@ mod tests {
             "Kind: failed_result",
             "Reason: db down & out",
             "Customer waiting: 3h 5m",
-            "https://sp.example/console/incidents/inc_1",
+            "https://sp.example/incidents/inc_1",
         ] {
             assert!(text.contains(needle), "{needle} missing from {text}");
         }
@@ -591,7 +591,7 @@ mod tests {
         assert!(slack.to_string().contains("cus_&lt;b&gt;"));
         assert_eq!(
             slack["blocks"].as_array().unwrap().last().unwrap()["elements"][0]["url"],
-            "https://sp.example/console/incidents/inc_1"
+            "https://sp.example/incidents/inc_1"
         );
         let body = msg.webhook_body();
         assert_eq!(body["type"], "incident.opened");
@@ -607,7 +607,7 @@ mod tests {
             event_type: "invoice.paid".into(),
             incidents,
             window_seconds: 300,
-            console_url: "https://sp.example/console/incidents".into(),
+            console_url: "https://sp.example/incidents".into(),
         };
         assert_eq!(
             msg.title(),

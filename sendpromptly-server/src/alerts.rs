@@ -252,7 +252,7 @@ pub fn test_message(state: &AppState, now: Timestamp) -> AlertMessage {
                 "TEST ALERT from SendPromptly: nothing is wrong, this channel works".into(),
             ),
             received_at: now,
-            console_url: state.public_url("/console/settings"),
+            console_url: state.public_url(crate::console::SETTINGS_PATH),
         },
         at: now,
     }

@@ -111,7 +111,7 @@ mod tests {
                 kind: IncidentKind::MissingResult,
                 reason: None,
                 received_at: Timestamp::from_unix_seconds(0),
-                console_url: "https://sp.example/console/incidents/inc_1".into(),
+                console_url: "https://sp.example/incidents/inc_1".into(),
             },
             at: Timestamp::from_unix_seconds(600),
         };

@@ -226,7 +226,7 @@ async fn an_opened_incident_is_announced_on_every_channel_with_its_facts() {
         "db <down> & out",
     )
     .await;
-    let link = format!("{PUBLIC_URL}/console/incidents/{incident_id}");
+    let link = format!("{PUBLIC_URL}/incidents/{incident_id}");
 
     let slack = wait_hooks(&hooks, "/slack", 1).await;
     let payload = slack[0].json();
@@ -683,4 +683,164 @@ async fn channels_are_set_and_shown_from_the_cli() {
     assert!(out.contains("now has 0 alert channel(s)"), "{out}");
     let settings = server.api().get("/v1/project").await;
     assert_eq!(settings.json["alert_channels"], json!([]));
+}
+
+/// The first `{PUBLIC_URL}/…` link in `text`, up to a quote, space or `>`.
+fn first_link(text: &str) -> String {
+    let start = text
+        .find(PUBLIC_URL)
+        .unwrap_or_else(|| panic!("no link to {PUBLIC_URL} in {text}"));
+    text[start..]
+        .split(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '|' | '\\'))
+        .next()
+        .expect("a link")
+        .to_owned()
+}
+
+/// GETs `link` (a `PUBLIC_URL` link) against the running server, sending
+/// `cookie` if any; no redirects followed. Status, `Location`, body.
+async fn follow(server: &TestServer, link: &str, cookie: Option<&str>) -> (u16, String, String) {
+    let path = link
+        .strip_prefix(PUBLIC_URL)
+        .unwrap_or_else(|| panic!("{link} is not under {PUBLIC_URL}"));
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let mut request = http.get(format!("{}{path}", server.url()));
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    let response = request.send().await.expect("the server answers");
+    let status = response.status().as_u16();
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (status, location, response.text().await.unwrap_or_default())
+}
+
+/// Signs a console user in over HTTP; the `Cookie` header of the session.
+async fn console_session(server: &TestServer) -> String {
+    const EMAIL: &str = "oncall@example.com";
+    const PASSWORD: &str = "correct horse battery";
+    sendpromptly_server::provision::create_user(
+        server.store(),
+        EMAIL,
+        PASSWORD,
+        server.clock_now(),
+    )
+    .await
+    .expect("user");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let cookies = |response: &reqwest::Response| -> Vec<String> {
+        response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|c| c.split(';').next())
+            .map(str::to_owned)
+            .collect()
+    };
+    let login = http
+        .get(format!("{}/login", server.url()))
+        .send()
+        .await
+        .expect("login page");
+    let jar = cookies(&login).join("; ");
+    let body = login.text().await.expect("login body");
+    let marker = r#"name="csrf" value=""#;
+    let start = body.find(marker).expect("a csrf field") + marker.len();
+    let csrf = &body[start..][..body[start..].find('"').expect("end of csrf")];
+    let signed_in = http
+        .post(format!("{}/login", server.url()))
+        .header("cookie", jar)
+        .form(&[
+            ("email", EMAIL),
+            ("password", PASSWORD),
+            ("csrf", csrf),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(signed_in.status(), 303, "sign-in");
+    let session = cookies(&signed_in)
+        .into_iter()
+        .find(|c| c.starts_with("sp_session="))
+        .expect("a session cookie");
+    session
+}
+
+#[tokio::test]
+async fn every_channels_link_opens_the_incident_in_the_console() {
+    let smtp = SmtpSink::start();
+    let server = start_server(smtp.as_ref()).await;
+    let api = server.api();
+    let hooks = HookReceiver::start().await;
+    let mut channels = vec![
+        json!({"type": "slack", "webhook_url": hooks.url("/slack")}),
+        json!({"type": "webhook", "url": hooks.url("/hook")}),
+    ];
+    if smtp.is_some() {
+        channels.push(json!({"type": "email", "to": "ops@example.com"}));
+    }
+    set_channels(&api, Value::Array(channels)).await;
+    let incident_id = open_incident(&api, "evt_link1", "invoice.paid", "tenant missing").await;
+
+    let mut links = vec![
+        (
+            "slack",
+            first_link(&wait_hooks(&hooks, "/slack", 1).await[0].json().to_string()),
+        ),
+        (
+            "webhook",
+            wait_hooks(&hooks, "/hook", 1).await[0].json()["incident"]["console_url"]
+                .as_str()
+                .expect("console_url")
+                .to_owned(),
+        ),
+    ];
+    if let Some(smtp) = &smtp {
+        let mail = eventually(WAIT, "the email arrives", || async {
+            smtp.messages().into_iter().next()
+        })
+        .await;
+        links.push(("email", first_link(&mail)));
+    }
+
+    let session = console_session(&server).await;
+    for (channel, link) in &links {
+        // Signed in: the incident's page.
+        let (status, _, body) = follow(&server, link, Some(&session)).await;
+        assert_eq!(status, 200, "{channel} link {link} answered {status}");
+        assert!(
+            body.contains(&incident_id) && body.contains("tenant missing"),
+            "{channel} link {link} is not the incident page: {body}"
+        );
+        // Not signed in: the sign-in page, which comes back to the incident.
+        let (status, location, _) = follow(&server, link, None).await;
+        assert_eq!(status, 303, "{channel} link {link} without a session");
+        assert!(
+            location.starts_with("/login?next=") && location.contains(&incident_id),
+            "{channel} link {link} redirects to {location}"
+        );
+    }
+
+    // A test send links to the settings page.
+    let r = api
+        .post("/v1/project/alert-channels/test", json!({"channel": 0}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let slack = wait_hooks(&hooks, "/slack", 2).await;
+    let link = first_link(&slack[1].json().to_string());
+    let (status, _, body) = follow(&server, &link, Some(&session)).await;
+    assert_eq!(status, 200, "test alert link {link} answered {status}");
+    assert!(body.contains("Alert channels"), "{link}: {body}");
 }

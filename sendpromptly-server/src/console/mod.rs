@@ -38,6 +38,19 @@ mod pages;
 
 use auth::{LoginThrottle, SignedIn};
 
+/// The console page of incident `id` (a path under the console's root, `/`;
+/// alert links are built from it and `--public-url`).
+pub fn incident_path(id: &str) -> String {
+    let id: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
+    format!("/incidents/{}", id.replace('+', "%20"))
+}
+
+/// The console's incident list.
+pub const INCIDENTS_PATH: &str = "/incidents";
+
+/// The console's settings page.
+pub const SETTINGS_PATH: &str = "/settings";
+
 /// The console's routes (merged into the main router at `/`).
 pub fn router(state: AppState) -> Router<AppState> {
     let throttle = Arc::new(LoginThrottle::default());

@@ -728,7 +728,8 @@ impl AlertJob {
 
     /// The message to send at `now`: a single alert, or a digest when the
     /// job carries several incidents. `console` turns a console path
-    /// (`/console/incidents/inc_…`) into an absolute link.
+    /// (`/incidents/inc_…`, see [`crate::console::incident_path`]) into an
+    /// absolute link.
     pub fn message(
         &self,
         window_seconds: i64,
@@ -737,7 +738,7 @@ impl AlertJob {
     ) -> AlertMessage {
         let mut incidents = self.incidents.clone();
         for facts in &mut incidents {
-            facts.console_url = console(&format!("/console/incidents/{}", facts.incident_id));
+            facts.console_url = console(&crate::console::incident_path(&facts.incident_id));
         }
         if incidents.len() == 1 {
             let facts = incidents.remove(0);
@@ -755,7 +756,7 @@ impl AlertJob {
                     .unwrap_or_default(),
                 incidents,
                 window_seconds,
-                console_url: console("/console/incidents"),
+                console_url: console(crate::console::INCIDENTS_PATH),
             }
         }
     }
