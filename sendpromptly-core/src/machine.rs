@@ -60,8 +60,14 @@ pub struct EventRecord {
     pub deliveries: u32,
     /// When the latest result arrived.
     pub result_at: Option<Timestamp>,
-    /// The latest result reported.
+    /// The latest result that counted: a failure after a success is
+    /// ignored (success always wins) and does not replace it.
     pub last_result: Option<ResultSummary>,
+    /// The latest failure ignored because a success was already recorded
+    /// (on the timeline as an ignored `result.failure`); the same failure
+    /// again is a duplicate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignored_result: Option<ResultSummary>,
     /// How many results repeated the latest one exactly.
     pub duplicate_results: u32,
     /// The event's incident, if one was ever opened (one per event, reopened in place).
@@ -403,6 +409,7 @@ impl EventRecord {
             deliveries: 0,
             result_at: None,
             last_result: None,
+            ignored_result: None,
             duplicate_results: 0,
             incident: None,
             created_at: now,
@@ -521,7 +528,9 @@ impl<'a> Step<'a> {
             error: result.error,
             reprocess_id: result.reprocess_id,
         };
-        if self.record.last_result.as_ref() == Some(&summary) && !self.repeat_is_news(&summary) {
+        let repeated = self.record.last_result.as_ref() == Some(&summary)
+            || self.record.ignored_result.as_ref() == Some(&summary);
+        if repeated && !self.repeat_is_news(&summary) {
             self.record.duplicate_results = self.record.duplicate_results.saturating_add(1);
             self.log(
                 TimelineKind::ResultDuplicate,
@@ -531,7 +540,9 @@ impl<'a> Step<'a> {
             return Ok(());
         }
         let was_new = self.record.is_new();
-        self.record.last_result = Some(summary.clone());
+        // `last_result` is set by `success` and `failure` only when the
+        // result counts: a failure after a success is ignored (success
+        // always wins), so the latest result stays the success.
         match summary.status {
             ResultStatus::Success => self.success(&summary),
             ResultStatus::Failure => self.failure(&summary),
@@ -562,6 +573,7 @@ impl<'a> Step<'a> {
     }
 
     fn success(&mut self, summary: &ResultSummary) {
+        self.record.last_result = Some(summary.clone());
         let previous = self.record.state;
         self.record.state = EventState::Succeeded;
         self.record.result_at = Some(self.now);
@@ -616,8 +628,10 @@ impl<'a> Step<'a> {
                     "ignored": "a success result was already recorded; success always wins",
                 }),
             );
+            self.record.ignored_result = Some(summary.clone());
             return;
         }
+        self.record.last_result = Some(summary.clone());
         self.record.state = EventState::Failed;
         self.record.result_at = Some(self.now);
         self.log(
