@@ -209,6 +209,20 @@ pub enum AlertMessage {
     },
 }
 
+/// How messages name an event type that is not known: a result arrived
+/// before any receipt, so nothing said what the event was.
+pub const UNKNOWN_EVENT_TYPE: &str = "unknown type (result arrived before any receipt)";
+
+/// An event type as people read it: itself, or [`UNKNOWN_EVENT_TYPE`] when
+/// empty (the machine-readable webhook body keeps the empty string).
+pub fn event_type_label(event_type: &str) -> &str {
+    if event_type.trim().is_empty() {
+        UNKNOWN_EVENT_TYPE
+    } else {
+        event_type
+    }
+}
+
 /// Human duration: `45s`, `12m`, `3h 5m`, `2d 4h`.
 pub fn human_duration(millis: i64) -> String {
     let s = millis.max(0) / 1000;
@@ -266,7 +280,7 @@ impl IncidentFacts {
     fn fields(&self, at: Timestamp) -> Vec<(&'static str, String)> {
         vec![
             ("Provider", self.provider.as_str().to_string()),
-            ("Event type", self.event_type.clone()),
+            ("Event type", event_type_label(&self.event_type).to_owned()),
             ("Event", self.event_id.clone()),
             (
                 "Subject",
@@ -303,7 +317,7 @@ impl AlertMessage {
                 "Incident {}: {} {} ({})",
                 event_verb(*event),
                 facts.provider.as_str(),
-                facts.event_type,
+                event_type_label(&facts.event_type),
                 facts.kind.as_str()
             ),
             AlertMessage::Digest {
@@ -315,7 +329,7 @@ impl AlertMessage {
             } => format!(
                 "{} {} incidents {} in the last {}",
                 incidents.len(),
-                event_type,
+                event_type_label(event_type),
                 event_verb(*event),
                 window_phrase(*window_seconds)
             ),
@@ -511,6 +525,43 @@ mod tests {
             received_at: Timestamp::from_unix_seconds(1000),
             console_url: format!("https://sp.example/incidents/{id}"),
         }
+    }
+
+    #[test]
+    fn an_unknown_event_type_is_named_in_every_rendering_but_kept_empty_in_json() {
+        let mut f = facts("inc_9");
+        f.event_type = String::new();
+        let at = Timestamp::from_unix_seconds(1060);
+        let single = AlertMessage::Single {
+            event: AlertEvent::IncidentOpened,
+            facts: f.clone(),
+            at,
+        };
+        assert_eq!(
+            single.title(),
+            "Incident opened: stripe unknown type (result arrived before any receipt) (failed_result)"
+        );
+        for body in [
+            single.text(),
+            single.html(),
+            single.slack_payload().to_string(),
+        ] {
+            assert!(body.contains(UNKNOWN_EVENT_TYPE), "{body}");
+            assert!(!body.contains("stripe  ("), "{body}");
+        }
+        assert_eq!(single.webhook_body()["incident"]["event_type"], "");
+        let digest = AlertMessage::Digest {
+            event: AlertEvent::IncidentOpened,
+            event_type: String::new(),
+            incidents: vec![f.clone(), f],
+            window_seconds: 300,
+            console_url: "https://sp.example/incidents".into(),
+        };
+        assert!(
+            digest.title().contains(UNKNOWN_EVENT_TYPE),
+            "{}",
+            digest.title()
+        );
     }
 
     #[test]

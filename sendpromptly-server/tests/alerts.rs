@@ -771,11 +771,10 @@ async fn console_session(server: &TestServer) -> String {
         .await
         .expect("sign in");
     assert_eq!(signed_in.status(), 303, "sign-in");
-    let session = cookies(&signed_in)
+    cookies(&signed_in)
         .into_iter()
         .find(|c| c.starts_with("sp_session="))
-        .expect("a session cookie");
-    session
+        .expect("a session cookie")
 }
 
 #[tokio::test]
@@ -843,4 +842,36 @@ async fn every_channels_link_opens_the_incident_in_the_console() {
     let (status, _, body) = follow(&server, &link, Some(&session)).await;
     assert_eq!(status, 200, "test alert link {link} answered {status}");
     assert!(body.contains("Alert channels"), "{link}: {body}");
+}
+
+#[tokio::test]
+async fn a_result_before_any_receipt_is_alerted_as_an_unknown_type() {
+    let server = start_server(None).await;
+    let api = server.api();
+    let hooks = HookReceiver::start().await;
+    set_channels(
+        &api,
+        json!([
+            {"type": "slack", "webhook_url": hooks.url("/slack")},
+            {"type": "webhook", "url": hooks.url("/hook")},
+        ]),
+    )
+    .await;
+    let r = api
+        .post(
+            "/v1/result",
+            json!({"provider": "stripe", "event_id": "evt_early", "status": "failure", "error": "no account"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let slack = wait_hooks(&hooks, "/slack", 1).await;
+    let payload = slack[0].json();
+    assert_eq!(
+        payload["text"],
+        "Incident opened: stripe unknown type (result arrived before any receipt) (failed_result)"
+    );
+    assert!(!payload.to_string().contains("stripe  ("), "{payload}");
+    let hook = wait_hooks(&hooks, "/hook", 1).await;
+    // The machine-readable body is unchanged: an empty type (none is known).
+    assert_eq!(hook[0].json()["incident"]["event_type"], "");
 }
