@@ -24,14 +24,19 @@ pub enum AlertEvent {
     /// A repair callback gave up after its retries.
     #[serde(rename = "reprocess.failed")]
     ReprocessFailed,
+    /// A repair callback was delivered but the app reported no result
+    /// before the result deadline; the incident is open again.
+    #[serde(rename = "reprocess.no_result")]
+    ReprocessNoResult,
 }
 
 impl AlertEvent {
     /// Every alert event.
-    pub const ALL: [AlertEvent; 3] = [
+    pub const ALL: [AlertEvent; 4] = [
         AlertEvent::IncidentOpened,
         AlertEvent::IncidentResolved,
         AlertEvent::ReprocessFailed,
+        AlertEvent::ReprocessNoResult,
     ];
 
     /// The wire name.
@@ -40,6 +45,7 @@ impl AlertEvent {
             AlertEvent::IncidentOpened => "incident.opened",
             AlertEvent::IncidentResolved => "incident.resolved",
             AlertEvent::ReprocessFailed => "reprocess.failed",
+            AlertEvent::ReprocessNoResult => "reprocess.no_result",
         }
     }
 
@@ -251,6 +257,7 @@ fn event_verb(event: AlertEvent) -> &'static str {
         AlertEvent::IncidentOpened => "opened",
         AlertEvent::IncidentResolved => "resolved",
         AlertEvent::ReprocessFailed => "repair callback failed",
+        AlertEvent::ReprocessNoResult => "repair delivered, no result",
     }
 }
 

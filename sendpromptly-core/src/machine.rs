@@ -232,6 +232,14 @@ pub enum Effect {
         /// The incident.
         incident_id: String,
     },
+    /// A delivered repair callback produced no result before its result
+    /// deadline (the incident also returns to open).
+    ReprocessNoResult {
+        /// The reprocess.
+        reprocess_id: String,
+        /// The incident.
+        incident_id: String,
+    },
 }
 
 /// The result of [`apply`].
@@ -753,6 +761,10 @@ impl<'a> Step<'a> {
                 TimelineKind::IncidentReturnedToOpen,
                 json!({ "incident_id": incident_id, "reason": "the repair callback was delivered but no result arrived in time" }),
             );
+            self.effects.push(Effect::ReprocessNoResult {
+                reprocess_id,
+                incident_id: incident_id.clone(),
+            });
             self.effects
                 .push(Effect::IncidentReturnedToOpen { incident_id });
             self.changed();

@@ -1156,9 +1156,15 @@ fn no_result_after_a_delivered_callback_returns_the_incident_to_open() {
     assert_eq!(t.entries[0].detail["result_due_at"], json!(at(710)));
     assert_eq!(
         t.effects,
-        [Effect::IncidentReturnedToOpen {
-            incident_id: INCIDENT_ID.to_owned(),
-        }]
+        [
+            Effect::ReprocessNoResult {
+                reprocess_id: "rep_1".to_owned(),
+                incident_id: INCIDENT_ID.to_owned(),
+            },
+            Effect::IncidentReturnedToOpen {
+                incident_id: INCIDENT_ID.to_owned(),
+            }
+        ]
     );
 
     // Nothing more is due.

@@ -16,7 +16,7 @@ use reqwest::Method;
 use sendpromptly_core::standard_webhooks::{self, SigningSecret};
 use sendpromptly_server::config::SmtpSettings;
 use sendpromptly_server::testing::{
-    ApiClient, HookReceiver, ReceivedHook, TestServer, eventually, test_config,
+    ApiClient, CallbackReceiver, HookReceiver, ReceivedHook, TestServer, eventually, test_config,
 };
 use serde_json::{Value, json};
 
@@ -842,6 +842,76 @@ async fn every_channels_link_opens_the_incident_in_the_console() {
     let (status, _, body) = follow(&server, &link, Some(&session)).await;
     assert_eq!(status, 200, "test alert link {link} answered {status}");
     assert!(body.contains("Alert channels"), "{link}: {body}");
+}
+
+#[tokio::test]
+async fn a_delivered_repair_without_a_result_is_announced_to_channels_that_want_it() {
+    let server = start_server(None).await;
+    let api = server.api();
+    let hooks = HookReceiver::start().await;
+    let repair =
+        CallbackReceiver::start(&server.project.signing_secret, server.clock.clone()).await;
+    let r = api
+        .send(
+            Method::PATCH,
+            "/v1/project",
+            Some(&json!({ "repair_url": repair.url() })),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    set_channels(
+        &api,
+        json!([
+            {"type": "webhook", "url": hooks.url("/no-result"), "on": ["reprocess.no_result"]},
+            {"type": "slack", "webhook_url": hooks.url("/slack"), "on": ["reprocess.no_result"]},
+            {"type": "webhook", "url": hooks.url("/opened")},
+        ]),
+    )
+    .await;
+    let incident_id = open_incident(&api, "evt_nr1", "invoice.paid", "worker down").await;
+    wait_hooks(&hooks, "/opened", 1).await;
+
+    let r = api
+        .post(&format!("/v1/incidents/{incident_id}/reprocess"), json!({}))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    eventually(WAIT, "the repair callback is delivered", || async {
+        let detail = api.get(&format!("/v1/incidents/{incident_id}")).await;
+        (detail.json["incident"]["reprocess"]["status"] == "delivered").then_some(())
+    })
+    .await;
+    assert!(hooks.received_on("/no-result").is_empty());
+
+    // The app never reports a result: past the result deadline the
+    // incident returns to open, and the channels that asked are told.
+    server.advance(Duration::from_secs(2 * 3600));
+    let got = wait_hooks(&hooks, "/no-result", 1).await;
+    verify_webhook(&got[0], &server.project.signing_secret, &server);
+    let body = got[0].json();
+    assert_eq!(body["type"], "reprocess.no_result", "{body}");
+    assert_eq!(body["incident"]["id"], incident_id.as_str());
+    assert!(
+        body["incident"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no result"),
+        "{body}"
+    );
+    let slack = wait_hooks(&hooks, "/slack", 1).await;
+    let title = slack[0].json()["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        title.contains("no result") && title.contains("invoice.paid"),
+        "{title}"
+    );
+    let detail = api.get(&format!("/v1/incidents/{incident_id}")).await;
+    assert_eq!(detail.json["incident"]["state"], "open");
+    wait_no_pending(&server).await;
+    // The default channel (`incident.opened` only) got nothing more.
+    assert_eq!(hooks.received_on("/opened").len(), 1);
 }
 
 #[tokio::test]

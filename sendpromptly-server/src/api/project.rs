@@ -33,8 +33,6 @@ pub fn validate_outbound_url(
         .map_err(|err| ApiError::invalid(param, err.to_string()))
 }
 
-const ALERT_EVENTS: [&str; 3] = ["incident.opened", "incident.resolved", "reprocess.failed"];
-
 fn validate_alert_channels(
     policy: OutboundPolicy,
     channels: &serde_json::Value,
@@ -84,13 +82,18 @@ fn validate_alert_channels(
                 .as_array()
                 .ok_or_else(|| ApiError::invalid(param("on"), "must be a list of event names"))?;
             for event in events {
-                if !event.as_str().is_some_and(|e| ALERT_EVENTS.contains(&e)) {
+                if event
+                    .as_str()
+                    .and_then(sendpromptly_core::alert::AlertEvent::parse)
+                    .is_none()
+                {
+                    let expected: Vec<&str> = sendpromptly_core::alert::AlertEvent::ALL
+                        .iter()
+                        .map(|e| e.as_str())
+                        .collect();
                     return Err(ApiError::invalid(
                         param("on"),
-                        format!(
-                            "unknown event {event}; expected {}",
-                            ALERT_EVENTS.join(", ")
-                        ),
+                        format!("unknown event {event}; expected {}", expected.join(", ")),
                     ));
                 }
             }

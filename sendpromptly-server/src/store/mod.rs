@@ -547,7 +547,8 @@ pub struct NewAlert {
 
 /// The alert events a transition's effects raise, with their incident:
 /// opened and reopened → `incident.opened`, resolved → `incident.resolved`,
-/// a repair callback that gave up → `reprocess.failed`.
+/// a repair callback that gave up → `reprocess.failed`, a delivered one that
+/// produced no result in time → `reprocess.no_result`.
 pub fn alert_events(effects: &[Effect]) -> Vec<(AlertEvent, &str)> {
     effects
         .iter()
@@ -561,6 +562,9 @@ pub fn alert_events(effects: &[Effect]) -> Vec<(AlertEvent, &str)> {
             }
             Effect::CallbackGaveUp { incident_id, .. } => {
                 Some((AlertEvent::ReprocessFailed, incident_id.as_str()))
+            }
+            Effect::ReprocessNoResult { incident_id, .. } => {
+                Some((AlertEvent::ReprocessNoResult, incident_id.as_str()))
             }
             _ => None,
         })
@@ -627,6 +631,11 @@ pub fn plan_alerts(
                     .and_then(|r| r.as_str())
                     .map(|r| format!("repair callback gave up: {r}"))
                     .or_else(|| incident.last_error.clone())
+            } else if event == AlertEvent::ReprocessNoResult {
+                Some(
+                    "the repair callback was delivered but no result arrived before the result deadline"
+                        .to_owned(),
+                )
             } else {
                 incident.last_error.clone()
             },

@@ -606,7 +606,8 @@ async fn write_effects(
             | Effect::IncidentReopened { .. }
             | Effect::IncidentReturnedToOpen { .. }
             | Effect::IncidentResolved { .. }
-            | Effect::CallbackGaveUp { .. } => {}
+            | Effect::CallbackGaveUp { .. }
+            | Effect::ReprocessNoResult { .. } => {}
         }
     }
     insert_alerts(conn, project_id, transition, now).await
