@@ -418,6 +418,9 @@ pub struct PaceReport {
     pub skipped: usize,
     /// Batches that finished in this pass.
     pub completed: usize,
+    /// Callbacks waiting for a retry that were made due now, because the
+    /// repair endpoint answered a 2xx after their last attempt.
+    pub retried: usize,
 }
 
 /// Why an incident cannot be reprocessed now, as a batch item's `reason`.
