@@ -150,15 +150,19 @@ pub async fn send(
     let now = state.now();
     match &channel.target {
         ChannelTarget::Slack { webhook_url } => {
-            if let Err(refused) = state.config().outbound.check_url(webhook_url) {
-                return failed(started, format!("webhook_url refused: {refused}"));
+            if let Err(refused) = state
+                .config()
+                .outbound
+                .check_setting("webhook_url", webhook_url)
+            {
+                return failed(started, format!("refused before sending: {refused}"));
             }
             let body = message.slack_payload().to_string().into_bytes();
             post_json(http, webhook_url, body, &[], now, started, "Slack").await
         }
         ChannelTarget::Webhook { url } => {
-            if let Err(refused) = state.config().outbound.check_url(url) {
-                return failed(started, format!("url refused: {refused}"));
+            if let Err(refused) = state.config().outbound.check_setting("url", url) {
+                return failed(started, format!("refused before sending: {refused}"));
             }
             let secrets: Vec<SigningSecret> =
                 match state.store().signing_secrets(project_id, now).await {

@@ -964,6 +964,9 @@ struct SettingsPage {
     layout: Layout,
     project_id: String,
     repair_url: String,
+    /// Why the saved repair URL will be refused when a callback is sent
+    /// (saved before, or the server now runs without --allow-private-urls).
+    repair_url_refused: Option<String>,
     default_deadline_seconds: String,
     proof_show_metadata: bool,
     deadlines: String,
@@ -1045,6 +1048,14 @@ async fn settings_page(
         &SettingsPage {
             layout,
             project_id: project.id.clone(),
+            repair_url_refused: project.repair_url.as_deref().and_then(|url| {
+                state
+                    .config()
+                    .outbound
+                    .check_setting("repair_url", url)
+                    .err()
+                    .map(|refused| refused.to_string())
+            }),
             repair_url: draft
                 .repair_url
                 .unwrap_or_else(|| project.repair_url.clone().unwrap_or_default()),
