@@ -210,9 +210,12 @@ pub async fn send(
                 ),
                 Err(err) => {
                     // A bad address or a permanent SMTP refusal will not
-                    // fix itself: stop at once, like `410 Gone`.
+                    // fix itself: stop at once, like `410 Gone`. A relay
+                    // without STARTTLS is retried: the operator may fix
+                    // --smtp-url and restart before the retries run out.
                     let permanent = match &err {
                         crate::email::EmailError::Smtp(e) => e.is_permanent(),
+                        crate::email::EmailError::StartTlsNotOffered { .. } => false,
                         _ => true,
                     };
                     let (report, class, _) = failed(started, err.to_string());

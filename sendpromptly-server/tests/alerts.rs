@@ -945,3 +945,156 @@ async fn a_result_before_any_receipt_is_alerted_as_an_unknown_type() {
     // The machine-readable body is unchanged: an empty type (none is known).
     assert_eq!(hook[0].json()["incident"]["event_type"], "");
 }
+
+/// A plain SMTP relay on loopback (no STARTTLS, no AUTH), as a trusted
+/// local relay is: it accepts every message and keeps its DATA.
+struct PlainRelay {
+    port: u16,
+    messages: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PlainRelay {
+    async fn start() -> PlainRelay {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind relay");
+        let port = listener.local_addr().expect("relay addr").port();
+        let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = messages.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let kept = kept.clone();
+                tokio::spawn(async move {
+                    let (read, mut write) = stream.into_split();
+                    let mut lines = AsyncBufReader::new(read);
+                    let _ = write.write_all(b"220 relay.local ESMTP\r\n").await;
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if lines.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let verb = line.get(..4).unwrap_or_default().to_ascii_uppercase();
+                        let reply: &[u8] = match verb.as_str() {
+                            "EHLO" => b"250-relay.local\r\n250 8BITMIME\r\n",
+                            "HELO" | "MAIL" | "RCPT" | "RSET" | "NOOP" => b"250 OK\r\n",
+                            "DATA" => {
+                                let _ = write.write_all(b"354 go on\r\n").await;
+                                let mut data = String::new();
+                                loop {
+                                    line.clear();
+                                    if lines.read_line(&mut line).await.unwrap_or(0) == 0 {
+                                        return;
+                                    }
+                                    if line == ".\r\n" {
+                                        break;
+                                    }
+                                    data.push_str(&line);
+                                }
+                                kept.lock().expect("lock").push(data);
+                                b"250 queued\r\n"
+                            }
+                            "QUIT" => {
+                                let _ = write.write_all(b"221 bye\r\n").await;
+                                return;
+                            }
+                            _ => b"502 not implemented\r\n",
+                        };
+                        if write.write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        PlainRelay {
+            port,
+            messages,
+            task,
+        }
+    }
+
+    fn messages(&self) -> Vec<String> {
+        self.messages.lock().expect("lock").clone()
+    }
+}
+
+impl Drop for PlainRelay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Signs in, then presses the settings page's **Send test alert**; the page.
+async fn press_test_alert(server: &TestServer) -> String {
+    let session = console_session(server).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let settings = http
+        .get(format!("{}/settings", server.url()))
+        .header("cookie", &session)
+        .send()
+        .await
+        .expect("settings")
+        .text()
+        .await
+        .expect("settings body");
+    let marker = r#"name="csrf" value=""#;
+    let start = settings.find(marker).expect("a csrf field") + marker.len();
+    let csrf = &settings[start..][..settings[start..].find('"').expect("end")];
+    let page = http
+        .post(format!("{}/settings/alerts/test", server.url()))
+        .header("cookie", &session)
+        .form(&[("csrf", csrf)])
+        .send()
+        .await
+        .expect("test alert");
+    assert_eq!(page.status(), 200);
+    page.text().await.expect("page")
+}
+
+#[tokio::test]
+async fn a_plain_local_relay_is_refused_with_what_to_change_then_works_with_tls_none() {
+    let relay = PlainRelay::start().await;
+    let from = "SendPromptly <alerts@example.com>";
+    let with_url = |url: String| {
+        let mut config = test_config();
+        config.public_url = Some(PUBLIC_URL.to_owned());
+        config.smtp = Some(SmtpSettings::parse(&url, from).expect("smtp settings"));
+        config
+    };
+
+    // `smtp://` requires STARTTLS, which the relay does not offer.
+    let server = TestServer::start_with(with_url(format!("smtp://127.0.0.1:{}", relay.port))).await;
+    let api = server.api();
+    set_channels(&api, json!([{"type": "email", "to": "ops@example.com"}])).await;
+    let r = api.post("/v1/project/alert-channels/test", json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let outcome = &r.json["data"][0];
+    assert_eq!(outcome["delivered"], false, "{outcome}");
+    let error = outcome["error"].as_str().unwrap_or_default().to_owned();
+    let wanted = format!("smtp://127.0.0.1:{}?tls=none", relay.port);
+    assert!(
+        error.contains("STARTTLS") && error.contains(&wanted) && error.contains("smtp_url"),
+        "the error does not say what to change: {error}"
+    );
+    assert!(relay.messages().is_empty(), "nothing went in plain text");
+    // The console's test button shows the same words.
+    let page = press_test_alert(&server).await;
+    assert!(page.contains(&wanted), "{page}");
+    server.running.shutdown().await;
+
+    // With `?tls=none`, as the message says, the relay gets the alert.
+    let server = TestServer::start_with(with_url(wanted.clone())).await;
+    let api = server.api();
+    set_channels(&api, json!([{"type": "email", "to": "ops@example.com"}])).await;
+    let r = api.post("/v1/project/alert-channels/test", json!({})).await;
+    assert_eq!(r.json["data"][0]["delivered"], true, "{}", r.text);
+    let mail = relay.messages();
+    assert_eq!(mail.len(), 1);
+    assert!(mail[0].contains("TEST ALERT"), "{}", mail[0]);
+}
