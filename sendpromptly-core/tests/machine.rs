@@ -124,7 +124,7 @@ fn resolve(note: &str) -> Command {
 }
 
 fn kinds(transition: &Transition) -> Vec<TimelineKind> {
-    transition.entries.iter().map(|e| e.kind).collect()
+    transition.entries.iter().map(|e| e.kind.clone()).collect()
 }
 
 /// Holds one event's record and full timeline across commands, as the server would.
@@ -168,7 +168,7 @@ impl Event {
     }
 
     fn timeline_kinds(&self) -> Vec<TimelineKind> {
-        self.timeline.iter().map(|e| e.kind).collect()
+        self.timeline.iter().map(|e| e.kind.clone()).collect()
     }
 
     /// A received event whose result failed: one open `failed_result` incident.

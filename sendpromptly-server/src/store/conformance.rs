@@ -947,7 +947,7 @@ pub async fn receipt_then_duplicate(store: &dyn Store) {
 
     let stored = store.event(&project.id, &k).await.unwrap().expect("stored");
     assert_eq!(stored.record, second.transition.record);
-    let kinds: Vec<TimelineKind> = stored.timeline.iter().map(|e| e.kind).collect();
+    let kinds: Vec<TimelineKind> = stored.timeline.iter().map(|e| e.kind.clone()).collect();
     assert_eq!(
         kinds,
         vec![
@@ -1017,7 +1017,7 @@ pub async fn result_before_receipt(store: &dyn Store) {
     assert_eq!(stored.record.deliveries, 1);
     assert_eq!(stored.record.received_at, Some(at(3)));
     assert_eq!(stored.record.next_due_at(), None);
-    let kinds: Vec<TimelineKind> = stored.timeline.iter().map(|e| e.kind).collect();
+    let kinds: Vec<TimelineKind> = stored.timeline.iter().map(|e| e.kind.clone()).collect();
     assert_eq!(
         kinds,
         vec![TimelineKind::ResultSuccess, TimelineKind::ReceiptRecorded]
@@ -1063,7 +1063,7 @@ pub async fn failure_opens_an_incident_that_is_listed(store: &dyn Store) {
         .expect("incident by id");
     assert_eq!(stored.record.state, EventState::Failed);
     assert_eq!(stored.record.event_id, "evt_fail");
-    let kinds: Vec<TimelineKind> = stored.timeline.iter().map(|e| e.kind).collect();
+    let kinds: Vec<TimelineKind> = stored.timeline.iter().map(|e| e.kind.clone()).collect();
     assert_eq!(
         kinds,
         vec![
@@ -1567,7 +1567,7 @@ pub async fn sweep_opens_one_incident_per_due_event(store: &dyn Store) {
         .await
         .unwrap()
         .unwrap();
-    let kinds: Vec<TimelineKind> = stored.timeline.iter().map(|e| e.kind).collect();
+    let kinds: Vec<TimelineKind> = stored.timeline.iter().map(|e| e.kind.clone()).collect();
     assert_eq!(
         kinds,
         vec![
@@ -2544,7 +2544,7 @@ pub async fn concurrent_mixed_applies(store: &dyn Store) {
             stored.record.incident.is_none(),
             "{i}: nothing of the failure is left"
         );
-        let kinds: Vec<TimelineKind> = stored.timeline.iter().map(|e| e.kind).collect();
+        let kinds: Vec<TimelineKind> = stored.timeline.iter().map(|e| e.kind.clone()).collect();
         assert_eq!(
             kinds,
             [
