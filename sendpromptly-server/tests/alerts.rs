@@ -226,7 +226,10 @@ async fn an_opened_incident_is_announced_on_every_channel_with_its_facts() {
         "db <down> & out",
     )
     .await;
-    let link = format!("{PUBLIC_URL}/incidents/{incident_id}");
+    let link = format!(
+        "{PUBLIC_URL}/incidents/{incident_id}?project={}",
+        server.project.project_id
+    );
 
     let slack = wait_hooks(&hooks, "/slack", 1).await;
     let payload = slack[0].json();
@@ -698,28 +701,54 @@ fn first_link(text: &str) -> String {
 }
 
 /// GETs `link` (a `PUBLIC_URL` link) against the running server, sending
-/// `cookie` if any; no redirects followed. Status, `Location`, body.
+/// `cookie` if any, as a browser would: redirects within the console are
+/// followed (keeping the cookies they set), a redirect to the sign-in page
+/// is not. The last status, its `Location`, its body.
 async fn follow(server: &TestServer, link: &str, cookie: Option<&str>) -> (u16, String, String) {
-    let path = link
+    let mut path = link
         .strip_prefix(PUBLIC_URL)
-        .unwrap_or_else(|| panic!("{link} is not under {PUBLIC_URL}"));
+        .unwrap_or_else(|| panic!("{link} is not under {PUBLIC_URL}"))
+        .to_owned();
+    let mut cookies: Vec<String> = cookie
+        .into_iter()
+        .flat_map(|c| c.split("; "))
+        .map(str::to_owned)
+        .collect();
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
-    let mut request = http.get(format!("{}{path}", server.url()));
-    if let Some(cookie) = cookie {
-        request = request.header("cookie", cookie);
+    for _ in 0..5 {
+        let mut request = http.get(format!("{}{path}", server.url()));
+        if !cookies.is_empty() {
+            request = request.header("cookie", cookies.join("; "));
+        }
+        let response = request.send().await.expect("the server answers");
+        let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        for set in response.headers().get_all("set-cookie") {
+            let pair = set
+                .to_str()
+                .unwrap_or_default()
+                .split(';')
+                .next()
+                .unwrap_or_default();
+            let name = pair.split('=').next().unwrap_or_default();
+            cookies.retain(|c| !c.starts_with(&format!("{name}=")));
+            cookies.push(pair.to_owned());
+        }
+        if status == 303 && location.starts_with('/') && !location.starts_with("/login") {
+            path = location;
+            continue;
+        }
+        return (status, location, response.text().await.unwrap_or_default());
     }
-    let response = request.send().await.expect("the server answers");
-    let status = response.status().as_u16();
-    let location = response
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    (status, location, response.text().await.unwrap_or_default())
+    panic!("{link}: too many redirects");
 }
 
 /// Signs a console user in over HTTP; the `Cookie` header of the session.
@@ -831,6 +860,43 @@ async fn every_channels_link_opens_the_incident_in_the_console() {
             "{channel} link {link} redirects to {location}"
         );
     }
+
+    // An incident of another project opens from its alert too, whichever
+    // project the reader's console had chosen.
+    let other = sendpromptly_server::provision::create_project(
+        server.store(),
+        "second",
+        None,
+        server.clock_now(),
+    )
+    .await
+    .expect("second project");
+    let other_api = api.with_key(&other.api_key);
+    set_channels(
+        &other_api,
+        json!([{"type": "webhook", "url": hooks.url("/other")}]),
+    )
+    .await;
+    let other_incident = open_incident(
+        &other_api,
+        "evt_link2",
+        "invoice.paid",
+        "other tenant missing",
+    )
+    .await;
+    let hook = wait_hooks(&hooks, "/other", 1).await;
+    let link = hook[0].json()["incident"]["console_url"]
+        .as_str()
+        .expect("console_url")
+        .to_owned();
+    // The reader's console shows the default project (its switcher cookie).
+    let on_default = format!("{session}; sp_project={}", server.project.project_id);
+    let (status, _, body) = follow(&server, &link, Some(&on_default)).await;
+    assert_eq!(status, 200, "{link} answered {status}");
+    assert!(
+        body.contains(&other_incident) && body.contains("other tenant missing"),
+        "{link} is not the other project's incident page: {body}"
+    );
 
     // A test send links to the settings page.
     let r = api

@@ -45,6 +45,14 @@ pub fn incident_path(id: &str) -> String {
     format!("/incidents/{}", id.replace('+', "%20"))
 }
 
+/// [`incident_path`] for a link from outside the console (an alert): it
+/// names the incident's project, which the console switches to on opening
+/// it, whichever project the reader had chosen.
+pub fn incident_link_path(project_id: &str, id: &str) -> String {
+    let project: String = url::form_urlencoded::byte_serialize(project_id.as_bytes()).collect();
+    format!("{}?project={project}", incident_path(id))
+}
+
 /// The console's incident list.
 pub const INCIDENTS_PATH: &str = "/incidents";
 

@@ -740,7 +740,8 @@ impl AlertJob {
 
     /// The message to send at `now`: a single alert, or a digest when the
     /// job carries several incidents. `console` turns a console path
-    /// (`/incidents/inc_…`, see [`crate::console::incident_path`]) into an
+    /// (`/incidents/inc_…?project=prj_…`, see
+    /// [`crate::console::incident_link_path`]) into an
     /// absolute link.
     pub fn message(
         &self,
@@ -750,7 +751,10 @@ impl AlertJob {
     ) -> AlertMessage {
         let mut incidents = self.incidents.clone();
         for facts in &mut incidents {
-            facts.console_url = console(&crate::console::incident_path(&facts.incident_id));
+            facts.console_url = console(&crate::console::incident_link_path(
+                &self.project_id,
+                &facts.incident_id,
+            ));
         }
         if incidents.len() == 1 {
             let facts = incidents.remove(0);
