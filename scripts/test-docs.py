@@ -9,6 +9,10 @@
 2. Checks that every relative link between the docs (README.md, docs/*.md,
    examples/**/README.md) resolves to a file, and every #anchor to a heading.
 3. Checks docs/api.md against docs/openapi.json (scripts/render-api-docs.py --check).
+   Checks that every source path the docs name as a test or as code
+   (``sendpromptly-server/tests/alerts.rs::some_test``) is relative to the
+   repository root, exists, and has the named function: a path like
+   ``tests/alerts.rs`` is ambiguous between ``tests/`` and a crate's tests.
 4. Runs docs/self-hosting.md's operator recipes that can run here: the
    systemd unit passes ``systemd-analyze verify`` (when systemd-analyze is
    installed) and its ExecStart command, with the documented TOML file, starts
@@ -370,6 +374,32 @@ def links():
     print(f"  links: {count} relative links in {len(files)} files resolve")
 
 
+# A backticked Rust source path, optionally with `::function`.
+SOURCE_PATH = re.compile(r"`((?:[\w.-]+/)*(?:tests|src|benches)/[\w./-]+\.rs)(?:::(\w+))?")
+
+
+def source_paths():
+    files = glob.glob(os.path.join(ROOT, "docs", "*.md")) + [os.path.join(ROOT, "README.md")]
+    bad = []
+    count = 0
+    for path in sorted(files):
+        text = open(path).read()
+        for file_part, function in SOURCE_PATH.findall(text):
+            count += 1
+            where = f"{os.path.relpath(path, ROOT)}: `{file_part}`"
+            dest = os.path.join(ROOT, file_part)
+            if not os.path.isfile(dest):
+                crates = [c for c in glob.glob(os.path.join(ROOT, "*", file_part)) if os.path.isfile(c)]
+                hint = f"; did you mean `{os.path.relpath(crates[0], ROOT)}`?" if crates else ""
+                bad.append(f"{where} is not a file relative to the repository root{hint}")
+                continue
+            if function and not re.search(rf"\bfn {function}\b", open(dest).read()):
+                bad.append(f"{where} has no function `{function}`")
+    if bad:
+        fail("source paths in the docs:\n  " + "\n  ".join(bad))
+    print(f"  source paths: {count} test and code paths in the docs exist")
+
+
 def api_reference():
     out = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "render-api-docs.py"), "--check"])
     if out.returncode != 0:
@@ -379,6 +409,7 @@ def api_reference():
 
 if __name__ == "__main__":
     links()
+    source_paths()
     api_reference()
     quickstart()
     self_hosting()

@@ -24,14 +24,19 @@ pub enum AlertEvent {
     /// A repair callback gave up after its retries.
     #[serde(rename = "reprocess.failed")]
     ReprocessFailed,
+    /// A repair callback was delivered but the app reported no result
+    /// before the result deadline; the incident is open again.
+    #[serde(rename = "reprocess.no_result")]
+    ReprocessNoResult,
 }
 
 impl AlertEvent {
     /// Every alert event.
-    pub const ALL: [AlertEvent; 3] = [
+    pub const ALL: [AlertEvent; 4] = [
         AlertEvent::IncidentOpened,
         AlertEvent::IncidentResolved,
         AlertEvent::ReprocessFailed,
+        AlertEvent::ReprocessNoResult,
     ];
 
     /// The wire name.
@@ -40,6 +45,7 @@ impl AlertEvent {
             AlertEvent::IncidentOpened => "incident.opened",
             AlertEvent::IncidentResolved => "incident.resolved",
             AlertEvent::ReprocessFailed => "reprocess.failed",
+            AlertEvent::ReprocessNoResult => "reprocess.no_result",
         }
     }
 
@@ -209,6 +215,20 @@ pub enum AlertMessage {
     },
 }
 
+/// How messages name an event type that is not known: a result arrived
+/// before any receipt, so nothing said what the event was.
+pub const UNKNOWN_EVENT_TYPE: &str = "unknown type (result arrived before any receipt)";
+
+/// An event type as people read it: itself, or [`UNKNOWN_EVENT_TYPE`] when
+/// empty (the machine-readable webhook body keeps the empty string).
+pub fn event_type_label(event_type: &str) -> &str {
+    if event_type.trim().is_empty() {
+        UNKNOWN_EVENT_TYPE
+    } else {
+        event_type
+    }
+}
+
 /// Human duration: `45s`, `12m`, `3h 5m`, `2d 4h`.
 pub fn human_duration(millis: i64) -> String {
     let s = millis.max(0) / 1000;
@@ -237,6 +257,7 @@ fn event_verb(event: AlertEvent) -> &'static str {
         AlertEvent::IncidentOpened => "opened",
         AlertEvent::IncidentResolved => "resolved",
         AlertEvent::ReprocessFailed => "repair callback failed",
+        AlertEvent::ReprocessNoResult => "repair delivered, no result",
     }
 }
 
@@ -266,7 +287,7 @@ impl IncidentFacts {
     fn fields(&self, at: Timestamp) -> Vec<(&'static str, String)> {
         vec![
             ("Provider", self.provider.as_str().to_string()),
-            ("Event type", self.event_type.clone()),
+            ("Event type", event_type_label(&self.event_type).to_owned()),
             ("Event", self.event_id.clone()),
             (
                 "Subject",
@@ -303,7 +324,7 @@ impl AlertMessage {
                 "Incident {}: {} {} ({})",
                 event_verb(*event),
                 facts.provider.as_str(),
-                facts.event_type,
+                event_type_label(&facts.event_type),
                 facts.kind.as_str()
             ),
             AlertMessage::Digest {
@@ -315,7 +336,7 @@ impl AlertMessage {
             } => format!(
                 "{} {} incidents {} in the last {}",
                 incidents.len(),
-                event_type,
+                event_type_label(event_type),
                 event_verb(*event),
                 window_phrase(*window_seconds)
             ),
@@ -509,8 +530,45 @@ mod tests {
             kind: IncidentKind::FailedResult,
             reason: Some("db down & out".into()),
             received_at: Timestamp::from_unix_seconds(1000),
-            console_url: format!("https://sp.example/console/incidents/{id}"),
+            console_url: format!("https://sp.example/incidents/{id}"),
         }
+    }
+
+    #[test]
+    fn an_unknown_event_type_is_named_in_every_rendering_but_kept_empty_in_json() {
+        let mut f = facts("inc_9");
+        f.event_type = String::new();
+        let at = Timestamp::from_unix_seconds(1060);
+        let single = AlertMessage::Single {
+            event: AlertEvent::IncidentOpened,
+            facts: f.clone(),
+            at,
+        };
+        assert_eq!(
+            single.title(),
+            "Incident opened: stripe unknown type (result arrived before any receipt) (failed_result)"
+        );
+        for body in [
+            single.text(),
+            single.html(),
+            single.slack_payload().to_string(),
+        ] {
+            assert!(body.contains(UNKNOWN_EVENT_TYPE), "{body}");
+            assert!(!body.contains("stripe  ("), "{body}");
+        }
+        assert_eq!(single.webhook_body()["incident"]["event_type"], "");
+        let digest = AlertMessage::Digest {
+            event: AlertEvent::IncidentOpened,
+            event_type: String::new(),
+            incidents: vec![f.clone(), f],
+            window_seconds: 300,
+            console_url: "https://sp.example/incidents".into(),
+        };
+        assert!(
+            digest.title().contains(UNKNOWN_EVENT_TYPE),
+            "{}",
+            digest.title()
+        );
     }
 
     #[test]
@@ -579,7 +637,7 @@ mod tests {
             "Kind: failed_result",
             "Reason: db down & out",
             "Customer waiting: 3h 5m",
-            "https://sp.example/console/incidents/inc_1",
+            "https://sp.example/incidents/inc_1",
         ] {
             assert!(text.contains(needle), "{needle} missing from {text}");
         }
@@ -591,7 +649,7 @@ mod tests {
         assert!(slack.to_string().contains("cus_&lt;b&gt;"));
         assert_eq!(
             slack["blocks"].as_array().unwrap().last().unwrap()["elements"][0]["url"],
-            "https://sp.example/console/incidents/inc_1"
+            "https://sp.example/incidents/inc_1"
         );
         let body = msg.webhook_body();
         assert_eq!(body["type"], "incident.opened");
@@ -607,7 +665,7 @@ mod tests {
             event_type: "invoice.paid".into(),
             incidents,
             window_seconds: 300,
-            console_url: "https://sp.example/console/incidents".into(),
+            console_url: "https://sp.example/incidents".into(),
         };
         assert_eq!(
             msg.title(),

@@ -60,8 +60,14 @@ pub struct EventRecord {
     pub deliveries: u32,
     /// When the latest result arrived.
     pub result_at: Option<Timestamp>,
-    /// The latest result reported.
+    /// The latest result that counted: a failure after a success is
+    /// ignored (success always wins) and does not replace it.
     pub last_result: Option<ResultSummary>,
+    /// The latest failure ignored because a success was already recorded
+    /// (on the timeline as an ignored `result.failure`); the same failure
+    /// again is a duplicate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignored_result: Option<ResultSummary>,
     /// How many results repeated the latest one exactly.
     pub duplicate_results: u32,
     /// The event's incident, if one was ever opened (one per event, reopened in place).
@@ -221,6 +227,14 @@ pub enum Effect {
     },
     /// Callback delivery gave up.
     CallbackGaveUp {
+        /// The reprocess.
+        reprocess_id: String,
+        /// The incident.
+        incident_id: String,
+    },
+    /// A delivered repair callback produced no result before its result
+    /// deadline (the incident also returns to open).
+    ReprocessNoResult {
         /// The reprocess.
         reprocess_id: String,
         /// The incident.
@@ -403,6 +417,7 @@ impl EventRecord {
             deliveries: 0,
             result_at: None,
             last_result: None,
+            ignored_result: None,
             duplicate_results: 0,
             incident: None,
             created_at: now,
@@ -521,7 +536,9 @@ impl<'a> Step<'a> {
             error: result.error,
             reprocess_id: result.reprocess_id,
         };
-        if self.record.last_result.as_ref() == Some(&summary) && !self.repeat_is_news(&summary) {
+        let repeated = self.record.last_result.as_ref() == Some(&summary)
+            || self.record.ignored_result.as_ref() == Some(&summary);
+        if repeated && !self.repeat_is_news(&summary) {
             self.record.duplicate_results = self.record.duplicate_results.saturating_add(1);
             self.log(
                 TimelineKind::ResultDuplicate,
@@ -531,7 +548,9 @@ impl<'a> Step<'a> {
             return Ok(());
         }
         let was_new = self.record.is_new();
-        self.record.last_result = Some(summary.clone());
+        // `last_result` is set by `success` and `failure` only when the
+        // result counts: a failure after a success is ignored (success
+        // always wins), so the latest result stays the success.
         match summary.status {
             ResultStatus::Success => self.success(&summary),
             ResultStatus::Failure => self.failure(&summary),
@@ -562,6 +581,7 @@ impl<'a> Step<'a> {
     }
 
     fn success(&mut self, summary: &ResultSummary) {
+        self.record.last_result = Some(summary.clone());
         let previous = self.record.state;
         self.record.state = EventState::Succeeded;
         self.record.result_at = Some(self.now);
@@ -616,8 +636,10 @@ impl<'a> Step<'a> {
                     "ignored": "a success result was already recorded; success always wins",
                 }),
             );
+            self.record.ignored_result = Some(summary.clone());
             return;
         }
+        self.record.last_result = Some(summary.clone());
         self.record.state = EventState::Failed;
         self.record.result_at = Some(self.now);
         self.log(
@@ -739,6 +761,10 @@ impl<'a> Step<'a> {
                 TimelineKind::IncidentReturnedToOpen,
                 json!({ "incident_id": incident_id, "reason": "the repair callback was delivered but no result arrived in time" }),
             );
+            self.effects.push(Effect::ReprocessNoResult {
+                reprocess_id,
+                incident_id: incident_id.clone(),
+            });
             self.effects
                 .push(Effect::IncidentReturnedToOpen { incident_id });
             self.changed();

@@ -449,65 +449,75 @@ impl<'de> Deserialize<'de> for Actor {
 }
 
 /// What a timeline entry records.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+///
+/// Forward compatible: a kind this version does not know (written by a newer
+/// server) is read as [`TimelineKind::Other`] with its wire name, and written
+/// back unchanged, so an older client or SDK can read a newer timeline.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum TimelineKind {
     /// The first receipt.
-    #[serde(rename = "receipt.recorded")]
     ReceiptRecorded,
     /// A further receipt for a known event (a duplicate delivery).
-    #[serde(rename = "receipt.duplicate")]
     ReceiptDuplicate,
     /// A success result.
-    #[serde(rename = "result.success")]
     ResultSuccess,
     /// A failure result.
-    #[serde(rename = "result.failure")]
     ResultFailure,
     /// The same result again (nothing changed).
-    #[serde(rename = "result.duplicate")]
     ResultDuplicate,
     /// The deadline passed without a result.
-    #[serde(rename = "deadline.passed")]
     DeadlinePassed,
     /// An incident opened.
-    #[serde(rename = "incident.opened")]
     IncidentOpened,
     /// A resolved incident reopened (a new failure).
-    #[serde(rename = "incident.reopened")]
     IncidentReopened,
     /// An incident returned to `open` (repair gave up or produced no result).
-    #[serde(rename = "incident.returned_to_open")]
     IncidentReturnedToOpen,
     /// An incident was resolved.
-    #[serde(rename = "incident.resolved")]
     IncidentResolved,
     /// A repair callback was requested.
-    #[serde(rename = "reprocess.requested")]
     ReprocessRequested,
     /// One delivery attempt of a repair callback.
-    #[serde(rename = "callback.attempt")]
     CallbackAttempt,
     /// Delivery of a repair callback gave up.
-    #[serde(rename = "callback.gave_up")]
     CallbackGaveUp,
     /// A delivered callback produced no result by its deadline.
-    #[serde(rename = "reprocess.no_result")]
     ReprocessNoResult,
     /// A proof link was created.
-    #[serde(rename = "proof_link.created")]
     ProofLinkCreated,
     /// A proof link was revoked.
-    #[serde(rename = "proof_link.revoked")]
     ProofLinkRevoked,
     /// One delivery attempt of an alert about this incident (email, Slack, webhook).
-    #[serde(rename = "alert.attempt")]
     AlertAttempt,
+    /// A kind this version does not know, by its wire name (a newer server's).
+    Other(String),
 }
 
 impl TimelineKind {
-    /// The wire name, e.g. `receipt.recorded`.
-    pub fn as_str(self) -> &'static str {
+    /// Every kind this version knows (not [`TimelineKind::Other`]).
+    pub const KNOWN: [TimelineKind; 17] = [
+        TimelineKind::ReceiptRecorded,
+        TimelineKind::ReceiptDuplicate,
+        TimelineKind::ResultSuccess,
+        TimelineKind::ResultFailure,
+        TimelineKind::ResultDuplicate,
+        TimelineKind::DeadlinePassed,
+        TimelineKind::IncidentOpened,
+        TimelineKind::IncidentReopened,
+        TimelineKind::IncidentReturnedToOpen,
+        TimelineKind::IncidentResolved,
+        TimelineKind::ReprocessRequested,
+        TimelineKind::CallbackAttempt,
+        TimelineKind::CallbackGaveUp,
+        TimelineKind::ReprocessNoResult,
+        TimelineKind::ProofLinkCreated,
+        TimelineKind::ProofLinkRevoked,
+        TimelineKind::AlertAttempt,
+    ];
+
+    /// The wire name, e.g. `receipt.recorded` (for [`TimelineKind::Other`],
+    /// the name it was read with).
+    pub fn as_str(&self) -> &str {
         match self {
             TimelineKind::ReceiptRecorded => "receipt.recorded",
             TimelineKind::ReceiptDuplicate => "receipt.duplicate",
@@ -526,22 +536,69 @@ impl TimelineKind {
             TimelineKind::ProofLinkCreated => "proof_link.created",
             TimelineKind::ProofLinkRevoked => "proof_link.revoked",
             TimelineKind::AlertAttempt => "alert.attempt",
+            TimelineKind::Other(name) => name,
         }
+    }
+
+    /// Whether this version knows the kind.
+    pub fn is_known(&self) -> bool {
+        !matches!(self, TimelineKind::Other(_))
+    }
+
+    /// The kind with this wire name, or [`TimelineKind::Other`]: never fails.
+    pub fn from_wire(name: &str) -> TimelineKind {
+        Self::KNOWN
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
+            .unwrap_or_else(|| TimelineKind::Other(name.to_owned()))
     }
 }
 
 impl FromStr for TimelineKind {
-    type Err = UnknownVariant;
+    type Err = std::convert::Infallible;
+    /// Never fails: an unknown name is [`TimelineKind::Other`].
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(|_| {
-            UnknownVariant {
-                what: "timeline kind",
-                value: s.to_owned(),
-                expected: "receipt.recorded, result.success, incident.opened, …",
-            }
-        })
+        Ok(Self::from_wire(s))
     }
 }
+
+impl fmt::Display for TimelineKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for TimelineKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for TimelineKind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Ok(Self::from_wire(&name))
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for TimelineKind {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "What a timeline entry records. A newer server may add kinds: clients should \
+                 accept and show any other value (the SDKs read it as an `Other` kind).",
+            ))
+            .enum_values(Some(
+                Self::KNOWN.iter().map(|kind| kind.as_str().to_owned()),
+            ))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for TimelineKind {}
 
 /// One append-only entry on an event's timeline: `{at, kind, actor, detail}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -576,5 +633,43 @@ impl TimelineEntry {
             actor,
             detail,
         }
+    }
+}
+
+#[cfg(test)]
+mod timeline_kind_tests {
+    use super::*;
+
+    #[test]
+    fn every_known_kind_round_trips_and_an_unknown_one_is_kept_by_name() {
+        for kind in TimelineKind::KNOWN {
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+            let back: TimelineKind = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, kind);
+            assert!(back.is_known());
+        }
+        let names: std::collections::BTreeSet<&str> = TimelineKind::KNOWN
+            .iter()
+            .map(TimelineKind::as_str)
+            .collect();
+        assert_eq!(names.len(), TimelineKind::KNOWN.len(), "names are distinct");
+
+        let newer: TimelineKind = serde_json::from_str("\"payout.reconciled\"").unwrap();
+        assert_eq!(newer, TimelineKind::Other("payout.reconciled".into()));
+        assert!(!newer.is_known());
+        assert_eq!(
+            serde_json::to_string(&newer).unwrap(),
+            "\"payout.reconciled\""
+        );
+        assert_eq!(
+            "incident.opened".parse::<TimelineKind>(),
+            Ok(TimelineKind::IncidentOpened)
+        );
+        let entry: TimelineEntry = serde_json::from_str(
+            r#"{"at":"2026-11-22T10:00:05.000Z","kind":"payout.reconciled","actor":"system:x","detail":{}}"#,
+        )
+        .unwrap();
+        assert_eq!(entry.kind.as_str(), "payout.reconciled");
     }
 }

@@ -476,9 +476,12 @@ pub struct ReprocessBatchCounts {
     pub skipped: u64,
     /// Not sent because the batch was cancelled.
     pub cancelled: u64,
-    /// Repair callbacks requested (includes delivered, failed and in flight).
+    /// Repair callbacks requested (includes delivered, failed, in flight and
+    /// waiting for a retry).
     pub sent: u64,
-    /// Sent callbacks still being delivered.
+    /// Sent callbacks being delivered now: not yet attempted, or due or
+    /// being attempted. One waiting for its next retry is not counted (it
+    /// holds no concurrency slot).
     pub in_flight: u64,
     /// Sent callbacks that got a 2xx.
     pub delivered: u64,

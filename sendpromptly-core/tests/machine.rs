@@ -124,7 +124,7 @@ fn resolve(note: &str) -> Command {
 }
 
 fn kinds(transition: &Transition) -> Vec<TimelineKind> {
-    transition.entries.iter().map(|e| e.kind).collect()
+    transition.entries.iter().map(|e| e.kind.clone()).collect()
 }
 
 /// Holds one event's record and full timeline across commands, as the server would.
@@ -168,7 +168,7 @@ impl Event {
     }
 
     fn timeline_kinds(&self) -> Vec<TimelineKind> {
-        self.timeline.iter().map(|e| e.kind).collect()
+        self.timeline.iter().map(|e| e.kind.clone()).collect()
     }
 
     /// A received event whose result failed: one open `failed_result` incident.
@@ -660,6 +660,34 @@ fn failure_after_success_is_recorded_and_ignored() {
 }
 
 #[test]
+fn an_ignored_failure_after_success_leaves_the_last_result_at_the_success() {
+    let mut event = Event::default();
+    event.run(receipt(1800), &app(0));
+    let succeeded = event.run(success(), &app(10));
+    let t = event.run(failure("late duplicate handler"), &app(20));
+
+    // The state machine kept the success: so does the latest result.
+    assert_eq!(t.record.state, EventState::Succeeded);
+    assert_eq!(t.record.last_result, succeeded.record.last_result);
+    assert_eq!(
+        t.record.last_result.as_ref().map(|r| r.status),
+        Some(ResultStatus::Success)
+    );
+    // The ignored failure is on the timeline, marked as ignored.
+    assert_eq!(kinds(&t), [TimelineKind::ResultFailure]);
+    assert!(t.entries[0].detail.contains_key("ignored"));
+    // The same late failure again is a duplicate, and changes nothing.
+    let t = event.run(failure("late duplicate handler"), &app(30));
+    assert_eq!(t.outcome, Outcome::Duplicate);
+    assert_eq!(kinds(&t), [TimelineKind::ResultDuplicate]);
+    assert_eq!(t.record.state, EventState::Succeeded);
+    assert_eq!(
+        t.record.last_result.as_ref().map(|r| r.status),
+        Some(ResultStatus::Success)
+    );
+}
+
+#[test]
 fn failure_after_a_success_resolution_does_not_reopen() {
     let mut event = Event::failed();
     event.run(success(), &app(20));
@@ -1128,9 +1156,15 @@ fn no_result_after_a_delivered_callback_returns_the_incident_to_open() {
     assert_eq!(t.entries[0].detail["result_due_at"], json!(at(710)));
     assert_eq!(
         t.effects,
-        [Effect::IncidentReturnedToOpen {
-            incident_id: INCIDENT_ID.to_owned(),
-        }]
+        [
+            Effect::ReprocessNoResult {
+                reprocess_id: "rep_1".to_owned(),
+                incident_id: INCIDENT_ID.to_owned(),
+            },
+            Effect::IncidentReturnedToOpen {
+                incident_id: INCIDENT_ID.to_owned(),
+            }
+        ]
     );
 
     // Nothing more is due.

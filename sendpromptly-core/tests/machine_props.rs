@@ -583,7 +583,7 @@ fn check_repeat(
         .map_err(|err| TestCaseError::fail(format!("repeat refused: {err}")))?;
     prop_assert_eq!(again.outcome, Outcome::Duplicate);
     prop_assert!(again.effects.is_empty(), "{:?}", again.effects);
-    let kinds: Vec<TimelineKind> = again.entries.iter().map(|e| e.kind).collect();
+    let kinds: Vec<TimelineKind> = again.entries.iter().map(|e| e.kind.clone()).collect();
     let (expected, deliveries, duplicates) = match command {
         Command::Receipt { .. } => (TimelineKind::ReceiptDuplicate, 1, 0),
         _ => (TimelineKind::ResultDuplicate, 0, 1),

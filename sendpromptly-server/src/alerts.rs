@@ -155,15 +155,19 @@ pub async fn send(
     let now = state.now();
     match &channel.target {
         ChannelTarget::Slack { webhook_url } => {
-            if let Err(refused) = state.config().outbound.check_url(webhook_url) {
-                return failed(started, format!("webhook_url refused: {refused}"));
+            if let Err(refused) = state
+                .config()
+                .outbound
+                .check_setting("webhook_url", webhook_url)
+            {
+                return failed(started, format!("refused before sending: {refused}"));
             }
             let body = message.slack_payload().to_string().into_bytes();
             post_json(http, webhook_url, body, &[], now, started, "Slack").await
         }
         ChannelTarget::Webhook { url } => {
-            if let Err(refused) = state.config().outbound.check_url(url) {
-                return failed(started, format!("url refused: {refused}"));
+            if let Err(refused) = state.config().outbound.check_setting("url", url) {
+                return failed(started, format!("refused before sending: {refused}"));
             }
             let secrets: Vec<SigningSecret> =
                 match state.store().signing_secrets(project_id, now).await {
@@ -211,9 +215,12 @@ pub async fn send(
                 ),
                 Err(err) => {
                     // A bad address or a permanent SMTP refusal will not
-                    // fix itself: stop at once, like `410 Gone`.
+                    // fix itself: stop at once, like `410 Gone`. A relay
+                    // without STARTTLS is retried: the operator may fix
+                    // --smtp-url and restart before the retries run out.
                     let permanent = match &err {
                         crate::email::EmailError::Smtp(e) => e.is_permanent(),
+                        crate::email::EmailError::StartTlsNotOffered { .. } => false,
                         _ => true,
                     };
                     let (report, class, _) = failed(started, err.to_string());
@@ -257,7 +264,7 @@ pub fn test_message(state: &AppState, now: Timestamp) -> AlertMessage {
                 "TEST ALERT from SendPromptly: nothing is wrong, this channel works".into(),
             ),
             received_at: now,
-            console_url: state.public_url("/console/settings"),
+            console_url: state.public_url(crate::console::SETTINGS_PATH),
         },
         at: now,
     }

@@ -101,12 +101,17 @@ enum ProjectCommand {
         /// Unique project name.
         #[arg(long)]
         name: String,
-        /// Where repair callbacks are POSTed.
+        /// Where repair callbacks are POSTed. Checked like `PATCH
+        /// /v1/project` with the `serve` settings (--allow-private-urls) from
+        /// the same flags, environment and config file: a URL `serve` would
+        /// refuse to call is refused here.
         #[arg(long)]
         repair_url: Option<String>,
         /// Print `{"project_id", "api_key", "signing_secret"}` as JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        serve: Box<ServeArgs>,
     },
     /// List projects.
     List {
@@ -387,7 +392,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             println!("database is up to date: {}", common.database_url);
             Ok(())
         }
-        Command::Project(command) => project(store.as_ref(), command, now).await,
+        Command::Project(command) => project(store.as_ref(), command, &file, now).await,
         Command::Key(command) => key(store.as_ref(), command, now).await,
         Command::Listen(_) => Ok(()),
         Command::Reprocess(args) => {
@@ -551,6 +556,7 @@ async fn resolve_project(
 async fn project(
     store: &dyn Store,
     command: ProjectCommand,
+    file: &config::FileConfig,
     now: Timestamp,
 ) -> Result<(), CliError> {
     match command {
@@ -558,16 +564,11 @@ async fn project(
             name,
             repair_url,
             json,
+            serve,
         } => {
             if let Some(url) = &repair_url {
-                crate::api::project::validate_outbound_url(
-                    crate::outbound::OutboundPolicy {
-                        allow_private: true,
-                    },
-                    "repair_url",
-                    url,
-                )
-                .map_err(|e| CliError::new(e.to_string()))?;
+                let outbound = config::resolve_server(&serve, file)?.outbound;
+                crate::api::project::validate_outbound_url(outbound, "repair_url", url)?;
             }
             let name = name.trim();
             if name.is_empty() || name.len() > 100 {

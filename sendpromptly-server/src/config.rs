@@ -122,7 +122,7 @@ pub struct ServeArgs {
     /// Seconds a whole request may take, body upload included, before a 408 (default 30).
     #[arg(long, env = "SENDPROMPTLY_REQUEST_TIMEOUT_SECONDS")]
     pub request_timeout_seconds: Option<u64>,
-    /// SMTP server for email alerts: smtp://user:pass@host:587 (STARTTLS required), smtps://… (TLS from the start), smtp://…?tls=none (plain; loopback testing only).
+    /// SMTP server for email alerts: smtp://user:pass@host:587 (STARTTLS required), smtps://… (TLS from the start), smtp://…?tls=none (plain: only for a trusted relay on this host or your private network).
     #[arg(long, env = "SENDPROMPTLY_SMTP_URL")]
     pub smtp_url: Option<String>,
     /// The From address of email alerts (required with --smtp-url).

@@ -216,8 +216,8 @@ async fn attempt(
             "the project has no repair_url; set one to deliver this callback".into(),
         );
     };
-    if let Err(refused) = state.config().outbound.check_url(url) {
-        return failed(started, format!("repair_url refused: {refused}"));
+    if let Err(refused) = state.config().outbound.check_setting("repair_url", url) {
+        return failed(started, format!("refused before sending: {refused}"));
     }
     let Some(callback) = callback_for(job) else {
         return failed(started, "the reprocess is no longer current".into());

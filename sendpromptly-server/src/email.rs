@@ -25,9 +25,38 @@ pub enum EmailError {
     /// The message could not be assembled.
     #[error("cannot build the message: {0}")]
     Build(#[from] lettre::error::Error),
+    /// `smtp://` requires STARTTLS and the server does not offer it (a
+    /// plain relay): says what to change.
+    #[error(
+        "SMTP: the server at {host}:{port} does not offer STARTTLS, which smtp_url `smtp://…` requires. \
+         For a trusted relay on this host or your private network, add ?tls=none to smtp_url \
+         (smtp://{host}:{port}?tls=none, keeping any user and password); for a remote server, \
+         use smtps:// or a server that offers STARTTLS"
+    )]
+    StartTlsNotOffered {
+        /// The SMTP host.
+        host: String,
+        /// Its port.
+        port: u16,
+    },
     /// The SMTP exchange failed (connection, TLS, AUTH or a refusal).
     #[error("SMTP: {0}")]
     Smtp(#[from] lettre::transport::smtp::Error),
+}
+
+impl EmailError {
+    /// Names a missing STARTTLS for what it is: lettre reports it as a
+    /// client error whose text names STARTTLS, before anything is sent.
+    fn from_send(smtp: &SmtpSettings, err: lettre::transport::smtp::Error) -> Self {
+        if smtp.tls == SmtpTls::StartTls && err.is_client() && err.to_string().contains("STARTTLS")
+        {
+            return EmailError::StartTlsNotOffered {
+                host: smtp.host.clone(),
+                port: smtp.port,
+            };
+        }
+        EmailError::Smtp(err)
+    }
 }
 
 fn mailbox(address: &str) -> Result<Mailbox, EmailError> {
@@ -82,7 +111,10 @@ pub async fn send(
     alert: &AlertMessage,
 ) -> Result<(), EmailError> {
     let message = build_message(smtp, to, alert)?;
-    transport(smtp, timeout)?.send(message).await?;
+    transport(smtp, timeout)?
+        .send(message)
+        .await
+        .map_err(|err| EmailError::from_send(smtp, err))?;
     Ok(())
 }
 
@@ -111,7 +143,7 @@ mod tests {
                 kind: IncidentKind::MissingResult,
                 reason: None,
                 received_at: Timestamp::from_unix_seconds(0),
-                console_url: "https://sp.example/console/incidents/inc_1".into(),
+                console_url: "https://sp.example/incidents/inc_1".into(),
             },
             at: Timestamp::from_unix_seconds(600),
         };

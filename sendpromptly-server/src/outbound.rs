@@ -35,6 +35,24 @@ pub enum OutboundError {
     /// The name resolved to no allowed address.
     #[error("`{0}` resolves to no address SendPromptly may call")]
     NoAllowedAddress(String),
+    /// Longer than [`MAX_URL_LENGTH`].
+    #[error("must be at most 2048 characters")]
+    TooLong,
+}
+
+/// The longest repair or alert URL accepted.
+pub const MAX_URL_LENGTH: usize = 2048;
+
+/// A repair or alert URL setting refused by [`OutboundPolicy::check_setting`]:
+/// the setting's name and why, e.g. `repair_url: 127.0.0.1 is a private or
+/// loopback address; …`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{param}: {reason}")]
+pub struct RefusedSetting {
+    /// The setting, e.g. `repair_url` or `alert_channels[0].url`.
+    pub param: String,
+    /// Why.
+    pub reason: OutboundError,
 }
 
 /// Whether private and loopback addresses may be called.
@@ -55,6 +73,22 @@ impl OutboundPolicy {
             return Err(OutboundError::Private(ip));
         }
         Ok(())
+    }
+
+    /// The check of a repair or alert URL setting named `param`, the same
+    /// wherever it happens: when it is saved (API, console, CLI) and when a
+    /// callback or alert is about to be sent. Length, shape, and the address
+    /// when the host is a literal address or `localhost` (names are checked
+    /// where they are resolved, see [`GuardedResolver`]).
+    pub fn check_setting(self, param: &str, value: &str) -> Result<url::Url, RefusedSetting> {
+        let refused = |reason| RefusedSetting {
+            param: param.to_owned(),
+            reason,
+        };
+        if value.len() > MAX_URL_LENGTH {
+            return Err(refused(OutboundError::TooLong));
+        }
+        self.check_url(value).map_err(refused)
     }
 
     /// Checks a URL's shape and, when its host is a literal address or

@@ -3,6 +3,12 @@
 //! `concurrency` of its callbacks are in flight (see
 //! [`Store::pace_reprocess_batches`](crate::store::Store::pace_reprocess_batches)).
 //!
+//! A callback waiting for its next retry holds no slot. Once the repair
+//! endpoint answers a 2xx again, the batch's callbacks still waiting from
+//! before that success are made due within the pacing (ahead of new items)
+//! instead of after their full backoff; a 429/503 `Retry-After` still
+//! pauses the whole batch ([`slow_down`]).
+//!
 //! All state is in the database and each item is sent in the same
 //! transaction that marks it `sent`, so a restart resumes a batch without
 //! duplicates and several instances never send an item twice. The
@@ -50,9 +56,17 @@ pub async fn pace_once(state: &AppState) {
             for (_, transition) in &report.transitions {
                 state.after_transition(&transition.effects);
             }
-            if !report.transitions.is_empty() || report.skipped > 0 || report.completed > 0 {
+            if report.retried > 0 {
+                state.wake_dispatcher();
+            }
+            if !report.transitions.is_empty()
+                || report.skipped > 0
+                || report.completed > 0
+                || report.retried > 0
+            {
                 tracing::debug!(
                     sent = report.transitions.len(),
+                    retried = report.retried,
                     skipped = report.skipped,
                     completed = report.completed,
                     "reprocess batches paced"

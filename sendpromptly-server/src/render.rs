@@ -17,7 +17,7 @@ pub struct TimelineRow {
     /// The time for people: `2026-11-22 10:00:05 UTC`.
     pub at_display: String,
     /// The entry kind's wire name (e.g. `callback.attempt`), for styling and tests.
-    pub kind: &'static str,
+    pub kind: String,
     /// A short title, e.g. "Incident opened".
     pub title: String,
     /// One line of specifics.
@@ -65,12 +65,13 @@ pub fn timeline_rows(entries: &[TimelineEntry], internal: bool) -> Vec<TimelineR
     let mut parents: Vec<(String, usize)> = Vec::new();
     for entry in entries {
         // Alerts are the team's business, not the customer's.
-        if !internal && entry.kind == TimelineKind::AlertAttempt {
+        // Nor are kinds this version does not know (written by a newer one).
+        if !internal && (entry.kind == TimelineKind::AlertAttempt || !entry.kind.is_known()) {
             continue;
         }
         let rendered = row(entry, internal);
         let reprocess_id = text(&entry.detail, "reprocess_id");
-        match entry.kind {
+        match &entry.kind {
             TimelineKind::ReprocessRequested => {
                 if let Some(id) = reprocess_id {
                     parents.push((id, rows.len()));
@@ -93,7 +94,7 @@ pub fn timeline_rows(entries: &[TimelineEntry], internal: bool) -> Vec<TimelineR
 
 fn row(entry: &TimelineEntry, internal: bool) -> TimelineRow {
     let d = &entry.detail;
-    let (title, summary, tone) = match entry.kind {
+    let (title, summary, tone) = match &entry.kind {
         TimelineKind::ReceiptRecorded => (
             "Receipt: event accepted by the app",
             text(d, "deadline_at").map_or_else(String::new, |due| {
@@ -222,6 +223,8 @@ fn row(entry: &TimelineEntry, internal: bool) -> TimelineRow {
             };
             ("Alert attempt", summary, tone)
         }
+        // Written by a newer version (after a downgrade): shown by name.
+        TimelineKind::Other(name) => ("Entry", name.clone(), "info"),
     };
     let excerpt = if internal && entry.kind == TimelineKind::CallbackAttempt {
         text(d, "response_excerpt").filter(|e| !e.is_empty())
@@ -231,7 +234,7 @@ fn row(entry: &TimelineEntry, internal: bool) -> TimelineRow {
     TimelineRow {
         at: entry.at.to_rfc3339(),
         at_display: display_time(entry.at),
-        kind: entry.kind.as_str(),
+        kind: entry.kind.as_str().to_owned(),
         title: title.to_owned(),
         summary,
         actor: if internal {
@@ -297,7 +300,7 @@ mod tests {
             ),
         ];
         let rows = timeline_rows(&entries, true);
-        let kinds: Vec<_> = rows.iter().map(|r| r.kind).collect();
+        let kinds: Vec<_> = rows.iter().map(|r| r.kind.as_str()).collect();
         assert_eq!(
             kinds,
             [

@@ -239,6 +239,8 @@ pub struct ReceivedCallback {
     pub body: Bytes,
     /// The status it answered.
     pub answered: u16,
+    /// When it arrived, on the receiver's (the server's manual) clock.
+    pub at: sendpromptly_core::Timestamp,
 }
 
 /// A scripted answer: status and optional `Retry-After`.
@@ -326,6 +328,7 @@ async fn receive(State(state): State<ReceiverState>, headers: HeaderMap, body: B
         .unwrap_or((200, None));
     let status = if verified.is_err() { 400 } else { status };
     state.received.lock().expect("lock").push(ReceivedCallback {
+        at: state.clock.now(),
         error: verified.as_ref().err().map(ToString::to_string),
         callback: verified.ok(),
         headers,

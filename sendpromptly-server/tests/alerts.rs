@@ -16,7 +16,7 @@ use reqwest::Method;
 use sendpromptly_core::standard_webhooks::{self, SigningSecret};
 use sendpromptly_server::config::SmtpSettings;
 use sendpromptly_server::testing::{
-    ApiClient, HookReceiver, ReceivedHook, TestServer, eventually, test_config,
+    ApiClient, CallbackReceiver, HookReceiver, ReceivedHook, TestServer, eventually, test_config,
 };
 use serde_json::{Value, json};
 
@@ -226,7 +226,10 @@ async fn an_opened_incident_is_announced_on_every_channel_with_its_facts() {
         "db <down> & out",
     )
     .await;
-    let link = format!("{PUBLIC_URL}/console/incidents/{incident_id}");
+    let link = format!(
+        "{PUBLIC_URL}/incidents/{incident_id}?project={}",
+        server.project.project_id
+    );
 
     let slack = wait_hooks(&hooks, "/slack", 1).await;
     let payload = slack[0].json();
@@ -683,4 +686,481 @@ async fn channels_are_set_and_shown_from_the_cli() {
     assert!(out.contains("now has 0 alert channel(s)"), "{out}");
     let settings = server.api().get("/v1/project").await;
     assert_eq!(settings.json["alert_channels"], json!([]));
+}
+
+/// The first `{PUBLIC_URL}/…` link in `text`, up to a quote, space or `>`.
+fn first_link(text: &str) -> String {
+    let start = text
+        .find(PUBLIC_URL)
+        .unwrap_or_else(|| panic!("no link to {PUBLIC_URL} in {text}"));
+    text[start..]
+        .split(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '|' | '\\'))
+        .next()
+        .expect("a link")
+        .to_owned()
+}
+
+/// GETs `link` (a `PUBLIC_URL` link) against the running server, sending
+/// `cookie` if any, as a browser would: redirects within the console are
+/// followed (keeping the cookies they set), a redirect to the sign-in page
+/// is not. The last status, its `Location`, its body.
+async fn follow(server: &TestServer, link: &str, cookie: Option<&str>) -> (u16, String, String) {
+    let mut path = link
+        .strip_prefix(PUBLIC_URL)
+        .unwrap_or_else(|| panic!("{link} is not under {PUBLIC_URL}"))
+        .to_owned();
+    let mut cookies: Vec<String> = cookie
+        .into_iter()
+        .flat_map(|c| c.split("; "))
+        .map(str::to_owned)
+        .collect();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    for _ in 0..5 {
+        let mut request = http.get(format!("{}{path}", server.url()));
+        if !cookies.is_empty() {
+            request = request.header("cookie", cookies.join("; "));
+        }
+        let response = request.send().await.expect("the server answers");
+        let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        for set in response.headers().get_all("set-cookie") {
+            let pair = set
+                .to_str()
+                .unwrap_or_default()
+                .split(';')
+                .next()
+                .unwrap_or_default();
+            let name = pair.split('=').next().unwrap_or_default();
+            cookies.retain(|c| !c.starts_with(&format!("{name}=")));
+            cookies.push(pair.to_owned());
+        }
+        if status == 303 && location.starts_with('/') && !location.starts_with("/login") {
+            path = location;
+            continue;
+        }
+        return (status, location, response.text().await.unwrap_or_default());
+    }
+    panic!("{link}: too many redirects");
+}
+
+/// Signs a console user in over HTTP; the `Cookie` header of the session.
+async fn console_session(server: &TestServer) -> String {
+    const EMAIL: &str = "oncall@example.com";
+    const PASSWORD: &str = "correct horse battery";
+    sendpromptly_server::provision::create_user(
+        server.store(),
+        EMAIL,
+        PASSWORD,
+        server.clock_now(),
+    )
+    .await
+    .expect("user");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let cookies = |response: &reqwest::Response| -> Vec<String> {
+        response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|c| c.split(';').next())
+            .map(str::to_owned)
+            .collect()
+    };
+    let login = http
+        .get(format!("{}/login", server.url()))
+        .send()
+        .await
+        .expect("login page");
+    let jar = cookies(&login).join("; ");
+    let body = login.text().await.expect("login body");
+    let marker = r#"name="csrf" value=""#;
+    let start = body.find(marker).expect("a csrf field") + marker.len();
+    let csrf = &body[start..][..body[start..].find('"').expect("end of csrf")];
+    let signed_in = http
+        .post(format!("{}/login", server.url()))
+        .header("cookie", jar)
+        .form(&[
+            ("email", EMAIL),
+            ("password", PASSWORD),
+            ("csrf", csrf),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(signed_in.status(), 303, "sign-in");
+    cookies(&signed_in)
+        .into_iter()
+        .find(|c| c.starts_with("sp_session="))
+        .expect("a session cookie")
+}
+
+#[tokio::test]
+async fn every_channels_link_opens_the_incident_in_the_console() {
+    let smtp = SmtpSink::start();
+    let server = start_server(smtp.as_ref()).await;
+    let api = server.api();
+    let hooks = HookReceiver::start().await;
+    let mut channels = vec![
+        json!({"type": "slack", "webhook_url": hooks.url("/slack")}),
+        json!({"type": "webhook", "url": hooks.url("/hook")}),
+    ];
+    if smtp.is_some() {
+        channels.push(json!({"type": "email", "to": "ops@example.com"}));
+    }
+    set_channels(&api, Value::Array(channels)).await;
+    let incident_id = open_incident(&api, "evt_link1", "invoice.paid", "tenant missing").await;
+
+    let mut links = vec![
+        (
+            "slack",
+            first_link(&wait_hooks(&hooks, "/slack", 1).await[0].json().to_string()),
+        ),
+        (
+            "webhook",
+            wait_hooks(&hooks, "/hook", 1).await[0].json()["incident"]["console_url"]
+                .as_str()
+                .expect("console_url")
+                .to_owned(),
+        ),
+    ];
+    if let Some(smtp) = &smtp {
+        let mail = eventually(WAIT, "the email arrives", || async {
+            smtp.messages().into_iter().next()
+        })
+        .await;
+        links.push(("email", first_link(&mail)));
+    }
+
+    let session = console_session(&server).await;
+    for (channel, link) in &links {
+        // Signed in: the incident's page.
+        let (status, _, body) = follow(&server, link, Some(&session)).await;
+        assert_eq!(status, 200, "{channel} link {link} answered {status}");
+        assert!(
+            body.contains(&incident_id) && body.contains("tenant missing"),
+            "{channel} link {link} is not the incident page: {body}"
+        );
+        // Not signed in: the sign-in page, which comes back to the incident.
+        let (status, location, _) = follow(&server, link, None).await;
+        assert_eq!(status, 303, "{channel} link {link} without a session");
+        assert!(
+            location.starts_with("/login?next=") && location.contains(&incident_id),
+            "{channel} link {link} redirects to {location}"
+        );
+    }
+
+    // An incident of another project opens from its alert too, whichever
+    // project the reader's console had chosen.
+    let other = sendpromptly_server::provision::create_project(
+        server.store(),
+        "second",
+        None,
+        server.clock_now(),
+    )
+    .await
+    .expect("second project");
+    let other_api = api.with_key(&other.api_key);
+    set_channels(
+        &other_api,
+        json!([{"type": "webhook", "url": hooks.url("/other")}]),
+    )
+    .await;
+    let other_incident = open_incident(
+        &other_api,
+        "evt_link2",
+        "invoice.paid",
+        "other tenant missing",
+    )
+    .await;
+    let hook = wait_hooks(&hooks, "/other", 1).await;
+    let link = hook[0].json()["incident"]["console_url"]
+        .as_str()
+        .expect("console_url")
+        .to_owned();
+    // The reader's console shows the default project (its switcher cookie).
+    let on_default = format!("{session}; sp_project={}", server.project.project_id);
+    let (status, _, body) = follow(&server, &link, Some(&on_default)).await;
+    assert_eq!(status, 200, "{link} answered {status}");
+    assert!(
+        body.contains(&other_incident) && body.contains("other tenant missing"),
+        "{link} is not the other project's incident page: {body}"
+    );
+
+    // A test send links to the settings page.
+    let r = api
+        .post("/v1/project/alert-channels/test", json!({"channel": 0}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let slack = wait_hooks(&hooks, "/slack", 2).await;
+    let link = first_link(&slack[1].json().to_string());
+    let (status, _, body) = follow(&server, &link, Some(&session)).await;
+    assert_eq!(status, 200, "test alert link {link} answered {status}");
+    assert!(body.contains("Alert channels"), "{link}: {body}");
+}
+
+#[tokio::test]
+async fn a_delivered_repair_without_a_result_is_announced_to_channels_that_want_it() {
+    let server = start_server(None).await;
+    let api = server.api();
+    let hooks = HookReceiver::start().await;
+    let repair =
+        CallbackReceiver::start(&server.project.signing_secret, server.clock.clone()).await;
+    let r = api
+        .send(
+            Method::PATCH,
+            "/v1/project",
+            Some(&json!({ "repair_url": repair.url() })),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    set_channels(
+        &api,
+        json!([
+            {"type": "webhook", "url": hooks.url("/no-result"), "on": ["reprocess.no_result"]},
+            {"type": "slack", "webhook_url": hooks.url("/slack"), "on": ["reprocess.no_result"]},
+            {"type": "webhook", "url": hooks.url("/opened")},
+        ]),
+    )
+    .await;
+    let incident_id = open_incident(&api, "evt_nr1", "invoice.paid", "worker down").await;
+    wait_hooks(&hooks, "/opened", 1).await;
+
+    let r = api
+        .post(&format!("/v1/incidents/{incident_id}/reprocess"), json!({}))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    eventually(WAIT, "the repair callback is delivered", || async {
+        let detail = api.get(&format!("/v1/incidents/{incident_id}")).await;
+        (detail.json["incident"]["reprocess"]["status"] == "delivered").then_some(())
+    })
+    .await;
+    assert!(hooks.received_on("/no-result").is_empty());
+
+    // The app never reports a result: past the result deadline the
+    // incident returns to open, and the channels that asked are told.
+    server.advance(Duration::from_secs(2 * 3600));
+    let got = wait_hooks(&hooks, "/no-result", 1).await;
+    verify_webhook(&got[0], &server.project.signing_secret, &server);
+    let body = got[0].json();
+    assert_eq!(body["type"], "reprocess.no_result", "{body}");
+    assert_eq!(body["incident"]["id"], incident_id.as_str());
+    assert!(
+        body["incident"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no result"),
+        "{body}"
+    );
+    let slack = wait_hooks(&hooks, "/slack", 1).await;
+    let title = slack[0].json()["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        title.contains("no result") && title.contains("invoice.paid"),
+        "{title}"
+    );
+    let detail = api.get(&format!("/v1/incidents/{incident_id}")).await;
+    assert_eq!(detail.json["incident"]["state"], "open");
+    wait_no_pending(&server).await;
+    // The default channel (`incident.opened` only) got nothing more.
+    assert_eq!(hooks.received_on("/opened").len(), 1);
+}
+
+#[tokio::test]
+async fn a_result_before_any_receipt_is_alerted_as_an_unknown_type() {
+    let server = start_server(None).await;
+    let api = server.api();
+    let hooks = HookReceiver::start().await;
+    set_channels(
+        &api,
+        json!([
+            {"type": "slack", "webhook_url": hooks.url("/slack")},
+            {"type": "webhook", "url": hooks.url("/hook")},
+        ]),
+    )
+    .await;
+    let r = api
+        .post(
+            "/v1/result",
+            json!({"provider": "stripe", "event_id": "evt_early", "status": "failure", "error": "no account"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let slack = wait_hooks(&hooks, "/slack", 1).await;
+    let payload = slack[0].json();
+    assert_eq!(
+        payload["text"],
+        "Incident opened: stripe unknown type (result arrived before any receipt) (failed_result)"
+    );
+    assert!(!payload.to_string().contains("stripe  ("), "{payload}");
+    let hook = wait_hooks(&hooks, "/hook", 1).await;
+    // The machine-readable body is unchanged: an empty type (none is known).
+    assert_eq!(hook[0].json()["incident"]["event_type"], "");
+}
+
+/// A plain SMTP relay on loopback (no STARTTLS, no AUTH), as a trusted
+/// local relay is: it accepts every message and keeps its DATA.
+struct PlainRelay {
+    port: u16,
+    messages: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PlainRelay {
+    async fn start() -> PlainRelay {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind relay");
+        let port = listener.local_addr().expect("relay addr").port();
+        let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = messages.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let kept = kept.clone();
+                tokio::spawn(async move {
+                    let (read, mut write) = stream.into_split();
+                    let mut lines = AsyncBufReader::new(read);
+                    let _ = write.write_all(b"220 relay.local ESMTP\r\n").await;
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if lines.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let verb = line.get(..4).unwrap_or_default().to_ascii_uppercase();
+                        let reply: &[u8] = match verb.as_str() {
+                            "EHLO" => b"250-relay.local\r\n250 8BITMIME\r\n",
+                            "HELO" | "MAIL" | "RCPT" | "RSET" | "NOOP" => b"250 OK\r\n",
+                            "DATA" => {
+                                let _ = write.write_all(b"354 go on\r\n").await;
+                                let mut data = String::new();
+                                loop {
+                                    line.clear();
+                                    if lines.read_line(&mut line).await.unwrap_or(0) == 0 {
+                                        return;
+                                    }
+                                    if line == ".\r\n" {
+                                        break;
+                                    }
+                                    data.push_str(&line);
+                                }
+                                kept.lock().expect("lock").push(data);
+                                b"250 queued\r\n"
+                            }
+                            "QUIT" => {
+                                let _ = write.write_all(b"221 bye\r\n").await;
+                                return;
+                            }
+                            _ => b"502 not implemented\r\n",
+                        };
+                        if write.write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        PlainRelay {
+            port,
+            messages,
+            task,
+        }
+    }
+
+    fn messages(&self) -> Vec<String> {
+        self.messages.lock().expect("lock").clone()
+    }
+}
+
+impl Drop for PlainRelay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Signs in, then presses the settings page's **Send test alert**; the page.
+async fn press_test_alert(server: &TestServer) -> String {
+    let session = console_session(server).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let settings = http
+        .get(format!("{}/settings", server.url()))
+        .header("cookie", &session)
+        .send()
+        .await
+        .expect("settings")
+        .text()
+        .await
+        .expect("settings body");
+    let marker = r#"name="csrf" value=""#;
+    let start = settings.find(marker).expect("a csrf field") + marker.len();
+    let csrf = &settings[start..][..settings[start..].find('"').expect("end")];
+    let page = http
+        .post(format!("{}/settings/alerts/test", server.url()))
+        .header("cookie", &session)
+        .form(&[("csrf", csrf)])
+        .send()
+        .await
+        .expect("test alert");
+    assert_eq!(page.status(), 200);
+    page.text().await.expect("page")
+}
+
+#[tokio::test]
+async fn a_plain_local_relay_is_refused_with_what_to_change_then_works_with_tls_none() {
+    let relay = PlainRelay::start().await;
+    let from = "SendPromptly <alerts@example.com>";
+    let with_url = |url: String| {
+        let mut config = test_config();
+        config.public_url = Some(PUBLIC_URL.to_owned());
+        config.smtp = Some(SmtpSettings::parse(&url, from).expect("smtp settings"));
+        config
+    };
+
+    // `smtp://` requires STARTTLS, which the relay does not offer.
+    let server = TestServer::start_with(with_url(format!("smtp://127.0.0.1:{}", relay.port))).await;
+    let api = server.api();
+    set_channels(&api, json!([{"type": "email", "to": "ops@example.com"}])).await;
+    let r = api.post("/v1/project/alert-channels/test", json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let outcome = &r.json["data"][0];
+    assert_eq!(outcome["delivered"], false, "{outcome}");
+    let error = outcome["error"].as_str().unwrap_or_default().to_owned();
+    let wanted = format!("smtp://127.0.0.1:{}?tls=none", relay.port);
+    assert!(
+        error.contains("STARTTLS") && error.contains(&wanted) && error.contains("smtp_url"),
+        "the error does not say what to change: {error}"
+    );
+    assert!(relay.messages().is_empty(), "nothing went in plain text");
+    // The console's test button shows the same words.
+    let page = press_test_alert(&server).await;
+    assert!(page.contains(&wanted), "{page}");
+    server.running.shutdown().await;
+
+    // With `?tls=none`, as the message says, the relay gets the alert.
+    let server = TestServer::start_with(with_url(wanted.clone())).await;
+    let api = server.api();
+    set_channels(&api, json!([{"type": "email", "to": "ops@example.com"}])).await;
+    let r = api.post("/v1/project/alert-channels/test", json!({})).await;
+    assert_eq!(r.json["data"][0]["delivered"], true, "{}", r.text);
+    let mail = relay.messages();
+    assert_eq!(mail.len(), 1);
+    assert!(mail[0].contains("TEST ALERT"), "{}", mail[0]);
 }

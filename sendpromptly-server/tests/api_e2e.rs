@@ -1095,3 +1095,50 @@ async fn outbound_urls_are_guarded() {
         "{attempt}"
     );
 }
+
+#[tokio::test]
+async fn a_failure_after_success_is_shown_as_ignored_and_the_event_still_reads_success() {
+    let server = TestServer::start().await;
+    let api = server.api();
+    let r = api
+        .post(
+            "/v1/receipt",
+            json!({"provider": "stripe", "event_id": "evt_late_fail", "event_type": "invoice.paid"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = api
+        .post(
+            "/v1/result",
+            json!({"provider": "stripe", "event_id": "evt_late_fail", "status": "success"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = api
+        .post(
+            "/v1/result",
+            json!({"provider": "stripe", "event_id": "evt_late_fail", "status": "failure",
+                   "error": "late duplicate handler"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    let r = api.get("/v1/events/stripe/evt_late_fail").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["event"]["state"], "succeeded", "{}", r.text);
+    assert_eq!(
+        r.json["event"]["last_result"]["status"], "success",
+        "{}",
+        r.text
+    );
+    assert!(r.json["incident"].is_null(), "{}", r.text);
+    let late = r.json["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .find(|e| e["kind"] == "result.failure")
+        .cloned()
+        .expect("the late failure is on the timeline");
+    assert_eq!(late["detail"]["error"], "late duplicate handler");
+    assert!(late["detail"]["ignored"].is_string(), "{late}");
+}

@@ -817,3 +817,151 @@ async fn the_settings_page_sends_a_test_alert_with_its_csrf_token() {
     assert_eq!(got.len(), 1);
     assert!(got[0].json().to_string().contains("TEST ALERT"));
 }
+
+/// What the outbound rule says about a loopback address without
+/// `--allow-private-urls`: the same words wherever it is checked.
+const PRIVATE_REFUSAL: &str = "127.0.0.1 is a private or loopback address; the operator must start the server with --allow-private-urls to reach it";
+
+#[tokio::test]
+async fn a_private_repair_url_is_refused_when_set_and_when_sent_with_the_same_words() {
+    const BIN: &str = env!("CARGO_BIN_EXE_sendpromptly");
+    use sendpromptly_server::testing::run_cli;
+    let server = TestServer::start_with(sendpromptly_server::config::ServerConfig {
+        outbound: sendpromptly_server::outbound::OutboundPolicy {
+            allow_private: false,
+        },
+        ..sendpromptly_server::testing::test_config()
+    })
+    .await;
+    provision::create_user(server.store(), EMAIL, PASSWORD, server.clock_now())
+        .await
+        .expect("user");
+    let receiver =
+        CallbackReceiver::start(&server.project.signing_secret, server.clock.clone()).await;
+    let private_url = receiver.url();
+    let db = server.database_url.clone();
+
+    // The CLI refuses it as `serve` would, unless told the same thing.
+    let refused = tokio::task::spawn_blocking({
+        let (db, url) = (db.clone(), private_url.clone());
+        move || {
+            run_cli(
+                BIN,
+                &db,
+                &[
+                    "project",
+                    "create",
+                    "--name",
+                    "strict",
+                    "--repair-url",
+                    &url,
+                ],
+            )
+        }
+    })
+    .await
+    .expect("join");
+    assert!(
+        !refused.success,
+        "a loopback repair URL was stored: {}",
+        refused.stdout
+    );
+    assert!(refused.stderr.contains("repair_url"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains(PRIVATE_REFUSAL),
+        "{}",
+        refused.stderr
+    );
+    let allowed = tokio::task::spawn_blocking({
+        let (db, url) = (db.clone(), private_url.clone());
+        move || {
+            run_cli(
+                BIN,
+                &db,
+                &[
+                    "project",
+                    "create",
+                    "--name",
+                    "lax",
+                    "--repair-url",
+                    &url,
+                    "--allow-private-urls",
+                ],
+            )
+        }
+    })
+    .await
+    .expect("join");
+    assert!(allowed.success, "{}", allowed.stderr);
+
+    // The API and the console say the same.
+    let api = server.api();
+    let r = api
+        .send(
+            reqwest::Method::PATCH,
+            "/v1/project",
+            Some(&json!({ "repair_url": private_url })),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert!(r.text.contains(PRIVATE_REFUSAL), "{}", r.text);
+    let mut browser = Browser::new(&server);
+    assert_eq!(browser.sign_in(EMAIL, PASSWORD).await.status, 303);
+    let csrf = browser.get("/settings").await.csrf();
+    let page = browser
+        .post(
+            "/settings/general",
+            &[
+                ("csrf", &csrf),
+                ("repair_url", &private_url),
+                ("default_deadline_seconds", "1800"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 422);
+    assert!(page.body.contains(PRIVATE_REFUSAL), "{}", page.body);
+
+    // A URL stored before (an older version, or the server restarted
+    // without --allow-private-urls): the settings page says it will be
+    // refused, and the refused attempt is on the timeline in the same words.
+    server
+        .store()
+        .update_project(
+            &server.project.project_id,
+            sendpromptly_server::store::ProjectPatch {
+                repair_url: Some(Some(private_url.clone())),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("store the URL");
+    let settings = browser.get("/settings").await;
+    assert_eq!(settings.status, 200);
+    assert!(
+        settings.body.contains(PRIVATE_REFUSAL),
+        "the settings page does not warn: {}",
+        settings.body
+    );
+    let incident = failed_incident(&server, "evt_private", "cus_private").await;
+    let r = api
+        .post(&format!("/v1/incidents/{incident}/reprocess"), json!({}))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let attempt = eventually(Duration::from_secs(10), "the refused attempt", || async {
+        let detail = api.get(&format!("/v1/incidents/{incident}")).await;
+        detail.json["timeline"]
+            .as_array()
+            .and_then(|t| t.iter().find(|e| e["kind"] == "callback.attempt").cloned())
+    })
+    .await;
+    let error = attempt["detail"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("repair_url"), "{attempt}");
+    assert!(error.contains(PRIVATE_REFUSAL), "{attempt}");
+    assert!(
+        receiver.received().is_empty(),
+        "nothing reached the endpoint"
+    );
+    let page = browser.get(&format!("/incidents/{incident}")).await;
+    assert!(page.body.contains(PRIVATE_REFUSAL), "{}", page.body);
+}

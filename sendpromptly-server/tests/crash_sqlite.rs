@@ -396,6 +396,7 @@ async fn sqlite_server_killed_at_random_moments_loses_nothing_and_does_nothing_t
             "crash",
             "--repair-url",
             &repair_url,
+            "--allow-private-urls",
             "--json",
         ],
     ))

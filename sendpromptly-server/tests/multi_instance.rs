@@ -310,6 +310,7 @@ async fn three_instances_one_killed_nothing_lost_nothing_twice() {
             "multi",
             "--repair-url",
             &repair_url,
+            "--allow-private-urls",
             "--json",
         ],
     ))

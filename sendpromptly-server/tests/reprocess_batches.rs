@@ -348,3 +348,123 @@ async fn restart_resumes_without_duplicates_and_cancel_stops_the_rest() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
+
+#[tokio::test]
+async fn callbacks_waiting_for_a_retry_do_not_hold_slots_and_resume_after_recovery() {
+    let server = TestServer::start().await;
+    let api = server.api();
+    let receiver =
+        CallbackReceiver::start(&server.project.signing_secret, server.clock.clone()).await;
+    set_repair_url(&api, &receiver.url()).await;
+    let targets = open_incidents(&api, "evt_busy", "invoice.paid", 80).await;
+
+    // A briefly overloaded endpoint: its first 20 answers are 429 (asking
+    // for 3 s) and 503 (no Retry-After), then it is healthy.
+    let script: Vec<(u16, Option<&str>)> = (0..20)
+        .map(|i| {
+            if i % 2 == 0 {
+                (429, Some("3"))
+            } else {
+                (503, None)
+            }
+        })
+        .collect();
+    receiver.script(&script);
+    let r = api
+        .post(
+            "/v1/reprocess-batches",
+            json!({"event_type": "invoice.paid", "rate_per_second": 40, "concurrency": 5}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let batch_id = r.json["id"].as_str().unwrap().to_owned();
+    let started = server.clock_now();
+
+    // Drive the clock in 100 ms steps for at most 90 s of server time. Each
+    // refusal pauses the batch (3 s, or 5 s without `Retry-After`) and the
+    // refused callbacks' own retries take refusals too, so the 20 refusals
+    // last about 45 s; then the endpoint is healthy.
+    let mut max_in_flight = 0;
+    let done = loop {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        let b = batch(&api, &batch_id).await;
+        max_in_flight = max_in_flight.max(count(&b, "in_flight"));
+        if b["state"] == "completed" {
+            break Some(b);
+        }
+        if server.clock_now().unix_millis() - started.unix_millis() >= 90_000 {
+            break None;
+        }
+        server.advance(Duration::from_millis(100));
+    };
+    let received = receiver.received();
+    let elapsed = |at: sendpromptly_core::Timestamp| {
+        (at.unix_millis() - started.unix_millis()) as f64 / 1000.0
+    };
+    let Some(done) = done else {
+        panic!(
+            "the batch was still running after 90 s: {} callbacks sent, counts {}",
+            received.len(),
+            batch(&api, &batch_id).await["counts"]
+        );
+    };
+    let finished = elapsed(server.clock_now());
+    assert_eq!(count(&done, "delivered"), 80, "{done}");
+    assert_eq!(count(&done, "failed"), 0, "{done}");
+    assert!(max_in_flight <= 5, "in flight {max_in_flight}");
+
+    // Recovery: after the first success, the items waiting for a retry are
+    // sent again within the pacing, not after their 30 s second backoff.
+    let first_success = received
+        .iter()
+        .find(|r| r.answered == 200)
+        .map(|r| r.at)
+        .expect("a success");
+    let last = received.iter().map(|r| r.at).max().expect("requests");
+    println!(
+        "80 callbacks at 40/s, concurrency 5: first success after {:.1} s, last request after {:.1} s, completed after {finished:.1} s",
+        elapsed(first_success),
+        elapsed(last)
+    );
+    assert!(
+        last.unix_millis() - first_success.unix_millis() <= 10_000,
+        "the last callback went {:.1} s after the endpoint recovered",
+        (last.unix_millis() - first_success.unix_millis()) as f64 / 1000.0
+    );
+
+    // `Retry-After: 3` is honoured: a refused callback is not tried again
+    // for 3 s, and the batch starts no new callback for 3 s after it.
+    let callback = |r: &sendpromptly_server::testing::ReceivedCallback| {
+        r.callback.clone().expect("every callback verifies")
+    };
+    for refused in received.iter().filter(|r| r.answered == 429) {
+        let id = callback(refused).reprocess_id;
+        for other in &received {
+            let gap = other.at.unix_millis() - refused.at.unix_millis();
+            let later = callback(other);
+            if later.reprocess_id == id && later.attempt > callback(refused).attempt {
+                assert!(
+                    gap >= 3000,
+                    "{id} was tried again {gap} ms after a 429 asking for 3 s"
+                );
+            }
+            // The pause starts when the dispatcher has recorded the 429,
+            // which may be a clock step (100 ms) after the endpoint answered.
+            if later.attempt == 1 {
+                assert!(
+                    gap <= 250 || gap >= 3000,
+                    "a new callback went {gap} ms after a 429 asking for 3 s"
+                );
+            }
+        }
+    }
+
+    // Each incident got one reprocess, its attempts numbered 1..n.
+    let (by_incident, attempts) = received_by_incident(&receiver);
+    assert_eq!(by_incident.len(), targets.len());
+    assert!(by_incident.values().all(|ids| ids.len() == 1));
+    for (reprocess_id, numbers) in &attempts {
+        let wanted: Vec<u32> = (1..=numbers.len() as u32).collect();
+        assert_eq!(numbers, &wanted, "{reprocess_id}");
+    }
+}

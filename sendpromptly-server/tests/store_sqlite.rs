@@ -430,7 +430,7 @@ async fn a_group_runs_at_once_and_falls_back_one_by_one_on_a_write_conflict() {
                 .await
                 .unwrap()
                 .unwrap_or_else(|| panic!("{name} stored"));
-            let kinds: Vec<TimelineKind> = stored.timeline.iter().map(|e| e.kind).collect();
+            let kinds: Vec<TimelineKind> = stored.timeline.iter().map(|e| e.kind.clone()).collect();
             (stored.record, kinds)
         }
     };

@@ -17,23 +17,19 @@ use crate::views::{ProjectView, RotatedSecret};
 /// How long the previous signing secrets keep signing after a rotation.
 pub const ROTATION_OVERLAP_SECONDS: i64 = 24 * 3600;
 
-/// Checks a repair or alert URL: absolute http(s), at most 2048 characters,
-/// and not an address the outbound policy refuses.
+/// Checks a repair or alert URL with [`OutboundPolicy::check_setting`] (the
+/// check the dispatcher and the alert sender repeat at send time), as a 422
+/// naming the setting.
 pub fn validate_outbound_url(
     policy: OutboundPolicy,
     param: &str,
     value: &str,
 ) -> Result<(), ApiError> {
-    if value.len() > 2048 {
-        return Err(ApiError::invalid(param, "must be at most 2048 characters"));
-    }
     policy
-        .check_url(value)
+        .check_setting(param, value)
         .map(drop)
-        .map_err(|err| ApiError::invalid(param, err.to_string()))
+        .map_err(|refused| ApiError::invalid(refused.param, refused.reason.to_string()))
 }
-
-const ALERT_EVENTS: [&str; 3] = ["incident.opened", "incident.resolved", "reprocess.failed"];
 
 fn validate_alert_channels(
     policy: OutboundPolicy,
@@ -84,13 +80,18 @@ fn validate_alert_channels(
                 .as_array()
                 .ok_or_else(|| ApiError::invalid(param("on"), "must be a list of event names"))?;
             for event in events {
-                if !event.as_str().is_some_and(|e| ALERT_EVENTS.contains(&e)) {
+                if event
+                    .as_str()
+                    .and_then(sendpromptly_core::alert::AlertEvent::parse)
+                    .is_none()
+                {
+                    let expected: Vec<&str> = sendpromptly_core::alert::AlertEvent::ALL
+                        .iter()
+                        .map(|e| e.as_str())
+                        .collect();
                     return Err(ApiError::invalid(
                         param("on"),
-                        format!(
-                            "unknown event {event}; expected {}",
-                            ALERT_EVENTS.join(", ")
-                        ),
+                        format!("unknown event {event}; expected {}", expected.join(", ")),
                     ));
                 }
             }

@@ -38,6 +38,27 @@ mod pages;
 
 use auth::{LoginThrottle, SignedIn};
 
+/// The console page of incident `id` (a path under the console's root, `/`;
+/// alert links are built from it and `--public-url`).
+pub fn incident_path(id: &str) -> String {
+    let id: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
+    format!("/incidents/{}", id.replace('+', "%20"))
+}
+
+/// [`incident_path`] for a link from outside the console (an alert): it
+/// names the incident's project, which the console switches to on opening
+/// it, whichever project the reader had chosen.
+pub fn incident_link_path(project_id: &str, id: &str) -> String {
+    let project: String = url::form_urlencoded::byte_serialize(project_id.as_bytes()).collect();
+    format!("{}?project={project}", incident_path(id))
+}
+
+/// The console's incident list.
+pub const INCIDENTS_PATH: &str = "/incidents";
+
+/// The console's settings page.
+pub const SETTINGS_PATH: &str = "/settings";
+
 /// The console's routes (merged into the main router at `/`).
 pub fn router(state: AppState) -> Router<AppState> {
     let throttle = Arc::new(LoginThrottle::default());

@@ -643,15 +643,38 @@ impl Done {
     }
 }
 
-/// `GET /incidents/{id}`.
+/// `?project=` on a link from outside the console (an alert).
+#[derive(Debug, Default, Deserialize)]
+pub struct ProjectParam {
+    project: Option<String>,
+}
+
+/// `GET /incidents/{id}` (`?project=prj_…` from an alert link switches the
+/// console to the incident's project first, then shows it).
 pub async fn incident(
     State(state): State<AppState>,
     signed_in: SignedIn,
     headers: HeaderMap,
     Path(id): Path<String>,
     Query(done): Query<Done>,
+    Query(link): Query<ProjectParam>,
 ) -> Response {
+    let secure = auth::is_secure(&state, &headers);
     with_workspace(state.clone(), &headers, signed_in, |ws| async move {
+        if let Some(project) = link
+            .project
+            .as_deref()
+            .and_then(|wanted| ws.projects.iter().find(|p| p.id == wanted))
+        {
+            let mut response = see_other(&super::incident_path(&id));
+            if project.id != ws.project.id {
+                response.headers_mut().append(
+                    header::SET_COOKIE,
+                    auth::set_cookie(PROJECT_COOKIE, &project.id, 365 * 24 * 3600, "Lax", secure),
+                );
+            }
+            return Ok(response);
+        }
         incident_page(&state, &ws, &id, StatusCode::OK, done.notice(), None).await
     })
     .await
@@ -964,6 +987,9 @@ struct SettingsPage {
     layout: Layout,
     project_id: String,
     repair_url: String,
+    /// Why the saved repair URL will be refused when a callback is sent
+    /// (saved before, or the server now runs without --allow-private-urls).
+    repair_url_refused: Option<String>,
     default_deadline_seconds: String,
     proof_show_metadata: bool,
     deadlines: String,
@@ -1045,6 +1071,14 @@ async fn settings_page(
         &SettingsPage {
             layout,
             project_id: project.id.clone(),
+            repair_url_refused: project.repair_url.as_deref().and_then(|url| {
+                state
+                    .config()
+                    .outbound
+                    .check_setting("repair_url", url)
+                    .err()
+                    .map(|refused| refused.to_string())
+            }),
             repair_url: draft
                 .repair_url
                 .unwrap_or_else(|| project.repair_url.clone().unwrap_or_default()),

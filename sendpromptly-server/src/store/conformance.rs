@@ -39,8 +39,8 @@ use sendpromptly_core::retry::{GiveUpReason, NextStep};
 use super::{
     AlertJob, ApiKey, Applied, DailyActivity, DeliveryJob, EventFilter, IdempotencyBegin,
     IdempotentOutcome, IdempotentRequest, IncidentCounts, IncidentFilter, NewBatchItem, NewProject,
-    Page, PageRequest, Project, ProjectPatch, ProofLink, ReprocessBatch, Session, Store,
-    StoreError, StoreResult, StoredResponse, User,
+    PaceReport, Page, PageRequest, Project, ProjectPatch, ProofLink, ReprocessBatch, Session,
+    Store, StoreError, StoreResult, StoredResponse, User,
 };
 use sendpromptly_core::machine::EventRecord;
 use sendpromptly_core::wire::ReprocessBatchCounts;
@@ -115,6 +115,7 @@ macro_rules! store_conformance_tests {
             incident_counts_and_daily_activity,
             free_text_search,
             reprocess_batches,
+            reprocess_batch_retries_hold_no_slot,
             concurrent_batch_pacing,
             alert_outbox_lifecycle,
             alert_grouping_into_a_digest,
@@ -947,7 +948,7 @@ pub async fn receipt_then_duplicate(store: &dyn Store) {
 
     let stored = store.event(&project.id, &k).await.unwrap().expect("stored");
     assert_eq!(stored.record, second.transition.record);
-    let kinds: Vec<TimelineKind> = stored.timeline.iter().map(|e| e.kind).collect();
+    let kinds: Vec<TimelineKind> = stored.timeline.iter().map(|e| e.kind.clone()).collect();
     assert_eq!(
         kinds,
         vec![
@@ -1017,7 +1018,7 @@ pub async fn result_before_receipt(store: &dyn Store) {
     assert_eq!(stored.record.deliveries, 1);
     assert_eq!(stored.record.received_at, Some(at(3)));
     assert_eq!(stored.record.next_due_at(), None);
-    let kinds: Vec<TimelineKind> = stored.timeline.iter().map(|e| e.kind).collect();
+    let kinds: Vec<TimelineKind> = stored.timeline.iter().map(|e| e.kind.clone()).collect();
     assert_eq!(
         kinds,
         vec![TimelineKind::ResultSuccess, TimelineKind::ReceiptRecorded]
@@ -1063,7 +1064,7 @@ pub async fn failure_opens_an_incident_that_is_listed(store: &dyn Store) {
         .expect("incident by id");
     assert_eq!(stored.record.state, EventState::Failed);
     assert_eq!(stored.record.event_id, "evt_fail");
-    let kinds: Vec<TimelineKind> = stored.timeline.iter().map(|e| e.kind).collect();
+    let kinds: Vec<TimelineKind> = stored.timeline.iter().map(|e| e.kind.clone()).collect();
     assert_eq!(
         kinds,
         vec![
@@ -1567,7 +1568,7 @@ pub async fn sweep_opens_one_incident_per_due_event(store: &dyn Store) {
         .await
         .unwrap()
         .unwrap();
-    let kinds: Vec<TimelineKind> = stored.timeline.iter().map(|e| e.kind).collect();
+    let kinds: Vec<TimelineKind> = stored.timeline.iter().map(|e| e.kind.clone()).collect();
     assert_eq!(
         kinds,
         vec![
@@ -2700,7 +2701,7 @@ pub async fn concurrent_mixed_applies(store: &dyn Store) {
             stored.record.incident.is_none(),
             "{i}: nothing of the failure is left"
         );
-        let kinds: Vec<TimelineKind> = stored.timeline.iter().map(|e| e.kind).collect();
+        let kinds: Vec<TimelineKind> = stored.timeline.iter().map(|e| e.kind.clone()).collect();
         assert_eq!(
             kinds,
             [
@@ -3145,6 +3146,100 @@ fn batch_item(incident_id: &str, skipped: Option<&str>) -> NewBatchItem {
         subject: None,
         skipped: skipped.map(str::to_owned),
     }
+}
+
+/// A batch callback waiting for its next retry holds no concurrency slot;
+/// once the endpoint answers a 2xx after its last attempt, it is made due
+/// within the pacing (before new items); a slow-down still pauses it.
+pub async fn reprocess_batch_retries_hold_no_slot(store: &dyn Store) {
+    let project = new_project(store).await;
+    let mut incidents = Vec::new();
+    for i in 0..3 {
+        let k = stripe(&unique("evt_retry_slot"));
+        incidents.push(failed_event(store, &project, &k, "invoice.paid", None, at(i)).await);
+    }
+    // 10 per second, one in flight at a time.
+    let batch = new_batch(&project, 10.0, 1, at(10));
+    let items: Vec<NewBatchItem> = incidents.iter().map(|id| batch_item(id, None)).collect();
+    store.create_reprocess_batch(&batch, &items).await.unwrap();
+    let sent = |paced: &PaceReport| paced.transitions.len();
+
+    // The first callback is refused (503): it waits 30 s for its retry.
+    assert_eq!(
+        sent(&store.pace_reprocess_batches(at(10), 10).await.unwrap()),
+        1
+    );
+    let first = store.claim_deliveries(at(10), LEASE, 10).await.unwrap();
+    assert_eq!(first.len(), 1);
+    store
+        .finish_delivery_attempt(
+            &first[0],
+            report(Some(503)),
+            NextStep::RetryAt(at(40)),
+            at(10),
+        )
+        .await
+        .unwrap();
+    // Waiting for its retry, it holds no slot: the next item starts.
+    let paced = store.pace_reprocess_batches(at(11), 10).await.unwrap();
+    assert_eq!(
+        sent(&paced),
+        1,
+        "a callback waiting for a retry held the only slot"
+    );
+    assert_eq!(paced.retried, 0, "no success yet: the retry keeps its time");
+    let counts = store
+        .reprocess_batch(&project.id, &batch.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .counts;
+    assert_eq!((counts.sent, counts.in_flight), (2, 1), "{counts:?}");
+    let second = store.claim_deliveries(at(11), LEASE, 10).await.unwrap();
+    assert_eq!(second.len(), 1);
+    assert_ne!(second[0].reprocess_id, first[0].reprocess_id);
+    // The endpoint recovers: a 2xx.
+    store
+        .finish_delivery_attempt(&second[0], report(Some(200)), NextStep::Done, at(12))
+        .await
+        .unwrap();
+    // The waiting callback is made due now, ahead of the third item.
+    let paced = store.pace_reprocess_batches(at(12), 10).await.unwrap();
+    assert_eq!((sent(&paced), paced.retried), (0, 1));
+    let again = store.claim_deliveries(at(12), LEASE, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].reprocess_id, first[0].reprocess_id);
+    assert_eq!(again[0].attempt, 2);
+    // It is refused again, with Retry-After: the batch pauses until then,
+    // and the retry is not pulled forward (no success since).
+    store
+        .finish_delivery_attempt(
+            &again[0],
+            report(Some(429)),
+            NextStep::RetryAt(at(60)),
+            at(13),
+        )
+        .await
+        .unwrap();
+    store
+        .slow_reprocess_batch(&again[0].reprocess_id, at(43))
+        .await
+        .unwrap();
+    for t in [13, 30, 42] {
+        let paced = store.pace_reprocess_batches(at(t), 10).await.unwrap();
+        assert_eq!((sent(&paced), paced.retried), (0, 0), "at {t}");
+    }
+    // After the pause the third item goes; the refused one keeps its time.
+    let paced = store.pace_reprocess_batches(at(43), 10).await.unwrap();
+    assert_eq!((sent(&paced), paced.retried), (1, 0));
+    assert!(
+        store
+            .claim_deliveries(at(43), LEASE, 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|j| j.reprocess_id != first[0].reprocess_id)
+    );
 }
 
 /// A batch is paced (rate and concurrency), skips what the state machine

@@ -465,6 +465,9 @@ pub struct PaceReport {
     pub skipped: usize,
     /// Batches that finished in this pass.
     pub completed: usize,
+    /// Callbacks waiting for a retry that were made due now, because the
+    /// repair endpoint answered a 2xx after their last attempt.
+    pub retried: usize,
 }
 
 /// Why an incident cannot be reprocessed now, as a batch item's `reason`.
@@ -594,7 +597,8 @@ pub struct NewAlert {
 
 /// The alert events a transition's effects raise, with their incident:
 /// opened and reopened → `incident.opened`, resolved → `incident.resolved`,
-/// a repair callback that gave up → `reprocess.failed`.
+/// a repair callback that gave up → `reprocess.failed`, a delivered one that
+/// produced no result in time → `reprocess.no_result`.
 pub fn alert_events(effects: &[Effect]) -> Vec<(AlertEvent, &str)> {
     effects
         .iter()
@@ -608,6 +612,9 @@ pub fn alert_events(effects: &[Effect]) -> Vec<(AlertEvent, &str)> {
             }
             Effect::CallbackGaveUp { incident_id, .. } => {
                 Some((AlertEvent::ReprocessFailed, incident_id.as_str()))
+            }
+            Effect::ReprocessNoResult { incident_id, .. } => {
+                Some((AlertEvent::ReprocessNoResult, incident_id.as_str()))
             }
             _ => None,
         })
@@ -674,6 +681,11 @@ pub fn plan_alerts(
                     .and_then(|r| r.as_str())
                     .map(|r| format!("repair callback gave up: {r}"))
                     .or_else(|| incident.last_error.clone())
+            } else if event == AlertEvent::ReprocessNoResult {
+                Some(
+                    "the repair callback was delivered but no result arrived before the result deadline"
+                        .to_owned(),
+                )
             } else {
                 incident.last_error.clone()
             },
@@ -775,7 +787,9 @@ impl AlertJob {
 
     /// The message to send at `now`: a single alert, or a digest when the
     /// job carries several incidents. `console` turns a console path
-    /// (`/console/incidents/inc_…`) into an absolute link.
+    /// (`/incidents/inc_…?project=prj_…`, see
+    /// [`crate::console::incident_link_path`]) into an
+    /// absolute link.
     pub fn message(
         &self,
         window_seconds: i64,
@@ -784,7 +798,10 @@ impl AlertJob {
     ) -> AlertMessage {
         let mut incidents = self.incidents.clone();
         for facts in &mut incidents {
-            facts.console_url = console(&format!("/console/incidents/{}", facts.incident_id));
+            facts.console_url = console(&crate::console::incident_link_path(
+                &self.project_id,
+                &facts.incident_id,
+            ));
         }
         if incidents.len() == 1 {
             let facts = incidents.remove(0);
@@ -802,7 +819,7 @@ impl AlertJob {
                     .unwrap_or_default(),
                 incidents,
                 window_seconds,
-                console_url: console("/console/incidents"),
+                console_url: console(crate::console::INCIDENTS_PATH),
             }
         }
     }

@@ -684,7 +684,8 @@ async fn write_effects(
             | Effect::IncidentReopened { .. }
             | Effect::IncidentReturnedToOpen { .. }
             | Effect::IncidentResolved { .. }
-            | Effect::CallbackGaveUp { .. } => {}
+            | Effect::CallbackGaveUp { .. }
+            | Effect::ReprocessNoResult { .. } => {}
         }
     }
     insert_alerts(conn, project_id, transition, now).await
@@ -2629,18 +2630,43 @@ impl Store for SqliteStore {
             let started_by: String = row.try_get("started_by")?;
             let note: Option<String> = row.try_get("note")?;
             let next_send_at = ts(row.try_get("next_send_at")?);
+            // A callback waiting for its next retry (attempted, not due) holds
+            // no slot; after the endpoint's latest success, those whose last
+            // attempt came before it are sent again within the pacing.
             let progress = sqlx::query(
                 "SELECT COALESCE(SUM(CASE WHEN i.state = 'pending' THEN 1 ELSE 0 END), 0) AS pending, \
-                 COALESCE(SUM(CASE WHEN i.state = 'sent' AND d.state = 'pending' THEN 1 ELSE 0 END), 0) AS in_flight \
+                 COALESCE(SUM(CASE WHEN i.state = 'sent' AND d.state = 'pending' THEN 1 ELSE 0 END), 0) AS in_flight, \
+                 COALESCE(SUM(CASE WHEN i.state = 'sent' AND d.state = 'pending' AND d.attempts > 0 \
+                 AND d.next_attempt_at > ? THEN 1 ELSE 0 END), 0) AS waiting, \
+                 MAX(CASE WHEN i.state = 'sent' AND d.state = 'delivered' THEN d.updated_at END) AS last_success \
                  FROM reprocess_batch_items i LEFT JOIN deliveries d ON d.reprocess_id = i.reprocess_id \
                  WHERE i.batch_id = ?",
             )
+            .bind(ms(now))
             .bind(&batch_id)
             .fetch_one(&mut *tx)
             .await?;
             let pending = to_u64(progress.try_get("pending")?);
             let in_flight = to_u64(progress.try_get("in_flight")?);
-            if pending == 0 {
+            let waiting = to_u64(progress.try_get("waiting")?);
+            let last_success: Option<i64> = progress.try_get("last_success")?;
+            let retryable = match last_success {
+                Some(success) if waiting > 0 => to_u64(
+                    sqlx::query_scalar::<_, i64>(
+                        "SELECT COUNT(*) FROM reprocess_batch_items i \
+                         JOIN deliveries d ON d.reprocess_id = i.reprocess_id \
+                         WHERE i.batch_id = ? AND i.state = 'sent' AND d.state = 'pending' \
+                         AND d.attempts > 0 AND d.next_attempt_at > ? AND d.updated_at < ?",
+                    )
+                    .bind(&batch_id)
+                    .bind(ms(now))
+                    .bind(success)
+                    .fetch_one(&mut *tx)
+                    .await?,
+                ),
+                _ => 0,
+            };
+            if pending == 0 && retryable == 0 {
                 if in_flight == 0 {
                     sqlx::query(
                         "UPDATE reprocess_batches SET state = 'completed', finished_at = ? \
@@ -2654,9 +2680,41 @@ impl Store for SqliteStore {
                 }
                 continue;
             }
-            let free = concurrency.saturating_sub(in_flight);
-            let (n, next) = super::pacing_allowance(now, next_send_at, rate, free, pending);
+            let free = concurrency.saturating_sub(in_flight.saturating_sub(waiting));
+            let (n, next) =
+                super::pacing_allowance(now, next_send_at, rate, free, pending + retryable);
             if n == 0 {
+                continue;
+            }
+            let retry_now = n.min(retryable);
+            if let Some(success) = last_success.filter(|_| retry_now > 0) {
+                let retried = sqlx::query(
+                    "UPDATE deliveries SET next_attempt_at = ?, updated_at = ? \
+                     WHERE state = 'pending' AND next_attempt_at > ? AND reprocess_id IN \
+                     (SELECT d.reprocess_id FROM reprocess_batch_items i \
+                     JOIN deliveries d ON d.reprocess_id = i.reprocess_id \
+                     WHERE i.batch_id = ? AND i.state = 'sent' AND d.state = 'pending' \
+                     AND d.attempts > 0 AND d.next_attempt_at > ? AND d.updated_at < ? \
+                     ORDER BY d.next_attempt_at LIMIT ?)",
+                )
+                .bind(ms(now))
+                .bind(ms(now))
+                .bind(ms(now))
+                .bind(&batch_id)
+                .bind(ms(now))
+                .bind(success)
+                .bind(i64::try_from(retry_now).unwrap_or(i64::MAX))
+                .execute(&mut *tx)
+                .await?;
+                report.retried += usize::try_from(retried.rows_affected()).unwrap_or(0);
+            }
+            let n = n - retry_now;
+            if n == 0 {
+                sqlx::query("UPDATE reprocess_batches SET next_send_at = ? WHERE id = ?")
+                    .bind(ms(next))
+                    .bind(&batch_id)
+                    .execute(&mut *tx)
+                    .await?;
                 continue;
             }
             let project = sqlx::query(&format!(
@@ -2786,7 +2844,8 @@ async fn load_batch(
          COALESCE(SUM(CASE WHEN i.state = 'skipped' THEN 1 ELSE 0 END), 0) AS skipped, \
          COALESCE(SUM(CASE WHEN i.state = 'cancelled' THEN 1 ELSE 0 END), 0) AS cancelled, \
          COALESCE(SUM(CASE WHEN i.state = 'sent' THEN 1 ELSE 0 END), 0) AS sent, \
-         COALESCE(SUM(CASE WHEN i.state = 'sent' AND d.state = 'pending' THEN 1 ELSE 0 END), 0) AS in_flight, \
+         COALESCE(SUM(CASE WHEN i.state = 'sent' AND d.state = 'pending' \
+         AND NOT (d.attempts > 0 AND d.lease_until IS NULL AND d.next_attempt_at > d.updated_at) THEN 1 ELSE 0 END), 0) AS in_flight, \
          COALESCE(SUM(CASE WHEN i.state = 'sent' AND d.state = 'delivered' THEN 1 ELSE 0 END), 0) AS delivered, \
          COALESCE(SUM(CASE WHEN i.state = 'sent' AND d.state = 'gave_up' THEN 1 ELSE 0 END), 0) AS failed, \
          COALESCE(SUM(CASE WHEN i.state = 'sent' AND inc.state = 'resolved' THEN 1 ELSE 0 END), 0) AS resolved \

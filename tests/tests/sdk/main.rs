@@ -2,6 +2,7 @@
 //! fault-injecting proxy in between where the test needs one.
 
 mod background;
+mod forward;
 mod happy;
 mod providers;
 mod retries;

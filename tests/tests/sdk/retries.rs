@@ -87,7 +87,7 @@ async fn a_lost_answer_is_replayed_not_recorded_twice() {
         (TimelineKind::ResultDuplicate, 0),
     ] {
         assert_eq!(
-            count_entries(&server, Provider::Shopify, "shop-evt-1", kind).await,
+            count_entries(&server, Provider::Shopify, "shop-evt-1", kind.clone()).await,
             expected,
             "{kind:?}"
         );
