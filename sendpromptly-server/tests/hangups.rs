@@ -496,7 +496,11 @@ async fn metric(base: &str, name: &str) -> f64 {
 async fn every_write_endpoint_survives_hangups(db: Database) {
     let hook = sendpromptly_server::testing::HookReceiver::start().await;
     let repair_url = hook.url("/repair");
-    let served = serve_with(&db, &["--repair-url", &repair_url], &[]);
+    let served = serve_with(
+        &db,
+        &["--repair-url", &repair_url, "--allow-private-urls"],
+        &[],
+    );
     let base = served.process.url.clone();
     let key = served.api_key.clone();
     let host = base.trim_start_matches("http://").to_owned();
