@@ -2,7 +2,7 @@
 //! that cross it.
 //!
 //! HTTP handlers, the sweeper and the dispatcher reach the database only
-//! through this trait. Its contract is pinned by [`conformance`], a suite
+//! through this trait. Its contract is pinned by `conformance`, a suite
 //! every implementation runs (SQLite here; PostgreSQL runs the very same).
 //!
 //! Each method is atomic: one transaction (`apply`, `apply_with_key` and
@@ -31,6 +31,8 @@ use sendpromptly_core::wire::{ReprocessBatchCounts, ReprocessBatchItem};
 use serde::{Deserialize, Serialize};
 
 mod codec;
+/// The suite every engine runs (compiled for tests and `test-support` only).
+#[cfg(any(test, feature = "test-support"))]
 pub mod conformance;
 mod group;
 pub use group::GroupCommitStats;
