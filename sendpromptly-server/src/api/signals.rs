@@ -118,6 +118,7 @@ fn signal_response(status: StatusCode, applied: &Applied) -> StoredResponse {
 }
 
 /// What storing a signal answered.
+#[allow(clippy::large_enum_variant)] // short-lived, moved once: boxing buys nothing
 enum Answer {
     /// Stored now.
     Applied(Applied),

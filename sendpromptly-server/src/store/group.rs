@@ -166,6 +166,7 @@ pub(super) struct StoredKey {
 }
 
 /// What a stored key says of a new request.
+#[allow(clippy::large_enum_variant)] // short-lived, moved once: boxing buys nothing
 pub(super) enum KeyVerdict {
     /// Unknown, expired, or abandoned by a crashed request: run it.
     Run,

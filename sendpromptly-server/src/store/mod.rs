@@ -270,6 +270,7 @@ impl std::fmt::Debug for IdempotentRequest {
 
 /// What [`Store::apply_idempotent`] did.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // short-lived, moved once: boxing buys nothing
 pub enum IdempotentOutcome {
     /// The command ran now (and its response, if any, is remembered).
     Applied(Applied),

@@ -920,9 +920,8 @@ async fn apply_in(tx: &mut PgConnection, job: GroupJob) -> StoreResult<Applied> 
         ctx,
         idempotency: _,
     } = job;
-    let mut tx = tx;
     if let Some(key_id) = &api_key
-        && valid_api_keys(&mut tx, &[(&project_id, key_id)])
+        && valid_api_keys(tx, &[(&project_id, key_id)])
             .await?
             .is_empty()
     {
@@ -930,7 +929,7 @@ async fn apply_in(tx: &mut PgConnection, job: GroupJob) -> StoreResult<Applied> 
     }
     let loaded = match &target {
         GroupTarget::Event(key) => {
-            let mut loaded = load_by_key(&mut tx, &project_id, key, Lock::ForUpdate).await?;
+            let mut loaded = load_by_key(tx, &project_id, key, Lock::ForUpdate).await?;
             if loaded.is_none() {
                 // A new event: serialise with any other instance creating
                 // the same one, then look again (it may have just committed it).
@@ -938,12 +937,12 @@ async fn apply_in(tx: &mut PgConnection, job: GroupJob) -> StoreResult<Applied> 
                     .bind(event_lock_key(&project_id, key))
                     .execute(&mut *tx)
                     .await?;
-                loaded = load_by_key(&mut tx, &project_id, key, Lock::ForUpdate).await?;
+                loaded = load_by_key(tx, &project_id, key, Lock::ForUpdate).await?;
             }
             loaded
         }
         GroupTarget::Incident(incident_id) => Some(
-            load_by_incident(&mut tx, &project_id, incident_id, Lock::ForUpdate)
+            load_by_incident(tx, &project_id, incident_id, Lock::ForUpdate)
                 .await?
                 .ok_or(StoreError::NotFound("incident"))?,
         ),
