@@ -662,14 +662,7 @@ impl Client {
 
     /// Resolves an incident by hand; `note` says why (required).
     pub async fn resolve(&self, incident_id: &str, note: &str) -> Result<ResolveResponse, Error> {
-        if note.trim().is_empty() {
-            return Err(sendpromptly_core::validation::ValidationError::new(
-                "note",
-                "must say why the incident is resolved",
-            )
-            .into());
-        }
-        sendpromptly_core::validation::validate_note(Some(note))?;
+        sendpromptly_core::validation::validate_resolve_note(note)?;
         let body = serde_json::json!({ "note": note });
         self.run(Call::post(
             &["v1", "incidents", incident_id, "resolve"],

@@ -132,6 +132,19 @@ pub fn validate_note(note: Option<&str>) -> Result<(), ValidationError> {
     Ok(())
 }
 
+/// Checks the note of a manual resolve: required (not blank, it says why
+/// the incident is resolved without a success result) and at most 4 KiB.
+/// The server and every client apply this one rule.
+pub fn validate_resolve_note(note: &str) -> Result<(), ValidationError> {
+    if note.trim().is_empty() {
+        return Err(ValidationError::new(
+            "note",
+            "must say why the incident is resolved",
+        ));
+    }
+    validate_note(Some(note))
+}
+
 impl Receipt {
     /// Checks every field against the contract's limits.
     pub fn validate(&self) -> Result<(), ValidationError> {

@@ -10,7 +10,6 @@
 //!
 //! [`Store::claim_alerts`]: crate::store::Store::claim_alerts
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sendpromptly_core::Timestamp;
@@ -20,70 +19,48 @@ use sendpromptly_core::alert::{
 use sendpromptly_core::machine::AttemptReport;
 use sendpromptly_core::model::{IncidentKind, Provider};
 use sendpromptly_core::retry::{AttemptClass, NextStep};
-use sendpromptly_core::standard_webhooks::{self, SigningSecret};
+use sendpromptly_core::standard_webhooks;
 use serde::Serialize;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
 use crate::app::AppState;
-use crate::dispatcher::{drain, elapsed_ms, failed, post_json, spawn_each};
+use crate::dispatcher::{elapsed_ms, failed, post_json};
 use crate::metrics::AttemptOutcome;
+use crate::outbox::Outbox;
 use crate::store::{AlertJob, alert_attempt_entry};
 
 /// Alerts sent at once.
 const CONCURRENCY: usize = 4;
 
-/// Runs the sender until `shutdown` turns true, then waits for sends in flight.
-pub async fn run(state: AppState, http: reqwest::Client, mut shutdown: watch::Receiver<bool>) {
-    let permits = Arc::new(Semaphore::new(CONCURRENCY));
-    loop {
-        if *shutdown.borrow() {
-            break;
-        }
-        send_due(&state, &http, &permits).await;
-        tokio::select! {
-            () = tokio::time::sleep(state.config().dispatch_interval) => {}
-            _ = shutdown.changed() => {}
-        }
-    }
-    drain(
-        state.config().shutdown_grace,
-        &permits,
-        CONCURRENCY,
-        "alerts",
-    )
-    .await;
-}
-
-async fn send_due(state: &AppState, http: &reqwest::Client, permits: &Arc<Semaphore>) {
-    let free = u32::try_from(permits.available_permits()).unwrap_or(0);
-    if free == 0 {
-        // Every permit is sending: busy, not stuck.
-        state.health().pass(crate::health::Loop::Alerts);
-        return;
-    }
-    let jobs = match state
-        .store()
-        .claim_alerts(
-            state.now(),
-            state.config().callback_lease,
-            free,
-            state.config().alert_group_window_seconds,
-        )
-        .await
-    {
-        Ok(jobs) => {
-            state.health().pass(crate::health::Loop::Alerts);
-            jobs
-        }
-        Err(err) => {
-            tracing::warn!(error = %err, "could not claim alerts");
-            return;
-        }
+/// Runs the sender until `shutdown` turns true, then waits for sends in
+/// flight (the loop is [`crate::outbox`]'s).
+pub async fn run(state: AppState, http: reqwest::Client, shutdown: watch::Receiver<bool>) {
+    let outbox = Outbox {
+        what: "alerts",
+        health: crate::health::Loop::Alerts,
+        concurrency: CONCURRENCY,
+        wake_on_dispatch: false,
     };
-    spawn_each(jobs, permits, |job| {
-        let (state, http) = (state.clone(), http.clone());
-        async move { deliver(&state, &http, job).await }
-    })
+    crate::outbox::run(
+        state,
+        outbox,
+        shutdown,
+        |state, free| async move {
+            state
+                .store()
+                .claim_alerts(
+                    state.now(),
+                    state.config().callback_lease,
+                    free,
+                    state.config().alert_group_window_seconds,
+                )
+                .await
+        },
+        move |state, job| {
+            let http = http.clone();
+            async move { deliver(&state, &http, job).await }
+        },
+    )
     .await;
 }
 
@@ -169,16 +146,16 @@ pub async fn send(
             if let Err(refused) = state.config().outbound.check_setting("url", url) {
                 return failed(started, format!("refused before sending: {refused}"));
             }
-            let secrets: Vec<SigningSecret> =
-                match state.store().signing_secrets(project_id, now).await {
-                    Ok(records) => records
-                        .iter()
-                        .filter_map(|r| SigningSecret::parse(&r.secret).ok())
-                        .collect(),
-                    Err(err) => {
-                        return failed(started, format!("could not load signing secrets: {err}"));
-                    }
-                };
+            let secrets = match state
+                .signing_secrets()
+                .secrets(state.store(), project_id, now)
+                .await
+            {
+                Ok(secrets) => secrets,
+                Err(err) => {
+                    return failed(started, format!("could not load signing secrets: {err}"));
+                }
+            };
             let body = message.webhook_body().to_string().into_bytes();
             let headers = match standard_webhooks::sign_headers(msg_id, now, &body, &secrets) {
                 Ok(headers) => headers,
@@ -264,7 +241,7 @@ pub fn test_message(state: &AppState, now: Timestamp) -> AlertMessage {
                 "TEST ALERT from SendPromptly: nothing is wrong, this channel works".into(),
             ),
             received_at: now,
-            console_url: state.public_url(crate::console::SETTINGS_PATH),
+            console_url: state.public_url(crate::links::SETTINGS_PATH),
         },
         at: now,
     }

@@ -8,11 +8,12 @@ use sendpromptly_core::machine::{Context, Effect};
 use sendpromptly_core::model::Actor;
 use tokio::sync::Notify;
 
-use crate::api::key_cache::SignalKeyCache;
+use crate::auth::key_cache::SignalKeyCache;
 use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::metrics::Metrics;
 use crate::ratelimit::KeyedBuckets;
+use crate::signing_cache::SigningSecretCache;
 use crate::store::Store;
 
 /// Shared state of a running server; cheap to clone.
@@ -30,6 +31,7 @@ struct Inner {
     dispatcher_wakeup: Notify,
     rate_limits: Option<KeyedBuckets>,
     signal_keys: SignalKeyCache,
+    signing_secrets: SigningSecretCache,
     health: crate::health::Health,
 }
 
@@ -52,6 +54,7 @@ impl AppState {
                 metrics: Metrics::default(),
                 dispatcher_wakeup: Notify::new(),
                 signal_keys: SignalKeyCache::default(),
+                signing_secrets: SigningSecretCache::default(),
                 health: crate::health::Health::default(),
             }),
         }
@@ -82,9 +85,14 @@ impl AppState {
     }
 
     /// The API keys the signal endpoints authenticate from (see
-    /// [`crate::api::key_cache`]).
+    /// [`crate::auth::key_cache`]).
     pub fn signal_keys(&self) -> &SignalKeyCache {
         &self.inner.signal_keys
+    }
+
+    /// The signing secrets the senders sign with (see [`crate::signing_cache`]).
+    pub fn signing_secrets(&self) -> &SigningSecretCache {
+        &self.inner.signing_secrets
     }
 
     /// What the background loops and the watchdog know of the server's health.

@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 use sendpromptly_core::callback::{RepairCallback, RepairCallbackEvent, sign_repair_callback};
 use sendpromptly_core::machine::AttemptReport;
 use sendpromptly_core::retry::{AttemptClass, NextStep, parse_retry_after};
-use sendpromptly_core::standard_webhooks::SigningSecret;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
 use crate::app::AppState;
 use crate::health::Loop;
 use crate::metrics::AttemptOutcome;
+use crate::outbox::Outbox;
 use crate::store::DeliveryJob;
 
 /// The `user-agent` of repair callbacks.
@@ -38,90 +38,30 @@ pub fn http_client(state: &AppState) -> reqwest::Result<reqwest::Client> {
         .build()
 }
 
-/// Runs the dispatcher until `shutdown` turns true, then waits for callbacks in flight.
-pub async fn run(state: AppState, http: reqwest::Client, mut shutdown: watch::Receiver<bool>) {
-    let concurrency = state.config().callback_concurrency;
-    let permits = Arc::new(Semaphore::new(concurrency));
-    loop {
-        if *shutdown.borrow() {
-            break;
-        }
-        dispatch_due(&state, &http, &permits).await;
-        tokio::select! {
-            () = tokio::time::sleep(state.config().dispatch_interval) => {}
-            () = state.dispatcher_woken() => {}
-            _ = shutdown.changed() => {}
-        }
-    }
-    drain(
-        state.config().shutdown_grace,
-        &permits,
-        concurrency,
-        "callbacks",
-    )
-    .await;
-}
-
-/// Waits up to `grace` for every one of the `concurrency` permits, i.e. for
-/// the sends in flight to finish; warns if some are still running (their
-/// leases expire and another claim retries them).
-pub async fn drain(grace: Duration, permits: &Semaphore, concurrency: usize, what: &str) {
-    let all = u32::try_from(concurrency).unwrap_or(u32::MAX);
-    if tokio::time::timeout(grace, permits.acquire_many(all))
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "{what} still in flight at shutdown; their leases expire and they are retried"
-        );
-    }
-}
-
-/// Spawns `send` for each claimed job, each holding one permit until it
-/// finishes (jobs beyond the free permits wait for one).
-pub async fn spawn_each<J, F, Fut>(jobs: Vec<J>, permits: &Arc<Semaphore>, send: F)
-where
-    F: Fn(J) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    for job in jobs {
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
-        };
-        let work = send(job);
-        tokio::spawn(async move {
-            work.await;
-            drop(permit);
-        });
-    }
-}
-
-/// Claims what is due and starts sending it, up to the free concurrency.
-async fn dispatch_due(state: &AppState, http: &reqwest::Client, permits: &Arc<Semaphore>) {
-    let free = u32::try_from(permits.available_permits()).unwrap_or(0);
-    if free == 0 {
-        // Every permit is sending: the dispatcher is busy, not stuck.
-        state.health().pass(Loop::Dispatcher);
-        return;
-    }
-    let jobs = match state
-        .store()
-        .claim_deliveries(state.now(), state.config().callback_lease, free)
-        .await
-    {
-        Ok(jobs) => {
-            state.health().pass(Loop::Dispatcher);
-            jobs
-        }
-        Err(err) => {
-            tracing::warn!(error = %err, "could not claim repair callbacks");
-            return;
-        }
+/// Runs the dispatcher until `shutdown` turns true, then waits for
+/// callbacks in flight (the loop is [`crate::outbox`]'s).
+pub async fn run(state: AppState, http: reqwest::Client, shutdown: watch::Receiver<bool>) {
+    let outbox = Outbox {
+        what: "repair callbacks",
+        health: Loop::Dispatcher,
+        concurrency: state.config().callback_concurrency,
+        wake_on_dispatch: true,
     };
-    spawn_each(jobs, permits, |job| {
-        let (state, http) = (state.clone(), http.clone());
-        async move { deliver(&state, &http, job).await }
-    })
+    crate::outbox::run(
+        state,
+        outbox,
+        shutdown,
+        |state, free| async move {
+            state
+                .store()
+                .claim_deliveries(state.now(), state.config().callback_lease, free)
+                .await
+        },
+        move |state, job| {
+            let http = http.clone();
+            async move { deliver(&state, &http, job).await }
+        },
+    )
     .await;
 }
 
@@ -223,14 +163,14 @@ async fn attempt(
         return failed(started, "the reprocess is no longer current".into());
     };
     let now = state.now();
-    let secrets: Vec<SigningSecret> =
-        match state.store().signing_secrets(&job.project_id, now).await {
-            Ok(records) => records
-                .iter()
-                .filter_map(|r| SigningSecret::parse(&r.secret).ok())
-                .collect(),
-            Err(err) => return failed(started, format!("could not load signing secrets: {err}")),
-        };
+    let secrets = match state
+        .signing_secrets()
+        .secrets(state.store(), &job.project_id, now)
+        .await
+    {
+        Ok(secrets) => secrets,
+        Err(err) => return failed(started, format!("could not load signing secrets: {err}")),
+    };
     let (body, headers) = match sign_repair_callback(&callback, &secrets, now) {
         Ok(signed) => signed,
         Err(err) => return failed(started, format!("could not sign the callback: {err}")),

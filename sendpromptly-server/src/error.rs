@@ -1,5 +1,6 @@
 //! [`ApiError`]: every error the HTTP API returns, and the one place where
-//! errors become HTTP statuses and `{"error": {type, message, param}}` bodies.
+//! errors (the service layer's [`ServiceError`] among them) become HTTP
+//! statuses and `{"error": {type, message, param}}` bodies.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -8,6 +9,7 @@ use sendpromptly_core::machine::TransitionError;
 use sendpromptly_core::validation::ValidationError;
 use serde::Serialize;
 
+use crate::service::ServiceError;
 use crate::store::StoreError;
 
 /// An error answered to an API client.
@@ -188,49 +190,35 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The API's words for a [`ServiceError`]: the one place where the service
+/// layer's errors become HTTP statuses and messages.
+impl From<ServiceError> for ApiError {
+    fn from(err: ServiceError) -> Self {
+        match err {
+            ServiceError::NotFound(what) => ApiError::NotFound(what),
+            ServiceError::Invalid(invalid) => ApiError::Validation(invalid),
+            ServiceError::Conflict { kind, message } => ApiError::Conflict { kind, message },
+            ServiceError::RepairUrlMissing => ApiError::Conflict {
+                kind: "repair_url_missing",
+                message:
+                    "the project has no repair_url; set one with PATCH /v1/project before reprocessing"
+                        .into(),
+            },
+            ServiceError::KeyRevoked => ApiError::InvalidApiKey,
+            ServiceError::Unavailable => ApiError::StorageUnavailable,
+            ServiceError::Internal(detail) => ApiError::Internal(detail),
+        }
+    }
+}
+
 impl From<TransitionError> for ApiError {
     fn from(err: TransitionError) -> Self {
-        match err {
-            TransitionError::UnknownEvent => ApiError::NotFound("event"),
-            TransitionError::NoIncident => ApiError::Conflict {
-                kind: "no_incident",
-                message: "this event has no incident".into(),
-            },
-            TransitionError::IncidentResolved => ApiError::Conflict {
-                kind: "incident_resolved",
-                message: "the incident is already resolved".into(),
-            },
-            TransitionError::CallbackInFlight { reprocess_id } => ApiError::Conflict {
-                kind: "reprocess_in_flight",
-                message: format!(
-                    "repair callback {reprocess_id} is still being delivered; wait until it is delivered or gives up"
-                ),
-            },
-            TransitionError::WrongEvent => {
-                ApiError::Internal("state machine got a command for another event".into())
-            }
-        }
+        ServiceError::from(err).into()
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
-        match err {
-            StoreError::Transition(t) => t.into(),
-            StoreError::Conflict(message) => ApiError::Conflict {
-                kind: "conflict",
-                message,
-            },
-            StoreError::NotFound("cursor") => {
-                ApiError::invalid("cursor", "is not a cursor returned by this API")
-            }
-            StoreError::NotFound(what) => ApiError::NotFound(what),
-            StoreError::KeyRevoked => ApiError::InvalidApiKey,
-            StoreError::Database(db) => {
-                tracing::error!(error = %db, "database error");
-                ApiError::StorageUnavailable
-            }
-            other => ApiError::Internal(other.to_string()),
-        }
+        ServiceError::from(err).into()
     }
 }

@@ -4,19 +4,27 @@
 //! the contract, the deadline sweeper, the repair-callback dispatcher, proof
 //! links and operations endpoints, on embedded SQLite by default.
 //!
-//! - [`store`]: the storage trait and its SQLite implementation.
-//! - [`api`]: the HTTP routes; [`error`] maps every error to HTTP in one place.
-//! - [`console`]: the server-rendered web console at `/`.
-//! - [`sweeper`], [`dispatcher`] and [`alerts`]: the background work;
-//!   [`health`]: what `/healthz` reports, and the watchdog.
-//! - [`server`]: start and stop; [`cli`]: the command line.
+//! Layers, each calling only the ones below it:
+//! - Front ends: [`api`] (the HTTP routes; [`error`] maps every error to
+//!   HTTP in one place; [`auth`] authenticates them), [`console`] (the
+//!   server-rendered web console at `/`) and [`cli`] (the command line).
+//!   [`router`] assembles the API and the console into one router; neither
+//!   front end names the other.
+//! - [`service`]: the operations the front ends share, returning a
+//!   [`service::ServiceError`] each front end words its own way.
+//! - [`store`]: the storage trait and its SQLite and PostgreSQL backends.
+//! - Background work: [`sweeper`], [`dispatcher`] and [`alerts`] (their
+//!   claim → send loop is [`outbox`]'s), [`pacer`]; [`health`]: what
+//!   `/healthz` reports, and the watchdog.
+//! - [`app`]: the state every request and task shares; [`server`]: start
+//!   and stop.
 #![forbid(unsafe_code)]
 
 pub mod alerts;
 pub mod api;
 pub mod app;
+pub mod auth;
 pub mod cli;
-pub mod cli_reprocess;
 pub mod clock;
 pub mod config;
 pub mod console;
@@ -24,16 +32,21 @@ pub mod dispatcher;
 pub mod email;
 pub mod error;
 pub mod health;
+pub mod links;
 pub mod listen;
 pub mod metrics;
 pub mod outbound;
+pub mod outbox;
 pub mod pacer;
 pub mod provision;
 pub mod ratelimit;
 pub mod render;
 pub mod retention;
+pub mod router;
 pub mod secrets;
 pub mod server;
+pub mod service;
+pub mod signing_cache;
 pub mod store;
 pub mod sweeper;
 #[cfg(feature = "test-support")]

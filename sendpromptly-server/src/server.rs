@@ -16,7 +16,6 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::api;
 use crate::app::AppState;
 use crate::clock::Clock;
 use crate::config::ServerConfig;
@@ -81,7 +80,7 @@ pub async fn start(
     let http = dispatcher::http_client(&state)?;
     let (shutdown, watcher) = watch::channel(false);
 
-    let app = api::router(state.clone());
+    let app = crate::router::router(state.clone());
     let serve = tokio::spawn(serve_http(
         listener,
         app,

@@ -1,12 +1,14 @@
-//! `GET /v1/events/{provider}/{event_id}` and `GET /v1/events`: support look-ups.
+//! `GET /v1/events/{provider}/{event_id}` and `GET /v1/events`: support
+//! look-ups, the HTTP adapters of [`crate::service::events`].
 
 use axum::Json;
 use axum::extract::State;
-use sendpromptly_core::model::{EventKey, EventState, Provider};
+use sendpromptly_core::model::{EventState, Provider};
 
 use super::extract::{Caller, PathSegments, QueryParams};
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
+use crate::service::events;
 use crate::store::{EventFilter, PageRequest};
 use crate::views::{EventDetail, EventList, EventView};
 
@@ -25,19 +27,7 @@ pub async fn get_one(
     caller: Caller,
     path: PathSegments,
 ) -> Result<Json<EventDetail>, ApiError> {
-    let provider: Provider = path
-        .first()
-        .parse()
-        .map_err(|_| ApiError::NotFound("event"))?;
-    let key = EventKey {
-        provider,
-        event_id: path.second().to_owned(),
-    };
-    let stored = state
-        .store()
-        .event(&caller.project_id, &key)
-        .await?
-        .ok_or(ApiError::NotFound("event"))?;
+    let stored = events::event(&state, &caller.project_id, path.first(), path.second()).await?;
     Ok(Json(EventDetail::from(&stored)))
 }
 
@@ -69,10 +59,7 @@ pub async fn search(
         limit: query.limit()?,
         cursor: query.text("cursor"),
     };
-    let found = state
-        .store()
-        .search_events(&caller.project_id, &filter, &page)
-        .await?;
+    let found = events::search(&state, &caller.project_id, &filter, &page).await?;
     Ok(Json(EventList {
         data: found.data.iter().map(EventView::from).collect(),
         next_cursor: found.next_cursor,

@@ -9,26 +9,11 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
-use sendpromptly_core::model::Actor;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
-/// The caller of an authenticated `/v1` request (set by the auth middleware).
-#[derive(Clone, Debug)]
-pub struct Caller {
-    /// The project the key opens.
-    pub project_id: String,
-    /// The key's id.
-    pub key_id: String,
-}
-
-impl Caller {
-    /// The timeline actor for this caller.
-    pub fn actor(&self) -> Actor {
-        Actor::ApiKey(self.key_id.clone())
-    }
-}
+pub use crate::auth::Caller;
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;

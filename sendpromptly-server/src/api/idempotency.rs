@@ -185,12 +185,18 @@ async fn guarded(
         Ok(IdempotencyBegin::InFlight) => ApiError::IdempotencyInFlight.into_response(),
         Ok(IdempotencyBegin::Proceed) => {
             let (parts, body) = handle.await.into_parts();
-            let Ok(body) = to_bytes(body, MAX_STORED_RESPONSE).await else {
-                if let Err(err) = store.idempotency_abandon(&caller.project_id, key).await {
-                    tracing::warn!(error = %err, "could not release an idempotency key");
-                }
-                return ApiError::Internal("response too large to store for idempotency".into())
+            let body = match to_bytes(body, MAX_STORED_RESPONSE).await {
+                Ok(body) => body,
+                Err(err) => {
+                    tracing::warn!(error = %err, status = parts.status.as_u16(), "could not read a response to remember for its idempotency key");
+                    if let Err(err) = store.idempotency_abandon(&caller.project_id, key).await {
+                        tracing::warn!(error = %err, "could not release an idempotency key");
+                    }
+                    return ApiError::Internal(
+                        "response too large to store for idempotency".into(),
+                    )
                     .into_response();
+                }
             };
             let outcome = if parts.status.is_server_error() {
                 store.idempotency_abandon(&caller.project_id, key).await

@@ -1,17 +1,17 @@
-//! Incidents: list, detail, reprocess, manual resolve.
+//! Incidents: list, detail, reprocess, manual resolve: the HTTP adapters
+//! of [`crate::service::incidents`].
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use sendpromptly_core::ids;
-use sendpromptly_core::machine::Command;
-use sendpromptly_core::model::{Actor, IncidentKind, IncidentState, Provider};
+use sendpromptly_core::model::{IncidentKind, IncidentState, Provider};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::extract::{ApiJson, Caller, OptionalApiJson, PathSegments, QueryParams};
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
+use crate::service::incidents::{self, load_incident, manual_resolve, request_reprocess};
 use crate::store::{IncidentFilter, PageRequest, StoredEvent};
 use crate::views::{
     EventView, IncidentDetail, IncidentList, IncidentView, ReprocessResponse, ResolveResponse,
@@ -70,30 +70,11 @@ pub async fn list(
         limit: query.limit()?,
         cursor: query.text("cursor"),
     };
-    let found = state
-        .store()
-        .list_incidents(&caller.project_id, &filter, &page)
-        .await?;
+    let found = incidents::list(&state, &caller.project_id, &filter, &page).await?;
     Ok(Json(IncidentList {
         data: found.data.iter().filter_map(IncidentView::of).collect(),
         next_cursor: found.next_cursor,
     }))
-}
-
-/// Loads an incident of the caller's project, or 404.
-pub async fn load_incident(
-    state: &AppState,
-    project_id: &str,
-    incident_id: &str,
-) -> Result<StoredEvent, ApiError> {
-    if !ids::has_shape(incident_id, ids::INCIDENT) {
-        return Err(ApiError::NotFound("incident"));
-    }
-    state
-        .store()
-        .incident(project_id, incident_id)
-        .await?
-        .ok_or(ApiError::NotFound("incident"))
 }
 
 fn detail(stored: &StoredEvent) -> Result<IncidentDetail, ApiError> {
@@ -118,91 +99,6 @@ pub async fn get_one(
 ) -> Result<Json<IncidentDetail>, ApiError> {
     let stored = load_incident(&state, &caller.project_id, path.first()).await?;
     Ok(Json(detail(&stored)?))
-}
-
-/// Requests a repair callback for an incident, as `actor`. Shared by the API and the console.
-pub async fn request_reprocess(
-    state: &AppState,
-    project_id: &str,
-    incident_id: &str,
-    actor: Actor,
-    note: Option<String>,
-) -> Result<ReprocessResponse, ApiError> {
-    sendpromptly_core::validation::validate_note(note.as_deref())?;
-    let stored = load_incident(state, project_id, incident_id).await?;
-    let project = state
-        .store()
-        .project(project_id)
-        .await?
-        .ok_or(ApiError::NotFound("project"))?;
-    if project.repair_url.is_none() {
-        return Err(ApiError::Conflict {
-            kind: "repair_url_missing",
-            message:
-                "the project has no repair_url; set one with PATCH /v1/project before reprocessing"
-                    .into(),
-        });
-    }
-    let result_deadline_seconds = project.deadline_for(
-        stored.record.event_type.as_deref().unwrap_or_default(),
-        None,
-    );
-    let ctx = state.context(actor);
-    let reprocess_id = ids::new_id(ids::REPROCESS, ctx.now, &mut rand::thread_rng());
-    let applied = state
-        .store()
-        .apply_to_incident(
-            project_id,
-            incident_id,
-            Command::RequestReprocess {
-                reprocess_id: reprocess_id.clone(),
-                note,
-                result_deadline_seconds,
-            },
-            ctx,
-        )
-        .await?;
-    state.after_transition(&applied.transition.effects);
-    let incident =
-        IncidentView::of(&applied.transition.record).ok_or(ApiError::NotFound("incident"))?;
-    Ok(ReprocessResponse {
-        reprocess_id,
-        incident,
-    })
-}
-
-/// Resolves an incident by hand, as `actor`. Shared by the API and the console.
-pub async fn manual_resolve(
-    state: &AppState,
-    project_id: &str,
-    incident_id: &str,
-    actor: Actor,
-    note: String,
-) -> Result<ResolveResponse, ApiError> {
-    if note.trim().is_empty() {
-        return Err(ApiError::invalid(
-            "note",
-            "must say why the incident is resolved",
-        ));
-    }
-    sendpromptly_core::validation::validate_note(Some(&note))?;
-    if !ids::has_shape(incident_id, ids::INCIDENT) {
-        return Err(ApiError::NotFound("incident"));
-    }
-    let ctx = state.context(actor);
-    let applied = state
-        .store()
-        .apply_to_incident(
-            project_id,
-            incident_id,
-            Command::ManualResolve { note },
-            ctx,
-        )
-        .await?;
-    state.after_transition(&applied.transition.effects);
-    let incident =
-        IncidentView::of(&applied.transition.record).ok_or(ApiError::NotFound("incident"))?;
-    Ok(ResolveResponse { incident })
 }
 
 /// Requests a repair callback.

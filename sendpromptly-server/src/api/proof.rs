@@ -1,29 +1,21 @@
-//! Proof links: create, list, revoke, and the read-only page at `/proof/{token}`.
+//! Proof links: create, list, revoke (the HTTP adapters of
+//! [`crate::service::proof`]), and the read-only page at `/proof/{token}`.
 
 use askama::Template;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
-use sendpromptly_core::ids;
-use sendpromptly_core::model::{Actor, TimelineEntry, TimelineKind};
 use serde::Deserialize;
-use serde_json::json;
 use utoipa::ToSchema;
 
 use super::extract::{Caller, OptionalApiJson, PathSegments};
-use super::incidents::load_incident;
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::render::{TimelineRow, display_time, timeline_rows};
 use crate::secrets;
-use crate::store::ProofLink;
+use crate::service::proof::{create_link, links_of, revoke_link};
 use crate::views::{ProofLinkCreated, ProofLinkView};
-
-/// Default lifetime of a proof link: 7 days.
-pub const DEFAULT_PROOF_SECONDS: u32 = 7 * 24 * 3600;
-/// Longest lifetime of a proof link: 90 days.
-pub const MAX_PROOF_SECONDS: u32 = 90 * 24 * 3600;
 
 /// Body of `POST /v1/incidents/{id}/proof-links`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -32,84 +24,6 @@ pub struct CreateProofLink {
     /// Lifetime in seconds: 60 – 7776000 (90 days); default 604800 (7 days).
     #[serde(default)]
     pub expires_in_seconds: Option<u32>,
-}
-
-/// Creates a proof link for an incident, as `actor`. Shared by the API and the console.
-pub async fn create_link(
-    state: &AppState,
-    project_id: &str,
-    incident_id: &str,
-    actor: Actor,
-    expires_in_seconds: Option<u32>,
-) -> Result<ProofLinkCreated, ApiError> {
-    let seconds = expires_in_seconds.unwrap_or(DEFAULT_PROOF_SECONDS);
-    if !(60..=MAX_PROOF_SECONDS).contains(&seconds) {
-        return Err(ApiError::invalid(
-            "expires_in_seconds",
-            format!("must be between 60 and {MAX_PROOF_SECONDS} (90 days)"),
-        ));
-    }
-    load_incident(state, project_id, incident_id).await?;
-    let now = state.now();
-    let token = secrets::new_proof_token();
-    let link = ProofLink {
-        id: ids::new_id(ids::PROOF_LINK, now, &mut rand::thread_rng()),
-        project_id: project_id.to_owned(),
-        incident_id: incident_id.to_owned(),
-        token_hash: secrets::hash_token(&token),
-        created_by: actor.to_string(),
-        created_at: now,
-        expires_at: now.plus_seconds(i64::from(seconds)),
-        revoked_at: None,
-    };
-    state.store().create_proof_link(link.clone()).await?;
-    let entry = TimelineEntry::new(
-        now,
-        TimelineKind::ProofLinkCreated,
-        actor,
-        json!({ "proof_link_id": link.id, "expires_at": link.expires_at }),
-    );
-    state
-        .store()
-        .append_incident_entry(project_id, incident_id, entry)
-        .await?;
-    Ok(ProofLinkCreated {
-        id: link.id,
-        url: state.public_url(&format!("/proof/{token}")),
-        expires_at: link.expires_at,
-    })
-}
-
-/// Revokes a proof link, as `actor`. Shared by the API and the console.
-pub async fn revoke_link(
-    state: &AppState,
-    project_id: &str,
-    link_id: &str,
-    actor: Actor,
-) -> Result<(), ApiError> {
-    let link = state
-        .store()
-        .proof_link(project_id, link_id)
-        .await?
-        .ok_or(ApiError::NotFound("proof link"))?;
-    let now = state.now();
-    if state
-        .store()
-        .revoke_proof_link(project_id, link_id, now)
-        .await?
-    {
-        let entry = TimelineEntry::new(
-            now,
-            TimelineKind::ProofLinkRevoked,
-            actor,
-            json!({ "proof_link_id": link.id }),
-        );
-        state
-            .store()
-            .append_incident_entry(project_id, &link.incident_id, entry)
-            .await?;
-    }
-    Ok(())
 }
 
 /// Creates a proof link: a read-only, expiring, revocable page of one incident.
@@ -150,11 +64,7 @@ pub async fn list_for_incident(
     caller: Caller,
     path: PathSegments,
 ) -> Result<Json<Vec<ProofLinkView>>, ApiError> {
-    load_incident(&state, &caller.project_id, path.first()).await?;
-    let links = state
-        .store()
-        .proof_links_for_incident(&caller.project_id, path.first())
-        .await?;
+    let links = links_of(&state, &caller.project_id, path.first()).await?;
     Ok(Json(links.iter().map(ProofLinkView::from).collect()))
 }
 
@@ -170,7 +80,14 @@ pub async fn revoke(
     caller: Caller,
     path: PathSegments,
 ) -> Result<StatusCode, ApiError> {
-    revoke_link(&state, &caller.project_id, path.first(), caller.actor()).await?;
+    revoke_link(
+        &state,
+        &caller.project_id,
+        path.first(),
+        None,
+        caller.actor(),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

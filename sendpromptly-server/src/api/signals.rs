@@ -9,8 +9,8 @@ use sendpromptly_core::model::{EventKey, Receipt, ResultSignal, ResultStatus};
 
 use super::extract::Caller;
 use super::idempotency::{self, KeyedJson};
-use super::key_cache::SignalProject;
 use crate::app::AppState;
+use crate::auth::key_cache::SignalProject;
 use crate::error::{ApiError, ErrorBody};
 use crate::store::{Applied, IdempotentOutcome, IdempotentRequest, StoreError, StoredResponse};
 use crate::views::SignalResponse;

@@ -32,9 +32,9 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::PageError;
 use super::{forbidden_page, render};
 use crate::app::AppState;
-use crate::error::ApiError;
 use crate::secrets;
 use crate::store::{Session, User};
 
@@ -126,7 +126,7 @@ pub fn set_cookie(
 pub async fn signed_in(
     state: &AppState,
     headers: &HeaderMap,
-) -> Result<Option<SignedIn>, ApiError> {
+) -> Result<Option<SignedIn>, PageError> {
     let Some(token) = cookie(headers, SESSION_COOKIE).filter(|t| !t.is_empty() && t.len() <= 100)
     else {
         return Ok(None);

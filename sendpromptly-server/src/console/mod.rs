@@ -10,9 +10,10 @@
 //! - Every POST carries a per-session CSRF token (hidden `csrf` field or
 //!   `X-CSRF-Token` header, which htmx sends); a missing or wrong token is a
 //!   403 page. The sign-in form uses a double-submit cookie instead.
-//! - Actions call the same functions as the API (`request_reprocess`,
-//!   `manual_resolve`, `create_link`, …) with [`Actor::Console`], so the
-//!   timeline names the user's email.
+//! - Actions call the service layer ([`crate::service`]: `request_reprocess`,
+//!   `manual_resolve`, `create_link`, …), as the API does, with
+//!   [`Actor::Console`], so the timeline names the user's email; a failure
+//!   is shown in the console's own words ([`PageError`], `error.rs`).
 //! - Console users are global; the project a page shows is chosen with the
 //!   project switcher (a cookie), defaulting to the first project.
 
@@ -29,35 +30,18 @@ use axum::routing::{get, post};
 use sendpromptly_core::model::Actor;
 
 use crate::app::AppState;
-use crate::error::ApiError;
 use crate::store::Project;
 
 pub mod auth;
 mod chart;
+mod error;
 mod pages;
+
+pub(crate) use error::PageError;
 
 use auth::{LoginThrottle, SignedIn};
 
-/// The console page of incident `id` (a path under the console's root, `/`;
-/// alert links are built from it and `--public-url`).
-pub fn incident_path(id: &str) -> String {
-    let id: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
-    format!("/incidents/{}", id.replace('+', "%20"))
-}
-
-/// [`incident_path`] for a link from outside the console (an alert): it
-/// names the incident's project, which the console switches to on opening
-/// it, whichever project the reader had chosen.
-pub fn incident_link_path(project_id: &str, id: &str) -> String {
-    let project: String = url::form_urlencoded::byte_serialize(project_id.as_bytes()).collect();
-    format!("{}?project={project}", incident_path(id))
-}
-
-/// The console's incident list.
-pub const INCIDENTS_PATH: &str = "/incidents";
-
-/// The console's settings page.
-pub const SETTINGS_PATH: &str = "/settings";
+pub use crate::links::{INCIDENTS_PATH, SETTINGS_PATH, incident_link_path, incident_path};
 
 /// The console's routes (merged into the main router at `/`).
 pub fn router(state: AppState) -> Router<AppState> {
@@ -186,7 +170,7 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
         let bytes = match axum::body::to_bytes(body, MAX_FORM_BYTES).await {
             Ok(bytes) => bytes,
             Err(_) => {
-                return error_page(Some(&signed_in), &ApiError::PayloadTooLarge);
+                return error_page(Some(&signed_in), &PageError::payload_too_large());
             }
         };
         let header_token = parts
@@ -323,14 +307,14 @@ pub(crate) async fn workspace(
     state: &AppState,
     headers: &HeaderMap,
     signed_in: SignedIn,
-) -> Result<Workspace, ApiError> {
+) -> Result<Workspace, PageError> {
     let projects = state.store().list_projects().await?;
     let chosen = auth::cookie(headers, PROJECT_COOKIE);
     let project = chosen
         .and_then(|id| projects.iter().find(|p| p.id == id))
         .or_else(|| projects.first())
         .cloned()
-        .ok_or(ApiError::NotFound("project"))?;
+        .ok_or(PageError::not_found("project"))?;
     Ok(Workspace {
         signed_in,
         project,
@@ -358,7 +342,7 @@ pub(crate) fn render(status: StatusCode, template: &impl Template) -> Response {
 }
 
 /// An error as an HTML page with the API's status and message.
-pub(crate) fn error_page(signed_in: Option<&SignedIn>, err: &ApiError) -> Response {
+pub(crate) fn error_page(signed_in: Option<&SignedIn>, err: &PageError) -> Response {
     let status = err.status();
     let title = match status {
         StatusCode::NOT_FOUND => "Not found",

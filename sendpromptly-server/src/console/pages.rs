@@ -16,18 +16,19 @@ use sendpromptly_core::model::{
 };
 use serde::Deserialize;
 
+use super::PageError;
 use super::auth::{self, SignedIn};
 use super::chart::{self, TypeRow};
 use super::{Layout, Notice, PROJECT_COOKIE, Workspace, error_page, render, workspace};
-use crate::api::batches;
-use crate::api::incidents::{load_incident, manual_resolve, request_reprocess};
-use crate::api::project::{ProjectUpdate, patch_from_update, rotate};
-use crate::api::proof::{DEFAULT_PROOF_SECONDS, create_link, revoke_link};
 use crate::app::AppState;
-use crate::error::ApiError;
 use crate::provision;
 use crate::render::{TimelineRow, display_time, timeline_rows};
+use crate::service::batches;
+use crate::service::incidents::{load_incident, manual_resolve, request_reprocess};
+use crate::service::project::{self as project_service, rotate};
+use crate::service::proof::{DEFAULT_PROOF_SECONDS, create_link, revoke_link};
 use crate::store::{EventFilter, IncidentFilter, PageRequest, StoredEvent};
+use crate::views::ProjectUpdate;
 use crate::views::{
     ProofLinkCreated, ReprocessBatchCounts, ReprocessBatchItem, ReprocessBatchPlan,
     ReprocessBatchRequest, ReprocessBatchView,
@@ -55,9 +56,9 @@ where
     }
 }
 
-/// Maps an API error to the console's error page.
-fn fail(ws: &Workspace) -> impl Fn(ApiError) -> Response + '_ {
-    move |err| error_page(Some(&ws.signed_in), &err)
+/// Maps an error (a [`PageError`], or what becomes one) to the console's error page.
+fn fail<E: Into<PageError>>(ws: &Workspace) -> impl Fn(E) -> Response + '_ {
+    move |err| error_page(Some(&ws.signed_in), &err.into())
 }
 
 fn time(at: Option<sendpromptly_core::Timestamp>) -> String {
@@ -270,7 +271,7 @@ pub async fn overview(
         let counts = store
             .incident_counts(&project_id)
             .await
-            .map_err(|e| fail(&ws)(e.into()))?;
+            .map_err(|e| fail(&ws)(e))?;
         let mut attention = Vec::new();
         let mut more_attention = false;
         for wanted in [IncidentState::Reprocessing, IncidentState::Open] {
@@ -287,7 +288,7 @@ pub async fn overview(
                     },
                 )
                 .await
-                .map_err(|e| fail(&ws)(e.into()))?;
+                .map_err(|e| fail(&ws)(e))?;
             more_attention |= page.next_cursor.is_some();
             attention.extend(page.data.iter().filter_map(IncidentItem::of));
         }
@@ -296,7 +297,7 @@ pub async fn overview(
         let activity = store
             .daily_activity(&project_id, since)
             .await
-            .map_err(|e| fail(&ws)(e.into()))?;
+            .map_err(|e| fail(&ws)(e))?;
         let chart = chart::overview(&activity, now.to_datetime().date_naive());
         Ok(render(
             StatusCode::OK,
@@ -359,19 +360,19 @@ struct IncidentsPage {
 fn parse_choice<T: std::str::FromStr>(
     name: &str,
     value: &Option<String>,
-) -> Result<Option<T>, ApiError> {
+) -> Result<Option<T>, PageError> {
     match value.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
         None => Ok(None),
         Some(v) => v
             .parse()
             .map(Some)
-            .map_err(|_| ApiError::invalid(name, format!("`{v}` is not a known value"))),
+            .map_err(|_| PageError::invalid(name, format!("`{v}` is not a known value"))),
     }
 }
 
 /// A time from a console form: RFC 3339, or what a `datetime-local` input
 /// sends (`2026-11-22T09:00`, seconds optional), read as UTC.
-fn form_time(name: &str, value: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
+fn form_time(name: &str, value: Option<&str>) -> Result<Option<Timestamp>, PageError> {
     let Some(text) = value.map(str::trim).filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
@@ -387,7 +388,7 @@ fn form_time(name: &str, value: Option<&str>) -> Result<Option<Timestamp>, ApiEr
     .find_map(|format| chrono::NaiveDateTime::parse_from_str(text, format).ok())
     .map(|naive| Some(Timestamp::from_datetime(naive.and_utc())))
     .ok_or_else(|| {
-        ApiError::invalid(
+        PageError::invalid(
             name,
             format!("`{text}` is not a time like 2026-11-22T09:00 (UTC)"),
         )
@@ -432,7 +433,7 @@ pub async fn incidents(
                 },
             )
             .await
-            .map_err(|e| fail(&ws)(e.into()))?;
+            .map_err(|e| fail(&ws)(e))?;
         let text = |v: &Option<String>| non_empty(v.clone()).unwrap_or_default();
         let params: Vec<(&str, String)> = [
             ("state", text(&query.state)),
@@ -580,13 +581,13 @@ async fn incident_page(
     let stored = load_incident(state, &ws.project.id, incident_id)
         .await
         .map_err(fail(ws))?;
-    let live = live_of(ws, &stored).ok_or_else(|| fail(ws)(ApiError::NotFound("incident")))?;
+    let live = live_of(ws, &stored).ok_or_else(|| fail(ws)(PageError::not_found("incident")))?;
     let now = state.now();
     let links = state
         .store()
         .proof_links_for_incident(&ws.project.id, incident_id)
         .await
-        .map_err(|e| fail(ws)(e.into()))?
+        .map_err(|e| fail(ws)(e))?
         .into_iter()
         .map(|link| LinkItem {
             status: if link.revoked_at.is_some() {
@@ -692,7 +693,7 @@ pub async fn incident_live(
             .await
             .map_err(fail(&ws))?;
         let live =
-            live_of(&ws, &stored).ok_or_else(|| fail(&ws)(ApiError::NotFound("incident")))?;
+            live_of(&ws, &stored).ok_or_else(|| fail(&ws)(PageError::not_found("incident")))?;
         if !live.polling {
             // The reprocess settled: reload the whole page (event facts and
             // actions change too), at its plain address.
@@ -729,7 +730,13 @@ fn see_other(path: &str) -> Response {
 }
 
 /// Re-renders the incident page with an action's error.
-async fn incident_error(state: &AppState, ws: &Workspace, id: &str, err: ApiError) -> Response {
+async fn incident_error(
+    state: &AppState,
+    ws: &Workspace,
+    id: &str,
+    err: impl Into<PageError>,
+) -> Response {
+    let err: PageError = err.into();
     let status = err.status();
     if status == StatusCode::NOT_FOUND {
         return fail(ws)(err);
@@ -799,7 +806,7 @@ pub async fn create_proof_link(
                         &state,
                         &ws,
                         &id,
-                        ApiError::invalid("expires_in_seconds", "must be a number of seconds"),
+                        PageError::invalid("expires_in_seconds", "must be a number of seconds"),
                     )
                     .await);
                 }
@@ -831,14 +838,7 @@ pub async fn revoke_proof_link(
     Path((id, link)): Path<(String, String)>,
 ) -> Response {
     with_workspace(state.clone(), &headers, signed_in, |ws| async move {
-        let owned = state
-            .store()
-            .proof_link(&ws.project.id, &link)
-            .await
-            .map_err(|e| fail(&ws)(e.into()))?
-            .filter(|l| l.incident_id == id)
-            .ok_or_else(|| fail(&ws)(ApiError::NotFound("proof link")))?;
-        match revoke_link(&state, &ws.project.id, &owned.id, ws.actor()).await {
+        match revoke_link(&state, &ws.project.id, &link, Some(&id), ws.actor()).await {
             Ok(()) => Ok(see_other(&format!("/incidents/{id}?done=revoked"))),
             Err(err) => Ok(incident_error(&state, &ws, &id, err).await),
         }
@@ -889,7 +889,7 @@ pub async fn events(
                 },
             )
             .await
-            .map_err(|e| fail(&ws)(e.into()))?;
+            .map_err(|e| fail(&ws)(e))?;
         let next_link = page.next_cursor.as_deref().map(|cursor| {
             let mut serializer = url::form_urlencoded::Serializer::new(String::new());
             if let Some(q) = &q {
@@ -929,14 +929,14 @@ pub async fn event(
     with_workspace(state.clone(), &headers, signed_in, |ws| async move {
         let provider: Provider = provider
             .parse()
-            .map_err(|_| fail(&ws)(ApiError::NotFound("event")))?;
+            .map_err(|_| fail(&ws)(PageError::not_found("event")))?;
         let key = EventKey { provider, event_id };
         let stored = state
             .store()
             .event(&ws.project.id, &key)
             .await
-            .map_err(|e| fail(&ws)(e.into()))?
-            .ok_or_else(|| fail(&ws)(ApiError::NotFound("event")))?;
+            .map_err(|e| fail(&ws)(e))?
+            .ok_or_else(|| fail(&ws)(PageError::not_found("event")))?;
         Ok(render(
             StatusCode::OK,
             &EventPage {
@@ -1028,12 +1028,12 @@ async fn settings_page(
     let project = store
         .project(&ws.project.id)
         .await
-        .map_err(|e| fail(ws)(e.into()))?
-        .ok_or_else(|| fail(ws)(ApiError::NotFound("project")))?;
+        .map_err(|e| fail(ws)(e))?
+        .ok_or_else(|| fail(ws)(PageError::not_found("project")))?;
     let secrets = store
         .signing_secrets(&project.id, state.now())
         .await
-        .map_err(|e| fail(ws)(e.into()))?
+        .map_err(|e| fail(ws)(e))?
         .into_iter()
         .map(|s| SecretItem {
             created_at: display_time(s.created_at),
@@ -1043,7 +1043,7 @@ async fn settings_page(
     let keys = store
         .list_api_keys(&project.id)
         .await
-        .map_err(|e| fail(ws)(e.into()))?
+        .map_err(|e| fail(ws)(e))?
         .into_iter()
         .map(|k| KeyItem {
             id: k.id,
@@ -1057,7 +1057,7 @@ async fn settings_page(
     let users = store
         .list_users()
         .await
-        .map_err(|e| fail(ws)(e.into()))?
+        .map_err(|e| fail(ws)(e))?
         .into_iter()
         .map(|u| UserItem {
             email: u.email,
@@ -1122,22 +1122,13 @@ pub async fn settings(
     .await
 }
 
-/// Applies a settings change through the API's validation.
+/// Applies a settings change through the service layer's validation.
 async fn save(state: &AppState, ws: &Workspace, update: ProjectUpdate, draft: Draft) -> PageResult {
-    let result = match patch_from_update(state.config().outbound, update) {
-        Ok(patch) => state
-            .store()
-            .update_project(&ws.project.id, patch)
-            .await
-            .map_err(ApiError::from),
-        Err(err) => Err(err),
-    };
+    let result = project_service::update(state, &ws.project.id, update).await;
     match result {
-        Ok(_) => {
-            state.signal_keys().forget_all();
-            Ok(see_other("/settings?done=saved"))
-        }
+        Ok(_) => Ok(see_other("/settings?done=saved")),
         Err(err) => {
+            let err = PageError::from(err);
             settings_page(
                 state,
                 ws,
@@ -1179,7 +1170,7 @@ pub async fn save_general(
         let default_deadline_seconds = match seconds.parse::<u32>() {
             Ok(value) => Some(value),
             Err(_) => {
-                let err = ApiError::invalid(
+                let err = PageError::invalid(
                     "default_deadline_seconds",
                     "must be a whole number of seconds (1 – 604800)",
                 );
@@ -1212,7 +1203,7 @@ pub struct DeadlinesForm {
     deadlines: String,
 }
 
-fn parse_deadlines(text: &str) -> Result<BTreeMap<String, u32>, ApiError> {
+fn parse_deadlines(text: &str) -> Result<BTreeMap<String, u32>, PageError> {
     let mut table = BTreeMap::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -1223,13 +1214,13 @@ fn parse_deadlines(text: &str) -> Result<BTreeMap<String, u32>, ApiError> {
             .split_once('=')
             .or_else(|| line.split_once(':'))
             .ok_or_else(|| {
-                ApiError::invalid(
+                PageError::invalid(
                     "deadlines_by_event_type",
                     format!("line {}: write `event.type = seconds`", n + 1),
                 )
             })?;
         let seconds = seconds.trim().parse::<u32>().map_err(|_| {
-            ApiError::invalid(
+            PageError::invalid(
                 "deadlines_by_event_type",
                 format!(
                     "line {}: `{}` is not a number of seconds",
@@ -1303,7 +1294,7 @@ pub async fn save_alerts(
             Ok(serde_json::Value::Array(Vec::new()))
         } else {
             serde_json::from_str::<serde_json::Value>(text).map_err(|err| {
-                ApiError::invalid("alert_channels", format!("is not valid JSON: {err}"))
+                PageError::invalid("alert_channels", format!("is not valid JSON: {err}"))
             })
         };
         match parsed {
@@ -1338,7 +1329,7 @@ pub async fn test_alerts(
     headers: HeaderMap,
 ) -> Response {
     with_workspace(state.clone(), &headers, signed_in, |ws| async move {
-        let outcomes = crate::api::project::test_alerts(&state, &ws.project.id, None)
+        let outcomes = project_service::test_alerts(&state, &ws.project.id, None)
             .await
             .map_err(fail(&ws))?;
         let summary: Vec<String> = outcomes
@@ -1417,12 +1408,12 @@ pub async fn create_api_key(
     with_workspace(state.clone(), &headers, signed_in, |ws| async move {
         let name = non_empty(Some(form.name));
         if name.as_ref().is_some_and(|n| n.len() > 100) {
-            let err = ApiError::invalid("name", "must be at most 100 characters");
+            let err = PageError::invalid("name", "must be at most 100 characters");
             return settings_page(&state, &ws, err.status(), Notice::bad(err.message()), None, Draft::default()).await;
         }
         let key = provision::create_api_key(state.store(), &ws.project.id, name, state.now())
             .await
-            .map_err(|e| fail(&ws)(e.into()))?;
+            .map_err(|e| fail(&ws)(e))?;
         tracing::info!(user = %ws.signed_in.user.email, project = %ws.project.id, "API key created from the console");
         settings_page(
             &state,
@@ -1453,9 +1444,9 @@ pub async fn revoke_api_key(
             .store()
             .revoke_api_key(&ws.project.id, &id, state.now())
             .await
-            .map_err(|e| fail(&ws)(e.into()))?;
+            .map_err(|e| fail(&ws)(e))?;
         if !revoked {
-            return Err(fail(&ws)(ApiError::NotFound("API key")));
+            return Err(fail(&ws)(PageError::not_found("API key")));
         }
         state.signal_keys().forget_all();
         tracing::info!(user = %ws.signed_in.user.email, project = %ws.project.id, key = %id, "API key revoked from the console");
@@ -1484,7 +1475,7 @@ pub async fn switch_project(
             .projects
             .iter()
             .find(|p| p.id == form.project_id)
-            .ok_or_else(|| fail(&ws)(ApiError::NotFound("project")))?;
+            .ok_or_else(|| fail(&ws)(PageError::not_found("project")))?;
         let mut response = see_other("/");
         response.headers_mut().append(
             header::SET_COOKIE,
@@ -1545,7 +1536,7 @@ mod tests {
 
 /// The batch request in a console form or query: `incident_id` (repeated)
 /// or the incident list's filters, plus pacing and a note.
-fn batch_request(pairs: &[(String, String)]) -> Result<ReprocessBatchRequest, ApiError> {
+fn batch_request(pairs: &[(String, String)]) -> Result<ReprocessBatchRequest, PageError> {
     let get = |name: &str| {
         pairs
             .iter()
@@ -1559,11 +1550,11 @@ fn batch_request(pairs: &[(String, String)]) -> Result<ReprocessBatchRequest, Ap
         .map(|(_, v)| v.trim().to_owned())
         .filter(|v| !v.is_empty())
         .collect();
-    let number = |name: &str| -> Result<Option<f64>, ApiError> {
+    let number = |name: &str| -> Result<Option<f64>, PageError> {
         get(name)
             .map(|v| {
                 v.parse::<f64>()
-                    .map_err(|_| ApiError::invalid(name, "must be a number"))
+                    .map_err(|_| PageError::invalid(name, "must be a number"))
             })
             .transpose()
     };

@@ -1,4 +1,8 @@
-//! The `sendpromptly` command line.
+//! The `sendpromptly` command line: argument parsing and the commands.
+//! `reprocess` (bulk reprocess) lives in [`reprocess`]; [`CliError`], the
+//! one place where errors become the operator's words and an exit status,
+//! in `error.rs`. The commands work on the [`Store`] and the service layer
+//! ([`crate::service`]), never on the HTTP API's modules.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
@@ -15,6 +19,11 @@ use crate::server;
 use crate::store::postgres::{PoolSettings, PostgresStore};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
+
+mod error;
+pub mod reprocess;
+
+pub use error::CliError;
 
 /// SendPromptly: know when a paid webhook's business effect was never applied.
 #[derive(Debug, Parser)]
@@ -42,7 +51,7 @@ enum Command {
     #[command(subcommand)]
     User(UserCommand),
     /// Bulk-reprocess incidents after an outage: plan (--dry-run), start, follow with a progress bar.
-    Reprocess(crate::cli_reprocess::ReprocessArgs),
+    Reprocess(reprocess::ReprocessArgs),
     /// A development repair endpoint: verifies and prints repair callbacks (like `stripe listen`).
     Listen(crate::listen::ListenArgs),
     /// Alert channels.
@@ -165,59 +174,6 @@ enum UserCommand {
     },
 }
 
-/// A command-line failure: a message for the operator, and the exit status.
-#[derive(Debug)]
-pub struct CliError {
-    message: String,
-    status: u8,
-}
-
-impl CliError {
-    /// A failure with this message (exit status 1).
-    pub fn new(message: impl Into<String>) -> Self {
-        CliError {
-            message: message.into(),
-            status: 1,
-        }
-    }
-
-    /// The server stopped itself because it could no longer work (exit
-    /// status 75, `EX_TEMPFAIL`: a supervisor should restart it).
-    pub fn temporary_failure(message: impl Into<String>) -> Self {
-        CliError {
-            message: message.into(),
-            status: 75,
-        }
-    }
-}
-
-impl std::fmt::Display for CliError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-macro_rules! cli_error_from {
-    ($($ty:ty),+ $(,)?) => {
-        $(impl From<$ty> for CliError {
-            fn from(err: $ty) -> Self {
-                CliError::new(err.to_string())
-            }
-        })+
-    };
-}
-
-cli_error_from!(
-    StoreError,
-    crate::error::ApiError,
-    config::ConfigError,
-    server::StartError,
-    provision::UserError,
-    serde_json::Error,
-    std::io::Error,
-    secrets::SecretError,
-);
-
 /// Runs the command line; returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -253,18 +209,6 @@ fn init_logging(format: LogFormat) {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
     };
-}
-
-/// Opens (without migrating) the store named by a database URL, with the
-/// default PostgreSQL pool settings and the key file beside an SQLite
-/// database (created if missing).
-pub async fn open_store(database_url: &str) -> Result<Arc<dyn Store>, CliError> {
-    let keys = config::SecretKeyConfig {
-        current: config::SecretKeySource::Unset,
-        previous: Vec::new(),
-    };
-    let keyring = load_keyring(&keys, database_url)?;
-    open_store_with(database_url, PoolSettings::default(), keyring).await
 }
 
 /// Builds the keyring from the key settings. With no key configured, an
@@ -397,7 +341,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Listen(_) => Ok(()),
         Command::Reprocess(args) => {
             let project = resolve_project(store.as_ref(), &args.project).await?;
-            crate::cli_reprocess::run(store.as_ref(), &project.id, args, now).await
+            reprocess::run(store.as_ref(), &project.id, args, now).await
         }
         Command::Alerts(AlertsCommand::Show { project }) => {
             let project = resolve_project(store.as_ref(), &project).await?;
@@ -486,7 +430,7 @@ async fn alerts_set(
         alert_channels: Some(value),
         ..Default::default()
     };
-    let patch = crate::api::project::patch_from_update(outbound, update)?;
+    let patch = crate::service::project::patch_from_update(outbound, update)?;
     let project = store.update_project(project_id, patch).await?;
     let count = project.alert_channels.as_array().map_or(0, Vec::len);
     println!(
@@ -508,7 +452,7 @@ async fn alerts_test(
         .clone()
         .unwrap_or_else(|| format!("http://{}", config.listen));
     let state = crate::app::AppState::new(store, Arc::new(SystemClock), config, public_url);
-    let outcomes = crate::api::project::test_alerts(&state, project_id, channel).await?;
+    let outcomes = crate::service::project::test_alerts(&state, project_id, channel).await?;
     if outcomes.is_empty() {
         return Err(CliError::new(
             "the project has no alert_channels; set them with `sendpromptly alerts set`, PATCH /v1/project or in the console settings",
@@ -568,7 +512,7 @@ async fn project(
         } => {
             if let Some(url) = &repair_url {
                 let outbound = config::resolve_server(&serve, file)?.outbound;
-                crate::api::project::validate_outbound_url(outbound, "repair_url", url)?;
+                crate::service::project::validate_outbound_url(outbound, "repair_url", url)?;
             }
             let name = name.trim();
             if name.is_empty() || name.len() > 100 {

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::extract::Caller;
+use super::Caller;
 use crate::store::Project;
 
 /// How long an entry is used before the key is read again.

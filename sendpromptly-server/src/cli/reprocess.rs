@@ -14,8 +14,8 @@ use sendpromptly_core::Timestamp;
 use sendpromptly_core::model::Actor;
 use sendpromptly_core::wire::{ReprocessBatchRequest, ReprocessBatchView};
 
-use crate::api::batches;
-use crate::cli::CliError;
+use super::error::CliError;
+use crate::service::batches;
 use crate::store::Store;
 
 /// Arguments of `sendpromptly reprocess`.

@@ -1,0 +1,75 @@
+//! [`CliError`]: a command-line failure as the operator reads it, with its
+//! exit status; the one place where the errors of the store, the service
+//! layer and the configuration become the CLI's words.
+
+use crate::config;
+use crate::provision;
+use crate::secrets;
+use crate::server;
+use crate::service::ServiceError;
+use crate::store::StoreError;
+
+/// A command-line failure: a message for the operator, and the exit status.
+#[derive(Debug)]
+pub struct CliError {
+    message: String,
+    pub(super) status: u8,
+}
+
+impl CliError {
+    /// A failure with this message (exit status 1).
+    pub fn new(message: impl Into<String>) -> Self {
+        CliError {
+            message: message.into(),
+            status: 1,
+        }
+    }
+
+    /// The server stopped itself because it could no longer work (exit
+    /// status 75, `EX_TEMPFAIL`: a supervisor should restart it).
+    pub fn temporary_failure(message: impl Into<String>) -> Self {
+        CliError {
+            message: message.into(),
+            status: 75,
+        }
+    }
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+macro_rules! cli_error_from {
+    ($($ty:ty),+ $(,)?) => {
+        $(impl From<$ty> for CliError {
+            fn from(err: $ty) -> Self {
+                CliError::new(err.to_string())
+            }
+        })+
+    };
+}
+
+cli_error_from!(
+    StoreError,
+    config::ConfigError,
+    server::StartError,
+    provision::UserError,
+    serde_json::Error,
+    std::io::Error,
+    secrets::SecretError,
+);
+
+/// The CLI's words for a [`ServiceError`].
+impl From<ServiceError> for CliError {
+    fn from(err: ServiceError) -> Self {
+        match err {
+            ServiceError::RepairUrlMissing => CliError::new(
+                "the project has no repair_url; set one (the console's Settings, or PATCH /v1/project) before reprocessing",
+            ),
+            ServiceError::Internal(detail) => CliError::new(format!("internal error: {detail}")),
+            other => CliError::new(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! The whole HTTP surface, assembled in one place: the API of the contract
+//! and its proof pages ([`crate::api`]), the operations endpoints, and the
+//! console at `/` ([`crate::console`]), under the layers every request
+//! goes through (a `Request-Id`, the body limit, the request timeout, and
+//! running each request to completion).
+//!
+//! Who may call it: [`crate::server`] (and tests). It is the only module
+//! that names both front ends; neither of them names the other.
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::api::{self, MAX_BODY_BYTES, not_found, ops, proof};
+use crate::app::AppState;
+use crate::error::ApiError;
+
+/// The `Request-Id` response header.
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
+
+/// The whole HTTP surface of the server.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .nest("/v1", api::v1_routes(state.clone()))
+        .route("/proof/{token}", get(proof::page))
+        .route("/healthz", get(ops::healthz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi_json))
+        .merge(crate::console::router(state.clone()))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            run_to_completion,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            request_timeout,
+        ))
+        .layer(middleware::from_fn(request_id))
+        .with_state(state)
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::BadRequest {
+        message: "this method is not allowed on this path".into(),
+        param: None,
+    }
+}
+
+/// The request path as logged: a proof page's path is its secret token, so
+/// it is replaced by `/proof/[redacted]`.
+fn loggable_path(path: &str) -> &str {
+    if path.starts_with("/proof/") {
+        "/proof/[redacted]"
+    } else {
+        path
+    }
+}
+
+/// Tags every response with a `Request-Id` (also logged), for support.
+async fn request_id(request: Request, next: Next) -> Response {
+    let id = sendpromptly_core::ids::new_id(
+        "req_",
+        sendpromptly_core::Timestamp::from_unix_millis(0),
+        &mut rand::thread_rng(),
+    );
+    let path = loggable_path(request.uri().path());
+    let span =
+        tracing::info_span!("request", request_id = %id, method = %request.method(), path = %path);
+    let mut response = {
+        let _guard = span.enter();
+        tracing::debug!("request started");
+        drop(_guard);
+        tracing::Instrument::instrument(next.run(request), span.clone()).await
+    };
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID.clone(), value);
+    }
+    span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "request finished"));
+    response
+}
+
+/// Reads the whole body (up to [`MAX_BODY_BYTES`]: a client that hangs up
+/// or stalls before that has started nothing), then runs the rest of the
+/// request (authentication, idempotency, the handler) on a task of its own,
+/// so that neither a client hanging up nor the request timeout can cancel
+/// it half-way: whatever a handler started in the database finishes (or
+/// rolls back) as if the client had stayed. An abandoned request is counted
+/// (`sendpromptly_http_requests_abandoned_total`).
+async fn run_to_completion(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(err) if err.to_string().contains("length limit exceeded") => {
+            return ApiError::PayloadTooLarge.into_response();
+        }
+        Err(err) => {
+            return ApiError::BadRequest {
+                message: format!("could not read the request body: {err}"),
+                param: None,
+            }
+            .into_response();
+        }
+    };
+    let request = Request::from_parts(parts, axum::body::Body::from(body));
+    /// Counts the request as abandoned if dropped before the answer.
+    struct Waiting<'a>(Option<&'a AppState>);
+    impl Drop for Waiting<'_> {
+        fn drop(&mut self) {
+            if let Some(state) = self.0 {
+                state.metrics().request_abandoned();
+            }
+        }
+    }
+    let mut waiting = Waiting(Some(&state));
+    let task = tokio::spawn(tracing::Instrument::in_current_span(next.run(request)));
+    let answer = task.await;
+    waiting.0 = None;
+    match answer {
+        Ok(response) => response,
+        Err(err) => {
+            tracing::error!(error = %err, "a request's task failed");
+            ApiError::Internal("the request failed unexpectedly".into()).into_response()
+        }
+    }
+}
+
+/// Bounds a whole request, body upload included (a slow client cannot hold
+/// a handler forever): 408 after `request_timeout`.
+async fn request_timeout(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let limit = state.config().request_timeout;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(seconds = limit.as_secs(), "request timed out");
+            ApiError::RequestTimeout.into_response()
+        }
+    }
+}
