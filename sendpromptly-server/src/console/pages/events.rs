@@ -1,0 +1,116 @@
+//! Event lookup: `GET /events?q=` and one event.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use sendpromptly_core::model::{EventKey, Provider};
+use serde::Deserialize;
+
+use super::{EventFacts, fail, non_empty, with_workspace};
+use crate::app::AppState;
+use crate::console::PageError;
+use crate::console::auth::SignedIn;
+use crate::console::{Layout, render};
+use crate::render::{TimelineRow, timeline_rows};
+use crate::store::{EventFilter, PageRequest};
+
+/// The lookup box.
+#[derive(Debug, Default, Deserialize)]
+pub struct EventQuery {
+    q: Option<String>,
+    cursor: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "console/events.html")]
+struct EventsPage {
+    layout: Layout,
+    q: String,
+    items: Vec<EventFacts>,
+    next_link: Option<String>,
+}
+
+/// `GET /events?q=`: events by (part of) their event id or subject, with
+/// the answer to "was it applied?" on each.
+pub async fn events(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    headers: HeaderMap,
+    Query(query): Query<EventQuery>,
+) -> Response {
+    with_workspace(state.clone(), &headers, signed_in, |ws| async move {
+        let q = non_empty(query.q.clone());
+        let page = state
+            .store()
+            .search_events(
+                &ws.project.id,
+                &EventFilter {
+                    search: q.clone(),
+                    ..EventFilter::default()
+                },
+                &PageRequest {
+                    limit: 25,
+                    cursor: non_empty(query.cursor.clone()),
+                },
+            )
+            .await
+            .map_err(|e| fail(&ws)(e))?;
+        let next_link = page.next_cursor.as_deref().map(|cursor| {
+            let mut serializer = url::form_urlencoded::Serializer::new(String::new());
+            if let Some(q) = &q {
+                serializer.append_pair("q", q);
+            }
+            serializer.append_pair("cursor", cursor);
+            format!("/events?{}", serializer.finish())
+        });
+        Ok(render(
+            StatusCode::OK,
+            &EventsPage {
+                layout: ws.layout("Event lookup", "events"),
+                q: q.unwrap_or_default(),
+                items: page.data.iter().map(EventFacts::of).collect(),
+                next_link,
+            },
+        ))
+    })
+    .await
+}
+
+#[derive(Template)]
+#[template(path = "console/event.html")]
+struct EventPage {
+    layout: Layout,
+    event: EventFacts,
+    rows: Vec<TimelineRow>,
+}
+
+/// `GET /events/{provider}/{event_id}`: one event, with or without an incident.
+pub async fn event(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    headers: HeaderMap,
+    Path((provider, event_id)): Path<(String, String)>,
+) -> Response {
+    with_workspace(state.clone(), &headers, signed_in, |ws| async move {
+        let provider: Provider = provider
+            .parse()
+            .map_err(|_| fail(&ws)(PageError::not_found("event")))?;
+        let key = EventKey { provider, event_id };
+        let stored = state
+            .store()
+            .event(&ws.project.id, &key)
+            .await
+            .map_err(|e| fail(&ws)(e))?
+            .ok_or_else(|| fail(&ws)(PageError::not_found("event")))?;
+        Ok(render(
+            StatusCode::OK,
+            &EventPage {
+                layout: ws.layout(format!("Event {}", key.event_id), "events"),
+                event: EventFacts::of(&stored.record),
+                rows: timeline_rows(&stored.timeline, true),
+            },
+        ))
+    })
+    .await
+}

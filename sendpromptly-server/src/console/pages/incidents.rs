@@ -1,0 +1,131 @@
+//! `GET /incidents`: the incident list (filters, search, pages).
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use sendpromptly_core::model::{IncidentKind, IncidentState, Provider};
+use serde::Deserialize;
+
+use super::{
+    IncidentItem, fail, form_time, form_time_value, non_empty, parse_choice, with_workspace,
+};
+use crate::app::AppState;
+use crate::console::auth::SignedIn;
+use crate::console::{Layout, render};
+use crate::store::{IncidentFilter, PageRequest};
+
+/// Filters of the incident list (all optional; empty means "any").
+#[derive(Debug, Default, Deserialize)]
+pub struct IncidentQuery {
+    state: Option<String>,
+    kind: Option<String>,
+    provider: Option<String>,
+    event_type: Option<String>,
+    subject: Option<String>,
+    opened_after: Option<String>,
+    opened_before: Option<String>,
+    q: Option<String>,
+    cursor: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "console/incidents.html")]
+struct IncidentsPage {
+    layout: Layout,
+    state: String,
+    kind: String,
+    provider: String,
+    event_type: String,
+    subject: String,
+    /// The "opened between" bounds, as `datetime-local` values (UTC).
+    opened_after: String,
+    opened_before: String,
+    q: String,
+    items: Vec<IncidentItem>,
+    next_link: Option<String>,
+    first_link: Option<String>,
+    filtered: bool,
+    /// Rows get checkboxes for a bulk reprocess.
+    selectable: bool,
+}
+
+/// `GET /incidents`: filter, search, paginate.
+pub async fn incidents(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    headers: HeaderMap,
+    Query(query): Query<IncidentQuery>,
+) -> Response {
+    with_workspace(state.clone(), &headers, signed_in, |ws| async move {
+        let filter = IncidentFilter {
+            state: parse_choice::<IncidentState>("state", &query.state).map_err(fail(&ws))?,
+            kind: parse_choice::<IncidentKind>("kind", &query.kind).map_err(fail(&ws))?,
+            provider: parse_choice::<Provider>("provider", &query.provider).map_err(fail(&ws))?,
+            event_type: non_empty(query.event_type.clone()),
+            subject: non_empty(query.subject.clone()),
+            opened_after: form_time("opened_after", query.opened_after.as_deref())
+                .map_err(fail(&ws))?,
+            opened_before: form_time("opened_before", query.opened_before.as_deref())
+                .map_err(fail(&ws))?,
+            search: non_empty(query.q.clone()),
+        };
+        let cursor = non_empty(query.cursor.clone());
+        let page = state
+            .store()
+            .list_incidents(
+                &ws.project.id,
+                &filter,
+                &PageRequest {
+                    limit: 25,
+                    cursor: cursor.clone(),
+                },
+            )
+            .await
+            .map_err(|e| fail(&ws)(e))?;
+        let text = |v: &Option<String>| non_empty(v.clone()).unwrap_or_default();
+        let params: Vec<(&str, String)> = [
+            ("state", text(&query.state)),
+            ("kind", text(&query.kind)),
+            ("provider", text(&query.provider)),
+            ("event_type", text(&query.event_type)),
+            ("subject", text(&query.subject)),
+            ("opened_after", form_time_value(filter.opened_after)),
+            ("opened_before", form_time_value(filter.opened_before)),
+            ("q", text(&query.q)),
+        ]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
+        let link = |cursor: Option<&str>| {
+            let mut serializer = url::form_urlencoded::Serializer::new(String::new());
+            for (name, value) in &params {
+                serializer.append_pair(name, value);
+            }
+            if let Some(cursor) = cursor {
+                serializer.append_pair("cursor", cursor);
+            }
+            format!("/incidents?{}", serializer.finish())
+        };
+        Ok(render(
+            StatusCode::OK,
+            &IncidentsPage {
+                layout: ws.layout("Incidents", "incidents"),
+                state: text(&query.state),
+                kind: text(&query.kind),
+                provider: text(&query.provider),
+                event_type: text(&query.event_type),
+                subject: text(&query.subject),
+                opened_after: form_time_value(filter.opened_after),
+                opened_before: form_time_value(filter.opened_before),
+                q: text(&query.q),
+                items: page.data.iter().filter_map(IncidentItem::of).collect(),
+                next_link: page.next_cursor.as_deref().map(|c| link(Some(c))),
+                first_link: cursor.is_some().then(|| link(None)),
+                filtered: !params.is_empty(),
+                selectable: true,
+            },
+        ))
+    })
+    .await
+}

@@ -1,0 +1,91 @@
+//! `GET /`: the overview (incidents needing attention, counts, the 30-day chart).
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use sendpromptly_core::model::IncidentState;
+
+use super::{IncidentItem, fail, with_workspace};
+use crate::app::AppState;
+use crate::console::auth::SignedIn;
+use crate::console::chart::{self, TypeRow};
+use crate::console::{Layout, render};
+use crate::store::{IncidentFilter, PageRequest};
+
+#[derive(Template)]
+#[template(path = "console/overview.html")]
+struct OverviewPage {
+    layout: Layout,
+    open: u64,
+    reprocessing: u64,
+    resolved: u64,
+    attention: Vec<IncidentItem>,
+    more_attention: bool,
+    chart_svg: String,
+    chart_summary: String,
+    types: Vec<TypeRow>,
+    repair_url_missing: bool,
+    /// No bulk selection on the overview.
+    selectable: bool,
+}
+
+/// `GET /`: open and reprocessing incidents first, counts, the 30-day chart.
+pub async fn overview(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    headers: HeaderMap,
+) -> Response {
+    with_workspace(state.clone(), &headers, signed_in, |ws| async move {
+        let store = state.store();
+        let project_id = ws.project.id.clone();
+        let counts = store
+            .incident_counts(&project_id)
+            .await
+            .map_err(|e| fail(&ws)(e))?;
+        let mut attention = Vec::new();
+        let mut more_attention = false;
+        for wanted in [IncidentState::Reprocessing, IncidentState::Open] {
+            let page = store
+                .list_incidents(
+                    &project_id,
+                    &IncidentFilter {
+                        state: Some(wanted),
+                        ..IncidentFilter::default()
+                    },
+                    &PageRequest {
+                        limit: 10,
+                        cursor: None,
+                    },
+                )
+                .await
+                .map_err(|e| fail(&ws)(e))?;
+            more_attention |= page.next_cursor.is_some();
+            attention.extend(page.data.iter().filter_map(IncidentItem::of));
+        }
+        let now = state.now();
+        let since = now.plus_seconds(-86_400 * (chart::DAYS as i64 - 1));
+        let activity = store
+            .daily_activity(&project_id, since)
+            .await
+            .map_err(|e| fail(&ws)(e))?;
+        let chart = chart::overview(&activity, now.to_datetime().date_naive());
+        Ok(render(
+            StatusCode::OK,
+            &OverviewPage {
+                layout: ws.layout("Overview", "overview"),
+                open: counts.open,
+                reprocessing: counts.reprocessing,
+                resolved: counts.resolved,
+                attention,
+                more_attention,
+                chart_svg: chart.svg,
+                chart_summary: chart.summary,
+                types: chart.types,
+                repair_url_missing: ws.project.repair_url.is_none(),
+                selectable: false,
+            },
+        ))
+    })
+    .await
+}
