@@ -102,7 +102,17 @@ class RawBodyError extends MalformedWebhookError {}
 /** The verifier has no usable secret. */
 class WebhookSecretError extends SignatureVerificationError {}
 
-const API_BY_STATUS = { 401: AuthenticationError, 404: NotFoundError, 409: ConflictError, 429: RateLimitError }
+// Classes by the name the native side gives (`errorClass`: the contract's
+// one status -> class map, `sendpromptly_core::wire::ErrorClass`).
+const API_BY_CLASS = {
+  AuthenticationError,
+  NotFoundError,
+  ConflictError,
+  RateLimitError,
+  InvalidRequestError,
+  ServerError,
+  APIError,
+}
 const SIGNATURE_BY_CATEGORY = {
   bad_signature: InvalidSignatureError,
   stale_timestamp: StaleTimestampError,
@@ -115,9 +125,7 @@ function errorFromInfo(info, options) {
   let Class = SendPromptlyError
   switch (info.kind) {
     case 'api':
-      Class =
-        API_BY_STATUS[info.status] ??
-        (info.status >= 500 ? ServerError : info.status >= 400 ? InvalidRequestError : APIError)
+      Class = API_BY_CLASS[info.errorClass] ?? APIError
       break
     case 'transport':
       Class = info.reason === 'timeout' ? TimeoutError : ConnectionError

@@ -132,6 +132,22 @@ pub fn validate_note(note: Option<&str>) -> Result<(), ValidationError> {
     Ok(())
 }
 
+/// Page size of a list (`limit`) when none is given.
+pub const DEFAULT_PAGE_LIMIT: u32 = 20;
+/// Largest page size of a list (`limit`).
+pub const MAX_PAGE_LIMIT: u32 = 100;
+
+/// Checks a page size: 1 – [`MAX_PAGE_LIMIT`].
+pub fn validate_page_limit(limit: u32) -> Result<(), ValidationError> {
+    if !(1..=MAX_PAGE_LIMIT).contains(&limit) {
+        return Err(ValidationError::new(
+            "limit",
+            format!("must be a whole number from 1 to {MAX_PAGE_LIMIT}"),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks the note of a manual resolve: required (not blank, it says why
 /// the incident is resolved without a success result) and at most 4 KiB.
 /// The server and every client apply this one rule.

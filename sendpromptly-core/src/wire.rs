@@ -11,6 +11,7 @@ use crate::model::{
     EventState, Incident, IncidentKind, IncidentState, JsonObject, Provider, Reprocess, Resolution,
     ResultSummary, TimelineEntry,
 };
+use crate::validation::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, ValidationError, validate_page_limit};
 use serde::{Deserialize, Serialize};
 
 /// An event as the API shows it.
@@ -539,5 +540,327 @@ mod tests {
             r#"{"repair_url":null}"#
         );
         assert_eq!(serde_json::to_string(&absent).unwrap(), "{}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// List filters: `GET /v1/incidents` and `GET /v1/events`
+
+/// The filters and page of `GET /v1/incidents`: the one definition the
+/// server parses, the client sends and the bindings convert to. `None`
+/// means "any" (and, for `limit`, [`DEFAULT_PAGE_LIMIT`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct IncidentFilter {
+    /// `open`, `reprocessing` or `resolved`.
+    pub state: Option<IncidentState>,
+    /// `missing_result` or `failed_result`.
+    pub kind: Option<IncidentKind>,
+    /// The provider.
+    pub provider: Option<Provider>,
+    /// The event type, e.g. `invoice.paid`.
+    pub event_type: Option<String>,
+    /// The customer or account.
+    pub subject: Option<String>,
+    /// Only incidents opened at or after this time.
+    pub opened_after: Option<Timestamp>,
+    /// Only incidents opened before this time.
+    pub opened_before: Option<Timestamp>,
+    /// Page size, 1–100 (default 20).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// The filters and page of `GET /v1/events` (see [`IncidentFilter`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EventFilter {
+    /// Only this customer or account (support look-ups).
+    pub subject: Option<String>,
+    /// Only this state.
+    pub state: Option<EventState>,
+    /// Only this event id (any provider).
+    pub event_id: Option<String>,
+    /// Page size, 1–100 (default 20).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Reads query parameters one by one, with errors naming the parameter; an
+/// empty value counts as absent.
+struct QueryReader<F>(F);
+
+impl<F: Fn(&str) -> Option<String>> QueryReader<F> {
+    fn text(&self, name: &str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.is_empty())
+    }
+
+    fn parsed<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, ValidationError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.text(name)
+            .map(|v| {
+                v.parse::<T>()
+                    .map_err(|err| ValidationError::new(name, err.to_string()))
+            })
+            .transpose()
+    }
+
+    fn time(&self, name: &str) -> Result<Option<Timestamp>, ValidationError> {
+        self.text(name)
+            .map(|v| {
+                Timestamp::parse_rfc3339(&v).map_err(|_| {
+                    ValidationError::new(
+                        name,
+                        "must be an RFC 3339 time such as 2026-11-22T10:00:00Z",
+                    )
+                })
+            })
+            .transpose()
+    }
+
+    fn limit(&self) -> Result<Option<u32>, ValidationError> {
+        let limit = self.parsed::<u32>("limit").map_err(|_| {
+            ValidationError::new(
+                "limit",
+                format!("must be a whole number from 1 to {MAX_PAGE_LIMIT}"),
+            )
+        })?;
+        if let Some(limit) = limit {
+            validate_page_limit(limit)?;
+        }
+        Ok(limit)
+    }
+}
+
+fn push(query: &mut Vec<(&'static str, String)>, name: &'static str, value: Option<String>) {
+    if let Some(value) = value {
+        query.push((name, value));
+    }
+}
+
+impl IncidentFilter {
+    /// Parses the query parameters (`get(name)`), as the server does.
+    pub fn from_query(get: impl Fn(&str) -> Option<String>) -> Result<Self, ValidationError> {
+        let q = QueryReader(get);
+        Ok(IncidentFilter {
+            state: q.parsed("state")?,
+            kind: q.parsed("kind")?,
+            provider: q.parsed("provider")?,
+            event_type: q.text("event_type"),
+            subject: q.text("subject"),
+            opened_after: q.time("opened_after")?,
+            opened_before: q.time("opened_before")?,
+            limit: q.limit()?,
+            cursor: q.text("cursor"),
+        })
+    }
+
+    /// Checks what the server would refuse (the page size).
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        self.limit.map_or(Ok(()), validate_page_limit)
+    }
+
+    /// The page size to ask the store for.
+    pub fn page_limit(&self) -> u32 {
+        self.limit.unwrap_or(DEFAULT_PAGE_LIMIT)
+    }
+
+    /// The query parameters, as the client sends them.
+    pub fn query(&self) -> Vec<(&'static str, String)> {
+        let mut query = Vec::new();
+        push(
+            &mut query,
+            "state",
+            self.state.map(|s| s.as_str().to_owned()),
+        );
+        push(&mut query, "kind", self.kind.map(|k| k.as_str().to_owned()));
+        push(
+            &mut query,
+            "provider",
+            self.provider.map(|p| p.as_str().to_owned()),
+        );
+        push(&mut query, "event_type", self.event_type.clone());
+        push(&mut query, "subject", self.subject.clone());
+        push(
+            &mut query,
+            "opened_after",
+            self.opened_after.map(Timestamp::to_rfc3339),
+        );
+        push(
+            &mut query,
+            "opened_before",
+            self.opened_before.map(Timestamp::to_rfc3339),
+        );
+        push(&mut query, "limit", self.limit.map(|l| l.to_string()));
+        push(&mut query, "cursor", self.cursor.clone());
+        query
+    }
+}
+
+impl EventFilter {
+    /// Parses the query parameters (`get(name)`), as the server does.
+    pub fn from_query(get: impl Fn(&str) -> Option<String>) -> Result<Self, ValidationError> {
+        let q = QueryReader(get);
+        Ok(EventFilter {
+            subject: q.text("subject"),
+            state: q.parsed("state")?,
+            event_id: q.text("event_id"),
+            limit: q.limit()?,
+            cursor: q.text("cursor"),
+        })
+    }
+
+    /// Checks what the server would refuse (the page size).
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        self.limit.map_or(Ok(()), validate_page_limit)
+    }
+
+    /// The page size to ask the store for.
+    pub fn page_limit(&self) -> u32 {
+        self.limit.unwrap_or(DEFAULT_PAGE_LIMIT)
+    }
+
+    /// The query parameters, as the client sends them.
+    pub fn query(&self) -> Vec<(&'static str, String)> {
+        let mut query = Vec::new();
+        push(&mut query, "subject", self.subject.clone());
+        push(
+            &mut query,
+            "state",
+            self.state.map(|s| s.as_str().to_owned()),
+        );
+        push(&mut query, "event_id", self.event_id.clone());
+        push(&mut query, "limit", self.limit.map(|l| l.to_string()));
+        push(&mut query, "cursor", self.cursor.clone());
+        query
+    }
+}
+
+impl ReprocessBatchRequest {
+    /// The incident filter of a filter-selected batch (no page: a batch
+    /// takes every match).
+    pub fn filter(&self) -> IncidentFilter {
+        IncidentFilter {
+            state: self.state,
+            kind: self.kind,
+            provider: self.provider,
+            event_type: self.event_type.clone(),
+            subject: self.subject.clone(),
+            opened_after: self.opened_after,
+            opened_before: self.opened_before,
+            limit: None,
+            cursor: None,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Error classes
+
+/// The class of an API error by its HTTP status: the exception class the
+/// SDK bindings raise (one map for Node, Python and Swift/Kotlin).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// 401: the key is missing, unknown or revoked.
+    Authentication,
+    /// 404.
+    NotFound,
+    /// 409.
+    Conflict,
+    /// 429.
+    RateLimit,
+    /// 400, 413, 415, 422: the request is wrong; do not retry it as is.
+    InvalidRequest,
+    /// 5xx.
+    Server,
+    /// Any other status.
+    Api,
+}
+
+impl ErrorClass {
+    /// The class of an HTTP status.
+    pub fn of_status(status: u16) -> ErrorClass {
+        match status {
+            401 => ErrorClass::Authentication,
+            404 => ErrorClass::NotFound,
+            409 => ErrorClass::Conflict,
+            429 => ErrorClass::RateLimit,
+            400 | 413 | 415 | 422 => ErrorClass::InvalidRequest,
+            s if s >= 500 => ErrorClass::Server,
+            _ => ErrorClass::Api,
+        }
+    }
+
+    /// The bindings' class name, e.g. `NotFoundError`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorClass::Authentication => "AuthenticationError",
+            ErrorClass::NotFound => "NotFoundError",
+            ErrorClass::Conflict => "ConflictError",
+            ErrorClass::RateLimit => "RateLimitError",
+            ErrorClass::InvalidRequest => "InvalidRequestError",
+            ErrorClass::Server => "ServerError",
+            ErrorClass::Api => "APIError",
+        }
+    }
+}
+
+#[cfg(test)]
+mod filter_tests {
+    use super::*;
+
+    #[test]
+    fn an_incident_filter_survives_its_query() {
+        let filter = IncidentFilter {
+            state: Some(IncidentState::Open),
+            kind: Some(IncidentKind::MissingResult),
+            provider: Some(Provider::Stripe),
+            event_type: Some("invoice.paid".into()),
+            subject: Some("cus 1&x".into()),
+            opened_after: Timestamp::parse_rfc3339("2026-11-22T10:00:00Z").ok(),
+            opened_before: None,
+            limit: Some(5),
+            cursor: Some("abc".into()),
+        };
+        let query = filter.query();
+        let get = |name: &str| {
+            query
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(IncidentFilter::from_query(get).unwrap(), filter);
+    }
+
+    #[test]
+    fn page_limits_are_1_to_100() {
+        let parse = |limit: &'static str| {
+            IncidentFilter::from_query(move |name| (name == "limit").then(|| limit.to_owned()))
+        };
+        assert_eq!(parse("100").unwrap().limit, Some(100));
+        for bad in ["0", "101", "1000", "ten", "-1"] {
+            let err = parse(bad).unwrap_err();
+            assert_eq!(err.param, "limit");
+            assert_eq!(err.message, "must be a whole number from 1 to 100");
+        }
+        assert!(
+            EventFilter {
+                limit: Some(1000),
+                ..EventFilter::default()
+            }
+            .validate()
+            .is_err()
+        );
+        assert_eq!(EventFilter::default().page_limit(), 20);
+    }
+
+    #[test]
+    fn statuses_map_to_error_classes() {
+        assert_eq!(ErrorClass::of_status(401).name(), "AuthenticationError");
+        assert_eq!(ErrorClass::of_status(422), ErrorClass::InvalidRequest);
+        assert_eq!(ErrorClass::of_status(503), ErrorClass::Server);
+        assert_eq!(ErrorClass::of_status(418), ErrorClass::Api);
     }
 }

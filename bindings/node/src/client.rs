@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use napi_derive::napi;
+use sendpromptly_client::core::validation::MAX_PAGE_LIMIT;
 use sendpromptly_client::{
     Client, Error, EventFilter, EventState, IncidentFilter, IncidentKind, IncidentState,
     ProjectUpdate, ReprocessBatchRequest, ResultStatus, Timestamp,
@@ -33,7 +34,7 @@ pub struct EventFilterOptions {
     pub state: Option<String>,
     /// One event id.
     pub event_id: Option<String>,
-    /// Most events per page.
+    /// Most events per page: 1–100 (default 20).
     pub limit: Option<f64>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -57,7 +58,7 @@ pub struct IncidentFilterOptions {
     pub opened_after: Option<String>,
     /// Only incidents opened before this RFC 3339 time.
     pub opened_before: Option<String>,
-    /// Most incidents per page.
+    /// Most incidents per page: 1–100 (default 20).
     pub limit: Option<f64>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -84,15 +85,17 @@ fn time(param: &str, value: Option<String>) -> Result<Option<Timestamp>, Error> 
         .transpose()
 }
 
+/// A page size: a whole number from 1 to the contract's
+/// [`MAX_PAGE_LIMIT`] (100, what the server accepts), refused before sending.
 fn limit(value: Option<f64>) -> Result<Option<u32>, Error> {
     value
         .map(|n| {
-            if n.is_finite() && n.fract() == 0.0 && (1.0..=1000.0).contains(&n) {
+            if n.is_finite() && n.fract() == 0.0 && (1.0..=f64::from(MAX_PAGE_LIMIT)).contains(&n) {
                 Ok(n as u32)
             } else {
                 Err(validation(
                     "limit",
-                    format!("must be a whole number from 1 to 1000, got {n}"),
+                    format!("must be a whole number from 1 to {MAX_PAGE_LIMIT}, got {n}"),
                 ))
             }
         })

@@ -36,6 +36,11 @@ pub fn describe(err: &Error) -> Value {
         Error::Api(api) => {
             out.insert("param".into(), json!(api.param));
             out.insert("detail".into(), json!(api.message));
+            // The contract's one status -> class map (Python uses it too).
+            out.insert(
+                "errorClass".into(),
+                json!(sendpromptly_client::core::wire::ErrorClass::of_status(api.status).name()),
+            );
             if let Some(after) = api.retry_after {
                 out.insert("retryAfterMs".into(), millis(after));
             }

@@ -514,6 +514,7 @@ macro_rules! client_class {
                     limit: convert::whole_u32(limit, "limit")?,
                     cursor,
                 };
+                filter.validate().map_err(|v| errors::to_py(py, &sp::Error::from(v)))?;
                 $dispatch(py, rt::job(async move { client.search_events(&filter).await }, plain))
             }
 
@@ -549,6 +550,7 @@ macro_rules! client_class {
                     limit: convert::whole_u32(limit, "limit")?,
                     cursor,
                 };
+                filter.validate().map_err(|v| errors::to_py(py, &sp::Error::from(v)))?;
                 $dispatch(py, rt::job(async move { client.list_incidents(&filter).await }, plain))
             }
 

@@ -38,15 +38,8 @@ pub fn to_py(py: Python<'_>, err: &Error) -> PyErr {
     let message = err.to_string();
     match err {
         Error::Api(api) => {
-            let class = match api.status {
-                401 => "AuthenticationError",
-                404 => "NotFoundError",
-                409 => "ConflictError",
-                429 => "RateLimitError",
-                400 | 413 | 415 | 422 => "InvalidRequestError",
-                s if s >= 500 => "ServerError",
-                _ => "APIError",
-            };
+            // The contract's one status -> class map (Node uses it too).
+            let class = sendpromptly_client::core::wire::ErrorClass::of_status(api.status).name();
             build(
                 py,
                 class,

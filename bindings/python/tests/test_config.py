@@ -180,3 +180,15 @@ def test_an_on_drop_callback_that_raises_is_contained(client: sendpromptly.Clien
     background = client.background(sendpromptly.BackgroundConfig(on_drop=explode))
     assert background.receipt(provider="stripe", event_id="", event_type="t") is False
     assert background.stats().dropped_invalid == 1
+
+
+def test_page_limits_follow_the_contract() -> None:
+    # 1 to 100 (the core's MAX_PAGE_LIMIT, what the server accepts), refused
+    # before sending: nothing listens on port 9.
+    sp = sendpromptly.Client("sp_live_x", "http://127.0.0.1:9")
+    for call in (sp.list_incidents, sp.search_events):
+        for limit in (0, 101, 1000):
+            with pytest.raises(sendpromptly.ValidationError) as info:
+                call(limit=limit)
+            assert info.value.param == "limit"
+            assert "whole number from 1 to 100" in str(info.value)

@@ -4,12 +4,12 @@
 use axum::Json;
 use axum::extract::State;
 use sendpromptly_core::model::{EventState, Provider};
+use sendpromptly_core::wire::EventFilter;
 
 use super::extract::{Caller, PathSegments, QueryParams};
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::service::events;
-use crate::store::{EventFilter, PageRequest};
 use crate::views::{EventDetail, EventList, EventView};
 
 /// One event with its timeline and incident.
@@ -49,17 +49,8 @@ pub async fn search(
     caller: Caller,
     query: QueryParams,
 ) -> Result<Json<EventList>, ApiError> {
-    let filter = EventFilter {
-        subject: query.text("subject"),
-        state: query.parsed("state")?,
-        event_id: query.text("event_id"),
-        search: None,
-    };
-    let page = PageRequest {
-        limit: query.limit()?,
-        cursor: query.text("cursor"),
-    };
-    let found = events::search(&state, &caller.project_id, &filter, &page).await?;
+    let filter = EventFilter::from_query(|name| query.text(name))?;
+    let found = events::search(&state, &caller.project_id, &filter, None).await?;
     Ok(Json(EventList {
         data: found.data.iter().map(EventView::from).collect(),
         next_cursor: found.next_cursor,

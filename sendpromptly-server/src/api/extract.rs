@@ -2,7 +2,6 @@
 //! [`ApiError`] (never axum's plain-text rejections).
 
 use std::collections::HashMap;
-use std::str::FromStr;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -132,7 +131,8 @@ fn field_named_in(message: &str) -> Option<String> {
     None
 }
 
-/// Query-string parameters, parsed one by one with errors naming the parameter.
+/// Query-string parameters by name (the filters of the contract parse
+/// them: `sendpromptly_core::wire::IncidentFilter::from_query`).
 pub struct QueryParams(HashMap<String, String>);
 
 impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
@@ -152,49 +152,6 @@ impl QueryParams {
     /// A string parameter; an empty value counts as absent.
     pub fn text(&self, name: &str) -> Option<String> {
         self.0.get(name).filter(|v| !v.is_empty()).cloned()
-    }
-
-    /// A parameter parsed with `FromStr`; 422 naming it if it does not parse.
-    pub fn parsed<T>(&self, name: &str) -> Result<Option<T>, ApiError>
-    where
-        T: FromStr,
-        T::Err: std::fmt::Display,
-    {
-        self.text(name)
-            .map(|v| {
-                v.parse::<T>()
-                    .map_err(|err| ApiError::invalid(name, err.to_string()))
-            })
-            .transpose()
-    }
-
-    /// The `limit` parameter: 1–100, default 20.
-    pub fn limit(&self) -> Result<u32, ApiError> {
-        let limit = self
-            .parsed::<u32>("limit")
-            .map_err(|_| ApiError::invalid("limit", "must be a whole number from 1 to 100"))?
-            .unwrap_or(20);
-        if !(1..=100).contains(&limit) {
-            return Err(ApiError::invalid(
-                "limit",
-                "must be a whole number from 1 to 100",
-            ));
-        }
-        Ok(limit)
-    }
-
-    /// An RFC 3339 time parameter.
-    pub fn time(&self, name: &str) -> Result<Option<sendpromptly_core::Timestamp>, ApiError> {
-        self.text(name)
-            .map(|v| {
-                sendpromptly_core::Timestamp::parse_rfc3339(&v).map_err(|_| {
-                    ApiError::invalid(
-                        name,
-                        "must be an RFC 3339 time such as 2026-11-22T10:00:00Z",
-                    )
-                })
-            })
-            .transpose()
     }
 }
 

@@ -5,6 +5,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use sendpromptly_core::model::{IncidentKind, IncidentState, Provider};
+use sendpromptly_core::wire::IncidentFilter;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -12,7 +13,7 @@ use super::extract::{ApiJson, Caller, OptionalApiJson, PathSegments, QueryParams
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::service::incidents::{self, load_incident, manual_resolve, request_reprocess};
-use crate::store::{IncidentFilter, PageRequest, StoredEvent};
+use crate::store::StoredEvent;
 use crate::views::{
     EventView, IncidentDetail, IncidentList, IncidentView, ReprocessResponse, ResolveResponse,
 };
@@ -56,21 +57,8 @@ pub async fn list(
     caller: Caller,
     query: QueryParams,
 ) -> Result<Json<IncidentList>, ApiError> {
-    let filter = IncidentFilter {
-        state: query.parsed("state")?,
-        kind: query.parsed("kind")?,
-        provider: query.parsed("provider")?,
-        event_type: query.text("event_type"),
-        subject: query.text("subject"),
-        opened_after: query.time("opened_after")?,
-        opened_before: query.time("opened_before")?,
-        search: None,
-    };
-    let page = PageRequest {
-        limit: query.limit()?,
-        cursor: query.text("cursor"),
-    };
-    let found = incidents::list(&state, &caller.project_id, &filter, &page).await?;
+    let filter = IncidentFilter::from_query(|name| query.text(name))?;
+    let found = incidents::list(&state, &caller.project_id, &filter, None).await?;
     Ok(Json(IncidentList {
         data: found.data.iter().filter_map(IncidentView::of).collect(),
         next_cursor: found.next_cursor,

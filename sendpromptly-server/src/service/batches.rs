@@ -13,7 +13,7 @@ use sendpromptly_core::wire::{
 use sendpromptly_core::{Timestamp, ids};
 
 use super::{ServiceError, ServiceResult};
-use crate::store::{IncidentFilter, NewBatchItem, PageRequest, ReprocessBatch, Store};
+use crate::store::{NewBatchItem, PageRequest, ReprocessBatch, Store};
 
 /// Most incidents one batch may hold.
 pub const MAX_BATCH_INCIDENTS: usize = 10_000;
@@ -83,13 +83,7 @@ impl Planned {
 }
 
 fn has_filter(request: &ReprocessBatchRequest) -> bool {
-    request.state.is_some()
-        || request.kind.is_some()
-        || request.provider.is_some()
-        || request.event_type.is_some()
-        || request.subject.is_some()
-        || request.opened_after.is_some()
-        || request.opened_before.is_some()
+    request.filter() != sendpromptly_core::wire::IncidentFilter::default()
 }
 
 /// Why an incident would be skipped now, if it would.
@@ -193,16 +187,7 @@ pub async fn plan_batch(
                 "must be later than opened_after",
             ));
         }
-        let filter = IncidentFilter {
-            state: request.state,
-            kind: request.kind,
-            provider: request.provider,
-            event_type: request.event_type.clone(),
-            subject: request.subject.clone(),
-            opened_after: request.opened_after,
-            opened_before: request.opened_before,
-            search: None,
-        };
+        let filter = super::incidents::store_filter(&request.filter(), None);
         let mut cursor = None;
         loop {
             let page = store

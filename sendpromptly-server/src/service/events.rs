@@ -3,6 +3,7 @@
 
 use sendpromptly_core::machine::EventRecord;
 use sendpromptly_core::model::{EventKey, Provider};
+use sendpromptly_core::wire;
 
 use super::{ServiceError, ServiceResult};
 use crate::app::AppState;
@@ -30,15 +31,26 @@ pub async fn event(
         .ok_or(ServiceError::NotFound("event"))
 }
 
-/// One page of the project's events matching `filter`, newest first.
+/// One page of the project's events matching `filter` (and, from the
+/// console, the free-text `search`), newest first.
 pub async fn search(
     state: &AppState,
     project_id: &str,
-    filter: &EventFilter,
-    page: &PageRequest,
+    filter: &wire::EventFilter,
+    search: Option<String>,
 ) -> ServiceResult<Page<EventRecord>> {
+    let store_filter = EventFilter {
+        subject: filter.subject.clone(),
+        state: filter.state,
+        event_id: filter.event_id.clone(),
+        search,
+    };
+    let page = PageRequest {
+        limit: filter.page_limit(),
+        cursor: filter.cursor.clone(),
+    };
     Ok(state
         .store()
-        .search_events(project_id, filter, page)
+        .search_events(project_id, &store_filter, &page)
         .await?)
 }

@@ -5,6 +5,7 @@ use sendpromptly_core::ids;
 use sendpromptly_core::machine::{Command, EventRecord};
 use sendpromptly_core::model::Actor;
 use sendpromptly_core::validation::{validate_note, validate_resolve_note};
+use sendpromptly_core::wire;
 
 use super::{ServiceError, ServiceResult};
 use crate::app::AppState;
@@ -27,16 +28,36 @@ pub async fn load_incident(
         .ok_or(ServiceError::NotFound("incident"))
 }
 
-/// One page of the project's incidents, most recently opened first.
+/// The store's filter for the contract's [`wire::IncidentFilter`] and the
+/// console's free-text `search` (no page).
+pub fn store_filter(filter: &wire::IncidentFilter, search: Option<String>) -> IncidentFilter {
+    IncidentFilter {
+        state: filter.state,
+        kind: filter.kind,
+        provider: filter.provider,
+        event_type: filter.event_type.clone(),
+        subject: filter.subject.clone(),
+        opened_after: filter.opened_after,
+        opened_before: filter.opened_before,
+        search,
+    }
+}
+
+/// One page of the project's incidents matching `filter` (and, from the
+/// console, `search`), most recently opened first.
 pub async fn list(
     state: &AppState,
     project_id: &str,
-    filter: &IncidentFilter,
-    page: &PageRequest,
+    filter: &wire::IncidentFilter,
+    search: Option<String>,
 ) -> ServiceResult<Page<EventRecord>> {
+    let page = PageRequest {
+        limit: filter.page_limit(),
+        cursor: filter.cursor.clone(),
+    };
     Ok(state
         .store()
-        .list_incidents(project_id, filter, page)
+        .list_incidents(project_id, &store_filter(filter, search), &page)
         .await?)
 }
 

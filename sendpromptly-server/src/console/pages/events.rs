@@ -4,16 +4,15 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use sendpromptly_core::model::{EventKey, Provider};
 use serde::Deserialize;
 
 use super::{EventFacts, fail, non_empty, with_workspace};
 use crate::app::AppState;
-use crate::console::PageError;
 use crate::console::auth::SignedIn;
 use crate::console::{Layout, render};
 use crate::render::{TimelineRow, timeline_rows};
-use crate::store::{EventFilter, PageRequest};
+use crate::service::events;
+use sendpromptly_core::wire::EventFilter;
 
 /// The lookup box.
 #[derive(Debug, Default, Deserialize)]
@@ -41,21 +40,14 @@ pub async fn events(
 ) -> Response {
     with_workspace(state.clone(), &headers, signed_in, |ws| async move {
         let q = non_empty(query.q.clone());
-        let page = state
-            .store()
-            .search_events(
-                &ws.project.id,
-                &EventFilter {
-                    search: q.clone(),
-                    ..EventFilter::default()
-                },
-                &PageRequest {
-                    limit: 25,
-                    cursor: non_empty(query.cursor.clone()),
-                },
-            )
+        let filter = EventFilter {
+            limit: Some(25),
+            cursor: non_empty(query.cursor.clone()),
+            ..EventFilter::default()
+        };
+        let page = events::search(&state, &ws.project.id, &filter, q.clone())
             .await
-            .map_err(|e| fail(&ws)(e))?;
+            .map_err(fail(&ws))?;
         let next_link = page.next_cursor.as_deref().map(|cursor| {
             let mut serializer = url::form_urlencoded::Serializer::new(String::new());
             if let Some(q) = &q {
@@ -93,20 +85,13 @@ pub async fn event(
     Path((provider, event_id)): Path<(String, String)>,
 ) -> Response {
     with_workspace(state.clone(), &headers, signed_in, |ws| async move {
-        let provider: Provider = provider
-            .parse()
-            .map_err(|_| fail(&ws)(PageError::not_found("event")))?;
-        let key = EventKey { provider, event_id };
-        let stored = state
-            .store()
-            .event(&ws.project.id, &key)
+        let stored = events::event(&state, &ws.project.id, &provider, &event_id)
             .await
-            .map_err(|e| fail(&ws)(e))?
-            .ok_or_else(|| fail(&ws)(PageError::not_found("event")))?;
+            .map_err(fail(&ws))?;
         Ok(render(
             StatusCode::OK,
             &EventPage {
-                layout: ws.layout(format!("Event {}", key.event_id), "events"),
+                layout: ws.layout(format!("Event {event_id}"), "events"),
                 event: EventFacts::of(&stored.record),
                 rows: timeline_rows(&stored.timeline, true),
             },

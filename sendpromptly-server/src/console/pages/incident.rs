@@ -123,7 +123,7 @@ async fn incident_page(
         .store()
         .proof_links_for_incident(&ws.project.id, incident_id)
         .await
-        .map_err(|e| fail(ws)(e))?
+        .map_err(fail(ws))?
         .into_iter()
         .map(|link| LinkItem {
             status: if link.revoked_at.is_some() {

@@ -11,9 +11,11 @@ use super::{
     IncidentItem, fail, form_time, form_time_value, non_empty, parse_choice, with_workspace,
 };
 use crate::app::AppState;
+use crate::console::PageError;
 use crate::console::auth::SignedIn;
 use crate::console::{Layout, render};
-use crate::store::{IncidentFilter, PageRequest};
+use crate::service::incidents;
+use sendpromptly_core::wire::IncidentFilter;
 
 /// Filters of the incident list (all optional; empty means "any").
 #[derive(Debug, Default, Deserialize)]
@@ -28,6 +30,27 @@ pub struct IncidentQuery {
     q: Option<String>,
     cursor: Option<String>,
 }
+
+impl IncidentQuery {
+    /// The contract's filter (and the console's page size) of the form; an
+    /// unknown choice or time names its field.
+    fn filter(&self) -> Result<IncidentFilter, PageError> {
+        Ok(IncidentFilter {
+            state: parse_choice::<IncidentState>("state", &self.state)?,
+            kind: parse_choice::<IncidentKind>("kind", &self.kind)?,
+            provider: parse_choice::<Provider>("provider", &self.provider)?,
+            event_type: non_empty(self.event_type.clone()),
+            subject: non_empty(self.subject.clone()),
+            opened_after: form_time("opened_after", self.opened_after.as_deref())?,
+            opened_before: form_time("opened_before", self.opened_before.as_deref())?,
+            limit: Some(PAGE_SIZE),
+            cursor: non_empty(self.cursor.clone()),
+        })
+    }
+}
+
+/// Incidents per page of the list.
+const PAGE_SIZE: u32 = 25;
 
 #[derive(Template)]
 #[template(path = "console/incidents.html")]
@@ -58,31 +81,11 @@ pub async fn incidents(
     Query(query): Query<IncidentQuery>,
 ) -> Response {
     with_workspace(state.clone(), &headers, signed_in, |ws| async move {
-        let filter = IncidentFilter {
-            state: parse_choice::<IncidentState>("state", &query.state).map_err(fail(&ws))?,
-            kind: parse_choice::<IncidentKind>("kind", &query.kind).map_err(fail(&ws))?,
-            provider: parse_choice::<Provider>("provider", &query.provider).map_err(fail(&ws))?,
-            event_type: non_empty(query.event_type.clone()),
-            subject: non_empty(query.subject.clone()),
-            opened_after: form_time("opened_after", query.opened_after.as_deref())
-                .map_err(fail(&ws))?,
-            opened_before: form_time("opened_before", query.opened_before.as_deref())
-                .map_err(fail(&ws))?,
-            search: non_empty(query.q.clone()),
-        };
-        let cursor = non_empty(query.cursor.clone());
-        let page = state
-            .store()
-            .list_incidents(
-                &ws.project.id,
-                &filter,
-                &PageRequest {
-                    limit: 25,
-                    cursor: cursor.clone(),
-                },
-            )
+        let filter = query.filter().map_err(fail(&ws))?;
+        let cursor = filter.cursor.clone();
+        let page = incidents::list(&state, &ws.project.id, &filter, non_empty(query.q.clone()))
             .await
-            .map_err(|e| fail(&ws)(e))?;
+            .map_err(fail(&ws))?;
         let text = |v: &Option<String>| non_empty(v.clone()).unwrap_or_default();
         let params: Vec<(&str, String)> = [
             ("state", text(&query.state)),

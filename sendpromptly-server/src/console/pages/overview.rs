@@ -11,7 +11,8 @@ use crate::app::AppState;
 use crate::console::auth::SignedIn;
 use crate::console::chart::{self, TypeRow};
 use crate::console::{Layout, render};
-use crate::store::{IncidentFilter, PageRequest};
+use crate::service::incidents;
+use sendpromptly_core::wire::IncidentFilter;
 
 #[derive(Template)]
 #[template(path = "console/overview.html")]
@@ -42,24 +43,18 @@ pub async fn overview(
         let counts = store
             .incident_counts(&project_id)
             .await
-            .map_err(|e| fail(&ws)(e))?;
+            .map_err(fail(&ws))?;
         let mut attention = Vec::new();
         let mut more_attention = false;
         for wanted in [IncidentState::Reprocessing, IncidentState::Open] {
-            let page = store
-                .list_incidents(
-                    &project_id,
-                    &IncidentFilter {
-                        state: Some(wanted),
-                        ..IncidentFilter::default()
-                    },
-                    &PageRequest {
-                        limit: 10,
-                        cursor: None,
-                    },
-                )
+            let filter = IncidentFilter {
+                state: Some(wanted),
+                limit: Some(10),
+                ..IncidentFilter::default()
+            };
+            let page = incidents::list(&state, &project_id, &filter, None)
                 .await
-                .map_err(|e| fail(&ws)(e))?;
+                .map_err(fail(&ws))?;
             more_attention |= page.next_cursor.is_some();
             attention.extend(page.data.iter().filter_map(IncidentItem::of));
         }
@@ -68,7 +63,7 @@ pub async fn overview(
         let activity = store
             .daily_activity(&project_id, since)
             .await
-            .map_err(|e| fail(&ws)(e))?;
+            .map_err(fail(&ws))?;
         let chart = chart::overview(&activity, now.to_datetime().date_naive());
         Ok(render(
             StatusCode::OK,

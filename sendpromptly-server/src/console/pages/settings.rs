@@ -97,12 +97,12 @@ async fn settings_page(
     let project = store
         .project(&ws.project.id)
         .await
-        .map_err(|e| fail(ws)(e))?
+        .map_err(fail(ws))?
         .ok_or_else(|| fail(ws)(PageError::not_found("project")))?;
     let secrets = store
         .signing_secrets(&project.id, state.now())
         .await
-        .map_err(|e| fail(ws)(e))?
+        .map_err(fail(ws))?
         .into_iter()
         .map(|s| SecretItem {
             created_at: display_time(s.created_at),
@@ -112,7 +112,7 @@ async fn settings_page(
     let keys = store
         .list_api_keys(&project.id)
         .await
-        .map_err(|e| fail(ws)(e))?
+        .map_err(fail(ws))?
         .into_iter()
         .map(|k| KeyItem {
             id: k.id,
@@ -126,7 +126,7 @@ async fn settings_page(
     let users = store
         .list_users()
         .await
-        .map_err(|e| fail(ws)(e))?
+        .map_err(fail(ws))?
         .into_iter()
         .map(|u| UserItem {
             email: u.email,
@@ -461,7 +461,7 @@ pub async fn create_api_key(
         }
         let key = provision::create_api_key(state.store(), &ws.project.id, name, state.now())
             .await
-            .map_err(|e| fail(&ws)(e))?;
+            .map_err(fail(&ws))?;
         tracing::info!(user = %ws.signed_in.user.email, project = %ws.project.id, "API key created from the console");
         settings_page(
             &state,
@@ -492,7 +492,7 @@ pub async fn revoke_api_key(
             .store()
             .revoke_api_key(&ws.project.id, &id, state.now())
             .await
-            .map_err(|e| fail(&ws)(e))?;
+            .map_err(fail(&ws))?;
         if !revoked {
             return Err(fail(&ws)(PageError::not_found("API key")));
         }
