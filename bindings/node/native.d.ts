@@ -130,7 +130,7 @@ export interface EventFilterOptions {
   state?: string
   /** One event id. */
   eventId?: string
-  /** Most events per page. */
+  /** Most events per page: 1–100 (default 20). */
   limit?: number
   /** The `next_cursor` of the previous page. */
   cursor?: string
@@ -152,7 +152,7 @@ export interface IncidentFilterOptions {
   openedAfter?: string
   /** Only incidents opened before this RFC 3339 time. */
   openedBefore?: string
-  /** Most incidents per page. */
+  /** Most incidents per page: 1–100 (default 20). */
   limit?: number
   /** The `next_cursor` of the previous page. */
   cursor?: string

@@ -18,7 +18,7 @@ use sendpromptly_core::alert::{
 };
 use sendpromptly_core::machine::AttemptReport;
 use sendpromptly_core::model::{IncidentKind, Provider};
-use sendpromptly_core::retry::{AttemptClass, NextStep};
+use sendpromptly_core::retry::AttemptClass;
 use sendpromptly_core::standard_webhooks;
 use serde::Serialize;
 use tokio::sync::watch;
@@ -43,6 +43,7 @@ pub async fn run(state: AppState, http: reqwest::Client, shutdown: watch::Receiv
     };
     crate::outbox::run(
         state,
+        http,
         outbox,
         shutdown,
         |state, free| async move {
@@ -56,10 +57,7 @@ pub async fn run(state: AppState, http: reqwest::Client, shutdown: watch::Receiv
                 )
                 .await
         },
-        move |state, job| {
-            let http = http.clone();
-            async move { deliver(&state, &http, job).await }
-        },
+        |state, http, job| async move { deliver(&state, &http, job).await },
     )
     .await;
 }
@@ -89,11 +87,7 @@ pub async fn deliver(state: &AppState, http: &reqwest::Client, job: AlertJob) {
         rand::random::<f64>(),
         now,
     );
-    state.metrics().alert_attempt(match next {
-        NextStep::Done => AttemptOutcome::Delivered,
-        NextStep::RetryAt(_) => AttemptOutcome::Retry,
-        NextStep::GiveUp(_) => AttemptOutcome::GaveUp,
-    });
+    state.metrics().alert_attempt(AttemptOutcome::of(&next));
     tracing::info!(
         alert_id = %job.id,
         channel = job.channel.kind(),

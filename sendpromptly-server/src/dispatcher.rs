@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use sendpromptly_core::callback::{RepairCallback, RepairCallbackEvent, sign_repair_callback};
 use sendpromptly_core::machine::AttemptReport;
-use sendpromptly_core::retry::{AttemptClass, NextStep, parse_retry_after};
+use sendpromptly_core::retry::{AttemptClass, parse_retry_after};
 use tokio::sync::watch;
 
 use crate::app::AppState;
@@ -49,6 +49,7 @@ pub async fn run(state: AppState, http: reqwest::Client, shutdown: watch::Receiv
     };
     crate::outbox::run(
         state,
+        http,
         outbox,
         shutdown,
         |state, free| async move {
@@ -57,10 +58,7 @@ pub async fn run(state: AppState, http: reqwest::Client, shutdown: watch::Receiv
                 .claim_deliveries(state.now(), state.config().callback_lease, free)
                 .await
         },
-        move |state, job| {
-            let http = http.clone();
-            async move { deliver(&state, &http, job).await }
-        },
+        |state, http, job| async move { deliver(&state, &http, job).await },
     )
     .await;
 }
@@ -74,11 +72,7 @@ pub async fn deliver(state: &AppState, http: &reqwest::Client, job: DeliveryJob)
     }
     let schedule = &state.config().callback_schedule;
     let next = schedule.next_step(job.attempt, class, retry_after, rand::random::<f64>(), now);
-    state.metrics().callback_attempt(match next {
-        NextStep::Done => AttemptOutcome::Delivered,
-        NextStep::RetryAt(_) => AttemptOutcome::Retry,
-        NextStep::GiveUp(_) => AttemptOutcome::GaveUp,
-    });
+    state.metrics().callback_attempt(AttemptOutcome::of(&next));
     tracing::info!(
         reprocess_id = %job.reprocess_id,
         attempt = job.attempt,

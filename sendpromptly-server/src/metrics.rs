@@ -14,6 +14,18 @@ pub enum AttemptOutcome {
     GaveUp,
 }
 
+impl AttemptOutcome {
+    /// The outcome of an attempt followed by `next`.
+    pub fn of(next: &sendpromptly_core::retry::NextStep) -> AttemptOutcome {
+        use sendpromptly_core::retry::NextStep;
+        match next {
+            NextStep::Done => AttemptOutcome::Delivered,
+            NextStep::RetryAt(_) => AttemptOutcome::Retry,
+            NextStep::GiveUp(_) => AttemptOutcome::GaveUp,
+        }
+    }
+}
+
 /// The server's counters and gauges.
 #[derive(Debug, Default)]
 pub struct Metrics {

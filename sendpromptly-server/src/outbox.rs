@@ -35,9 +35,10 @@ pub struct Outbox {
 
 /// Runs an outbox until `shutdown` turns true, then waits for sends in
 /// flight. `claim(state, free)` claims up to `free` due jobs; `send(state,
-/// job)` sends one and records it.
+/// http, job)` sends one with `http` and records it.
 pub async fn run<J, C, CF, S, SF>(
     state: AppState,
+    http: reqwest::Client,
     outbox: Outbox,
     mut shutdown: watch::Receiver<bool>,
     claim: C,
@@ -45,7 +46,7 @@ pub async fn run<J, C, CF, S, SF>(
 ) where
     C: Fn(AppState, u32) -> CF,
     CF: Future<Output = StoreResult<Vec<J>>>,
-    S: Fn(AppState, J) -> SF,
+    S: Fn(AppState, reqwest::Client, J) -> SF,
     SF: Future<Output = ()> + Send + 'static,
 {
     let permits = Arc::new(Semaphore::new(outbox.concurrency));
@@ -53,7 +54,7 @@ pub async fn run<J, C, CF, S, SF>(
         if *shutdown.borrow() {
             break;
         }
-        claim_and_spawn(&state, &outbox, &permits, &claim, &send).await;
+        claim_and_spawn(&state, &http, &outbox, &permits, &claim, &send).await;
         let interval = tokio::time::sleep(state.config().dispatch_interval);
         if outbox.wake_on_dispatch {
             tokio::select! {
@@ -81,6 +82,7 @@ pub async fn run<J, C, CF, S, SF>(
 /// send for each.
 async fn claim_and_spawn<J, C, CF, S, SF>(
     state: &AppState,
+    http: &reqwest::Client,
     outbox: &Outbox,
     permits: &Arc<Semaphore>,
     claim: &C,
@@ -88,7 +90,7 @@ async fn claim_and_spawn<J, C, CF, S, SF>(
 ) where
     C: Fn(AppState, u32) -> CF,
     CF: Future<Output = StoreResult<Vec<J>>>,
-    S: Fn(AppState, J) -> SF,
+    S: Fn(AppState, reqwest::Client, J) -> SF,
     SF: Future<Output = ()> + Send + 'static,
 {
     let free = u32::try_from(permits.available_permits()).unwrap_or(0);
@@ -111,7 +113,7 @@ async fn claim_and_spawn<J, C, CF, S, SF>(
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return;
         };
-        let work = send(state.clone(), job);
+        let work = send(state.clone(), http.clone(), job);
         tokio::spawn(async move {
             work.await;
             drop(permit);

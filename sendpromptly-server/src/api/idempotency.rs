@@ -13,7 +13,7 @@
 //!   does;
 //! - every other POST goes through [`middleware`]: the key is taken (begin),
 //!   the handler runs, the response is stored (complete). The request runs
-//!   on a task its client cannot cancel (`api::run_to_completion`), so a
+//!   on a task its client cannot cancel (`router::run_to_completion`), so a
 //!   hang-up completes it; only a crash between begin and complete leaves
 //!   the key in flight, until [`LOCK_FOR`] passes.
 

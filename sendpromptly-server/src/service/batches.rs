@@ -284,7 +284,7 @@ fn view_of(batch: ReprocessBatch, items: Vec<ReprocessBatchItem>) -> ReprocessBa
     }
 }
 
-/// Cancels a batch: what was not sent yet never is. Shared by the API and the console.
+/// Cancels a batch: what was not sent yet never is.
 pub async fn cancel_batch(
     store: &dyn Store,
     project_id: &str,

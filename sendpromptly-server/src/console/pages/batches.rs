@@ -208,19 +208,7 @@ pub async fn batch(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    with_workspace(state.clone(), &headers, signed_in, |ws| async move {
-        let view = batches::batch_view(state.store(), &ws.project.id, &id)
-            .await
-            .map_err(fail(&ws))?;
-        Ok(render(
-            StatusCode::OK,
-            &BatchPage {
-                layout: ws.layout("Reprocess batch", "incidents"),
-                batch: BatchProgress::of(&ws, view),
-            },
-        ))
-    })
-    .await
+    show_batch(state, signed_in, headers, id, false).await
 }
 
 /// `GET /reprocess-batches/{id}/progress`: the refreshing part (htmx).
@@ -230,16 +218,28 @@ pub async fn batch_progress(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
+    show_batch(state, signed_in, headers, id, true).await
+}
+
+/// A batch's page, or only its refreshing part (`fragment`).
+async fn show_batch(
+    state: AppState,
+    signed_in: SignedIn,
+    headers: HeaderMap,
+    id: String,
+    fragment: bool,
+) -> Response {
     with_workspace(state.clone(), &headers, signed_in, |ws| async move {
         let view = batches::batch_view(state.store(), &ws.project.id, &id)
             .await
             .map_err(fail(&ws))?;
-        Ok(render(
-            StatusCode::OK,
-            &BatchFragment {
-                batch: BatchProgress::of(&ws, view),
-            },
-        ))
+        let batch = BatchProgress::of(&ws, view);
+        Ok(if fragment {
+            render(StatusCode::OK, &BatchFragment { batch })
+        } else {
+            let layout = ws.layout("Reprocess batch", "incidents");
+            render(StatusCode::OK, &BatchPage { layout, batch })
+        })
     })
     .await
 }
