@@ -299,6 +299,23 @@ impl Workspace {
     }
 }
 
+/// A page handler's workspace, from the session the guard found: a
+/// handler taking it gets the signed-in user and their project, or the
+/// request is answered with the error page.
+impl axum::extract::FromRequestParts<AppState> for Workspace {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let signed_in = SignedIn::from_request_parts(parts, state).await?;
+        workspace(state, &parts.headers, signed_in.clone())
+            .await
+            .map_err(|err| error_page(Some(&signed_in), &err))
+    }
+}
+
 /// The name of the cookie remembering the chosen project.
 pub(crate) const PROJECT_COOKIE: &str = "sp_project";
 

@@ -4,13 +4,12 @@
 use askama::Template;
 use axum::Form;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::{fail, form_time, parse_choice, see_other, time, with_workspace};
+use super::{fail, form_time, parse_choice, respond, see_other, time};
 use crate::app::AppState;
 use crate::console::PageError;
-use crate::console::auth::SignedIn;
 use crate::console::{Layout, Workspace, render};
 use crate::render::display_time;
 use crate::service::batches;
@@ -75,11 +74,10 @@ struct BatchNewPage {
 /// confirm form.
 pub async fn batch_new(
     State(state): State<AppState>,
-    signed_in: SignedIn,
-    headers: HeaderMap,
+    ws: Workspace,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Response {
-    with_workspace(state.clone(), &headers, signed_in, |ws| async move {
+    respond(async move {
         let mut request = batch_request(&pairs).map_err(fail(&ws))?;
         request.dry_run = true;
         let planned = batches::plan_batch(state.store(), &ws.project.id, &request)
@@ -120,11 +118,10 @@ pub async fn batch_new(
 /// `POST /reprocess-batches`: starts the batch, then shows it.
 pub async fn batch_start(
     State(state): State<AppState>,
-    signed_in: SignedIn,
-    headers: HeaderMap,
+    ws: Workspace,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Response {
-    with_workspace(state.clone(), &headers, signed_in, |ws| async move {
+    respond(async move {
         let request = batch_request(&pairs).map_err(fail(&ws))?;
         let planned = batches::plan_batch(state.store(), &ws.project.id, &request)
             .await
@@ -204,32 +201,24 @@ struct BatchFragment {
 /// `GET /reprocess-batches/{id}`: progress, live while running, with Cancel.
 pub async fn batch(
     State(state): State<AppState>,
-    signed_in: SignedIn,
-    headers: HeaderMap,
+    ws: Workspace,
     Path(id): Path<String>,
 ) -> Response {
-    show_batch(state, signed_in, headers, id, false).await
+    show_batch(state, ws, id, false).await
 }
 
 /// `GET /reprocess-batches/{id}/progress`: the refreshing part (htmx).
 pub async fn batch_progress(
     State(state): State<AppState>,
-    signed_in: SignedIn,
-    headers: HeaderMap,
+    ws: Workspace,
     Path(id): Path<String>,
 ) -> Response {
-    show_batch(state, signed_in, headers, id, true).await
+    show_batch(state, ws, id, true).await
 }
 
 /// A batch's page, or only its refreshing part (`fragment`).
-async fn show_batch(
-    state: AppState,
-    signed_in: SignedIn,
-    headers: HeaderMap,
-    id: String,
-    fragment: bool,
-) -> Response {
-    with_workspace(state.clone(), &headers, signed_in, |ws| async move {
+async fn show_batch(state: AppState, ws: Workspace, id: String, fragment: bool) -> Response {
+    respond(async move {
         let view = batches::batch_view(state.store(), &ws.project.id, &id)
             .await
             .map_err(fail(&ws))?;
@@ -247,11 +236,10 @@ async fn show_batch(
 /// `POST /reprocess-batches/{id}/cancel`.
 pub async fn batch_cancel(
     State(state): State<AppState>,
-    signed_in: SignedIn,
-    headers: HeaderMap,
+    ws: Workspace,
     Path(id): Path<String>,
 ) -> Response {
-    with_workspace(state.clone(), &headers, signed_in, |ws| async move {
+    respond(async move {
         batches::cancel_batch(state.store(), &ws.project.id, &id, state.now())
             .await
             .map_err(fail(&ws))?;

@@ -2,13 +2,13 @@
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::{EventFacts, fail, non_empty, with_workspace};
+use super::{EventFacts, fail, non_empty, respond};
 use crate::app::AppState;
-use crate::console::auth::SignedIn;
+use crate::console::Workspace;
 use crate::console::{Layout, render};
 use crate::render::{TimelineRow, timeline_rows};
 use crate::service::events;
@@ -34,11 +34,10 @@ struct EventsPage {
 /// the answer to "was it applied?" on each.
 pub async fn events(
     State(state): State<AppState>,
-    signed_in: SignedIn,
-    headers: HeaderMap,
+    ws: Workspace,
     Query(query): Query<EventQuery>,
 ) -> Response {
-    with_workspace(state.clone(), &headers, signed_in, |ws| async move {
+    respond(async move {
         let q = non_empty(query.q.clone());
         let filter = EventFilter {
             limit: Some(25),
@@ -80,11 +79,10 @@ struct EventPage {
 /// `GET /events/{provider}/{event_id}`: one event, with or without an incident.
 pub async fn event(
     State(state): State<AppState>,
-    signed_in: SignedIn,
-    headers: HeaderMap,
+    ws: Workspace,
     Path((provider, event_id)): Path<(String, String)>,
 ) -> Response {
-    with_workspace(state.clone(), &headers, signed_in, |ws| async move {
+    respond(async move {
         let stored = events::event(&state, &ws.project.id, &provider, &event_id)
             .await
             .map_err(fail(&ws))?;

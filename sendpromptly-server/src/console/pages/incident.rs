@@ -9,10 +9,10 @@ use axum::response::{IntoResponse, Response};
 use sendpromptly_core::model::{IncidentState, Resolution};
 use serde::Deserialize;
 
-use super::{Done, EventFacts, PageResult, fail, non_empty, see_other, time, with_workspace};
+use super::{Done, EventFacts, PageResult, fail, non_empty, respond, see_other, time};
 use crate::app::AppState;
 use crate::console::PageError;
-use crate::console::auth::{self, SignedIn};
+use crate::console::auth::{self};
 use crate::console::{Layout, Notice, PROJECT_COOKIE, Workspace, render};
 use crate::render::{TimelineRow, display_time, timeline_rows};
 use crate::service::incidents::{load_incident, manual_resolve, request_reprocess};
@@ -168,14 +168,14 @@ pub struct ProjectParam {
 /// console to the incident's project first, then shows it).
 pub async fn incident(
     State(state): State<AppState>,
-    signed_in: SignedIn,
+    ws: Workspace,
     headers: HeaderMap,
     Path(id): Path<String>,
     Query(done): Query<Done>,
     Query(link): Query<ProjectParam>,
 ) -> Response {
     let secure = auth::is_secure(&state, &headers);
-    with_workspace(state.clone(), &headers, signed_in, |ws| async move {
+    respond(async move {
         if let Some(project) = link
             .project
             .as_deref()
@@ -198,11 +198,10 @@ pub async fn incident(
 /// `GET /incidents/{id}/live`: the refreshing part (htmx).
 pub async fn incident_live(
     State(state): State<AppState>,
-    signed_in: SignedIn,
-    headers: HeaderMap,
+    ws: Workspace,
     Path(id): Path<String>,
 ) -> Response {
-    with_workspace(state.clone(), &headers, signed_in, |ws| async move {
+    respond(async move {
         let stored = load_incident(&state, &ws.project.id, &id)
             .await
             .map_err(fail(&ws))?;
@@ -258,12 +257,11 @@ async fn incident_error(
 /// `POST /incidents/{id}/reprocess`.
 pub async fn reprocess(
     State(state): State<AppState>,
-    signed_in: SignedIn,
-    headers: HeaderMap,
+    ws: Workspace,
     Path(id): Path<String>,
     Form(form): Form<NoteForm>,
 ) -> Response {
-    with_workspace(state.clone(), &headers, signed_in, |ws| async move {
+    respond(async move {
         let note = non_empty(Some(form.note));
         match request_reprocess(&state, &ws.project.id, &id, ws.actor(), note).await {
             Ok(_) => Ok(see_other(&format!("/incidents/{id}?done=reprocess"))),
@@ -276,12 +274,11 @@ pub async fn reprocess(
 /// `POST /incidents/{id}/resolve`.
 pub async fn resolve(
     State(state): State<AppState>,
-    signed_in: SignedIn,
-    headers: HeaderMap,
+    ws: Workspace,
     Path(id): Path<String>,
     Form(form): Form<NoteForm>,
 ) -> Response {
-    with_workspace(state.clone(), &headers, signed_in, |ws| async move {
+    respond(async move {
         match manual_resolve(&state, &ws.project.id, &id, ws.actor(), form.note).await {
             Ok(_) => Ok(see_other(&format!("/incidents/{id}?done=resolved"))),
             Err(err) => Ok(incident_error(&state, &ws, &id, err).await),
@@ -300,12 +297,11 @@ pub struct ProofForm {
 /// `POST /incidents/{id}/proof-links`: shows the new URL once.
 pub async fn create_proof_link(
     State(state): State<AppState>,
-    signed_in: SignedIn,
-    headers: HeaderMap,
+    ws: Workspace,
     Path(id): Path<String>,
     Form(form): Form<ProofForm>,
 ) -> Response {
-    with_workspace(state.clone(), &headers, signed_in, |ws| async move {
+    respond(async move {
         let seconds = match non_empty(form.expires_in_seconds) {
             None => Some(DEFAULT_PROOF_SECONDS),
             Some(text) => match text.parse::<u32>() {
@@ -342,11 +338,10 @@ pub async fn create_proof_link(
 /// `POST /incidents/{id}/proof-links/{link}/revoke`.
 pub async fn revoke_proof_link(
     State(state): State<AppState>,
-    signed_in: SignedIn,
-    headers: HeaderMap,
+    ws: Workspace,
     Path((id, link)): Path<(String, String)>,
 ) -> Response {
-    with_workspace(state.clone(), &headers, signed_in, |ws| async move {
+    respond(async move {
         match revoke_link(&state, &ws.project.id, &link, Some(&id), ws.actor()).await {
             Ok(()) => Ok(see_other(&format!("/incidents/{id}?done=revoked"))),
             Err(err) => Ok(incident_error(&state, &ws, &id, err).await),

@@ -2,17 +2,15 @@
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use sendpromptly_core::model::{IncidentKind, IncidentState, Provider};
 use serde::Deserialize;
 
-use super::{
-    IncidentItem, fail, form_time, form_time_value, non_empty, parse_choice, with_workspace,
-};
+use super::{IncidentItem, fail, form_time, form_time_value, non_empty, parse_choice, respond};
 use crate::app::AppState;
 use crate::console::PageError;
-use crate::console::auth::SignedIn;
+use crate::console::Workspace;
 use crate::console::{Layout, render};
 use crate::service::incidents;
 use sendpromptly_core::wire::IncidentFilter;
@@ -76,11 +74,10 @@ struct IncidentsPage {
 /// `GET /incidents`: filter, search, paginate.
 pub async fn incidents(
     State(state): State<AppState>,
-    signed_in: SignedIn,
-    headers: HeaderMap,
+    ws: Workspace,
     Query(query): Query<IncidentQuery>,
 ) -> Response {
-    with_workspace(state.clone(), &headers, signed_in, |ws| async move {
+    respond(async move {
         let filter = query.filter().map_err(fail(&ws))?;
         let cursor = filter.cursor.clone();
         let page = incidents::list(&state, &ws.project.id, &filter, non_empty(query.q.clone()))

@@ -4,10 +4,10 @@
 //! project switcher), [`batches`] (bulk reprocess). Actions call the
 //! service layer ([`crate::service`]) as `console:<email>`; a form that
 //! fails re-renders its page with the reason in the console's words
-//! ([`PageError`]). What several pages share (the workspace wrapper, list
-//! items, event facts, form parsing, notices) is here.
+//! ([`PageError`]). A handler takes the [`Workspace`] (its extractor
+//! answers the error page when there is none); what several pages share
+//! (list items, event facts, form parsing, notices) is here.
 
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use sendpromptly_core::Timestamp;
 use sendpromptly_core::machine::EventRecord;
@@ -15,9 +15,7 @@ use sendpromptly_core::model::EventState;
 use serde::Deserialize;
 
 use super::PageError;
-use super::auth::SignedIn;
-use super::{Notice, Workspace, error_page, workspace};
-use crate::app::AppState;
+use super::{Notice, Workspace, error_page};
 use crate::render::display_time;
 
 mod batches;
@@ -42,21 +40,8 @@ pub use settings::{
 type PageResult = Result<Response, Response>;
 
 /// Runs a page body; an `Err` is already a response (an error page).
-async fn with_workspace<F, Fut>(
-    state: AppState,
-    headers: &HeaderMap,
-    signed_in: SignedIn,
-    body: F,
-) -> Response
-where
-    F: FnOnce(Workspace) -> Fut,
-    Fut: Future<Output = PageResult>,
-{
-    let ws = match workspace(&state, headers, signed_in.clone()).await {
-        Ok(ws) => ws,
-        Err(err) => return error_page(Some(&signed_in), &err),
-    };
-    match body(ws).await {
+async fn respond(body: impl Future<Output = PageResult>) -> Response {
+    match body.await {
         Ok(response) | Err(response) => response,
     }
 }

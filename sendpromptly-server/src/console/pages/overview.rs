@@ -2,13 +2,13 @@
 
 use askama::Template;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use sendpromptly_core::model::IncidentState;
 
-use super::{IncidentItem, fail, with_workspace};
+use super::{IncidentItem, fail, respond};
 use crate::app::AppState;
-use crate::console::auth::SignedIn;
+use crate::console::Workspace;
 use crate::console::chart::{self, TypeRow};
 use crate::console::{Layout, render};
 use crate::service::incidents;
@@ -32,12 +32,8 @@ struct OverviewPage {
 }
 
 /// `GET /`: open and reprocessing incidents first, counts, the 30-day chart.
-pub async fn overview(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    headers: HeaderMap,
-) -> Response {
-    with_workspace(state.clone(), &headers, signed_in, |ws| async move {
+pub async fn overview(State(state): State<AppState>, ws: Workspace) -> Response {
+    respond(async move {
         let store = state.store();
         let project_id = ws.project.id.clone();
         let counts = store

@@ -11,10 +11,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::{Done, PageResult, fail, non_empty, see_other, time, with_workspace};
+use super::{Done, PageResult, fail, non_empty, respond, see_other, time};
 use crate::app::AppState;
 use crate::console::PageError;
-use crate::console::auth::{self, SignedIn};
+use crate::console::auth::{self};
 use crate::console::{Layout, Notice, PROJECT_COOKIE, Workspace, render};
 use crate::provision;
 use crate::render::display_time;
@@ -173,11 +173,10 @@ async fn settings_page(
 /// `GET /settings`.
 pub async fn settings(
     State(state): State<AppState>,
-    signed_in: SignedIn,
-    headers: HeaderMap,
+    ws: Workspace,
     Query(done): Query<Done>,
 ) -> Response {
-    with_workspace(state.clone(), &headers, signed_in, |ws| async move {
+    respond(async move {
         settings_page(
             &state,
             &ws,
@@ -243,11 +242,10 @@ pub struct GeneralForm {
 /// `POST /settings/general`: repair URL, default deadline, proof metadata.
 pub async fn save_general(
     State(state): State<AppState>,
-    signed_in: SignedIn,
-    headers: HeaderMap,
+    ws: Workspace,
     Form(form): Form<GeneralForm>,
 ) -> Response {
-    with_workspace(state.clone(), &headers, signed_in, |ws| async move {
+    respond(async move {
         let draft = Draft {
             repair_url: Some(form.repair_url.clone()),
             default_deadline_seconds: Some(form.default_deadline_seconds.clone()),
@@ -315,11 +313,10 @@ fn parse_deadlines(text: &str) -> Result<BTreeMap<String, u32>, PageError> {
 /// `POST /settings/deadlines`.
 pub async fn save_deadlines(
     State(state): State<AppState>,
-    signed_in: SignedIn,
-    headers: HeaderMap,
+    ws: Workspace,
     Form(form): Form<DeadlinesForm>,
 ) -> Response {
-    with_workspace(state.clone(), &headers, signed_in, |ws| async move {
+    respond(async move {
         let draft = Draft {
             deadlines: Some(form.deadlines.clone()),
             ..Draft::default()
@@ -343,11 +340,10 @@ pub struct AlertsForm {
 /// `POST /settings/alerts`.
 pub async fn save_alerts(
     State(state): State<AppState>,
-    signed_in: SignedIn,
-    headers: HeaderMap,
+    ws: Workspace,
     Form(form): Form<AlertsForm>,
 ) -> Response {
-    with_workspace(state.clone(), &headers, signed_in, |ws| async move {
+    respond(async move {
         let draft = Draft {
             alerts: Some(form.alert_channels.clone()),
             ..Draft::default()
@@ -371,12 +367,8 @@ pub async fn save_alerts(
 
 /// `POST /settings/alerts/test`: sends a test alert to every saved channel
 /// and shows each outcome.
-pub async fn test_alerts(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    headers: HeaderMap,
-) -> Response {
-    with_workspace(state.clone(), &headers, signed_in, |ws| async move {
+pub async fn test_alerts(State(state): State<AppState>, ws: Workspace) -> Response {
+    respond(async move {
         let outcomes = project_service::test_alerts(&state, &ws.project.id, None)
             .await
             .map_err(fail(&ws))?;
@@ -411,12 +403,8 @@ pub async fn test_alerts(
 }
 
 /// `POST /settings/signing-secret/rotate`: shows the new secret once.
-pub async fn rotate_secret(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    headers: HeaderMap,
-) -> Response {
-    with_workspace(state.clone(), &headers, signed_in, |ws| async move {
+pub async fn rotate_secret(State(state): State<AppState>, ws: Workspace) -> Response {
+    respond(async move {
         let rotated = rotate(&state, &ws.project.id).await.map_err(fail(&ws))?;
         tracing::info!(user = %ws.signed_in.user.email, project = %ws.project.id, "signing secret rotated from the console");
         settings_page(
@@ -449,11 +437,10 @@ pub struct KeyForm {
 /// `POST /settings/api-keys`: shows the new key once.
 pub async fn create_api_key(
     State(state): State<AppState>,
-    signed_in: SignedIn,
-    headers: HeaderMap,
+    ws: Workspace,
     Form(form): Form<KeyForm>,
 ) -> Response {
-    with_workspace(state.clone(), &headers, signed_in, |ws| async move {
+    respond(async move {
         let name = non_empty(Some(form.name));
         if name.as_ref().is_some_and(|n| n.len() > 100) {
             let err = PageError::invalid("name", "must be at most 100 characters");
@@ -483,11 +470,10 @@ pub async fn create_api_key(
 /// `POST /settings/api-keys/{id}/revoke`.
 pub async fn revoke_api_key(
     State(state): State<AppState>,
-    signed_in: SignedIn,
-    headers: HeaderMap,
+    ws: Workspace,
     Path(id): Path<String>,
 ) -> Response {
-    with_workspace(state.clone(), &headers, signed_in, |ws| async move {
+    respond(async move {
         let revoked = state
             .store()
             .revoke_api_key(&ws.project.id, &id, state.now())
@@ -513,12 +499,12 @@ pub struct SwitchForm {
 /// `POST /switch-project`: remembers the chosen project in a cookie.
 pub async fn switch_project(
     State(state): State<AppState>,
-    signed_in: SignedIn,
+    ws: Workspace,
     headers: HeaderMap,
     Form(form): Form<SwitchForm>,
 ) -> Response {
     let secure = auth::is_secure(&state, &headers);
-    with_workspace(state.clone(), &headers, signed_in, |ws| async move {
+    respond(async move {
         let project = ws
             .projects
             .iter()
