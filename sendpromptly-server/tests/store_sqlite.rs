@@ -392,9 +392,17 @@ async fn a_group_runs_at_once_and_falls_back_one_by_one_on_a_write_conflict() {
         (Ok(key("d")), receipt(&key("d")), ctx("inc_d")),
     ];
     let before = store.group_commit_stats();
-    for (target, command, ctx) in steps {
+    for (i, (target, command, ctx)) in steps.into_iter().enumerate() {
         let n = queue(target, command, ctx);
         wait_for(n).await;
+        if i == 0 {
+            // The first command must be taken into its own group (and be
+            // waiting for the lock) before the rest are queued; queued is
+            // not yet taken, and a busy runtime may leave it queued a while.
+            while store.group_commit_stats().transactions == before.transactions {
+                tokio::task::yield_now().await;
+            }
+        }
     }
     sqlx::query("COMMIT").execute(&mut other).await.unwrap();
     let mut answers = Vec::new();
