@@ -31,10 +31,14 @@ use sendpromptly_core::wire::{ReprocessBatchCounts, ReprocessBatchItem};
 use serde::{Deserialize, Serialize};
 
 mod codec;
+mod engine;
+pub use engine::Engine;
 /// The suite every engine runs (compiled for tests and `test-support` only).
 #[cfg(any(test, feature = "test-support"))]
 pub mod conformance;
 mod group;
+mod rows;
+mod sql;
 pub use group::GroupCommitStats;
 pub mod migrations;
 pub mod pool;
