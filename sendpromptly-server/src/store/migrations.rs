@@ -199,4 +199,3 @@ mod tests {
         assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
     }
 }
-

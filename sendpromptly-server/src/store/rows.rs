@@ -14,12 +14,13 @@ use sendpromptly_core::model::{Actor, JsonObject, TimelineEntry, TimelineKind};
 use sendpromptly_core::wire::{ReprocessBatchCounts, ReprocessBatchItem};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
+use super::Project;
 use super::codec::{decode_record, to_u32, to_u64, ts};
 use super::group::{LoadedEvent, StoredKey, stored_status};
 use super::{
     ApiKey, DailyActivity, IncidentCounts, ProofLink, ReprocessBatch, StoreError, StoreResult, User,
 };
-use super::{Project, batch_item_state};
+use sendpromptly_core::batch::batch_item_state;
 
 /// A row's columns by name, as the kinds the schema uses.
 pub(super) trait RowExt {

@@ -9,6 +9,7 @@
 //! holds the event's row lock (PostgreSQL) or the write lock (SQLite).
 
 use sendpromptly_core::Timestamp;
+use sendpromptly_core::alert_plan;
 use sendpromptly_core::machine::{self, Effect, EventRecord, Transition};
 use sendpromptly_core::model::{EventKey, Incident, TimelineEntry};
 
@@ -201,14 +202,14 @@ async fn write_effects<B: Backend>(
 }
 
 /// Enqueues the alerts the effects raise for the project's channels
-/// ([`super::super::plan_alerts`]), in the caller's transaction.
+/// ([`alert_plan::plan_alerts`]), in the caller's transaction.
 async fn insert_alerts<B: Backend>(
     conn: &mut Conn<B>,
     project_id: &str,
     transition: &Transition,
     now: Timestamp,
 ) -> StoreResult<()> {
-    if super::super::alert_events(&transition.effects).is_empty() {
+    if alert_plan::alert_events(&transition.effects).is_empty() {
         return Ok(());
     }
     let row = B::fetch_optional(conn, sql::PROJECT_ALERT_CHANNELS, args![project_id]).await?;
@@ -217,7 +218,16 @@ async fn insert_alerts<B: Backend>(
     };
     let channels: serde_json::Value = serde_json::from_str(&row.text("alert_channels")?)
         .map_err(|e| StoreError::Corrupt(format!("alert_channels: {e}")))?;
-    for alert in super::super::plan_alerts(project_id, &channels, transition, now) {
+    // An unreadable setting raises no alert (logged) rather than failing
+    // the state change.
+    let channels = match sendpromptly_core::alert::parse_channels(&channels) {
+        Ok(channels) => channels,
+        Err(err) => {
+            tracing::warn!(project_id, error = %err, "unreadable alert_channels; no alert raised");
+            return Ok(());
+        }
+    };
+    for alert in alert_plan::plan_alerts(project_id, &channels, transition, now) {
         let row = args![
             &alert.id,
             project_id,

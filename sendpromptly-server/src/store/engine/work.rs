@@ -15,6 +15,7 @@ use sendpromptly_core::alert::GroupDecision;
 use sendpromptly_core::machine::{self, AttemptReport, Command, Context};
 use sendpromptly_core::model::{Actor, TimelineEntry};
 use sendpromptly_core::retry::NextStep;
+use sendpromptly_core::{alert_plan, batch};
 
 use super::super::codec::{decode_record, ms, new_incident_id, to_u32, to_u64, ts};
 use super::super::rows::{self, RowExt};
@@ -222,7 +223,7 @@ pub(super) async fn claim_alerts<B: Backend>(
             let opened = fetch_one::<B>(&mut tx, sql::ALERT_WINDOW_OPENED, params)
                 .await?
                 .opt_int("opened")?;
-            match super::super::alert_grouping(window_seconds, opened.map(ts), ts(created_at)) {
+            match alert_plan::alert_grouping(window_seconds, opened.map(ts), ts(created_at)) {
                 GroupDecision::SendNow => role = "single".into(),
                 GroupDecision::HoldUntil { flush_at } => {
                     let hold = args![ms(flush_at), ms(now), &id];
@@ -246,7 +247,8 @@ pub(super) async fn claim_alerts<B: Backend>(
                 B::execute(&mut tx, sql::GROUP_ALERT, params).await?;
                 grouped.insert(member_id);
             }
-            incidents = super::super::merge_alert_incidents(&parts)?;
+            incidents = alert_plan::merge_alert_incidents(&parts)
+                .map_err(|e| StoreError::Corrupt(format!("alert incidents: {e}")))?;
             role = "digest".into();
         }
         let lease_row = args![&role, &incidents, ms(lease_until), ms(now), &id];
@@ -353,8 +355,7 @@ async fn pace_batch<B: Backend>(
         return Ok(());
     }
     let free = concurrency.saturating_sub(in_flight.saturating_sub(waiting));
-    let (n, next) =
-        super::super::pacing_allowance(now, next_send_at, rate, free, pending + retryable);
+    let (n, next) = batch::pacing_allowance(now, next_send_at, rate, free, pending + retryable);
     if n == 0 {
         return Ok(());
     }
@@ -380,12 +381,12 @@ async fn pace_batch<B: Backend>(
                 match load_by_incident::<B>(tx, &project_id, &incident_id).await? {
                     None => Err("incident_not_found"),
                     Some(loaded) => {
-                        let (command, ctx) = super::super::batch_reprocess_command(
+                        let event_type = loaded.record.event_type.as_deref();
+                        let (command, ctx) = batch::batch_reprocess_command(
                             &batch_id,
                             &started_by,
                             note.as_deref(),
-                            &project,
-                            &loaded.record,
+                            project.deadline_for(event_type.unwrap_or_default(), None),
                             now,
                         );
                         let reprocess_id = match &command {
@@ -393,7 +394,7 @@ async fn pace_batch<B: Backend>(
                             _ => String::new(),
                         };
                         match machine::apply(Some(loaded.record.clone()), command, &ctx) {
-                            Err(err) => Err(super::super::skip_reason(&err)),
+                            Err(err) => Err(batch::skip_reason(&err)),
                             Ok(transition) => {
                                 let before = Some((loaded.pk, &loaded.record));
                                 persist::<B>(tx, &project_id, before, &transition, now).await?;
