@@ -59,7 +59,7 @@ use super::group::{
     self, EventWrite, GroupCounters, GroupEngine, GroupIo, GroupJob, GroupLoad, GroupWanted,
     GroupWriter, JobResult, KeyRows, KeyVerdict, LoadedEvent, StoredKey, group_failed,
 };
-use super::migrations::{self, MIGRATIONS_TABLE};
+use super::migrations::{self, MIGRATIONS_TABLE, Migration};
 use super::rows;
 use super::sql::{self, Arg, Dialect, bind};
 use super::{IdempotentOutcome, StoreError, StoreResult};
@@ -169,36 +169,6 @@ impl PostgresStore {
     pub async fn close(&self) {
         self.backend.pool.close().await;
     }
-
-    /// The plan of the sweeper's due-record query with sequential scans
-    /// disabled (a tiny test table would be scanned anyway): shows that the
-    /// partial `events_due` index can serve it.
-    pub async fn explain_sweep_query(&self) -> StoreResult<Vec<String>> {
-        self.explain(DIALECT.sweep_select, 2).await
-    }
-
-    /// The plan of the dispatcher's claim query (see
-    /// [`PostgresStore::explain_sweep_query`]).
-    pub async fn explain_claim_query(&self) -> StoreResult<Vec<String>> {
-        self.explain(DIALECT.claim_select, 3).await
-    }
-
-    async fn explain(&self, query: &str, params: usize) -> StoreResult<Vec<String>> {
-        let mut tx = self.backend.pool.begin().await?;
-        sqlx::query("SET LOCAL enable_seqscan = off")
-            .execute(&mut *tx)
-            .await?;
-        let sql = format!("EXPLAIN {query}");
-        let args = vec![Arg::Int(1); params];
-        let lines = bind::<Postgres>(&sql, &args)
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|row| Ok(row.try_get::<String, _>(0)?))
-            .collect::<StoreResult<Vec<_>>>()?;
-        tx.rollback().await?;
-        Ok(lines)
-    }
 }
 
 /// PostgreSQL's dialect: row locks on what a transaction will change
@@ -291,62 +261,48 @@ impl Backend for PgBackend {
             .rows_affected())
     }
 
-    async fn fetch_all<'q>(
-        conn: &mut PgConnection,
-        sql: &'q str,
-        args: &[Arg<'q>],
-    ) -> Result<Vec<PgRow>, sqlx::Error> {
-        bind::<Postgres>(sql, args).fetch_all(conn).await
-    }
+    const MIGRATIONS: &'static [Migration] = migrations::POSTGRES;
 
-    async fn fetch_optional<'q>(
-        conn: &mut PgConnection,
-        sql: &'q str,
-        args: &[Arg<'q>],
-    ) -> Result<Option<PgRow>, sqlx::Error> {
-        bind::<Postgres>(sql, args).fetch_optional(conn).await
-    }
-
-    async fn execute<'q>(
-        conn: &mut PgConnection,
-        sql: &'q str,
-        args: &[Arg<'q>],
-    ) -> Result<u64, sqlx::Error> {
-        Ok(bind::<Postgres>(sql, args)
-            .execute(conn)
-            .await?
-            .rows_affected())
-    }
-
-    async fn migrate(&self) -> StoreResult<()> {
-        let mut tx = self.write().await?;
+    async fn prepare_migrations(conn: &mut PgConnection) -> StoreResult<()> {
         // Instances starting together take turns; the later ones find
         // nothing left to do. DDL is transactional: a failed migration
         // leaves nothing behind.
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(MIGRATION_LOCK)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
         let exists: Option<String> =
             sqlx::query_scalar(&format!("SELECT to_regclass('{MIGRATIONS_TABLE}')::text"))
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut *conn)
                 .await?;
         if exists.is_none() {
             sqlx::query(&format!(
                 "CREATE TABLE {MIGRATIONS_TABLE} (\
                  version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
             ))
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
         }
-        let applied = engine::applied_migrations::<PgBackend>(&mut tx).await?;
-        for migration in migrations::plan(migrations::POSTGRES, &applied)? {
-            // A plain string runs every statement it holds.
-            sqlx::Executor::execute(&mut *tx, migration.sql).await?;
-            engine::record_migration::<PgBackend>(&mut tx, migration).await?;
-        }
-        tx.commit().await?;
         Ok(())
+    }
+
+    /// The plan of `query` with sequential scans disabled (a tiny test
+    /// table would be scanned anyway).
+    async fn explain(&self, query: &str, params: usize) -> StoreResult<Vec<String>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET LOCAL enable_seqscan = off")
+            .execute(&mut *tx)
+            .await?;
+        let sql = format!("EXPLAIN {query}");
+        let args = vec![Arg::Int(1); params];
+        let lines = bind::<Postgres>(&sql, &args)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| Ok(row.try_get::<String, _>(0)?))
+            .collect::<StoreResult<Vec<_>>>()?;
+        tx.rollback().await?;
+        Ok(lines)
     }
 
     async fn probe_write(&self) -> StoreResult<()> {

@@ -15,7 +15,7 @@
 //! [`bind`] hands to sqlx for either backend.
 
 use sqlx::query::Query;
-use sqlx::{Database, Encode, Type};
+use sqlx::{Database, Encode, Postgres, Sqlite, Type};
 
 /// One bound parameter.
 #[derive(Clone, Copy, Debug)]
@@ -124,6 +124,75 @@ where
     }
     query
 }
+
+/// A boxed future that may move between threads.
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// Running a statement on a connection, for the engine (implemented below,
+/// once, for both sqlx databases).
+pub(super) trait Queries: Database {
+    /// The rows of `sql`.
+    fn fetch_all<'a, 'q: 'a>(
+        conn: &'a mut Self::Connection,
+        sql: &'q str,
+        args: &'a [Arg<'q>],
+    ) -> BoxFuture<'a, Result<Vec<Self::Row>, sqlx::Error>>;
+    /// The first row of `sql`, if any.
+    fn fetch_optional<'a, 'q: 'a>(
+        conn: &'a mut Self::Connection,
+        sql: &'q str,
+        args: &'a [Arg<'q>],
+    ) -> BoxFuture<'a, Result<Option<Self::Row>, sqlx::Error>>;
+    /// Runs `sql`; the rows it changed.
+    fn execute<'a, 'q: 'a>(
+        conn: &'a mut Self::Connection,
+        sql: &'q str,
+        args: &'a [Arg<'q>],
+    ) -> BoxFuture<'a, Result<u64, sqlx::Error>>;
+    /// Runs every statement of `script` (a migration), without parameters.
+    fn execute_script<'a>(
+        conn: &'a mut Self::Connection,
+        script: &'static str,
+    ) -> BoxFuture<'a, Result<(), sqlx::Error>>;
+}
+
+macro_rules! queries {
+    ($db:ty) => {
+        impl Queries for $db {
+            fn fetch_all<'a, 'q: 'a>(
+                conn: &'a mut Self::Connection,
+                sql: &'q str,
+                args: &'a [Arg<'q>],
+            ) -> BoxFuture<'a, Result<Vec<Self::Row>, sqlx::Error>> {
+                Box::pin(bind::<$db>(sql, args).fetch_all(conn))
+            }
+            fn fetch_optional<'a, 'q: 'a>(
+                conn: &'a mut Self::Connection,
+                sql: &'q str,
+                args: &'a [Arg<'q>],
+            ) -> BoxFuture<'a, Result<Option<Self::Row>, sqlx::Error>> {
+                Box::pin(bind::<$db>(sql, args).fetch_optional(conn))
+            }
+            fn execute<'a, 'q: 'a>(
+                conn: &'a mut Self::Connection,
+                sql: &'q str,
+                args: &'a [Arg<'q>],
+            ) -> BoxFuture<'a, Result<u64, sqlx::Error>> {
+                let query = bind::<$db>(sql, args);
+                Box::pin(async move { Ok(query.execute(conn).await?.rows_affected()) })
+            }
+            fn execute_script<'a>(
+                conn: &'a mut Self::Connection,
+                script: &'static str,
+            ) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+                // A plain string runs every statement it holds.
+                Box::pin(async move { sqlx::Executor::execute(conn, script).await.map(drop) })
+            }
+        }
+    };
+}
+queries!(Sqlite);
+queries!(Postgres);
 
 /// A statement built at run time (the list filters), numbering its
 /// placeholders as parameters are pushed.

@@ -55,7 +55,7 @@ use super::group::{
     GroupWriter, JobResult, KeyRow, KeyRows, KeyVerdict, LoadedEvent, StoredKey, group_failed,
 };
 pub use super::group::{GROUP_MAX, GroupCommitStats};
-use super::migrations::{self, MIGRATIONS_TABLE};
+use super::migrations::{self, MIGRATIONS_TABLE, Migration};
 use super::pool::{self, HandTransaction};
 use super::rows;
 use super::sql::{self, Arg, Dialect, bind};
@@ -133,31 +133,6 @@ impl SqliteStore {
         self.backend.reader.close().await;
         self.backend.writer.close().await;
     }
-
-    /// The `EXPLAIN QUERY PLAN` lines of the sweeper's due-record query (for
-    /// checking that it walks the partial `events_due` index).
-    pub async fn explain_sweep_query(&self) -> StoreResult<Vec<String>> {
-        self.explain(DIALECT.sweep_select, 2).await
-    }
-
-    /// The `EXPLAIN QUERY PLAN` lines of the dispatcher's claim query.
-    pub async fn explain_claim_query(&self) -> StoreResult<Vec<String>> {
-        self.explain(DIALECT.claim_select, 3).await
-    }
-
-    async fn explain(&self, query: &str, params: usize) -> StoreResult<Vec<String>> {
-        let sql = format!("EXPLAIN QUERY PLAN {query}");
-        // 0 for the times, 1 for the limit.
-        let args: Vec<Arg<'_>> = (0..params)
-            .map(|i| Arg::Int(i64::from(i + 1 == params)))
-            .collect();
-        let rows = bind::<Sqlite>(&sql, &args)
-            .fetch_all(&self.backend.reader)
-            .await?;
-        rows.iter()
-            .map(|row| Ok(row.try_get::<String, _>("detail")?))
-            .collect()
-    }
 }
 
 /// SQLite's dialect: no row locks (the writer's `BEGIN IMMEDIATE` holds the
@@ -224,49 +199,30 @@ impl Backend for SqliteBackend {
         Ok(changed.rows_affected())
     }
 
-    async fn fetch_all<'q>(
-        conn: &mut SqliteConnection,
-        sql: &'q str,
-        args: &[Arg<'q>],
-    ) -> Result<Vec<SqliteRow>, sqlx::Error> {
-        bind::<Sqlite>(sql, args).fetch_all(conn).await
-    }
+    const MIGRATIONS: &'static [Migration] = migrations::SQLITE;
 
-    async fn fetch_optional<'q>(
-        conn: &mut SqliteConnection,
-        sql: &'q str,
-        args: &[Arg<'q>],
-    ) -> Result<Option<SqliteRow>, sqlx::Error> {
-        bind::<Sqlite>(sql, args).fetch_optional(conn).await
-    }
-
-    async fn execute<'q>(
-        conn: &mut SqliteConnection,
-        sql: &'q str,
-        args: &[Arg<'q>],
-    ) -> Result<u64, sqlx::Error> {
-        Ok(bind::<Sqlite>(sql, args)
-            .execute(conn)
-            .await?
-            .rows_affected())
-    }
-
-    async fn migrate(&self) -> StoreResult<()> {
-        let mut tx = self.write().await?;
+    async fn prepare_migrations(conn: &mut SqliteConnection) -> StoreResult<()> {
         sqlx::query(&format!(
             "CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (\
              version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
         ))
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
-        let applied = engine::applied_migrations::<SqliteBackend>(&mut tx).await?;
-        for migration in migrations::plan(migrations::SQLITE, &applied)? {
-            // A plain string runs every statement it holds.
-            sqlx::Executor::execute(&mut *tx, migration.sql).await?;
-            engine::record_migration::<SqliteBackend>(&mut tx, migration).await?;
-        }
-        tx.commit().await?;
         Ok(())
+    }
+
+    /// The `EXPLAIN QUERY PLAN` lines of `query` (zeros for times, one
+    /// for the limit).
+    async fn explain(&self, query: &str, params: usize) -> StoreResult<Vec<String>> {
+        let sql = format!("EXPLAIN QUERY PLAN {query}");
+        // 0 for the times, 1 for the limit.
+        let args: Vec<Arg<'_>> = (0..params)
+            .map(|i| Arg::Int(i64::from(i + 1 == params)))
+            .collect();
+        let rows = bind::<Sqlite>(&sql, &args).fetch_all(&self.reader).await?;
+        rows.iter()
+            .map(|row| Ok(row.try_get::<String, _>("detail")?))
+            .collect()
     }
 
     async fn probe_write(&self) -> StoreResult<()> {

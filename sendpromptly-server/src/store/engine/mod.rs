@@ -39,7 +39,7 @@ use super::codec::{self, clamp_limit, encode_json, insert_error, ms};
 use super::group::{self, EventWrite, GroupCommitStats, GroupJob, GroupWriter, JobResult};
 use super::migrations::{self, AppliedMigration, MIGRATIONS_TABLE, Migration};
 use super::rows::{self, RowExt};
-use super::sql::{self, Arg, Dialect, args};
+use super::sql::{self, Arg, Dialect, Queries, args};
 use super::{
     AlertJob, ApiKey, Applied, DailyActivity, DeliveryJob, EventFilter, IdempotencyBegin,
     IdempotentOutcome, IdempotentRequest, IncidentCounts, IncidentFilter, NewBatchItem, NewProject,
@@ -62,7 +62,7 @@ pub(super) type Conn<B> = <<B as Backend>::Db as Database>::Connection;
 #[async_trait]
 pub(super) trait Backend: Send + Sync + 'static {
     /// The sqlx database.
-    type Db: Database;
+    type Db: Queries + Database<Row = Self::Row>;
     /// Its rows.
     type Row: RowExt + Send + Sync + 'static;
     /// Its SQL where it differs.
@@ -77,27 +77,14 @@ pub(super) trait Backend: Send + Sync + 'static {
     /// Runs one write statement on its own; returns the rows it changed.
     async fn write_one(&self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error>;
 
-    /// The rows of `sql`.
-    async fn fetch_all<'q>(
-        conn: &mut Conn<Self>,
-        sql: &'q str,
-        args: &[Arg<'q>],
-    ) -> Result<Vec<Self::Row>, sqlx::Error>;
-    /// The first row of `sql`, if any.
-    async fn fetch_optional<'q>(
-        conn: &mut Conn<Self>,
-        sql: &'q str,
-        args: &[Arg<'q>],
-    ) -> Result<Option<Self::Row>, sqlx::Error>;
-    /// Runs `sql`; returns the rows it changed.
-    async fn execute<'q>(
-        conn: &mut Conn<Self>,
-        sql: &'q str,
-        args: &[Arg<'q>],
-    ) -> Result<u64, sqlx::Error>;
-
-    /// Applies pending migrations.
-    async fn migrate(&self) -> StoreResult<()>;
+    /// The plan of `query`, whose `params` parameters are all integers.
+    async fn explain(&self, query: &str, params: usize) -> StoreResult<Vec<String>>;
+    /// The backend's migrations, oldest first.
+    const MIGRATIONS: &'static [Migration];
+    /// In the migration's transaction, before anything is read: makes sure
+    /// the migrations table exists (and, on PostgreSQL, takes the lock
+    /// that makes instances starting together take turns).
+    async fn prepare_migrations(conn: &mut Conn<Self>) -> StoreResult<()>;
     /// The health probe's empty write (see [`Store::probe_write`]).
     async fn probe_write(&self) -> StoreResult<()>;
     /// Writes the event rows and timeline entries of `writes` (set-based);
@@ -169,10 +156,21 @@ impl<B> Engine<B> {
 // business (not part of the public interface).
 #[allow(private_bounds)]
 impl<B: Backend> Engine<B> {
+    /// The plan of the sweeper's due-record query (for checking that it
+    /// can walk the partial `events_due` index).
+    pub async fn explain_sweep_query(&self) -> StoreResult<Vec<String>> {
+        self.backend.explain(B::SQL.sweep_select, 2).await
+    }
+
+    /// The plan of the dispatcher's claim query.
+    pub async fn explain_claim_query(&self) -> StoreResult<Vec<String>> {
+        self.backend.explain(B::SQL.claim_select, 3).await
+    }
+
     /// The rows of a plain read.
     async fn read_all<'q>(&self, sql: &'q str, args: &[Arg<'q>]) -> StoreResult<Vec<B::Row>> {
         let mut conn = self.backend.reader().acquire().await?;
-        Ok(B::fetch_all(&mut conn, sql, args).await?)
+        Ok(B::Db::fetch_all(&mut conn, sql, args).await?)
     }
 
     /// The first row of a plain read.
@@ -182,7 +180,7 @@ impl<B: Backend> Engine<B> {
         args: &[Arg<'q>],
     ) -> StoreResult<Option<B::Row>> {
         let mut conn = self.backend.reader().acquire().await?;
-        Ok(B::fetch_optional(&mut conn, sql, args).await?)
+        Ok(B::Db::fetch_optional(&mut conn, sql, args).await?)
     }
 
     /// The one row of a plain read (a count).
@@ -209,11 +207,9 @@ impl<B: Backend> Engine<B> {
 }
 
 /// The migrations recorded as applied (in the migration's transaction).
-pub(super) async fn applied_migrations<B: Backend>(
-    conn: &mut Conn<B>,
-) -> StoreResult<Vec<AppliedMigration>> {
+async fn applied_migrations<B: Backend>(conn: &mut Conn<B>) -> StoreResult<Vec<AppliedMigration>> {
     let sql = format!("SELECT version, name FROM {MIGRATIONS_TABLE} ORDER BY version");
-    let rows = B::fetch_all(conn, &sql, &[]).await?;
+    let rows = B::Db::fetch_all(conn, &sql, &[]).await?;
     rows.iter()
         .map(|row| {
             Ok(AppliedMigration {
@@ -225,14 +221,14 @@ pub(super) async fn applied_migrations<B: Backend>(
 }
 
 /// Records `migration` as applied now.
-pub(super) async fn record_migration<B: Backend>(
+async fn record_migration<B: Backend>(
     conn: &mut Conn<B>,
     migration: &Migration,
 ) -> StoreResult<()> {
     let sql =
         format!("INSERT INTO {MIGRATIONS_TABLE} (version, name, applied_at) VALUES ($1, $2, $3)");
     let now = ms(Timestamp::from_datetime(chrono::Utc::now()));
-    B::execute(conn, &sql, args![migration.version, migration.name, now]).await?;
+    B::Db::execute(conn, &sql, args![migration.version, migration.name, now]).await?;
     migrations::log_applied(migration);
     Ok(())
 }
@@ -243,7 +239,7 @@ pub(super) async fn fetch_one<B: Backend>(
     sql: &str,
     args: &[Arg<'_>],
 ) -> StoreResult<B::Row> {
-    Ok(B::fetch_optional(conn, sql, args)
+    Ok(B::Db::fetch_optional(conn, sql, args)
         .await?
         .ok_or(sqlx::Error::RowNotFound)?)
 }
@@ -251,7 +247,15 @@ pub(super) async fn fetch_one<B: Backend>(
 #[async_trait]
 impl<B: Backend> Store for Engine<B> {
     async fn migrate(&self) -> StoreResult<()> {
-        self.backend.migrate().await
+        let mut tx = self.backend.write().await?;
+        B::prepare_migrations(&mut tx).await?;
+        let applied = applied_migrations::<B>(&mut tx).await?;
+        for migration in migrations::plan(B::MIGRATIONS, &applied)? {
+            B::Db::execute_script(&mut tx, migration.sql).await?;
+            record_migration::<B>(&mut tx, migration).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -353,8 +357,8 @@ impl<B: Backend> Store for Engine<B> {
         let sealed = codec::seal_signing_secret(self.keyring()?, project_id, secret);
         let mut tx = self.backend.write().await?;
         let expire = args![ms(older_expire_at), project_id];
-        B::execute(&mut tx, sql::EXPIRE_SIGNING_SECRETS, expire).await?;
-        B::execute(
+        B::Db::execute(&mut tx, sql::EXPIRE_SIGNING_SECRETS, expire).await?;
+        B::Db::execute(
             &mut tx,
             sql::INSERT_SIGNING_SECRET,
             args![project_id, &sealed, ms(now)],
@@ -738,7 +742,7 @@ impl<B: Backend> Store for Engine<B> {
             &selection,
             ms(batch.created_at)
         ];
-        B::execute(&mut tx, sql::INSERT_BATCH, row)
+        B::Db::execute(&mut tx, sql::INSERT_BATCH, row)
             .await
             .map_err(|e| insert_error(e, "this batch id is already used", "project"))?;
         for (position, item) in items.iter().enumerate() {
@@ -756,7 +760,7 @@ impl<B: Backend> Store for Engine<B> {
                 state,
                 &item.skipped
             ];
-            B::execute(&mut tx, sql::INSERT_BATCH_ITEM, row).await?;
+            B::Db::execute(&mut tx, sql::INSERT_BATCH_ITEM, row).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -790,8 +794,8 @@ impl<B: Backend> Store for Engine<B> {
     ) -> StoreResult<Option<ReprocessBatch>> {
         let mut tx = self.backend.write().await?;
         let params = args![ms(now), batch_id, project_id];
-        if B::execute(&mut tx, sql::CANCEL_BATCH, params).await? > 0 {
-            B::execute(&mut tx, sql::CANCEL_BATCH_ITEMS, args![batch_id]).await?;
+        if B::Db::execute(&mut tx, sql::CANCEL_BATCH, params).await? > 0 {
+            B::Db::execute(&mut tx, sql::CANCEL_BATCH_ITEMS, args![batch_id]).await?;
         }
         let batch = reads::load_batch::<B>(&mut tx, project_id, batch_id).await?;
         tx.commit().await?;
@@ -808,7 +812,7 @@ impl<B: Backend> Store for Engine<B> {
 
     async fn slow_reprocess_batch(&self, reprocess_id: &str, until: Timestamp) -> StoreResult<()> {
         let mut tx = self.backend.write().await?;
-        B::execute(&mut tx, sql::SLOW_BATCH, args![ms(until), reprocess_id]).await?;
+        B::Db::execute(&mut tx, sql::SLOW_BATCH, args![ms(until), reprocess_id]).await?;
         tx.commit().await?;
         Ok(())
     }

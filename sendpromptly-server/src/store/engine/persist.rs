@@ -16,6 +16,7 @@ use sendpromptly_core::model::{EventKey, Incident, TimelineEntry};
 use super::super::codec::{encode_json, encode_record, insert_error, ms};
 use super::super::group::{self, EventWrite, GroupJob, GroupTarget, LoadedEvent};
 use super::super::rows::{self, RowExt};
+use super::super::sql::Queries;
 use super::super::sql::{self, args};
 use super::super::{Applied, StoreError, StoreResult};
 use super::{Backend, Conn};
@@ -27,7 +28,7 @@ pub(super) async fn load_by_key<B: Backend>(
     key: &EventKey,
 ) -> StoreResult<Option<LoadedEvent>> {
     let params = args![project_id, key.provider.as_str(), &key.event_id];
-    let row = B::fetch_optional(conn, B::SQL.load_by_key_locked, params).await?;
+    let row = B::Db::fetch_optional(conn, B::SQL.load_by_key_locked, params).await?;
     row.as_ref().map(rows::loaded_event).transpose()
 }
 
@@ -38,7 +39,7 @@ pub(in crate::store) async fn load_by_incident<B: Backend>(
     incident_id: &str,
 ) -> StoreResult<Option<LoadedEvent>> {
     let params = args![incident_id, project_id];
-    let row = B::fetch_optional(conn, B::SQL.load_by_incident_locked, params).await?;
+    let row = B::Db::fetch_optional(conn, B::SQL.load_by_incident_locked, params).await?;
     row.as_ref().map(rows::loaded_event).transpose()
 }
 
@@ -50,7 +51,7 @@ pub(in crate::store) async fn valid_api_keys<B: Backend>(
     keys: &[(&str, &str)],
 ) -> StoreResult<Vec<(String, String)>> {
     let keys = encode_json(&keys, "API keys")?;
-    let rows = B::fetch_all(conn, B::SQL.valid_api_keys, args![&keys]).await?;
+    let rows = B::Db::fetch_all(conn, B::SQL.valid_api_keys, args![&keys]).await?;
     rows.iter()
         .map(|row| Ok((row.text("project_id")?, row.text("id")?)))
         .collect()
@@ -160,7 +161,7 @@ async fn upsert_incident<B: Backend>(
         ms(incident.opened_at),
         ms(record.updated_at)
     ];
-    B::execute(conn, sql::UPSERT_INCIDENT, row)
+    B::Db::execute(conn, sql::UPSERT_INCIDENT, row)
         .await
         .map_err(|e| insert_error(e, "this incident id is already used", "event"))?;
     Ok(())
@@ -182,13 +183,13 @@ async fn write_effects<B: Backend>(
                 incident_id,
             } => {
                 let row = args![reprocess_id, project_id, pk, incident_id, ms(now)];
-                B::execute(conn, sql::INSERT_DELIVERY, row)
+                B::Db::execute(conn, sql::INSERT_DELIVERY, row)
                     .await
                     .map_err(|e| insert_error(e, "this reprocess id is already used", "event"))?;
             }
             Effect::CancelCallback { reprocess_id } => {
                 let row = args![ms(now), reprocess_id, pk];
-                B::execute(conn, sql::CANCEL_DELIVERY, row).await?;
+                B::Db::execute(conn, sql::CANCEL_DELIVERY, row).await?;
             }
             Effect::IncidentOpened { .. }
             | Effect::IncidentReopened { .. }
@@ -212,7 +213,7 @@ async fn insert_alerts<B: Backend>(
     if alert_plan::alert_events(&transition.effects).is_empty() {
         return Ok(());
     }
-    let row = B::fetch_optional(conn, sql::PROJECT_ALERT_CHANNELS, args![project_id]).await?;
+    let row = B::Db::fetch_optional(conn, sql::PROJECT_ALERT_CHANNELS, args![project_id]).await?;
     let Some(row) = row else {
         return Ok(());
     };
@@ -239,7 +240,7 @@ async fn insert_alerts<B: Backend>(
             &alert.incidents_json,
             ms(now)
         ];
-        B::execute(conn, sql::INSERT_ALERT, row).await?;
+        B::Db::execute(conn, sql::INSERT_ALERT, row).await?;
     }
     Ok(())
 }
@@ -265,12 +266,12 @@ pub(super) async fn append_entry<B: Backend>(
         &actor,
         &detail
     ];
-    B::execute(conn, sql::INSERT_TIMELINE_ENTRY, row).await?;
+    B::Db::execute(conn, sql::INSERT_TIMELINE_ENTRY, row).await?;
     if entry.at > loaded.record.updated_at {
         loaded.record.updated_at = entry.at;
         let record = encode_record(&loaded.record)?;
         let row = args![&record, ms(entry.at), loaded.pk];
-        B::execute(conn, sql::TOUCH_EVENT, row).await?;
+        B::Db::execute(conn, sql::TOUCH_EVENT, row).await?;
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ use super::super::codec::{
     parse_incidents_cursor,
 };
 use super::super::rows::{self, RowExt};
+use super::super::sql::Queries;
 use super::super::sql::{self, Arg, Builder, args};
 use super::super::{
     EventFilter, IncidentFilter, Page, PageRequest, ReprocessBatch, StoreResult, StoredEvent,
@@ -23,11 +24,11 @@ pub(super) async fn stored_event<B: Backend>(
     params: &[Arg<'_>],
 ) -> StoreResult<Option<StoredEvent>> {
     let mut tx = engine.backend.snapshot().await?;
-    let Some(row) = B::fetch_optional(&mut tx, load, params).await? else {
+    let Some(row) = B::Db::fetch_optional(&mut tx, load, params).await? else {
         return Ok(None);
     };
     let loaded = rows::loaded_event(&row)?;
-    let entries = B::fetch_all(&mut tx, sql::TIMELINE, args![loaded.pk]).await?;
+    let entries = B::Db::fetch_all(&mut tx, sql::TIMELINE, args![loaded.pk]).await?;
     let timeline = entries
         .iter()
         .map(rows::timeline_entry)
@@ -162,7 +163,8 @@ pub(super) async fn load_batch<B: Backend>(
     project_id: &str,
     batch_id: &str,
 ) -> StoreResult<Option<ReprocessBatch>> {
-    let Some(row) = B::fetch_optional(conn, sql::BATCH, args![batch_id, project_id]).await? else {
+    let Some(row) = B::Db::fetch_optional(conn, sql::BATCH, args![batch_id, project_id]).await?
+    else {
         return Ok(None);
     };
     let counts = fetch_one::<B>(conn, sql::BATCH_COUNTS, args![project_id, batch_id]).await?;

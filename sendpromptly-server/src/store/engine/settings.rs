@@ -9,6 +9,7 @@ use sendpromptly_core::Timestamp;
 use super::super::codec::{self, duration_millis, encode_json, insert_error, ms};
 use super::super::group::IDEMPOTENCY_TTL_MILLIS;
 use super::super::rows::{self, RowExt};
+use super::super::sql::Queries;
 use super::super::sql::{self, args};
 use super::super::{
     IdempotencyBegin, NewProject, Project, ProjectPatch, ProofLink, ResealReport, Session,
@@ -29,7 +30,7 @@ pub(super) async fn create_project<B: Backend>(
     let name_taken =
         || StoreError::Conflict(format!("a project named `{}` already exists", project.name));
     let mut tx = engine.backend.write().await?;
-    if B::fetch_optional(&mut tx, sql::PROJECT_NAME_TAKEN, args![&project.name])
+    if B::Db::fetch_optional(&mut tx, sql::PROJECT_NAME_TAKEN, args![&project.name])
         .await?
         .is_some()
     {
@@ -44,7 +45,7 @@ pub(super) async fn create_project<B: Backend>(
         created_at,
         created_at
     ];
-    B::execute(&mut tx, sql::INSERT_PROJECT, row)
+    B::Db::execute(&mut tx, sql::INSERT_PROJECT, row)
         .await
         .map_err(|e| {
             // Another instance created the same name since our check.
@@ -75,7 +76,7 @@ pub(super) async fn update_project<B: Backend>(
     patch: ProjectPatch,
 ) -> StoreResult<Project> {
     let mut tx = engine.backend.write().await?;
-    let row = B::fetch_optional(&mut tx, B::SQL.project_for_update, args![project_id]).await?;
+    let row = B::Db::fetch_optional(&mut tx, B::SQL.project_for_update, args![project_id]).await?;
     let mut project = row
         .as_ref()
         .map(rows::project)
@@ -108,7 +109,7 @@ pub(super) async fn update_project<B: Backend>(
         ms(now),
         project_id
     ];
-    B::execute(&mut tx, sql::UPDATE_PROJECT, row).await?;
+    B::Db::execute(&mut tx, sql::UPDATE_PROJECT, row).await?;
     tx.commit().await?;
     Ok(project)
 }
@@ -121,12 +122,12 @@ pub(super) async fn revoke_api_key<B: Backend>(
 ) -> StoreResult<bool> {
     let mut tx = engine.backend.write().await?;
     let key = args![project_id, key_id];
-    let Some(row) = B::fetch_optional(&mut tx, B::SQL.api_key_for_update, key).await? else {
+    let Some(row) = B::Db::fetch_optional(&mut tx, B::SQL.api_key_for_update, key).await? else {
         return Ok(false);
     };
     if row.opt_int("revoked_at")?.is_none() {
         let params = args![ms(now), project_id, key_id];
-        B::execute(&mut tx, sql::REVOKE_API_KEY, params).await?;
+        B::Db::execute(&mut tx, sql::REVOKE_API_KEY, params).await?;
     }
     tx.commit().await?;
     Ok(true)
@@ -138,7 +139,7 @@ pub(super) async fn reseal_signing_secrets<B: Backend>(
 ) -> StoreResult<ResealReport> {
     let mut tx = engine.backend.write().await?;
     // Row locks (PostgreSQL): instances starting together reseal one after the other.
-    let rows = B::fetch_all(&mut tx, B::SQL.signing_secrets_for_update, &[]).await?;
+    let rows = B::Db::fetch_all(&mut tx, B::SQL.signing_secrets_for_update, &[]).await?;
     let mut report = ResealReport::default();
     for row in &rows {
         let project_id = row.text("project_id")?;
@@ -148,7 +149,7 @@ pub(super) async fn reseal_signing_secrets<B: Backend>(
             continue;
         };
         let params = args![&sealed, row.int("id")?];
-        B::execute(&mut tx, sql::RESEAL_SIGNING_SECRET, params).await?;
+        B::Db::execute(&mut tx, sql::RESEAL_SIGNING_SECRET, params).await?;
         if was_plain {
             report.sealed_plaintext += 1;
         } else {
@@ -165,14 +166,14 @@ pub(super) async fn create_session<B: Backend>(
 ) -> StoreResult<()> {
     let mut tx = engine.backend.write().await?;
     let expired = args![ms(session.created_at)];
-    B::execute(&mut tx, sql::DELETE_EXPIRED_SESSIONS, expired).await?;
+    B::Db::execute(&mut tx, sql::DELETE_EXPIRED_SESSIONS, expired).await?;
     let row = args![
         &session.token_hash,
         &session.user_id,
         ms(session.created_at),
         ms(session.expires_at)
     ];
-    B::execute(&mut tx, sql::INSERT_SESSION, row)
+    B::Db::execute(&mut tx, sql::INSERT_SESSION, row)
         .await
         .map_err(|e| insert_error(e, "this session token is already used", "user"))?;
     tx.commit().await?;
@@ -185,7 +186,7 @@ pub(super) async fn create_proof_link<B: Backend>(
 ) -> StoreResult<()> {
     let mut tx = engine.backend.write().await?;
     let incident = args![&link.incident_id, &link.project_id];
-    if B::fetch_optional(&mut tx, sql::INCIDENT_EXISTS, incident)
+    if B::Db::fetch_optional(&mut tx, sql::INCIDENT_EXISTS, incident)
         .await?
         .is_none()
     {
@@ -202,7 +203,7 @@ pub(super) async fn create_proof_link<B: Backend>(
         ms(link.expires_at),
         revoked_at
     ];
-    B::execute(&mut tx, sql::INSERT_PROOF_LINK, row)
+    B::Db::execute(&mut tx, sql::INSERT_PROOF_LINK, row)
         .await
         .map_err(|e| {
             insert_error(
@@ -248,9 +249,9 @@ async fn begin_once<B: Backend>(
 ) -> StoreResult<Option<IdempotencyBegin>> {
     let mut tx = engine.backend.write().await?;
     let id = args![project_id, key];
-    let Some(row) = B::fetch_optional(&mut tx, B::SQL.idempotency_for_update, id).await? else {
+    let Some(row) = B::Db::fetch_optional(&mut tx, B::SQL.idempotency_for_update, id).await? else {
         let claim = args![project_id, key, request_hash, locked_until, ms(now)];
-        let inserted = B::execute(&mut tx, sql::CLAIM_IDEMPOTENCY_KEY, claim)
+        let inserted = B::Db::execute(&mut tx, sql::CLAIM_IDEMPOTENCY_KEY, claim)
             .await
             .map_err(|e| insert_error(e, "idempotency key conflict", "project"))?;
         if inserted == 0 {
@@ -282,7 +283,7 @@ async fn begin_once<B: Backend>(
         // takes the key over, under the row lock.
     }
     let retake = args![request_hash, locked_until, ms(now), project_id, key];
-    B::execute(&mut tx, sql::RETAKE_IDEMPOTENCY_KEY, retake).await?;
+    B::Db::execute(&mut tx, sql::RETAKE_IDEMPOTENCY_KEY, retake).await?;
     tx.commit().await?;
     Ok(Some(IdempotencyBegin::Proceed))
 }

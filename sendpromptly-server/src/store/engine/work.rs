@@ -19,6 +19,7 @@ use sendpromptly_core::{alert_plan, batch};
 
 use super::super::codec::{decode_record, ms, new_incident_id, to_u32, to_u64, ts};
 use super::super::rows::{self, RowExt};
+use super::super::sql::Queries;
 use super::super::sql::{self, args};
 use super::super::{
     AlertJob, Applied, DeliveryJob, PaceReport, StoreError, StoreResult, SweepReport,
@@ -33,7 +34,7 @@ pub(super) async fn sweep_due<B: Backend>(
 ) -> StoreResult<SweepReport> {
     let mut tx = engine.backend.write().await?;
     let params = args![ms(now), i64::from(limit)];
-    let rows = B::fetch_all(&mut tx, B::SQL.sweep_select, params).await?;
+    let rows = B::Db::fetch_all(&mut tx, B::SQL.sweep_select, params).await?;
     let mut report = SweepReport {
         examined: rows.len(),
         ..SweepReport::default()
@@ -48,7 +49,7 @@ pub(super) async fn sweep_due<B: Backend>(
                 // it off the queue (the stored text is kept as it is).
                 let pk = row.int("pk")?;
                 tracing::error!(event_pk = pk, %why, "unreadable event record; removed from the sweep queue");
-                B::execute(&mut tx, sql::SET_DUE_AT, args![None::<i64>, pk]).await?;
+                B::Db::execute(&mut tx, sql::SET_DUE_AT, args![None::<i64>, pk]).await?;
                 continue;
             }
             Err(other) => return Err(other),
@@ -70,7 +71,7 @@ pub(super) async fn sweep_due<B: Backend>(
                 tracing::warn!(event_pk = loaded.pk, "due record unchanged by a tick");
             }
             let due = due_again.filter(|due| *due > now).map(ms);
-            B::execute(&mut tx, sql::SET_DUE_AT, args![due, loaded.pk]).await?;
+            B::Db::execute(&mut tx, sql::SET_DUE_AT, args![due, loaded.pk]).await?;
             continue;
         }
         report.transitions.push((loaded.project_id, transition));
@@ -88,13 +89,13 @@ pub(super) async fn claim_deliveries<B: Backend>(
     let lease_until = now + lease;
     let mut tx = engine.backend.write().await?;
     let params = args![ms(now), ms(now), i64::from(limit)];
-    let rows = B::fetch_all(&mut tx, B::SQL.claim_select, params).await?;
+    let rows = B::Db::fetch_all(&mut tx, B::SQL.claim_select, params).await?;
     let mut jobs = Vec::with_capacity(rows.len());
     for row in &rows {
         let reprocess_id = row.text("reprocess_id")?;
         let attempts = to_u32(row.int("attempts")?, "attempts")?;
         let lease_row = args![ms(lease_until), ms(now), &reprocess_id];
-        B::execute(&mut tx, sql::LEASE_DELIVERY, lease_row).await?;
+        B::Db::execute(&mut tx, sql::LEASE_DELIVERY, lease_row).await?;
         // Read without a lock: the claim never waits on an event row
         // (writers lock the event first, then its outbox row).
         let event_pk = row.int("event_pk")?;
@@ -132,7 +133,7 @@ pub(super) async fn finish_delivery_attempt<B: Backend>(
     let mut tx = engine.backend.write().await?;
     // Lock order: the event row, then the outbox row.
     let ids = args![&job.reprocess_id, &job.project_id];
-    let row = B::fetch_optional(&mut tx, B::SQL.finish_delivery_load, ids)
+    let row = B::Db::fetch_optional(&mut tx, B::SQL.finish_delivery_load, ids)
         .await?
         .ok_or(StoreError::NotFound("delivery"))?;
     let loaded = rows::loaded_event(&row)?;
@@ -185,7 +186,7 @@ pub(super) async fn finish_delivery_attempt<B: Backend>(
         &job.reprocess_id,
         ms(job.lease_until)
     ];
-    if B::execute(&mut tx, sql::FINISH_DELIVERY, finish).await? == 0 {
+    if B::Db::execute(&mut tx, sql::FINISH_DELIVERY, finish).await? == 0 {
         tracing::debug!(
             reprocess_id = %job.reprocess_id,
             "delivery row no longer pending under this lease; left as it is"
@@ -205,7 +206,7 @@ pub(super) async fn claim_alerts<B: Backend>(
     let lease_until = now + lease;
     let mut tx = engine.backend.write().await?;
     let params = args![ms(now), ms(now), i64::from(limit)];
-    let rows = B::fetch_all(&mut tx, B::SQL.claim_alerts_select, params).await?;
+    let rows = B::Db::fetch_all(&mut tx, B::SQL.claim_alerts_select, params).await?;
     let mut grouped: HashSet<String> = HashSet::new();
     let mut jobs = Vec::with_capacity(rows.len());
     for row in &rows {
@@ -227,7 +228,7 @@ pub(super) async fn claim_alerts<B: Backend>(
                 GroupDecision::SendNow => role = "single".into(),
                 GroupDecision::HoldUntil { flush_at } => {
                     let hold = args![ms(flush_at), ms(now), &id];
-                    B::execute(&mut tx, sql::HOLD_ALERT, hold).await?;
+                    B::Db::execute(&mut tx, sql::HOLD_ALERT, hold).await?;
                     if flush_at > now {
                         continue;
                     }
@@ -238,13 +239,13 @@ pub(super) async fn claim_alerts<B: Backend>(
         }
         if role == "held" {
             let params = args![&group_key, &id, ms(now), ms(now), flush];
-            let members = B::fetch_all(&mut tx, B::SQL.digest_members_select, params).await?;
+            let members = B::Db::fetch_all(&mut tx, B::SQL.digest_members_select, params).await?;
             let mut parts = vec![incidents];
             for member in &members {
                 let member_id = member.text("id")?;
                 parts.push(member.text("incidents")?);
                 let params = args![&id, ms(now), &member_id];
-                B::execute(&mut tx, sql::GROUP_ALERT, params).await?;
+                B::Db::execute(&mut tx, sql::GROUP_ALERT, params).await?;
                 grouped.insert(member_id);
             }
             incidents = alert_plan::merge_alert_incidents(&parts)
@@ -252,7 +253,7 @@ pub(super) async fn claim_alerts<B: Backend>(
             role = "digest".into();
         }
         let lease_row = args![&role, &incidents, ms(lease_until), ms(now), &id];
-        B::execute(&mut tx, sql::LEASE_ALERT, lease_row).await?;
+        B::Db::execute(&mut tx, sql::LEASE_ALERT, lease_row).await?;
         jobs.push(AlertJob::decode(
             id,
             row.text("project_id")?,
@@ -285,7 +286,7 @@ pub(super) async fn finish_alert_attempt<B: Backend>(
         &job.id,
         ms(job.lease_until)
     ];
-    if B::execute(&mut tx, sql::FINISH_ALERT, finish).await? == 0 {
+    if B::Db::execute(&mut tx, sql::FINISH_ALERT, finish).await? == 0 {
         return Ok(false);
     }
     for facts in &job.incidents {
@@ -305,7 +306,7 @@ pub(super) async fn pace_reprocess_batches<B: Backend>(
 ) -> StoreResult<PaceReport> {
     let mut tx = engine.backend.write().await?;
     let params = args![ms(now), i64::from(limit_batches)];
-    let batches = B::fetch_all(&mut tx, B::SQL.pace_batches_select, params).await?;
+    let batches = B::Db::fetch_all(&mut tx, B::SQL.pace_batches_select, params).await?;
     let mut report = PaceReport::default();
     for row in &batches {
         pace_batch::<B>(&mut tx, row, now, &mut report).await?;
@@ -349,7 +350,7 @@ async fn pace_batch<B: Backend>(
     };
     if pending == 0 && retryable == 0 {
         if in_flight == 0 {
-            B::execute(tx, sql::COMPLETE_BATCH, args![ms(now), &batch_id]).await?;
+            B::Db::execute(tx, sql::COMPLETE_BATCH, args![ms(now), &batch_id]).await?;
             report.completed += 1;
         }
         return Ok(());
@@ -363,7 +364,7 @@ async fn pace_batch<B: Backend>(
     if let Some(success) = last_success.filter(|_| retry_now > 0) {
         let limit = i64::try_from(retry_now).unwrap_or(i64::MAX);
         let params = args![ms(now), &batch_id, success, limit];
-        let retried = B::execute(tx, sql::RETRY_BATCH_DELIVERIES, params).await?;
+        let retried = B::Db::execute(tx, sql::RETRY_BATCH_DELIVERIES, params).await?;
         report.retried += usize::try_from(retried).unwrap_or(0);
     }
     let n = n - retry_now;
@@ -371,7 +372,7 @@ async fn pace_batch<B: Backend>(
         let project =
             rows::project(&fetch_one::<B>(tx, sql::PROJECT_BY_ID, args![&project_id]).await?)?;
         let limit = i64::try_from(n).unwrap_or(i64::MAX);
-        let items = B::fetch_all(tx, sql::PENDING_BATCH_ITEMS, args![&batch_id, limit]).await?;
+        let items = B::Db::fetch_all(tx, sql::PENDING_BATCH_ITEMS, args![&batch_id, limit]).await?;
         for item in &items {
             let position = item.int("position")?;
             let incident_id = item.text("incident_id")?;
@@ -420,10 +421,10 @@ async fn pace_batch<B: Backend>(
                 &batch_id,
                 position
             ];
-            B::execute(tx, sql::SEND_BATCH_ITEM, params).await?;
+            B::Db::execute(tx, sql::SEND_BATCH_ITEM, params).await?;
         }
     }
-    B::execute(tx, sql::BATCH_NEXT_SEND_AT, args![ms(next), &batch_id]).await?;
+    B::Db::execute(tx, sql::BATCH_NEXT_SEND_AT, args![ms(next), &batch_id]).await?;
     Ok(())
 }
 
@@ -436,10 +437,10 @@ pub(super) async fn purge_resolved_history<B: Backend>(
     // Finished alerts (sent, given up, or carried by a digest) hold copies
     // of their incidents' facts: they go after the same retention.
     let params = args![ms(before), i64::from(limit)];
-    B::execute(&mut tx, sql::PURGE_ALERTS, params).await?;
+    B::Db::execute(&mut tx, sql::PURGE_ALERTS, params).await?;
     // PostgreSQL: row locks, an event being changed right now is skipped
     // (and its conditions are checked again on the locked row).
-    let rows = B::fetch_all(&mut tx, B::SQL.purge_select, params).await?;
+    let rows = B::Db::fetch_all(&mut tx, B::SQL.purge_select, params).await?;
     let pks = rows
         .iter()
         .map(|row| row.int("pk"))
