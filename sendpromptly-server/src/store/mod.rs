@@ -1,9 +1,14 @@
 //! Storage: the one [`Store`] trait every backend implements, and the types
-//! that cross it.
+//! that cross it (in `types`).
 //!
 //! HTTP handlers, the sweeper and the dispatcher reach the database only
 //! through this trait. Its contract is pinned by `conformance`, a suite
 //! every implementation runs (SQLite here; PostgreSQL runs the very same).
+//!
+//! Both backends are one engine (`engine`, see [`Engine`]): every method is
+//! written once over a small backend trait, with its SQL in `sql` and its
+//! row decoding in `rows`; [`sqlite`] and [`postgres`] keep only their
+//! connections, their dialect and their side of group commit (`group`).
 //!
 //! Each method is atomic: one transaction (`apply`, `apply_with_key` and
 //! `apply_to_incident` share group-commit transactions, see `group`, and
