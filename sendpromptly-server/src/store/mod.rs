@@ -33,6 +33,7 @@ pub use engine::Engine;
 #[cfg(any(test, feature = "test-support"))]
 pub mod conformance;
 mod group;
+mod idempotency;
 mod rows;
 mod sql;
 pub use group::GroupCommitStats;
