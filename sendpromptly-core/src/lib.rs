@@ -8,6 +8,9 @@
 //! - [`machine`]: the receipt/result/incident state machine as pure
 //!   transitions `(record, command, now) -> (record, timeline entries)`.
 //! - [`retry`]: the repair-callback retry schedule.
+//! - [`alert_plan`] and [`batch`]: the alerts a transition raises and how
+//!   they group into digests; a reprocess batch's pacing, commands and item
+//!   states (the rules the server's store applies).
 //! - [`standard_webhooks`]: `whsec_` secrets, signing and verification of
 //!   repair callbacks (the Standard Webhooks scheme).
 //! - [`callback`]: the repair callback payload and `verify_repair_request`.
@@ -49,6 +52,8 @@
 #![forbid(unsafe_code)]
 
 pub mod alert;
+pub mod alert_plan;
+pub mod batch;
 pub mod callback;
 pub mod headers;
 pub mod ids;

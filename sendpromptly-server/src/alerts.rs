@@ -65,7 +65,8 @@ pub async fn run(state: AppState, http: reqwest::Client, shutdown: watch::Receiv
 /// Sends one attempt of `job` and records it.
 pub async fn deliver(state: &AppState, http: &reqwest::Client, job: AlertJob) {
     let now = state.now();
-    let message = job.message(
+    let message = alert_message(
+        &job,
         state.config().alert_group_window_seconds,
         |path| state.public_url(path),
         now,
@@ -273,4 +274,43 @@ pub async fn send_test(
         });
     }
     out
+}
+
+/// The message to send at `now`: a single alert, or a digest when the
+/// job carries several incidents. `console` turns a console path
+/// (`/incidents/inc_…?project=prj_…`, see
+/// [`crate::links::incident_link_path`]) into an
+/// absolute link.
+pub fn alert_message(
+    job: &AlertJob,
+    window_seconds: i64,
+    console: impl Fn(&str) -> String,
+    now: Timestamp,
+) -> AlertMessage {
+    let mut incidents = job.incidents.clone();
+    for facts in &mut incidents {
+        facts.console_url = console(&crate::links::incident_link_path(
+            &job.project_id,
+            &facts.incident_id,
+        ));
+    }
+    if incidents.len() == 1 {
+        let facts = incidents.remove(0);
+        AlertMessage::Single {
+            event: job.event,
+            facts,
+            at: now,
+        }
+    } else {
+        AlertMessage::Digest {
+            event: job.event,
+            event_type: incidents
+                .first()
+                .map(|f| f.event_type.clone())
+                .unwrap_or_default(),
+            incidents,
+            window_seconds,
+            console_url: console(crate::links::INCIDENTS_PATH),
+        }
+    }
 }

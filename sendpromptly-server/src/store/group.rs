@@ -30,14 +30,15 @@ use sendpromptly_core::machine::{
 use sendpromptly_core::model::EventKey;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::codec::{encode_json, encode_record, ms, open_response, seal_response};
+use super::codec::{encode_json, encode_record, ms};
+pub(super) use super::idempotency::{
+    IDEMPOTENCY_TTL_MILLIS, JobKey, KeyRow, KeyRows, KeyVerdict, StoredKey, key_row, key_verdict,
+    stored_status,
+};
 use super::{
     Applied, IdempotentOutcome, IdempotentRequest, StoreError, StoreResult, StoredResponse,
 };
 use crate::secrets::Keyring;
-
-/// How long an idempotency key is remembered.
-pub(super) const IDEMPOTENCY_TTL_MILLIS: i64 = 24 * 60 * 60 * 1000;
 
 /// Most commands the group-commit writer runs in one transaction.
 pub const GROUP_MAX: usize = 256;
@@ -124,13 +125,6 @@ pub(super) struct GroupJob {
     pub idempotency: Option<JobKey>,
 }
 
-/// A job's idempotency key and the keyring that seals its response.
-#[derive(Debug)]
-pub(super) struct JobKey {
-    pub request: IdempotentRequest,
-    pub keyring: Arc<Keyring>,
-}
-
 impl GroupJob {
     /// An `apply_idempotent` (its response sealed with `keyring`, which a
     /// store must have).
@@ -150,96 +144,6 @@ impl GroupJob {
         job.idempotency = Some(JobKey { request, keyring });
         Ok(job)
     }
-}
-
-/// A stored idempotency key, as a write transaction reads it.
-#[derive(Clone, Debug)]
-pub(super) struct StoredKey {
-    pub project_id: String,
-    pub key: String,
-    pub request_hash: Vec<u8>,
-    pub status: Option<u16>,
-    /// The sealed response.
-    pub response: Option<Vec<u8>>,
-    pub locked_until: Option<i64>,
-    pub created_at: i64,
-}
-
-/// What a stored key says of a new request.
-#[allow(clippy::large_enum_variant)] // short-lived, moved once: boxing buys nothing
-pub(super) enum KeyVerdict {
-    /// Unknown, expired, or abandoned by a crashed request: run it.
-    Run,
-    /// Answer this (the same request ran before).
-    Answer(IdempotentOutcome),
-}
-
-/// The verdict of `stored` on a request with `request_hash` at `now`.
-pub(super) fn key_verdict(
-    stored: &StoredKey,
-    request_hash: &[u8],
-    now: Timestamp,
-    keyring: &Keyring,
-) -> StoreResult<KeyVerdict> {
-    if stored.created_at <= ms(now).saturating_sub(IDEMPOTENCY_TTL_MILLIS) {
-        return Ok(KeyVerdict::Run);
-    }
-    if stored.request_hash != request_hash {
-        return Ok(KeyVerdict::Answer(IdempotentOutcome::Mismatch));
-    }
-    if let Some(status) = stored.status {
-        let body = open_response(
-            keyring,
-            &stored.project_id,
-            &stored.key,
-            stored.response.clone().unwrap_or_default(),
-        )?;
-        return Ok(KeyVerdict::Answer(IdempotentOutcome::Replay(
-            StoredResponse { status, body },
-        )));
-    }
-    if stored.locked_until.is_some_and(|until| until > ms(now)) {
-        return Ok(KeyVerdict::Answer(IdempotentOutcome::InFlight));
-    }
-    Ok(KeyVerdict::Run)
-}
-
-/// One idempotency key to remember: `[project_id, key, request hash (hex),
-/// status, sealed response (hex), created_at]`, the row the engines'
-/// set-based upsert unpacks.
-pub(super) type KeyRow = (String, String, String, u16, String, i64);
-
-/// The row remembering `response` for `job`'s key at `now`.
-pub(super) fn key_row(
-    job_key: &JobKey,
-    project_id: &str,
-    response: &StoredResponse,
-    now: Timestamp,
-) -> KeyRow {
-    let sealed = seal_response(
-        &job_key.keyring,
-        project_id,
-        &job_key.request.key,
-        &response.body,
-    );
-    (
-        project_id.to_owned(),
-        job_key.request.key.clone(),
-        hex::encode(&job_key.request.request_hash),
-        response.status,
-        hex::encode(sealed),
-        ms(now),
-    )
-}
-
-/// A stored status, checked.
-pub(super) fn stored_status(status: Option<i64>) -> StoreResult<Option<u16>> {
-    status
-        .map(|s| {
-            u16::try_from(s)
-                .map_err(|_| StoreError::Corrupt(format!("idempotency status out of range: {s}")))
-        })
-        .transpose()
 }
 
 impl GroupJob {
@@ -641,36 +545,6 @@ pub(super) struct GroupLoad {
     pub valid_keys: Vec<(String, String)>,
     /// The stored idempotency keys among those wanted.
     pub idempotency: Vec<StoredKey>,
-}
-
-/// The idempotency keys a group remembers, as one JSON array of
-/// [`KeyRow`]s for the engine's set-based upsert.
-pub(super) struct KeyRows {
-    /// The rows.
-    pub json: String,
-    /// How many.
-    pub count: usize,
-    /// A stored key created at or before this (milliseconds) has expired
-    /// and may be replaced.
-    pub expired_at_or_before: i64,
-    /// A stored key without a response whose lock ended at or before this
-    /// (milliseconds) was abandoned and may be replaced.
-    pub now: i64,
-}
-
-impl KeyRows {
-    /// `rows` at `now`; `None` when there are none.
-    pub(super) fn new(rows: &[KeyRow], now: Timestamp) -> StoreResult<Option<KeyRows>> {
-        if rows.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(KeyRows {
-            json: encode_json(&rows, "idempotency keys")?,
-            count: rows.len(),
-            expired_at_or_before: ms(now).saturating_sub(IDEMPOTENCY_TTL_MILLIS),
-            now: ms(now),
-        }))
-    }
 }
 
 /// What [`run_at_once`] needs of an engine, inside its open transaction.

@@ -135,6 +135,15 @@ pub fn plan<'a>(
         .collect())
 }
 
+/// Logs a migration just applied.
+pub(super) fn log_applied(migration: &Migration) {
+    tracing::info!(
+        version = migration.version,
+        name = migration.name,
+        "applied migration"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,7 @@
 //! Every transaction is owned by a guard that ends it (sqlx's
 //! `Transaction`, which rolls back on drop; [`HandTransaction`] for the
 //! SQLite group writer's hand-opened one), and every HTTP request runs on a
-//! task its client cannot cancel (`api::run_to_completion`). As a last line,
+//! task its client cannot cancel (`router::run_to_completion`). As a last line,
 //! [`reuse_unless_in_transaction`] runs whenever a connection goes back to a
 //! pool: one still inside a transaction (which on SQLite would hold the
 //! single write lock for ever) is closed, not reused, which rolls the

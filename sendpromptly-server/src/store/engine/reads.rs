@@ -1,0 +1,172 @@
+//! The reads: an event or incident with its timeline, the event search and
+//! the incident list (built from their filters), and a batch with its
+//! counts.
+
+use sendpromptly_core::machine::EventRecord;
+
+use super::super::codec::{
+    clamp_limit, contains_pattern, events_cursor, incidents_cursor, ms, parse_events_cursor,
+    parse_incidents_cursor,
+};
+use super::super::rows::{self, RowExt};
+use super::super::sql::Queries;
+use super::super::sql::{self, Arg, Builder, args};
+use super::super::{
+    EventFilter, IncidentFilter, Page, PageRequest, ReprocessBatch, StoreResult, StoredEvent,
+};
+use super::{Backend, Conn, Engine, fetch_one, page};
+
+/// The event `load` (a statement returning `pk`, `project_id`, `record`)
+/// finds, with its timeline, both from one snapshot.
+pub(super) async fn stored_event<B: Backend>(
+    engine: &Engine<B>,
+    load: &'static str,
+    params: &[Arg<'_>],
+) -> StoreResult<Option<StoredEvent>> {
+    let mut tx = engine.backend.snapshot().await?;
+    let Some(row) = B::Db::fetch_optional(&mut tx, load, params).await? else {
+        return Ok(None);
+    };
+    let loaded = rows::loaded_event(&row)?;
+    let entries = B::Db::fetch_all(&mut tx, sql::TIMELINE, args![loaded.pk]).await?;
+    let timeline = entries
+        .iter()
+        .map(rows::timeline_entry)
+        .collect::<StoreResult<_>>()?;
+    tx.commit().await?;
+    Ok(Some(StoredEvent {
+        record: loaded.record,
+        timeline,
+    }))
+}
+
+/// Appends ` AND (a LIKE p OR b LIKE p …)` for a free-text search.
+fn push_search<'a, B: Backend>(query: &mut Builder<'a>, columns: &[&str], pattern: &'a str) {
+    for (i, column) in columns.iter().enumerate() {
+        query.push(if i == 0 { " AND (" } else { " OR " });
+        query.push(column).push(" ").push(B::SQL.like).push(" ");
+        query.bind(pattern).push(B::SQL.like_escape);
+    }
+    query.push(")");
+}
+
+pub(super) async fn search_events<B: Backend>(
+    engine: &Engine<B>,
+    project_id: &str,
+    filter: &EventFilter,
+    page_request: &PageRequest,
+) -> StoreResult<Page<EventRecord>> {
+    let limit = clamp_limit(page_request.limit);
+    let after = page_request
+        .cursor
+        .as_deref()
+        .map(parse_events_cursor)
+        .transpose()?;
+    let pattern = filter.search.as_deref().map(contains_pattern);
+    let mut query = Builder::new("SELECT pk, record FROM events WHERE project_id = ");
+    query.bind(project_id);
+    if let Some(subject) = &filter.subject {
+        query.push(" AND subject = ").bind(subject);
+    }
+    if let Some(state) = filter.state {
+        query.push(" AND state = ").bind(state.as_str());
+    }
+    if let Some(event_id) = &filter.event_id {
+        query.push(" AND event_id = ").bind(event_id);
+    }
+    if let Some(pattern) = &pattern {
+        push_search::<B>(&mut query, &["event_id", "subject"], pattern);
+    }
+    if let Some(pk) = after {
+        query.push(" AND pk < ").bind(pk);
+    }
+    query
+        .push(" ORDER BY pk DESC LIMIT ")
+        .bind(i64::from(limit) + 1);
+    let rows = engine.read_all(&query.sql, &query.args).await?;
+    page(
+        &rows,
+        limit,
+        |row| Ok((rows::record(row)?, row.int("pk")?)),
+        events_cursor,
+    )
+}
+
+pub(super) async fn list_incidents<B: Backend>(
+    engine: &Engine<B>,
+    project_id: &str,
+    filter: &IncidentFilter,
+    page_request: &PageRequest,
+) -> StoreResult<Page<EventRecord>> {
+    let limit = clamp_limit(page_request.limit);
+    let after = page_request
+        .cursor
+        .as_deref()
+        .map(parse_incidents_cursor)
+        .transpose()?;
+    let pattern = filter.search.as_deref().map(contains_pattern);
+    let mut query = Builder::new(
+        "SELECT i.id, i.opened_at, e.record FROM incidents i \
+         JOIN events e ON e.pk = i.event_pk WHERE i.project_id = ",
+    );
+    query.bind(project_id);
+    if let Some(state) = filter.state {
+        query.push(" AND i.state = ").bind(state.as_str());
+    }
+    if let Some(kind) = filter.kind {
+        query.push(" AND i.kind = ").bind(kind.as_str());
+    }
+    if let Some(provider) = filter.provider {
+        query.push(" AND i.provider = ").bind(provider.as_str());
+    }
+    if let Some(event_type) = &filter.event_type {
+        query.push(" AND i.event_type = ").bind(event_type);
+    }
+    if let Some(subject) = &filter.subject {
+        query.push(" AND i.subject = ").bind(subject);
+    }
+    if let Some(pattern) = &pattern {
+        push_search::<B>(&mut query, &["i.id", "i.event_id", "i.subject"], pattern);
+    }
+    if let Some(at) = filter.opened_after {
+        query.push(" AND i.opened_at >= ").bind(ms(at));
+    }
+    if let Some(at) = filter.opened_before {
+        query.push(" AND i.opened_at < ").bind(ms(at));
+    }
+    if let Some((at, id)) = &after {
+        if B::SQL.row_values {
+            query.push(" AND (i.opened_at, i.id) < (").bind(*at);
+            query.push(", ").bind(id.as_str()).push(")");
+        } else {
+            query.push(" AND (i.opened_at < ").bind(*at);
+            query.push(" OR (i.opened_at = ").bind(*at);
+            query.push(" AND i.id < ").bind(id.as_str()).push("))");
+        }
+    }
+    query
+        .push(" ORDER BY i.opened_at DESC, i.id DESC LIMIT ")
+        .bind(i64::from(limit) + 1);
+    let rows = engine.read_all(&query.sql, &query.args).await?;
+    page(
+        &rows,
+        limit,
+        |row| Ok((rows::record(row)?, (row.int("opened_at")?, row.text("id")?))),
+        |(at, id)| incidents_cursor(at, &id),
+    )
+}
+
+/// A batch with its counts, derived from its items, their outbox rows and
+/// their incidents.
+pub(super) async fn load_batch<B: Backend>(
+    conn: &mut Conn<B>,
+    project_id: &str,
+    batch_id: &str,
+) -> StoreResult<Option<ReprocessBatch>> {
+    let Some(row) = B::Db::fetch_optional(conn, sql::BATCH, args![batch_id, project_id]).await?
+    else {
+        return Ok(None);
+    };
+    let counts = fetch_one::<B>(conn, sql::BATCH_COUNTS, args![project_id, batch_id]).await?;
+    rows::batch(&row, &counts).map(Some)
+}

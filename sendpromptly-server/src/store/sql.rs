@@ -1,0 +1,595 @@
+//! The SQL of the store, written once.
+//!
+//! Statements both backends run as they are are plain constants with `$N`
+//! placeholders (SQLite takes `$N` too: sqlx binds it by its number). A
+//! statement that differs only by a clause PostgreSQL adds (a row lock such
+//! as `FOR NO KEY UPDATE`, `SKIP LOCKED`) is a macro here, so each backend's
+//! [`Dialect`] can `concat!` its clause onto the one text and every
+//! statement stays a `&'static str` (sqlx caches prepared statements by
+//! their text). What really differs per backend (set-based JSON writes,
+//! advisory locks, `json_each` against `json_array_elements`, date
+//! arithmetic) lives in `sqlite.rs` and `postgres.rs`, in their [`Dialect`]
+//! or their [`Backend`](super::engine::Backend) methods.
+//!
+//! Parameters go through [`Arg`], a small closed set of value kinds that
+//! [`bind`] hands to sqlx for either backend.
+
+use sqlx::query::Query;
+use sqlx::{Database, Encode, Postgres, Sqlite, Type};
+
+/// One bound parameter.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Arg<'a> {
+    /// `BIGINT` / `INTEGER` (times are unix milliseconds).
+    Int(i64),
+    /// A nullable integer.
+    OptInt(Option<i64>),
+    /// Text.
+    Text(&'a str),
+    /// Nullable text.
+    OptText(Option<&'a str>),
+    /// `BYTEA` / `BLOB`.
+    Bytes(&'a [u8]),
+    /// `DOUBLE PRECISION` / `REAL`.
+    Real(f64),
+    /// `BOOLEAN` (an integer in SQLite).
+    Bool(bool),
+}
+
+impl From<i64> for Arg<'_> {
+    fn from(v: i64) -> Self {
+        Arg::Int(v)
+    }
+}
+impl From<Option<i64>> for Arg<'_> {
+    fn from(v: Option<i64>) -> Self {
+        Arg::OptInt(v)
+    }
+}
+impl<'a> From<&'a str> for Arg<'a> {
+    fn from(v: &'a str) -> Self {
+        Arg::Text(v)
+    }
+}
+impl<'a> From<&'a String> for Arg<'a> {
+    fn from(v: &'a String) -> Self {
+        Arg::Text(v)
+    }
+}
+impl<'a> From<Option<&'a str>> for Arg<'a> {
+    fn from(v: Option<&'a str>) -> Self {
+        Arg::OptText(v)
+    }
+}
+impl<'a> From<&'a Option<String>> for Arg<'a> {
+    fn from(v: &'a Option<String>) -> Self {
+        Arg::OptText(v.as_deref())
+    }
+}
+impl<'a> From<&'a [u8]> for Arg<'a> {
+    fn from(v: &'a [u8]) -> Self {
+        Arg::Bytes(v)
+    }
+}
+impl<'a> From<&'a Vec<u8>> for Arg<'a> {
+    fn from(v: &'a Vec<u8>) -> Self {
+        Arg::Bytes(v)
+    }
+}
+impl From<f64> for Arg<'_> {
+    fn from(v: f64) -> Self {
+        Arg::Real(v)
+    }
+}
+impl From<bool> for Arg<'_> {
+    fn from(v: bool) -> Self {
+        Arg::Bool(v)
+    }
+}
+
+/// The parameters of a statement: `args![a, b]` is `&[Arg::from(a), Arg::from(b)]`.
+macro_rules! args {
+    ($($arg:expr),* $(,)?) => {
+        &[$($crate::store::sql::Arg::from($arg)),*]
+    };
+}
+pub(super) use args;
+
+/// `sql` with `args` bound, for either backend.
+pub(super) fn bind<'q, DB>(
+    sql: &'q str,
+    args: &[Arg<'q>],
+) -> Query<'q, DB, <DB as Database>::Arguments<'q>>
+where
+    DB: Database,
+    i64: Encode<'q, DB> + Type<DB>,
+    Option<i64>: Encode<'q, DB> + Type<DB>,
+    &'q str: Encode<'q, DB> + Type<DB>,
+    Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    &'q [u8]: Encode<'q, DB> + Type<DB>,
+    f64: Encode<'q, DB> + Type<DB>,
+    bool: Encode<'q, DB> + Type<DB>,
+{
+    let mut query = sqlx::query(sql);
+    for arg in args {
+        query = match *arg {
+            Arg::Int(v) => query.bind(v),
+            Arg::OptInt(v) => query.bind(v),
+            Arg::Text(v) => query.bind(v),
+            Arg::OptText(v) => query.bind(v),
+            Arg::Bytes(v) => query.bind(v),
+            Arg::Real(v) => query.bind(v),
+            Arg::Bool(v) => query.bind(v),
+        };
+    }
+    query
+}
+
+/// A boxed future that may move between threads.
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// Running a statement on a connection, for the engine (implemented below,
+/// once, for both sqlx databases).
+pub(super) trait Queries: Database {
+    /// The rows of `sql`.
+    fn fetch_all<'a, 'q: 'a>(
+        conn: &'a mut Self::Connection,
+        sql: &'q str,
+        args: &'a [Arg<'q>],
+    ) -> BoxFuture<'a, Result<Vec<Self::Row>, sqlx::Error>>;
+    /// The first row of `sql`, if any.
+    fn fetch_optional<'a, 'q: 'a>(
+        conn: &'a mut Self::Connection,
+        sql: &'q str,
+        args: &'a [Arg<'q>],
+    ) -> BoxFuture<'a, Result<Option<Self::Row>, sqlx::Error>>;
+    /// Runs `sql`; the rows it changed.
+    fn execute<'a, 'q: 'a>(
+        conn: &'a mut Self::Connection,
+        sql: &'q str,
+        args: &'a [Arg<'q>],
+    ) -> BoxFuture<'a, Result<u64, sqlx::Error>>;
+    /// Runs every statement of `script` (a migration), without parameters.
+    fn execute_script<'a>(
+        conn: &'a mut Self::Connection,
+        script: &'static str,
+    ) -> BoxFuture<'a, Result<(), sqlx::Error>>;
+}
+
+macro_rules! queries {
+    ($db:ty) => {
+        impl Queries for $db {
+            fn fetch_all<'a, 'q: 'a>(
+                conn: &'a mut Self::Connection,
+                sql: &'q str,
+                args: &'a [Arg<'q>],
+            ) -> BoxFuture<'a, Result<Vec<Self::Row>, sqlx::Error>> {
+                Box::pin(bind::<$db>(sql, args).fetch_all(conn))
+            }
+            fn fetch_optional<'a, 'q: 'a>(
+                conn: &'a mut Self::Connection,
+                sql: &'q str,
+                args: &'a [Arg<'q>],
+            ) -> BoxFuture<'a, Result<Option<Self::Row>, sqlx::Error>> {
+                Box::pin(bind::<$db>(sql, args).fetch_optional(conn))
+            }
+            fn execute<'a, 'q: 'a>(
+                conn: &'a mut Self::Connection,
+                sql: &'q str,
+                args: &'a [Arg<'q>],
+            ) -> BoxFuture<'a, Result<u64, sqlx::Error>> {
+                let query = bind::<$db>(sql, args);
+                Box::pin(async move { Ok(query.execute(conn).await?.rows_affected()) })
+            }
+            fn execute_script<'a>(
+                conn: &'a mut Self::Connection,
+                script: &'static str,
+            ) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+                // A plain string runs every statement it holds.
+                Box::pin(async move { sqlx::Executor::execute(conn, script).await.map(drop) })
+            }
+        }
+    };
+}
+queries!(Sqlite);
+queries!(Postgres);
+
+/// A statement built at run time (the list filters), numbering its
+/// placeholders as parameters are pushed.
+#[derive(Default)]
+pub(super) struct Builder<'a> {
+    /// The text so far.
+    pub sql: String,
+    /// The parameters so far.
+    pub args: Vec<Arg<'a>>,
+}
+
+impl<'a> Builder<'a> {
+    /// Starts with `sql`.
+    pub(super) fn new(sql: &str) -> Self {
+        Builder {
+            sql: sql.to_owned(),
+            args: Vec::new(),
+        }
+    }
+
+    /// Appends text.
+    pub(super) fn push(&mut self, sql: &str) -> &mut Self {
+        self.sql.push_str(sql);
+        self
+    }
+
+    /// Appends a placeholder for `arg`.
+    pub(super) fn bind(&mut self, arg: impl Into<Arg<'a>>) -> &mut Self {
+        self.args.push(arg.into());
+        self.sql.push('$');
+        self.sql.push_str(&self.args.len().to_string());
+        self
+    }
+}
+
+/// What each backend writes its own way: complete statements (a shared text
+/// with the backend's clause appended, or the backend's own) and the
+/// fragments the list filters are built from.
+#[derive(Debug)]
+pub(super) struct Dialect {
+    /// An event by key (`$1` project, `$2` provider, `$3` event id),
+    /// locked for the transaction where the backend locks rows.
+    pub load_by_key_locked: &'static str,
+    /// An event by incident (`$1` incident, `$2` project), locked likewise.
+    pub load_by_incident_locked: &'static str,
+    /// A project by id, locked for its update.
+    pub project_for_update: &'static str,
+    /// An API key's `revoked_at`, locked for its revocation.
+    pub api_key_for_update: &'static str,
+    /// Every signing secret, locked for resealing.
+    pub signing_secrets_for_update: &'static str,
+    /// An idempotency key, locked while a request begins with it.
+    pub idempotency_for_update: &'static str,
+    /// Which API keys of a JSON array `[[project, key id], …]` are unrevoked
+    /// (`project_id`, `id` columns), held so that no revocation commits first.
+    pub valid_api_keys: &'static str,
+    /// The sweeper's due events.
+    pub sweep_select: &'static str,
+    /// The dispatcher's due callbacks.
+    pub claim_select: &'static str,
+    /// A delivery's event (and, without `delivery_lock`, the delivery's
+    /// `delivery_state` and `lease_until`).
+    pub finish_delivery_load: &'static str,
+    /// The delivery row, locked after its event (PostgreSQL's lock order).
+    pub delivery_lock: Option<&'static str>,
+    /// Due alerts to claim.
+    pub claim_alerts_select: &'static str,
+    /// The members of a digest.
+    pub digest_members_select: &'static str,
+    /// Running batches due for pacing.
+    pub pace_batches_select: &'static str,
+    /// Events that retention may delete.
+    pub purge_select: &'static str,
+    /// The console overview's chart.
+    pub daily_activity: &'static str,
+    /// The operator of the free-text search (`LIKE` is case-insensitive
+    /// in SQLite; PostgreSQL needs `ILIKE`).
+    pub like: &'static str,
+    /// What follows a search pattern's placeholder (SQLite needs `ESCAPE`).
+    pub like_escape: &'static str,
+    /// Whether the incidents cursor is compared as a row value.
+    pub row_values: bool,
+}
+
+// ---------------------------------------------------------------------------
+// Statements a backend completes with its clause (see `Dialect`)
+
+macro_rules! load_by_key {
+    () => {
+        "SELECT e.pk, e.project_id, e.record FROM events e \
+         WHERE e.project_id = $1 AND e.provider = $2 AND e.event_id = $3"
+    };
+}
+pub(super) use load_by_key;
+
+macro_rules! load_by_incident {
+    () => {
+        "SELECT e.pk, e.project_id, e.record FROM incidents i JOIN events e ON e.pk = i.event_pk \
+         WHERE i.id = $1 AND i.project_id = $2"
+    };
+}
+pub(super) use load_by_incident;
+
+macro_rules! project_by_id {
+    () => {
+        "SELECT id, name, repair_url, default_deadline_seconds, deadlines_by_event_type, \
+         alert_channels, proof_show_metadata, created_at FROM projects WHERE id = $1"
+    };
+}
+pub(super) use project_by_id;
+
+macro_rules! api_key_revoked_at {
+    () => {
+        "SELECT revoked_at FROM api_keys WHERE project_id = $1 AND id = $2"
+    };
+}
+pub(super) use api_key_revoked_at;
+
+macro_rules! all_signing_secrets {
+    () => {
+        "SELECT id, project_id, secret FROM signing_secrets ORDER BY id"
+    };
+}
+pub(super) use all_signing_secrets;
+
+macro_rules! idempotency_key {
+    () => {
+        "SELECT request_hash, status, response, locked_until, created_at \
+         FROM idempotency_keys WHERE project_id = $1 AND key = $2"
+    };
+}
+pub(super) use idempotency_key;
+
+macro_rules! sweep_select {
+    () => {
+        "SELECT pk, project_id, record, due_at FROM events \
+         WHERE due_at IS NOT NULL AND due_at <= $1 ORDER BY due_at LIMIT $2"
+    };
+}
+pub(super) use sweep_select;
+
+macro_rules! claim_select {
+    () => {
+        "SELECT reprocess_id, project_id, incident_id, event_pk, attempts \
+         FROM deliveries WHERE state = 'pending' AND next_attempt_at <= $1 \
+         AND (lease_until IS NULL OR lease_until <= $2) ORDER BY next_attempt_at LIMIT $3"
+    };
+}
+pub(super) use claim_select;
+
+macro_rules! claim_alerts_select {
+    () => {
+        "SELECT id, project_id, channel, event, group_key, role, incidents, attempts, \
+         next_attempt_at, created_at FROM alerts WHERE state = 'pending' AND next_attempt_at <= $1 \
+         AND (lease_until IS NULL OR lease_until <= $2) \
+         ORDER BY next_attempt_at, created_at, id LIMIT $3"
+    };
+}
+pub(super) use claim_alerts_select;
+
+macro_rules! digest_members_select {
+    () => {
+        "SELECT id, incidents FROM alerts WHERE group_key = $1 AND state = 'pending' \
+         AND id <> $2 AND (lease_until IS NULL OR lease_until <= $3) \
+         AND ((role = 'held' AND next_attempt_at <= $4) \
+         OR (role = 'new' AND created_at < $5)) ORDER BY created_at, id"
+    };
+}
+pub(super) use digest_members_select;
+
+macro_rules! pace_batches_select {
+    () => {
+        "SELECT id, project_id, rate_per_second, concurrency, started_by, note, next_send_at \
+         FROM reprocess_batches WHERE state = 'running' AND next_send_at <= $1 \
+         ORDER BY next_send_at LIMIT $2"
+    };
+}
+pub(super) use pace_batches_select;
+
+macro_rules! purge_select {
+    () => {
+        "SELECT e.pk FROM events e LEFT JOIN incidents i ON i.event_pk = e.pk \
+         WHERE e.updated_at < $1 AND e.due_at IS NULL AND e.state <> 'awaiting_result' \
+         AND (i.id IS NULL AND e.state = 'succeeded' OR i.state = 'resolved') \
+         AND NOT EXISTS (SELECT 1 FROM deliveries d \
+                         WHERE d.event_pk = e.pk AND d.state = 'pending') \
+         ORDER BY e.updated_at LIMIT $2"
+    };
+}
+pub(super) use purge_select;
+
+// ---------------------------------------------------------------------------
+// Statements both backends run as they are
+
+pub(super) const PROJECT_BY_ID: &str = project_by_id!();
+pub(super) const PROJECT_BY_NAME: &str = "SELECT id, name, repair_url, default_deadline_seconds, \
+     deadlines_by_event_type, alert_channels, proof_show_metadata, created_at FROM projects \
+     WHERE name = $1";
+pub(super) const PROJECTS: &str = "SELECT id, name, repair_url, default_deadline_seconds, \
+     deadlines_by_event_type, alert_channels, proof_show_metadata, created_at FROM projects \
+     ORDER BY created_at, id";
+pub(super) const PROJECT_NAME_TAKEN: &str = "SELECT 1 AS one FROM projects WHERE name = $1";
+pub(super) const INSERT_PROJECT: &str = "INSERT INTO projects (id, name, repair_url, \
+     default_deadline_seconds, deadlines_by_event_type, alert_channels, proof_show_metadata, \
+     created_at, updated_at) VALUES ($1, $2, $3, $4, '{}', '[]', FALSE, $5, $6)";
+pub(super) const UPDATE_PROJECT: &str = "UPDATE projects SET repair_url = $1, \
+     default_deadline_seconds = $2, deadlines_by_event_type = $3, alert_channels = $4, \
+     proof_show_metadata = $5, updated_at = $6 WHERE id = $7";
+pub(super) const PROJECT_ALERT_CHANNELS: &str = "SELECT alert_channels FROM projects WHERE id = $1";
+
+pub(super) const INSERT_API_KEY: &str = "INSERT INTO api_keys (id, project_id, key_hash, prefix, \
+     name, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+pub(super) const API_KEY_BY_HASH: &str = "SELECT id, project_id, key_hash, prefix, name, \
+     created_at, revoked_at FROM api_keys WHERE key_hash = $1";
+pub(super) const API_KEYS: &str = "SELECT id, project_id, key_hash, prefix, name, created_at, \
+     revoked_at FROM api_keys WHERE project_id = $1 ORDER BY created_at DESC, id DESC";
+pub(super) const REVOKE_API_KEY: &str =
+    "UPDATE api_keys SET revoked_at = $1 WHERE project_id = $2 AND id = $3";
+
+pub(super) const EXPIRE_SIGNING_SECRETS: &str = "UPDATE signing_secrets SET expires_at = $1 \
+     WHERE project_id = $2 AND expires_at IS NULL";
+pub(super) const INSERT_SIGNING_SECRET: &str = "INSERT INTO signing_secrets (project_id, secret, \
+     created_at, expires_at) VALUES ($1, $2, $3, NULL)";
+pub(super) const SIGNING_SECRETS: &str = "SELECT id, secret, created_at, expires_at \
+     FROM signing_secrets WHERE project_id = $1 AND (expires_at IS NULL OR expires_at > $2) \
+     ORDER BY created_at DESC, id DESC";
+pub(super) const STORED_SIGNING_SECRETS: &str =
+    "SELECT secret FROM signing_secrets WHERE project_id = $1 ORDER BY id";
+pub(super) const RESEAL_SIGNING_SECRET: &str =
+    "UPDATE signing_secrets SET secret = $1 WHERE id = $2";
+
+pub(super) const INSERT_USER: &str =
+    "INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)";
+pub(super) const USER_BY_EMAIL: &str =
+    "SELECT id, email, password_hash, created_at FROM users WHERE email = $1";
+pub(super) const COUNT_USERS: &str = "SELECT COUNT(*) AS n FROM users";
+pub(super) const USERS: &str =
+    "SELECT id, email, password_hash, created_at FROM users ORDER BY created_at, id";
+pub(super) const DELETE_EXPIRED_SESSIONS: &str =
+    "DELETE FROM console_sessions WHERE expires_at <= $1";
+pub(super) const INSERT_SESSION: &str = "INSERT INTO console_sessions (token_hash, user_id, \
+     created_at, expires_at) VALUES ($1, $2, $3, $4)";
+pub(super) const SESSION_USER: &str = "SELECT u.id, u.email, u.password_hash, u.created_at \
+     FROM console_sessions s JOIN users u ON u.id = s.user_id \
+     WHERE s.token_hash = $1 AND s.expires_at > $2";
+pub(super) const DELETE_SESSION: &str = "DELETE FROM console_sessions WHERE token_hash = $1";
+
+pub(super) const INCIDENT_COUNTS: &str =
+    "SELECT state, COUNT(*) AS n FROM incidents WHERE project_id = $1 GROUP BY state";
+pub(super) const LOAD_BY_KEY: &str = load_by_key!();
+pub(super) const LOAD_BY_INCIDENT: &str = load_by_incident!();
+pub(super) const TIMELINE: &str =
+    "SELECT at, kind, actor, detail FROM timeline WHERE event_pk = $1 ORDER BY seq";
+pub(super) const INSERT_TIMELINE_ENTRY: &str =
+    "INSERT INTO timeline (event_pk, at, kind, actor, detail) VALUES ($1, $2, $3, $4, $5)";
+pub(super) const TOUCH_EVENT: &str = "UPDATE events SET record = $1, updated_at = $2 WHERE pk = $3";
+pub(super) const SET_DUE_AT: &str = "UPDATE events SET due_at = $1 WHERE pk = $2";
+pub(super) const UPSERT_INCIDENT: &str = "INSERT INTO incidents (id, project_id, event_pk, kind, \
+     state, provider, event_id, event_type, subject, opened_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+     ON CONFLICT (event_pk) DO UPDATE SET kind = excluded.kind, state = excluded.state, \
+     event_type = excluded.event_type, subject = excluded.subject, \
+     updated_at = excluded.updated_at";
+pub(super) const INSERT_DELIVERY: &str = "INSERT INTO deliveries (reprocess_id, project_id, \
+     event_pk, incident_id, state, attempts, next_attempt_at, lease_until, created_at, \
+     updated_at) VALUES ($1, $2, $3, $4, 'pending', 0, $5, NULL, $5, $5)";
+pub(super) const CANCEL_DELIVERY: &str = "UPDATE deliveries SET state = 'cancelled', \
+     lease_until = NULL, updated_at = $1 \
+     WHERE reprocess_id = $2 AND event_pk = $3 AND state = 'pending'";
+pub(super) const INSERT_ALERT: &str = "INSERT INTO alerts (id, project_id, channel_index, \
+     channel, event, group_key, role, incidents, state, attempts, next_attempt_at, lease_until, \
+     created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, NULL, $9, $9)";
+
+pub(super) const LEASE_DELIVERY: &str =
+    "UPDATE deliveries SET lease_until = $1, updated_at = $2 WHERE reprocess_id = $3";
+pub(super) const DELIVERY_CONTEXT: &str = "SELECT e.record, p.repair_url FROM events e \
+     JOIN projects p ON p.id = e.project_id WHERE e.pk = $1";
+pub(super) const FINISH_DELIVERY: &str = "UPDATE deliveries SET state = $1, attempts = $2, \
+     next_attempt_at = COALESCE($3, next_attempt_at), lease_until = NULL, updated_at = $4 \
+     WHERE reprocess_id = $5 AND state = 'pending' AND lease_until = $6";
+pub(super) const PENDING_DELIVERIES: &str =
+    "SELECT COUNT(*) AS n FROM deliveries WHERE state = 'pending'";
+
+pub(super) const ALERT_WINDOW_OPENED: &str = "SELECT MAX(created_at) AS opened FROM alerts \
+     WHERE group_key = $1 AND role = 'single' AND created_at <= $2 AND id <> $3";
+pub(super) const HOLD_ALERT: &str =
+    "UPDATE alerts SET role = 'held', next_attempt_at = $1, updated_at = $2 WHERE id = $3";
+pub(super) const GROUP_ALERT: &str =
+    "UPDATE alerts SET state = 'grouped', digest_id = $1, updated_at = $2 WHERE id = $3";
+pub(super) const LEASE_ALERT: &str = "UPDATE alerts SET role = $1, incidents = $2, \
+     lease_until = $3, updated_at = $4 WHERE id = $5";
+pub(super) const FINISH_ALERT: &str = "UPDATE alerts SET state = $1, attempts = $2, \
+     next_attempt_at = COALESCE($3, next_attempt_at), lease_until = NULL, updated_at = $4 \
+     WHERE id = $5 AND state = 'pending' AND lease_until = $6";
+pub(super) const PENDING_ALERTS: &str = "SELECT COUNT(*) AS n FROM alerts WHERE state = 'pending'";
+
+pub(super) const INCIDENT_EXISTS: &str =
+    "SELECT 1 AS one FROM incidents WHERE id = $1 AND project_id = $2";
+pub(super) const INSERT_PROOF_LINK: &str = "INSERT INTO proof_links (id, project_id, \
+     incident_id, token_hash, created_by, created_at, expires_at, revoked_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+pub(super) const PROOF_LINK_BY_TOKEN_HASH: &str = "SELECT id, project_id, incident_id, \
+     token_hash, created_by, created_at, expires_at, revoked_at FROM proof_links \
+     WHERE token_hash = $1";
+pub(super) const PROOF_LINK: &str = "SELECT id, project_id, incident_id, token_hash, created_by, \
+     created_at, expires_at, revoked_at FROM proof_links WHERE project_id = $1 AND id = $2";
+pub(super) const PROOF_LINKS_FOR_INCIDENT: &str = "SELECT id, project_id, incident_id, \
+     token_hash, created_by, created_at, expires_at, revoked_at FROM proof_links \
+     WHERE project_id = $1 AND incident_id = $2 ORDER BY created_at DESC, id DESC";
+pub(super) const REVOKE_PROOF_LINK: &str = "UPDATE proof_links SET revoked_at = $1 \
+     WHERE project_id = $2 AND id = $3 AND revoked_at IS NULL";
+
+pub(super) const CLAIM_IDEMPOTENCY_KEY: &str = "INSERT INTO idempotency_keys (project_id, key, \
+     request_hash, status, response, locked_until, created_at) \
+     VALUES ($1, $2, $3, NULL, NULL, $4, $5) ON CONFLICT (project_id, key) DO NOTHING";
+pub(super) const RETAKE_IDEMPOTENCY_KEY: &str = "UPDATE idempotency_keys SET request_hash = $1, \
+     status = NULL, response = NULL, locked_until = $2, created_at = $3 \
+     WHERE project_id = $4 AND key = $5";
+pub(super) const COMPLETE_IDEMPOTENCY_KEY: &str = "UPDATE idempotency_keys SET status = $1, \
+     response = $2, locked_until = NULL WHERE project_id = $3 AND key = $4";
+pub(super) const ABANDON_IDEMPOTENCY_KEY: &str = "DELETE FROM idempotency_keys \
+     WHERE project_id = $1 AND key = $2 AND status IS NULL";
+pub(super) const STORED_IDEMPOTENCY_RESPONSE: &str =
+    "SELECT response FROM idempotency_keys WHERE project_id = $1 AND key = $2";
+pub(super) const PURGE_IDEMPOTENCY_KEYS: &str =
+    "DELETE FROM idempotency_keys WHERE created_at < $1";
+pub(super) const PURGE_ALERTS: &str = "DELETE FROM alerts WHERE id IN (SELECT id FROM alerts \
+     WHERE state <> 'pending' AND updated_at < $1 LIMIT $2)";
+
+pub(super) const INSERT_BATCH: &str = "INSERT INTO reprocess_batches (id, project_id, state, \
+     rate_per_second, concurrency, started_by, note, selection, next_send_at, created_at, \
+     finished_at) VALUES ($1, $2, 'running', $3, $4, $5, $6, $7, $8, $8, NULL)";
+pub(super) const INSERT_BATCH_ITEM: &str = "INSERT INTO reprocess_batch_items (batch_id, \
+     position, incident_id, event_type, subject, state, reason, reprocess_id, sent_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL)";
+pub(super) const BATCH: &str = "SELECT id, project_id, state, rate_per_second, concurrency, \
+     started_by, note, selection, created_at, finished_at FROM reprocess_batches \
+     WHERE id = $1 AND project_id = $2";
+pub(super) const BATCH_COUNTS: &str = "SELECT COUNT(*) AS total, \
+     COALESCE(SUM(CASE WHEN i.state = 'pending' THEN 1 ELSE 0 END), 0) AS pending, \
+     COALESCE(SUM(CASE WHEN i.state = 'skipped' THEN 1 ELSE 0 END), 0) AS skipped, \
+     COALESCE(SUM(CASE WHEN i.state = 'cancelled' THEN 1 ELSE 0 END), 0) AS cancelled, \
+     COALESCE(SUM(CASE WHEN i.state = 'sent' THEN 1 ELSE 0 END), 0) AS sent, \
+     COALESCE(SUM(CASE WHEN i.state = 'sent' AND d.state = 'pending' \
+     AND NOT (d.attempts > 0 AND d.lease_until IS NULL AND d.next_attempt_at > d.updated_at) \
+     THEN 1 ELSE 0 END), 0) AS in_flight, \
+     COALESCE(SUM(CASE WHEN i.state = 'sent' AND d.state = 'delivered' THEN 1 ELSE 0 END), 0) \
+     AS delivered, \
+     COALESCE(SUM(CASE WHEN i.state = 'sent' AND d.state = 'gave_up' THEN 1 ELSE 0 END), 0) \
+     AS failed, \
+     COALESCE(SUM(CASE WHEN i.state = 'sent' AND inc.state = 'resolved' THEN 1 ELSE 0 END), 0) \
+     AS resolved \
+     FROM reprocess_batch_items i \
+     LEFT JOIN deliveries d ON d.reprocess_id = i.reprocess_id \
+     LEFT JOIN incidents inc ON inc.id = i.incident_id AND inc.project_id = $1 \
+     WHERE i.batch_id = $2";
+pub(super) const BATCH_ITEMS: &str = "SELECT i.incident_id, i.event_type, i.subject, i.state, \
+     i.reason, i.reprocess_id, d.state AS delivery_state, inc.state AS incident_state \
+     FROM reprocess_batch_items i JOIN reprocess_batches b ON b.id = i.batch_id \
+     LEFT JOIN deliveries d ON d.reprocess_id = i.reprocess_id \
+     LEFT JOIN incidents inc ON inc.id = i.incident_id AND inc.project_id = b.project_id \
+     WHERE b.project_id = $1 AND i.batch_id = $2 ORDER BY i.position LIMIT $3";
+pub(super) const CANCEL_BATCH: &str = "UPDATE reprocess_batches SET state = 'cancelled', \
+     finished_at = $1 WHERE id = $2 AND project_id = $3 AND state = 'running'";
+pub(super) const CANCEL_BATCH_ITEMS: &str = "UPDATE reprocess_batch_items SET state = 'cancelled', \
+     reason = 'batch_cancelled' WHERE batch_id = $1 AND state = 'pending'";
+pub(super) const BATCH_PROGRESS: &str = "SELECT \
+     COALESCE(SUM(CASE WHEN i.state = 'pending' THEN 1 ELSE 0 END), 0) AS pending, \
+     COALESCE(SUM(CASE WHEN i.state = 'sent' AND d.state = 'pending' THEN 1 ELSE 0 END), 0) \
+     AS in_flight, \
+     COALESCE(SUM(CASE WHEN i.state = 'sent' AND d.state = 'pending' AND d.attempts > 0 \
+     AND d.next_attempt_at > $1 THEN 1 ELSE 0 END), 0) AS waiting, \
+     MAX(CASE WHEN i.state = 'sent' AND d.state = 'delivered' THEN d.updated_at END) \
+     AS last_success \
+     FROM reprocess_batch_items i LEFT JOIN deliveries d ON d.reprocess_id = i.reprocess_id \
+     WHERE i.batch_id = $2";
+pub(super) const BATCH_RETRYABLE: &str = "SELECT COUNT(*) AS n FROM reprocess_batch_items i \
+     JOIN deliveries d ON d.reprocess_id = i.reprocess_id \
+     WHERE i.batch_id = $1 AND i.state = 'sent' AND d.state = 'pending' \
+     AND d.attempts > 0 AND d.next_attempt_at > $2 AND d.updated_at < $3";
+pub(super) const COMPLETE_BATCH: &str = "UPDATE reprocess_batches SET state = 'completed', \
+     finished_at = $1 WHERE id = $2 AND state = 'running'";
+pub(super) const RETRY_BATCH_DELIVERIES: &str = "UPDATE deliveries SET next_attempt_at = $1, \
+     updated_at = $1 WHERE state = 'pending' AND next_attempt_at > $1 AND reprocess_id IN \
+     (SELECT d.reprocess_id FROM reprocess_batch_items i \
+     JOIN deliveries d ON d.reprocess_id = i.reprocess_id \
+     WHERE i.batch_id = $2 AND i.state = 'sent' AND d.state = 'pending' \
+     AND d.attempts > 0 AND d.next_attempt_at > $1 AND d.updated_at < $3 \
+     ORDER BY d.next_attempt_at LIMIT $4)";
+pub(super) const BATCH_NEXT_SEND_AT: &str =
+    "UPDATE reprocess_batches SET next_send_at = $1 WHERE id = $2";
+pub(super) const PENDING_BATCH_ITEMS: &str = "SELECT position, incident_id \
+     FROM reprocess_batch_items WHERE batch_id = $1 AND state = 'pending' \
+     ORDER BY position LIMIT $2";
+pub(super) const SEND_BATCH_ITEM: &str = "UPDATE reprocess_batch_items SET state = $1, \
+     reason = $2, reprocess_id = $3, sent_at = $4 \
+     WHERE batch_id = $5 AND position = $6 AND state = 'pending'";
+pub(super) const SLOW_BATCH: &str = "UPDATE reprocess_batches SET next_send_at = $1 \
+     WHERE state = 'running' AND next_send_at < $1 AND id IN \
+     (SELECT batch_id FROM reprocess_batch_items WHERE reprocess_id = $2)";

@@ -1,0 +1,498 @@
+//! The types that cross the [`Store`](super::Store) trait: projects, keys,
+//! users, events and their pages, the work the queues hand out, batches.
+
+use std::collections::BTreeMap;
+
+use sendpromptly_core::Timestamp;
+use sendpromptly_core::alert::{AlertChannel, AlertEvent, IncidentFacts};
+use sendpromptly_core::machine::{AttemptReport, EventRecord, Transition};
+use sendpromptly_core::model::{
+    Actor, EventState, IncidentKind, IncidentState, Provider, TimelineEntry, TimelineKind,
+};
+use sendpromptly_core::retry::NextStep;
+use sendpromptly_core::wire::ReprocessBatchCounts;
+use serde::{Deserialize, Serialize};
+
+use super::{StoreError, StoreResult};
+
+/// A project and its settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Project {
+    /// The `prj_` id.
+    pub id: String,
+    /// Unique name (`default` for the first project).
+    pub name: String,
+    /// Where repair callbacks are POSTed.
+    pub repair_url: Option<String>,
+    /// Seconds from receipt to deadline, unless overridden.
+    pub default_deadline_seconds: u32,
+    /// Per-event-type deadlines, overriding the default.
+    pub deadlines_by_event_type: BTreeMap<String, u32>,
+    /// Alert channel settings (JSON array, see the contract's Alerts section).
+    pub alert_channels: serde_json::Value,
+    /// Whether proof pages may show `metadata` values.
+    pub proof_show_metadata: bool,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+impl Project {
+    /// The deadline for a receipt: the call's value, else the event type's, else the default.
+    pub fn deadline_for(&self, event_type: &str, requested: Option<u32>) -> u32 {
+        requested
+            .or_else(|| self.deadlines_by_event_type.get(event_type).copied())
+            .unwrap_or(self.default_deadline_seconds)
+    }
+}
+
+/// A new project's fields.
+#[derive(Clone, Debug)]
+pub struct NewProject {
+    /// The `prj_` id.
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// Where repair callbacks go.
+    pub repair_url: Option<String>,
+    /// Default deadline in seconds.
+    pub default_deadline_seconds: u32,
+    /// Creation time.
+    pub created_at: Timestamp,
+}
+
+/// A change to a project's settings; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct ProjectPatch {
+    /// `Some(None)` clears the repair URL.
+    pub repair_url: Option<Option<String>>,
+    /// New default deadline.
+    pub default_deadline_seconds: Option<u32>,
+    /// Replaces the per-event-type table.
+    pub deadlines_by_event_type: Option<BTreeMap<String, u32>>,
+    /// Replaces the alert channels.
+    pub alert_channels: Option<serde_json::Value>,
+    /// Whether proof pages may show metadata.
+    pub proof_show_metadata: Option<bool>,
+}
+
+/// An API key as stored: never the key itself, only its hash.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiKey {
+    /// The `key_` id (safe to show and log).
+    pub id: String,
+    /// The project it opens.
+    pub project_id: String,
+    /// SHA-256 of the key.
+    pub key_hash: Vec<u8>,
+    /// The first characters of the key, to recognise it in lists.
+    pub prefix: String,
+    /// A label.
+    pub name: Option<String>,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it was revoked.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A `whsec_` signing secret of a project.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SigningSecretRecord {
+    /// Row id.
+    pub id: i64,
+    /// The secret (`whsec_…`).
+    pub secret: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it stops signing (set on rotation, 24 h later).
+    pub expires_at: Option<Timestamp>,
+}
+
+/// A console user.
+#[derive(Clone, Debug, PartialEq)]
+pub struct User {
+    /// The `usr_` id.
+    pub id: String,
+    /// Login email (unique, lower-case).
+    pub email: String,
+    /// Argon2 PHC string.
+    pub password_hash: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// A console sign-in session as stored: never the session token itself,
+/// only its SHA-256 (like API keys).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Session {
+    /// SHA-256 of the session token (the cookie value).
+    pub token_hash: Vec<u8>,
+    /// The `usr_` id of the signed-in user.
+    pub user_id: String,
+    /// When the user signed in.
+    pub created_at: Timestamp,
+    /// When the session stops working (absolute, not sliding).
+    pub expires_at: Timestamp,
+}
+
+/// How many of a project's incidents are in each state (the console overview).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IncidentCounts {
+    /// `open`.
+    pub open: u64,
+    /// `reprocessing`.
+    pub reprocessing: u64,
+    /// `resolved`.
+    pub resolved: u64,
+}
+
+/// One UTC day of one event type's activity (the console overview chart).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DailyActivity {
+    /// The UTC calendar day.
+    pub day: chrono::NaiveDate,
+    /// The event type; `None` for events whose receipt has not arrived.
+    pub event_type: Option<String>,
+    /// Events first seen that day (by the record's `created_at`).
+    pub events: u64,
+    /// `result.failure` timeline entries recorded that day, not counting
+    /// failures ignored because a success was already recorded.
+    pub failures: u64,
+    /// Incidents first opened that day (by `opened_at`; reopenings are not counted).
+    pub incidents: u64,
+}
+
+/// One stored event with its timeline.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredEvent {
+    /// The record.
+    pub record: EventRecord,
+    /// The full timeline, oldest first.
+    pub timeline: Vec<TimelineEntry>,
+}
+
+/// What [`Store::apply`] did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Applied {
+    /// The transition computed by the state machine (new record, entries, effects).
+    pub transition: Transition,
+}
+
+/// A response remembered under an `Idempotency-Key`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredResponse {
+    /// Its HTTP status.
+    pub status: u16,
+    /// Its body (JSON).
+    pub body: Vec<u8>,
+}
+
+/// How the response to a command is remembered: `None` remembers nothing
+/// (a server error: the request may run again).
+pub type Respond = Box<dyn Fn(&StoreResult<Applied>) -> Option<StoredResponse> + Send + Sync>;
+
+/// An `Idempotency-Key` remembered in the same transaction as the command
+/// it guards ([`Store::apply_idempotent`]).
+pub struct IdempotentRequest {
+    /// The key, as the client sent it.
+    pub key: String,
+    /// The SHA-256 of the request (method, path, body).
+    pub request_hash: Vec<u8>,
+    /// The response to remember for the command's outcome.
+    pub respond: Respond,
+}
+
+impl std::fmt::Debug for IdempotentRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdempotentRequest")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Store::apply_idempotent`] did.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // short-lived, moved once: boxing buys nothing
+pub enum IdempotentOutcome {
+    /// The command ran now (and its response, if any, is remembered).
+    Applied(Applied),
+    /// The same request ran before: the response remembered then.
+    Replay(StoredResponse),
+    /// The key was used before with a different request.
+    Mismatch,
+    /// The key's first request is still running (sent to another route
+    /// that does not remember in its own transaction).
+    InFlight,
+}
+
+/// Filters for listing incidents; all optional, combined with AND.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct IncidentFilter {
+    /// Only this state.
+    pub state: Option<IncidentState>,
+    /// Only this kind.
+    pub kind: Option<IncidentKind>,
+    /// Only this provider.
+    pub provider: Option<Provider>,
+    /// Only this event type.
+    pub event_type: Option<String>,
+    /// Only this subject.
+    pub subject: Option<String>,
+    /// Only incidents opened at or after this time.
+    pub opened_after: Option<Timestamp>,
+    /// Only incidents opened before this time.
+    pub opened_before: Option<Timestamp>,
+    /// Free-text search (the console's search box): keeps incidents whose
+    /// incident id, event id or subject contains this text, compared
+    /// case-insensitively (ASCII). `%` and `_` are literal characters, not
+    /// wildcards. Unindexed: a scan of the project's incidents.
+    pub search: Option<String>,
+}
+
+/// Filters for searching events.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EventFilter {
+    /// Only this subject.
+    pub subject: Option<String>,
+    /// Only this state.
+    pub state: Option<EventState>,
+    /// Only this event id (any provider).
+    pub event_id: Option<String>,
+    /// Free-text search (the console's event lookup): keeps events whose
+    /// event id or subject contains this text, compared case-insensitively
+    /// (ASCII). `%` and `_` are literal characters, not wildcards.
+    /// Unindexed: a scan of the project's events.
+    pub search: Option<String>,
+}
+
+/// Keyset pagination: up to `limit` items after `cursor` (opaque to callers).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PageRequest {
+    /// How many items (1–100).
+    pub limit: u32,
+    /// Where the previous page stopped.
+    pub cursor: Option<String>,
+}
+
+/// One page of results.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Page<T> {
+    /// The items.
+    pub data: Vec<T>,
+    /// Pass this as `cursor` for the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A repair callback due for an attempt, claimed by one dispatcher.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeliveryJob {
+    /// The `rep_` id (the callback's `webhook-id`).
+    pub reprocess_id: String,
+    /// The project.
+    pub project_id: String,
+    /// The incident.
+    pub incident_id: String,
+    /// This attempt's number, 1-based.
+    pub attempt: u32,
+    /// The event as it is now.
+    pub record: EventRecord,
+    /// Where to send it (the project's current setting).
+    pub repair_url: Option<String>,
+    /// Until when this claim holds; another dispatcher may take it after.
+    pub lease_until: Timestamp,
+}
+
+/// The outcome of a sweep pass.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SweepReport {
+    /// Records examined (claimed as due).
+    pub examined: usize,
+    /// Transitions that changed something, with the project they belong to.
+    pub transitions: Vec<(String, Transition)>,
+    /// The earliest due time among the examined records (for the lag metric).
+    pub oldest_due_at: Option<Timestamp>,
+}
+
+/// A proof link as stored (the token only as a hash).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProofLink {
+    /// The `prf_` id.
+    pub id: String,
+    /// The project.
+    pub project_id: String,
+    /// The incident it shows.
+    pub incident_id: String,
+    /// SHA-256 of the token.
+    pub token_hash: Vec<u8>,
+    /// Who created it.
+    pub created_by: String,
+    /// When.
+    pub created_at: Timestamp,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+    /// When it was revoked.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// What [`Store::reseal_signing_secrets`] changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ResealReport {
+    /// Plaintext secrets now sealed.
+    pub sealed_plaintext: u64,
+    /// Secrets sealed with a previous key, now sealed with the current one.
+    pub resealed: u64,
+}
+
+/// What an idempotency key says about a request.
+#[derive(Clone, Debug, PartialEq)]
+pub enum IdempotencyBegin {
+    /// First use: the caller must run the request, then complete or abandon the key.
+    Proceed,
+    /// Seen with the same request: replay this response.
+    Replay {
+        /// The stored status code.
+        status: u16,
+        /// The stored JSON body.
+        body: Vec<u8>,
+    },
+    /// Seen with a different request body or path.
+    Mismatch,
+    /// The first request with this key is still running.
+    InFlight,
+}
+
+/// A reprocess batch as stored; its counts are derived from its items.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReprocessBatch {
+    /// The `rpb_` id.
+    pub id: String,
+    /// The project.
+    pub project_id: String,
+    /// `running`, `completed` or `cancelled`.
+    pub state: String,
+    /// Callbacks started per second.
+    pub rate_per_second: f64,
+    /// Callbacks of this batch in flight at most.
+    pub concurrency: u32,
+    /// Who started it (an [`Actor`](sendpromptly_core::model::Actor) string).
+    pub started_by: String,
+    /// The note put on each timeline.
+    pub note: Option<String>,
+    /// The request's selection (JSON), kept for the record.
+    pub selection: serde_json::Value,
+    /// When it was started.
+    pub created_at: Timestamp,
+    /// When it completed or was cancelled.
+    pub finished_at: Option<Timestamp>,
+    /// Progress, derived from the items, the outbox and the incidents.
+    pub counts: ReprocessBatchCounts,
+}
+
+/// One incident of a new batch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewBatchItem {
+    /// The `inc_` id.
+    pub incident_id: String,
+    /// Its event type (for display).
+    pub event_type: Option<String>,
+    /// Its subject (for display).
+    pub subject: Option<String>,
+    /// `None` to send it; `Some(reason)` to record it as skipped.
+    pub skipped: Option<String>,
+}
+
+/// What one pacing pass did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PaceReport {
+    /// Reprocess requests applied, with their project.
+    pub transitions: Vec<(String, Transition)>,
+    /// Items skipped at send time (the incident changed since the batch started).
+    pub skipped: usize,
+    /// Batches that finished in this pass.
+    pub completed: usize,
+    /// Callbacks waiting for a retry that were made due now, because the
+    /// repair endpoint answered a 2xx after their last attempt.
+    pub retried: usize,
+}
+
+/// An alert due for an attempt, claimed by one sender.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertJob {
+    /// The `alr_` id (stable across retries: the webhook's `webhook-id`).
+    pub id: String,
+    /// The project.
+    pub project_id: String,
+    /// The channel as configured when the alert was raised.
+    pub channel: AlertChannel,
+    /// What happened.
+    pub event: AlertEvent,
+    /// The incidents it is about (one, or several for a digest), oldest first.
+    pub incidents: Vec<IncidentFacts>,
+    /// This attempt's number, 1-based.
+    pub attempt: u32,
+    /// When the (first) alert was raised.
+    pub created_at: Timestamp,
+    /// Until when this claim holds.
+    pub lease_until: Timestamp,
+}
+
+impl AlertJob {
+    /// Decodes a claimed row's stored channel and incidents.
+    #[allow(clippy::too_many_arguments)]
+    pub fn decode(
+        id: String,
+        project_id: String,
+        channel_json: &str,
+        event: &str,
+        incidents_json: &str,
+        attempts: u32,
+        created_at: Timestamp,
+        lease_until: Timestamp,
+    ) -> StoreResult<AlertJob> {
+        Ok(AlertJob {
+            channel: serde_json::from_str(channel_json)
+                .map_err(|e| StoreError::Corrupt(format!("alert channel: {e}")))?,
+            event: AlertEvent::parse(event)
+                .ok_or_else(|| StoreError::Corrupt(format!("alert event {event:?}")))?,
+            incidents: serde_json::from_str(incidents_json)
+                .map_err(|e| StoreError::Corrupt(format!("alert incidents: {e}")))?,
+            id,
+            project_id,
+            attempt: attempts.saturating_add(1),
+            created_at,
+            lease_until,
+        })
+    }
+}
+
+/// The `alert.attempt` timeline entry for one attempt of `job` (put on
+/// each of its incidents): channel type, alert id, attempt, HTTP status,
+/// latency, error, outcome and the next attempt time.
+pub fn alert_attempt_entry(
+    job: &AlertJob,
+    report: &AttemptReport,
+    next: NextStep,
+    now: Timestamp,
+) -> TimelineEntry {
+    let (outcome, next_attempt_at) = match next {
+        NextStep::Done => ("delivered", None),
+        NextStep::RetryAt(at) => ("retry_scheduled", Some(at.to_rfc3339())),
+        NextStep::GiveUp(_) => ("gave_up", None),
+    };
+    TimelineEntry::new(
+        now,
+        TimelineKind::AlertAttempt,
+        Actor::System("alerts".to_owned()),
+        serde_json::json!({
+            "alert_id": job.id,
+            "channel": job.channel.kind(),
+            "event": job.event.as_str(),
+            "incidents": job.incidents.len(),
+            "attempt": job.attempt,
+            "status": report.status,
+            "latency_ms": report.latency_ms,
+            "error": report.error,
+            "outcome": outcome,
+            "next_attempt_at": next_attempt_at,
+        }),
+    )
+}
