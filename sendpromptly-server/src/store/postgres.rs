@@ -736,13 +736,10 @@ impl GroupIo for PgGroupIo<'_> {
     }
 }
 
-/// Test support (feature `test-support`): a fresh, migrated database per
-/// test on the server named by `SENDPROMPTLY_TEST_POSTGRES_URL`.
+/// Test support (feature `test-support`): a fresh database per test on the
+/// server named by `SENDPROMPTLY_TEST_POSTGRES_URL`.
 #[cfg(feature = "test-support")]
 pub mod testing {
-    use super::PostgresStore;
-    use crate::store::Store;
-
     /// The environment variable naming the test server (an admin URL: the
     /// user must be allowed to `CREATE DATABASE`).
     pub const URL_VAR: &str = "SENDPROMPTLY_TEST_POSTGRES_URL";
@@ -830,24 +827,5 @@ pub mod testing {
                 eprintln!("note: could not drop test database {}", self.name);
             }
         }
-    }
-
-    /// A fresh, empty, migrated store and the guard of its database, or
-    /// `None` when the PostgreSQL tests are skipped.
-    pub async fn fresh_store(test: &str) -> Option<(PostgresStore, TestDatabase)> {
-        let admin_url = server_url(test)?;
-        let database = TestDatabase::create(&admin_url).await;
-        let store = PostgresStore::connect_with(
-            &database.url,
-            super::PoolSettings {
-                max_connections: 8,
-                min_connections: 0,
-                ..super::PoolSettings::default()
-            },
-        )
-        .await
-        .expect("connect to the test database");
-        store.migrate().await.expect("migrate");
-        Some((store, database))
     }
 }
