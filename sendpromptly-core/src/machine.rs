@@ -35,8 +35,8 @@ use serde_json::json;
 use crate::Timestamp;
 use crate::model::{
     Actor, EventKey, EventState, Incident, IncidentKind, IncidentState, JsonObject, Provider,
-    ProviderCopy, Receipt, Reprocess, ReprocessStatus, Resolution, ResultSignal, ResultStatus, ResultSummary,
-    TimelineEntry, TimelineKind,
+    ProviderCopy, Receipt, Reprocess, ReprocessStatus, Resolution, ResultSignal, ResultStatus,
+    ResultSummary, TimelineEntry, TimelineKind,
 };
 use crate::retry::{GiveUpReason, NextStep};
 
@@ -474,7 +474,9 @@ impl EventRecord {
 
     /// Whether the event is live: no provider copy says it is a test-mode event.
     pub fn is_live(&self) -> bool {
-        self.provider_copy.as_ref().is_none_or(ProviderCopy::is_live)
+        self.provider_copy
+            .as_ref()
+            .is_none_or(ProviderCopy::is_live)
     }
 }
 
@@ -1169,7 +1171,10 @@ pub fn missing_receipt_reason(record: &EventRecord) -> String {
         .or(record.event_type.as_deref())
         .unwrap_or("unknown type");
     let mut parts = vec![format!("`{event_type}`")];
-    if let Some(subject) = copy.and_then(|c| c.subject.as_deref()).or(record.subject.as_deref()) {
+    if let Some(subject) = copy
+        .and_then(|c| c.subject.as_deref())
+        .or(record.subject.as_deref())
+    {
         parts.push(subject.to_owned());
     }
     if let Some(amount) = copy.and_then(ProviderCopy::amount_text) {

@@ -206,7 +206,13 @@ fn a_test_mode_copy_never_opens_a_live_incident() {
     let t = step(Some(t.record), Command::Tick, 60);
     let incident = t.record.incident.as_ref().unwrap();
     assert!(!incident.livemode);
-    assert!(incident.last_error.as_deref().unwrap().contains("(test mode)"));
+    assert!(
+        incident
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("(test mode)")
+    );
     assert_eq!(t.entries[1].detail["livemode"], false);
 }
 
@@ -271,5 +277,8 @@ fn a_record_stored_before_provider_copies_still_loads() {
     }
     let back: EventRecord = serde_json::from_value(json).unwrap();
     assert_eq!(back, t.record);
-    assert_eq!(TimelineKind::from_wire("provider_copy.recorded"), TimelineKind::ProviderCopyRecorded);
+    assert_eq!(
+        TimelineKind::from_wire("provider_copy.recorded"),
+        TimelineKind::ProviderCopyRecorded
+    );
 }

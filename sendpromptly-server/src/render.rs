@@ -270,6 +270,28 @@ fn row(entry: &TimelineEntry, internal: bool) -> TimelineRow {
     }
 }
 
+/// `: invoice.paid, cus_…, 1999 USD (test mode)` from a provider copy's detail.
+fn copy_facts(d: &sendpromptly_core::model::JsonObject) -> String {
+    let mut parts = Vec::new();
+    if let Some(event_type) = text(d, "event_type") {
+        parts.push(event_type);
+    }
+    if let Some(subject) = text(d, "subject") {
+        parts.push(subject);
+    }
+    if let (Some(amount), Some(currency)) = (text(d, "amount"), text(d, "currency")) {
+        parts.push(format!("{amount} {currency} (minor units)"));
+    }
+    if d.get("livemode") == Some(&serde_json::Value::Bool(false)) {
+        parts.push("test mode".to_owned());
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", parts.join(", "))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,27 +370,5 @@ mod tests {
         assert_eq!(public[1].actor, "the team");
         assert_eq!(public[1].summary, "a repair callback was queued");
         assert_eq!(public[1].children[0].excerpt, None);
-    }
-}
-
-/// `: invoice.paid, cus_…, 1999 USD (test mode)` from a provider copy's detail.
-fn copy_facts(d: &sendpromptly_core::model::JsonObject) -> String {
-    let mut parts = Vec::new();
-    if let Some(event_type) = text(d, "event_type") {
-        parts.push(event_type);
-    }
-    if let Some(subject) = text(d, "subject") {
-        parts.push(subject);
-    }
-    if let (Some(amount), Some(currency)) = (text(d, "amount"), text(d, "currency")) {
-        parts.push(format!("{amount} {currency} (minor units)"));
-    }
-    if d.get("livemode") == Some(&serde_json::Value::Bool(false)) {
-        parts.push("test mode".to_owned());
-    }
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!(": {}", parts.join(", "))
     }
 }
