@@ -558,3 +558,213 @@ async fn bad_tap_settings_are_refused_with_the_setting_named_and_secrets_never_e
     let r = tap.api.get("/v1/project").await;
     assert_eq!(r.json["provider_tap"], body["provider_tap"]);
 }
+
+/// A console session (cookies by hand).
+struct Console {
+    http: reqwest::Client,
+    base: String,
+    cookies: Vec<(String, String)>,
+}
+
+struct Page {
+    status: u16,
+    body: String,
+}
+
+impl Console {
+    async fn sign_in(server: &TestServer) -> Console {
+        const EMAIL: &str = "ops@example.com";
+        const PASSWORD: &str = "correct horse battery";
+        sendpromptly_server::provision::create_user(
+            server.store(),
+            EMAIL,
+            PASSWORD,
+            server.clock_now(),
+        )
+        .await
+        .unwrap();
+        let mut console = Console {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: server.url(),
+            cookies: Vec::new(),
+        };
+        let login = console.get("/login").await;
+        let csrf = csrf(&login.body);
+        let page = console
+            .post(
+                "/login",
+                &[
+                    ("email", EMAIL),
+                    ("password", PASSWORD),
+                    ("csrf", &csrf),
+                    ("next", "/"),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, 303, "{}", page.body);
+        console
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn finish(&mut self, response: reqwest::Response) -> Page {
+        for cookie in response.headers().get_all("set-cookie") {
+            let pair = cookie.to_str().unwrap().split(';').next().unwrap();
+            if let Some((name, value)) = pair.split_once('=') {
+                self.cookies.retain(|(k, _)| k != name);
+                self.cookies.push((name.to_owned(), value.to_owned()));
+            }
+        }
+        Page {
+            status: response.status().as_u16(),
+            body: response.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.finish(response).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        self.finish(response).await
+    }
+}
+
+fn csrf(body: &str) -> String {
+    let marker = r#"name="csrf" value=""#;
+    let start = body.find(marker).expect("a csrf field") + marker.len();
+    let end = body[start..].find('"').unwrap() + start;
+    body[start..end].to_owned()
+}
+
+#[tokio::test]
+async fn the_console_shows_missing_receipts_the_providers_copy_and_test_mode() {
+    let tap = Tap::start().await;
+    tap.configure(1).await;
+    let now = tap.now();
+    tap.stripe(&invoice_paid("evt_console_live", "in_cl", true, now))
+        .await;
+    tap.stripe(&invoice_paid("evt_console_test", "in_ct", false, now))
+        .await;
+    tap.server.advance(Duration::from_secs(1));
+    let live = tap.wait_incident("evt_console_live").await;
+    tap.wait_incident("evt_console_test").await;
+    let live_id = live["incident"]["id"].as_str().unwrap().to_owned();
+    let test_id = tap.event("evt_console_test").await["incident"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let mut console = Console::sign_in(&tap.server).await;
+    let overview = console.get("/").await;
+    assert_eq!(overview.status, 200);
+    assert!(
+        overview
+            .body
+            .contains("<strong>1</strong> open missing receipt</a>"),
+        "the live one only: {}",
+        overview.body
+    );
+    let list = console.get("/incidents?kind=missing_receipt").await;
+    assert_eq!(list.status, 200);
+    assert!(
+        list.body
+            .contains(r#"<option value="missing_receipt" selected>"#)
+    );
+    assert!(list.body.contains(&live_id) && list.body.contains(&test_id));
+    let test_only = console.get("/incidents?livemode=false").await;
+    assert!(test_only.body.contains(&test_id) && !test_only.body.contains(&live_id));
+    assert!(test_only.body.contains("badge-test-mode"));
+    let live_only = console.get("/incidents?livemode=true").await;
+    assert!(live_only.body.contains(&live_id) && !live_only.body.contains(&test_id));
+
+    let page = console.get(&format!("/incidents/{live_id}")).await;
+    assert_eq!(page.status, 200);
+    for fact in [
+        "The provider&#x27;s copy",
+        "19.99 USD",
+        "provider tap",
+        "cus_9s8d7f",
+        "your app never sent a receipt",
+    ] {
+        assert!(
+            page.body.contains(fact) || page.body.contains(&fact.replace("&#x27;", "'")),
+            "{fact} missing"
+        );
+    }
+    let page = console.get(&format!("/incidents/{test_id}")).await;
+    assert!(page.body.contains("badge-test-mode"));
+
+    // Settings: the URLs to paste, and the form's errors name the setting.
+    let settings = console.get("/settings").await;
+    let project = tap.project_id();
+    assert!(
+        settings
+            .body
+            .contains(&format!("/v1/providers/stripe/webhooks/{project}"))
+    );
+    assert!(
+        settings
+            .body
+            .contains(&format!("/v1/providers/shopify/webhooks/{project}"))
+    );
+    assert!(!settings.body.contains(WHSEC), "a secret is never shown");
+    let token = csrf(&settings.body);
+    let bad = console
+        .post(
+            "/settings/provider-tap",
+            &[
+                ("csrf", &token),
+                ("tracked", "invoice.paid"),
+                ("receipt_grace_seconds", "0"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    assert!(bad.body.contains("provider_tap.receipt_grace_seconds"));
+    let good = console
+        .post(
+            "/settings/provider-tap",
+            &[
+                ("csrf", &token),
+                ("tracked", "invoice.paid"),
+                ("tracked", "orders/paid"),
+                ("receipt_grace_seconds", "900"),
+                ("stripe_restricted_key", "rk_live_fromconsole42"),
+            ],
+        )
+        .await;
+    assert_eq!(good.status, 303, "{}", good.body);
+    let view = tap.api.get("/v1/project").await.json["provider_tap"].clone();
+    assert_eq!(
+        view["tracked_event_types"],
+        json!(["invoice.paid", "orders/paid"])
+    );
+    assert_eq!(view["receipt_grace_seconds"], 900);
+    assert_eq!(view["stripe_restricted_key"], "rk_live_…le42");
+    assert_eq!(view["stripe_endpoint_secrets"], json!(["…et_1"]), "kept");
+}
