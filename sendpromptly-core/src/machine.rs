@@ -677,6 +677,10 @@ impl<'a> Step<'a> {
         } else {
             detail["receipt_already_recorded"] = json!(record.received_at.is_some());
         }
+        if let Some(incident) = record.incident.as_mut() {
+            // The provider's copy is the word on the mode of the event.
+            incident.livemode = copy.is_live();
+        }
         record.provider_copy = Some(copy);
         self.log(TimelineKind::ProviderCopyRecorded, detail);
         self.outcome = if new {

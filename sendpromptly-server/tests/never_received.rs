@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use reqwest::Method;
 use sendpromptly_core::{shopify, stripe};
-use sendpromptly_server::testing::{ApiClient, TestServer, eventually};
+use sendpromptly_server::testing::{ApiClient, CallbackReceiver, TestServer, eventually};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(1);
@@ -208,6 +208,45 @@ async fn a_tapped_event_without_receipt_opens_missing_receipt_and_a_late_receipt
             "incident.resolved"
         ]
     );
+}
+
+#[tokio::test]
+async fn reprocess_of_a_missing_receipt_sends_the_type_from_the_providers_copy() {
+    let tap = Tap::start().await;
+    tap.configure(1).await;
+    let receiver =
+        CallbackReceiver::start(&tap.server.project.signing_secret, tap.server.clock.clone()).await;
+    let r = tap
+        .api
+        .send(
+            Method::PATCH,
+            "/v1/project",
+            Some(&json!({ "repair_url": receiver.url() })),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    tap.stripe(&invoice_paid("evt_replay", "in_replay", true, tap.now()))
+        .await;
+    tap.server.advance(Duration::from_secs(1));
+    let event = tap.wait_incident("evt_replay").await;
+    let id = event["incident"]["id"].as_str().unwrap();
+    let r = tap
+        .api
+        .post(&format!("/v1/incidents/{id}/reprocess"), json!({}))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let callback = eventually(Duration::from_secs(10), "the repair callback", || async {
+        receiver.received().into_iter().next()
+    })
+    .await;
+    let body: Value = serde_json::from_slice(&callback.body).unwrap();
+    assert!(callback.error.is_none(), "{:?}", callback.error);
+    assert_eq!(body["event"]["provider"], "stripe");
+    assert_eq!(body["event"]["event_id"], "evt_replay");
+    assert_eq!(body["event"]["event_type"], "invoice.paid");
+    assert_eq!(body["event"]["subject"], "cus_9s8d7f");
+    receiver.stop();
 }
 
 #[tokio::test]
