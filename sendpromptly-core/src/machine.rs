@@ -205,7 +205,8 @@ pub struct Context {
 /// What a command did, for the caller's response code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// A new record, or the first receipt of a record that had only a result.
+    /// A new record, or the first receipt of a record that had only a
+    /// result or only the provider's copy.
     Created,
     /// The record changed.
     Updated,
