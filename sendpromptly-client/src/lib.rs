@@ -73,9 +73,9 @@ pub use sendpromptly_core::stripe;
 
 pub use sendpromptly_core::Timestamp;
 pub use sendpromptly_core::model::{
-    EventKey, EventState, IncidentKind, IncidentState, JsonObject, Provider, Receipt, Reprocess,
-    ReprocessStatus, Resolution, ResultSignal, ResultStatus, ResultSummary, TimelineEntry,
-    TimelineKind,
+    EventKey, EventState, IncidentKind, IncidentState, JsonObject, LearnedVia, Provider,
+    ProviderCopy, Receipt, Reprocess, ReprocessStatus, Resolution, ResultSignal, ResultStatus,
+    ResultSummary, TimelineEntry, TimelineKind,
 };
 pub use sendpromptly_core::provider_event::EventReference;
 
