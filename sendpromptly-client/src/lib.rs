@@ -100,9 +100,9 @@ pub use signals::{EventTarget, ReceiptBuilder, ReceiptSource, ResultBuilder};
 pub use types::{
     EventDetail, EventFilter, EventList, EventSummary, EventView, Health, IncidentDetail,
     IncidentFilter, IncidentList, IncidentView, ProjectUpdate, ProjectView, ProofLinkCreated,
-    ProofLinkView, ReprocessBatchCounts, ReprocessBatchItem, ReprocessBatchPlan,
-    ReprocessBatchRequest, ReprocessBatchView, ReprocessResponse, ResolveResponse, ResponseMeta,
-    RotatedSecret, SignalResponse, SigningSecretView,
+    ProofLinkView, ProviderTapUpdate, ProviderTapView, ReprocessBatchCounts, ReprocessBatchItem,
+    ReprocessBatchPlan, ReprocessBatchRequest, ReprocessBatchView, ReprocessResponse,
+    ResolveResponse, ResponseMeta, RotatedSecret, SignalResponse, SigningSecretView,
 };
 
 /// The current time as a [`Timestamp`] (the core crate never reads the

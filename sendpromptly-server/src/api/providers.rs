@@ -141,7 +141,7 @@ async fn record(
         (status = 200, description = "Verified and durably recorded, or ignored (type not tracked)", body = TapResponse),
         (status = 400, description = "Unsigned, tampered, stale (over 300 s) or signed with another secret; or not a Stripe event. Nothing stored.", body = ErrorBody),
         (status = 404, description = "No such project", body = ErrorBody),
-        (status = 413, body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
     )
 )]
 pub async fn stripe_webhook(
@@ -179,7 +179,7 @@ pub async fn stripe_webhook(
         (status = 200, description = "Verified and durably recorded, or ignored (topic not tracked)", body = TapResponse),
         (status = 400, description = "Unsigned, tampered or signed with another secret; or missing Shopify headers. Nothing stored.", body = ErrorBody),
         (status = 404, description = "No such project", body = ErrorBody),
-        (status = 413, body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
     )
 )]
 pub async fn shopify_webhook(
