@@ -456,6 +456,14 @@ async fn unverified_stripe_deliveries_are_refused_and_nothing_is_stored() {
         tap.api.get("/v1/events/stripe/evt_untracked").await.status,
         404
     );
+    let metrics = tap.api.get("/metrics").await.text;
+    for line in [
+        r#"sendpromptly_provider_tap_deliveries_total{provider="stripe",outcome="rejected"} 5"#,
+        r#"sendpromptly_provider_tap_deliveries_total{provider="stripe",outcome="created"} 2"#,
+        r#"sendpromptly_provider_tap_deliveries_total{provider="stripe",outcome="not_tracked"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
 }
 
 async fn shopify_post(tap: &Tap, body: &[u8], hmac: &str, event_id: &str) -> (u16, Value) {
