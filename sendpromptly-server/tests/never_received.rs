@@ -527,6 +527,47 @@ async fn shopify_deliveries_signed_with_the_client_secret_are_accepted_tampered_
         tap.api.get("/v1/events/shopify/ev_shop_3").await.status,
         404
     );
+    let url = format!(
+        "{}/v1/providers/shopify/webhooks/{}",
+        tap.server.url(),
+        tap.project_id()
+    );
+    // Unsigned: refused.
+    let response = tap
+        .http
+        .post(&url)
+        .header("X-Shopify-Topic", "orders/paid")
+        .header("X-Shopify-API-Version", "2025-07")
+        .header("X-Shopify-Shop-Domain", "example.myshopify.com")
+        .header("X-Shopify-Webhook-Id", "wh_unsigned")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    // No X-Shopify-Event-Id (older API versions): the webhook id is the event id.
+    let other =
+        serde_json::to_vec(&json!({"id": 42, "total_price": "5.00", "currency": "USD"})).unwrap();
+    let response = tap
+        .http
+        .post(&url)
+        .header(
+            "X-Shopify-Hmac-Sha256",
+            shopify::compute_hmac(&other, SHOPIFY_SECRET),
+        )
+        .header("X-Shopify-Topic", "orders/paid")
+        .header("X-Shopify-API-Version", "2025-07")
+        .header("X-Shopify-Shop-Domain", "example.myshopify.com")
+        .header("X-Shopify-Webhook-Id", "wh_only_id")
+        .body(other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(
+        tap.api.get("/v1/events/shopify/wh_only_id").await.status,
+        200
+    );
 }
 
 #[tokio::test]
