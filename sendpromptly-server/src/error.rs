@@ -49,6 +49,9 @@ pub enum ApiError {
     /// 413: the body is over the limit.
     #[error("request body is larger than the 64 KiB limit")]
     PayloadTooLarge,
+    /// A provider tap delivery over its limit.
+    #[error("the delivery is larger than the provider tap's 1 MiB limit")]
+    ProviderPayloadTooLarge,
     /// 415: the body is not declared as JSON.
     #[error("send the body as JSON with `Content-Type: application/json`")]
     UnsupportedMediaType,
@@ -72,6 +75,12 @@ pub enum ApiError {
     /// 503: storage is unreachable or failing; nothing was acknowledged.
     #[error("storage is temporarily unavailable; nothing was recorded, retry the request")]
     StorageUnavailable,
+    /// A provider tap delivery that failed verification (nothing stored).
+    #[error("{message}")]
+    WebhookRejected {
+        /// Why, for the sender.
+        message: String,
+    },
     /// 500: a bug; details are logged, not returned.
     #[error("internal error; it was logged")]
     Internal(String),
@@ -86,11 +95,15 @@ impl ApiError {
     /// The HTTP status of this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::MalformedJson(_) | ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::MalformedJson(_)
+            | ApiError::BadRequest { .. }
+            | ApiError::WebhookRejected { .. } => StatusCode::BAD_REQUEST,
             ApiError::MissingApiKey | ApiError::InvalidApiKey => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } | ApiError::IdempotencyInFlight => StatusCode::CONFLICT,
-            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge | ApiError::ProviderPayloadTooLarge => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) | ApiError::IdempotencyKeyReused => {
                 StatusCode::UNPROCESSABLE_ENTITY
@@ -106,12 +119,13 @@ impl ApiError {
         match self {
             ApiError::MalformedJson(_) => "invalid_json",
             ApiError::BadRequest { .. } => "invalid_request",
+            ApiError::WebhookRejected { .. } => "webhook_rejected",
             ApiError::MissingApiKey => "missing_api_key",
             ApiError::InvalidApiKey => "invalid_api_key",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict { kind, .. } => kind,
             ApiError::IdempotencyInFlight => "idempotency_key_in_flight",
-            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::PayloadTooLarge | ApiError::ProviderPayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Validation(_) => "validation_error",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",

@@ -241,6 +241,9 @@ pub struct IncidentFilter {
     pub opened_after: Option<Timestamp>,
     /// Only incidents opened before this time.
     pub opened_before: Option<Timestamp>,
+    /// `Some(false)`: only test-mode incidents (the provider's copy says
+    /// `livemode: false`); `Some(true)`: only the others.
+    pub livemode: Option<bool>,
     /// Free-text search (the console's search box): keeps incidents whose
     /// incident id, event id or subject contains this text, compared
     /// case-insensitively (ASCII). `%` and `_` are literal characters, not
@@ -257,6 +260,9 @@ pub struct EventFilter {
     pub state: Option<EventState>,
     /// Only this event id (any provider).
     pub event_id: Option<String>,
+    /// `Some(false)`: only test-mode events (the provider's copy says
+    /// `livemode: false`); `Some(true)`: only the others.
+    pub livemode: Option<bool>,
     /// Free-text search (the console's event lookup): keeps events whose
     /// event id or subject contains this text, compared case-insensitively
     /// (ASCII). `%` and `_` are literal characters, not wildcards.
@@ -495,4 +501,47 @@ pub fn alert_attempt_entry(
             "next_attempt_at": next_attempt_at,
         }),
     )
+}
+
+/// A project's provider-tap settings, as the store keeps them (secrets
+/// opened). The service validates them; the store only keeps them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProviderTapSettings {
+    /// The event types the tap records; `None`: the defaults.
+    pub tracked_event_types: Option<Vec<String>>,
+    /// Seconds the app gets to send its receipt after the provider's copy.
+    pub receipt_grace_seconds: u32,
+    /// Per event type, overriding `receipt_grace_seconds`.
+    pub grace_by_event_type: std::collections::BTreeMap<String, u32>,
+    /// Stripe webhook endpoint secrets (`whsec_…`), several during rotation.
+    pub stripe_endpoint_secrets: Vec<String>,
+    /// The Shopify app's client secret.
+    pub shopify_client_secret: Option<String>,
+    /// The Stripe restricted API key the reconciler lists events with.
+    pub stripe_restricted_key: Option<String>,
+    /// When last written.
+    pub updated_at: Timestamp,
+}
+
+impl std::fmt::Debug for ProviderTapSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderTapSettings")
+            .field("tracked_event_types", &self.tracked_event_types)
+            .field("receipt_grace_seconds", &self.receipt_grace_seconds)
+            .field("grace_by_event_type", &self.grace_by_event_type)
+            .field(
+                "stripe_endpoint_secrets",
+                &format_args!("[{} redacted]", self.stripe_endpoint_secrets.len()),
+            )
+            .field(
+                "shopify_client_secret",
+                &self.shopify_client_secret.as_ref().map(|_| "redacted"),
+            )
+            .field(
+                "stripe_restricted_key",
+                &self.stripe_restricted_key.as_ref().map(|_| "redacted"),
+            )
+            .field("updated_at", &self.updated_at)
+            .finish()
+    }
 }

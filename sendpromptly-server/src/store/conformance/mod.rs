@@ -120,6 +120,10 @@ macro_rules! store_conformance_tests {
             alert_outbox_lifecycle,
             alert_grouping_into_a_digest,
             concurrent_alert_claims,
+            provider_copies_are_unique_by_fingerprint,
+            sweep_opens_missing_receipt,
+            provider_tap_settings_round_trip,
+            livemode_filters,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -341,6 +345,7 @@ mod deliveries;
 mod events;
 mod idempotency;
 mod projects;
+mod provider_tap;
 
 pub use alerts::*;
 pub use batches::*;
@@ -350,6 +355,7 @@ pub use deliveries::*;
 pub use events::*;
 pub use idempotency::*;
 pub use projects::*;
+pub use provider_tap::*;
 
 // ---------------------------------------------------------------------------
 // Fixtures shared by the areas
