@@ -14,6 +14,8 @@ use crate::config::ServerConfig;
 use crate::metrics::Metrics;
 use crate::ratelimit::KeyedBuckets;
 use crate::signing_cache::SigningSecretCache;
+use crate::store::ProviderTapSettings;
+use crate::ttl_cache::TtlCache;
 use crate::store::Store;
 
 /// Shared state of a running server; cheap to clone.
@@ -32,8 +34,17 @@ struct Inner {
     rate_limits: Option<KeyedBuckets>,
     signal_keys: SignalKeyCache,
     signing_secrets: SigningSecretCache,
+    tap_settings: TtlCache<TapSettingsEntry>,
     health: crate::health::Health,
 }
+
+/// A project's provider-tap settings as the tap reads them: `None` when
+/// there is no such project, else what is stored (`None` inside: never set).
+pub type TapSettingsEntry = Option<Option<Arc<ProviderTapSettings>>>;
+
+/// How long the tap uses a project's settings before reading them again
+/// (a change through another instance is seen within this).
+pub const TAP_SETTINGS_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl AppState {
     /// Shared state over a store and a clock; `public_url` is the base of links to this server.
@@ -55,6 +66,7 @@ impl AppState {
                 dispatcher_wakeup: Notify::new(),
                 signal_keys: SignalKeyCache::default(),
                 signing_secrets: SigningSecretCache::default(),
+                tap_settings: TtlCache::new(TAP_SETTINGS_TTL),
                 health: crate::health::Health::default(),
             }),
         }
@@ -93,6 +105,12 @@ impl AppState {
     /// The signing secrets the senders sign with (see [`crate::signing_cache`]).
     pub fn signing_secrets(&self) -> &SigningSecretCache {
         &self.inner.signing_secrets
+    }
+
+    /// Each project's provider-tap settings, cached for the tap (see
+    /// [`crate::service::provider_tap::tap_config_for_delivery`]).
+    pub fn tap_settings(&self) -> &TtlCache<TapSettingsEntry> {
+        &self.inner.tap_settings
     }
 
     /// What the background loops and the watchdog know of the server's health.

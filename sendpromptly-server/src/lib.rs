@@ -51,4 +51,5 @@ pub mod store;
 pub mod sweeper;
 #[cfg(feature = "test-support")]
 pub mod testing;
+pub mod ttl_cache;
 pub mod views;

@@ -10,30 +10,30 @@
 //! cached stops signing on time. Who may call it: the senders
 //! ([`crate::dispatcher`], [`crate::alerts`]) and the service layer.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sendpromptly_core::Timestamp;
 use sendpromptly_core::standard_webhooks::SigningSecret;
 
 use crate::store::{SigningSecretRecord, Store, StoreResult};
+use crate::ttl_cache::TtlCache;
 
 /// How long an entry is used before the secrets are read again.
 pub const TTL: Duration = Duration::from_secs(5);
-/// Most projects held; past this the cache starts over.
-const MAX_ENTRIES: usize = 10_000;
 
 /// The cache (see the module docs), keyed by project id.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SigningSecretCache {
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: TtlCache<Arc<Vec<SigningSecretRecord>>>,
 }
 
-#[derive(Debug)]
-struct Entry {
-    records: Arc<Vec<SigningSecretRecord>>,
-    fetched: Instant,
+impl Default for SigningSecretCache {
+    fn default() -> Self {
+        SigningSecretCache {
+            entries: TtlCache::new(TTL),
+        }
+    }
 }
 
 impl SigningSecretCache {
@@ -45,12 +45,12 @@ impl SigningSecretCache {
         project_id: &str,
         now: Timestamp,
     ) -> StoreResult<Vec<SigningSecret>> {
-        let records = match self.fresh(project_id, Instant::now()) {
+        let records = match self.entries.fresh(project_id, Instant::now()) {
             Some(records) => records,
             None => {
                 let fetched_at = Instant::now();
                 let records = Arc::new(store.signing_secrets(project_id, now).await?);
-                self.put(project_id, Arc::clone(&records), fetched_at);
+                self.entries.put(project_id, Arc::clone(&records), fetched_at);
                 records
             }
         };
@@ -63,26 +63,7 @@ impl SigningSecretCache {
 
     /// Forgets a project's secrets (after a rotation).
     pub fn forget(&self, project_id: &str) {
-        self.lock().remove(project_id);
-    }
-
-    fn fresh(&self, project_id: &str, now: Instant) -> Option<Arc<Vec<SigningSecretRecord>>> {
-        self.lock()
-            .get(project_id)
-            .filter(|e| now.duration_since(e.fetched) < TTL)
-            .map(|e| Arc::clone(&e.records))
-    }
-
-    fn put(&self, project_id: &str, records: Arc<Vec<SigningSecretRecord>>, fetched: Instant) {
-        let mut entries = self.lock();
-        if entries.len() >= MAX_ENTRIES {
-            entries.clear();
-        }
-        entries.insert(project_id.to_owned(), Entry { records, fetched });
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+        self.entries.forget(project_id);
     }
 }
 
@@ -103,10 +84,12 @@ mod tests {
     fn entries_expire_after_the_ttl_and_are_forgotten_on_rotation() {
         let cache = SigningSecretCache::default();
         let t0 = Instant::now();
-        cache.put("prj_1", Arc::new(vec![record("whsec_x", None)]), t0);
-        assert!(cache.fresh("prj_1", t0 + TTL / 2).is_some());
-        assert!(cache.fresh("prj_1", t0 + TTL).is_none());
+        cache
+            .entries
+            .put("prj_1", Arc::new(vec![record("whsec_x", None)]), t0);
+        assert!(cache.entries.fresh("prj_1", t0 + TTL / 2).is_some());
+        assert!(cache.entries.fresh("prj_1", t0 + TTL).is_none());
         cache.forget("prj_1");
-        assert!(cache.fresh("prj_1", t0).is_none());
+        assert!(cache.entries.fresh("prj_1", t0).is_none());
     }
 }

@@ -17,9 +17,8 @@ use sendpromptly_core::{shopify, stripe};
 use super::extract::RawBody;
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::service::ServiceError;
 use crate::service::expected::{ExpectedOutcome, LearnedVia, record_expected};
-use crate::service::provider_tap::tap_config;
+use crate::service::provider_tap::{TapConfig, tap_config_for_delivery};
 
 /// The answer to a provider's delivery.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -44,17 +43,16 @@ fn rejected(message: impl Into<String>) -> ApiError {
     }
 }
 
-/// The project's id from the path, or 404 (an unknown project is not told
-/// apart from a malformed id).
-async fn known_project(state: &AppState, project_id: &str) -> Result<(), ApiError> {
+/// The project's tap settings (cached, see [`tap_config_for_delivery`]),
+/// or 404 (an unknown project is not told apart from a malformed id).
+async fn project_tap_config(state: &AppState, project_id: &str) -> Result<TapConfig, ApiError> {
     if project_id.is_empty() || project_id.len() > 64 {
         return Err(ApiError::NotFound("project"));
     }
-    match state.store().project(project_id).await {
-        Ok(Some(_)) => Ok(()),
-        Ok(None) => Err(ApiError::NotFound("project")),
-        Err(err) => Err(ServiceError::from(err).into()),
-    }
+    tap_config_for_delivery(state, project_id)
+        .await
+        .map_err(ApiError::from)?
+        .ok_or(ApiError::NotFound("project"))
 }
 
 /// Checks `Stripe-Signature` against every configured endpoint secret with
@@ -161,8 +159,7 @@ async fn stripe_delivery(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Json<TapResponse>, ApiError> {
-    known_project(state, project_id).await?;
-    let config = tap_config(state, project_id).await?;
+    let config = project_tap_config(state, project_id).await?;
     let header = headers
         .get(stripe::SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok());
@@ -219,8 +216,7 @@ async fn shopify_delivery(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Json<TapResponse>, ApiError> {
-    known_project(state, project_id).await?;
-    let config = tap_config(state, project_id).await?;
+    let config = project_tap_config(state, project_id).await?;
     let Some(secret) = config.settings.shopify_client_secret.as_deref() else {
         return Err(rejected(
             "this project has no Shopify client secret: set provider_tap.shopify_client_secret \

@@ -14,7 +14,7 @@ use sendpromptly_core::model::{Actor, EventKey, ProviderCopy};
 use sendpromptly_core::provider_event::EventReference;
 
 use super::ServiceError;
-use super::provider_tap::tap_config;
+use super::provider_tap::tap_config_for_delivery;
 use crate::app::AppState;
 use crate::store::StoreError;
 
@@ -82,7 +82,9 @@ pub async fn record_expected(
     reference: &EventReference,
     learned_via: LearnedVia,
 ) -> Result<ExpectedOutcome, ServiceError> {
-    let config = tap_config(state, project_id).await?;
+    let config = tap_config_for_delivery(state, project_id)
+        .await?
+        .ok_or(ServiceError::NotFound("project"))?;
     if !config.tracks(reference.provider, &reference.event_type) {
         return Ok(ExpectedOutcome::NotTracked);
     }

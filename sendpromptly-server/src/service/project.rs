@@ -174,11 +174,7 @@ pub async fn update(
     };
     let project = state.store().update_project(project_id, patch).await?;
     if let Some(mut config) = tap {
-        config.settings.updated_at = state.now();
-        state
-            .store()
-            .put_provider_tap_settings(project_id, &config.settings)
-            .await?;
+        super::provider_tap::store_tap_config(state, project_id, &mut config).await?;
     }
     state.signal_keys().forget_all();
     Ok(project)

@@ -96,6 +96,54 @@ pub async fn tap_config(state: &AppState, project_id: &str) -> ServiceResult<Tap
     Ok(TapConfig { settings })
 }
 
+/// The project's tap settings for a delivery, from the per-process cache
+/// ([`AppState::tap_settings`], read again after
+/// [`crate::app::TAP_SETTINGS_TTL`]); `None` when there is no such project.
+/// One read of the project and its settings per TTL instead of per delivery.
+pub async fn tap_config_for_delivery(
+    state: &AppState,
+    project_id: &str,
+) -> ServiceResult<Option<TapConfig>> {
+    let cache = state.tap_settings();
+    let entry = match cache.fresh(project_id, std::time::Instant::now()) {
+        Some(entry) => entry,
+        None => {
+            let fetched = std::time::Instant::now();
+            let entry = match state.store().project(project_id).await? {
+                None => None,
+                Some(_) => Some(
+                    state
+                        .store()
+                        .provider_tap_settings(project_id)
+                        .await?
+                        .map(std::sync::Arc::new),
+                ),
+            };
+            cache.put(project_id, entry.clone(), fetched);
+            entry
+        }
+    };
+    Ok(entry.map(|settings| TapConfig {
+        settings: settings.map_or_else(|| defaults(state.now()), |s| (*s).clone()),
+    }))
+}
+
+/// Stores `config` as the project's tap settings, and forgets the cached
+/// copy the tap reads.
+pub async fn store_tap_config(
+    state: &AppState,
+    project_id: &str,
+    config: &mut TapConfig,
+) -> ServiceResult<()> {
+    config.settings.updated_at = state.now();
+    state
+        .store()
+        .put_provider_tap_settings(project_id, &config.settings)
+        .await?;
+    state.tap_settings().forget(project_id);
+    Ok(())
+}
+
 /// `…` and the last four characters.
 pub fn hint(secret: &str) -> String {
     let chars: Vec<char> = secret.chars().collect();
@@ -284,10 +332,6 @@ pub async fn update_tap_settings(
 ) -> ServiceResult<ProviderTapView> {
     let mut config = tap_config(state, project_id).await?;
     apply_patch(&mut config.settings, patch)?;
-    config.settings.updated_at = state.now();
-    state
-        .store()
-        .put_provider_tap_settings(project_id, &config.settings)
-        .await?;
+    store_tap_config(state, project_id, &mut config).await?;
     Ok(config.view(state, project_id))
 }

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Provider-tap ingest benchmark: Stripe-signed deliveries to
+# `POST /v1/providers/stripe/webhooks/{project}` beside the app's own
+# `POST /v1/receipt`, in the same run, against a release `sendpromptly serve`.
+#
+#   bench/tap.sh [sqlite|postgres|all]      (default: sqlite)
+#
+# Per engine: a fresh database, one project with a Stripe endpoint secret,
+# the per-key rate limit off. Then BENCH_RUNS times: `/healthz`, receipts
+# (a new event id each), and tap deliveries (a new `evt_` each, signed with
+# Stripe's scheme just before the run so they are inside its 300 s
+# tolerance), each BENCH_DURATION seconds at BENCH_CONNECTIONS; prints each
+# run, min/median/max and tap ÷ receipt from the same run.
+# Settings as bench/load.sh: BENCH_RUNS (3), BENCH_DURATION (10),
+# BENCH_CONNECTIONS (128), SENDPROMPTLY_BIN, CARGO_TARGET_DIR.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+step() { printf '\n==== %s\n' "$*"; }
+engines="${1:-sqlite}"
+[[ "$engines" == "all" ]] && engines="sqlite postgres"
+runs="${BENCH_RUNS:-3}"
+duration="${BENCH_DURATION:-10}"
+conns="${BENCH_CONNECTIONS:-128}"
+
+if ! command -v wrk >/dev/null; then
+    step "Installing wrk (Debian)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+fi
+if [[ -z "${SENDPROMPTLY_BIN:-}" ]]; then
+    step "Building the release server"
+    cargo build --release --locked -p sendpromptly-server --bin sendpromptly
+    SENDPROMPTLY_BIN="${CARGO_TARGET_DIR:-$root/target}/release/sendpromptly"
+fi
+bin="$SENDPROMPTLY_BIN"
+
+# shellcheck source=../scripts/lib/postgres.sh
+source "$root/scripts/lib/postgres.sh"
+work="$(mktemp -d /tmp/sendpromptly-tap-bench.XXXXXX)"
+server_pid=""
+cleanup() {
+    local status=$?
+    [[ -n "$server_pid" ]] && { kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; }
+    pg_stop "$status"
+    rm -rf "$work"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+rps() { awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$1"; }
+errors() { awk '/Non-2xx or 3xx responses:/ {n += $NF} /Socket errors:/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10} END {print n + 0}' "$1"; }
+stats() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {printf "min %s  median %s  max %s", a[1], a[int((NR + 1) / 2)], a[NR]}'; }
+
+# COUNT Stripe `invoice.paid` deliveries for run RUN, signed with SECRET now:
+# one `Stripe-Signature<TAB>body` line each.
+sign_deliveries() {
+    python3 - "$1" "$2" "$3" <<'PY'
+import hashlib, hmac, json, sys, time
+count, run, secret = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+now = int(time.time())
+key = secret.encode()
+out = sys.stdout
+for n in range(count):
+    body = json.dumps({
+        "id": f"evt_tap_{run}_{n}", "object": "event", "type": "invoice.paid",
+        "created": now, "livemode": True, "api_version": "2024-06-20",
+        "data": {"object": {"id": f"in_tap_{run}_{n}", "object": "invoice",
+                            "customer": "cus_bench", "amount_paid": 1999, "currency": "usd"}},
+    }, separators=(",", ":"))
+    sig = hmac.new(key, f"{now}.{body}".encode(), hashlib.sha256).hexdigest()
+    out.write(f"t={now},v1={sig}\t{body}\n")
+PY
+}
+
+bench_engine() {
+    local engine="$1" url port key project secret="whsec_benchtapsecret0123456789abcdef"
+    step "Engine: $engine"
+    case "$engine" in
+        sqlite) url="sqlite://$work/bench.db" ;;
+        postgres)
+            pg_start sendpromptly_tap_bench durable
+            url="$PG_URL"
+            SENDPROMPTLY_SECRET_KEY="$(head -c 32 /dev/urandom | base64)"
+            export SENDPROMPTLY_SECRET_KEY
+            ;;
+        *) echo "unknown engine $engine (sqlite, postgres or all)" >&2; exit 2 ;;
+    esac
+    read -r project key < <("$bin" --database-url "$url" --log-format json project create --name "tap-$engine" --json 2>/dev/null \
+        | python3 -c 'import json, sys; p = json.load(sys.stdin); print(p["project_id"], p["api_key"])')
+    port="$(free_port)"
+    SENDPROMPTLY_API_RATE_LIMIT=0 "$bin" --database-url "$url" --log-format json serve --listen "127.0.0.1:$port" >"$work/server-$engine.log" 2>&1 &
+    server_pid=$!
+    for _ in $(seq 1 300); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+    local base="http://127.0.0.1:$port"
+    curl -fsS -X PATCH "$base/v1/project" -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
+        -d "{\"provider_tap\":{\"stripe_endpoint_secrets\":[\"$secret\"]}}" >/dev/null
+    local tap_path="/v1/providers/stripe/webhooks/$project" h=() r=() t=() ratio=()
+    for run in $(seq 1 "$runs"); do
+        wrk -t1 -c"$conns" -d"${duration}s" "$base/healthz" >"$work/h.txt"
+        wrk -t1 -c"$conns" -d"${duration}s" -s bench/receipt.lua "$base" -- "r${run}" "$key" >"$work/r.txt"
+        # Enough fresh deliveries for 10 s at twice the receipt rate.
+        sign_deliveries "$(( $(rps "$work/r.txt") * duration * 2 + 1000 ))" "$engine$run" "$secret" >"$work/tap.txt"
+        # The first delivery by hand: it must be tracked, not refused or ignored.
+        IFS=$'\t' read -r signature body < "$work/tap.txt"
+        curl -fsS -X POST "$base$tap_path" -H "Stripe-Signature: $signature" -H 'Content-Type: application/json' \
+            --data-binary "$body" | grep -q '"outcome":"created"' \
+            || { echo "error: the first tap delivery was not tracked" >&2; exit 1; }
+        wrk -t1 -c"$conns" -d"${duration}s" -s bench/tap.lua "$base" -- "$work/tap.txt" "$tap_path" >"$work/t.txt"
+        for measured in r t; do
+            if [[ "$(errors "$work/$measured.txt")" != "0" ]]; then
+                echo "error: non-2xx or socket errors:" >&2; cat "$work/$measured.txt" >&2; exit 1
+            fi
+        done
+        h+=("$(rps "$work/h.txt")"); r+=("$(rps "$work/r.txt")"); t+=("$(rps "$work/t.txt")")
+        ratio+=("$(awk -v a="${t[-1]}" -v b="${r[-1]}" 'BEGIN {printf "%.3f", a / b}')")
+        printf 'run %s: healthz %s req/s | receipt %s req/s | tap %s req/s (tap/receipt %s)\n' \
+            "$run" "${h[-1]}" "${r[-1]}" "${t[-1]}" "${ratio[-1]}"
+    done
+    echo "---- $engine, $runs runs of ${duration}s, $conns connections (wrk -t1)"
+    echo "healthz req/s:        $(stats "${h[@]}")"
+    echo "receipt req/s:        $(stats "${r[@]}")"
+    echo "tap req/s:            $(stats "${t[@]}")"
+    echo "tap/receipt ratio:    $(stats "${ratio[@]}")"
+    kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; server_pid=""
+    if [[ "$engine" == postgres ]]; then pg_stop 0; fi
+}
+
+for engine in $engines; do bench_engine "$engine"; done
