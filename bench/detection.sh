@@ -9,7 +9,9 @@
 # The database lives in BENCH_DIR (default /dev/shm when it exists): the
 # pending events are written through Store::apply one transaction each, and
 # on a real disk a million fsyncs would take most of an hour; the sweeper's
-# reads do not depend on fsync. Settings: BENCH_PROBES (default 1000),
+# reads do not depend on fsync. BENCH_PENDING_KIND=copy tracks provider
+# copies awaiting the app's receipt (the tap's `missing_receipt`) instead of
+# receipts awaiting a result. Settings: BENCH_PROBES (default 1000),
 # BENCH_WINDOW_MS (default 5000), BENCH_DIR, SENDPROMPTLY_BIN, CARGO_TARGET_DIR.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

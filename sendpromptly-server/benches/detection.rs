@@ -6,7 +6,10 @@
 //! awaiting a result far in the future, default 1,000,000), `BENCH_PROBES`
 //! (events whose deadline passes during the measurement, default 1,000),
 //! `BENCH_DB` (the SQLite file; default a temporary one), `BENCH_WINDOW_MS`
-//! (the CPU measurement window, default 5,000).
+//! (the CPU measurement window, default 5,000), `BENCH_PENDING_KIND`
+//! (`receipt`, the default: events awaiting a result, timed to
+//! `missing_result`; or `copy`: provider copies from the tap awaiting the
+//! app's receipt, timed to `missing_receipt` after the receipt grace).
 //!
 //! The events are written through `Store::apply` like the API does. The
 //! sweeper loop is the server's: `sweep_due(now, 500)` until a short batch,
@@ -19,7 +22,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sendpromptly_core::machine::{Command, Context};
-use sendpromptly_core::model::{Actor, EventKey, Provider, Receipt};
+use sendpromptly_core::model::{Actor, EventKey, LearnedVia, Provider, ProviderCopy, Receipt};
 use sendpromptly_core::{Timestamp, ids};
 use sendpromptly_server::store::Store;
 use sendpromptly_server::store::sqlite::SqliteStore;
@@ -62,29 +65,58 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-async fn receipt(
+/// What the tracked events wait for.
+#[derive(Clone, Copy)]
+enum Pending {
+    /// The app's result after its receipt (`missing_result`).
+    Result,
+    /// The app's receipt after the provider's copy (`missing_receipt`).
+    Receipt,
+}
+
+/// Tracks `event_id`, due `due_seconds` after `at`.
+async fn track(
     store: &SqliteStore,
     project: &str,
+    kind: Pending,
     event_id: String,
-    deadline_seconds: u32,
+    due_seconds: u32,
     at: Timestamp,
 ) {
     let key = EventKey {
         provider: Provider::Stripe,
         event_id: event_id.clone(),
     };
-    let command = Command::Receipt {
-        receipt: Receipt {
-            provider: Provider::Stripe,
-            event_id,
-            event_type: "invoice.paid".into(),
-            subject: Some("cus_bench".into()),
-            effect: None,
-            deadline_seconds: Some(deadline_seconds),
-            metadata: None,
-            occurred_at: None,
+    let command = match kind {
+        Pending::Result => Command::Receipt {
+            receipt: Receipt {
+                provider: Provider::Stripe,
+                event_id,
+                event_type: "invoice.paid".into(),
+                subject: Some("cus_bench".into()),
+                effect: None,
+                deadline_seconds: Some(due_seconds),
+                metadata: None,
+                occurred_at: None,
+            },
+            deadline_seconds: due_seconds,
         },
-        deadline_seconds,
+        Pending::Receipt => Command::Expected {
+            copy: ProviderCopy {
+                provider: Provider::Stripe,
+                fingerprint: Some(format!("stripe:invoice.paid:{event_id}")),
+                object_id: Some(format!("in_{event_id}")),
+                event_id,
+                event_type: "invoice.paid".into(),
+                subject: Some("cus_bench".into()),
+                amount: Some(1999),
+                currency: Some("USD".into()),
+                livemode: Some(true),
+                created: Some(at),
+                learned_via: LearnedVia::Tap,
+            },
+            receipt_grace_seconds: due_seconds,
+        },
     };
     let ctx = Context {
         now: at,
@@ -114,6 +146,15 @@ async fn main() {
     let full = std::env::args().any(|arg| arg == "--bench");
     let pending = env_usize("BENCH_PENDING", if full { 1_000_000 } else { 200 });
     let probes = env_usize("BENCH_PROBES", if full { 1_000 } else { 20 });
+    let kind = match std::env::var("BENCH_PENDING_KIND").as_deref() {
+        Ok("copy") => Pending::Receipt,
+        Ok("receipt") | Err(_) => Pending::Result,
+        Ok(other) => panic!("BENCH_PENDING_KIND is `receipt` or `copy`, not `{other}`"),
+    };
+    let (waiting_for, incident_kind) = match kind {
+        Pending::Result => ("a result", "missing_result"),
+        Pending::Receipt => ("the app's receipt (provider copies)", "missing_receipt"),
+    };
     let window =
         Duration::from_millis(env_usize("BENCH_WINDOW_MS", if full { 5_000 } else { 500 }) as u64);
     let dir = tempfile::tempdir().unwrap();
@@ -141,7 +182,7 @@ async fn main() {
     let t0 = now();
     for i in 0..pending {
         // A week away: pending for the whole run.
-        receipt(&store, &project, format!("evt_pending_{i}"), 604_800, t0).await;
+        track(&store, &project, kind, format!("evt_pending_{i}"), 604_800, t0).await;
         if i > 0 && i % 100_000 == 0 {
             eprintln!(
                 "  {i} pending events written ({:.0}/s)",
@@ -151,7 +192,7 @@ async fn main() {
     }
     let fill = start.elapsed();
     println!(
-        "pending events: {pending} written through Store::apply in {:.1} s ({:.0}/s)",
+        "pending events awaiting {waiting_for}: {pending} written through Store::apply in {:.1} s ({:.0}/s)",
         fill.as_secs_f64(),
         pending as f64 / fill.as_secs_f64().max(1e-9)
     );
@@ -180,7 +221,7 @@ async fn main() {
     for i in 0..probes {
         let at = base.plus_millis(i as i64 * spread);
         let id = format!("evt_probe_{i}");
-        receipt(&store, &project, id.clone(), 1, at).await;
+        track(&store, &project, kind, id.clone(), 1, at).await;
         due.insert(id, at.plus_seconds(1));
     }
     let mut lags = Vec::new();
@@ -197,7 +238,7 @@ async fn main() {
     assert_eq!(lags.len(), probes, "every probe's incident opened");
     let pct = |p: f64| lags[((lags.len() as f64 * p).ceil() as usize).clamp(1, lags.len()) - 1];
     println!(
-        "incident open lag after the deadline over {probes} deadlines: min {} ms, p50 {} ms, p99 {} ms, max {} ms (sweep interval {} ms)",
+        "{incident_kind} open lag after the deadline over {probes} deadlines: min {} ms, p50 {} ms, p99 {} ms, max {} ms (sweep interval {} ms)",
         lags[0],
         pct(0.5),
         pct(0.99),
