@@ -53,6 +53,11 @@ pub const SQLITE: &[Migration] = &[
         name: "0006_secrets_at_rest_and_retention",
         sql: include_str!("../../migrations/sqlite/0006_secrets_at_rest_and_retention.sql"),
     },
+    Migration {
+        version: 8,
+        name: "0008_stripe_reconcile",
+        sql: include_str!("../../migrations/sqlite/0008_stripe_reconcile.sql"),
+    },
 ];
 
 /// The PostgreSQL migrations, oldest first (the same versions and names as
@@ -82,6 +87,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 6,
         name: "0006_secrets_at_rest_and_retention",
         sql: include_str!("../../migrations/postgres/0006_secrets_at_rest_and_retention.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "0008_stripe_reconcile",
+        sql: include_str!("../../migrations/postgres/0008_stripe_reconcile.sql"),
     },
 ];
 

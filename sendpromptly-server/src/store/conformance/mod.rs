@@ -120,6 +120,9 @@ macro_rules! store_conformance_tests {
             alert_outbox_lifecycle,
             alert_grouping_into_a_digest,
             concurrent_alert_claims,
+            reconcile_lease_and_progress,
+            reconcile_lease_expires,
+            concurrent_reconcile_leases,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -341,6 +344,7 @@ mod deliveries;
 mod events;
 mod idempotency;
 mod projects;
+mod reconcile;
 
 pub use alerts::*;
 pub use batches::*;
@@ -350,6 +354,7 @@ pub use deliveries::*;
 pub use events::*;
 pub use idempotency::*;
 pub use projects::*;
+pub use reconcile::*;
 
 // ---------------------------------------------------------------------------
 // Fixtures shared by the areas
