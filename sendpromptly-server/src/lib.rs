@@ -40,6 +40,7 @@ pub mod outbox;
 pub mod pacer;
 pub mod provision;
 pub mod ratelimit;
+pub mod reconcile;
 pub mod render;
 pub mod retention;
 pub mod router;

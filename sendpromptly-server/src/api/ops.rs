@@ -69,6 +69,8 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         &state.health().checks(state.config().health_loop_bound),
         crate::store::pool::discarded_in_transaction(),
     ));
+    let reconcile = state.store().reconcile_states().await.unwrap_or_default();
+    text.push_str(&state.metrics().render_reconcile(&reconcile));
     let mut response = text.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
