@@ -299,6 +299,9 @@ impl IncidentFacts {
                 self.reason.clone().unwrap_or_else(|| match self.kind {
                     IncidentKind::MissingResult => "no result before the deadline".into(),
                     IncidentKind::FailedResult => "the app reported a failure".into(),
+                    IncidentKind::MissingReceipt => {
+                        "the provider sent the event; the app never sent a receipt".into()
+                    }
                 }),
             ),
             (

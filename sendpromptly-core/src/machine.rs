@@ -16,6 +16,15 @@
 //! - a `success` always wins: it resolves an open incident, and a later
 //!   failure is recorded on the timeline but changes nothing;
 //! - a new failure on a manually resolved incident reopens the same incident;
+//! - the provider's own copy of an event ([`Command::Expected`], from the
+//!   provider tap or the reconciler) on an unknown event starts the receipt
+//!   clock (`awaiting_receipt`, `receipt_due_at`); no receipt by then opens
+//!   a `missing_receipt` incident on the next [`Command::Tick`]; a receipt
+//!   arriving later resolves it by itself (`receipt_arrived`) and the event
+//!   then follows the result deadline. A copy after the receipt (the normal
+//!   case) is only recorded; the same copy again, or another event id of the
+//!   same change (same fingerprint), is a duplicate on the timeline. A
+//!   test-mode copy's incident is marked `livemode: false`;
 //! - a reprocess moves the incident to `reprocessing`; while its callback is
 //!   being delivered a second reprocess is refused; once delivered the
 //!   incident waits for a result until `result_due_at`, and returns to `open`
@@ -26,8 +35,8 @@ use serde_json::json;
 use crate::Timestamp;
 use crate::model::{
     Actor, EventKey, EventState, Incident, IncidentKind, IncidentState, JsonObject, Provider,
-    Receipt, Reprocess, ReprocessStatus, Resolution, ResultSignal, ResultStatus, ResultSummary,
-    TimelineEntry, TimelineKind,
+    ProviderCopy, Receipt, Reprocess, ReprocessStatus, Resolution, ResultSignal, ResultStatus,
+    ResultSummary, TimelineEntry, TimelineKind,
 };
 use crate::retry::{GiveUpReason, NextStep};
 
@@ -72,6 +81,13 @@ pub struct EventRecord {
     pub duplicate_results: u32,
     /// The event's incident, if one was ever opened (one per event, reopened in place).
     pub incident: Option<Incident>,
+    /// The provider's own copy of the event (provider tap or reconciler),
+    /// once seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_copy: Option<ProviderCopy>,
+    /// While `awaiting_receipt`: when the app's receipt is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt_due_at: Option<Timestamp>,
     /// When the record was created.
     pub created_at: Timestamp,
     /// The time of the latest timeline entry.
@@ -87,10 +103,14 @@ impl EventRecord {
         }
     }
 
-    /// When the sweeper must next look at this record: the result deadline
-    /// while awaiting a result, or the repair result deadline after a
-    /// delivered callback. `None` when nothing is due.
+    /// When the sweeper must next look at this record: the receipt due time
+    /// while awaiting a receipt (until its incident opens), the result
+    /// deadline while awaiting a result, or the repair result deadline
+    /// after a delivered callback. `None` when nothing is due.
     pub fn next_due_at(&self) -> Option<Timestamp> {
+        if self.state == EventState::AwaitingReceipt && self.incident.is_none() {
+            return self.receipt_due_at;
+        }
         if self.state == EventState::AwaitingResult {
             return self.deadline_at;
         }
@@ -157,6 +177,16 @@ pub enum Command {
     ManualResolve {
         /// Why (required by the API).
         note: String,
+    },
+    /// The provider's own copy of the event: it was sent, so the app should
+    /// send a receipt. Creates the record if the app has not reported it.
+    Expected {
+        /// The copy; its `event_id` is the record's, or another id of the
+        /// same change (a copy linked by fingerprint).
+        copy: ProviderCopy,
+        /// Seconds the app gets to send its receipt, already resolved from
+        /// the project's per-event-type table or its default.
+        receipt_grace_seconds: u32,
     },
 }
 
@@ -375,6 +405,11 @@ pub fn apply(
                 ctx.now,
                 ctx,
             ),
+            Command::Expected { copy, .. } => Step::new(
+                EventRecord::empty(copy.provider, &copy.event_id, ctx.now),
+                ctx.now,
+                ctx,
+            ),
             _ => return Err(TransitionError::UnknownEvent),
         },
     };
@@ -397,6 +432,10 @@ pub fn apply(
             next,
         } => step.callback_attempt(&reprocess_id, attempt, report, next),
         Command::ManualResolve { note } => step.manual_resolve(note)?,
+        Command::Expected {
+            copy,
+            receipt_grace_seconds,
+        } => step.expected(copy, receipt_grace_seconds)?,
     }
     Ok(step.finish())
 }
@@ -420,14 +459,24 @@ impl EventRecord {
             ignored_result: None,
             duplicate_results: 0,
             incident: None,
+            provider_copy: None,
+            receipt_due_at: None,
             created_at: now,
             updated_at: now,
         }
     }
 
-    /// Whether this record has seen neither a receipt nor a result (only inside `apply`).
+    /// Whether this record has seen neither a receipt, nor a result, nor
+    /// the provider's copy (only inside `apply`).
     fn is_new(&self) -> bool {
-        self.received_at.is_none() && self.result_at.is_none()
+        self.received_at.is_none() && self.result_at.is_none() && self.provider_copy.is_none()
+    }
+
+    /// Whether the event is live: no provider copy says it is a test-mode event.
+    pub fn is_live(&self) -> bool {
+        self.provider_copy
+            .as_ref()
+            .is_none_or(ProviderCopy::is_live)
     }
 }
 
@@ -502,7 +551,9 @@ impl<'a> Step<'a> {
             self.outcome = Outcome::Duplicate;
             return Ok(());
         }
+        let was_awaiting_receipt = self.record.state == EventState::AwaitingReceipt;
         let record = &mut self.record;
+        record.receipt_due_at = None;
         record.event_type = Some(receipt.event_type);
         record.subject = receipt.subject;
         record.effect = receipt.effect;
@@ -523,7 +574,116 @@ impl<'a> Step<'a> {
             "result_already_recorded": result_already_in,
         });
         self.log(TimelineKind::ReceiptRecorded, detail);
+        if was_awaiting_receipt {
+            self.resolve_missing_receipt();
+        }
         self.outcome = Outcome::Created;
+        Ok(())
+    }
+
+    /// The receipt arrived after a `missing_receipt` incident opened: it
+    /// resolves the incident by itself (`receipt_arrived`).
+    fn resolve_missing_receipt(&mut self) {
+        let now = self.now;
+        let Some(incident) = self.record.incident.as_mut() else {
+            return;
+        };
+        if incident.kind != IncidentKind::MissingReceipt
+            || incident.state == IncidentState::Resolved
+        {
+            return;
+        }
+        incident.state = IncidentState::Resolved;
+        incident.resolution = Some(Resolution::ReceiptArrived);
+        incident.resolved_at = Some(now);
+        let incident_id = incident.id.clone();
+        let mut cancelled = None;
+        if let Some(reprocess) = incident.reprocess.as_mut() {
+            match reprocess.status {
+                ReprocessStatus::Delivering => {
+                    reprocess.status = ReprocessStatus::Superseded;
+                    cancelled = Some(reprocess.id.clone());
+                }
+                ReprocessStatus::Delivered => reprocess.status = ReprocessStatus::Completed,
+                _ => {}
+            }
+        }
+        self.log(
+            TimelineKind::IncidentResolved,
+            json!({ "incident_id": incident_id, "resolution": "receipt_arrived" }),
+        );
+        if let Some(reprocess_id) = cancelled {
+            self.effects.push(Effect::CancelCallback { reprocess_id });
+        }
+        self.effects.push(Effect::IncidentResolved {
+            incident_id,
+            resolution: Resolution::ReceiptArrived,
+        });
+    }
+
+    /// The provider's own copy: starts the receipt clock on a new event,
+    /// is recorded on one the app already reported, and is a duplicate
+    /// when the record already has a copy.
+    fn expected(
+        &mut self,
+        copy: ProviderCopy,
+        receipt_grace_seconds: u32,
+    ) -> Result<(), TransitionError> {
+        if copy.provider != self.record.provider {
+            return Err(TransitionError::WrongEvent);
+        }
+        let detail = copy_detail(&copy);
+        if let Some(first) = &self.record.provider_copy {
+            let mut detail = detail;
+            if copy.event_id == self.record.event_id {
+                let first_via = match first.learned_via {
+                    crate::model::LearnedVia::Tap => "the provider tap",
+                    crate::model::LearnedVia::Reconciler => "the reconciler",
+                };
+                detail["note"] = json!(format!(
+                    "the provider's copy of `{}` was already recorded (first via {first_via}); nothing changed",
+                    copy.event_id
+                ));
+            } else {
+                detail["linked_to"] = json!(self.record.event_id);
+                detail["note"] = json!(format!(
+                    "duplicate copy `{}` of the same change",
+                    copy.event_id
+                ));
+            }
+            self.log(TimelineKind::ProviderCopyDuplicate, detail);
+            self.outcome = Outcome::Duplicate;
+            return Ok(());
+        }
+        if copy.event_id != self.record.event_id {
+            return Err(TransitionError::WrongEvent);
+        }
+        let new = self.record.is_new();
+        let record = &mut self.record;
+        if record.event_type.is_none() {
+            record.event_type = Some(copy.event_type.clone());
+        }
+        if record.subject.is_none() {
+            record.subject.clone_from(&copy.subject);
+        }
+        if record.occurred_at.is_none() {
+            record.occurred_at = copy.created;
+        }
+        let mut detail = detail;
+        if new {
+            record.state = EventState::AwaitingReceipt;
+            record.receipt_due_at = Some(self.now.plus_seconds(i64::from(receipt_grace_seconds)));
+            detail["receipt_due_at"] = json!(record.receipt_due_at);
+        } else {
+            detail["receipt_already_recorded"] = json!(record.received_at.is_some());
+        }
+        record.provider_copy = Some(copy);
+        self.log(TimelineKind::ProviderCopyRecorded, detail);
+        self.outcome = if new {
+            Outcome::Created
+        } else {
+            Outcome::Updated
+        };
         Ok(())
     }
 
@@ -670,13 +830,16 @@ impl<'a> Step<'a> {
                     reopen_count: 0,
                     reprocess_count: 0,
                     reprocess: None,
+                    livemode: self.record.is_live(),
                 };
                 let incident_id = incident.id.clone();
                 self.record.incident = Some(incident);
-                self.log(
-                    TimelineKind::IncidentOpened,
-                    json!({ "incident_id": incident_id, "kind": kind.as_str(), "reason": error }),
-                );
+                let mut detail =
+                    json!({ "incident_id": incident_id, "kind": kind.as_str(), "reason": error });
+                if !self.record.is_live() {
+                    detail["livemode"] = json!(false);
+                }
+                self.log(TimelineKind::IncidentOpened, detail);
                 self.effects
                     .push(Effect::IncidentOpened { incident_id, kind });
             }
@@ -721,6 +884,19 @@ impl<'a> Step<'a> {
 
     fn tick(&mut self) {
         let now = self.now;
+        if self.record.state == EventState::AwaitingReceipt
+            && self.record.incident.is_none()
+            && self.record.receipt_due_at.is_some_and(|due| due <= now)
+        {
+            self.log(
+                TimelineKind::ReceiptGracePassed,
+                json!({ "receipt_due_at": self.record.receipt_due_at }),
+            );
+            let reason = missing_receipt_reason(&self.record);
+            self.open_incident(IncidentKind::MissingReceipt, Some(reason));
+            self.changed();
+            return;
+        }
         if self.record.state == EventState::AwaitingResult
             && self.record.deadline_at.is_some_and(|due| due <= now)
         {
@@ -958,4 +1134,59 @@ impl<'a> Step<'a> {
         self.changed();
         Ok(())
     }
+}
+
+/// The timeline detail of a provider copy.
+fn copy_detail(copy: &ProviderCopy) -> serde_json::Value {
+    json!({
+        "event_id": copy.event_id,
+        "event_type": copy.event_type,
+        "object_id": copy.object_id,
+        "subject": copy.subject,
+        "amount": copy.amount,
+        "currency": copy.currency,
+        "livemode": copy.livemode,
+        "created": copy.created,
+        "learned_via": copy.learned_via.as_str(),
+        "fingerprint": copy.fingerprint,
+    })
+}
+
+/// The provider's name as people write it.
+fn provider_name(provider: Provider) -> &'static str {
+    match provider {
+        Provider::Stripe => "Stripe",
+        Provider::Shopify => "Shopify",
+        Provider::Custom => "The provider",
+    }
+}
+
+/// Why a `missing_receipt` incident opened, in plain words: "Stripe sent
+/// `evt_…` (`invoice.paid`, cus_…, 19.99 USD) at 14:02 UTC; your app never
+/// sent a receipt."
+pub fn missing_receipt_reason(record: &EventRecord) -> String {
+    let copy = record.provider_copy.as_ref();
+    let event_type = copy
+        .map(|c| c.event_type.as_str())
+        .or(record.event_type.as_deref())
+        .unwrap_or("unknown type");
+    let mut parts = vec![format!("`{event_type}`")];
+    if let Some(subject) = copy
+        .and_then(|c| c.subject.as_deref())
+        .or(record.subject.as_deref())
+    {
+        parts.push(subject.to_owned());
+    }
+    if let Some(amount) = copy.and_then(ProviderCopy::amount_text) {
+        parts.push(amount);
+    }
+    let sent = copy.and_then(|c| c.created).unwrap_or(record.created_at);
+    let when = sent.to_datetime().format("%Y-%m-%d %H:%M UTC");
+    let test = if record.is_live() { "" } else { " (test mode)" };
+    format!(
+        "{} sent `{}` ({}) at {when}{test}; your app never sent a receipt.",
+        provider_name(record.provider),
+        record.event_id,
+        parts.join(", ")
+    )
 }

@@ -167,6 +167,10 @@ pub struct ResultSignal {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EventState {
+    /// The provider's own copy was recorded (provider tap or reconciler)
+    /// and the app has not sent a receipt yet; the receipt is due at
+    /// `receipt_due_at`.
+    AwaitingReceipt,
     /// Receipt recorded, result not yet in, deadline not yet passed.
     AwaitingResult,
     /// A success result was recorded (success always wins).
@@ -181,6 +185,7 @@ impl EventState {
     /// The wire name.
     pub const fn as_str(self) -> &'static str {
         match self {
+            EventState::AwaitingReceipt => "awaiting_receipt",
             EventState::AwaitingResult => "awaiting_result",
             EventState::Succeeded => "succeeded",
             EventState::Failed => "failed",
@@ -192,8 +197,9 @@ impl EventState {
 wire_enum_from_str!(
     EventState,
     "event state",
-    "awaiting_result, succeeded, failed, overdue",
+    "awaiting_receipt, awaiting_result, succeeded, failed, overdue",
     [
+        EventState::AwaitingReceipt,
         EventState::AwaitingResult,
         EventState::Succeeded,
         EventState::Failed,
@@ -210,6 +216,9 @@ pub enum IncidentKind {
     MissingResult,
     /// The app reported a failure.
     FailedResult,
+    /// The provider sent the event (seen by the provider tap or the
+    /// reconciler) and the app sent no receipt within the receipt grace.
+    MissingReceipt,
 }
 
 impl IncidentKind {
@@ -218,6 +227,7 @@ impl IncidentKind {
         match self {
             IncidentKind::MissingResult => "missing_result",
             IncidentKind::FailedResult => "failed_result",
+            IncidentKind::MissingReceipt => "missing_receipt",
         }
     }
 }
@@ -225,8 +235,12 @@ impl IncidentKind {
 wire_enum_from_str!(
     IncidentKind,
     "incident kind",
-    "missing_result, failed_result",
-    [IncidentKind::MissingResult, IncidentKind::FailedResult]
+    "missing_result, failed_result, missing_receipt",
+    [
+        IncidentKind::MissingResult,
+        IncidentKind::FailedResult,
+        IncidentKind::MissingReceipt
+    ]
 );
 
 /// Where an incident stands.
@@ -273,6 +287,8 @@ pub enum Resolution {
     SuccessResult,
     /// A person resolved it by hand, with a note.
     Manual,
+    /// The app's receipt arrived after a `missing_receipt` incident opened.
+    ReceiptArrived,
 }
 
 /// Where a reprocess (one repair callback request) stands.
@@ -352,6 +368,16 @@ pub struct Incident {
     pub reprocess_count: u32,
     /// The latest reprocess, if any.
     pub reprocess: Option<Reprocess>,
+    /// `false` when the provider's copy says the event is a test-mode
+    /// event (Stripe `livemode: false`): such an incident is never a
+    /// live-mode incident. `true` otherwise (also for incidents stored
+    /// before this field existed).
+    #[serde(default = "live")]
+    pub livemode: bool,
+}
+
+fn live() -> bool {
+    true
 }
 
 impl Incident {
@@ -360,6 +386,99 @@ impl Incident {
         self.reprocess
             .as_ref()
             .is_some_and(|r| r.status.in_flight())
+    }
+}
+
+/// How SendPromptly learned of a provider's own copy of an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum LearnedVia {
+    /// The provider delivered it to SendPromptly's provider tap endpoint.
+    Tap,
+    /// The reconciler found it by listing the provider's events.
+    Reconciler,
+}
+
+impl LearnedVia {
+    /// The wire name: `tap` or `reconciler`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LearnedVia::Tap => "tap",
+            LearnedVia::Reconciler => "reconciler",
+        }
+    }
+}
+
+wire_enum_from_str!(
+    LearnedVia,
+    "learned via",
+    "tap, reconciler",
+    [LearnedVia::Tap, LearnedVia::Reconciler]
+);
+
+/// The provider's own copy of an event, as the provider tap or the
+/// reconciler saw it: what the app should have received.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ProviderCopy {
+    /// The provider.
+    pub provider: Provider,
+    /// The provider's event id of this copy (for a copy linked by
+    /// fingerprint, another id than the record's).
+    pub event_id: String,
+    /// Stripe `type` or Shopify topic.
+    pub event_type: String,
+    /// The id of the object the event is about (`in_…`, an order id, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_id: Option<String>,
+    /// The customer or account the effect is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The amount in minor units (cents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<i64>,
+    /// ISO 4217 currency code, upper case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// `false` for a test-mode event; `None` when the provider does not say
+    /// (Shopify), which counts as live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub livemode: Option<bool>,
+    /// When the provider created the event (Stripe `created`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<Timestamp>,
+    /// How SendPromptly learned of it.
+    pub learned_via: LearnedVia,
+    /// The key shared by distinct event ids describing the same change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+}
+
+impl ProviderCopy {
+    /// Whether this is a live-mode event (anything but an explicit `false`).
+    pub fn is_live(&self) -> bool {
+        self.livemode != Some(false)
+    }
+
+    /// The amount in major units with its currency, e.g. `19.99 USD`.
+    pub fn amount_text(&self) -> Option<String> {
+        let amount = self.amount?;
+        let currency = self.currency.as_deref()?;
+        let exponent = crate::provider_event::currency_exponent(currency);
+        if exponent == 0 {
+            return Some(format!("{amount} {currency}"));
+        }
+        let scale = 10_i64.pow(exponent);
+        let sign = if amount < 0 { "-" } else { "" };
+        let abs = amount.unsigned_abs();
+        let scale_u = scale.unsigned_abs();
+        Some(format!(
+            "{sign}{}.{:0width$} {currency}",
+            abs / scale_u,
+            abs % scale_u,
+            width = exponent as usize
+        ))
     }
 }
 
@@ -489,13 +608,19 @@ pub enum TimelineKind {
     ProofLinkRevoked,
     /// One delivery attempt of an alert about this incident (email, Slack, webhook).
     AlertAttempt,
+    /// The provider's own copy of the event (provider tap or reconciler).
+    ProviderCopyRecorded,
+    /// The same copy again, or another event id of the same change.
+    ProviderCopyDuplicate,
+    /// The receipt grace passed without a receipt.
+    ReceiptGracePassed,
     /// A kind this version does not know, by its wire name (a newer server's).
     Other(String),
 }
 
 impl TimelineKind {
     /// Every kind this version knows (not [`TimelineKind::Other`]).
-    pub const KNOWN: [TimelineKind; 17] = [
+    pub const KNOWN: [TimelineKind; 20] = [
         TimelineKind::ReceiptRecorded,
         TimelineKind::ReceiptDuplicate,
         TimelineKind::ResultSuccess,
@@ -513,6 +638,9 @@ impl TimelineKind {
         TimelineKind::ProofLinkCreated,
         TimelineKind::ProofLinkRevoked,
         TimelineKind::AlertAttempt,
+        TimelineKind::ProviderCopyRecorded,
+        TimelineKind::ProviderCopyDuplicate,
+        TimelineKind::ReceiptGracePassed,
     ];
 
     /// The wire name, e.g. `receipt.recorded` (for [`TimelineKind::Other`],
@@ -536,6 +664,9 @@ impl TimelineKind {
             TimelineKind::ProofLinkCreated => "proof_link.created",
             TimelineKind::ProofLinkRevoked => "proof_link.revoked",
             TimelineKind::AlertAttempt => "alert.attempt",
+            TimelineKind::ProviderCopyRecorded => "provider_copy.recorded",
+            TimelineKind::ProviderCopyDuplicate => "provider_copy.duplicate",
+            TimelineKind::ReceiptGracePassed => "receipt_grace.passed",
             TimelineKind::Other(name) => name,
         }
     }

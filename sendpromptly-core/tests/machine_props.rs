@@ -558,6 +558,11 @@ fn check_command_effect(
             prop_assert_eq!(incident.resolution, Some(Resolution::Manual));
             prop_assert!(!incident.callback_in_flight());
         }
+        Command::Expected { .. } => {
+            // The provider's copy is kept; the state machine's other rules
+            // for it are example-tested in `machine_expected.rs`.
+            prop_assert!(after.provider_copy.is_some());
+        }
         Command::Receipt { .. } => {
             prop_assert!(after.received_at.is_some());
         }

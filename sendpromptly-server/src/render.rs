@@ -156,6 +156,7 @@ fn row(entry: &TimelineEntry, internal: bool) -> TimelineRow {
                     format!("by hand: {}", text(d, "note").unwrap_or_default())
                 }
                 Some("manual") => "by the team".into(),
+                Some("receipt_arrived") => "the app's receipt arrived".into(),
                 _ => "a success result arrived".into(),
             };
             ("Incident resolved", how, "ok")
@@ -196,6 +197,27 @@ fn row(entry: &TimelineEntry, internal: bool) -> TimelineRow {
         TimelineKind::ReprocessNoResult => {
             ("No result after the repair callback", String::new(), "warn")
         }
+        TimelineKind::ProviderCopyRecorded => {
+            let via = match text(d, "learned_via").as_deref() {
+                Some("reconciler") => "found by the reconciler",
+                _ => "seen by the provider tap",
+            };
+            let mut summary = via.to_owned();
+            if internal {
+                summary.push_str(&copy_facts(d));
+            }
+            ("Provider sent the event", summary, "info")
+        }
+        TimelineKind::ProviderCopyDuplicate => (
+            "Provider copy again",
+            text(d, "note").unwrap_or_default(),
+            "info",
+        ),
+        TimelineKind::ReceiptGracePassed => (
+            "No receipt from the app",
+            "the receipt grace passed".to_owned(),
+            "bad",
+        ),
         TimelineKind::ProofLinkCreated => ("Proof link created", String::new(), "info"),
         TimelineKind::ProofLinkRevoked => ("Proof link revoked", String::new(), "info"),
         TimelineKind::AlertAttempt => {
@@ -245,6 +267,28 @@ fn row(entry: &TimelineEntry, internal: bool) -> TimelineRow {
         tone,
         excerpt,
         children: Vec::new(),
+    }
+}
+
+/// `: invoice.paid, cus_…, 1999 USD (test mode)` from a provider copy's detail.
+fn copy_facts(d: &sendpromptly_core::model::JsonObject) -> String {
+    let mut parts = Vec::new();
+    if let Some(event_type) = text(d, "event_type") {
+        parts.push(event_type);
+    }
+    if let Some(subject) = text(d, "subject") {
+        parts.push(subject);
+    }
+    if let (Some(amount), Some(currency)) = (text(d, "amount"), text(d, "currency")) {
+        parts.push(format!("{amount} {currency} (minor units)"));
+    }
+    if d.get("livemode") == Some(&serde_json::Value::Bool(false)) {
+        parts.push("test mode".to_owned());
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", parts.join(", "))
     }
 }
 

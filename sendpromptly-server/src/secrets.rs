@@ -365,6 +365,12 @@ pub fn signing_secret_context(project_id: &str) -> Vec<u8> {
     format!("signing_secrets\0{project_id}").into_bytes()
 }
 
+/// The context a project's provider-tap secret (`stripe_endpoint_secrets`,
+/// `shopify_client_secret`, `stripe_restricted_key`) is sealed under.
+pub fn provider_secret_context(project_id: &str, setting: &str) -> Vec<u8> {
+    format!("provider_tap_settings\0{project_id}\0{setting}").into_bytes()
+}
+
 /// The context a stored idempotent response is sealed under.
 pub fn idempotency_context(project_id: &str, key: &str) -> Vec<u8> {
     format!("idempotency_keys\0{project_id}\0{key}").into_bytes()

@@ -105,8 +105,8 @@ pub async fn start(
     ));
     let reconciler = Arc::new(reconcile::Reconciler::from_config(
         state.config(),
-        Arc::new(reconcile::NoSink),
-        Arc::new(reconcile::NoRestrictedKeys),
+        Arc::new(reconcile::ServiceSink(state.clone())),
+        Arc::new(reconcile::StoredKeys(state.clone())),
     )?);
     let reconciler = tokio::spawn(reconcile::run(state.clone(), reconciler, watcher.clone()));
     let dispatcher = tokio::spawn(dispatcher::run(state.clone(), http, watcher));

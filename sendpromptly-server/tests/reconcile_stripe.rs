@@ -18,8 +18,8 @@ use sendpromptly_core::Timestamp;
 use sendpromptly_core::provider_event::EventReference;
 use sendpromptly_server::reconcile::stripe_api::{EventsClient, RetryPolicy};
 use sendpromptly_server::reconcile::{
-    DEFAULT_TRACKED_TYPES, ExpectedSink, PassOutcome, PassReport, ReconcileError,
-    ReconcileSettings, Reconciler, RestrictedKeys, SinkError, SinkOutcome,
+    ExpectedSink, PassOutcome, PassReport, ReconcileError, ReconcileSettings, Reconciler,
+    RestrictedKeys, SinkError, SinkOutcome, StripeAccess, default_tracked_types,
 };
 use sendpromptly_server::store::sqlite::SqliteStore;
 use sendpromptly_server::store::{NewProject, Store};
@@ -74,12 +74,19 @@ impl RecordingSink {
     }
 }
 
-struct OneKey(String);
+struct OneKey;
 
 #[async_trait]
 impl RestrictedKeys for OneKey {
-    async fn restricted_key(&self, _project_id: &str) -> Result<Option<String>, SinkError> {
-        Ok(Some(self.0.clone()))
+    async fn stripe_access(&self, _project_id: &str) -> Result<Option<StripeAccess>, SinkError> {
+        Ok(Some(access()))
+    }
+}
+
+fn access() -> StripeAccess {
+    StripeAccess {
+        key: KEY.to_owned(),
+        types: default_tracked_types(),
     }
 }
 
@@ -100,7 +107,7 @@ fn reconciler(stripe: &FakeStripe, sink: Arc<RecordingSink>, owner: &str) -> Rec
                 max_wait: Duration::from_secs(5),
             }),
         sink,
-        keys: Arc::new(OneKey(KEY.to_owned())),
+        keys: Arc::new(OneKey),
         settings: settings(),
         owner: owner.to_owned(),
     }
@@ -145,7 +152,7 @@ async fn pass_at(
     now: i64,
 ) -> Result<PassReport, ReconcileError> {
     match reconciler
-        .pass(store, &at(now), project_id, KEY, || {})
+        .pass(store, &at(now), project_id, &access(), || {})
         .await?
     {
         PassOutcome::Ran(report) => Ok(report),
@@ -153,8 +160,9 @@ async fn pass_at(
     }
 }
 
-fn tracked(i: usize) -> &'static str {
-    DEFAULT_TRACKED_TYPES[i % DEFAULT_TRACKED_TYPES.len()]
+fn tracked(i: usize) -> String {
+    let types = default_tracked_types();
+    types[i % types.len()].clone()
 }
 
 fn object_for(id: &str) -> serde_json::Value {
@@ -177,7 +185,7 @@ async fn pages_window_and_types() {
         let id = format!("evt_in_{i:03}");
         // Several events share a `created` second; ids are not ordered by time.
         let created = NOW - 10 - (i as i64 / 3) * 60;
-        stripe.add([event(&id, tracked(i), created, object_for(&id))]);
+        stripe.add([event(&id, &tracked(i), created, object_for(&id))]);
         expected.push(id);
     }
     stripe.add([checkout_completed(
@@ -259,7 +267,7 @@ async fn pages_window_and_types() {
             Some(&*(NOW - lookback).to_string())
         );
         assert_eq!(request.param("created[lte]"), Some(&*NOW.to_string()));
-        assert_eq!(request.params("types[]"), DEFAULT_TRACKED_TYPES.to_vec());
+        assert_eq!(request.params("types[]"), default_tracked_types());
         assert_eq!(request.param("starting_after"), previous_last.as_deref());
         let refs = sink.references.lock().unwrap();
         seen += if seen + 100 <= refs.len() {
@@ -500,7 +508,7 @@ async fn a_refused_key_is_reported_and_the_loop_goes_on() {
     let direct = reconciler(&stripe, sink.clone(), "direct");
     let clock = || state.now();
     let err = direct
-        .pass(state.store(), &clock, &project_id, KEY, || {})
+        .pass(state.store(), &clock, &project_id, &access(), || {})
         .await
         .unwrap_err();
     assert_eq!(err.kind(), "unauthorized");
@@ -647,7 +655,7 @@ async fn two_instances_on_postgres_share_the_work_under_the_lease() {
             let mut ran = 0;
             for _ in 0..40 {
                 match reconciler
-                    .pass(store.as_ref(), &now, &project_id, KEY, || {})
+                    .pass(store.as_ref(), &now, &project_id, &access(), || {})
                     .await
                     .expect("a pass")
                 {
@@ -682,7 +690,7 @@ async fn two_instances_on_postgres_share_the_work_under_the_lease() {
     // One last pass picks up whatever arrived after the others ended.
     let last = reconciler(&stripe, sink.clone(), "one");
     let _ = last
-        .pass(one.as_ref(), &now, &project_id, KEY, || {})
+        .pass(one.as_ref(), &now, &project_id, &access(), || {})
         .await
         .unwrap();
 

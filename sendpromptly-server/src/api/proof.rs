@@ -181,6 +181,9 @@ async fn render_page(state: &AppState, token: &str) -> Result<Option<String>, Ap
                     "the effect was applied (success result)"
                 }
                 sendpromptly_core::model::Resolution::Manual => "resolved by the team",
+                sendpromptly_core::model::Resolution::ReceiptArrived => {
+                    "the app's receipt arrived late (receipt arrived)"
+                }
             })
             .unwrap_or("not yet resolved")
             .to_owned(),

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use sendpromptly_core::Timestamp;
+use sendpromptly_core::model::Provider;
 use sendpromptly_core::provider_event::EventReference;
 use tokio::sync::watch;
 
@@ -41,28 +42,38 @@ pub mod stripe_api;
 
 use stripe_api::{EventsClient, EventsQuery, StripeApiError};
 
-/// The Stripe event types tracked by default: those whose business effect
-/// an app must apply (see `docs/providers.md`).
-pub const DEFAULT_TRACKED_TYPES: &[&str] = &[
-    "checkout.session.completed",
-    "checkout.session.async_payment_succeeded",
-    "invoice.paid",
-    "invoice.payment_succeeded",
-    "customer.subscription.created",
-    "customer.subscription.updated",
-    "customer.subscription.deleted",
-    "charge.succeeded",
-    "charge.refunded",
-    "charge.dispute.created",
-];
+/// The Stripe event types listed when a project names none: the Stripe
+/// types the provider tap tracks by default
+/// ([`TRACKABLE_EVENT_TYPES`](crate::service::provider_tap::TRACKABLE_EVENT_TYPES)).
+pub fn default_tracked_types() -> Vec<String> {
+    crate::service::provider_tap::TRACKABLE_EVENT_TYPES
+        .iter()
+        .filter(|(provider, _)| *provider == Provider::Stripe)
+        .map(|(_, event_type)| (*event_type).to_owned())
+        .collect()
+}
 
 /// What the sink did with an event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SinkOutcome {
     /// It was not known: it is now expected.
     Recorded,
-    /// It was known already (a receipt, a webhook, an earlier pass).
+    /// It was known already (a receipt, a webhook, an earlier pass, another
+    /// event id of the same change).
     AlreadyKnown,
+    /// The project does not track its type: nothing was stored.
+    NotTracked,
+}
+
+impl SinkOutcome {
+    /// The word for it (`recorded`, `already_known`, `not_tracked`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SinkOutcome::Recorded => "recorded",
+            SinkOutcome::AlreadyKnown => "already_known",
+            SinkOutcome::NotTracked => "not_tracked",
+        }
+    }
 }
 
 /// Why the sink could not record an event.
@@ -83,39 +94,83 @@ pub trait ExpectedSink: Send + Sync {
     ) -> Result<SinkOutcome, SinkError>;
 }
 
-/// Where the reconciler finds a project's Stripe restricted key.
-#[async_trait]
-pub trait RestrictedKeys: Send + Sync {
-    /// The project's restricted key; `None`: the project is not reconciled.
-    async fn restricted_key(&self, project_id: &str) -> Result<Option<String>, SinkError>;
+/// How the reconciler reads a project's Stripe account.
+#[derive(Clone)]
+pub struct StripeAccess {
+    /// The restricted key (`rk_live_…`/`rk_test_…`) with Events: Read.
+    pub key: String,
+    /// The event types to list (`types[]`; at most 20).
+    pub types: Vec<String>,
 }
 
-/// No project has a key (the reconciler idles).
-#[derive(Debug, Default)]
-pub struct NoRestrictedKeys;
-
-#[async_trait]
-impl RestrictedKeys for NoRestrictedKeys {
-    async fn restricted_key(&self, _project_id: &str) -> Result<Option<String>, SinkError> {
-        Ok(None)
+impl std::fmt::Debug for StripeAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StripeAccess")
+            .field("key", &"redacted")
+            .field("types", &self.types)
+            .finish()
     }
 }
 
-/// A sink for builds where no expected-events service is wired in: every
-/// record fails (the reconciler never calls it while no project has a key).
-#[derive(Debug, Default)]
-pub struct NoSink;
+/// Where the reconciler finds a project's Stripe access.
+#[async_trait]
+pub trait RestrictedKeys: Send + Sync {
+    /// The project's key and tracked types; `None`: the project has no
+    /// restricted key and is not reconciled.
+    async fn stripe_access(&self, project_id: &str) -> Result<Option<StripeAccess>, SinkError>;
+}
+
+/// The server's sink: `service::expected::record_expected` with
+/// `LearnedVia::Reconciler`.
+#[derive(Clone)]
+pub struct ServiceSink(pub AppState);
 
 #[async_trait]
-impl ExpectedSink for NoSink {
+impl ExpectedSink for ServiceSink {
     async fn record(
         &self,
-        _project_id: &str,
-        _reference: &EventReference,
+        project_id: &str,
+        reference: &EventReference,
     ) -> Result<SinkOutcome, SinkError> {
-        Err(SinkError(
-            "no expected-events service is wired to the reconciler".to_owned(),
-        ))
+        use crate::service::expected::{ExpectedOutcome, LearnedVia, record_expected};
+        match record_expected(&self.0, project_id, reference, LearnedVia::Reconciler).await {
+            Ok(ExpectedOutcome::Created) => Ok(SinkOutcome::Recorded),
+            Ok(
+                ExpectedOutcome::Duplicate
+                | ExpectedOutcome::AlreadyReceived
+                | ExpectedOutcome::LinkedByFingerprint,
+            ) => Ok(SinkOutcome::AlreadyKnown),
+            Ok(ExpectedOutcome::NotTracked) => Ok(SinkOutcome::NotTracked),
+            Err(err) => Err(SinkError(err.to_string())),
+        }
+    }
+}
+
+/// The server's key source: the project's provider-tap settings (the
+/// restricted key, sealed at rest, and the tracked Stripe types).
+#[derive(Clone)]
+pub struct StoredKeys(pub AppState);
+
+#[async_trait]
+impl RestrictedKeys for StoredKeys {
+    async fn stripe_access(&self, project_id: &str) -> Result<Option<StripeAccess>, SinkError> {
+        let store = self.0.store();
+        let Some(settings) = store
+            .provider_tap_settings(project_id)
+            .await
+            .map_err(|e| SinkError(e.to_string()))?
+        else {
+            return Ok(None);
+        };
+        let Some(key) = settings.stripe_restricted_key.filter(|k| !k.is_empty()) else {
+            return Ok(None);
+        };
+        let types = match settings.tracked_event_types {
+            // Shopify topics (`orders/paid`) are not Stripe types.
+            Some(types) => types.into_iter().filter(|t| !t.contains('/')).collect(),
+            None => default_tracked_types(),
+        };
+        Ok(Some(StripeAccess { key, types }))
     }
 }
 
@@ -153,8 +208,6 @@ impl ReconcileError {
 /// The reconciler's settings.
 #[derive(Clone, Debug)]
 pub struct ReconcileSettings {
-    /// The event types listed (`types[]`).
-    pub types: Vec<String>,
     /// How far before the watermark each pass lists again.
     pub overlap: Duration,
     /// How far back a project's first pass lists.
@@ -170,10 +223,6 @@ pub struct ReconcileSettings {
 impl Default for ReconcileSettings {
     fn default() -> Self {
         ReconcileSettings {
-            types: DEFAULT_TRACKED_TYPES
-                .iter()
-                .map(|t| (*t).to_owned())
-                .collect(),
             overlap: Duration::from_secs(600),
             first_lookback: Duration::from_secs(24 * 3600),
             lease: Duration::from_secs(120),
@@ -274,7 +323,7 @@ impl Reconciler {
         store: &dyn Store,
         clock: &(dyn Fn() -> Timestamp + Send + Sync),
         project_id: &str,
-        key: &str,
+        access: &StripeAccess,
         mut on_page: impl FnMut() + Send,
     ) -> Result<PassOutcome, ReconcileError> {
         let settings = &self.settings;
@@ -308,7 +357,7 @@ impl Reconciler {
             pass.lower = floor;
         }
         let listed = self
-            .list_pass(store, clock, project_id, key, &mut pass, &mut on_page)
+            .list_pass(store, clock, project_id, access, &mut pass, &mut on_page)
             .await;
         let (outcome, result) = match listed {
             Ok((fed, recorded, pages)) => (
@@ -354,12 +403,12 @@ impl Reconciler {
         store: &dyn Store,
         clock: &(dyn Fn() -> Timestamp + Send + Sync),
         project_id: &str,
-        key: &str,
+        access: &StripeAccess,
         pass: &mut ReconcilePass,
         on_page: &mut (impl FnMut() + Send),
     ) -> Result<(u64, u64, u32), ReconcileError> {
         let query = EventsQuery {
-            types: self.settings.types.clone(),
+            types: access.types.clone(),
             created_gte: pass.lower,
             created_lte: Some(pass.upper),
             limit: self.settings.page_limit,
@@ -368,7 +417,7 @@ impl Reconciler {
         loop {
             let page = self
                 .client
-                .list_events(key, &query, pass.cursor.as_deref())
+                .list_events(&access.key, &query, pass.cursor.as_deref())
                 .await?;
             pages += 1;
             for event in &page.events {
@@ -411,7 +460,7 @@ pub struct BackfillItem {
     /// The event's reference.
     #[serde(flatten)]
     pub reference: EventReference,
-    /// `recorded`, `already_known`, or `would_record` (dry run).
+    /// `recorded`, `already_known`, `not_tracked`, or `would_record` (dry run).
     pub outcome: &'static str,
 }
 
@@ -444,10 +493,7 @@ pub async fn backfill(
             let reference = EventReference::from_stripe_event(event);
             let outcome = match sink {
                 None => "would_record",
-                Some(sink) => match sink.record(project_id, &reference).await? {
-                    SinkOutcome::Recorded => "recorded",
-                    SinkOutcome::AlreadyKnown => "already_known",
-                },
+                Some(sink) => sink.record(project_id, &reference).await?.as_str(),
             };
             items.push(BackfillItem { reference, outcome });
             cursor = Some(event.id.clone());
@@ -515,8 +561,8 @@ async fn tick_once(
             continue;
         }
         next_due.insert(project.id.clone(), Instant::now() + interval);
-        let key = match reconciler.keys.restricted_key(&project.id).await {
-            Ok(Some(key)) => key,
+        let access = match reconciler.keys.stripe_access(&project.id).await {
+            Ok(Some(access)) => access,
             Ok(None) => continue,
             Err(err) => {
                 tracing::warn!(project_id = %project.id, error = %err, "cannot read the restricted key");
@@ -526,7 +572,7 @@ async fn tick_once(
         let clock = || state.now();
         let health = || state.health().pass(Loop::Reconciler);
         match reconciler
-            .pass(state.store(), &clock, &project.id, &key, health)
+            .pass(state.store(), &clock, &project.id, &access, health)
             .await
         {
             Ok(PassOutcome::Ran(report)) => {

@@ -13,8 +13,10 @@
 pub mod batches;
 pub mod error;
 pub mod events;
+pub mod expected;
 pub mod incidents;
 pub mod project;
 pub mod proof;
+pub mod provider_tap;
 
 pub use error::{ServiceError, ServiceResult};

@@ -394,6 +394,19 @@ impl<'a> EventWrite<'a> {
         }
     }
 
+    /// Whether, once changed, the write has more for `write_outbox` than
+    /// the event row and its timeline: an incident copy, effects, or the
+    /// event's first provider copy (its fingerprint row).
+    pub(super) fn needs_outbox(&self) -> bool {
+        let new_copy = self.after.provider_copy.is_some()
+            && self
+                .before
+                .is_none_or(|(_, before)| before.provider_copy.is_none());
+        self.after.incident.is_some()
+            || new_copy
+            || self.transitions.iter().any(|(t, _)| !t.effects.is_empty())
+    }
+
     /// Whether anything is to be written (a replay that changes nothing
     /// writes nothing).
     pub(super) fn changed(&self) -> bool {

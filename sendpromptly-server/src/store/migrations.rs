@@ -54,6 +54,11 @@ pub const SQLITE: &[Migration] = &[
         sql: include_str!("../../migrations/sqlite/0006_secrets_at_rest_and_retention.sql"),
     },
     Migration {
+        version: 7,
+        name: "0007_provider_tap",
+        sql: include_str!("../../migrations/sqlite/0007_provider_tap.sql"),
+    },
+    Migration {
         version: 8,
         name: "0008_stripe_reconcile",
         sql: include_str!("../../migrations/sqlite/0008_stripe_reconcile.sql"),
@@ -87,6 +92,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 6,
         name: "0006_secrets_at_rest_and_retention",
         sql: include_str!("../../migrations/postgres/0006_secrets_at_rest_and_retention.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "0007_provider_tap",
+        sql: include_str!("../../migrations/postgres/0007_provider_tap.sql"),
     },
     Migration {
         version: 8,

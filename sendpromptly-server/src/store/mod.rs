@@ -22,7 +22,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sendpromptly_core::Timestamp;
 use sendpromptly_core::machine::{AttemptReport, Command, Context, EventRecord, TransitionError};
-use sendpromptly_core::model::{EventKey, TimelineEntry};
+use sendpromptly_core::model::{EventKey, Provider, TimelineEntry};
 use sendpromptly_core::retry::NextStep;
 use sendpromptly_core::wire::ReprocessBatchItem;
 
@@ -72,6 +72,10 @@ pub enum StoreError {
     /// A secret could not be sealed or opened (no key, wrong key).
     #[error(transparent)]
     Secret(#[from] crate::secrets::SecretError),
+    /// Another event of the project already holds this provider copy's
+    /// fingerprint (the same change under another event id): link to it.
+    #[error("another event already has a provider copy with this fingerprint")]
+    FingerprintTaken,
 }
 
 /// Shorthand for store results.
@@ -429,6 +433,28 @@ pub trait Store: Send + Sync + 'static {
     /// repair endpoint answers 429 or 503.
     async fn slow_reprocess_batch(&self, reprocess_id: &str, until: Timestamp) -> StoreResult<()>;
 
+    /// The project's provider-tap settings, secrets opened; `None` when
+    /// never set.
+    async fn provider_tap_settings(
+        &self,
+        project_id: &str,
+    ) -> StoreResult<Option<ProviderTapSettings>>;
+    /// Writes the project's provider-tap settings (secrets sealed).
+    async fn put_provider_tap_settings(
+        &self,
+        project_id: &str,
+        settings: &ProviderTapSettings,
+    ) -> StoreResult<()>;
+    /// The project's Stripe restricted API key (`rk_live_…`/`rk_test_…`),
+    /// opened, for the reconciler; `None` when not set.
+    async fn stripe_restricted_key(&self, project_id: &str) -> StoreResult<Option<String>>;
+    /// The event whose provider copy has this fingerprint, if any.
+    async fn event_by_fingerprint(
+        &self,
+        project_id: &str,
+        provider: Provider,
+        fingerprint: &str,
+    ) -> StoreResult<Option<EventKey>>;
     /// A project's Stripe reconciler state; `None` before its first pass.
     async fn reconcile_state(&self, project_id: &str) -> StoreResult<Option<ReconcileState>>;
     /// Every project's Stripe reconciler state (for `/metrics`).

@@ -345,6 +345,7 @@ impl Backend for PgBackend {
             "DELETE FROM proof_links WHERE incident_id IN \
              (SELECT id FROM incidents WHERE event_pk = ANY($1))",
             "DELETE FROM deliveries WHERE event_pk = ANY($1)",
+            "DELETE FROM provider_copies WHERE event_pk = ANY($1)",
             "DELETE FROM timeline WHERE event_pk = ANY($1)",
             "DELETE FROM incidents WHERE event_pk = ANY($1)",
             "DELETE FROM events WHERE pk = ANY($1)",

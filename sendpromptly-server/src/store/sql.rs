@@ -595,6 +595,30 @@ pub(super) const SLOW_BATCH: &str = "UPDATE reprocess_batches SET next_send_at =
      (SELECT batch_id FROM reprocess_batch_items WHERE reprocess_id = $2)";
 
 // ---------------------------------------------------------------------------
+// Provider tap (copies by fingerprint, settings)
+
+pub(super) const INSERT_PROVIDER_COPY: &str = "INSERT INTO provider_copies (event_pk, \
+     project_id, provider, fingerprint, livemode, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
+pub(super) const EVENT_BY_FINGERPRINT: &str = "SELECT e.provider, e.event_id \
+     FROM provider_copies c JOIN events e ON e.pk = c.event_pk \
+     WHERE c.project_id = $1 AND c.provider = $2 AND c.fingerprint = $3";
+pub(super) const PROVIDER_TAP_SETTINGS: &str = "SELECT tracked_event_types, \
+     receipt_grace_seconds, grace_by_event_type, stripe_endpoint_secrets, shopify_client_secret, \
+     stripe_restricted_key, updated_at FROM provider_tap_settings WHERE project_id = $1";
+pub(super) const UPSERT_PROVIDER_TAP_SETTINGS: &str = "INSERT INTO provider_tap_settings \
+     (project_id, tracked_event_types, receipt_grace_seconds, grace_by_event_type, \
+     stripe_endpoint_secrets, shopify_client_secret, stripe_restricted_key, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (project_id) DO UPDATE SET \
+     tracked_event_types = excluded.tracked_event_types, \
+     receipt_grace_seconds = excluded.receipt_grace_seconds, \
+     grace_by_event_type = excluded.grace_by_event_type, \
+     stripe_endpoint_secrets = excluded.stripe_endpoint_secrets, \
+     shopify_client_secret = excluded.shopify_client_secret, \
+     stripe_restricted_key = excluded.stripe_restricted_key, updated_at = excluded.updated_at";
+pub(super) const STRIPE_RESTRICTED_KEY: &str =
+    "SELECT stripe_restricted_key FROM provider_tap_settings WHERE project_id = $1";
+
+// ---------------------------------------------------------------------------
 // The Stripe reconciler (`stripe_reconcile`, one row per project)
 
 macro_rules! reconcile_columns {

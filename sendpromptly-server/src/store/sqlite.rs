@@ -255,6 +255,7 @@ impl Backend for SqliteBackend {
             "DELETE FROM proof_links WHERE incident_id IN \
              (SELECT id FROM incidents WHERE event_pk IN (%s))",
             "DELETE FROM deliveries WHERE event_pk IN (%s)",
+            "DELETE FROM provider_copies WHERE event_pk IN (%s)",
             "DELETE FROM timeline WHERE event_pk IN (%s)",
             "DELETE FROM incidents WHERE event_pk IN (%s)",
             "DELETE FROM events WHERE pk IN (%s)",
@@ -425,11 +426,10 @@ async fn write_event_rows(
         (w.project_id, w.after.provider.as_str(), &w.after.event_id)
     })?;
     let commit_now = then_commit
-        && !writes.iter().zip(&rows.changed).any(|(w, changed)| {
-            *changed
-                && (w.after.incident.is_some()
-                    || w.transitions.iter().any(|(t, _)| !t.effects.is_empty()))
-        });
+        && !writes
+            .iter()
+            .zip(&rows.changed)
+            .any(|(w, changed)| *changed && w.needs_outbox());
     // One round trip (`?` taken in order): the new rows (their ids come
     // back), the changed ones, then the timeline, which finds each entry's
     // event by key, new or not; and the commit when nothing follows.

@@ -497,6 +497,49 @@ pub fn alert_attempt_entry(
     )
 }
 
+/// A project's provider-tap settings, as the store keeps them (secrets
+/// opened). The service validates them; the store only keeps them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProviderTapSettings {
+    /// The event types the tap records; `None`: the defaults.
+    pub tracked_event_types: Option<Vec<String>>,
+    /// Seconds the app gets to send its receipt after the provider's copy.
+    pub receipt_grace_seconds: u32,
+    /// Per event type, overriding `receipt_grace_seconds`.
+    pub grace_by_event_type: std::collections::BTreeMap<String, u32>,
+    /// Stripe webhook endpoint secrets (`whsec_…`), several during rotation.
+    pub stripe_endpoint_secrets: Vec<String>,
+    /// The Shopify app's client secret.
+    pub shopify_client_secret: Option<String>,
+    /// The Stripe restricted API key the reconciler lists events with.
+    pub stripe_restricted_key: Option<String>,
+    /// When last written.
+    pub updated_at: Timestamp,
+}
+
+impl std::fmt::Debug for ProviderTapSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderTapSettings")
+            .field("tracked_event_types", &self.tracked_event_types)
+            .field("receipt_grace_seconds", &self.receipt_grace_seconds)
+            .field("grace_by_event_type", &self.grace_by_event_type)
+            .field(
+                "stripe_endpoint_secrets",
+                &format_args!("[{} redacted]", self.stripe_endpoint_secrets.len()),
+            )
+            .field(
+                "shopify_client_secret",
+                &self.shopify_client_secret.as_ref().map(|_| "redacted"),
+            )
+            .field(
+                "stripe_restricted_key",
+                &self.stripe_restricted_key.as_ref().map(|_| "redacted"),
+            )
+            .field("updated_at", &self.updated_at)
+            .finish()
+    }
+}
+
 /// Where a Stripe reconciler pass stands, while it runs: the `created`
 /// window it lists (unix seconds, as Stripe gives them) and the last event
 /// it handled, so that a pass interrupted by a restart resumes after it.

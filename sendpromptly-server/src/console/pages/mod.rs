@@ -67,6 +67,7 @@ fn path_segment(text: &str) -> String {
 
 fn state_label(state: EventState) -> &'static str {
     match state {
+        EventState::AwaitingReceipt => "awaiting receipt",
         EventState::AwaitingResult => "awaiting result",
         EventState::Succeeded => "succeeded",
         EventState::Failed => "failed",
@@ -191,6 +192,17 @@ impl EventFacts {
                 format!(
                     "Not yet. The app has accepted it; its result is due by {}.",
                     time(record.deadline_at)
+                ),
+                "warn",
+            ),
+            EventState::AwaitingReceipt if record.incident.is_some() => (
+                "No. The provider sent it and the app never sent a receipt.".to_owned(),
+                "bad",
+            ),
+            EventState::AwaitingReceipt => (
+                format!(
+                    "Not yet. The provider sent it; the app's receipt is due by {}.",
+                    time(record.receipt_due_at)
                 ),
                 "warn",
             ),

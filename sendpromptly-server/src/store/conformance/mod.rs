@@ -120,6 +120,9 @@ macro_rules! store_conformance_tests {
             alert_outbox_lifecycle,
             alert_grouping_into_a_digest,
             concurrent_alert_claims,
+            provider_copies_are_unique_by_fingerprint,
+            sweep_opens_missing_receipt,
+            provider_tap_settings_round_trip,
             reconcile_lease_and_progress,
             reconcile_lease_expires,
             concurrent_reconcile_leases,
@@ -344,6 +347,7 @@ mod deliveries;
 mod events;
 mod idempotency;
 mod projects;
+mod provider_tap;
 mod reconcile;
 
 pub use alerts::*;
@@ -354,6 +358,7 @@ pub use deliveries::*;
 pub use events::*;
 pub use idempotency::*;
 pub use projects::*;
+pub use provider_tap::*;
 pub use reconcile::*;
 
 // ---------------------------------------------------------------------------

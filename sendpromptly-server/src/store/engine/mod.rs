@@ -30,7 +30,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sendpromptly_core::Timestamp;
 use sendpromptly_core::machine::{AttemptReport, Command, Context, EventRecord};
-use sendpromptly_core::model::{EventKey, TimelineEntry};
+use sendpromptly_core::model::{EventKey, Provider, TimelineEntry};
 use sendpromptly_core::retry::NextStep;
 use sendpromptly_core::wire::ReprocessBatchItem;
 use sqlx::{Database, Pool, Transaction};
@@ -43,9 +43,9 @@ use super::sql::{self, Arg, Dialect, Queries, args};
 use super::{
     AlertJob, ApiKey, Applied, DailyActivity, DeliveryJob, EventFilter, IdempotencyBegin,
     IdempotentOutcome, IdempotentRequest, IncidentCounts, IncidentFilter, NewBatchItem, NewProject,
-    PaceReport, Page, PageRequest, Project, ProjectPatch, ProofLink, ReconcileOutcome,
-    ReconcilePass, ReconcileState, ReprocessBatch, ResealReport, Session, SigningSecretRecord,
-    Store, StoreResult, StoredEvent, SweepReport, User,
+    PaceReport, Page, PageRequest, Project, ProjectPatch, ProofLink, ProviderTapSettings,
+    ReconcileOutcome, ReconcilePass, ReconcileState, ReprocessBatch, ResealReport, Session,
+    SigningSecretRecord, Store, StoreResult, StoredEvent, SweepReport, User,
 };
 use crate::secrets::Keyring;
 
@@ -53,6 +53,7 @@ mod persist;
 mod reads;
 mod reconcile;
 mod settings;
+mod tap;
 mod work;
 
 pub(super) use persist::{apply_job, load_by_incident, valid_api_keys, write_outbox};
@@ -817,6 +818,33 @@ impl<B: Backend> Store for Engine<B> {
         B::Db::execute(&mut tx, sql::SLOW_BATCH, args![ms(until), reprocess_id]).await?;
         tx.commit().await?;
         Ok(())
+    }
+    async fn provider_tap_settings(
+        &self,
+        project_id: &str,
+    ) -> StoreResult<Option<ProviderTapSettings>> {
+        tap::provider_tap_settings(self, self.keyring()?, project_id).await
+    }
+
+    async fn put_provider_tap_settings(
+        &self,
+        project_id: &str,
+        settings: &ProviderTapSettings,
+    ) -> StoreResult<()> {
+        tap::put_provider_tap_settings(self, self.keyring()?, project_id, settings).await
+    }
+
+    async fn stripe_restricted_key(&self, project_id: &str) -> StoreResult<Option<String>> {
+        tap::stripe_restricted_key(self, self.keyring()?, project_id).await
+    }
+
+    async fn event_by_fingerprint(
+        &self,
+        project_id: &str,
+        provider: Provider,
+        fingerprint: &str,
+    ) -> StoreResult<Option<EventKey>> {
+        tap::event_by_fingerprint(self, project_id, provider, fingerprint).await
     }
 
     async fn reconcile_state(&self, project_id: &str) -> StoreResult<Option<ReconcileState>> {
