@@ -24,7 +24,7 @@ CREATE INDEX provider_copies_test_mode ON provider_copies (project_id) WHERE NOT
 CREATE TABLE provider_tap_settings (
     project_id                TEXT PRIMARY KEY REFERENCES projects(id),
     tracked_event_types       TEXT,                  -- JSON array; NULL: the defaults
-    receipt_grace_seconds     INTEGER NOT NULL,
+    receipt_grace_seconds     BIGINT NOT NULL,
     grace_by_event_type       TEXT NOT NULL DEFAULT '{}', -- JSON object: type -> seconds
     stripe_endpoint_secrets   TEXT,                  -- sealed JSON array of whsec_ strings
     shopify_client_secret     TEXT,                  -- sealed
