@@ -21,6 +21,7 @@ use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 
 mod error;
+pub mod reconcile;
 pub mod reprocess;
 
 pub use error::CliError;
@@ -57,6 +58,9 @@ enum Command {
     /// Alert channels.
     #[command(subcommand)]
     Alerts(AlertsCommand),
+    /// Reconcile with a provider's own event list (backfill).
+    #[command(subcommand)]
+    Reconcile(reconcile::ReconcileCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -366,6 +370,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let project = resolve_project(store.as_ref(), &project).await?;
             let config = config::resolve_server(&serve, &file)?;
             alerts_test(store, config, &project.id, channel, json).await
+        }
+        Command::Reconcile(reconcile::ReconcileCommand::Stripe(args)) => {
+            let project = resolve_project(store.as_ref(), &args.project).await?;
+            reconcile::run(store, &project.id, &args, &file).await
         }
         Command::User(UserCommand::Create { email, password }) => {
             let password = match password {

@@ -455,19 +455,18 @@ impl Reconciler {
 }
 
 /// What a backfill found.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug)]
 pub struct BackfillItem {
     /// The event's reference.
-    #[serde(flatten)]
     pub reference: EventReference,
-    /// `recorded`, `already_known`, `not_tracked`, or `would_record` (dry run).
-    pub outcome: &'static str,
+    /// What the sink did (or, in a dry run, would do) with it.
+    pub outcome: SinkOutcome,
 }
 
-/// Lists `since..=until` (unix seconds) and feeds each event to `sink`
-/// (`None`: a dry run that only lists). Leaves the watermark alone. Calls
-/// `on_page` with the oldest `created` reached after each page (Stripe
-/// lists newest first).
+/// Lists `since..=until` (unix seconds) of `types` and feeds each event to
+/// `sink`. Leaves the watermark alone (a backfill is not a pass). Calls
+/// `on_page` after each page with the oldest `created` reached (Stripe
+/// lists newest first) and the number of events so far.
 #[allow(clippy::too_many_arguments)]
 pub async fn backfill(
     client: &EventsClient,
@@ -476,7 +475,7 @@ pub async fn backfill(
     since: i64,
     until: i64,
     project_id: &str,
-    sink: Option<&dyn ExpectedSink>,
+    sink: &dyn ExpectedSink,
     mut on_page: impl FnMut(i64, usize),
 ) -> Result<Vec<BackfillItem>, ReconcileError> {
     let query = EventsQuery {
@@ -491,10 +490,7 @@ pub async fn backfill(
         let page = client.list_events(key, &query, cursor.as_deref()).await?;
         for event in &page.events {
             let reference = EventReference::from_stripe_event(event);
-            let outcome = match sink {
-                None => "would_record",
-                Some(sink) => sink.record(project_id, &reference).await?.as_str(),
-            };
+            let outcome = sink.record(project_id, &reference).await?;
             items.push(BackfillItem { reference, outcome });
             cursor = Some(event.id.clone());
         }
@@ -509,6 +505,50 @@ pub async fn backfill(
         if !page.has_more || page.events.is_empty() {
             return Ok(items);
         }
+    }
+}
+
+/// A sink that writes nothing (`--dry-run`): an event the project already
+/// holds (by event id, or another id of the same change by fingerprint) is
+/// [`SinkOutcome::AlreadyKnown`], a type it does not track
+/// [`SinkOutcome::NotTracked`], anything else [`SinkOutcome::Recorded`]
+/// (would be).
+#[derive(Clone)]
+pub struct DryRunSink(pub AppState);
+
+#[async_trait]
+impl ExpectedSink for DryRunSink {
+    async fn record(
+        &self,
+        project_id: &str,
+        reference: &EventReference,
+    ) -> Result<SinkOutcome, SinkError> {
+        let words = |e: StoreError| SinkError(e.to_string());
+        let config = crate::service::provider_tap::tap_config(&self.0, project_id)
+            .await
+            .map_err(|e| SinkError(e.to_string()))?;
+        if !config.tracks(reference.provider, &reference.event_type) {
+            return Ok(SinkOutcome::NotTracked);
+        }
+        let store = self.0.store();
+        let key = sendpromptly_core::model::EventKey {
+            provider: reference.provider,
+            event_id: reference.event_id.clone(),
+        };
+        if store
+            .event(project_id, &key)
+            .await
+            .map_err(words)?
+            .is_some()
+            || store
+                .event_by_fingerprint(project_id, reference.provider, &reference.fingerprint)
+                .await
+                .map_err(words)?
+                .is_some()
+        {
+            return Ok(SinkOutcome::AlreadyKnown);
+        }
+        Ok(SinkOutcome::Recorded)
     }
 }
 
