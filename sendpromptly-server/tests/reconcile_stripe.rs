@@ -728,3 +728,45 @@ async fn two_instances_on_postgres_share_the_work_under_the_lease() {
     one.close().await;
     two.close().await;
 }
+
+/// An interrupted pass left for nearly Stripe's 30 days (its cursor may be
+/// gone) is not resumed: the next pass starts afresh, without
+/// `starting_after`, within the 30 days Stripe keeps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_interrupted_pass_starts_afresh() {
+    let stripe = FakeStripe::start(KEY).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_sqlite(&format!("sqlite://{}", dir.path().join("r.db").display())).await;
+    let project_id = project(&store).await;
+    for i in 0..150_i64 {
+        let id = format!("evt_{i:03}");
+        stripe.add([event(&id, "invoice.paid", NOW - 1000 + i, object_for(&id))]);
+    }
+    let sink = Arc::new(RecordingSink::default());
+    *sink.fail_at.lock().unwrap() = Some(120);
+    let reconciler = reconciler(&stripe, sink.clone(), "a");
+    pass_at(&reconciler, &store, &project_id, NOW)
+        .await
+        .unwrap_err();
+    assert!(
+        store
+            .reconcile_state(&project_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .pass
+            .is_some()
+    );
+
+    stripe.clear_requests();
+    let later = NOW + 29 * 86_400 + 12 * 3600;
+    let report = pass_at(&reconciler, &store, &project_id, later)
+        .await
+        .unwrap();
+    assert!(!report.resumed);
+    let first = &stripe.requests()[0];
+    assert_eq!(first.param("starting_after"), None);
+    let gte: i64 = first.param("created[gte]").unwrap().parse().unwrap();
+    assert!(gte >= later - 30 * 86_400, "within Stripe's 30 days: {gte}");
+    assert_eq!(first.param("created[lte]"), Some(&*later.to_string()));
+}

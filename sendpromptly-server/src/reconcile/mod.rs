@@ -335,8 +335,12 @@ impl Reconciler {
             return Ok(PassOutcome::LeaseBusy);
         };
         let taken = Instant::now();
-        let resumed = state.pass.is_some();
-        let mut pass = state.pass.unwrap_or_else(|| {
+        let floor = oldest_listable(now);
+        // An interrupted pass whose cursor Stripe may no longer keep is
+        // started afresh (its window is re-listed from the watermark).
+        let interrupted = state.pass.filter(|pass| pass.upper > floor + 86_400);
+        let resumed = interrupted.is_some();
+        let mut pass = interrupted.unwrap_or_else(|| {
             let lower = match state.watermark {
                 Some(watermark) => watermark - seconds(settings.overlap),
                 None => now.unix_seconds() - seconds(settings.first_lookback),
@@ -348,7 +352,6 @@ impl Reconciler {
                 newest: None,
             }
         });
-        let floor = oldest_listable(now);
         if pass.lower < floor {
             tracing::warn!(
                 project_id,
@@ -611,10 +614,21 @@ async fn tick_once(
         };
         let clock = || state.now();
         let health = || state.health().pass(Loop::Reconciler);
-        match reconciler
-            .pass(state.store(), &clock, &project.id, &access, health)
-            .await
-        {
+        let pass = reconciler.pass(state.store(), &clock, &project.id, &access, health);
+        tokio::pin!(pass);
+        // While Stripe makes the pass wait (429 backoff, a slow answer), the
+        // loop is still alive: it reports so while the database answers.
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut pass => break outcome,
+                () = tokio::time::sleep(Duration::from_secs(5)) => {
+                    if state.store().ping().await.is_ok() {
+                        state.health().pass(Loop::Reconciler);
+                    }
+                }
+            }
+        };
+        match outcome {
             Ok(PassOutcome::Ran(report)) => {
                 state.metrics().reconcile_pass(report.fed, state.now());
                 tracing::debug!(project_id = %project.id, fed = report.fed, recorded = report.recorded, "reconciler pass");
