@@ -130,6 +130,8 @@ export interface EventFilterOptions {
   state?: string
   /** One event id. */
   eventId?: string
+  /** `true`: live-mode events only; `false`: test-mode events only. */
+  livemode?: boolean
   /** Most events per page: 1–100 (default 20). */
   limit?: number
   /** The `next_cursor` of the previous page. */
@@ -140,7 +142,7 @@ export interface EventFilterOptions {
 export interface IncidentFilterOptions {
   /** `open`, `reprocessing` or `resolved`. */
   state?: string
-  /** `missing_result` or `failed_result`. */
+  /** `missing_result`, `failed_result` or `missing_receipt`. */
   kind?: string
   /** `stripe`, `shopify` or `custom`. */
   provider?: string
@@ -152,6 +154,8 @@ export interface IncidentFilterOptions {
   openedAfter?: string
   /** Only incidents opened before this RFC 3339 time. */
   openedBefore?: string
+  /** `true`: live-mode incidents only; `false`: test-mode incidents only. */
+  livemode?: boolean
   /** Most incidents per page: 1–100 (default 20). */
   limit?: number
   /** The `next_cursor` of the previous page. */

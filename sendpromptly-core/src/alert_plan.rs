@@ -84,6 +84,11 @@ pub fn plan_alerts(
     let Some(incident) = record.incident.as_ref() else {
         return Vec::new();
     };
+    // A test-mode event's incident (the provider's copy says
+    // `livemode: false`) is never a live-mode incident: it alerts nobody.
+    if !incident.livemode {
+        return Vec::new();
+    }
     let event_type = record.event_type.clone().unwrap_or_default();
     let mut rng = rand::thread_rng();
     let mut out = Vec::new();

@@ -205,7 +205,8 @@ pub struct Context {
 /// What a command did, for the caller's response code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// A new record, or the first receipt of a record that had only a result.
+    /// A new record, or the first receipt of a record that had only a
+    /// result or only the provider's copy.
     Created,
     /// The record changed.
     Updated,
@@ -676,6 +677,10 @@ impl<'a> Step<'a> {
             detail["receipt_due_at"] = json!(record.receipt_due_at);
         } else {
             detail["receipt_already_recorded"] = json!(record.received_at.is_some());
+        }
+        if let Some(incident) = record.incident.as_mut() {
+            // The provider's copy is the word on the mode of the event.
+            incident.livemode = copy.is_live();
         }
         record.provider_copy = Some(copy);
         self.log(TimelineKind::ProviderCopyRecorded, detail);

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use crate::Timestamp;
 use crate::machine::EventRecord;
 use crate::model::{
-    EventState, Incident, IncidentKind, IncidentState, JsonObject, Provider, Reprocess, Resolution,
-    ResultSummary, TimelineEntry,
+    EventState, Incident, IncidentKind, IncidentState, JsonObject, Provider, ProviderCopy,
+    Reprocess, Resolution, ResultSummary, TimelineEntry,
 };
 use crate::validation::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, ValidationError, validate_page_limit};
 use serde::{Deserialize, Serialize};
@@ -47,6 +47,12 @@ pub struct EventView {
     pub last_result: Option<ResultSummary>,
     /// The event's incident id, if one was ever opened.
     pub incident_id: Option<String>,
+    /// While `awaiting_receipt`: when the app's receipt is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt_due_at: Option<Timestamp>,
+    /// The provider's own copy (provider tap or reconciler), once seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_copy: Option<ProviderCopy>,
 }
 
 impl From<&EventRecord> for EventView {
@@ -66,6 +72,8 @@ impl From<&EventRecord> for EventView {
             result_at: record.result_at,
             last_result: record.last_result.clone(),
             incident_id: record.incident.as_ref().map(|i| i.id.clone()),
+            receipt_due_at: record.receipt_due_at,
+            provider_copy: record.provider_copy.clone(),
         }
     }
 }
@@ -90,11 +98,11 @@ pub struct EventSummary {
 pub struct IncidentView {
     /// The `inc_` id.
     pub id: String,
-    /// `missing_result` or `failed_result`.
+    /// `missing_result`, `failed_result` or `missing_receipt`.
     pub kind: IncidentKind,
     /// `open`, `reprocessing` or `resolved`.
     pub state: IncidentState,
-    /// `success_result` or `manual`, once resolved.
+    /// `success_result`, `manual` or `receipt_arrived`, once resolved.
     pub resolution: Option<Resolution>,
     /// When it opened.
     pub opened_at: Timestamp,
@@ -108,8 +116,16 @@ pub struct IncidentView {
     pub reprocess_count: u32,
     /// The latest reprocess.
     pub reprocess: Option<Reprocess>,
+    /// `false` for a test-mode event's incident (the provider's copy says
+    /// `livemode: false`); `true` otherwise.
+    #[serde(default = "default_livemode")]
+    pub livemode: bool,
     /// The event.
     pub event: EventSummary,
+}
+
+fn default_livemode() -> bool {
+    true
 }
 
 impl IncidentView {
@@ -133,6 +149,7 @@ impl IncidentView {
             reopen_count: incident.reopen_count,
             reprocess_count: incident.reprocess_count,
             reprocess: incident.reprocess.clone(),
+            livemode: incident.livemode,
             event: EventSummary {
                 provider: record.provider,
                 event_id: record.event_id.clone(),
@@ -314,6 +331,112 @@ pub struct ProjectView {
     pub signing_secrets: Vec<SigningSecretView>,
     /// When the project was created.
     pub created_at: Timestamp,
+    /// The provider tap: where providers send their copies, which secrets
+    /// are set (hints only) and the receipt grace (absent from older servers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_tap: Option<ProviderTapView>,
+}
+
+/// The provider tap settings as shown (`GET /v1/project`'s
+/// `provider_tap`): never a secret, only hints of their last characters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ProviderTapView {
+    /// Where to point a second Stripe webhook endpoint:
+    /// `{public_url}/v1/providers/stripe/webhooks/{project id}`.
+    pub stripe_webhook_url: String,
+    /// Where to point Shopify webhook subscriptions:
+    /// `{public_url}/v1/providers/shopify/webhooks/{project id}`.
+    pub shopify_webhook_url: String,
+    /// A hint (`…` and the last four characters) of each Stripe endpoint secret.
+    pub stripe_endpoint_secrets: Vec<String>,
+    /// A hint of the Shopify app client secret, if set.
+    pub shopify_client_secret: Option<String>,
+    /// The restricted key's prefix and a hint (`rk_live_…a1b2`), if set.
+    pub stripe_restricted_key: Option<String>,
+    /// The event types the tap records.
+    pub tracked_event_types: Vec<String>,
+    /// Whether `tracked_event_types` is the default list.
+    pub tracked_event_types_default: bool,
+    /// Seconds the app gets to send its receipt after the provider sent the event.
+    pub receipt_grace_seconds: u32,
+    /// Per-event-type receipt grace in seconds.
+    pub receipt_grace_by_event_type: BTreeMap<String, u32>,
+}
+
+/// `PATCH /v1/project`'s `provider_tap` object; absent fields are left as
+/// they are. Secrets are write-only: they are replaced as a whole and
+/// never shown again (`null` removes them).
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ProviderTapUpdate {
+    /// Stripe webhook endpoint signing secrets (`whsec_…`), at most 5: a
+    /// delivery is accepted if it is signed with any of them (rotation).
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>))]
+    pub stripe_endpoint_secrets: Option<Option<Vec<String>>>,
+    /// The Shopify app's client secret (it signs `X-Shopify-Hmac-Sha256`).
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub shopify_client_secret: Option<Option<String>>,
+    /// A Stripe restricted API key (`rk_live_…` or `rk_test_…`) with read
+    /// access to Events, for the reconciler.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub stripe_restricted_key: Option<Option<String>>,
+    /// The event types the tap records; `null` restores the defaults.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>))]
+    pub tracked_event_types: Option<Option<Vec<String>>>,
+    /// Seconds the app gets to send its receipt (1 – 604800; default 600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt_grace_seconds: Option<u32>,
+    /// Per-event-type receipt grace; replaces the whole table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt_grace_by_event_type: Option<BTreeMap<String, u32>>,
+}
+
+impl std::fmt::Debug for ProviderTapUpdate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |present: bool| if present { "<set>" } else { "<unchanged>" };
+        f.debug_struct("ProviderTapUpdate")
+            .field(
+                "stripe_endpoint_secrets",
+                &set(self.stripe_endpoint_secrets.is_some()),
+            )
+            .field(
+                "shopify_client_secret",
+                &set(self.shopify_client_secret.is_some()),
+            )
+            .field(
+                "stripe_restricted_key",
+                &set(self.stripe_restricted_key.is_some()),
+            )
+            .field("tracked_event_types", &self.tracked_event_types)
+            .field("receipt_grace_seconds", &self.receipt_grace_seconds)
+            .field(
+                "receipt_grace_by_event_type",
+                &self.receipt_grace_by_event_type,
+            )
+            .finish()
+    }
 }
 
 /// Answer of `POST /v1/project/signing-secrets/rotate`.
@@ -378,6 +501,9 @@ pub struct ProjectUpdate {
     /// Whether proof pages show `metadata` values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proof_show_metadata: Option<bool>,
+    /// The provider tap settings to change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_tap: Option<ProviderTapUpdate>,
 }
 
 /// Body of `POST /v1/reprocess-batches`: which incidents (an explicit
@@ -565,6 +691,9 @@ pub struct IncidentFilter {
     pub opened_after: Option<Timestamp>,
     /// Only incidents opened before this time.
     pub opened_before: Option<Timestamp>,
+    /// `true`: only live-mode incidents; `false`: only test-mode ones (the
+    /// provider's copy says `livemode: false`); absent: both.
+    pub livemode: Option<bool>,
     /// Page size, 1–100 (default 20).
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
@@ -580,6 +709,9 @@ pub struct EventFilter {
     pub state: Option<EventState>,
     /// Only this event id (any provider).
     pub event_id: Option<String>,
+    /// `true`: only live-mode events; `false`: only test-mode ones (the
+    /// provider's copy says `livemode: false`); absent: both.
+    pub livemode: Option<bool>,
     /// Page size, 1–100 (default 20).
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
@@ -620,6 +752,19 @@ impl<F: Fn(&str) -> Option<String>> QueryReader<F> {
             .transpose()
     }
 
+    fn livemode(&self) -> Result<Option<bool>, ValidationError> {
+        self.text("livemode")
+            .map(|v| match v.as_str() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(ValidationError::new(
+                    "livemode",
+                    "must be `true` (live-mode only) or `false` (test-mode only)",
+                )),
+            })
+            .transpose()
+    }
+
     fn limit(&self) -> Result<Option<u32>, ValidationError> {
         let limit = self.parsed::<u32>("limit").map_err(|_| {
             ValidationError::new(
@@ -652,6 +797,7 @@ impl IncidentFilter {
             subject: q.text("subject"),
             opened_after: q.time("opened_after")?,
             opened_before: q.time("opened_before")?,
+            livemode: q.livemode()?,
             limit: q.limit()?,
             cursor: q.text("cursor"),
         })
@@ -693,6 +839,7 @@ impl IncidentFilter {
             "opened_before",
             self.opened_before.map(Timestamp::to_rfc3339),
         );
+        push(&mut query, "livemode", self.livemode.map(|l| l.to_string()));
         push(&mut query, "limit", self.limit.map(|l| l.to_string()));
         push(&mut query, "cursor", self.cursor.clone());
         query
@@ -707,6 +854,7 @@ impl EventFilter {
             subject: q.text("subject"),
             state: q.parsed("state")?,
             event_id: q.text("event_id"),
+            livemode: q.livemode()?,
             limit: q.limit()?,
             cursor: q.text("cursor"),
         })
@@ -732,6 +880,7 @@ impl EventFilter {
             self.state.map(|s| s.as_str().to_owned()),
         );
         push(&mut query, "event_id", self.event_id.clone());
+        push(&mut query, "livemode", self.livemode.map(|l| l.to_string()));
         push(&mut query, "limit", self.limit.map(|l| l.to_string()));
         push(&mut query, "cursor", self.cursor.clone());
         query
@@ -750,6 +899,7 @@ impl ReprocessBatchRequest {
             subject: self.subject.clone(),
             opened_after: self.opened_after,
             opened_before: self.opened_before,
+            livemode: None,
             limit: None,
             cursor: None,
         }
@@ -821,6 +971,7 @@ mod filter_tests {
             subject: Some("cus 1&x".into()),
             opened_after: Timestamp::parse_rfc3339("2026-11-22T10:00:00Z").ok(),
             opened_before: None,
+            livemode: Some(false),
             limit: Some(5),
             cursor: Some("abc".into()),
         };
@@ -832,6 +983,18 @@ mod filter_tests {
                 .map(|(_, v)| v.clone())
         };
         assert_eq!(IncidentFilter::from_query(get).unwrap(), filter);
+    }
+
+    #[test]
+    fn livemode_is_true_or_false() {
+        let parse = |value: &'static str| {
+            EventFilter::from_query(move |name| (name == "livemode").then(|| value.to_owned()))
+        };
+        assert_eq!(parse("true").unwrap().livemode, Some(true));
+        assert_eq!(parse("false").unwrap().livemode, Some(false));
+        assert_eq!(parse("").unwrap().livemode, None);
+        let err = parse("yes").unwrap_err();
+        assert_eq!(err.param, "livemode");
     }
 
     #[test]

@@ -282,3 +282,19 @@ fn a_record_stored_before_provider_copies_still_loads() {
         TimelineKind::ProviderCopyRecorded
     );
 }
+
+#[test]
+fn a_test_mode_incident_raises_no_alert_a_live_one_does() {
+    let channels = sendpromptly_core::alert::parse_channels(&serde_json::json!([
+        {"type": "webhook", "url": "https://ops.example/hook"}
+    ]))
+    .unwrap();
+    for (livemode, alerts) in [(true, 1), (false, 0)] {
+        let mut c = copy(EVENT_ID);
+        c.livemode = Some(livemode);
+        let t = step(None, expected(c, 60), 0);
+        let t = step(Some(t.record), Command::Tick, 60);
+        let planned = sendpromptly_core::alert_plan::plan_alerts("prj_1", &channels, &t, T0);
+        assert_eq!(planned.len(), alerts, "livemode {livemode}");
+    }
+}

@@ -72,6 +72,12 @@ pub enum ApiError {
     /// 503: storage is unreachable or failing; nothing was acknowledged.
     #[error("storage is temporarily unavailable; nothing was recorded, retry the request")]
     StorageUnavailable,
+    /// A provider tap delivery that failed verification (nothing stored).
+    #[error("{message}")]
+    WebhookRejected {
+        /// Why, for the sender.
+        message: String,
+    },
     /// 500: a bug; details are logged, not returned.
     #[error("internal error; it was logged")]
     Internal(String),
@@ -86,7 +92,9 @@ impl ApiError {
     /// The HTTP status of this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::MalformedJson(_) | ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::MalformedJson(_)
+            | ApiError::BadRequest { .. }
+            | ApiError::WebhookRejected { .. } => StatusCode::BAD_REQUEST,
             ApiError::MissingApiKey | ApiError::InvalidApiKey => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } | ApiError::IdempotencyInFlight => StatusCode::CONFLICT,
@@ -106,6 +114,7 @@ impl ApiError {
         match self {
             ApiError::MalformedJson(_) => "invalid_json",
             ApiError::BadRequest { .. } => "invalid_request",
+            ApiError::WebhookRejected { .. } => "webhook_rejected",
             ApiError::MissingApiKey => "missing_api_key",
             ApiError::InvalidApiKey => "invalid_api_key",
             ApiError::NotFound(_) => "not_found",

@@ -57,5 +57,6 @@ pub fn project_view(project: &Project, secrets: &[SigningSecretRecord]) -> Proje
         proof_show_metadata: project.proof_show_metadata,
         signing_secrets: secrets.iter().map(SigningSecretView::from).collect(),
         created_at: project.created_at,
+        provider_tap: None,
     }
 }

@@ -34,6 +34,8 @@ pub struct EventFilterOptions {
     pub state: Option<String>,
     /// One event id.
     pub event_id: Option<String>,
+    /// `true`: live-mode events only; `false`: test-mode events only.
+    pub livemode: Option<bool>,
     /// Most events per page: 1–100 (default 20).
     pub limit: Option<f64>,
     /// The `next_cursor` of the previous page.
@@ -46,7 +48,7 @@ pub struct EventFilterOptions {
 pub struct IncidentFilterOptions {
     /// `open`, `reprocessing` or `resolved`.
     pub state: Option<String>,
-    /// `missing_result` or `failed_result`.
+    /// `missing_result`, `failed_result` or `missing_receipt`.
     pub kind: Option<String>,
     /// `stripe`, `shopify` or `custom`.
     pub provider: Option<String>,
@@ -58,6 +60,8 @@ pub struct IncidentFilterOptions {
     pub opened_after: Option<String>,
     /// Only incidents opened before this RFC 3339 time.
     pub opened_before: Option<String>,
+    /// `true`: live-mode incidents only; `false`: test-mode incidents only.
+    pub livemode: Option<bool>,
     /// Most incidents per page: 1–100 (default 20).
     pub limit: Option<f64>,
     /// The `next_cursor` of the previous page.
@@ -107,6 +111,7 @@ fn event_filter(options: EventFilterOptions) -> Result<EventFilter, Error> {
         subject: options.subject,
         state: parse::<EventState>("state", options.state)?,
         event_id: options.event_id,
+        livemode: options.livemode,
         limit: limit(options.limit)?,
         cursor: options.cursor,
     })
@@ -125,6 +130,7 @@ fn incident_filter(options: IncidentFilterOptions) -> Result<IncidentFilter, Err
         subject: options.subject,
         opened_after: time("opened_after", options.opened_after)?,
         opened_before: time("opened_before", options.opened_before)?,
+        livemode: options.livemode,
         limit: limit(options.limit)?,
         cursor: options.cursor,
     })

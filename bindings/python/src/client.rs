@@ -496,7 +496,8 @@ macro_rules! client_class {
 
             /// Searches events, newest first (e.g. every event of one
             /// customer). Returns ``{"data": [...], "next_cursor": ...}``.
-            #[pyo3(signature = (*, subject=None, state=None, event_id=None, limit=None, cursor=None))]
+            #[pyo3(signature = (*, subject=None, state=None, event_id=None, limit=None, cursor=None, livemode=None))]
+            #[allow(clippy::too_many_arguments)]
             fn search_events(
                 &self,
                 py: Python<'_>,
@@ -505,12 +506,14 @@ macro_rules! client_class {
                 event_id: Option<String>,
                 limit: Option<&Bound<'_, PyAny>>,
                 cursor: Option<String>,
+                livemode: Option<bool>,
             ) -> PyResult<Py<PyAny>> {
                 let client = self.core.client(py)?;
                 let filter = sp::EventFilter {
                     subject,
-                    state: convert::wire("state", state, "awaiting_result, succeeded, failed, overdue")?,
+                    state: convert::wire("state", state, "awaiting_receipt, awaiting_result, succeeded, failed, overdue")?,
                     event_id,
+                    livemode,
                     limit: convert::whole_u32(limit, "limit")?,
                     cursor,
                 };
@@ -520,7 +523,7 @@ macro_rules! client_class {
 
             /// Lists incidents, most recently opened first, one page at a
             /// time. Returns ``{"data": [...], "next_cursor": ...}``.
-            #[pyo3(signature = (*, state=None, kind=None, provider=None, event_type=None, subject=None, opened_after=None, opened_before=None, limit=None, cursor=None))]
+            #[pyo3(signature = (*, state=None, kind=None, provider=None, event_type=None, subject=None, opened_after=None, opened_before=None, limit=None, cursor=None, livemode=None))]
             #[allow(clippy::too_many_arguments)]
             fn list_incidents(
                 &self,
@@ -534,6 +537,7 @@ macro_rules! client_class {
                 opened_before: Option<&Bound<'_, PyAny>>,
                 limit: Option<&Bound<'_, PyAny>>,
                 cursor: Option<String>,
+                livemode: Option<bool>,
             ) -> PyResult<Py<PyAny>> {
                 let client = self.core.client(py)?;
                 let time = |v: Option<&Bound<'_, PyAny>>, name| {
@@ -541,12 +545,13 @@ macro_rules! client_class {
                 };
                 let filter = sp::IncidentFilter {
                     state: convert::wire("state", state, "open, reprocessing, resolved")?,
-                    kind: convert::wire("kind", kind, "missing_result, failed_result")?,
+                    kind: convert::wire("kind", kind, "missing_result, failed_result, missing_receipt")?,
                     provider: provider.map(convert::provider).transpose()?,
                     event_type,
                     subject,
                     opened_after: time(opened_after, "opened_after")?,
                     opened_before: time(opened_before, "opened_before")?,
+                    livemode,
                     limit: convert::whole_u32(limit, "limit")?,
                     cursor,
                 };

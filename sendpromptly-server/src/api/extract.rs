@@ -185,6 +185,18 @@ impl PathSegments {
     }
 }
 
+/// The raw request body, whatever its content type (the provider tap
+/// verifies signatures over the exact bytes); 413 over the body limit.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        body_bytes(req, state).await.map(RawBody)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,6 +22,7 @@ pub mod openapi;
 pub mod ops;
 pub mod project;
 pub mod proof;
+pub mod providers;
 pub mod signals;
 
 /// Largest accepted request body.
@@ -43,6 +44,16 @@ pub fn v1_routes(state: AppState) -> Router<AppState> {
             state.clone(),
             authenticate_signal,
         ));
+    // The provider tap: the provider's signature is the authentication.
+    let providers = Router::new()
+        .route(
+            "/providers/stripe/webhooks/{project_id}",
+            post(providers::stripe_webhook),
+        )
+        .route(
+            "/providers/shopify/webhooks/{project_id}",
+            post(providers::shopify_webhook),
+        );
     Router::new()
         .route("/events", get(events::search))
         .route("/events/{provider}/{event_id}", get(events::get_one))
@@ -77,6 +88,7 @@ pub fn v1_routes(state: AppState) -> Router<AppState> {
         ))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .merge(signals)
+        .merge(providers)
 }
 
 /// The answer of a path nothing serves (under `/v1` and everywhere else).

@@ -6,7 +6,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{batches, events, incidents, ops, project, proof, signals};
+use super::{batches, events, incidents, ops, project, proof, providers, signals};
 
 /// The API document.
 #[derive(OpenApi)]
@@ -24,6 +24,7 @@ use super::{batches, events, incidents, ops, project, proof, signals};
         proof::create, proof::list_for_incident, proof::revoke, proof::page,
         project::get_settings, project::update_settings, project::rotate_secret,
         project::test_alert_channels,
+        providers::stripe_webhook, providers::shopify_webhook,
         ops::healthz, ops::metrics, ops::openapi_json,
     ),
     modifiers(&BearerAuth, &CommonResponses),
@@ -34,6 +35,7 @@ use super::{batches, events, incidents, ops, project, proof, signals};
         (name = "proof links", description = "Read-only links to one incident"),
         (name = "project", description = "Settings and signing secrets"),
         (name = "ops", description = "Health, metrics, this document"),
+        (name = "provider tap", description = "Stripe and Shopify deliver their own copy of each event here (signed; no API key)"),
     )
 )]
 pub struct ApiDoc;
@@ -75,7 +77,8 @@ impl Modify for CommonResponses {
             )
         };
         for (path, item) in &mut openapi.paths.paths {
-            let authenticated = path.starts_with("/v1/");
+            // The provider tap is authenticated by the provider's signature.
+            let authenticated = path.starts_with("/v1/") && !path.starts_with("/v1/providers/");
             for (is_post, operation) in [
                 (false, item.get.as_mut()),
                 (true, item.post.as_mut()),

@@ -61,6 +61,38 @@ enum Command {
     /// Reconcile with a provider's own event list (backfill).
     #[command(subcommand)]
     Reconcile(reconcile::ReconcileCommand),
+    /// The provider tap (never-received webhooks): its URLs, secrets (shown
+    /// as hints only), tracked event types and receipt grace.
+    #[command(subcommand, name = "provider-tap")]
+    ProviderTap(ProviderTapCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ProviderTapCommand {
+    /// Print a project's provider tap settings as JSON: the URLs to paste
+    /// into Stripe and Shopify (from --public-url), hints of the secrets,
+    /// the tracked event types and the receipt grace.
+    Show {
+        /// Project name or `prj_` id.
+        #[arg(long, default_value = "default")]
+        project: String,
+        #[command(flatten)]
+        serve: Box<ServeArgs>,
+    },
+    /// Change a project's provider tap settings, validated like `PATCH
+    /// /v1/project`'s `provider_tap` object, e.g. `{"stripe_endpoint_secrets":
+    /// ["whsec_…"], "receipt_grace_seconds": 900}`; `-` reads it from
+    /// standard input (keeps secrets out of the shell history).
+    Set {
+        /// Project name or `prj_` id.
+        #[arg(long, default_value = "default")]
+        project: String,
+        /// The change as a JSON object, or `-` for standard input.
+        #[arg(long)]
+        settings: String,
+        #[command(flatten)]
+        serve: Box<ServeArgs>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -375,6 +407,20 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let project = resolve_project(store.as_ref(), &args.project).await?;
             reconcile::run(store, &project.id, &args, &file).await
         }
+        Command::ProviderTap(ProviderTapCommand::Show { project, serve }) => {
+            let project = resolve_project(store.as_ref(), &project).await?;
+            let config = config::resolve_server(&serve, &file)?;
+            provider_tap(store, config, &project.id, None).await
+        }
+        Command::ProviderTap(ProviderTapCommand::Set {
+            project,
+            settings,
+            serve,
+        }) => {
+            let project = resolve_project(store.as_ref(), &project).await?;
+            let config = config::resolve_server(&serve, &file)?;
+            provider_tap(store, config, &project.id, Some(&settings)).await
+        }
         Command::User(UserCommand::Create { email, password }) => {
             let password = match password {
                 Some(password) => password,
@@ -445,6 +491,40 @@ async fn alerts_set(
         "project {} now has {count} alert channel(s); try them with `sendpromptly alerts test --project {}`",
         project.name, project.name
     );
+    Ok(())
+}
+
+/// Prints a project's provider tap settings, after applying `change` (JSON,
+/// or `-` for standard input) when given.
+async fn provider_tap(
+    store: Arc<dyn Store>,
+    config: config::ServerConfig,
+    project_id: &str,
+    change: Option<&str>,
+) -> Result<(), CliError> {
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", config.listen));
+    let state = crate::app::AppState::new(store, Arc::new(SystemClock), config, public_url);
+    let view = match change {
+        Some(change) => {
+            let text = if change == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                change.to_owned()
+            };
+            let update: sendpromptly_core::wire::ProviderTapUpdate = serde_json::from_str(&text)
+                .map_err(|e| {
+                    CliError::new(format!("--settings is not a provider_tap JSON object: {e}"))
+                })?;
+            crate::service::provider_tap::update_tap_settings(&state, project_id, update).await?
+        }
+        None => crate::service::provider_tap::tap_config(&state, project_id)
+            .await?
+            .view(&state, project_id),
+    };
+    println!("{}", serde_json::to_string_pretty(&view)?);
     Ok(())
 }
 

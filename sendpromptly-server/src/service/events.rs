@@ -43,6 +43,7 @@ pub async fn search(
         subject: filter.subject.clone(),
         state: filter.state,
         event_id: filter.event_id.clone(),
+        livemode: filter.livemode,
         search,
     };
     let page = PageRequest {

@@ -39,6 +39,7 @@ pub fn store_filter(filter: &wire::IncidentFilter, search: Option<String>) -> In
         subject: filter.subject.clone(),
         opened_after: filter.opened_after,
         opened_before: filter.opened_before,
+        livemode: filter.livemode,
         search,
     }
 }

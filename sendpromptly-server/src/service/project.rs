@@ -148,7 +148,10 @@ pub async fn view(state: &AppState, project_id: &str) -> ServiceResult<ProjectVi
         .store()
         .signing_secrets(project_id, state.now())
         .await?;
-    Ok(crate::views::project_view(&project, &secrets))
+    let mut view = crate::views::project_view(&project, &secrets);
+    let tap = super::provider_tap::tap_config(state, project_id).await?;
+    view.provider_tap = Some(tap.view(state, project_id));
+    Ok(view)
 }
 
 /// Validates and applies a settings change; the signal key cache forgets
@@ -156,10 +159,27 @@ pub async fn view(state: &AppState, project_id: &str) -> ServiceResult<ProjectVi
 pub async fn update(
     state: &AppState,
     project_id: &str,
-    update: ProjectUpdate,
+    mut update: ProjectUpdate,
 ) -> ServiceResult<Project> {
+    let tap = update.provider_tap.take();
     let patch = patch_from_update(state.config().outbound, update)?;
+    // Validated before anything is written: a bad tap setting changes nothing.
+    let tap = match tap {
+        Some(tap) => {
+            let mut config = super::provider_tap::tap_config(state, project_id).await?;
+            super::provider_tap::apply_patch(&mut config.settings, tap)?;
+            Some(config)
+        }
+        None => None,
+    };
     let project = state.store().update_project(project_id, patch).await?;
+    if let Some(mut config) = tap {
+        config.settings.updated_at = state.now();
+        state
+            .store()
+            .put_provider_tap_settings(project_id, &config.settings)
+            .await?;
+    }
     state.signal_keys().forget_all();
     Ok(project)
 }

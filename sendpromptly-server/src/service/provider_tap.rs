@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 use sendpromptly_core::model::Provider;
 
+use sendpromptly_core::wire::{ProviderTapUpdate, ProviderTapView};
+
 use super::{ServiceError, ServiceResult};
 use crate::app::AppState;
 use crate::store::ProviderTapSettings;
@@ -92,72 +94,6 @@ pub async fn tap_config(state: &AppState, project_id: &str) -> ServiceResult<Tap
         .await?
         .unwrap_or_else(|| defaults(state.now()));
     Ok(TapConfig { settings })
-}
-
-/// A change to the tap settings (`PATCH /v1/project`'s `provider_tap`
-/// object, the console form, the CLI). Absent fields are left as they are;
-/// secrets are replaced as a whole (an empty list or `null` clears them).
-#[derive(Clone, Debug, Default, serde::Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ProviderTapPatch {
-    /// Stripe webhook endpoint secrets (`whsec_…`), 1–5 during rotation;
-    /// every delivery is checked against each. Write-only.
-    #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<Vec<String>>)]
-    pub stripe_endpoint_secrets: Option<Option<Vec<String>>>,
-    /// The Shopify app's client secret (signs `X-Shopify-Hmac-Sha256`). Write-only.
-    #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
-    pub shopify_client_secret: Option<Option<String>>,
-    /// A Stripe restricted API key (`rk_live_…` or `rk_test_…`) with read
-    /// access to events, for the reconciler. Write-only.
-    #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
-    pub stripe_restricted_key: Option<Option<String>>,
-    /// The event types the tap records (`null`: the defaults).
-    #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<Vec<String>>)]
-    pub tracked_event_types: Option<Option<Vec<String>>>,
-    /// Seconds the app gets to send its receipt (1–604800, default 600).
-    #[serde(default)]
-    pub receipt_grace_seconds: Option<u32>,
-    /// Per event type receipt grace, replacing the whole table.
-    #[serde(default)]
-    pub receipt_grace_by_event_type: Option<BTreeMap<String, u32>>,
-}
-
-fn double_option<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: serde::Deserialize<'de>,
-{
-    Ok(Some(Option::deserialize(deserializer)?))
-}
-
-use serde::Deserialize as _;
-
-/// What the API and the console show of the tap settings: never a secret,
-/// only hints.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-pub struct ProviderTapView {
-    /// Where to point a second Stripe webhook endpoint.
-    pub stripe_webhook_url: String,
-    /// Where to point a Shopify webhook subscription.
-    pub shopify_webhook_url: String,
-    /// The last four characters of each Stripe endpoint secret, e.g. `…a1b2`.
-    pub stripe_endpoint_secrets: Vec<String>,
-    /// The last four characters of the Shopify client secret, if set.
-    pub shopify_client_secret: Option<String>,
-    /// The restricted key's mode and last four characters (`rk_live_…a1b2`), if set.
-    pub stripe_restricted_key: Option<String>,
-    /// The event types the tap records.
-    pub tracked_event_types: Vec<String>,
-    /// Whether `tracked_event_types` is the default list.
-    pub tracked_event_types_default: bool,
-    /// Seconds the app gets to send its receipt.
-    pub receipt_grace_seconds: u32,
-    /// Per event type overrides.
-    pub receipt_grace_by_event_type: BTreeMap<String, u32>,
 }
 
 /// `…` and the last four characters.
@@ -246,7 +182,7 @@ fn validate_type(param: &str, event_type: &str) -> ServiceResult<()> {
 /// Applies `patch` to `settings`, validating every field first.
 pub fn apply_patch(
     settings: &mut ProviderTapSettings,
-    patch: ProviderTapPatch,
+    patch: ProviderTapUpdate,
 ) -> ServiceResult<()> {
     if let Some(secrets) = &patch.stripe_endpoint_secrets {
         let list = secrets.as_deref().unwrap_or_default();
@@ -344,7 +280,7 @@ pub fn apply_patch(
 pub async fn update_tap_settings(
     state: &AppState,
     project_id: &str,
-    patch: ProviderTapPatch,
+    patch: ProviderTapUpdate,
 ) -> ServiceResult<ProviderTapView> {
     let mut config = tap_config(state, project_id).await?;
     apply_patch(&mut config.settings, patch)?;

@@ -241,6 +241,9 @@ pub struct IncidentFilter {
     pub opened_after: Option<Timestamp>,
     /// Only incidents opened before this time.
     pub opened_before: Option<Timestamp>,
+    /// `Some(false)`: only test-mode incidents (the provider's copy says
+    /// `livemode: false`); `Some(true)`: only the others.
+    pub livemode: Option<bool>,
     /// Free-text search (the console's search box): keeps incidents whose
     /// incident id, event id or subject contains this text, compared
     /// case-insensitively (ASCII). `%` and `_` are literal characters, not
@@ -257,6 +260,9 @@ pub struct EventFilter {
     pub state: Option<EventState>,
     /// Only this event id (any provider).
     pub event_id: Option<String>,
+    /// `Some(false)`: only test-mode events (the provider's copy says
+    /// `livemode: false`); `Some(true)`: only the others.
+    pub livemode: Option<bool>,
     /// Free-text search (the console's event lookup): keeps events whose
     /// event id or subject contains this text, compared case-insensitively
     /// (ASCII). `%` and `_` are literal characters, not wildcards.

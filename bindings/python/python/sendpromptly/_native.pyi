@@ -405,6 +405,7 @@ class Client:
         event_id: Optional[str] = None,
         limit: Optional[int] = None,
         cursor: Optional[str] = None,
+        livemode: Optional[bool] = None,
     ) -> _Json: ...
     def list_incidents(
         self,
@@ -418,6 +419,7 @@ class Client:
         opened_before: Optional[_Time] = None,
         limit: Optional[int] = None,
         cursor: Optional[str] = None,
+        livemode: Optional[bool] = None,
     ) -> _Json: ...
     def get_incident(self, incident_id: str) -> _Json: ...
     def reprocess(self, incident_id: str, *, note: Optional[str] = None) -> _Json: ...
@@ -553,6 +555,7 @@ class AsyncClient:
         event_id: Optional[str] = None,
         limit: Optional[int] = None,
         cursor: Optional[str] = None,
+        livemode: Optional[bool] = None,
     ) -> Awaitable[_Json]: ...
     def list_incidents(
         self,
@@ -566,6 +569,7 @@ class AsyncClient:
         opened_before: Optional[_Time] = None,
         limit: Optional[int] = None,
         cursor: Optional[str] = None,
+        livemode: Optional[bool] = None,
     ) -> Awaitable[_Json]: ...
     def get_incident(self, incident_id: str) -> Awaitable[_Json]: ...
     def reprocess(self, incident_id: str, *, note: Optional[str] = None) -> Awaitable[_Json]: ...

@@ -25,6 +25,7 @@ pub struct IncidentQuery {
     subject: Option<String>,
     opened_after: Option<String>,
     opened_before: Option<String>,
+    livemode: Option<String>,
     q: Option<String>,
     cursor: Option<String>,
 }
@@ -41,6 +42,17 @@ impl IncidentQuery {
             subject: non_empty(self.subject.clone()),
             opened_after: form_time("opened_after", self.opened_after.as_deref())?,
             opened_before: form_time("opened_before", self.opened_before.as_deref())?,
+            livemode: match self.livemode.as_deref().unwrap_or("") {
+                "" => None,
+                "true" => Some(true),
+                "false" => Some(false),
+                _ => {
+                    return Err(PageError::invalid(
+                        "livemode",
+                        "choose live only, test mode only, or both",
+                    ));
+                }
+            },
             limit: Some(PAGE_SIZE),
             cursor: non_empty(self.cursor.clone()),
         })
@@ -62,6 +74,7 @@ struct IncidentsPage {
     /// The "opened between" bounds, as `datetime-local` values (UTC).
     opened_after: String,
     opened_before: String,
+    livemode: String,
     q: String,
     items: Vec<IncidentItem>,
     next_link: Option<String>,
@@ -92,6 +105,7 @@ pub async fn incidents(
             ("subject", text(&query.subject)),
             ("opened_after", form_time_value(filter.opened_after)),
             ("opened_before", form_time_value(filter.opened_before)),
+            ("livemode", text(&query.livemode)),
             ("q", text(&query.q)),
         ]
         .into_iter()
@@ -118,6 +132,7 @@ pub async fn incidents(
                 subject: text(&query.subject),
                 opened_after: form_time_value(filter.opened_after),
                 opened_before: form_time_value(filter.opened_before),
+                livemode: text(&query.livemode),
                 q: text(&query.q),
                 items: page.data.iter().filter_map(IncidentItem::of).collect(),
                 next_link: page.next_cursor.as_deref().map(|c| link(Some(c))),

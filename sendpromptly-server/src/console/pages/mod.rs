@@ -34,7 +34,7 @@ pub use incidents::incidents;
 pub use overview::overview;
 pub use settings::{
     create_api_key, revoke_api_key, rotate_secret, save_alerts, save_deadlines, save_general,
-    settings, switch_project, test_alerts,
+    save_provider_tap, settings, switch_project, test_alerts,
 };
 
 type PageResult = Result<Response, Response>;
@@ -86,6 +86,8 @@ pub struct IncidentItem {
     pub subject: String,
     pub opened_at: String,
     pub last_error: String,
+    /// A test-mode event's incident.
+    pub test_mode: bool,
 }
 
 impl IncidentItem {
@@ -101,6 +103,7 @@ impl IncidentItem {
             subject: record.subject.clone().unwrap_or_else(|| "—".into()),
             opened_at: display_time(incident.opened_at),
             last_error: incident.last_error.clone().unwrap_or_default(),
+            test_mode: !incident.livemode,
         })
     }
 }
@@ -125,6 +128,39 @@ pub struct EventFacts {
     pub metadata: Option<String>,
     pub link: String,
     pub incident_id: Option<String>,
+    /// The provider's own copy, when the tap or the reconciler saw it.
+    pub copy: Option<CopyFacts>,
+    /// The provider's copy says this is a test-mode event.
+    pub test_mode: bool,
+}
+
+/// The provider's own copy of an event, for people.
+pub struct CopyFacts {
+    pub event_id: String,
+    pub event_type: String,
+    pub customer: String,
+    pub amount: String,
+    pub sent_at: String,
+    pub learned_via: &'static str,
+    pub receipt_due_at: String,
+}
+
+impl CopyFacts {
+    fn of(record: &EventRecord) -> Option<CopyFacts> {
+        let copy = record.provider_copy.as_ref()?;
+        Some(CopyFacts {
+            event_id: copy.event_id.clone(),
+            event_type: copy.event_type.clone(),
+            customer: copy.subject.clone().unwrap_or_else(|| "—".into()),
+            amount: copy.amount_text().unwrap_or_else(|| "—".into()),
+            sent_at: time(copy.created),
+            learned_via: match copy.learned_via {
+                sendpromptly_core::model::LearnedVia::Tap => "provider tap",
+                sendpromptly_core::model::LearnedVia::Reconciler => "reconciler",
+            },
+            receipt_due_at: time(record.receipt_due_at),
+        })
+    }
 }
 
 /// Minor units per major unit for ISO 4217 currencies without decimals.
@@ -234,6 +270,8 @@ impl EventFacts {
                 path_segment(&record.event_id)
             ),
             incident_id: record.incident.as_ref().map(|i| i.id.clone()),
+            copy: CopyFacts::of(record),
+            test_mode: !record.is_live(),
         }
     }
 }

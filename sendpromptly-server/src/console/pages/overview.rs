@@ -21,6 +21,8 @@ struct OverviewPage {
     open: u64,
     reprocessing: u64,
     resolved: u64,
+    /// Open `missing_receipt` incidents (live mode), `100+` past a page.
+    missing_receipts: String,
     attention: Vec<IncidentItem>,
     more_attention: bool,
     chart_svg: String,
@@ -54,6 +56,21 @@ pub async fn overview(State(state): State<AppState>, ws: Workspace) -> Response 
             more_attention |= page.next_cursor.is_some();
             attention.extend(page.data.iter().filter_map(IncidentItem::of));
         }
+        let missing = IncidentFilter {
+            state: Some(IncidentState::Open),
+            kind: Some(sendpromptly_core::model::IncidentKind::MissingReceipt),
+            livemode: Some(true),
+            limit: Some(100),
+            ..IncidentFilter::default()
+        };
+        let missing = incidents::list(&state, &project_id, &missing, None)
+            .await
+            .map_err(fail(&ws))?;
+        let missing_receipts = if missing.next_cursor.is_some() {
+            "100+".to_owned()
+        } else {
+            missing.data.len().to_string()
+        };
         let now = state.now();
         let since = now.plus_seconds(-86_400 * (chart::DAYS as i64 - 1));
         let activity = store
@@ -68,6 +85,7 @@ pub async fn overview(State(state): State<AppState>, ws: Workspace) -> Response 
                 open: counts.open,
                 reprocessing: counts.reprocessing,
                 resolved: counts.resolved,
+                missing_receipts,
                 attention,
                 more_attention,
                 chart_svg: chart.svg,

@@ -67,6 +67,11 @@ struct SettingsPage {
     keys: Vec<KeyItem>,
     users: Vec<UserItem>,
     shown: Option<Shown>,
+    tap: sendpromptly_core::wire::ProviderTapView,
+    /// Every trackable event type and whether it is tracked.
+    tap_types: Vec<(String, bool)>,
+    tap_grace: String,
+    tap_grace_by_type: String,
 }
 
 /// Form values to show again after a failed save.
@@ -76,6 +81,8 @@ struct Draft {
     default_deadline_seconds: Option<String>,
     deadlines: Option<String>,
     alerts: Option<String>,
+    tap_grace: Option<String>,
+    tap_grace_by_type: Option<String>,
 }
 
 fn deadlines_text(table: &BTreeMap<String, u32>) -> String {
@@ -133,6 +140,25 @@ async fn settings_page(
             created_at: display_time(u.created_at),
         })
         .collect();
+    let tap = crate::service::provider_tap::tap_config(state, &project.id)
+        .await
+        .map_err(|e| fail(ws)(PageError::from(e)))?
+        .view(state, &project.id);
+    let tap_types = crate::service::provider_tap::TRACKABLE_EVENT_TYPES
+        .iter()
+        .map(|(_, t)| {
+            (
+                (*t).to_owned(),
+                tap.tracked_event_types.iter().any(|x| x == t),
+            )
+        })
+        .collect();
+    let tap_grace = draft
+        .tap_grace
+        .unwrap_or_else(|| tap.receipt_grace_seconds.to_string());
+    let tap_grace_by_type = draft
+        .tap_grace_by_type
+        .unwrap_or_else(|| deadlines_text(&tap.receipt_grace_by_event_type));
     let mut layout = ws.layout("Settings", "settings");
     layout.notice = notice;
     Ok(render(
@@ -166,6 +192,10 @@ async fn settings_page(
             keys,
             users,
             shown,
+            tap,
+            tap_types,
+            tap_grace,
+            tap_grace_by_type,
         },
     ))
 }
@@ -325,6 +355,127 @@ pub async fn save_deadlines(
             deadlines_by_event_type: Some(table),
             ..ProjectUpdate::default()
         });
+        save(&state, &ws, parsed, draft).await
+    })
+    .await
+}
+
+/// The provider tap form. Secret fields left blank keep the stored
+/// secret; the `clear_…` boxes remove it.
+#[derive(Default)]
+pub struct ProviderTapForm {
+    stripe_endpoint_secrets: String,
+    clear_stripe_endpoint_secrets: Option<String>,
+    shopify_client_secret: String,
+    clear_shopify_client_secret: Option<String>,
+    stripe_restricted_key: String,
+    clear_stripe_restricted_key: Option<String>,
+    tracked: Vec<String>,
+    receipt_grace_seconds: String,
+    receipt_grace_by_event_type: String,
+}
+
+impl ProviderTapForm {
+    /// Reads the form body (the `tracked` boxes repeat their name, which
+    /// `Form` cannot collect).
+    fn parse(body: &[u8]) -> ProviderTapForm {
+        let mut form = ProviderTapForm::default();
+        for (name, value) in url::form_urlencoded::parse(body) {
+            let value = value.into_owned();
+            match name.as_ref() {
+                "stripe_endpoint_secrets" => form.stripe_endpoint_secrets = value,
+                "clear_stripe_endpoint_secrets" => form.clear_stripe_endpoint_secrets = Some(value),
+                "shopify_client_secret" => form.shopify_client_secret = value,
+                "clear_shopify_client_secret" => form.clear_shopify_client_secret = Some(value),
+                "stripe_restricted_key" => form.stripe_restricted_key = value,
+                "clear_stripe_restricted_key" => form.clear_stripe_restricted_key = Some(value),
+                "tracked" => form.tracked.push(value),
+                "receipt_grace_seconds" => form.receipt_grace_seconds = value,
+                "receipt_grace_by_event_type" => form.receipt_grace_by_event_type = value,
+                _ => {}
+            }
+        }
+        form
+    }
+}
+
+fn tap_update(form: &ProviderTapForm) -> Result<ProjectUpdate, PageError> {
+    use sendpromptly_core::wire::ProviderTapUpdate;
+    let secret = |text: &str, clear: &Option<String>| -> Option<Option<String>> {
+        if clear.is_some() {
+            Some(None)
+        } else {
+            let text = text.trim();
+            (!text.is_empty()).then(|| Some(text.to_owned()))
+        }
+    };
+    let endpoint_secrets = if form.clear_stripe_endpoint_secrets.is_some() {
+        Some(None)
+    } else {
+        let list: Vec<String> = form
+            .stripe_endpoint_secrets
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect();
+        (!list.is_empty()).then_some(Some(list))
+    };
+    let grace = form.receipt_grace_seconds.trim();
+    let receipt_grace_seconds = if grace.is_empty() {
+        None
+    } else {
+        Some(grace.parse::<u32>().map_err(|_| {
+            PageError::invalid(
+                "provider_tap.receipt_grace_seconds",
+                format!("`{grace}` is not a number of seconds"),
+            )
+        })?)
+    };
+    let by_type = parse_deadlines(&form.receipt_grace_by_event_type).map_err(|err| {
+        PageError::invalid("provider_tap.receipt_grace_by_event_type", err.message())
+    })?;
+    let tracked = if form.tracked.is_empty() {
+        return Err(PageError::invalid(
+            "provider_tap.tracked_event_types",
+            "tick at least one event type to track",
+        ));
+    } else {
+        Some(Some(form.tracked.clone()))
+    };
+    Ok(ProjectUpdate {
+        provider_tap: Some(ProviderTapUpdate {
+            stripe_endpoint_secrets: endpoint_secrets,
+            shopify_client_secret: secret(
+                &form.shopify_client_secret,
+                &form.clear_shopify_client_secret,
+            ),
+            stripe_restricted_key: secret(
+                &form.stripe_restricted_key,
+                &form.clear_stripe_restricted_key,
+            ),
+            tracked_event_types: tracked,
+            receipt_grace_seconds,
+            receipt_grace_by_event_type: Some(by_type),
+        }),
+        ..ProjectUpdate::default()
+    })
+}
+
+/// `POST /settings/provider-tap`.
+pub async fn save_provider_tap(
+    State(state): State<AppState>,
+    ws: Workspace,
+    body: axum::body::Bytes,
+) -> Response {
+    let form = ProviderTapForm::parse(&body);
+    respond(async move {
+        let draft = Draft {
+            tap_grace: Some(form.receipt_grace_seconds.clone()),
+            tap_grace_by_type: Some(form.receipt_grace_by_event_type.clone()),
+            ..Draft::default()
+        };
+        let parsed = tap_update(&form);
         save(&state, &ws, parsed, draft).await
     })
     .await

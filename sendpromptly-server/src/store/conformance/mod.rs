@@ -123,6 +123,7 @@ macro_rules! store_conformance_tests {
             provider_copies_are_unique_by_fingerprint,
             sweep_opens_missing_receipt,
             provider_tap_settings_round_trip,
+            livemode_filters,
             reconcile_lease_and_progress,
             reconcile_lease_expires,
             concurrent_reconcile_leases,

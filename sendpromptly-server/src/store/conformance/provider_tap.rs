@@ -264,3 +264,71 @@ pub async fn provider_tap_settings_round_trip(store: &dyn Store) {
         "{missing:?}"
     );
 }
+
+/// `livemode` filters: test mode is a provider copy with `livemode: false`;
+/// events without a copy count as live.
+pub async fn livemode_filters(store: &dyn Store) {
+    let project = new_project(store).await;
+    let mut test_copy = copy("evt_test", "fpt");
+    test_copy.livemode = Some(false);
+    for (event_id, command) in [
+        ("evt_test", expected(test_copy, 60)),
+        ("evt_live", expected(copy("evt_live", "fpl"), 60)),
+    ] {
+        store
+            .apply(&project.id, &stripe(event_id), command, ctx(at(0)))
+            .await
+            .unwrap();
+    }
+    let plain = stripe("evt_plain");
+    store
+        .apply(&project.id, &plain, receipt(&plain, None), ctx(at(0)))
+        .await
+        .unwrap();
+    store
+        .apply(
+            &project.id,
+            &plain,
+            result(&plain, ResultStatus::Failure),
+            ctx(at(1)),
+        )
+        .await
+        .unwrap();
+    store.sweep_due(at(61), 100).await.unwrap();
+
+    let incidents = |livemode| IncidentFilter {
+        livemode,
+        ..IncidentFilter::default()
+    };
+    let project_id = project.id.as_str();
+    let list = |filter: IncidentFilter| async move {
+        let page = store
+            .list_incidents(project_id, &filter, &page(10))
+            .await
+            .unwrap();
+        let mut ids = event_ids(&page);
+        ids.sort();
+        ids
+    };
+    assert_eq!(list(incidents(Some(false))).await, strings(&["evt_test"]));
+    assert_eq!(
+        list(incidents(Some(true))).await,
+        strings(&["evt_live", "evt_plain"])
+    );
+    assert_eq!(list(incidents(None)).await.len(), 3);
+
+    let events = |livemode| EventFilter {
+        livemode,
+        ..EventFilter::default()
+    };
+    let test_events = store
+        .search_events(&project.id, &events(Some(false)), &page(10))
+        .await
+        .unwrap();
+    assert_eq!(event_ids(&test_events), strings(&["evt_test"]));
+    let live_events = store
+        .search_events(&project.id, &events(Some(true)), &page(10))
+        .await
+        .unwrap();
+    assert_eq!(event_ids(&live_events), strings(&["evt_plain", "evt_live"]));
+}

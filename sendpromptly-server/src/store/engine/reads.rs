@@ -40,6 +40,22 @@ pub(super) async fn stored_event<B: Backend>(
     }))
 }
 
+/// Appends the live/test-mode condition on the event of row id `pk_column`:
+/// test mode is a provider copy with `livemode` false.
+fn push_livemode(query: &mut Builder<'_>, pk_column: &str, livemode: Option<bool>) {
+    let Some(live) = livemode else {
+        return;
+    };
+    query.push(if live {
+        " AND NOT EXISTS"
+    } else {
+        " AND EXISTS"
+    });
+    query.push(" (SELECT 1 FROM provider_copies c WHERE c.event_pk = ");
+    query.push(pk_column).push(" AND c.livemode = ").bind(false);
+    query.push(")");
+}
+
 /// Appends ` AND (a LIKE p OR b LIKE p …)` for a free-text search.
 fn push_search<'a, B: Backend>(query: &mut Builder<'a>, columns: &[&str], pattern: &'a str) {
     for (i, column) in columns.iter().enumerate() {
@@ -74,6 +90,7 @@ pub(super) async fn search_events<B: Backend>(
     if let Some(event_id) = &filter.event_id {
         query.push(" AND event_id = ").bind(event_id);
     }
+    push_livemode(&mut query, "events.pk", filter.livemode);
     if let Some(pattern) = &pattern {
         push_search::<B>(&mut query, &["event_id", "subject"], pattern);
     }
@@ -125,6 +142,7 @@ pub(super) async fn list_incidents<B: Backend>(
     if let Some(subject) = &filter.subject {
         query.push(" AND i.subject = ").bind(subject);
     }
+    push_livemode(&mut query, "i.event_pk", filter.livemode);
     if let Some(pattern) = &pattern {
         push_search::<B>(&mut query, &["i.id", "i.event_id", "i.subject"], pattern);
     }
