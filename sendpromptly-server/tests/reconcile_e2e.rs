@@ -120,11 +120,18 @@ async fn never_delivered_payments_open_one_missing_receipt_each_across_restarts(
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
 
-    server
-        .store()
-        .put_provider_tap_settings(&project_id, &tap_settings(server.clock_now()))
-        .await
-        .unwrap();
+    // The key goes in through the API, like an operator would.
+    let r = server
+        .api()
+        .send(
+            http::Method::PATCH,
+            "/v1/project",
+            Some(&json!({"provider_tap": {"stripe_restricted_key": KEY, "receipt_grace_seconds": GRACE}})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(!r.text.contains(KEY), "the key is write-only");
     fed_at_least(server.store(), &project_id, 6).await;
     let requests = stripe.requests();
     assert!(

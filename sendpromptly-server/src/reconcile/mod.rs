@@ -165,11 +165,16 @@ impl RestrictedKeys for StoredKeys {
         let Some(key) = settings.stripe_restricted_key.filter(|k| !k.is_empty()) else {
             return Ok(None);
         };
-        let types = match settings.tracked_event_types {
+        let types: Vec<String> = match settings.tracked_event_types {
             // Shopify topics (`orders/paid`) are not Stripe types.
             Some(types) => types.into_iter().filter(|t| !t.contains('/')).collect(),
             None => default_tracked_types(),
         };
+        if types.is_empty() {
+            // No Stripe type is tracked: nothing to reconcile (an empty
+            // `types[]` would list every type).
+            return Ok(None);
+        }
         Ok(Some(StripeAccess { key, types }))
     }
 }
