@@ -305,3 +305,33 @@ async fn two_instances_on_postgres_open_one_incident_per_event() {
         server.shutdown().await;
     }
 }
+
+/// A shutdown does not wait for Stripe: a pass sleeping on a 30 s
+/// `Retry-After` stops at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_does_not_wait_for_a_rate_limited_pass() {
+    let stripe = FakeStripe::start(KEY).await;
+    stripe.throttle(&[30]);
+    let server = TestServer::start_with(config(&stripe)).await;
+    let project_id = server.project.project_id.clone();
+    server
+        .store()
+        .put_provider_tap_settings(&project_id, &tap_settings(server.clock_now()))
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(10), "a 429 from Stripe", || async {
+        stripe
+            .requests()
+            .iter()
+            .any(|r| r.status == 429)
+            .then_some(())
+    })
+    .await;
+    let started = std::time::Instant::now();
+    server.running.shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+}

@@ -578,7 +578,7 @@ pub async fn run(
             break;
         }
         let ticked = if enabled {
-            tick_once(&state, &reconciler, &mut next_due, interval).await
+            tick_once(&state, &reconciler, &mut next_due, interval, &mut shutdown).await
         } else {
             // Off: nothing to do, and nothing late.
             Ok(())
@@ -599,9 +599,13 @@ async fn tick_once(
     reconciler: &Reconciler,
     next_due: &mut std::collections::HashMap<String, Instant>,
     interval: Duration,
+    shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), StoreError> {
     let projects = state.store().list_projects().await?;
     for project in projects {
+        if *shutdown.borrow() {
+            return Ok(());
+        }
         if next_due
             .get(&project.id)
             .is_some_and(|due| Instant::now() < *due)
@@ -622,10 +626,13 @@ async fn tick_once(
         let pass = reconciler.pass(state.store(), &clock, &project.id, &access, health);
         tokio::pin!(pass);
         // While Stripe makes the pass wait (429 backoff, a slow answer), the
-        // loop is still alive: it reports so while the database answers.
+        // loop is still alive: it reports so while the database answers. A
+        // shutdown does not wait for Stripe: the pass stops where it is (its
+        // progress is saved page by page; its lease runs out).
         let outcome = loop {
             tokio::select! {
                 outcome = &mut pass => break outcome,
+                _ = shutdown.changed() => return Ok(()),
                 () = tokio::time::sleep(Duration::from_secs(5)) => {
                     if state.store().ping().await.is_ok() {
                         state.health().pass(Loop::Reconciler);
