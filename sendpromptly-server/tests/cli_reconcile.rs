@@ -194,6 +194,61 @@ async fn reconcile_stripe_backfills_dry_runs_and_refuses_clearly() {
     // The background reconciler's watermark was not touched.
     assert_eq!(store.reconcile_state(&project_id).await.unwrap(), None);
 
+    // The background reconciler's status, as stored.
+    let status = {
+        let url = url.clone();
+        move |json: bool| {
+            let url = url.clone();
+            async move {
+                in_blocking(move || {
+                    let mut args = vec!["reconcile", "status", "--project", "shop"];
+                    if json {
+                        args.push("--json");
+                    }
+                    cli_ok(BIN, &url, &args)
+                })
+                .await
+            }
+        }
+    };
+    assert!(
+        status(false)
+            .await
+            .contains("has not run for this project yet")
+    );
+    let t = Timestamp::from_unix_seconds(now);
+    store
+        .take_reconcile_lease(
+            &project_id,
+            "instance-1",
+            t,
+            std::time::Duration::from_secs(60),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .finish_reconcile(
+            &project_id,
+            "instance-1",
+            t,
+            &sendpromptly_server::store::ReconcileOutcome::Failed {
+                kind: "unauthorized".into(),
+                message: "Stripe refused the restricted key (401): Invalid API Key provided".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let text = status(false).await;
+    assert!(
+        text.contains("last error:       unauthorized: Stripe refused the restricted key (401)"),
+        "{text}"
+    );
+    assert!(text.contains("last success:     never"), "{text}");
+    let value: Value = serde_json::from_str(&status(true).await).unwrap();
+    assert_eq!(value["last_error_kind"], "unauthorized");
+    assert_eq!(value["last_run_at"], t.to_rfc3339());
+
     // A refused key: the typed error in words, with a hint.
     stripe.set_key("rk_test_rolled");
     let out = run(&["--since", "1h"]).await;

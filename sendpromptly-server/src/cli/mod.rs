@@ -407,6 +407,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let project = resolve_project(store.as_ref(), &args.project).await?;
             reconcile::run(store, &project.id, &args, &file).await
         }
+        Command::Reconcile(reconcile::ReconcileCommand::Status { project, json }) => {
+            let project = resolve_project(store.as_ref(), &project).await?;
+            reconcile::status(store.as_ref(), &project.id, json).await
+        }
         Command::ProviderTap(ProviderTapCommand::Show { project, serve }) => {
             let project = resolve_project(store.as_ref(), &project).await?;
             let config = config::resolve_server(&serve, &file)?;

@@ -29,6 +29,75 @@ use crate::store::Store;
 pub enum ReconcileCommand {
     /// Backfill from Stripe's event list: record every tracked event of the last --since as expected (a missing receipt then opens an incident).
     Stripe(StripeArgs),
+    /// Show the background Stripe reconciler's status for a project: watermark, last run and success, last error, the pass in progress and who holds its lease.
+    Status {
+        /// Project name or `prj_` id.
+        #[arg(long, default_value = "default")]
+        project: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs `sendpromptly reconcile status`.
+pub async fn status(store: &dyn Store, project_id: &str, json: bool) -> Result<(), CliError> {
+    let state = store.reconcile_state(project_id).await?;
+    let at = |t: Option<sendpromptly_core::Timestamp>| t.map(|t| t.to_rfc3339());
+    let created = |s: Option<i64>| at(s.map(sendpromptly_core::Timestamp::from_unix_seconds));
+    let Some(state) = state else {
+        if json {
+            println!("{}", json!({"project_id": project_id, "ran": false}));
+        } else {
+            println!("the Stripe reconciler has not run for this project yet");
+        }
+        return Ok(());
+    };
+    let value = json!({
+        "project_id": project_id,
+        "ran": true,
+        "watermark": created(state.watermark),
+        "last_run_at": at(state.last_run_at),
+        "last_success_at": at(state.last_success_at),
+        "last_error_kind": state.last_error_kind,
+        "last_error": state.last_error,
+        "events_fed": state.events_fed,
+        "pass_in_progress": state.pass.as_ref().map(|p| json!({
+            "since": created(Some(p.lower)),
+            "until": created(Some(p.upper)),
+            "after_event": p.cursor,
+        })),
+        "lease_owner": state.lease_owner,
+        "lease_until": at(state.lease_until),
+    });
+    if json {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    let or_never = |v: Option<String>| v.unwrap_or_else(|| "never".to_owned());
+    println!("watermark:        {}", or_never(created(state.watermark)));
+    println!("last run:         {}", or_never(at(state.last_run_at)));
+    println!("last success:     {}", or_never(at(state.last_success_at)));
+    match (&state.last_error_kind, &state.last_error) {
+        (Some(kind), Some(error)) => println!("last error:       {kind}: {error}"),
+        _ => println!("last error:       none"),
+    }
+    println!("events fed:       {}", state.events_fed);
+    if let Some(pass) = &state.pass {
+        println!(
+            "pass in progress: {} to {}, after {}",
+            or_never(created(Some(pass.lower))),
+            or_never(created(Some(pass.upper))),
+            pass.cursor.as_deref().unwrap_or("the start")
+        );
+    }
+    if let Some(owner) = &state.lease_owner {
+        println!(
+            "lease:            {owner} until {}",
+            or_never(at(state.lease_until))
+        );
+    }
+    Ok(())
 }
 
 /// Arguments of `sendpromptly reconcile stripe`.
