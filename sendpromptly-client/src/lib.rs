@@ -73,9 +73,9 @@ pub use sendpromptly_core::stripe;
 
 pub use sendpromptly_core::Timestamp;
 pub use sendpromptly_core::model::{
-    EventKey, EventState, IncidentKind, IncidentState, JsonObject, Provider, Receipt, Reprocess,
-    ReprocessStatus, Resolution, ResultSignal, ResultStatus, ResultSummary, TimelineEntry,
-    TimelineKind,
+    EventKey, EventState, IncidentKind, IncidentState, JsonObject, LearnedVia, Provider,
+    ProviderCopy, Receipt, Reprocess, ReprocessStatus, Resolution, ResultSignal, ResultStatus,
+    ResultSummary, TimelineEntry, TimelineKind,
 };
 pub use sendpromptly_core::provider_event::EventReference;
 
@@ -100,9 +100,9 @@ pub use signals::{EventTarget, ReceiptBuilder, ReceiptSource, ResultBuilder};
 pub use types::{
     EventDetail, EventFilter, EventList, EventSummary, EventView, Health, IncidentDetail,
     IncidentFilter, IncidentList, IncidentView, ProjectUpdate, ProjectView, ProofLinkCreated,
-    ProofLinkView, ReprocessBatchCounts, ReprocessBatchItem, ReprocessBatchPlan,
-    ReprocessBatchRequest, ReprocessBatchView, ReprocessResponse, ResolveResponse, ResponseMeta,
-    RotatedSecret, SignalResponse, SigningSecretView,
+    ProofLinkView, ProviderTapUpdate, ProviderTapView, ReprocessBatchCounts, ReprocessBatchItem,
+    ReprocessBatchPlan, ReprocessBatchRequest, ReprocessBatchView, ReprocessResponse,
+    ResolveResponse, ResponseMeta, RotatedSecret, SignalResponse, SigningSecretView,
 };
 
 /// The current time as a [`Timestamp`] (the core crate never reads the

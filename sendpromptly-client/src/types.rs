@@ -11,9 +11,10 @@ use serde::{Deserialize, Serialize};
 
 pub use sendpromptly_core::wire::{
     EventDetail, EventList, EventSummary, EventView, Health, IncidentDetail, IncidentList,
-    IncidentView, ProjectUpdate, ProjectView, ProofLinkCreated, ProofLinkView,
-    ReprocessBatchCounts, ReprocessBatchItem, ReprocessBatchPlan, ReprocessBatchRequest,
-    ReprocessBatchView, ReprocessResponse, ResolveResponse, RotatedSecret, SigningSecretView,
+    IncidentView, ProjectUpdate, ProjectView, ProofLinkCreated, ProofLinkView, ProviderTapUpdate,
+    ProviderTapView, ReprocessBatchCounts, ReprocessBatchItem, ReprocessBatchPlan,
+    ReprocessBatchRequest, ReprocessBatchView, ReprocessResponse, ResolveResponse, RotatedSecret,
+    SigningSecretView,
 };
 
 /// How a signal call went at the HTTP level.

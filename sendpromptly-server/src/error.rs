@@ -49,6 +49,9 @@ pub enum ApiError {
     /// 413: the body is over the limit.
     #[error("request body is larger than the 64 KiB limit")]
     PayloadTooLarge,
+    /// A provider tap delivery over its limit.
+    #[error("the delivery is larger than the provider tap's 1 MiB limit")]
+    ProviderPayloadTooLarge,
     /// 415: the body is not declared as JSON.
     #[error("send the body as JSON with `Content-Type: application/json`")]
     UnsupportedMediaType,
@@ -98,7 +101,9 @@ impl ApiError {
             ApiError::MissingApiKey | ApiError::InvalidApiKey => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } | ApiError::IdempotencyInFlight => StatusCode::CONFLICT,
-            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge | ApiError::ProviderPayloadTooLarge => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) | ApiError::IdempotencyKeyReused => {
                 StatusCode::UNPROCESSABLE_ENTITY
@@ -120,7 +125,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict { kind, .. } => kind,
             ApiError::IdempotencyInFlight => "idempotency_key_in_flight",
-            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::PayloadTooLarge | ApiError::ProviderPayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Validation(_) => "validation_error",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",

@@ -44,17 +44,43 @@ pub struct Metrics {
     sweeper_lag_millis: AtomicI64,
     sweeper_passes: AtomicU64,
     requests_abandoned: AtomicU64,
+    /// Provider tap deliveries: per provider (Stripe, Shopify), per
+    /// [`TAP_OUTCOMES`] label.
+    tap_deliveries: [[AtomicU64; TAP_OUTCOMES.len()]; 2],
     reconcile_passes: AtomicU64,
     reconcile_events_fed: AtomicU64,
     reconcile_last_success_millis: AtomicI64,
     reconcile_errors: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
 }
 
+/// The `outcome` labels of `sendpromptly_provider_tap_deliveries_total`.
+pub const TAP_OUTCOMES: [&str; 6] = [
+    "created",
+    "duplicate",
+    "already_received",
+    "linked_by_fingerprint",
+    "not_tracked",
+    "rejected",
+];
+
 impl Metrics {
     /// Counts a request whose client went away (or that timed out) before
     /// its answer; its work still ran to completion.
     pub fn request_abandoned(&self) {
         self.requests_abandoned.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a provider tap delivery by its outcome (one of
+    /// [`TAP_OUTCOMES`]; anything else is not counted).
+    pub fn tap_delivery(&self, provider: sendpromptly_core::model::Provider, outcome: &str) {
+        let row = match provider {
+            sendpromptly_core::model::Provider::Stripe => 0,
+            sendpromptly_core::model::Provider::Shopify => 1,
+            sendpromptly_core::model::Provider::Custom => return,
+        };
+        if let Some(i) = TAP_OUTCOMES.iter().position(|o| *o == outcome) {
+            self.tap_deliveries[row][i].fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Counts a receipt.
@@ -183,6 +209,23 @@ impl Metrics {
                 "sendpromptly_callback_attempts_total{{outcome=\"{label}\"}} {}",
                 get(counter)
             );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP sendpromptly_provider_tap_deliveries_total Provider tap deliveries, by provider and outcome."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE sendpromptly_provider_tap_deliveries_total counter"
+        );
+        for (row, provider) in ["stripe", "shopify"].into_iter().enumerate() {
+            for (i, outcome) in TAP_OUTCOMES.into_iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "sendpromptly_provider_tap_deliveries_total{{provider=\"{provider}\",outcome=\"{outcome}\"}} {}",
+                    get(&self.tap_deliveries[row][i])
+                );
+            }
         }
         let _ = writeln!(
             out,

@@ -85,7 +85,8 @@ async fn request_id(request: Request, next: Next) -> Response {
     response
 }
 
-/// Reads the whole body (up to [`MAX_BODY_BYTES`]: a client that hangs up
+/// Reads the whole body (up to [`MAX_BODY_BYTES`], or
+/// [`api::MAX_PROVIDER_BODY_BYTES`] for the provider tap: a client that hangs up
 /// or stalls before that has started nothing), then runs the rest of the
 /// request (authentication, idempotency, the handler) on a task of its own,
 /// so that neither a client hanging up nor the request timeout can cancel
@@ -98,10 +99,11 @@ async fn run_to_completion(
     next: Next,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+    let (limit, too_large) = api::body_limit(parts.uri.path());
+    let body = match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => bytes,
         Err(err) if err.to_string().contains("length limit exceeded") => {
-            return ApiError::PayloadTooLarge.into_response();
+            return too_large().into_response();
         }
         Err(err) => {
             return ApiError::BadRequest {

@@ -416,6 +416,19 @@ async fn unverified_stripe_deliveries_are_refused_and_nothing_is_stored() {
     }
     assert_eq!(tap.api.get("/v1/events/stripe/evt_bad").await.status, 404);
 
+    // A large delivery (over the API's 64 KiB, under the tap's 1 MiB) is fine.
+    let mut big: Value =
+        serde_json::from_slice(&invoice_paid("evt_big", "in_big", true, now)).unwrap();
+    big["data"]["object"]["lines"] = json!({"data": vec!["x".repeat(1000); 200]});
+    let big = serde_json::to_vec(&big).unwrap();
+    assert!(big.len() > 150 * 1024);
+    let (status, answer) = tap.stripe(&big).await;
+    assert_eq!(status, 200, "{answer}");
+    let too_big = vec![b' '; 1024 * 1024 + 1];
+    let header = stripe::generate_test_header(&too_big, WHSEC, now);
+    let (status, _) = tap.stripe_raw(&project, &too_big, Some(&header)).await;
+    assert_eq!(status, 413);
+
     // Unknown project: 404, whatever the signature.
     let (status, _) = tap.stripe_raw("prj_nope", &body, Some(&good)).await;
     assert_eq!(status, 404);
@@ -443,6 +456,14 @@ async fn unverified_stripe_deliveries_are_refused_and_nothing_is_stored() {
         tap.api.get("/v1/events/stripe/evt_untracked").await.status,
         404
     );
+    let metrics = tap.api.get("/metrics").await.text;
+    for line in [
+        r#"sendpromptly_provider_tap_deliveries_total{provider="stripe",outcome="rejected"} 5"#,
+        r#"sendpromptly_provider_tap_deliveries_total{provider="stripe",outcome="created"} 2"#,
+        r#"sendpromptly_provider_tap_deliveries_total{provider="stripe",outcome="not_tracked"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
 }
 
 async fn shopify_post(tap: &Tap, body: &[u8], hmac: &str, event_id: &str) -> (u16, Value) {

@@ -193,7 +193,13 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        body_bytes(req, state).await.map(RawBody)
+        body_bytes(req, state)
+            .await
+            .map(RawBody)
+            .map_err(|err| match err {
+                ApiError::PayloadTooLarge => ApiError::ProviderPayloadTooLarge,
+                other => other,
+            })
     }
 }
 

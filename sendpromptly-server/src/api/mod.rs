@@ -28,6 +28,22 @@ pub mod signals;
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// Largest accepted provider tap delivery: a provider's payload is not
+/// ours to size (a Shopify order with many line items is well over 64 KiB).
+pub const MAX_PROVIDER_BODY_BYTES: usize = 1024 * 1024;
+
+/// The body limit of a request path (the provider tap's, or the API's),
+/// and the error of a body over it.
+pub fn body_limit(path: &str) -> (usize, fn() -> ApiError) {
+    if path.starts_with("/v1/providers/") {
+        (MAX_PROVIDER_BODY_BYTES, || {
+            ApiError::ProviderPayloadTooLarge
+        })
+    } else {
+        (MAX_BODY_BYTES, || ApiError::PayloadTooLarge)
+    }
+}
+
 /// The `/v1` routes of the contract, authenticated (and, but for the
 /// signals, under the idempotency middleware); nested at `/v1` by
 /// [`crate::router`].
@@ -53,7 +69,10 @@ pub fn v1_routes(state: AppState) -> Router<AppState> {
         .route(
             "/providers/shopify/webhooks/{project_id}",
             post(providers::shopify_webhook),
-        );
+        )
+        .layer(axum::extract::DefaultBodyLimit::max(
+            MAX_PROVIDER_BODY_BYTES,
+        ));
     Router::new()
         .route("/events", get(events::search))
         .route("/events/{provider}/{event_id}", get(events::get_one))

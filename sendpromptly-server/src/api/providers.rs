@@ -141,7 +141,7 @@ async fn record(
         (status = 200, description = "Verified and durably recorded, or ignored (type not tracked)", body = TapResponse),
         (status = 400, description = "Unsigned, tampered, stale (over 300 s) or signed with another secret; or not a Stripe event. Nothing stored.", body = ErrorBody),
         (status = 404, description = "No such project", body = ErrorBody),
-        (status = 413, body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
     )
 )]
 pub async fn stripe_webhook(
@@ -150,19 +150,39 @@ pub async fn stripe_webhook(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Json<TapResponse>, ApiError> {
-    known_project(&state, &project_id).await?;
-    let config = tap_config(&state, &project_id).await?;
+    let answer = stripe_delivery(&state, &project_id, &headers, &body).await;
+    count(&state, Provider::Stripe, &answer);
+    answer
+}
+
+async fn stripe_delivery(
+    state: &AppState,
+    project_id: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Json<TapResponse>, ApiError> {
+    known_project(state, project_id).await?;
+    let config = tap_config(state, project_id).await?;
     let header = headers
         .get(stripe::SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok());
     let event = verify_stripe(
-        &body,
+        body,
         header,
         &config.settings.stripe_endpoint_secrets,
         state.now(),
     )?;
     let reference = EventReference::from_stripe_event(&event);
-    record(&state, &project_id, reference).await
+    record(state, project_id, reference).await
+}
+
+/// Counts a delivery's outcome (`sendpromptly_provider_tap_deliveries_total`).
+fn count(state: &AppState, provider: Provider, answer: &Result<Json<TapResponse>, ApiError>) {
+    match answer {
+        Ok(Json(response)) => state.metrics().tap_delivery(provider, &response.outcome),
+        Err(ApiError::WebhookRejected { .. }) => state.metrics().tap_delivery(provider, "rejected"),
+        Err(_) => {}
+    }
 }
 
 /// Receives a Shopify webhook delivery (the provider tap).
@@ -179,7 +199,7 @@ pub async fn stripe_webhook(
         (status = 200, description = "Verified and durably recorded, or ignored (topic not tracked)", body = TapResponse),
         (status = 400, description = "Unsigned, tampered or signed with another secret; or missing Shopify headers. Nothing stored.", body = ErrorBody),
         (status = 404, description = "No such project", body = ErrorBody),
-        (status = 413, body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
     )
 )]
 pub async fn shopify_webhook(
@@ -188,8 +208,19 @@ pub async fn shopify_webhook(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Json<TapResponse>, ApiError> {
-    known_project(&state, &project_id).await?;
-    let config = tap_config(&state, &project_id).await?;
+    let answer = shopify_delivery(&state, &project_id, &headers, &body).await;
+    count(&state, Provider::Shopify, &answer);
+    answer
+}
+
+async fn shopify_delivery(
+    state: &AppState,
+    project_id: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Json<TapResponse>, ApiError> {
+    known_project(state, project_id).await?;
+    let config = tap_config(state, project_id).await?;
     let Some(secret) = config.settings.shopify_client_secret.as_deref() else {
         return Err(rejected(
             "this project has no Shopify client secret: set provider_tap.shopify_client_secret \
@@ -201,9 +232,8 @@ pub async fn shopify_webhook(
             "unsigned delivery: no X-Shopify-Hmac-Sha256 header; only Shopify's signed deliveries are accepted",
         ));
     }
-    let delivery = shopify::verify(&body, &headers, &[secret])
+    let delivery = shopify::verify(body, headers, &[secret])
         .map_err(|err| rejected(format!("Shopify delivery refused: {err}")))?;
     let reference = EventReference::from_shopify_delivery(&delivery);
-    debug_assert_eq!(reference.provider, Provider::Shopify);
-    record(&state, &project_id, reference).await
+    record(state, project_id, reference).await
 }
