@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sendpromptly_core::Timestamp;
-use sendpromptly_core::model::IncidentKind;
+use sendpromptly_core::model::{IncidentKind, TimelineKind};
 use sendpromptly_server::clock::{Clock, ManualClock};
 use sendpromptly_server::config::ServerConfig;
 use sendpromptly_server::store::{IncidentFilter, PageRequest, ProviderTapSettings, Store};
@@ -22,6 +22,7 @@ use serde_json::json;
 
 const KEY: &str = "rk_test_e2e_reconciler_9f3a";
 const GRACE: u32 = 120;
+const WHSEC: &str = "whsec_reconcile_e2e_tap";
 
 fn config(stripe: &FakeStripe) -> ServerConfig {
     ServerConfig {
@@ -120,19 +121,71 @@ async fn never_delivered_payments_open_one_missing_receipt_each_across_restarts(
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
 
-    // The key goes in through the API, like an operator would.
-    let r = server
-        .api()
-        .send(
-            http::Method::PATCH,
-            "/v1/project",
-            Some(&json!({"provider_tap": {"stripe_restricted_key": KEY, "receipt_grace_seconds": GRACE}})),
-            &[],
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    assert!(!r.text.contains(KEY), "the key is write-only");
+    // The tap first: one of the lost payments did reach SendPromptly's tap
+    // (signed like Stripe signs it), before any reconciling.
+    let patch = |tap: serde_json::Value| {
+        let api = server.api();
+        async move {
+            let r = api
+                .send(
+                    http::Method::PATCH,
+                    "/v1/project",
+                    Some(&json!({"provider_tap": tap})),
+                    &[],
+                )
+                .await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            r.text
+        }
+    };
+    patch(json!({"stripe_endpoint_secrets": [WHSEC], "receipt_grace_seconds": GRACE})).await;
+    let tapped =
+        serde_json::to_vec(&checkout_completed(&missing[0], now - 120, "cus_0", 1000)).unwrap();
+    let signature = sendpromptly_core::stripe::generate_test_header(
+        &tapped,
+        WHSEC,
+        server.clock_now().unix_seconds(),
+    );
+    let r = reqwest::Client::new()
+        .post(format!(
+            "{}/v1/providers/stripe/webhooks/{project_id}",
+            server.url()
+        ))
+        .header("content-type", "application/json")
+        .header("Stripe-Signature", signature)
+        .body(tapped)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+
+    // Then the reconciler: the key goes in through the API, like an
+    // operator would.
+    let text = patch(json!({"stripe_restricted_key": KEY})).await;
+    assert!(!text.contains(KEY), "the key is write-only");
     fed_at_least(server.store(), &project_id, 6).await;
+    // The tapped payment was seen twice (tap, then reconciler): one event.
+    let tapped = server
+        .store()
+        .event(
+            &project_id,
+            &sendpromptly_core::model::EventKey {
+                provider: sendpromptly_core::model::Provider::Stripe,
+                event_id: missing[0].clone(),
+            },
+        )
+        .await
+        .unwrap()
+        .expect("the tapped event");
+    let kinds: Vec<TimelineKind> = tapped.timeline.iter().map(|e| e.kind.clone()).collect();
+    assert!(
+        kinds.contains(&TimelineKind::ProviderCopyRecorded),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&TimelineKind::ProviderCopyDuplicate),
+        "{kinds:?}"
+    );
     let requests = stripe.requests();
     assert!(
         requests
