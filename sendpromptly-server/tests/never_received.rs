@@ -527,6 +527,47 @@ async fn shopify_deliveries_signed_with_the_client_secret_are_accepted_tampered_
         tap.api.get("/v1/events/shopify/ev_shop_3").await.status,
         404
     );
+    let url = format!(
+        "{}/v1/providers/shopify/webhooks/{}",
+        tap.server.url(),
+        tap.project_id()
+    );
+    // Unsigned: refused.
+    let response = tap
+        .http
+        .post(&url)
+        .header("X-Shopify-Topic", "orders/paid")
+        .header("X-Shopify-API-Version", "2025-07")
+        .header("X-Shopify-Shop-Domain", "example.myshopify.com")
+        .header("X-Shopify-Webhook-Id", "wh_unsigned")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    // No X-Shopify-Event-Id (older API versions): the webhook id is the event id.
+    let other =
+        serde_json::to_vec(&json!({"id": 42, "total_price": "5.00", "currency": "USD"})).unwrap();
+    let response = tap
+        .http
+        .post(&url)
+        .header(
+            "X-Shopify-Hmac-Sha256",
+            shopify::compute_hmac(&other, SHOPIFY_SECRET),
+        )
+        .header("X-Shopify-Topic", "orders/paid")
+        .header("X-Shopify-API-Version", "2025-07")
+        .header("X-Shopify-Shop-Domain", "example.myshopify.com")
+        .header("X-Shopify-Webhook-Id", "wh_only_id")
+        .body(other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(
+        tap.api.get("/v1/events/shopify/wh_only_id").await.status,
+        200
+    );
 }
 
 #[tokio::test]
@@ -827,4 +868,65 @@ async fn the_console_shows_missing_receipts_the_providers_copy_and_test_mode() {
     assert_eq!(view["receipt_grace_seconds"], 900);
     assert_eq!(view["stripe_restricted_key"], "rk_live_…le42");
     assert_eq!(view["stripe_endpoint_secrets"], json!(["…et_1"]), "kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_copies_of_one_change_under_many_event_ids_track_one_event() {
+    let tap = Tap::start().await;
+    tap.configure(1).await;
+    let now = tap.now();
+    let bodies: Vec<Vec<u8>> = (0..12)
+        .map(|i| invoice_paid(&format!("evt_race_{i}"), "in_race", true, now))
+        .collect();
+    let url = format!(
+        "{}/v1/providers/stripe/webhooks/{}",
+        tap.server.url(),
+        tap.project_id()
+    );
+    let mut tasks = tokio::task::JoinSet::new();
+    for body in bodies {
+        let (http, url) = (tap.http.clone(), url.clone());
+        let header = stripe::generate_test_header(&body, WHSEC, now);
+        tasks.spawn(async move {
+            let response = http
+                .post(url)
+                .header("Stripe-Signature", header)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap();
+            (status, body)
+        });
+    }
+    let mut outcomes = Vec::new();
+    while let Some(answer) = tasks.join_next().await {
+        let (status, body) = answer.unwrap();
+        assert_eq!(status, 200, "{body}");
+        outcomes.push(body["outcome"].as_str().unwrap().to_owned());
+    }
+    outcomes.sort();
+    assert_eq!(
+        outcomes.iter().filter(|o| *o == "created").count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| *o == "linked_by_fingerprint")
+            .count(),
+        11,
+        "{outcomes:?}"
+    );
+    tap.server.advance(Duration::from_secs(1));
+    eventually(WAIT, "one incident", || async {
+        (tap.incidents("").await.len() == 1).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(tap.incidents("").await.len(), 1);
+    let r = tap.api.get("/v1/events?limit=100").await;
+    assert_eq!(r.json["data"].as_array().unwrap().len(), 1, "{}", r.text);
 }

@@ -111,7 +111,7 @@ async fn record(
         }
         ExpectedOutcome::Duplicate => "already tracked: this copy was recorded before",
         ExpectedOutcome::AlreadyReceived => {
-            "the app already sent a receipt for this event: the copy is recorded"
+            "the app already reported this event (receipt or result): the copy is recorded"
         }
         ExpectedOutcome::LinkedByFingerprint => {
             "another event id of the same change is already tracked: linked to it"
