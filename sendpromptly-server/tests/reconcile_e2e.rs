@@ -388,3 +388,44 @@ async fn shutdown_does_not_wait_for_a_rate_limited_pass() {
         started.elapsed()
     );
 }
+
+/// The reconciler's health check stays green while a pass waits on
+/// Stripe's `Retry-After` longer than the health bound (the loop is alive
+/// and the database answers; Stripe's slowness is the metrics' business).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_waiting_on_stripe_keeps_the_loop_healthy() {
+    let stripe = FakeStripe::start(KEY).await;
+    stripe.throttle(&[30]);
+    let server = TestServer::start_with(ServerConfig {
+        health_loop_bound: Duration::from_secs(2),
+        ..config(&stripe)
+    })
+    .await;
+    let project_id = server.project.project_id.clone();
+    server
+        .store()
+        .put_provider_tap_settings(&project_id, &tap_settings(server.clock_now()))
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(10), "a 429 from Stripe", || async {
+        stripe
+            .requests()
+            .iter()
+            .any(|r| r.status == 429)
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let health = reqwest::get(format!("{}/healthz", server.url()))
+        .await
+        .unwrap();
+    let status = health.status().as_u16();
+    let body = health.text().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        stripe.requests().len(),
+        1,
+        "still waiting on the Retry-After"
+    );
+    server.running.shutdown().await;
+}

@@ -571,14 +571,24 @@ pub async fn run(
 ) {
     let enabled = state.config().reconcile_interval.is_some();
     let interval = reconciler.settings.interval;
-    let tick = interval.min(Duration::from_secs(5));
+    // Often enough for the health check (half its bound), at most 5 s.
+    let tick = interval
+        .min(Duration::from_secs(5))
+        .min(state.config().health_loop_bound / 2);
     let mut next_due: std::collections::HashMap<String, Instant> = Default::default();
     loop {
         if *shutdown.borrow() {
             break;
         }
         let ticked = if enabled {
-            tick_once(&state, &reconciler, &mut next_due, interval, &mut shutdown).await
+            tick_once(
+                &state,
+                &reconciler,
+                &mut next_due,
+                (interval, tick),
+                &mut shutdown,
+            )
+            .await
         } else {
             // Off: nothing to do, and nothing late.
             Ok(())
@@ -598,7 +608,7 @@ async fn tick_once(
     state: &AppState,
     reconciler: &Reconciler,
     next_due: &mut std::collections::HashMap<String, Instant>,
-    interval: Duration,
+    (interval, tick): (Duration, Duration),
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), StoreError> {
     let projects = state.store().list_projects().await?;
@@ -633,7 +643,7 @@ async fn tick_once(
             tokio::select! {
                 outcome = &mut pass => break outcome,
                 _ = shutdown.changed() => return Ok(()),
-                () = tokio::time::sleep(Duration::from_secs(5)) => {
+                () = tokio::time::sleep(tick) => {
                     if state.store().ping().await.is_ok() {
                         state.health().pass(Loop::Reconciler);
                     }
