@@ -10,7 +10,8 @@
 # 3. Creates the database `sendpromptly_test`, exports
 #    SENDPROMPTLY_TEST_POSTGRES_URL and SENDPROMPTLY_REQUIRE_POSTGRES=1 (so
 #    no test can silently skip) and runs the PostgreSQL suites:
-#    the Store conformance suite, the multi-instance test and tests/hangups.rs.
+#    the Store conformance suite, the multi-instance test, tests/hangups.rs and
+#    the Stripe reconciler's two-instance tests (tests/reconcile_*.rs).
 # 4. Always stops the cluster and removes the directory on exit.
 #
 # Arguments are passed to `cargo test` (e.g. `--release`, or `-- --nocapture`).
@@ -35,8 +36,9 @@ export SENDPROMPTLY_TEST_POSTGRES_URL="$PG_URL"
 export SENDPROMPTLY_REQUIRE_POSTGRES=1
 echo "SENDPROMPTLY_TEST_POSTGRES_URL=$SENDPROMPTLY_TEST_POSTGRES_URL"
 
-step "PostgreSQL tests: Store conformance suite, multi-instance test, clients that hang up"
-cargo test -p sendpromptly-server --locked --test store_postgres --test multi_instance "$@"
+step "PostgreSQL tests: Store conformance suite, multi-instance test, Stripe reconciler, clients that hang up"
+cargo test -p sendpromptly-server --locked --test store_postgres --test multi_instance \
+    --test reconcile_stripe --test reconcile_e2e "$@"
 # (its SQLite cases ran in the workspace tests already)
 cargo test -p sendpromptly-server --locked --test hangups "$@" postgres
 

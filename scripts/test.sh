@@ -5,7 +5,9 @@
 # with the official `stripe` and `standardwebhooks` packages for interop
 # tests, Debian's postgresql and chromium, npm packages, cargo-fuzz), then runs:
 #   1. the Rust workspace tests (core, server, client, cross-crate e2e);
-#   2. the PostgreSQL suites on a throwaway cluster (scripts/test-postgres.sh);
+#   2. the PostgreSQL suites on a throwaway cluster (scripts/test-postgres.sh),
+#      and the Stripe reconciler's requests against stripe-mock
+#      (scripts/test-stripe-mock.sh);
 #   3. the console's browser tests in headless Chromium (scripts/test-browser.sh);
 #   4. the Python package's tests (scripts/test-python.sh);
 #   5. the Node package's tests (scripts/test-node.sh);
@@ -42,6 +44,9 @@ cargo test --locked
 
 step "PostgreSQL: conformance suite and several instances on one database"
 scripts/test-postgres.sh
+
+step "Stripe reconciler: its requests against Stripe's OpenAPI description (stripe-mock)"
+scripts/test-stripe-mock.sh
 
 step "Console: browser tests in headless Chromium"
 scripts/test-browser.sh

@@ -468,7 +468,8 @@ pub struct Health {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HealthProblem {
-    /// `writer`, `database`, `sweeper`, `dispatcher`, `alerts` or `pacer`.
+    /// `writer`, `database`, `sweeper`, `dispatcher`, `alerts`, `pacer` or
+    /// `reconciler`.
     pub check: String,
     /// What is wrong, in words.
     pub detail: String,

@@ -134,12 +134,21 @@ pub struct ServeArgs {
     /// Seconds a write transaction (and a pooled read) may take before `/healthz` reports the writer (the database) unhealthy (default 5).
     #[arg(long, env = "SENDPROMPTLY_HEALTH_WRITER_BOUND_SECONDS")]
     pub health_writer_bound_seconds: Option<u64>,
-    /// Seconds a background loop (sweeper, dispatcher, alerts, pacer) may go without a completed pass before `/healthz` reports it unhealthy (default 60).
+    /// Seconds a background loop (sweeper, dispatcher, alerts, pacer, reconciler) may go without a completed pass before `/healthz` reports it unhealthy (default 60).
     #[arg(long, env = "SENDPROMPTLY_HEALTH_LOOP_BOUND_SECONDS")]
     pub health_loop_bound_seconds: Option<u64>,
     /// Seconds the writer may stay unhealthy before the server exits with status 75 for its supervisor to restart it (default 120; 0 never exits).
     #[arg(long, env = "SENDPROMPTLY_EXIT_AFTER_WRITER_STALL_SECONDS")]
     pub exit_after_writer_stall_seconds: Option<u64>,
+    /// Seconds between two Stripe reconciler passes over a project that has a restricted key (default 300; 0 turns the reconciler off).
+    #[arg(long, env = "SENDPROMPTLY_RECONCILE_INTERVAL_SECONDS")]
+    pub reconcile_interval_seconds: Option<u64>,
+    /// Seconds before the watermark each reconciler pass lists again, for events Stripe lists late (default 600).
+    #[arg(long, env = "SENDPROMPTLY_RECONCILE_OVERLAP_SECONDS")]
+    pub reconcile_overlap_seconds: Option<u64>,
+    /// The Stripe API the reconciler reads (default https://api.stripe.com; tests point it at a local server).
+    #[arg(long, env = "SENDPROMPTLY_STRIPE_API_BASE")]
+    pub stripe_api_base: Option<String>,
 }
 
 /// The TOML file: the same settings as the flags, snake_case.
@@ -198,6 +207,12 @@ pub struct FileConfig {
     pub health_loop_bound_seconds: Option<u64>,
     /// See `--exit-after-writer-stall-seconds`.
     pub exit_after_writer_stall_seconds: Option<u64>,
+    /// See `--reconcile-interval-seconds`.
+    pub reconcile_interval_seconds: Option<u64>,
+    /// See `--reconcile-overlap-seconds`.
+    pub reconcile_overlap_seconds: Option<u64>,
+    /// See `--stripe-api-base`.
+    pub stripe_api_base: Option<String>,
 }
 
 /// How the SMTP connection is secured.
@@ -480,6 +495,13 @@ pub struct ServerConfig {
     /// How long the writer may stay unhealthy before the server exits
     /// non-zero; `None`: never.
     pub exit_after_writer_stall: Option<Duration>,
+    /// The Stripe reconciler's interval between passes over a project;
+    /// `None`: off.
+    pub reconcile_interval: Option<Duration>,
+    /// How far before its watermark each reconciler pass lists again.
+    pub reconcile_overlap: Duration,
+    /// The Stripe API base URL, without a trailing slash.
+    pub stripe_api_base: String,
 }
 
 impl Default for ServerConfig {
@@ -512,6 +534,9 @@ impl Default for ServerConfig {
             health_writer_bound: Duration::from_secs(5),
             health_loop_bound: Duration::from_secs(60),
             exit_after_writer_stall: Some(Duration::from_secs(120)),
+            reconcile_interval: Some(Duration::from_secs(300)),
+            reconcile_overlap: Duration::from_secs(600),
+            stripe_api_base: crate::reconcile::stripe_api::DEFAULT_API_BASE.to_owned(),
         }
     }
 }
@@ -798,7 +823,46 @@ pub fn resolve_server(args: &ServeArgs, file: &FileConfig) -> Result<ServerConfi
         }
         config.exit_after_writer_stall = (secs > 0).then(|| Duration::from_secs(secs));
     }
+    if let Some(secs) = args
+        .reconcile_interval_seconds
+        .or(file.reconcile_interval_seconds)
+    {
+        config.reconcile_interval = (secs > 0).then(|| Duration::from_secs(secs));
+    }
+    if let Some(secs) = args
+        .reconcile_overlap_seconds
+        .or(file.reconcile_overlap_seconds)
+    {
+        if secs > 86_400 {
+            return Err(ConfigError::Invalid {
+                name: "reconcile_overlap_seconds",
+                message: "must be at most 86400 seconds".into(),
+            });
+        }
+        config.reconcile_overlap = Duration::from_secs(secs);
+    }
+    if let Some(base) = args
+        .stripe_api_base
+        .clone()
+        .or_else(|| file.stripe_api_base.clone())
+    {
+        config.stripe_api_base = stripe_api_base(&base)?;
+    }
     Ok(config)
+}
+
+/// Checks a `--stripe-api-base`: an absolute http(s) URL, returned without
+/// its trailing slash.
+pub fn stripe_api_base(base: &str) -> Result<String, ConfigError> {
+    match url::Url::parse(base) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+            Ok(base.trim_end_matches('/').to_owned())
+        }
+        _ => Err(ConfigError::Invalid {
+            name: "stripe_api_base",
+            message: format!("`{base}` is not an absolute http(s) URL"),
+        }),
+    }
 }
 
 #[cfg(test)]

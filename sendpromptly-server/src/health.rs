@@ -6,7 +6,7 @@
 //!   take from ([`crate::store::Store::writer_stall`]);
 //! - **database**: a pooled read answers within the same bound (a pool whose
 //!   connections are all held fails it);
-//! - **sweeper**, **dispatcher**, **alerts**, **pacer**: each background loop
+//! - **sweeper**, **dispatcher**, **alerts**, **pacer**, **reconciler**: each background loop
 //!   completed a pass (with the database answering) within
 //!   `health_loop_bound`.
 //!
@@ -34,10 +34,18 @@ pub enum Loop {
     Alerts,
     /// The reprocess-batch pacer.
     Pacer,
+    /// The Stripe reconciler.
+    Reconciler,
 }
 
 impl Loop {
-    const ALL: [Loop; 4] = [Loop::Sweeper, Loop::Dispatcher, Loop::Alerts, Loop::Pacer];
+    const ALL: [Loop; 5] = [
+        Loop::Sweeper,
+        Loop::Dispatcher,
+        Loop::Alerts,
+        Loop::Pacer,
+        Loop::Reconciler,
+    ];
 
     /// The check's name in `/healthz` and `/metrics`.
     pub fn name(self) -> &'static str {
@@ -46,6 +54,7 @@ impl Loop {
             Loop::Dispatcher => "dispatcher",
             Loop::Alerts => "alerts",
             Loop::Pacer => "pacer",
+            Loop::Reconciler => "reconciler",
         }
     }
 }
@@ -58,7 +67,7 @@ pub type Problem = (&'static str, String);
 pub struct Health {
     started: Instant,
     /// Per loop: milliseconds since `started` of its last completed pass.
-    passes: [AtomicU64; 4],
+    passes: [AtomicU64; 5],
     /// What the last probe found (empty: healthy).
     probed: Mutex<Vec<Problem>>,
 }

@@ -14,8 +14,9 @@
 //!   [`service::ServiceError`] each front end words its own way.
 //! - [`store`]: the storage trait and its SQLite and PostgreSQL backends.
 //! - Background work: [`sweeper`], [`dispatcher`] and [`alerts`] (their
-//!   claim → send loop is [`outbox`]'s), [`pacer`]; [`health`]: what
-//!   `/healthz` reports, and the watchdog.
+//!   claim → send loop is [`outbox`]'s), [`pacer`], [`reconcile`] (the
+//!   Stripe reconciler); [`health`]: what `/healthz` reports, and the
+//!   watchdog.
 //! - [`app`]: the state every request and task shares; [`server`]: start
 //!   and stop.
 #![forbid(unsafe_code)]
@@ -40,6 +41,7 @@ pub mod outbox;
 pub mod pacer;
 pub mod provision;
 pub mod ratelimit;
+pub mod reconcile;
 pub mod render;
 pub mod retention;
 pub mod router;

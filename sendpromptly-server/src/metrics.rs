@@ -47,6 +47,10 @@ pub struct Metrics {
     /// Provider tap deliveries: per provider (Stripe, Shopify), per
     /// [`TAP_OUTCOMES`] label.
     tap_deliveries: [[AtomicU64; TAP_OUTCOMES.len()]; 2],
+    reconcile_passes: AtomicU64,
+    reconcile_events_fed: AtomicU64,
+    reconcile_last_success_millis: AtomicI64,
+    reconcile_errors: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
 }
 
 /// The `outcome` labels of `sendpromptly_provider_tap_deliveries_total`.
@@ -333,6 +337,113 @@ impl Metrics {
                 _ => {}
             }
         }
+    }
+}
+
+impl Metrics {
+    /// Counts a finished reconciler pass that fed `fed` events, at `now`.
+    pub fn reconcile_pass(&self, fed: u64, now: sendpromptly_core::Timestamp) {
+        self.reconcile_passes.fetch_add(1, Ordering::Relaxed);
+        self.reconcile_events_fed.fetch_add(fed, Ordering::Relaxed);
+        self.reconcile_last_success_millis
+            .fetch_max(now.unix_millis(), Ordering::Relaxed);
+    }
+
+    /// Counts a failed reconciler pass by the error's kind.
+    pub fn reconcile_error(&self, kind: &'static str) {
+        if let Ok(mut errors) = self.reconcile_errors.lock() {
+            *errors.entry(kind).or_insert(0) += 1;
+        }
+    }
+
+    /// How many reconciler passes failed with `kind` (for tests).
+    pub fn reconcile_errors(&self, kind: &str) -> u64 {
+        self.reconcile_errors
+            .lock()
+            .map(|errors| errors.get(kind).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    /// The Stripe reconciler's counters, this instance's last success and,
+    /// from the database, each reconciled project's last success and
+    /// failing status.
+    pub fn render_reconcile(&self, states: &[crate::store::ReconcileState]) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP sendpromptly_reconcile_passes_total Stripe reconciler passes this instance finished."
+        );
+        let _ = writeln!(out, "# TYPE sendpromptly_reconcile_passes_total counter");
+        let _ = writeln!(
+            out,
+            "sendpromptly_reconcile_passes_total {}",
+            self.reconcile_passes.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP sendpromptly_reconcile_events_fed_total Stripe events this instance's reconciler fed to the expected events."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE sendpromptly_reconcile_events_fed_total counter"
+        );
+        let _ = writeln!(
+            out,
+            "sendpromptly_reconcile_events_fed_total {}",
+            self.reconcile_events_fed.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP sendpromptly_reconcile_errors_total Stripe reconciler passes this instance ended with an error, by kind (unauthorized: the restricted key was refused)."
+        );
+        let _ = writeln!(out, "# TYPE sendpromptly_reconcile_errors_total counter");
+        if let Ok(errors) = self.reconcile_errors.lock() {
+            for (kind, n) in errors.iter() {
+                let _ = writeln!(
+                    out,
+                    "sendpromptly_reconcile_errors_total{{kind=\"{kind}\"}} {n}"
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP sendpromptly_reconcile_last_success_timestamp_seconds When a Stripe reconciler pass last succeeded: on this instance (no label), and per project (any instance)."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE sendpromptly_reconcile_last_success_timestamp_seconds gauge"
+        );
+        let last = self.reconcile_last_success_millis.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "sendpromptly_reconcile_last_success_timestamp_seconds {}",
+            last / 1000
+        );
+        for state in states {
+            if let Some(at) = state.last_success_at {
+                let _ = writeln!(
+                    out,
+                    "sendpromptly_reconcile_last_success_timestamp_seconds{{project_id=\"{}\"}} {}",
+                    state.project_id,
+                    at.unix_seconds()
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP sendpromptly_reconcile_failing Whether a project's last Stripe reconciler pass failed (1), by the error's kind."
+        );
+        let _ = writeln!(out, "# TYPE sendpromptly_reconcile_failing gauge");
+        for state in states {
+            if let Some(kind) = &state.last_error_kind {
+                let _ = writeln!(
+                    out,
+                    "sendpromptly_reconcile_failing{{project_id=\"{}\",kind=\"{kind}\"}} 1",
+                    state.project_id
+                );
+            }
+        }
+        out
     }
 }
 

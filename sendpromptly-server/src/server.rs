@@ -20,7 +20,7 @@ use crate::app::AppState;
 use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::store::Store;
-use crate::{alerts, dispatcher, health, pacer, retention, sweeper};
+use crate::{alerts, dispatcher, health, pacer, reconcile, retention, sweeper};
 
 /// A server that is running.
 pub struct RunningServer {
@@ -54,6 +54,9 @@ pub enum StartError {
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     HttpClient(#[from] reqwest::Error),
+    /// The Stripe reconciler could not be set up.
+    #[error("cannot set up the Stripe reconciler: {0}")]
+    Reconciler(#[from] crate::reconcile::stripe_api::StripeApiError),
 }
 
 /// Binds `config.listen` and starts serving with background tasks.
@@ -100,6 +103,12 @@ pub async fn start(
         },
         watcher.clone(),
     ));
+    let reconciler = Arc::new(reconcile::Reconciler::from_config(
+        state.config(),
+        Arc::new(reconcile::ServiceSink(state.clone())),
+        Arc::new(reconcile::StoredKeys(state.clone())),
+    )?);
+    let reconciler = tokio::spawn(reconcile::run(state.clone(), reconciler, watcher.clone()));
     let dispatcher = tokio::spawn(dispatcher::run(state.clone(), http, watcher));
     tracing::info!(%addr, "listening");
     Ok(RunningServer {
@@ -108,7 +117,7 @@ pub async fn start(
         shutdown,
         fatal,
         tasks: vec![
-            serve, sweeper, pacer, retention, dispatcher, alerts, watchdog,
+            serve, sweeper, pacer, retention, dispatcher, alerts, watchdog, reconciler,
         ],
     })
 }

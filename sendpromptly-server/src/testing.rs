@@ -3,6 +3,8 @@
 //! receiver for repair callbacks that verifies their signatures, and a
 //! recording HTTP receiver standing in for Slack and alert webhooks.
 
+pub mod stripe_api;
+
 use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;

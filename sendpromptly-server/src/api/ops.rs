@@ -15,7 +15,7 @@ use crate::views::{Health, HealthProblem};
     get, path = "/healthz", tag = "ops",
     responses(
         (status = 200, description = "Healthy", body = Health),
-        (status = 503, description = "Unhealthy: `problems` names each failing check (writer, database, sweeper, dispatcher, alerts, pacer) and what is wrong", body = Health),
+        (status = 503, description = "Unhealthy: `problems` names each failing check (writer, database, sweeper, dispatcher, alerts, pacer, reconciler) and what is wrong", body = Health),
     )
 )]
 pub async fn healthz(State(state): State<AppState>) -> Response {
@@ -69,6 +69,8 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         &state.health().checks(state.config().health_loop_bound),
         crate::store::pool::discarded_in_transaction(),
     ));
+    let reconcile = state.store().reconcile_states().await.unwrap_or_default();
+    text.push_str(&state.metrics().render_reconcile(&reconcile));
     let mut response = text.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -61,6 +61,26 @@ cli_error_from!(
     secrets::SecretError,
 );
 
+/// The CLI's words for a reconciler failure (a refused key gets a hint).
+impl From<crate::reconcile::ReconcileError> for CliError {
+    fn from(err: crate::reconcile::ReconcileError) -> Self {
+        use crate::reconcile::ReconcileError;
+        use crate::reconcile::stripe_api::StripeApiError;
+        match &err {
+            ReconcileError::Stripe(StripeApiError::Unauthorized { .. }) => CliError::new(format!(
+                "{err}; set a current restricted key with Events: Read in the project's settings"
+            )),
+            _ => CliError::new(err.to_string()),
+        }
+    }
+}
+
+impl From<crate::reconcile::stripe_api::StripeApiError> for CliError {
+    fn from(err: crate::reconcile::stripe_api::StripeApiError) -> Self {
+        crate::reconcile::ReconcileError::from(err).into()
+    }
+}
+
 /// The CLI's words for a [`ServiceError`].
 impl From<ServiceError> for CliError {
     fn from(err: ServiceError) -> Self {

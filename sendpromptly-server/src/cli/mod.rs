@@ -21,6 +21,7 @@ use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 
 mod error;
+pub mod reconcile;
 pub mod reprocess;
 
 pub use error::CliError;
@@ -57,6 +58,9 @@ enum Command {
     /// Alert channels.
     #[command(subcommand)]
     Alerts(AlertsCommand),
+    /// Reconcile with a provider's own event list (backfill).
+    #[command(subcommand)]
+    Reconcile(reconcile::ReconcileCommand),
     /// The provider tap (never-received webhooks): its URLs, secrets (shown
     /// as hints only), tracked event types and receipt grace.
     #[command(subcommand, name = "provider-tap")]
@@ -398,6 +402,14 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let project = resolve_project(store.as_ref(), &project).await?;
             let config = config::resolve_server(&serve, &file)?;
             alerts_test(store, config, &project.id, channel, json).await
+        }
+        Command::Reconcile(reconcile::ReconcileCommand::Stripe(args)) => {
+            let project = resolve_project(store.as_ref(), &args.project).await?;
+            reconcile::run(store, &project.id, &args, &file).await
+        }
+        Command::Reconcile(reconcile::ReconcileCommand::Status { project, json }) => {
+            let project = resolve_project(store.as_ref(), &project).await?;
+            reconcile::status(store.as_ref(), &project.id, json).await
         }
         Command::ProviderTap(ProviderTapCommand::Show { project, serve }) => {
             let project = resolve_project(store.as_ref(), &project).await?;

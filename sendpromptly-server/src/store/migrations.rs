@@ -58,6 +58,11 @@ pub const SQLITE: &[Migration] = &[
         name: "0007_provider_tap",
         sql: include_str!("../../migrations/sqlite/0007_provider_tap.sql"),
     },
+    Migration {
+        version: 8,
+        name: "0008_stripe_reconcile",
+        sql: include_str!("../../migrations/sqlite/0008_stripe_reconcile.sql"),
+    },
 ];
 
 /// The PostgreSQL migrations, oldest first (the same versions and names as
@@ -92,6 +97,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 7,
         name: "0007_provider_tap",
         sql: include_str!("../../migrations/postgres/0007_provider_tap.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "0008_stripe_reconcile",
+        sql: include_str!("../../migrations/postgres/0008_stripe_reconcile.sql"),
     },
 ];
 

@@ -455,4 +455,43 @@ pub trait Store: Send + Sync + 'static {
         provider: Provider,
         fingerprint: &str,
     ) -> StoreResult<Option<EventKey>>;
+    /// A project's Stripe reconciler state; `None` before its first pass.
+    async fn reconcile_state(&self, project_id: &str) -> StoreResult<Option<ReconcileState>>;
+    /// Every project's Stripe reconciler state (for `/metrics`).
+    async fn reconcile_states(&self) -> StoreResult<Vec<ReconcileState>>;
+    /// Takes the project's reconciler lease for `owner` until `now + lease`
+    /// when it is free, ran out at or before `now`, or is `owner`'s already;
+    /// returns the state (with any interrupted pass to resume), or `None`
+    /// when another owner holds it. Across instances on one database at
+    /// most one owner holds a project's lease at a time.
+    async fn take_reconcile_lease(
+        &self,
+        project_id: &str,
+        owner: &str,
+        now: Timestamp,
+        lease: Duration,
+    ) -> StoreResult<Option<ReconcileState>>;
+    /// Saves a pass's progress (its window and cursor), adds `fed` to the
+    /// events fed, and extends the lease to `now + lease`. Returns false,
+    /// and writes nothing, when `owner` no longer holds a running lease.
+    async fn save_reconcile_progress(
+        &self,
+        project_id: &str,
+        owner: &str,
+        pass: &ReconcilePass,
+        fed: u64,
+        now: Timestamp,
+        lease: Duration,
+    ) -> StoreResult<bool>;
+    /// Ends `owner`'s pass: records the outcome (a success raises the
+    /// watermark, never lowers it, and clears the pass; a failure keeps the
+    /// pass to resume and records the error) and frees the lease. Returns
+    /// false, and writes nothing, when `owner` does not hold the lease.
+    async fn finish_reconcile(
+        &self,
+        project_id: &str,
+        owner: &str,
+        now: Timestamp,
+        outcome: &ReconcileOutcome,
+    ) -> StoreResult<bool>;
 }

@@ -246,3 +246,27 @@ pub(super) fn batch_item(row: &impl RowExt) -> StoreResult<ReprocessBatchItem> {
         reprocess_id: row.opt_text("reprocess_id")?,
     })
 }
+
+pub(super) fn reconcile_state(row: &impl RowExt) -> StoreResult<super::ReconcileState> {
+    let pass = match (row.opt_int("pass_lower")?, row.opt_int("pass_upper")?) {
+        (Some(lower), Some(upper)) => Some(super::ReconcilePass {
+            lower,
+            upper,
+            cursor: row.opt_text("pass_cursor")?,
+            newest: row.opt_int("pass_newest")?,
+        }),
+        _ => None,
+    };
+    Ok(super::ReconcileState {
+        project_id: row.text("project_id")?,
+        watermark: row.opt_int("watermark")?,
+        pass,
+        lease_owner: row.opt_text("lease_owner")?,
+        lease_until: row.opt_int("lease_until")?.map(ts),
+        last_run_at: row.opt_int("last_run_at")?.map(ts),
+        last_success_at: row.opt_int("last_success_at")?.map(ts),
+        last_error_kind: row.opt_text("last_error_kind")?,
+        last_error: row.opt_text("last_error")?,
+        events_fed: to_u64(row.int("events_fed")?),
+    })
+}

@@ -617,3 +617,43 @@ pub(super) const UPSERT_PROVIDER_TAP_SETTINGS: &str = "INSERT INTO provider_tap_
      stripe_restricted_key = excluded.stripe_restricted_key, updated_at = excluded.updated_at";
 pub(super) const STRIPE_RESTRICTED_KEY: &str =
     "SELECT stripe_restricted_key FROM provider_tap_settings WHERE project_id = $1";
+
+// ---------------------------------------------------------------------------
+// The Stripe reconciler (`stripe_reconcile`, one row per project)
+
+macro_rules! reconcile_columns {
+    () => {
+        "SELECT project_id, watermark, pass_lower, pass_upper, pass_cursor, pass_newest, \
+         lease_owner, lease_until, last_run_at, last_success_at, last_error_kind, last_error, \
+         events_fed FROM stripe_reconcile"
+    };
+}
+pub(super) const RECONCILE_STATE: &str = concat!(reconcile_columns!(), " WHERE project_id = $1");
+pub(super) const RECONCILE_STATES: &str = concat!(reconcile_columns!(), " ORDER BY project_id");
+/// `$1` project, `$2` owner, `$3` lease until, `$4` now: creates the row, or
+/// takes a lease that is free, expired or already the owner's.
+pub(super) const TAKE_RECONCILE_LEASE: &str = "INSERT INTO stripe_reconcile \
+     (project_id, lease_owner, lease_until) VALUES ($1, $2, $3) \
+     ON CONFLICT (project_id) DO UPDATE SET lease_owner = excluded.lease_owner, \
+     lease_until = excluded.lease_until \
+     WHERE stripe_reconcile.lease_owner IS NULL OR stripe_reconcile.lease_until IS NULL \
+     OR stripe_reconcile.lease_owner = excluded.lease_owner \
+     OR stripe_reconcile.lease_until <= $4";
+/// Saves a pass's progress and extends the lease, only for the lease holder
+/// whose lease has not run out.
+pub(super) const SAVE_RECONCILE_PROGRESS: &str = "UPDATE stripe_reconcile SET \
+     pass_lower = $1, pass_upper = $2, pass_cursor = $3, pass_newest = $4, \
+     events_fed = events_fed + $5, lease_until = $6 \
+     WHERE project_id = $7 AND lease_owner = $8 AND lease_until > $9";
+/// Ends a pass and frees the lease (`$1` now; `$2` 1 when it succeeded).
+pub(super) const FINISH_RECONCILE: &str = "UPDATE stripe_reconcile SET \
+     last_run_at = $1, \
+     last_success_at = CASE WHEN $2 = 1 THEN $1 ELSE last_success_at END, \
+     watermark = CASE WHEN $2 = 1 AND $3 IS NOT NULL \
+         AND (watermark IS NULL OR watermark < $3) THEN $3 ELSE watermark END, \
+     pass_lower = CASE WHEN $2 = 1 THEN NULL ELSE pass_lower END, \
+     pass_upper = CASE WHEN $2 = 1 THEN NULL ELSE pass_upper END, \
+     pass_cursor = CASE WHEN $2 = 1 THEN NULL ELSE pass_cursor END, \
+     pass_newest = CASE WHEN $2 = 1 THEN NULL ELSE pass_newest END, \
+     last_error_kind = $4, last_error = $5, lease_owner = NULL, lease_until = NULL \
+     WHERE project_id = $6 AND lease_owner = $7";

@@ -545,3 +545,64 @@ impl std::fmt::Debug for ProviderTapSettings {
             .finish()
     }
 }
+
+/// Where a Stripe reconciler pass stands, while it runs: the `created`
+/// window it lists (unix seconds, as Stripe gives them) and the last event
+/// it handled, so that a pass interrupted by a restart resumes after it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReconcilePass {
+    /// `created[gte]`.
+    pub lower: i64,
+    /// `created[lte]` (fixed when the pass starts).
+    pub upper: i64,
+    /// The last event id handled (Stripe lists newest first): the next
+    /// page's `starting_after`.
+    pub cursor: Option<String>,
+    /// The newest `created` handled so far in this pass.
+    pub newest: Option<i64>,
+}
+
+/// A project's Stripe reconciler state (see [`Store::reconcile_state`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReconcileState {
+    /// The project.
+    pub project_id: String,
+    /// The newest Stripe `created` (unix seconds) a finished pass fed; the
+    /// next pass lists from it minus the overlap. `None`: never finished.
+    pub watermark: Option<i64>,
+    /// The pass in progress (or interrupted), if any.
+    pub pass: Option<ReconcilePass>,
+    /// The instance holding the lease, if any.
+    pub lease_owner: Option<String>,
+    /// Until when it holds it.
+    pub lease_until: Option<Timestamp>,
+    /// When a pass last ended (successfully or not).
+    pub last_run_at: Option<Timestamp>,
+    /// When a pass last ended successfully.
+    pub last_success_at: Option<Timestamp>,
+    /// The kind of the last pass's error (`unauthorized`, `rate_limited`,
+    /// …); `None` when it succeeded.
+    pub last_error_kind: Option<String>,
+    /// The last pass's error in words; `None` when it succeeded.
+    pub last_error: Option<String>,
+    /// How many events the passes have fed to the expected-events sink.
+    pub events_fed: u64,
+}
+
+/// How a reconciler pass ended, for [`Store::finish_reconcile`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReconcileOutcome {
+    /// The pass listed everything: the watermark becomes `watermark` (if
+    /// any event was seen) and the pass in progress is cleared.
+    Succeeded {
+        /// The newest `created` the pass fed.
+        watermark: Option<i64>,
+    },
+    /// The pass stopped: the pass in progress is kept to resume.
+    Failed {
+        /// A stable word for metrics (`unauthorized`, `rate_limited`, …).
+        kind: String,
+        /// The error in words.
+        message: String,
+    },
+}

@@ -124,6 +124,9 @@ macro_rules! store_conformance_tests {
             sweep_opens_missing_receipt,
             provider_tap_settings_round_trip,
             livemode_filters,
+            reconcile_lease_and_progress,
+            reconcile_lease_expires,
+            concurrent_reconcile_leases,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -346,6 +349,7 @@ mod events;
 mod idempotency;
 mod projects;
 mod provider_tap;
+mod reconcile;
 
 pub use alerts::*;
 pub use batches::*;
@@ -356,6 +360,7 @@ pub use events::*;
 pub use idempotency::*;
 pub use projects::*;
 pub use provider_tap::*;
+pub use reconcile::*;
 
 // ---------------------------------------------------------------------------
 // Fixtures shared by the areas

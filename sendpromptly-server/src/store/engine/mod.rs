@@ -44,13 +44,14 @@ use super::{
     AlertJob, ApiKey, Applied, DailyActivity, DeliveryJob, EventFilter, IdempotencyBegin,
     IdempotentOutcome, IdempotentRequest, IncidentCounts, IncidentFilter, NewBatchItem, NewProject,
     PaceReport, Page, PageRequest, Project, ProjectPatch, ProofLink, ProviderTapSettings,
-    ReprocessBatch, ResealReport, Session, SigningSecretRecord, Store, StoreResult, StoredEvent,
-    SweepReport, User,
+    ReconcileOutcome, ReconcilePass, ReconcileState, ReprocessBatch, ResealReport, Session,
+    SigningSecretRecord, Store, StoreResult, StoredEvent, SweepReport, User,
 };
 use crate::secrets::Keyring;
 
 mod persist;
 mod reads;
+mod reconcile;
 mod settings;
 mod tap;
 mod work;
@@ -844,6 +845,46 @@ impl<B: Backend> Store for Engine<B> {
         fingerprint: &str,
     ) -> StoreResult<Option<EventKey>> {
         tap::event_by_fingerprint(self, project_id, provider, fingerprint).await
+    }
+
+    async fn reconcile_state(&self, project_id: &str) -> StoreResult<Option<ReconcileState>> {
+        reconcile::state(self, project_id).await
+    }
+
+    async fn reconcile_states(&self) -> StoreResult<Vec<ReconcileState>> {
+        reconcile::states(self).await
+    }
+
+    async fn take_reconcile_lease(
+        &self,
+        project_id: &str,
+        owner: &str,
+        now: Timestamp,
+        lease: Duration,
+    ) -> StoreResult<Option<ReconcileState>> {
+        reconcile::take_lease(self, project_id, owner, now, lease).await
+    }
+
+    async fn save_reconcile_progress(
+        &self,
+        project_id: &str,
+        owner: &str,
+        pass: &ReconcilePass,
+        fed: u64,
+        now: Timestamp,
+        lease: Duration,
+    ) -> StoreResult<bool> {
+        reconcile::save_progress(self, project_id, owner, pass, fed, now, lease).await
+    }
+
+    async fn finish_reconcile(
+        &self,
+        project_id: &str,
+        owner: &str,
+        now: Timestamp,
+        outcome: &ReconcileOutcome,
+    ) -> StoreResult<bool> {
+        reconcile::finish(self, project_id, owner, now, outcome).await
     }
 }
 
