@@ -834,6 +834,48 @@ async fn the_console_shows_missing_receipts_the_providers_copy_and_test_mode() {
             .contains(&format!("/v1/providers/shopify/webhooks/{project}"))
     );
     assert!(!settings.body.contains(WHSEC), "a secret is never shown");
+    assert!(
+        !settings.body.contains("reconcile-status"),
+        "no reconciler status before any pass"
+    );
+
+    // A restricted key Stripe refuses: the reconciler's failed pass is said
+    // on the settings page, not only in /metrics.
+    let store = tap.server.store();
+    let owner = "console-test";
+    let at = tap.server.clock_now();
+    assert!(
+        store
+            .take_reconcile_lease(&project, owner, at, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let refused = "Stripe refused the restricted key (401): Invalid API Key provided: rk_live_***42";
+    assert!(
+        store
+            .finish_reconcile(
+                &project,
+                owner,
+                at,
+                &sendpromptly_server::store::ReconcileOutcome::Failed {
+                    kind: "unauthorized".into(),
+                    message: refused.into(),
+                },
+            )
+            .await
+            .unwrap()
+    );
+    let settings = console.get("/settings").await;
+    let status = settings
+        .body
+        .split(r#"id="reconcile-status""#)
+        .nth(1)
+        .expect("the reconciler's status on the settings page");
+    let status = &status[..status.find("</p>").unwrap()];
+    assert!(status.contains("notice-bad"), "{status}");
+    assert!(status.contains("last pass failed"), "{status}");
+    assert!(status.contains("(401)"), "{status}");
     let token = csrf(&settings.body);
     let bad = console
         .post(
