@@ -182,7 +182,15 @@ async fn main() {
     let t0 = now();
     for i in 0..pending {
         // A week away: pending for the whole run.
-        track(&store, &project, kind, format!("evt_pending_{i}"), 604_800, t0).await;
+        track(
+            &store,
+            &project,
+            kind,
+            format!("evt_pending_{i}"),
+            604_800,
+            t0,
+        )
+        .await;
         if i > 0 && i % 100_000 == 0 {
             eprintln!(
                 "  {i} pending events written ({:.0}/s)",

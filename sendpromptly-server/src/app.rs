@@ -15,8 +15,8 @@ use crate::metrics::Metrics;
 use crate::ratelimit::KeyedBuckets;
 use crate::signing_cache::SigningSecretCache;
 use crate::store::ProviderTapSettings;
-use crate::ttl_cache::TtlCache;
 use crate::store::Store;
+use crate::ttl_cache::TtlCache;
 
 /// Shared state of a running server; cheap to clone.
 #[derive(Clone)]

@@ -50,7 +50,8 @@ impl SigningSecretCache {
             None => {
                 let fetched_at = Instant::now();
                 let records = Arc::new(store.signing_secrets(project_id, now).await?);
-                self.entries.put(project_id, Arc::clone(&records), fetched_at);
+                self.entries
+                    .put(project_id, Arc::clone(&records), fetched_at);
                 records
             }
         };

@@ -851,7 +851,8 @@ async fn the_console_shows_missing_receipts_the_providers_copy_and_test_mode() {
             .unwrap()
             .is_some()
     );
-    let refused = "Stripe refused the restricted key (401): Invalid API Key provided: rk_live_***42";
+    let refused =
+        "Stripe refused the restricted key (401): Invalid API Key provided: rk_live_***42";
     assert!(
         store
             .finish_reconcile(

@@ -179,7 +179,9 @@ async fn settings_page(
         .filter(|r| r.last_run_at.is_some())
         .map(|r| ReconcileStatus {
             failing: r.last_error,
-            last_success: r.last_success_at.map_or_else(|| "never".to_owned(), display_time),
+            last_success: r
+                .last_success_at
+                .map_or_else(|| "never".to_owned(), display_time),
             events_fed: r.events_fed,
         });
     let mut layout = ws.layout("Settings", "settings");
