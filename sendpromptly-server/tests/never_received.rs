@@ -846,7 +846,7 @@ async fn the_console_shows_missing_receipts_the_providers_copy_and_test_mode() {
     let at = tap.server.clock_now();
     assert!(
         store
-            .take_reconcile_lease(&project, owner, at, Duration::from_secs(60))
+            .take_reconcile_lease(project, owner, at, Duration::from_secs(60))
             .await
             .unwrap()
             .is_some()
@@ -856,7 +856,7 @@ async fn the_console_shows_missing_receipts_the_providers_copy_and_test_mode() {
     assert!(
         store
             .finish_reconcile(
-                &project,
+                project,
                 owner,
                 at,
                 &sendpromptly_server::store::ReconcileOutcome::Failed {

@@ -102,9 +102,13 @@ pub async fn record_expected(
         .to_owned(),
     );
     let store = state.store();
-    for _ in 0..=FINGERPRINT_RETRIES {
-        // The event already tracking this change, if it is another one.
+    for attempt in 0..=FINGERPRINT_RETRIES {
+        // First try the copy's own event: almost every copy is the first of
+        // its change, and then no read is needed. Only when the store says
+        // another event holds the fingerprint is that event looked up and
+        // the copy linked to it.
         let linked = match &copy.fingerprint {
+            Some(_) if attempt == 0 => None,
             Some(fingerprint) => store
                 .event_by_fingerprint(project_id, reference.provider, fingerprint)
                 .await?
