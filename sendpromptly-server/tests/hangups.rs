@@ -381,6 +381,42 @@ fn raw_request(
     request
 }
 
+/// The Stripe endpoint secret the hang-up tests give the provider tap.
+const TAP_SECRET: &str = "whsec_hangupsTapSecret0123456789";
+
+/// A Stripe `invoice.paid` delivery to the provider tap of `project`,
+/// signed now with [`TAP_SECRET`], as raw bytes.
+fn raw_tap_delivery(host: &str, project: &str, event_id: &str) -> Vec<u8> {
+    let body = tap_body(event_id);
+    let signature = tap_signature(&body);
+    format!(
+        "POST /v1/providers/stripe/webhooks/{project} HTTP/1.1\r\nHost: {host}\r\n\
+         Stripe-Signature: {signature}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// `Stripe-Signature` for `body`, signed now with [`TAP_SECRET`].
+fn tap_signature(body: &str) -> String {
+    sendpromptly_core::stripe::generate_test_header(
+        body.as_bytes(),
+        TAP_SECRET,
+        chrono::Utc::now().timestamp(),
+    )
+}
+
+fn tap_body(event_id: &str) -> String {
+    json!({
+        "id": event_id, "object": "event", "type": "invoice.paid",
+        "created": chrono::Utc::now().timestamp(), "livemode": true,
+        "data": {"object": {"id": format!("in_{event_id}"), "object": "invoice",
+            "customer": "cus_hangups", "amount_paid": 1999, "currency": "usd"}}
+    })
+    .to_string()
+}
+
 async fn send(
     base: &str,
     api_key: &str,
@@ -537,6 +573,20 @@ async fn every_write_endpoint_survives_hangups(db: Database) {
         batches.push(body["id"].as_str().unwrap().to_owned());
     }
 
+    // The provider tap: a Stripe endpoint secret, and the project's id.
+    let (status, body) = send(
+        &base,
+        &key,
+        reqwest::Method::PATCH,
+        "/v1/project",
+        &json!({"provider_tap": {"stripe_endpoint_secrets": [TAP_SECRET]}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, project) = get_json(&base, &key, "/v1/project").await;
+    assert_eq!(status, 200, "{project}");
+    let project = project["id"].as_str().unwrap().to_owned();
+
     let mut cut = Vec::new();
     for i in 0..TRIES {
         let idem = (i % 2 == 0).then(|| format!("cut-{i}"));
@@ -622,6 +672,7 @@ async fn every_write_endpoint_survives_hangups(db: Database) {
                 idem.map(|k| format!("{k}-k")).as_deref(),
                 &json!({}),
             ),
+            raw_tap_delivery(&host, &project, &format!("evt_cut_tap_{i}")),
         ];
         for request in requests {
             let addr = host.clone();
@@ -711,6 +762,26 @@ async fn every_write_endpoint_survives_hangups(db: Database) {
         let (status, answer) = send(&base, &key, method, &path, &body).await;
         assert_eq!(status, expected, "{path}: {answer}");
     }
+    // Tap deliveries whose client left after sending ran to completion.
+    let mut tracked = 0;
+    for i in 0..TRIES {
+        let (status, _) =
+            get_json(&base, &key, &format!("/v1/events/stripe/evt_cut_tap_{i}")).await;
+        tracked += usize::from(status == 200);
+    }
+    assert!(tracked > 0, "no cut tap delivery was recorded");
+    let body = tap_body("evt_cut_tap_after");
+    let tapped = http()
+        .post(format!("{base}/v1/providers/stripe/webhooks/{project}"))
+        .header("Stripe-Signature", tap_signature(&body))
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tapped.status().as_u16(), 200);
+    let tapped: Value = tapped.json().await.unwrap();
+    assert_eq!(tapped["outcome"], "created", "{tapped}");
     let health = http().get(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(health.status().as_u16(), 200);
     drop(hook);
