@@ -28,7 +28,8 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-step() { printf '\n==== %s\n' "$*"; }
+# shellcheck source=lib.sh
+source "$root/bench/lib.sh"
 
 engines="${1:-sqlite}"
 [[ "$engines" == "all" ]] && engines="sqlite postgres"
@@ -36,23 +37,8 @@ runs="${BENCH_RUNS:-3}"
 duration="${BENCH_DURATION:-10}"
 conns="${BENCH_CONNECTIONS:-128}"
 
-if ! command -v wrk >/dev/null; then
-    step "Installing wrk (Debian)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-fi
-
-if [[ -z "${SENDPROMPTLY_BIN:-}" ]]; then
-    if [[ "${BENCH_QUICK:-}" == "1" ]]; then
-        step "Building the server (debug: a smoke run measures nothing)"
-        cargo build --locked -p sendpromptly-server --bin sendpromptly
-        SENDPROMPTLY_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/sendpromptly"
-    else
-        step "Building the release server"
-        cargo build --release --locked -p sendpromptly-server --bin sendpromptly
-        SENDPROMPTLY_BIN="${CARGO_TARGET_DIR:-$root/target}/release/sendpromptly"
-    fi
-fi
+ensure_wrk
+ensure_server_binary
 bin="$SENDPROMPTLY_BIN"
 
 # shellcheck source=../scripts/lib/postgres.sh
@@ -75,21 +61,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-
-# wrk's "Requests/sec:" figure, and its latency percentiles in milliseconds.
-rps() { awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$1"; }
-pct() {
-    awk -v p="$2%" '$1 == p {
-        v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
-        if (u == "us") v /= 1000; else if (u == "s") v *= 1000; else if (u == "m") v *= 60000;
-        printf "%.2f", v }' "$1"
-}
-errors() { awk '/Non-2xx or 3xx responses:/ {n += $NF} /Socket errors:/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10} END {print n + 0}' "$1"; }
-stats() { # min median max of the arguments
-    printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {printf "min %s  median %s  max %s", a[1], a[int((NR + 1) / 2)], a[NR]}'
-}
 
 bench_engine() {
     local engine="$1" url port key

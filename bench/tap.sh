@@ -11,28 +11,21 @@
 # Stripe's scheme just before the run so they are inside its 300 s
 # tolerance), each BENCH_DURATION seconds at BENCH_CONNECTIONS; prints each
 # run, min/median/max and tap ÷ receipt from the same run.
-# Settings as bench/load.sh: BENCH_RUNS (3), BENCH_DURATION (10),
+# Settings as bench/load.sh: BENCH_QUICK=1, BENCH_RUNS (3), BENCH_DURATION (10),
 # BENCH_CONNECTIONS (128), SENDPROMPTLY_BIN, CARGO_TARGET_DIR.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-step() { printf '\n==== %s\n' "$*"; }
+# shellcheck source=lib.sh
+source "$root/bench/lib.sh"
 engines="${1:-sqlite}"
 [[ "$engines" == "all" ]] && engines="sqlite postgres"
 runs="${BENCH_RUNS:-3}"
 duration="${BENCH_DURATION:-10}"
 conns="${BENCH_CONNECTIONS:-128}"
 
-if ! command -v wrk >/dev/null; then
-    step "Installing wrk (Debian)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-fi
-if [[ -z "${SENDPROMPTLY_BIN:-}" ]]; then
-    step "Building the release server"
-    cargo build --release --locked -p sendpromptly-server --bin sendpromptly
-    SENDPROMPTLY_BIN="${CARGO_TARGET_DIR:-$root/target}/release/sendpromptly"
-fi
+ensure_wrk
+ensure_server_binary
 bin="$SENDPROMPTLY_BIN"
 
 # shellcheck source=../scripts/lib/postgres.sh
@@ -48,11 +41,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-rps() { awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$1"; }
-errors() { awk '/Non-2xx or 3xx responses:/ {n += $NF} /Socket errors:/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10} END {print n + 0}' "$1"; }
-stats() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {printf "min %s  median %s  max %s", a[1], a[int((NR + 1) / 2)], a[NR]}'; }
 
 # COUNT Stripe `invoice.paid` deliveries for run RUN, signed with SECRET now:
 # one `Stripe-Signature<TAB>body` line each.

@@ -1,0 +1,45 @@
+# Shared by the HTTP load benchmarks (bench/load.sh, bench/tap.sh): wrk,
+# the server binary, and reading wrk's output. Source it after `cd "$root"`.
+
+step() { printf '\n==== %s\n' "$*"; }
+
+# Installs Debian's wrk if missing.
+ensure_wrk() {
+    if ! command -v wrk >/dev/null; then
+        step "Installing wrk (Debian)"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+    fi
+}
+
+# Sets SENDPROMPTLY_BIN (a release build; debug with BENCH_QUICK=1) unless given.
+ensure_server_binary() {
+    if [[ -z "${SENDPROMPTLY_BIN:-}" ]]; then
+        if [[ "${BENCH_QUICK:-}" == "1" ]]; then
+            step "Building the server (debug: a smoke run measures nothing)"
+            cargo build --locked -p sendpromptly-server --bin sendpromptly
+            SENDPROMPTLY_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/sendpromptly"
+        else
+            step "Building the release server"
+            cargo build --release --locked -p sendpromptly-server --bin sendpromptly
+            SENDPROMPTLY_BIN="${CARGO_TARGET_DIR:-$root/target}/release/sendpromptly"
+        fi
+    fi
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# wrk's "Requests/sec:" figure, and its latency percentiles in milliseconds.
+rps() { awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$1"; }
+pct() {
+    awk -v p="$2%" '$1 == p {
+        v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
+        if (u == "us") v /= 1000; else if (u == "s") v *= 1000; else if (u == "m") v *= 60000;
+        printf "%.2f", v }' "$1"
+}
+# Non-2xx answers and socket errors in a wrk report.
+errors() { awk '/Non-2xx or 3xx responses:/ {n += $NF} /Socket errors:/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10} END {print n + 0}' "$1"; }
+# min median max of the arguments.
+stats() {
+    printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {printf "min %s  median %s  max %s", a[1], a[int((NR + 1) / 2)], a[NR]}'
+}
