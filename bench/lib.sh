@@ -43,3 +43,12 @@ errors() { awk '/Non-2xx or 3xx responses:/ {n += $NF} /Socket errors:/ {gsub(/,
 stats() {
     printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {printf "min %s  median %s  max %s", a[1], a[int((NR + 1) / 2)], a[NR]}'
 }
+
+# The CPU time process PID has used so far, in clock ticks (user + system).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# The requests a wrk report counts ("N requests in …").
+requests() { awk '/ requests in / {print $1}' "$1"; }
+# Microseconds of CPU per request: ticks used (from cpu_ticks) over a wrk report's requests.
+cpu_us_per_request() {
+    awk -v t="$1" -v n="$(requests "$2")" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.0f", t * 1e6 / hz / n}'
+}

@@ -10,7 +10,9 @@
 # (a new event id each), and tap deliveries (a new `evt_` each, signed with
 # Stripe's scheme just before the run so they are inside its 300 s
 # tolerance), each BENCH_DURATION seconds at BENCH_CONNECTIONS; prints each
-# run, min/median/max and tap ÷ receipt from the same run.
+# run, min/median/max and tap ÷ receipt from the same run, and the server's
+# CPU time per request of each (user + system, from /proc): on a shared
+# machine the rate follows whatever else runs, the CPU cost much less.
 # Settings as bench/load.sh: BENCH_QUICK=1, BENCH_RUNS (3), BENCH_DURATION (10),
 # BENCH_CONNECTIONS (128), SENDPROMPTLY_BIN, CARGO_TARGET_DIR.
 set -euo pipefail
@@ -85,10 +87,12 @@ bench_engine() {
     local base="http://127.0.0.1:$port"
     curl -fsS -X PATCH "$base/v1/project" -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
         -d "{\"provider_tap\":{\"stripe_endpoint_secrets\":[\"$secret\"]}}" >/dev/null
-    local tap_path="/v1/providers/stripe/webhooks/$project" h=() r=() t=() ratio=()
+    local tap_path="/v1/providers/stripe/webhooks/$project" h=() r=() t=() ratio=() rc=() tc=() before
     for run in $(seq 1 "$runs"); do
         wrk -t1 -c"$conns" -d"${duration}s" "$base/healthz" >"$work/h.txt"
+        before="$(cpu_ticks "$server_pid")"
         wrk -t1 -c"$conns" -d"${duration}s" -s bench/receipt.lua "$base" -- "r${run}" "$key" >"$work/r.txt"
+        rc+=("$(cpu_us_per_request "$(( $(cpu_ticks "$server_pid") - before ))" "$work/r.txt")")
         # Enough fresh deliveries for 10 s at twice the receipt rate.
         sign_deliveries "$(( $(rps "$work/r.txt") * duration * 2 + 1000 ))" "$engine$run" "$secret" >"$work/tap.txt"
         # The first delivery by hand: it must be tracked, not refused or ignored.
@@ -96,7 +100,9 @@ bench_engine() {
         curl -fsS -X POST "$base$tap_path" -H "Stripe-Signature: $signature" -H 'Content-Type: application/json' \
             --data-binary "$body" | grep -q '"outcome":"created"' \
             || { echo "error: the first tap delivery was not tracked" >&2; exit 1; }
+        before="$(cpu_ticks "$server_pid")"
         wrk -t1 -c"$conns" -d"${duration}s" -s bench/tap.lua "$base" -- "$work/tap.txt" "$tap_path" >"$work/t.txt"
+        tc+=("$(cpu_us_per_request "$(( $(cpu_ticks "$server_pid") - before ))" "$work/t.txt")")
         for measured in r t; do
             if [[ "$(errors "$work/$measured.txt")" != "0" ]]; then
                 echo "error: non-2xx or socket errors:" >&2; cat "$work/$measured.txt" >&2; exit 1
@@ -104,14 +110,15 @@ bench_engine() {
         done
         h+=("$(rps "$work/h.txt")"); r+=("$(rps "$work/r.txt")"); t+=("$(rps "$work/t.txt")")
         ratio+=("$(awk -v a="${t[-1]}" -v b="${r[-1]}" 'BEGIN {printf "%.3f", a / b}')")
-        printf 'run %s: healthz %s req/s | receipt %s req/s | tap %s req/s (tap/receipt %s)\n' \
-            "$run" "${h[-1]}" "${r[-1]}" "${t[-1]}" "${ratio[-1]}"
+        printf 'run %s: healthz %s req/s | receipt %s req/s (%s µs CPU each) | tap %s req/s (%s µs CPU each) | tap/receipt %s\n' \
+            "$run" "${h[-1]}" "${r[-1]}" "${rc[-1]}" "${t[-1]}" "${tc[-1]}" "${ratio[-1]}"
     done
     echo "---- $engine, $runs runs of ${duration}s, $conns connections (wrk -t1)"
     echo "healthz req/s:        $(stats "${h[@]}")"
     echo "receipt req/s:        $(stats "${r[@]}")"
     echo "tap req/s:            $(stats "${t[@]}")"
     echo "tap/receipt ratio:    $(stats "${ratio[@]}")"
+    echo "server CPU µs/request: receipt $(stats "${rc[@]}") | tap $(stats "${tc[@]}")"
     kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; server_pid=""
     if [[ "$engine" == postgres ]]; then pg_stop 0; fi
 }

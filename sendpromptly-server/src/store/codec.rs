@@ -48,6 +48,15 @@ pub(super) fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
+/// Whether `err` is the unique fingerprint of `provider_copies` refusing a
+/// second event of the same change (its index's name on PostgreSQL, the
+/// constrained column on SQLite).
+pub(super) fn is_fingerprint_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation()
+        && (db.constraint() == Some("provider_copies_by_fingerprint")
+            || db.message().contains("provider_copies.fingerprint")))
+}
+
 pub(super) fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_foreign_key_violation())
 }

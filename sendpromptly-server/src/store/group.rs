@@ -27,10 +27,10 @@ use sendpromptly_core::Timestamp;
 use sendpromptly_core::machine::{
     self, Command, Context, EventRecord, Transition, TransitionError,
 };
-use sendpromptly_core::model::EventKey;
+use sendpromptly_core::model::{EventKey, ProviderCopy};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::codec::{encode_json, encode_record, ms};
+use super::codec::{encode_json, encode_record, insert_error, is_fingerprint_violation, ms};
 pub(super) use super::idempotency::{
     IDEMPOTENCY_TTL_MILLIS, JobKey, KeyRow, KeyRows, KeyVerdict, StoredKey, key_row, key_verdict,
     stored_status,
@@ -395,16 +395,19 @@ impl<'a> EventWrite<'a> {
     }
 
     /// Whether, once changed, the write has more for `write_outbox` than
-    /// the event row and its timeline: an incident copy, effects, or the
-    /// event's first provider copy (its fingerprint row).
+    /// the set-based rows (event, timeline, provider copy): an incident
+    /// copy or effects.
     pub(super) fn needs_outbox(&self) -> bool {
-        let new_copy = self.after.provider_copy.is_some()
-            && self
-                .before
-                .is_none_or(|(_, before)| before.provider_copy.is_none());
-        self.after.incident.is_some()
-            || new_copy
-            || self.transitions.iter().any(|(t, _)| !t.effects.is_empty())
+        self.after.incident.is_some() || self.transitions.iter().any(|(t, _)| !t.effects.is_empty())
+    }
+
+    /// The event's first provider copy, when this write brings it (its
+    /// fingerprint row is written with the event rows, [`copy_rows`]).
+    pub(super) fn new_copy(&self) -> Option<&'a ProviderCopy> {
+        let had_copy = self
+            .before
+            .is_some_and(|(_, before)| before.provider_copy.is_some());
+        self.after.provider_copy.as_ref().filter(|_| !had_copy)
     }
 
     /// Whether anything is to be written (a replay that changes nothing
@@ -530,6 +533,57 @@ pub(super) fn timeline_rows<E: serde::Serialize>(
         return Ok(None);
     }
     encode_json(&entries, "timeline entries").map(Some)
+}
+
+/// The fingerprint rows of the provider copies that `writes` bring first
+/// ([`EventWrite::new_copy`]), as `[event, project_id, provider,
+/// fingerprint, livemode, created_at]` rows, `event` as in
+/// [`timeline_rows`]; `None` when there are none. The unique fingerprint
+/// refuses a second event of the same change
+/// ([`StoreError::FingerprintTaken`], see [`event_rows_error`]).
+pub(super) fn copy_rows<E: serde::Serialize>(
+    writes: &[EventWrite<'_>],
+    event_of: impl Fn(usize) -> E,
+) -> StoreResult<Option<String>> {
+    let rows: Vec<_> = writes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, write)| write.new_copy().map(|copy| (i, write, copy)))
+        .map(|(i, write, copy)| {
+            (
+                event_of(i),
+                write.project_id,
+                copy.provider.as_str(),
+                fingerprint_of(copy),
+                copy.is_live(),
+                ms(copy.created.unwrap_or(Timestamp::from_unix_millis(0))),
+            )
+        })
+        .collect();
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    encode_json(&rows, "provider copies").map(Some)
+}
+
+/// The fingerprint a copy is indexed by: the core's, else its event id
+/// (a copy without a fingerprint is only ever the same change as itself).
+fn fingerprint_of(copy: &ProviderCopy) -> String {
+    match copy.fingerprint.as_deref().filter(|f| !f.is_empty()) {
+        Some(fingerprint) => fingerprint.to_owned(),
+        None => format!("event_id:{}", copy.event_id),
+    }
+}
+
+/// Maps a failed set-based write of event rows: a second copy of a change
+/// already held by another event → [`StoreError::FingerprintTaken`];
+/// another uniqueness conflict → the event already exists.
+pub(super) fn event_rows_error(err: sqlx::Error) -> StoreError {
+    if is_fingerprint_violation(&err) {
+        StoreError::FingerprintTaken
+    } else {
+        insert_error(err, "this event already exists", "project")
+    }
 }
 
 /// The row ids of the writes, once the new rows have theirs.

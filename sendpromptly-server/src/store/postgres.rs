@@ -412,7 +412,8 @@ async fn advisory_locks(conn: &mut PgConnection, mut keys: Vec<i64>) -> StoreRes
 
 /// Writes the event rows of `writes` in the caller's transaction: the new
 /// event rows (one statement for all of them), the updated ones (one
-/// statement), their timeline entries in order (one statement). Returns
+/// statement), their timeline entries in order (one statement), the
+/// fingerprint rows of first provider copies (one statement). Returns
 /// each event's row id, in the order of `writes`.
 ///
 /// The caller holds the event rows' locks (or, for new events, the event
@@ -466,6 +467,18 @@ async fn write_event_rows(
         .bind(entries)
         .execute(&mut *conn)
         .await?;
+    }
+    if let Some(copies) = group::copy_rows(writes, |i| pks[i])? {
+        sqlx::query(
+            "INSERT INTO provider_copies (event_pk, project_id, provider, fingerprint, livemode, \
+             created_at) \
+             SELECT (r ->> 0)::bigint, r ->> 1, r ->> 2, r ->> 3, (r ->> 4)::boolean, \
+             (r ->> 5)::bigint FROM json_array_elements($1::json) AS r",
+        )
+        .bind(copies)
+        .execute(&mut *conn)
+        .await
+        .map_err(group::event_rows_error)?;
     }
     Ok(pks)
 }

@@ -597,8 +597,6 @@ pub(super) const SLOW_BATCH: &str = "UPDATE reprocess_batches SET next_send_at =
 // ---------------------------------------------------------------------------
 // Provider tap (copies by fingerprint, settings)
 
-pub(super) const INSERT_PROVIDER_COPY: &str = "INSERT INTO provider_copies (event_pk, \
-     project_id, provider, fingerprint, livemode, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
 pub(super) const EVENT_BY_FINGERPRINT: &str = "SELECT e.provider, e.event_id \
      FROM provider_copies c JOIN events e ON e.pk = c.event_pk \
      WHERE c.project_id = $1 AND c.provider = $2 AND c.fingerprint = $3";

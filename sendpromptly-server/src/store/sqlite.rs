@@ -48,7 +48,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Pool, Row, Sqlite, SqliteConnection, Transaction};
 
-use super::codec::{encode_json, insert_error};
+use super::codec::encode_json;
 use super::engine::{self, Backend, Engine};
 use super::group::{
     self, EventWrite, GroupCounters, GroupEngine, GroupIo, GroupJob, GroupLoad, GroupWanted,
@@ -402,13 +402,20 @@ macro_rules! persist_events_sql {
          SELECT e.pk, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4 \
          FROM json_each(?) AS j CROSS JOIN events AS e \
          ON e.project_id = j.value -> 0 ->> 0 AND e.provider = j.value -> 0 ->> 1 \
+         AND e.event_id = j.value -> 0 ->> 2; \
+         INSERT INTO provider_copies (event_pk, project_id, provider, fingerprint, livemode, \
+         created_at) \
+         SELECT e.pk, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, j.value ->> 5 \
+         FROM json_each(?) AS j CROSS JOIN events AS e \
+         ON e.project_id = j.value -> 0 ->> 0 AND e.provider = j.value -> 0 ->> 1 \
          AND e.event_id = j.value -> 0 ->> 2"
     };
 }
 
 /// Writes the event rows of `writes` and the idempotency keys to remember,
 /// in the caller's transaction and one round trip: the new event rows,
-/// the updated ones, their timeline entries in order and the keys
+/// the updated ones, their timeline entries in order, the fingerprint rows
+/// of first provider copies and the keys
 /// (set-based statements). Returns each event's row id, in the order of
 /// `writes`, and whether the transaction was committed: with
 /// `then_commit`, when nothing is left to write after the set-based
@@ -421,10 +428,12 @@ async fn write_event_rows(
     then_commit: bool,
 ) -> StoreResult<(Vec<i64>, bool)> {
     let rows = group::write_rows(writes)?;
-    let entries = group::timeline_rows(writes, |i| {
+    let event_key = |i: usize| {
         let w = &writes[i];
         (w.project_id, w.after.provider.as_str(), &w.after.event_id)
-    })?;
+    };
+    let entries = group::timeline_rows(writes, event_key)?;
+    let copies = group::copy_rows(writes, event_key)?;
     let commit_now = then_commit
         && !writes
             .iter()
@@ -447,14 +456,15 @@ async fn write_event_rows(
     let mut query = sqlx::query(sql)
         .bind(rows.inserts.as_deref().unwrap_or("[]"))
         .bind(rows.updates.as_deref().unwrap_or("[]"))
-        .bind(entries.as_deref().unwrap_or("[]"));
+        .bind(entries.as_deref().unwrap_or("[]"))
+        .bind(copies.as_deref().unwrap_or("[]"));
     if let Some(keys) = keys {
         query = query.bind(&keys.json);
     }
     let inserted = query
         .fetch_all(&mut *conn)
         .await
-        .map_err(|e| insert_error(e, "this event already exists", "project"))?;
+        .map_err(group::event_rows_error)?;
     let mut pks: Vec<Option<i64>> = writes.iter().map(|w| w.before.map(|(pk, _)| pk)).collect();
     for row in &inserted {
         let i = rows.inserted(

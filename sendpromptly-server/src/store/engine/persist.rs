@@ -133,12 +133,6 @@ pub(in crate::store) async fn write_outbox<B: Backend>(
         if let Some(incident) = &write.after.incident {
             upsert_incident::<B>(conn, write.project_id, *pk, write.after, incident).await?;
         }
-        let had_copy = write
-            .before
-            .is_some_and(|(_, before)| before.provider_copy.is_some());
-        if let (false, Some(copy)) = (had_copy, &write.after.provider_copy) {
-            super::tap::insert_provider_copy::<B>(conn, write.project_id, *pk, copy).await?;
-        }
         for (transition, now) in &write.transitions {
             write_effects::<B>(conn, write.project_id, *pk, transition, *now).await?;
         }

@@ -1,60 +1,18 @@
-//! The provider tap's storage: the `provider_copies` row written with an
-//! event's first provider copy (one change, one event: the unique
-//! fingerprint), the look-up by fingerprint, and the project's tap
+//! The provider tap's storage: the look-up by fingerprint (the
+//! `provider_copies` row of an event's first provider copy is written with
+//! the event rows, `group::copy_rows`: one change, one event), and the project's tap
 //! settings with their sealed secrets.
 
 use std::collections::BTreeMap;
 
-use sendpromptly_core::model::{EventKey, Provider, ProviderCopy};
+use sendpromptly_core::model::{EventKey, Provider};
 
-use super::super::codec::{self, encode_json, is_unique_violation, ms};
+use super::super::codec::{self, encode_json, ms};
 use super::super::rows::RowExt;
-use super::super::sql::Queries;
 use super::super::sql::{self, args};
 use super::super::{ProviderTapSettings, StoreError, StoreResult};
-use super::{Backend, Conn, Engine};
+use super::{Backend, Engine};
 use crate::secrets::{Keyring, provider_secret_context};
-
-/// The fingerprint a copy is indexed by: the core's, else its event id
-/// (a copy without a fingerprint is only ever the same change as itself).
-fn fingerprint_of(copy: &ProviderCopy) -> String {
-    match copy.fingerprint.as_deref().filter(|f| !f.is_empty()) {
-        Some(fingerprint) => fingerprint.to_owned(),
-        None => format!("event_id:{}", copy.event_id),
-    }
-}
-
-/// Records that event `pk` has a provider copy, in the caller's
-/// transaction; [`StoreError::FingerprintTaken`] when another event of the
-/// project already has a copy of the same change.
-pub(super) async fn insert_provider_copy<B: Backend>(
-    conn: &mut Conn<B>,
-    project_id: &str,
-    pk: i64,
-    copy: &ProviderCopy,
-) -> StoreResult<()> {
-    let fingerprint = fingerprint_of(copy);
-    let row = args![
-        pk,
-        project_id,
-        copy.provider.as_str(),
-        fingerprint.as_str(),
-        copy.is_live(),
-        ms(copy
-            .created
-            .unwrap_or(sendpromptly_core::Timestamp::from_unix_millis(0)))
-    ];
-    B::Db::execute(conn, sql::INSERT_PROVIDER_COPY, row)
-        .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::FingerprintTaken
-            } else {
-                StoreError::Database(e)
-            }
-        })?;
-    Ok(())
-}
 
 pub(super) async fn event_by_fingerprint<B: Backend>(
     engine: &Engine<B>,
