@@ -3,7 +3,7 @@
 //! endpoint the project adds in its Stripe or Shopify dashboard. No API
 //! key: the provider's signature, checked against the project's secrets,
 //! is the authentication. A verified delivery of a tracked type becomes a
-//! tracked event through [`record_expected`] and is answered 200 only once
+//! tracked event through [`record_expected_with`] and is answered 200 only once
 //! it is durable; anything unverified is refused with 400 and its reason,
 //! and nothing is stored.
 
@@ -17,7 +17,7 @@ use sendpromptly_core::{shopify, stripe};
 use super::extract::RawBody;
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::service::expected::{ExpectedOutcome, LearnedVia, record_expected};
+use crate::service::expected::{ExpectedOutcome, LearnedVia, record_expected_with};
 use crate::service::provider_tap::{TapConfig, tap_config_for_delivery};
 
 /// The answer to a provider's delivery.
@@ -100,9 +100,11 @@ fn verify_stripe(
 async fn record(
     state: &AppState,
     project_id: &str,
+    config: &TapConfig,
     reference: EventReference,
 ) -> Result<Json<TapResponse>, ApiError> {
-    let outcome = record_expected(state, project_id, &reference, LearnedVia::Tap).await?;
+    let outcome =
+        record_expected_with(state, project_id, config, &reference, LearnedVia::Tap).await?;
     let message = match outcome {
         ExpectedOutcome::Created => {
             "tracked: the app's receipt is now expected within the receipt grace"
@@ -170,7 +172,7 @@ async fn stripe_delivery(
         state.now(),
     )?;
     let reference = EventReference::from_stripe_event(&event);
-    record(state, project_id, reference).await
+    record(state, project_id, &config, reference).await
 }
 
 /// Counts a delivery's outcome (`sendpromptly_provider_tap_deliveries_total`).
@@ -231,5 +233,5 @@ async fn shopify_delivery(
     let delivery = shopify::verify(body, headers, &[secret])
         .map_err(|err| rejected(format!("Shopify delivery refused: {err}")))?;
     let reference = EventReference::from_shopify_delivery(&delivery);
-    record(state, project_id, reference).await
+    record(state, project_id, &config, reference).await
 }

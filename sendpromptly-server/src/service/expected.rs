@@ -14,7 +14,7 @@ use sendpromptly_core::model::{Actor, EventKey, ProviderCopy};
 use sendpromptly_core::provider_event::EventReference;
 
 use super::ServiceError;
-use super::provider_tap::tap_config_for_delivery;
+use super::provider_tap::{TapConfig, tap_config_for_delivery};
 use crate::app::AppState;
 use crate::store::StoreError;
 
@@ -85,6 +85,18 @@ pub async fn record_expected(
     let config = tap_config_for_delivery(state, project_id)
         .await?
         .ok_or(ServiceError::NotFound("project"))?;
+    record_expected_with(state, project_id, &config, reference, learned_via).await
+}
+
+/// [`record_expected`] with the project's tap settings already in hand
+/// (the tap read them to check the delivery's signature).
+pub async fn record_expected_with(
+    state: &AppState,
+    project_id: &str,
+    config: &TapConfig,
+    reference: &EventReference,
+    learned_via: LearnedVia,
+) -> Result<ExpectedOutcome, ServiceError> {
     if !config.tracks(reference.provider, &reference.event_type) {
         return Ok(ExpectedOutcome::NotTracked);
     }
