@@ -28,10 +28,10 @@ pub enum EmailError {
     /// `smtp://` requires STARTTLS and the server does not offer it (a
     /// plain relay): says what to change.
     #[error(
-        "SMTP: the server at {host}:{port} does not offer STARTTLS, which smtp_url `smtp://…` requires. \
-         For a trusted relay on this host or your private network, add ?tls=none to smtp_url \
-         (smtp://{host}:{port}?tls=none, keeping any user and password); for a remote server, \
-         use smtps:// or a server that offers STARTTLS"
+        "SMTP: the server at {host}:{port} does not offer STARTTLS, which smtp_url requires here \
+         (smtp:// to a host that is not loopback, or ?tls=starttls). For a trusted relay on your private \
+         network or this host, set ?tls=none in smtp_url (smtp://{host}:{port}?tls=none, keeping any \
+         user and password); for a remote server, use smtps:// or a server that offers STARTTLS"
     )]
     StartTlsNotOffered {
         /// The SMTP host.
