@@ -956,11 +956,18 @@ mod smtp_tests {
 
     #[test]
     fn public_url_is_an_http_base_for_links() {
+        let resolve = |url: &str| {
+            let args = ServeArgs {
+                public_url: Some(url.into()),
+                ..ServeArgs::default()
+            };
+            resolve_server(&args, &FileConfig::default()).map(|c| c.public_url)
+        };
         for (given, kept) in [
             ("https://sp.example.com/", "https://sp.example.com"),
             ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
         ] {
-            assert_eq!(parse_public_url(given).unwrap(), kept);
+            assert_eq!(resolve(given).unwrap().as_deref(), Some(kept));
         }
         for bad in [
             "sp.example.com",
@@ -969,7 +976,7 @@ mod smtp_tests {
             "https://sp.example.com/?x=1",
             "https://sp.example.com/#top",
         ] {
-            match parse_public_url(bad) {
+            match resolve(bad) {
                 Err(ConfigError::Invalid { name, message }) => {
                     assert_eq!(name, "public_url");
                     assert!(
