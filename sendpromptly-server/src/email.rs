@@ -25,8 +25,9 @@ pub enum EmailError {
     /// The message could not be assembled.
     #[error("cannot build the message: {0}")]
     Build(#[from] lettre::error::Error),
-    /// `smtp://` requires STARTTLS and the server does not offer it (a
-    /// plain relay): says what to change.
+    /// STARTTLS is required (`smtp://` to a host that is not loopback, or
+    /// `?tls=starttls`) and the server does not offer it (a plain relay):
+    /// says what to change.
     #[error(
         "SMTP: the server at {host}:{port} does not offer STARTTLS, which smtp_url requires here \
          (smtp:// to a host that is not loopback, or ?tls=starttls). For a trusted relay on your private \
