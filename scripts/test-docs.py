@@ -13,6 +13,8 @@
    (``sendpromptly-server/tests/alerts.rs::some_test``) is relative to the
    repository root, exists, and has the named function: a path like
    ``tests/alerts.rs`` is ambiguous between ``tests/`` and a crate's tests.
+   In docs/guarantees.md and docs/benchmarks.md, which cite code as
+   evidence, a bare file name (``secrets.rs``) is refused for the same reason.
 4. Runs docs/self-hosting.md's operator recipes that can run here: the
    systemd unit passes ``systemd-analyze verify`` (when systemd-analyze is
    installed) and its ExecStart command, with the documented TOML file, starts
@@ -376,6 +378,11 @@ def links():
 
 # A backticked Rust source path, optionally with `::function`.
 SOURCE_PATH = re.compile(r"`((?:[\w.-]+/)*(?:tests|src|benches)/[\w./-]+\.rs)(?:::(\w+))?")
+# A backticked bare Rust file name (`secrets.rs`): which crate's?
+BARE_FILE = re.compile(r"`([\w-]+\.rs)(?:::\w+)?`")
+# The docs that cite tests and code as evidence: every file there is named
+# by its path from the repository root.
+EVIDENCE_DOCS = ("docs/guarantees.md", "docs/benchmarks.md")
 
 
 def source_paths():
@@ -395,6 +402,18 @@ def source_paths():
                 continue
             if function and not re.search(rf"\bfn {function}\b", open(dest).read()):
                 bad.append(f"{where} has no function `{function}`")
+        if os.path.relpath(path, ROOT) in EVIDENCE_DOCS:
+            for name in BARE_FILE.findall(text):
+                found = sorted(
+                    os.path.relpath(f, ROOT)
+                    for f in glob.glob(os.path.join(ROOT, "**", name), recursive=True)
+                    if "/target/" not in f
+                )
+                hint = f" (one of: {', '.join(found)})" if found else ""
+                bad.append(
+                    f"{os.path.relpath(path, ROOT)}: `{name}` names no crate; "
+                    f"write its path from the repository root{hint}"
+                )
     if bad:
         fail("source paths in the docs:\n  " + "\n  ".join(bad))
     print(f"  source paths: {count} test and code paths in the docs exist")

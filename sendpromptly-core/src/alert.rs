@@ -467,8 +467,10 @@ impl AlertMessage {
         json!({"text": self.title(), "blocks": blocks})
     }
 
-    /// The generic webhook body: `{"type": …, "incident": {…}}` for one
-    /// incident, `{"type": …, "incidents": [...], "count": n}` for a digest.
+    /// The generic webhook body: `{"type": …, "title": …, "incident": {…}}`
+    /// for one incident, `{"type": …, "title": …, "incidents": [...], "count":
+    /// n}` for a digest; `title` is the line people read (the Slack text,
+    /// the email subject), the rest is for machines.
     pub fn webhook_body(&self) -> Value {
         let incident = |f: &IncidentFacts, at: Option<Timestamp>| {
             let mut v = json!({
@@ -490,6 +492,7 @@ impl AlertMessage {
         match self {
             AlertMessage::Single { event, facts, at } => json!({
                 "type": event.as_str(),
+                "title": self.title(),
                 "incident": incident(facts, Some(*at)),
             }),
             AlertMessage::Digest {
@@ -500,6 +503,7 @@ impl AlertMessage {
                 ..
             } => json!({
                 "type": event.as_str(),
+                "title": self.title(),
                 "event_type": event_type,
                 "count": incidents.len(),
                 "window_seconds": window_seconds,
@@ -560,6 +564,7 @@ mod tests {
             assert!(!body.contains("stripe  ("), "{body}");
         }
         assert_eq!(single.webhook_body()["incident"]["event_type"], "");
+        assert_eq!(single.webhook_body()["title"], single.title());
         let digest = AlertMessage::Digest {
             event: AlertEvent::IncidentOpened,
             event_type: String::new(),
@@ -572,6 +577,7 @@ mod tests {
             "{}",
             digest.title()
         );
+        assert_eq!(digest.webhook_body()["title"], digest.title());
     }
 
     #[test]

@@ -122,7 +122,7 @@ pub struct ServeArgs {
     /// Seconds a whole request may take, body upload included, before a 408 (default 30).
     #[arg(long, env = "SENDPROMPTLY_REQUEST_TIMEOUT_SECONDS")]
     pub request_timeout_seconds: Option<u64>,
-    /// SMTP server for email alerts: smtp://user:pass@host:587 (STARTTLS required), smtps://… (TLS from the start), smtp://…?tls=none (plain: only for a trusted relay on this host or your private network).
+    /// SMTP server for email alerts: smtp://user:pass@host:587 (STARTTLS required), smtps://… (TLS from the start), smtp://…?tls=none (plain: only for a trusted relay on your private network). A loopback host (smtp://127.0.0.1:25, smtp://localhost:25) is plain unless ?tls=starttls.
     #[arg(long, env = "SENDPROMPTLY_SMTP_URL")]
     pub smtp_url: Option<String>,
     /// The From address of email alerts (required with --smtp-url).
@@ -218,11 +218,13 @@ pub struct FileConfig {
 /// How the SMTP connection is secured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SmtpTls {
-    /// `smtp://`: STARTTLS, required.
+    /// `smtp://` to a host that is not loopback, or `smtp://…?tls=starttls`:
+    /// STARTTLS, required.
     StartTls,
     /// `smtps://`: TLS from the first byte.
     Implicit,
-    /// `smtp://…?tls=none`: no encryption (loopback testing only).
+    /// `smtp://…?tls=none`, or `smtp://` to a loopback host (the mail never
+    /// leaves the machine): no encryption.
     None,
 }
 
@@ -273,6 +275,14 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// `localhost` or a loopback address (`127.0.0.0/8`, `::1`).
+fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 impl SmtpSettings {
     /// Parses `--smtp-url` (the From address is given separately).
     pub fn parse(smtp_url: &str, from: &str) -> Result<SmtpSettings, ConfigError> {
@@ -291,10 +301,14 @@ impl SmtpSettings {
             "smtps" => SmtpTls::Implicit,
             other => return Err(invalid(format!("scheme `{other}` is not smtp or smtps"))),
         };
+        let mut tls_named = false;
         for (key, value) in url.query_pairs() {
             match (key.as_ref(), value.as_ref()) {
-                ("tls", "none") if tls == SmtpTls::StartTls => tls = SmtpTls::None,
-                ("tls", "starttls") if tls == SmtpTls::StartTls => {}
+                ("tls", "none") if tls == SmtpTls::StartTls => {
+                    tls = SmtpTls::None;
+                    tls_named = true;
+                }
+                ("tls", "starttls") if tls == SmtpTls::StartTls => tls_named = true,
                 _ => {
                     return Err(invalid(format!(
                         "unknown parameter `{key}={value}`; only tls=none or tls=starttls with smtp://"
@@ -309,6 +323,12 @@ impl SmtpSettings {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_owned();
+        // A relay on this machine: nothing crosses a network, so plain SMTP
+        // is the default there (a local Postfix rarely has a certificate
+        // for 127.0.0.1); `?tls=starttls` still requires STARTTLS.
+        if tls == SmtpTls::StartTls && !tls_named && is_loopback_host(&host) {
+            tls = SmtpTls::None;
+        }
         let port = url.port().unwrap_or(match tls {
             SmtpTls::Implicit => 465,
             SmtpTls::StartTls | SmtpTls::None => 587,
@@ -620,6 +640,29 @@ pub fn resolve_common(global: &GlobalArgs, file: &FileConfig) -> Result<CommonCo
     })
 }
 
+/// Checks `--public-url`, the base every link this server hands out is
+/// joined to (`{public_url}/incidents/…`): an `http(s)://` URL without a
+/// query or fragment (they would end up in the middle of each link); the
+/// trailing `/` is dropped.
+fn parse_public_url(public_url: &str) -> Result<String, ConfigError> {
+    let invalid = |why: &str| ConfigError::Invalid {
+        name: "public_url",
+        message: format!(
+            "`{public_url}` {why}; expected the address users open the console at, such as https://sendpromptly.example.com"
+        ),
+    };
+    let url = url::Url::parse(public_url).map_err(|_| invalid("is not an absolute URL"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("is not an http:// or https:// URL with a host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid(
+            "has a query or fragment, which would end up inside every link",
+        ));
+    }
+    Ok(public_url.trim_end_matches('/').to_owned())
+}
+
 /// Resolves `serve`'s settings: flag or env, then file, then default.
 pub fn resolve_server(args: &ServeArgs, file: &FileConfig) -> Result<ServerConfig, ConfigError> {
     let mut config = ServerConfig::default();
@@ -629,13 +672,7 @@ pub fn resolve_server(args: &ServeArgs, file: &FileConfig) -> Result<ServerConfi
         config.listen = listen;
     }
     if let Some(public_url) = args.public_url.clone().or_else(|| file.public_url.clone()) {
-        if url::Url::parse(&public_url).is_err() {
-            return Err(ConfigError::Invalid {
-                name: "public_url",
-                message: format!("`{public_url}` is not an absolute URL"),
-            });
-        }
-        config.public_url = Some(public_url.trim_end_matches('/').to_owned());
+        config.public_url = Some(parse_public_url(&public_url)?);
     }
     if let Some(ms) = args.sweep_interval_ms.or(file.sweep_interval_ms) {
         if ms == 0 {
@@ -888,6 +925,68 @@ mod smtp_tests {
             (s.host.as_str(), s.port, s.tls),
             ("127.0.0.1", 2525, SmtpTls::None)
         );
+    }
+
+    #[test]
+    fn a_loopback_relay_is_plain_unless_starttls_is_asked_for() {
+        for url in [
+            "smtp://127.0.0.1:25",
+            "smtp://127.0.0.2",
+            "smtp://[::1]:25",
+            "smtp://LocalHost:25",
+        ] {
+            let s = SmtpSettings::parse(url, "a@x.io").unwrap();
+            assert_eq!(s.tls, SmtpTls::None, "{url}");
+        }
+        for (url, tls) in [
+            ("smtp://127.0.0.1:25?tls=starttls", SmtpTls::StartTls),
+            ("smtps://127.0.0.1", SmtpTls::Implicit),
+            ("smtp://10.0.0.5:25", SmtpTls::StartTls),
+            ("smtp://192.0.2.2:25", SmtpTls::StartTls),
+            ("smtp://localhost.example.com", SmtpTls::StartTls),
+            ("smtp://mail.example.com", SmtpTls::StartTls),
+        ] {
+            assert_eq!(
+                SmtpSettings::parse(url, "a@x.io").unwrap().tls,
+                tls,
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn public_url_is_an_http_base_for_links() {
+        let resolve = |url: &str| {
+            let args = ServeArgs {
+                public_url: Some(url.into()),
+                ..ServeArgs::default()
+            };
+            resolve_server(&args, &FileConfig::default()).map(|c| c.public_url)
+        };
+        for (given, kept) in [
+            ("https://sp.example.com/", "https://sp.example.com"),
+            ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ] {
+            assert_eq!(resolve(given).unwrap().as_deref(), Some(kept));
+        }
+        for bad in [
+            "sp.example.com",
+            "localhost:8080",
+            "ftp://sp.example.com",
+            "https://sp.example.com/?x=1",
+            "https://sp.example.com/#top",
+        ] {
+            match resolve(bad) {
+                Err(ConfigError::Invalid { name, message }) => {
+                    assert_eq!(name, "public_url");
+                    assert!(
+                        message.contains(bad) && message.contains("https://"),
+                        "{message}"
+                    );
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
     }
 
     #[test]

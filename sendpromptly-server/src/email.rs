@@ -25,13 +25,14 @@ pub enum EmailError {
     /// The message could not be assembled.
     #[error("cannot build the message: {0}")]
     Build(#[from] lettre::error::Error),
-    /// `smtp://` requires STARTTLS and the server does not offer it (a
-    /// plain relay): says what to change.
+    /// STARTTLS is required (`smtp://` to a host that is not loopback, or
+    /// `?tls=starttls`) and the server does not offer it (a plain relay):
+    /// says what to change.
     #[error(
-        "SMTP: the server at {host}:{port} does not offer STARTTLS, which smtp_url `smtp://…` requires. \
-         For a trusted relay on this host or your private network, add ?tls=none to smtp_url \
-         (smtp://{host}:{port}?tls=none, keeping any user and password); for a remote server, \
-         use smtps:// or a server that offers STARTTLS"
+        "SMTP: the server at {host}:{port} does not offer STARTTLS, which smtp_url requires here \
+         (smtp:// to a host that is not loopback, or ?tls=starttls). For a trusted relay on your private \
+         network or this host, set ?tls=none in smtp_url (smtp://{host}:{port}?tls=none, keeping any \
+         user and password); for a remote server, use smtps:// or a server that offers STARTTLS"
     )]
     StartTlsNotOffered {
         /// The SMTP host.

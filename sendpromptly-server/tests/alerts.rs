@@ -101,6 +101,25 @@ impl SmtpSink {
     }
 }
 
+impl SmtpSink {
+    /// The decoded plain-text and HTML parts of the `n`th message (from 0),
+    /// as a mail reader shows them.
+    fn parts(&self, n: usize) -> (String, String) {
+        let read = |ext: &str| {
+            let path = self.dir.path().join(format!("{:04}.{ext}", n + 1));
+            std::fs::read_to_string(&path)
+                .unwrap_or_else(|err| panic!("message {n} has no {ext} part: {err}"))
+        };
+        (read("txt"), read("html"))
+    }
+
+    /// The decoded (unfolded) subject of the `n`th message (from 0).
+    fn subject(&self, n: usize) -> String {
+        let path = self.dir.path().join(format!("{:04}.subject", n + 1));
+        std::fs::read_to_string(&path).expect("a subject")
+    }
+}
+
 impl Drop for SmtpSink {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -806,45 +825,92 @@ async fn console_session(server: &TestServer) -> String {
         .expect("a session cookie")
 }
 
+/// The link of a Slack alert's "Open in the console" button.
+fn slack_button_link(payload: &Value) -> String {
+    payload["blocks"]
+        .as_array()
+        .expect("blocks")
+        .iter()
+        .find(|b| b["type"] == "actions")
+        .and_then(|b| b["elements"][0]["url"].as_str())
+        .unwrap_or_else(|| panic!("no button in {payload}"))
+        .to_owned()
+}
+
+/// The `href` of the HTML's "Open in the console" anchor, unescaped as a
+/// browser reads an attribute.
+fn html_console_link(html: &str) -> String {
+    let anchor = html
+        .find(">Open in the console</a>")
+        .unwrap_or_else(|| panic!("no console link in {html}"));
+    let start = html[..anchor].rfind("href=\"").expect("an href") + "href=\"".len();
+    html[start..anchor]
+        .trim_end_matches('"')
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// Every channel's link to the incident: the Slack button, the webhook's
+/// `console_url`, and the email's text link and HTML anchor (the `n`th mail).
+async fn channel_links(
+    hooks: &HookReceiver,
+    smtp: Option<&SmtpSink>,
+    prefix: &str,
+    mail: usize,
+) -> Vec<(String, String)> {
+    let slack = wait_hooks(hooks, &format!("{prefix}/slack"), 1).await;
+    let hook = wait_hooks(hooks, &format!("{prefix}/hook"), 1).await;
+    let mut links = vec![
+        ("slack".to_owned(), slack_button_link(&slack[0].json())),
+        (
+            "webhook".to_owned(),
+            hook[0].json()["incident"]["console_url"]
+                .as_str()
+                .expect("console_url")
+                .to_owned(),
+        ),
+    ];
+    if let Some(smtp) = smtp {
+        eventually(WAIT, "the email arrives", || async {
+            (smtp.messages().len() > mail).then_some(())
+        })
+        .await;
+        let (text, html) = smtp.parts(mail);
+        links.push(("email text".to_owned(), first_link(&text)));
+        links.push(("email html".to_owned(), html_console_link(&html)));
+    }
+    links
+}
+
 #[tokio::test]
 async fn every_channels_link_opens_the_incident_in_the_console() {
     let smtp = SmtpSink::start();
     let server = start_server(smtp.as_ref()).await;
     let api = server.api();
     let hooks = HookReceiver::start().await;
-    let mut channels = vec![
-        json!({"type": "slack", "webhook_url": hooks.url("/slack")}),
-        json!({"type": "webhook", "url": hooks.url("/hook")}),
-    ];
-    if smtp.is_some() {
-        channels.push(json!({"type": "email", "to": "ops@example.com"}));
-    }
-    set_channels(&api, Value::Array(channels)).await;
+    let channels = |prefix: &str| {
+        let mut channels = vec![
+            json!({"type": "slack", "webhook_url": hooks.url(&format!("{prefix}/slack"))}),
+            json!({"type": "webhook", "url": hooks.url(&format!("{prefix}/hook"))}),
+        ];
+        if smtp.is_some() {
+            channels.push(json!({"type": "email", "to": "ops@example.com"}));
+        }
+        Value::Array(channels)
+    };
+    set_channels(&api, channels("/first")).await;
     let incident_id = open_incident(&api, "evt_link1", "invoice.paid", "tenant missing").await;
-
-    let mut links = vec![
-        (
-            "slack",
-            first_link(&wait_hooks(&hooks, "/slack", 1).await[0].json().to_string()),
-        ),
-        (
-            "webhook",
-            wait_hooks(&hooks, "/hook", 1).await[0].json()["incident"]["console_url"]
-                .as_str()
-                .expect("console_url")
-                .to_owned(),
-        ),
-    ];
-    if let Some(smtp) = &smtp {
-        let mail = eventually(WAIT, "the email arrives", || async {
-            smtp.messages().into_iter().next()
-        })
-        .await;
-        links.push(("email", first_link(&mail)));
-    }
+    let links = channel_links(&hooks, smtp.as_ref(), "/first", 0).await;
 
     let session = console_session(&server).await;
     for (channel, link) in &links {
+        assert!(
+            link.contains(&format!("?project={}", server.project.project_id)),
+            "{channel} link {link} does not name the project"
+        );
         // Signed in: the incident's page.
         let (status, _, body) = follow(&server, link, Some(&session)).await;
         assert_eq!(status, 200, "{channel} link {link} answered {status}");
@@ -861,8 +927,8 @@ async fn every_channels_link_opens_the_incident_in_the_console() {
         );
     }
 
-    // An incident of another project opens from its alert too, whichever
-    // project the reader's console had chosen.
+    // An incident of another project opens from each channel's alert too,
+    // whichever project the reader's console had chosen.
     let other = sendpromptly_server::provision::create_project(
         server.store(),
         "second",
@@ -872,11 +938,7 @@ async fn every_channels_link_opens_the_incident_in_the_console() {
     .await
     .expect("second project");
     let other_api = api.with_key(&other.api_key);
-    set_channels(
-        &other_api,
-        json!([{"type": "webhook", "url": hooks.url("/other")}]),
-    )
-    .await;
+    set_channels(&other_api, channels("/second")).await;
     let other_incident = open_incident(
         &other_api,
         "evt_link2",
@@ -884,27 +946,24 @@ async fn every_channels_link_opens_the_incident_in_the_console() {
         "other tenant missing",
     )
     .await;
-    let hook = wait_hooks(&hooks, "/other", 1).await;
-    let link = hook[0].json()["incident"]["console_url"]
-        .as_str()
-        .expect("console_url")
-        .to_owned();
     // The reader's console shows the default project (its switcher cookie).
     let on_default = format!("{session}; sp_project={}", server.project.project_id);
-    let (status, _, body) = follow(&server, &link, Some(&on_default)).await;
-    assert_eq!(status, 200, "{link} answered {status}");
-    assert!(
-        body.contains(&other_incident) && body.contains("other tenant missing"),
-        "{link} is not the other project's incident page: {body}"
-    );
+    for (channel, link) in channel_links(&hooks, smtp.as_ref(), "/second", 1).await {
+        let (status, _, body) = follow(&server, &link, Some(&on_default)).await;
+        assert_eq!(status, 200, "{channel} link {link} answered {status}");
+        assert!(
+            body.contains(&other_incident) && body.contains("other tenant missing"),
+            "{channel} link {link} is not the other project's incident page: {body}"
+        );
+    }
 
     // A test send links to the settings page.
     let r = api
         .post("/v1/project/alert-channels/test", json!({"channel": 0}))
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
-    let slack = wait_hooks(&hooks, "/slack", 2).await;
-    let link = first_link(&slack[1].json().to_string());
+    let slack = wait_hooks(&hooks, "/first/slack", 2).await;
+    let link = slack_button_link(&slack[1].json());
     let (status, _, body) = follow(&server, &link, Some(&session)).await;
     assert_eq!(status, 200, "test alert link {link} answered {status}");
     assert!(body.contains("Alert channels"), "{link}: {body}");
@@ -982,17 +1041,20 @@ async fn a_delivered_repair_without_a_result_is_announced_to_channels_that_want_
 
 #[tokio::test]
 async fn a_result_before_any_receipt_is_alerted_as_an_unknown_type() {
-    let server = start_server(None).await;
+    const TITLE: &str =
+        "Incident opened: stripe unknown type (result arrived before any receipt) (failed_result)";
+    let smtp = SmtpSink::start();
+    let server = start_server(smtp.as_ref()).await;
     let api = server.api();
     let hooks = HookReceiver::start().await;
-    set_channels(
-        &api,
-        json!([
-            {"type": "slack", "webhook_url": hooks.url("/slack")},
-            {"type": "webhook", "url": hooks.url("/hook")},
-        ]),
-    )
-    .await;
+    let mut channels = vec![
+        json!({"type": "slack", "webhook_url": hooks.url("/slack")}),
+        json!({"type": "webhook", "url": hooks.url("/hook")}),
+    ];
+    if smtp.is_some() {
+        channels.push(json!({"type": "email", "to": "ops@example.com"}));
+    }
+    set_channels(&api, Value::Array(channels)).await;
     let r = api
         .post(
             "/v1/result",
@@ -1002,18 +1064,32 @@ async fn a_result_before_any_receipt_is_alerted_as_an_unknown_type() {
     assert_eq!(r.status, 200, "{}", r.text);
     let slack = wait_hooks(&hooks, "/slack", 1).await;
     let payload = slack[0].json();
-    assert_eq!(
-        payload["text"],
-        "Incident opened: stripe unknown type (result arrived before any receipt) (failed_result)"
-    );
+    assert_eq!(payload["text"], TITLE);
     assert!(!payload.to_string().contains("stripe  ("), "{payload}");
     let hook = wait_hooks(&hooks, "/hook", 1).await;
-    // The machine-readable body is unchanged: an empty type (none is known).
+    // The webhook's line for people says it; its machine-readable type
+    // stays empty (none is known).
+    assert_eq!(hook[0].json()["title"], TITLE);
     assert_eq!(hook[0].json()["incident"]["event_type"], "");
+    if let Some(smtp) = &smtp {
+        eventually(WAIT, "the email arrives", || async {
+            smtp.messages().into_iter().next()
+        })
+        .await;
+        assert_eq!(smtp.subject(0), TITLE);
+        let (text, html) = smtp.parts(0);
+        for part in [&text, &html] {
+            assert!(
+                part.contains("unknown type (result arrived before any receipt)")
+                    && !part.contains("stripe  ("),
+                "{part}"
+            );
+        }
+    }
 }
 
-/// A plain SMTP relay on loopback (no STARTTLS, no AUTH), as a trusted
-/// local relay is: it accepts every message and keeps its DATA.
+/// A plain SMTP relay (no STARTTLS, no AUTH), as a trusted local relay is:
+/// it accepts every message and keeps its DATA.
 struct PlainRelay {
     port: u16,
     messages: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
@@ -1021,9 +1097,10 @@ struct PlainRelay {
 }
 
 impl PlainRelay {
-    async fn start() -> PlainRelay {
+    /// A relay listening on `ip`.
+    async fn start(ip: std::net::IpAddr) -> PlainRelay {
         use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = tokio::net::TcpListener::bind((ip, 0))
             .await
             .expect("bind relay");
         let port = listener.local_addr().expect("relay addr").port();
@@ -1123,44 +1200,154 @@ async fn press_test_alert(server: &TestServer) -> String {
     page.text().await.expect("page")
 }
 
-#[tokio::test]
-async fn a_plain_local_relay_is_refused_with_what_to_change_then_works_with_tls_none() {
-    let relay = PlainRelay::start().await;
-    let from = "SendPromptly <alerts@example.com>";
-    let with_url = |url: String| {
-        let mut config = test_config();
-        config.public_url = Some(PUBLIC_URL.to_owned());
-        config.smtp = Some(SmtpSettings::parse(&url, from).expect("smtp settings"));
-        config
-    };
+const SMTP_FROM: &str = "SendPromptly <alerts@example.com>";
 
-    // `smtp://` requires STARTTLS, which the relay does not offer.
-    let server = TestServer::start_with(with_url(format!("smtp://127.0.0.1:{}", relay.port))).await;
+/// A server sending email through `smtp_url`, with one email channel.
+async fn server_with_smtp(smtp_url: &str) -> TestServer {
+    let mut config = test_config();
+    config.public_url = Some(PUBLIC_URL.to_owned());
+    config.smtp = Some(SmtpSettings::parse(smtp_url, SMTP_FROM).expect("smtp settings"));
+    let server = TestServer::start_with(config).await;
+    set_channels(
+        &server.api(),
+        json!([{"type": "email", "to": "ops@example.com"}]),
+    )
+    .await;
+    server
+}
+
+/// `sendpromptly alerts test` on `server`'s database with `smtp_url`:
+/// whether it succeeded, and its output.
+async fn cli_test_alert(server: &TestServer, smtp_url: &str) -> (bool, String) {
+    let args = [
+        "--database-url".to_owned(),
+        server.database_url.clone(),
+        "alerts".to_owned(),
+        "test".to_owned(),
+        "--smtp-url".to_owned(),
+        smtp_url.to_owned(),
+        "--smtp-from".to_owned(),
+        SMTP_FROM.to_owned(),
+    ];
+    // A blocking thread: the relay lives on this test's runtime.
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_sendpromptly"))
+            .args(&args)
+            .env_remove("SENDPROMPTLY_SMTP_URL")
+            .output()
+            .expect("run the CLI")
+    })
+    .await
+    .expect("join");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// This machine's own address that is not loopback (the one it would use
+/// to reach the documentation network; no packet is sent), if it has one.
+fn non_loopback_ip() -> Option<std::net::IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("192.0.2.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+#[tokio::test]
+async fn a_plain_relay_on_loopback_gets_the_alert_with_a_bare_smtp_url() {
+    let relay = PlainRelay::start([127, 0, 0, 1].into()).await;
+    // No `?tls=`: a loopback host needs no TLS (the mail never leaves the machine).
+    let url = format!("smtp://127.0.0.1:{}", relay.port);
+    let server = server_with_smtp(&url).await;
     let api = server.api();
-    set_channels(&api, json!([{"type": "email", "to": "ops@example.com"}])).await;
+
+    // The test send, over the API, the console and the CLI.
+    let r = api.post("/v1/project/alert-channels/test", json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["data"][0]["delivered"], true, "{}", r.text);
+    let page = press_test_alert(&server).await;
+    assert!(page.contains("channel 0 (email): sent"), "{page}");
+    let (ok, out) = cli_test_alert(&server, &url).await;
+    assert!(ok, "{out}");
+    assert_eq!(relay.messages().len(), 3);
+    assert!(relay.messages().iter().all(|m| m.contains("TEST ALERT")));
+
+    // A real incident's alert arrives too.
+    let incident_id = open_incident(&api, "evt_relay", "invoice.paid", "worker down").await;
+    let mail = eventually(WAIT, "the alert reaches the relay", || async {
+        relay.messages().into_iter().nth(3)
+    })
+    .await;
+    assert!(
+        mail.contains(&incident_id) && mail.contains("worker down"),
+        "{mail}"
+    );
+}
+
+/// A plain relay where STARTTLS is required: each front end's test send
+/// says exactly what to change; done, the relay gets the message.
+async fn refused_then_fixed(relay: &PlainRelay, url: &str, host: &str) {
+    let server = server_with_smtp(url).await;
+    let api = server.api();
+    let wanted = format!("smtp://{host}:{}?tls=none", relay.port);
+
     let r = api.post("/v1/project/alert-channels/test", json!({})).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let outcome = &r.json["data"][0];
     assert_eq!(outcome["delivered"], false, "{outcome}");
     let error = outcome["error"].as_str().unwrap_or_default().to_owned();
-    let wanted = format!("smtp://127.0.0.1:{}?tls=none", relay.port);
     assert!(
         error.contains("STARTTLS") && error.contains(&wanted) && error.contains("smtp_url"),
-        "the error does not say what to change: {error}"
+        "{url}: the error does not say what to change: {error}"
     );
-    assert!(relay.messages().is_empty(), "nothing went in plain text");
-    // The console's test button shows the same words.
+    // The console's button and the CLI show the same words.
     let page = press_test_alert(&server).await;
-    assert!(page.contains(&wanted), "{page}");
+    assert!(page.contains(&wanted), "{url}: {page}");
+    let (ok, out) = cli_test_alert(&server, url).await;
+    assert!(!ok, "{url}: the CLI reports a failure: {out}");
+    assert!(out.contains(&wanted), "{url}: {out}");
+    assert!(
+        relay.messages().is_empty(),
+        "{url}: nothing went in plain text"
+    );
     server.running.shutdown().await;
 
-    // With `?tls=none`, as the message says, the relay gets the alert.
-    let server = TestServer::start_with(with_url(wanted.clone())).await;
-    let api = server.api();
-    set_channels(&api, json!([{"type": "email", "to": "ops@example.com"}])).await;
-    let r = api.post("/v1/project/alert-channels/test", json!({})).await;
+    // As the message says: `?tls=none`.
+    let server = server_with_smtp(&wanted).await;
+    let r = server
+        .api()
+        .post("/v1/project/alert-channels/test", json!({}))
+        .await;
     assert_eq!(r.json["data"][0]["delivered"], true, "{}", r.text);
     let mail = relay.messages();
     assert_eq!(mail.len(), 1);
     assert!(mail[0].contains("TEST ALERT"), "{}", mail[0]);
+    server.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_plain_relay_is_refused_where_tls_is_required_with_what_to_change() {
+    // A host that is not loopback keeps TLS required: this machine's own
+    // network address stands in for a relay on the network.
+    match non_loopback_ip() {
+        Some(ip) => {
+            let relay = PlainRelay::start(ip).await;
+            let host = ip.to_string();
+            refused_then_fixed(&relay, &format!("smtp://{host}:{}", relay.port), &host).await;
+        }
+        None => println!("SKIPPED (remote relay): this machine has no address but loopback"),
+    }
+    // On loopback, `?tls=starttls` asks for TLS and gets the same answer.
+    let relay = PlainRelay::start([127, 0, 0, 1].into()).await;
+    refused_then_fixed(
+        &relay,
+        &format!("smtp://127.0.0.1:{}?tls=starttls", relay.port),
+        "127.0.0.1",
+    )
+    .await;
 }

@@ -965,3 +965,54 @@ async fn a_private_repair_url_is_refused_when_set_and_when_sent_with_the_same_wo
     let page = browser.get(&format!("/incidents/{incident}")).await;
     assert!(page.body.contains(PRIVATE_REFUSAL), "{}", page.body);
 }
+
+#[tokio::test]
+async fn a_failure_after_a_success_reads_as_ignored_on_the_event_page() {
+    let server = server_with_user().await;
+    let api = server.api();
+    for (path, body) in [
+        (
+            "/v1/receipt",
+            json!({"provider": "stripe", "event_id": "evt_late", "event_type": "invoice.paid"}),
+        ),
+        (
+            "/v1/result",
+            json!({"provider": "stripe", "event_id": "evt_late", "status": "success"}),
+        ),
+        (
+            "/v1/result",
+            json!({"provider": "stripe", "event_id": "evt_late", "status": "failure",
+                   "error": "late duplicate handler"}),
+        ),
+    ] {
+        let r = api.post(path, body).await;
+        assert!(r.status == 200 || r.status == 201, "{path}: {}", r.text);
+    }
+    let mut browser = Browser::new(&server);
+    assert_eq!(browser.sign_in(EMAIL, PASSWORD).await.status, 303);
+    let page = browser.get("/events/stripe/evt_late").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    // The answer is the state machine's: success.
+    assert!(
+        page.body.contains("Yes. The app reported success"),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.body.contains("No. The app reported a failure"),
+        "{}",
+        page.body
+    );
+    // The late failure is on the timeline, said to be ignored and why.
+    assert!(
+        page.body
+            .contains("Result: failure (ignored, success already recorded)"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("late duplicate handler"),
+        "{}",
+        page.body
+    );
+}
