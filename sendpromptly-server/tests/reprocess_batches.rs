@@ -370,6 +370,9 @@ async fn callbacks_waiting_for_a_retry_do_not_hold_slots_and_resume_after_recove
         })
         .collect();
     receiver.script(&script);
+    // Each answer takes a moment, so callbacks sent together are open
+    // together at the endpoint.
+    receiver.hold(Duration::from_millis(20));
     let r = api
         .post(
             "/v1/reprocess-batches",
@@ -412,6 +415,11 @@ async fn callbacks_waiting_for_a_retry_do_not_hold_slots_and_resume_after_recove
     assert_eq!(count(&done, "delivered"), 80, "{done}");
     assert_eq!(count(&done, "failed"), 0, "{done}");
     assert!(max_in_flight <= 5, "in flight {max_in_flight}");
+    assert!(
+        receiver.max_open() <= 5,
+        "{} callbacks were open at the endpoint at once",
+        receiver.max_open()
+    );
 
     // Recovery: after the first success, the items waiting for a retry are
     // sent again within the pacing, not after their 30 s second backoff.

@@ -348,26 +348,31 @@ async fn pace_batch<B: Backend>(
         }
         _ => 0,
     };
-    if pending == 0 && retryable == 0 {
-        if in_flight == 0 {
+    let load = batch::BatchLoad {
+        pending,
+        in_flight,
+        waiting,
+        retryable,
+    };
+    let (retry_now, n, next) = match batch::pace_step(now, next_send_at, rate, concurrency, load) {
+        batch::PaceStep::Complete => {
             B::Db::execute(tx, sql::COMPLETE_BATCH, args![ms(now), &batch_id]).await?;
             report.completed += 1;
+            return Ok(());
         }
-        return Ok(());
-    }
-    let free = concurrency.saturating_sub(in_flight.saturating_sub(waiting));
-    let (n, next) = batch::pacing_allowance(now, next_send_at, rate, free, pending + retryable);
-    if n == 0 {
-        return Ok(());
-    }
-    let retry_now = n.min(retryable);
+        batch::PaceStep::Wait => return Ok(()),
+        batch::PaceStep::Go {
+            retry,
+            start,
+            next_send_at,
+        } => (retry, start, next_send_at),
+    };
     if let Some(success) = last_success.filter(|_| retry_now > 0) {
         let limit = i64::try_from(retry_now).unwrap_or(i64::MAX);
         let params = args![ms(now), &batch_id, success, limit];
         let retried = B::Db::execute(tx, sql::RETRY_BATCH_DELIVERIES, params).await?;
         report.retried += usize::try_from(retried).unwrap_or(0);
     }
-    let n = n - retry_now;
     if n > 0 {
         let project =
             rows::project(&fetch_one::<B>(tx, sql::PROJECT_BY_ID, args![&project_id]).await?)?;
