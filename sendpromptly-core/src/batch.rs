@@ -172,6 +172,13 @@ pub fn pace_step(
     }
 }
 
+/// Whether a batch's callback due for a retry may be attempted, with `busy`
+/// of the batch's callbacks being attempted or due for their first attempt:
+/// the retries that come due on their own schedule share the concurrency.
+pub fn retry_has_slot(busy: u64, concurrency: u64) -> bool {
+    busy < concurrency
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

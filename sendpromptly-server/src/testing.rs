@@ -254,7 +254,7 @@ struct ReceiverState {
     clock: ManualClock,
     received: Arc<Mutex<Vec<ReceivedCallback>>>,
     script: Arc<Mutex<VecDeque<ScriptedAnswer>>>,
-    /// How long each answer is held (real time), and the requests open now
+    /// How long each answer is held (clock time), and the requests open now
     /// and at most so far.
     hold: Arc<Mutex<Duration>>,
     open: Arc<Mutex<(usize, usize)>>,
@@ -306,8 +306,9 @@ impl CallbackReceiver {
         script.extend(answers.iter().map(|(s, r)| (*s, r.map(str::to_owned))));
     }
 
-    /// Holds each answer this long (real time) before sending it, so that
-    /// callbacks sent at once are open at once ([`Self::max_open`]).
+    /// Holds each answer until this much time has passed on the clock (the
+    /// server's manual clock: a slow endpoint), so that callbacks sent
+    /// while others are unanswered are open at once ([`Self::max_open`]).
     pub fn hold(&self, each: Duration) {
         *self.state.hold.lock().expect("lock") = each;
     }
@@ -351,8 +352,9 @@ async fn receive(State(state): State<ReceiverState>, headers: HeaderMap, body: B
         Open(state.open.clone())
     };
     let hold = *state.hold.lock().expect("lock");
-    if !hold.is_zero() {
-        tokio::time::sleep(hold).await;
+    let until = state.clock.now() + hold;
+    while state.clock.now() < until {
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
     answer(&state, headers, body)
 }

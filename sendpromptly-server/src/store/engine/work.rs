@@ -94,6 +94,11 @@ pub(super) async fn claim_deliveries<B: Backend>(
     for row in &rows {
         let reprocess_id = row.text("reprocess_id")?;
         let attempts = to_u32(row.int("attempts")?, "attempts")?;
+        if attempts > 0 && !batch_retry_has_slot::<B>(&mut tx, &reprocess_id, now).await? {
+            let later = args![ms(now + BATCH_RETRY_DEFER), &reprocess_id];
+            B::Db::execute(&mut tx, sql::DEFER_DELIVERY, later).await?;
+            continue;
+        }
         let lease_row = args![ms(lease_until), ms(now), &reprocess_id];
         B::Db::execute(&mut tx, sql::LEASE_DELIVERY, lease_row).await?;
         // Read without a lock: the claim never waits on an event row
@@ -112,6 +117,29 @@ pub(super) async fn claim_deliveries<B: Backend>(
     }
     tx.commit().await?;
     Ok(jobs)
+}
+
+/// How long a batch's due retry waits when its batch has no free slot.
+const BATCH_RETRY_DEFER: Duration = Duration::from_secs(1);
+
+/// Whether the retry `reprocess_id` may be attempted now: always, unless it
+/// belongs to a running batch whose concurrency its other callbacks fill
+/// (a retry coming due on its own schedule is not counted by the pacer
+/// when it starts new items, so it waits here for a slot).
+async fn batch_retry_has_slot<B: Backend>(
+    tx: &mut Conn<B>,
+    reprocess_id: &str,
+    now: Timestamp,
+) -> StoreResult<bool> {
+    let params = args![reprocess_id];
+    let Some(running) = B::Db::fetch_optional(tx, sql::RUNNING_BATCH_OF_DELIVERY, params).await?
+    else {
+        return Ok(true);
+    };
+    let batch_id = running.text("id")?;
+    let concurrency = to_u64(running.int("concurrency")?);
+    let busy = fetch_one::<B>(tx, sql::BATCH_BUSY, args![ms(now), &batch_id]).await?;
+    Ok(batch::retry_has_slot(to_u64(busy.int("n")?), concurrency))
 }
 
 /// The `(state, next_attempt_at)` an outbox row takes after an attempt.
