@@ -351,17 +351,22 @@ async fn receive(State(state): State<ReceiverState>, headers: HeaderMap, body: B
         open.1 = open.1.max(open.0);
         Open(state.open.clone())
     };
+    let arrived = state.clock.now();
     let hold = *state.hold.lock().expect("lock");
-    let until = state.clock.now() + hold;
-    while state.clock.now() < until {
+    while state.clock.now() < arrived + hold {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    answer(&state, headers, body)
+    answer(&state, arrived, headers, body)
 }
 
-fn answer(state: &ReceiverState, headers: HeaderMap, body: Bytes) -> Response {
+fn answer(
+    state: &ReceiverState,
+    arrived: sendpromptly_core::Timestamp,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let secrets = state.secret.lock().expect("lock").clone();
-    let verified = verify_repair_request(&body, &headers, &secrets, state.clock.now());
+    let verified = verify_repair_request(&body, &headers, &secrets, arrived);
     let (status, retry_after) = state
         .script
         .lock()
@@ -370,7 +375,7 @@ fn answer(state: &ReceiverState, headers: HeaderMap, body: Bytes) -> Response {
         .unwrap_or((200, None));
     let status = if verified.is_err() { 400 } else { status };
     state.received.lock().expect("lock").push(ReceivedCallback {
-        at: state.clock.now(),
+        at: arrived,
         error: verified.as_ref().err().map(ToString::to_string),
         callback: verified.ok(),
         headers,
