@@ -359,7 +359,8 @@ async fn pace_batch<B: Backend>(
     let next_send_at = ts(batch.int("next_send_at")?);
     // A callback waiting for its next retry (attempted, not due) holds
     // no slot; after the endpoint's latest success, those whose last
-    // attempt came before it are sent again within the pacing.
+    // attempt came before it are sent again within the pacing
+    // (`batch::pace_step`).
     let progress = fetch_one::<B>(tx, sql::BATCH_PROGRESS, args![ms(now), &batch_id]).await?;
     let pending = to_u64(progress.int("pending")?);
     let in_flight = to_u64(progress.int("in_flight")?);
