@@ -101,6 +101,84 @@ pub fn pacing_allowance(
     )
 }
 
+/// A batch's callbacks as a pacing pass finds them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BatchLoad {
+    /// Items not started yet.
+    pub pending: u64,
+    /// Started callbacks neither delivered nor given up (waiting ones included).
+    pub in_flight: u64,
+    /// Of those, the ones waiting for their next retry: they hold no slot.
+    pub waiting: u64,
+    /// Of the waiting ones, those whose last attempt came before the
+    /// endpoint's latest success: they are retried now, within the pacing.
+    pub retryable: u64,
+}
+
+/// What a pacing pass does with one batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PaceStep {
+    /// Nothing pending, nothing in flight or waiting: the batch is complete.
+    Complete,
+    /// Nothing may start now.
+    Wait,
+    /// Make `retry` waiting callbacks due now, then start `start` new
+    /// items; the batch's next send moves to `next_send_at`.
+    Go {
+        /// Waiting callbacks retried now (ahead of new items).
+        retry: u64,
+        /// New items started.
+        start: u64,
+        /// The batch's new `next_send_at`.
+        next_send_at: Timestamp,
+    },
+}
+
+/// The pacing rule: a callback waiting for a retry holds no slot; after the
+/// endpoint's latest success, the retryable ones go first, counted against
+/// the rate and the concurrency like new items.
+pub fn pace_step(
+    now: Timestamp,
+    next_send_at: Timestamp,
+    rate_per_second: f64,
+    concurrency: u64,
+    load: BatchLoad,
+) -> PaceStep {
+    let retryable = load.retryable.min(load.waiting);
+    if load.pending == 0 && retryable == 0 {
+        return if load.in_flight == 0 {
+            PaceStep::Complete
+        } else {
+            PaceStep::Wait
+        };
+    }
+    let active = load.in_flight.saturating_sub(load.waiting);
+    let free = concurrency.saturating_sub(active);
+    let (n, next) = pacing_allowance(
+        now,
+        next_send_at,
+        rate_per_second,
+        free,
+        load.pending + retryable,
+    );
+    if n == 0 {
+        return PaceStep::Wait;
+    }
+    let retry = n.min(retryable);
+    PaceStep::Go {
+        retry,
+        start: n - retry,
+        next_send_at: next,
+    }
+}
+
+/// Whether a batch's callback due for a retry may be attempted, with `busy`
+/// of the batch's callbacks being attempted or due for their first attempt:
+/// the retries that come due on their own schedule share the concurrency.
+pub fn retry_has_slot(busy: u64, concurrency: u64) -> bool {
+    busy < concurrency
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +204,62 @@ mod tests {
         assert_eq!(
             pacing_allowance(now, now, 2.0, 100, 100),
             (1, at(1_000_500))
+        );
+    }
+
+    #[test]
+    fn callbacks_waiting_for_a_retry_hold_no_slot() {
+        let now = at(1_000_000);
+        let step = |load| pace_step(now, at(0), 40.0, 5, load);
+        // Five sent, all refused and waiting: five new may start.
+        let waiting = BatchLoad {
+            pending: 75,
+            in_flight: 5,
+            waiting: 5,
+            retryable: 0,
+        };
+        assert!(matches!(
+            step(waiting),
+            PaceStep::Go {
+                retry: 0,
+                start: 5,
+                ..
+            }
+        ));
+        // Five being attempted: none.
+        let busy = BatchLoad {
+            waiting: 0,
+            ..waiting
+        };
+        assert_eq!(step(busy), PaceStep::Wait);
+        // After a success, the waiting ones go first, within the slots.
+        let recovered = BatchLoad {
+            pending: 60,
+            in_flight: 8,
+            waiting: 6,
+            retryable: 6,
+        };
+        assert!(matches!(
+            step(recovered),
+            PaceStep::Go {
+                retry: 3,
+                start: 0,
+                ..
+            }
+        ));
+        // Only waiting callbacks, none retryable yet: wait, not complete.
+        let only_waiting = BatchLoad {
+            pending: 0,
+            in_flight: 2,
+            waiting: 2,
+            retryable: 0,
+        };
+        assert_eq!(step(only_waiting), PaceStep::Wait);
+        assert_eq!(step(BatchLoad::default()), PaceStep::Complete);
+        // The rate still applies: not due yet, nothing goes.
+        assert_eq!(
+            pace_step(now, at(1_000_500), 40.0, 5, waiting),
+            PaceStep::Wait
         );
     }
 

@@ -82,7 +82,13 @@ impl AppState {
         self.inner.clock.now()
     }
 
-    /// The server settings.
+    /// The resolver outbound calls use (the outbound policy, the static hosts).
+    pub fn outbound_resolver(&self) -> crate::outbound::GuardedResolver {
+        let config = &self.inner.config;
+        crate::outbound::GuardedResolver::new(config.outbound, config.static_hosts.clone())
+    }
+
+    /// The settings.
     pub fn config(&self) -> &ServerConfig {
         &self.inner.config
     }

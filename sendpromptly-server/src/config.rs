@@ -467,6 +467,9 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Which addresses repair callbacks may reach.
     pub outbound: crate::outbound::OutboundPolicy,
+    /// Names answered without the system resolver (no flag sets it; tests
+    /// use it). The outbound policy checks these answers like any other.
+    pub static_hosts: crate::outbound::StaticHosts,
     /// Public base URL without a trailing slash; `None` means `http://` + the bound address.
     pub public_url: Option<String>,
     /// Sweeper period.
@@ -532,6 +535,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen,
             outbound: crate::outbound::OutboundPolicy::default(),
+            static_hosts: std::sync::Arc::from([]),
             public_url: None,
             sweep_interval: Duration::from_millis(250),
             sweep_batch: 500,

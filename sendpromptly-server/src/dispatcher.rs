@@ -32,9 +32,7 @@ pub fn http_client(state: &AppState) -> reqwest::Result<reqwest::Client> {
         .connect_timeout(state.config().callback_connect_timeout)
         .timeout(state.config().callback_timeout)
         .user_agent(USER_AGENT)
-        .dns_resolver(Arc::new(crate::outbound::GuardedResolver::new(
-            state.config().outbound,
-        )))
+        .dns_resolver(Arc::new(state.outbound_resolver()))
         .build()
 }
 
@@ -231,13 +229,30 @@ pub async fn post_json(
 }
 
 fn describe_transport_error(err: &reqwest::Error, endpoint: &str) -> String {
-    if err.is_timeout() {
+    if let Some(refused) = refusal(err) {
+        format!("refused before sending: {refused}")
+    } else if err.is_timeout() {
         format!("timed out waiting for {endpoint}")
     } else if err.is_connect() {
         format!("could not connect to {endpoint}: {}", root_cause(err))
     } else {
         format!("request failed: {}", root_cause(err))
     }
+}
+
+/// The outbound policy's refusal of the name's addresses, if that is why
+/// the request failed (see [`crate::outbound::GuardedResolver`]).
+fn refusal<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a crate::outbound::OutboundError> {
+    let mut current = Some(err);
+    while let Some(err) = current {
+        if let Some(refused) = err.downcast_ref::<crate::outbound::OutboundError>() {
+            return Some(refused);
+        }
+        current = err.source();
+    }
+    None
 }
 
 fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {

@@ -211,6 +211,12 @@ impl From<ServiceError> for ApiError {
         match err {
             ServiceError::NotFound(what) => ApiError::NotFound(what),
             ServiceError::Invalid(invalid) => ApiError::Validation(invalid),
+            ServiceError::UrlRefused(refused) => ApiError::Validation(
+                sendpromptly_core::validation::ValidationError::new(
+                    refused.param,
+                    refused.reason.to_string(),
+                ),
+            ),
             ServiceError::Conflict { kind, message } => ApiError::Conflict { kind, message },
             ServiceError::RepairUrlMissing => ApiError::Conflict {
                 kind: "repair_url_missing",

@@ -14,6 +14,7 @@
 //! never followed.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 
 /// Why an outbound URL or address is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,9 +33,15 @@ pub enum OutboundError {
         "{0} is a private or loopback address; the operator must start the server with --allow-private-urls to reach it"
     )]
     Private(IpAddr),
-    /// The name resolved to no allowed address.
-    #[error("`{0}` resolves to no address SendPromptly may call")]
-    NoAllowedAddress(String),
+    /// The name resolved, but only to refused addresses; `refused` says
+    /// why the first one is refused (and so what to change).
+    #[error("`{host}` resolves only to addresses SendPromptly may not call: {refused}")]
+    NoAllowedAddress {
+        /// The name.
+        host: String,
+        /// Why its first address is refused.
+        refused: Box<OutboundError>,
+    },
     /// Longer than [`MAX_URL_LENGTH`].
     #[error("must be at most 2048 characters")]
     TooLong,
@@ -152,33 +159,97 @@ fn is_private(ip: IpAddr) -> bool {
     }
 }
 
+/// Names answered from a fixed table instead of the system resolver (the
+/// outbound policy still checks each answer). Empty in production; tests
+/// use it to make a name resolve to a private address.
+pub type StaticHosts = Arc<[(String, IpAddr)]>;
+
+/// Why looking a name up for an outbound call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    /// The name did not resolve (or the lookup failed).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// It resolved only to refused addresses.
+    #[error(transparent)]
+    Refused(#[from] OutboundError),
+}
+
 /// A DNS resolver for reqwest that drops refused addresses.
 #[derive(Clone, Debug)]
 pub struct GuardedResolver {
     policy: OutboundPolicy,
+    hosts: StaticHosts,
 }
 
 impl GuardedResolver {
-    /// A resolver enforcing `policy`.
-    pub fn new(policy: OutboundPolicy) -> Self {
-        GuardedResolver { policy }
+    /// A resolver enforcing `policy`, answering the names of `hosts` itself.
+    pub fn new(policy: OutboundPolicy, hosts: StaticHosts) -> Self {
+        GuardedResolver { policy, hosts }
+    }
+
+    /// The addresses of `host` that `policy` allows, or why there are none.
+    pub async fn lookup(&self, host: &str) -> Result<Vec<SocketAddr>, LookupError> {
+        let found: Vec<SocketAddr> = match self.hosts.iter().find(|(name, _)| name == host) {
+            Some((_, ip)) => vec![SocketAddr::new(*ip, 0)],
+            None => tokio::net::lookup_host((host, 0)).await?.collect(),
+        };
+        let mut first_refusal = None;
+        let allowed: Vec<SocketAddr> = found
+            .into_iter()
+            .filter(|addr| match self.policy.check_ip(addr.ip()) {
+                Ok(()) => true,
+                Err(refused) => {
+                    first_refusal.get_or_insert(refused);
+                    false
+                }
+            })
+            .collect();
+        match first_refusal {
+            Some(refused) if allowed.is_empty() => Err(OutboundError::NoAllowedAddress {
+                host: host.to_owned(),
+                refused: Box::new(refused),
+            }
+            .into()),
+            _ => Ok(allowed),
+        }
+    }
+
+    /// The send-time verdict on a repair or alert URL setting, ahead of
+    /// sending: [`OutboundPolicy::check_setting`], then, for a name, whether
+    /// it currently resolves only to refused addresses. A name that does not
+    /// resolve (or not within `timeout`) is not refused here.
+    pub async fn check_setting_now(
+        &self,
+        param: &str,
+        value: &str,
+        timeout: std::time::Duration,
+    ) -> Result<(), RefusedSetting> {
+        let url = self.policy.check_setting(param, value)?;
+        let Some(url::Host::Domain(name)) = url.host() else {
+            return Ok(());
+        };
+        match tokio::time::timeout(timeout, self.lookup(name)).await {
+            Ok(Err(LookupError::Refused(reason))) => Err(RefusedSetting {
+                param: param.to_owned(),
+                reason,
+            }),
+            _ => Ok(()),
+        }
     }
 }
 
 impl reqwest::dns::Resolve for GuardedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let policy = self.policy;
+        let resolver = self.clone();
         Box::pin(async move {
-            let host = name.as_str().to_owned();
-            let found = tokio::net::lookup_host((host.as_str(), 0)).await?;
-            let allowed: Vec<SocketAddr> = found
-                .filter(|addr| policy.check_ip(addr.ip()).is_ok())
-                .collect();
-            if allowed.is_empty() {
-                return Err(Box::new(OutboundError::NoAllowedAddress(host))
-                    as Box<dyn std::error::Error + Send + Sync>);
+            match resolver.lookup(name.as_str()).await {
+                Ok(allowed) => Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs),
+                Err(LookupError::Io(err)) => Err(Box::new(err) as _),
+                // The refusal itself is the error, so that the attempt's
+                // error text names the address and what to change.
+                Err(LookupError::Refused(refused)) => Err(Box::new(refused) as _),
             }
-            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
         })
     }
 }
@@ -250,6 +321,41 @@ mod tests {
         assert_eq!(
             STRICT.check_url("https://u:p@example.com/"),
             Err(OutboundError::Credentials)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_name_resolving_only_to_refused_addresses_says_which_and_why() {
+        let hosts: StaticHosts = vec![(
+            "repair.internal".to_owned(),
+            IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7)),
+        )]
+        .into();
+        let strict = GuardedResolver::new(STRICT, hosts.clone());
+        let err = strict
+            .check_setting_now(
+                "repair_url",
+                "https://repair.internal/cb",
+                std::time::Duration::from_secs(2),
+            )
+            .await
+            .expect_err("refused");
+        assert_eq!(
+            err.to_string(),
+            "repair_url: `repair.internal` resolves only to addresses SendPromptly may not call: \
+             10.0.0.7 is a private or loopback address; the operator must start the server with \
+             --allow-private-urls to reach it"
+        );
+        let lax = GuardedResolver::new(LAX, hosts);
+        assert!(lax.lookup("repair.internal").await.is_ok());
+        assert!(
+            lax.check_setting_now(
+                "repair_url",
+                "https://repair.internal/cb",
+                std::time::Duration::from_secs(2)
+            )
+            .await
+            .is_ok()
         );
     }
 }

@@ -3,11 +3,15 @@
 //! `concurrency` of its callbacks are in flight (see
 //! [`Store::pace_reprocess_batches`](crate::store::Store::pace_reprocess_batches)).
 //!
-//! A callback waiting for its next retry holds no slot. Once the repair
-//! endpoint answers a 2xx again, the batch's callbacks still waiting from
-//! before that success are made due within the pacing (ahead of new items)
-//! instead of after their full backoff; a 429/503 `Retry-After` still
-//! pauses the whole batch ([`slow_down`]).
+//! A callback waiting for its next retry holds no slot (the rule is
+//! `sendpromptly_core::batch::pace_step`). Once the repair endpoint answers
+//! a 2xx again, the batch's callbacks still waiting from before that success
+//! are made due within the pacing (ahead of new items) instead of after
+//! their full backoff; a 429/503 `Retry-After` still pauses the whole batch
+//! ([`slow_down`]). A retry that comes due on its own schedule while the
+//! batch's other callbacks fill its concurrency waits for a slot (the
+//! dispatcher's claim defers it), so the endpoint never has more than the
+//! concurrency open.
 //!
 //! All state is in the database and each item is sent in the same
 //! transaction that marks it `sent`, so a restart resumes a batch without

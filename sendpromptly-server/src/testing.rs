@@ -254,6 +254,10 @@ struct ReceiverState {
     clock: ManualClock,
     received: Arc<Mutex<Vec<ReceivedCallback>>>,
     script: Arc<Mutex<VecDeque<ScriptedAnswer>>>,
+    /// How long each answer is held (clock time), and the requests open now
+    /// and at most so far.
+    hold: Arc<Mutex<Duration>>,
+    open: Arc<Mutex<(usize, usize)>>,
 }
 
 /// A real HTTP endpoint standing in for an app's repair endpoint.
@@ -275,6 +279,8 @@ impl CallbackReceiver {
             clock,
             received: Arc::default(),
             script: Arc::default(),
+            hold: Arc::default(),
+            open: Arc::default(),
         };
         let app = axum::Router::new()
             .route("/repair", axum::routing::post(receive))
@@ -300,6 +306,18 @@ impl CallbackReceiver {
         script.extend(answers.iter().map(|(s, r)| (*s, r.map(str::to_owned))));
     }
 
+    /// Holds each answer until this much time has passed on the clock (the
+    /// server's manual clock: a slow endpoint), so that callbacks sent
+    /// while others are unanswered are open at once ([`Self::max_open`]).
+    pub fn hold(&self, each: Duration) {
+        *self.state.hold.lock().expect("lock") = each;
+    }
+
+    /// The most requests that were open at once so far.
+    pub fn max_open(&self) -> usize {
+        self.state.open.lock().expect("lock").1
+    }
+
     /// Replaces the secrets it verifies with.
     pub fn set_secrets(&self, secrets: &[&str]) {
         *self.state.secret.lock().expect("lock") = secrets
@@ -320,8 +338,35 @@ impl CallbackReceiver {
 }
 
 async fn receive(State(state): State<ReceiverState>, headers: HeaderMap, body: Bytes) -> Response {
+    /// Counts the request as open until it is answered or dropped.
+    struct Open(Arc<Mutex<(usize, usize)>>);
+    impl Drop for Open {
+        fn drop(&mut self) {
+            self.0.lock().expect("lock").0 -= 1;
+        }
+    }
+    let _open = {
+        let mut open = state.open.lock().expect("lock");
+        open.0 += 1;
+        open.1 = open.1.max(open.0);
+        Open(state.open.clone())
+    };
+    let arrived = state.clock.now();
+    let hold = *state.hold.lock().expect("lock");
+    while state.clock.now() < arrived + hold {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    answer(&state, arrived, headers, body)
+}
+
+fn answer(
+    state: &ReceiverState,
+    arrived: sendpromptly_core::Timestamp,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let secrets = state.secret.lock().expect("lock").clone();
-    let verified = verify_repair_request(&body, &headers, &secrets, state.clock.now());
+    let verified = verify_repair_request(&body, &headers, &secrets, arrived);
     let (status, retry_after) = state
         .script
         .lock()
@@ -330,7 +375,7 @@ async fn receive(State(state): State<ReceiverState>, headers: HeaderMap, body: B
         .unwrap_or((200, None));
     let status = if verified.is_err() { 400 } else { status };
     state.received.lock().expect("lock").push(ReceivedCallback {
-        at: state.clock.now(),
+        at: arrived,
         error: verified.as_ref().err().map(ToString::to_string),
         callback: verified.ok(),
         headers,

@@ -872,6 +872,34 @@ async fn a_private_repair_url_is_refused_when_set_and_when_sent_with_the_same_wo
         "{}",
         refused.stderr
     );
+    // It says how to give this command the server's policy.
+    assert!(
+        refused
+            .stderr
+            .contains("if serve runs with --allow-private-urls, pass --allow-private-urls here too (or set SENDPROMPTLY_ALLOW_PRIVATE_URLS=true"),
+        "{}",
+        refused.stderr
+    );
+    // The environment variable `serve` reads is read here too.
+    let from_env = tokio::task::spawn_blocking({
+        let (db, url) = (db.clone(), private_url.clone());
+        move || {
+            std::process::Command::new(BIN)
+                .args(["--database-url", &db, "project", "create", "--name", "env"])
+                .args(["--repair-url", &url])
+                .env("SENDPROMPTLY_LOG", "warn")
+                .env("SENDPROMPTLY_ALLOW_PRIVATE_URLS", "true")
+                .output()
+                .expect("run sendpromptly")
+        }
+    })
+    .await
+    .expect("join");
+    assert!(
+        from_env.status.success(),
+        "{}",
+        String::from_utf8_lossy(&from_env.stderr)
+    );
     let allowed = tokio::task::spawn_blocking({
         let (db, url) = (db.clone(), private_url.clone());
         move || {
@@ -1015,4 +1043,91 @@ async fn a_failure_after_a_success_reads_as_ignored_on_the_event_page() {
         "{}",
         page.body
     );
+}
+
+/// What the outbound rule says about `repair.internal` when it resolves to
+/// 127.0.0.1 and the server does not allow private addresses.
+const DNS_REFUSAL: &str = "`repair.internal` resolves only to addresses SendPromptly may not call: 127.0.0.1 is a private or loopback address; the operator must start the server with --allow-private-urls to reach it";
+
+#[tokio::test]
+async fn a_repair_url_whose_name_resolves_to_a_private_address_is_shown_as_refused() {
+    // `repair.internal` resolves to the loopback address (a name pointed at
+    // an internal address after it was saved); the server is strict.
+    let server = TestServer::start_with(sendpromptly_server::config::ServerConfig {
+        outbound: sendpromptly_server::outbound::OutboundPolicy {
+            allow_private: false,
+        },
+        static_hosts: vec![(
+            "repair.internal".to_owned(),
+            std::net::IpAddr::from([127, 0, 0, 1]),
+        )]
+        .into(),
+        ..sendpromptly_server::testing::test_config()
+    })
+    .await;
+    provision::create_user(server.store(), EMAIL, PASSWORD, server.clock_now())
+        .await
+        .expect("user");
+    let receiver =
+        CallbackReceiver::start(&server.project.signing_secret, server.clock.clone()).await;
+    let port = receiver
+        .url()
+        .rsplit(':')
+        .next()
+        .and_then(|rest| rest.split('/').next())
+        .expect("port")
+        .to_owned();
+    let url = format!("http://repair.internal:{port}/repair");
+
+    // A name is saved (it is checked when it is resolved)…
+    let api = server.api();
+    let r = api
+        .send(
+            reqwest::Method::PATCH,
+            "/v1/project",
+            Some(&json!({ "repair_url": url })),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    // …and the settings page says that this server will refuse it, and why.
+    let mut browser = Browser::new(&server);
+    assert_eq!(browser.sign_in(EMAIL, PASSWORD).await.status, 303);
+    let settings = browser.get("/settings").await;
+    assert_eq!(settings.status, 200);
+    assert!(
+        settings.body.contains(&format!(
+            "will be refused when a callback is sent: repair_url: {DNS_REFUSAL}"
+        )),
+        "the settings page does not warn: {}",
+        settings.body
+    );
+
+    // A reprocess: the refused attempt is on the timeline with the reason,
+    // and nothing reached the endpoint.
+    let incident = failed_incident(&server, "evt_dns", "cus_dns").await;
+    let r = api
+        .post(&format!("/v1/incidents/{incident}/reprocess"), json!({}))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let attempt = eventually(Duration::from_secs(10), "the refused attempt", || async {
+        let detail = api.get(&format!("/v1/incidents/{incident}")).await;
+        detail.json["timeline"]
+            .as_array()
+            .and_then(|t| t.iter().find(|e| e["kind"] == "callback.attempt").cloned())
+    })
+    .await;
+    let error = attempt["detail"]["error"].as_str().unwrap_or_default();
+    assert_eq!(
+        error,
+        format!("refused before sending: {DNS_REFUSAL}"),
+        "{attempt}"
+    );
+    assert!(
+        receiver.received().is_empty(),
+        "nothing reached the endpoint"
+    );
+    let page = browser.get(&format!("/incidents/{incident}")).await;
+    assert!(page.body.contains(DNS_REFUSAL), "{}", page.body);
 }

@@ -370,6 +370,9 @@ async fn callbacks_waiting_for_a_retry_do_not_hold_slots_and_resume_after_recove
         })
         .collect();
     receiver.script(&script);
+    // Each answer takes a moment (one clock step), so callbacks sent
+    // together are open together at the endpoint.
+    receiver.hold(Duration::from_millis(100));
     let r = api
         .post(
             "/v1/reprocess-batches",
@@ -412,9 +415,16 @@ async fn callbacks_waiting_for_a_retry_do_not_hold_slots_and_resume_after_recove
     assert_eq!(count(&done, "delivered"), 80, "{done}");
     assert_eq!(count(&done, "failed"), 0, "{done}");
     assert!(max_in_flight <= 5, "in flight {max_in_flight}");
+    assert!(
+        receiver.max_open() <= 5,
+        "{} callbacks were open at the endpoint at once",
+        receiver.max_open()
+    );
 
     // Recovery: after the first success, the items waiting for a retry are
-    // sent again within the pacing, not after their 30 s second backoff.
+    // sent again within the pacing, not after their 30 s second backoff
+    // (the bound leaves room for a last refusal's pause, up to 5 s, and
+    // for sending the rest at the concurrency).
     let first_success = received
         .iter()
         .find(|r| r.answered == 200)
@@ -427,7 +437,7 @@ async fn callbacks_waiting_for_a_retry_do_not_hold_slots_and_resume_after_recove
         elapsed(last)
     );
     assert!(
-        last.unix_millis() - first_success.unix_millis() <= 10_000,
+        last.unix_millis() - first_success.unix_millis() <= 15_000,
         "the last callback went {:.1} s after the endpoint recovered",
         (last.unix_millis() - first_success.unix_millis()) as f64 / 1000.0
     );
@@ -467,4 +477,58 @@ async fn callbacks_waiting_for_a_retry_do_not_hold_slots_and_resume_after_recove
         let wanted: Vec<u32> = (1..=numbers.len() as u32).collect();
         assert_eq!(numbers, &wanted, "{reprocess_id}");
     }
+}
+
+#[tokio::test]
+async fn a_slow_overloaded_endpoint_never_has_more_than_the_concurrency_open() {
+    let server = TestServer::start().await;
+    let api = server.api();
+    let receiver =
+        CallbackReceiver::start(&server.project.signing_secret, server.clock.clone()).await;
+    set_repair_url(&api, &receiver.url()).await;
+    open_incidents(&api, "evt_slow", "invoice.paid", 30).await;
+
+    // Each answer takes 3 s; the first 10 are 429 asking for 3 s, so the
+    // batch resumes (3 s) before the refused callbacks' own retries (5 s)
+    // come due, while the new ones are still unanswered.
+    let script: Vec<(u16, Option<&str>)> = (0..10).map(|_| (429, Some("3"))).collect();
+    receiver.script(&script);
+    receiver.hold(Duration::from_secs(3));
+    let r = api
+        .post(
+            "/v1/reprocess-batches",
+            json!({"event_type": "invoice.paid", "rate_per_second": 40, "concurrency": 5}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let batch_id = r.json["id"].as_str().unwrap().to_owned();
+    let started = server.clock_now();
+    let done = loop {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        let b = batch(&api, &batch_id).await;
+        if b["state"] == "completed" {
+            break Some(b);
+        }
+        if server.clock_now().unix_millis() - started.unix_millis() >= 120_000 {
+            break None;
+        }
+        server.advance(Duration::from_millis(100));
+    };
+    let Some(done) = done else {
+        panic!(
+            "the batch was still running after 120 s: {}",
+            batch(&api, &batch_id).await["counts"]
+        );
+    };
+    println!(
+        "30 callbacks, 3 s each, concurrency 5: at most {} open at once, completed after {:.1} s",
+        receiver.max_open(),
+        (server.clock_now().unix_millis() - started.unix_millis()) as f64 / 1000.0
+    );
+    assert_eq!(count(&done, "delivered"), 30, "{done}");
+    assert!(
+        receiver.max_open() <= 5,
+        "{} callbacks were open at the endpoint at once",
+        receiver.max_open()
+    );
 }

@@ -88,6 +88,18 @@ impl From<ServiceError> for CliError {
             ServiceError::RepairUrlMissing => CliError::new(
                 "the project has no repair_url; set one (the console's Settings, or PATCH /v1/project) before reprocessing",
             ),
+            ServiceError::UrlRefused(refused) => {
+                let hint = match refused.reason {
+                    crate::outbound::OutboundError::Private(_) => {
+                        "\nThis command checks URLs with the policy `sendpromptly serve` runs with: \
+                         if serve runs with --allow-private-urls, pass --allow-private-urls here too \
+                         (or set SENDPROMPTLY_ALLOW_PRIVATE_URLS=true, or allow_private_urls = true \
+                         in the config file)"
+                    }
+                    _ => "",
+                };
+                CliError::new(format!("{refused}{hint}"))
+            }
             ServiceError::Internal(detail) => CliError::new(format!("internal error: {detail}")),
             other => CliError::new(other.to_string()),
         }

@@ -60,6 +60,9 @@ impl From<ServiceError> for PageError {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 format!("{}: {}", invalid.param, invalid.message),
             ),
+            ServiceError::UrlRefused(refused) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, refused.to_string())
+            }
             ServiceError::Conflict { message, .. } => (StatusCode::CONFLICT, message),
             ServiceError::RepairUrlMissing => (
                 StatusCode::CONFLICT,

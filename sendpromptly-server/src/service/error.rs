@@ -4,6 +4,7 @@
 use sendpromptly_core::machine::TransitionError;
 use sendpromptly_core::validation::ValidationError;
 
+use crate::outbound::RefusedSetting;
 use crate::store::StoreError;
 
 /// Why an operation of the service layer did not happen.
@@ -15,6 +16,11 @@ pub enum ServiceError {
     /// A field breaks the contract's rules.
     #[error(transparent)]
     Invalid(#[from] ValidationError),
+    /// A repair or alert URL the outbound policy refuses, naming the
+    /// setting (the same words as at send time; the CLI adds how to give it
+    /// the server's policy).
+    #[error(transparent)]
+    UrlRefused(#[from] RefusedSetting),
     /// The request conflicts with the object's state.
     #[error("{message}")]
     Conflict {

@@ -6,7 +6,7 @@ use sendpromptly_core::validation::validate_deadline_seconds;
 
 use super::{ServiceError, ServiceResult};
 use crate::app::AppState;
-use crate::outbound::OutboundPolicy;
+use crate::outbound::{OutboundPolicy, RefusedSetting};
 use crate::store::{Project, ProjectPatch};
 use crate::views::{ProjectUpdate, ProjectView, RotatedSecret};
 
@@ -15,7 +15,7 @@ pub const ROTATION_OVERLAP_SECONDS: i64 = 24 * 3600;
 
 /// Checks a repair or alert URL with [`OutboundPolicy::check_setting`] (the
 /// check the dispatcher and the alert sender repeat at send time), as an
-/// invalid field naming the setting.
+/// refusal naming the setting.
 pub fn validate_outbound_url(
     policy: OutboundPolicy,
     param: &str,
@@ -24,7 +24,23 @@ pub fn validate_outbound_url(
     policy
         .check_setting(param, value)
         .map(drop)
-        .map_err(|refused| ServiceError::invalid(refused.param, refused.reason.to_string()))
+        .map_err(ServiceError::UrlRefused)
+}
+
+/// How long [`repair_url_refusal`] waits for a name to resolve.
+const REFUSAL_LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Why the project's stored repair URL would be refused if a callback were
+/// sent now: the send-time check, the name resolved as the dispatcher
+/// would (a URL stored before the policy changed, or a name that now
+/// resolves to a private address). `None` when it would be sent.
+pub async fn repair_url_refusal(state: &AppState, project: &Project) -> Option<RefusedSetting> {
+    let url = project.repair_url.as_deref()?;
+    state
+        .outbound_resolver()
+        .check_setting_now("repair_url", url, REFUSAL_LOOKUP_TIMEOUT)
+        .await
+        .err()
 }
 
 fn validate_alert_channels(

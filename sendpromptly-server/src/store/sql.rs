@@ -582,6 +582,21 @@ pub(super) const RETRY_BATCH_DELIVERIES: &str = "UPDATE deliveries SET next_atte
      WHERE i.batch_id = $2 AND i.state = 'sent' AND d.state = 'pending' \
      AND d.attempts > 0 AND d.next_attempt_at > $1 AND d.updated_at < $3 \
      ORDER BY d.next_attempt_at LIMIT $4)";
+/// The running batch a delivery belongs to (`$1` reprocess id), if any.
+pub(super) const RUNNING_BATCH_OF_DELIVERY: &str = "SELECT b.id, b.concurrency \
+     FROM reprocess_batch_items i JOIN reprocess_batches b ON b.id = i.batch_id \
+     WHERE i.reprocess_id = $1 AND b.state = 'running'";
+/// A batch's callbacks holding a slot for the dispatcher (`$1` now, `$2`
+/// batch): being attempted, or due and never attempted. (A row leased now
+/// was due when claimed.)
+pub(super) const BATCH_BUSY: &str = "SELECT COUNT(*) AS n FROM deliveries d \
+     JOIN reprocess_batch_items i ON i.reprocess_id = d.reprocess_id \
+     WHERE d.state = 'pending' AND d.next_attempt_at <= $1 AND i.batch_id = $2 \
+     AND (d.attempts = 0 OR d.lease_until > $1)";
+/// Puts a due retry back (`$1` its new time, `$2` reprocess id), keeping
+/// `updated_at` (its last attempt) for the retry-after-recovery rule.
+pub(super) const DEFER_DELIVERY: &str = "UPDATE deliveries SET next_attempt_at = $1 \
+     WHERE reprocess_id = $2 AND state = 'pending'";
 pub(super) const BATCH_NEXT_SEND_AT: &str =
     "UPDATE reprocess_batches SET next_send_at = $1 WHERE id = $2";
 pub(super) const PENDING_BATCH_ITEMS: &str = "SELECT position, incident_id \

@@ -184,6 +184,9 @@ async fn settings_page(
                 .map_or_else(|| "never".to_owned(), display_time),
             events_fed: r.events_fed,
         });
+    let repair_url_refused = project_service::repair_url_refusal(state, &project)
+        .await
+        .map(|refused| refused.to_string());
     let mut layout = ws.layout("Settings", "settings");
     layout.notice = notice;
     Ok(render(
@@ -191,14 +194,7 @@ async fn settings_page(
         &SettingsPage {
             layout,
             project_id: project.id.clone(),
-            repair_url_refused: project.repair_url.as_deref().and_then(|url| {
-                state
-                    .config()
-                    .outbound
-                    .check_setting("repair_url", url)
-                    .err()
-                    .map(|refused| refused.to_string())
-            }),
+            repair_url_refused,
             repair_url: draft
                 .repair_url
                 .unwrap_or_else(|| project.repair_url.clone().unwrap_or_default()),

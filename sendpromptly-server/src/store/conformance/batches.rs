@@ -96,6 +96,61 @@ pub async fn reprocess_batch_retries_hold_no_slot(store: &dyn Store) {
     );
 }
 
+/// A batch callback whose retry comes due on its own schedule waits for a
+/// slot: it is not attempted while the batch's other callbacks fill the
+/// concurrency, and goes once one is free.
+pub async fn reprocess_batch_retry_waits_for_a_slot(store: &dyn Store) {
+    let project = new_project(store).await;
+    let mut incidents = Vec::new();
+    for i in 0..2 {
+        let k = stripe(&unique("evt_retry_wait"));
+        incidents.push(failed_event(store, &project, &k, "invoice.paid", None, at(i)).await);
+    }
+    let batch = new_batch(&project, 10.0, 1, at(10));
+    let items: Vec<NewBatchItem> = incidents.iter().map(|id| batch_item(id, None)).collect();
+    store.create_reprocess_batch(&batch, &items).await.unwrap();
+    // The first is refused and retries at 15; the second starts in its slot.
+    store.pace_reprocess_batches(at(10), 10).await.unwrap();
+    let first = store.claim_deliveries(at(10), LEASE, 10).await.unwrap();
+    assert_eq!(first.len(), 1);
+    store
+        .finish_delivery_attempt(
+            &first[0],
+            report(Some(503)),
+            NextStep::RetryAt(at(15)),
+            at(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .pace_reprocess_batches(at(11), 10)
+            .await
+            .unwrap()
+            .transitions
+            .len(),
+        1
+    );
+    let second = store.claim_deliveries(at(11), LEASE, 10).await.unwrap();
+    assert_eq!(second.len(), 1);
+    // At 15 the retry is due, but the second is still being attempted.
+    let claimed = store.claim_deliveries(at(15), LEASE, 10).await.unwrap();
+    assert!(
+        claimed.is_empty(),
+        "a retry was attempted beyond the concurrency: {claimed:?}"
+    );
+    // The second succeeds: the retry goes (made due again by the pacer).
+    store
+        .finish_delivery_attempt(&second[0], report(Some(200)), NextStep::Done, at(16))
+        .await
+        .unwrap();
+    store.pace_reprocess_batches(at(16), 10).await.unwrap();
+    let again = store.claim_deliveries(at(16), LEASE, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].reprocess_id, first[0].reprocess_id);
+    assert_eq!(again[0].attempt, 2);
+}
+
 /// A batch is paced (rate and concurrency), skips what the state machine
 /// refuses at send time, is slowed down, cancelled, and completes; its
 /// counts and item states are derived from the outbox and the incidents.

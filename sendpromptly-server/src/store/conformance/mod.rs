@@ -116,6 +116,7 @@ macro_rules! store_conformance_tests {
             free_text_search,
             reprocess_batches,
             reprocess_batch_retries_hold_no_slot,
+            reprocess_batch_retry_waits_for_a_slot,
             concurrent_batch_pacing,
             alert_outbox_lifecycle,
             alert_grouping_into_a_digest,

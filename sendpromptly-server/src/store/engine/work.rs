@@ -94,6 +94,11 @@ pub(super) async fn claim_deliveries<B: Backend>(
     for row in &rows {
         let reprocess_id = row.text("reprocess_id")?;
         let attempts = to_u32(row.int("attempts")?, "attempts")?;
+        if attempts > 0 && !batch_retry_has_slot::<B>(&mut tx, &reprocess_id, now).await? {
+            let later = args![ms(now + BATCH_RETRY_DEFER), &reprocess_id];
+            B::Db::execute(&mut tx, sql::DEFER_DELIVERY, later).await?;
+            continue;
+        }
         let lease_row = args![ms(lease_until), ms(now), &reprocess_id];
         B::Db::execute(&mut tx, sql::LEASE_DELIVERY, lease_row).await?;
         // Read without a lock: the claim never waits on an event row
@@ -112,6 +117,29 @@ pub(super) async fn claim_deliveries<B: Backend>(
     }
     tx.commit().await?;
     Ok(jobs)
+}
+
+/// How long a batch's due retry waits when its batch has no free slot.
+const BATCH_RETRY_DEFER: Duration = Duration::from_secs(1);
+
+/// Whether the retry `reprocess_id` may be attempted now: always, unless it
+/// belongs to a running batch whose concurrency its other callbacks fill
+/// (a retry coming due on its own schedule is not counted by the pacer
+/// when it starts new items, so it waits here for a slot).
+async fn batch_retry_has_slot<B: Backend>(
+    tx: &mut Conn<B>,
+    reprocess_id: &str,
+    now: Timestamp,
+) -> StoreResult<bool> {
+    let params = args![reprocess_id];
+    let Some(running) = B::Db::fetch_optional(tx, sql::RUNNING_BATCH_OF_DELIVERY, params).await?
+    else {
+        return Ok(true);
+    };
+    let batch_id = running.text("id")?;
+    let concurrency = to_u64(running.int("concurrency")?);
+    let busy = fetch_one::<B>(tx, sql::BATCH_BUSY, args![ms(now), &batch_id]).await?;
+    Ok(batch::retry_has_slot(to_u64(busy.int("n")?), concurrency))
 }
 
 /// The `(state, next_attempt_at)` an outbox row takes after an attempt.
@@ -331,7 +359,8 @@ async fn pace_batch<B: Backend>(
     let next_send_at = ts(batch.int("next_send_at")?);
     // A callback waiting for its next retry (attempted, not due) holds
     // no slot; after the endpoint's latest success, those whose last
-    // attempt came before it are sent again within the pacing.
+    // attempt came before it are sent again within the pacing
+    // (`batch::pace_step`).
     let progress = fetch_one::<B>(tx, sql::BATCH_PROGRESS, args![ms(now), &batch_id]).await?;
     let pending = to_u64(progress.int("pending")?);
     let in_flight = to_u64(progress.int("in_flight")?);
@@ -348,26 +377,31 @@ async fn pace_batch<B: Backend>(
         }
         _ => 0,
     };
-    if pending == 0 && retryable == 0 {
-        if in_flight == 0 {
+    let load = batch::BatchLoad {
+        pending,
+        in_flight,
+        waiting,
+        retryable,
+    };
+    let (retry_now, n, next) = match batch::pace_step(now, next_send_at, rate, concurrency, load) {
+        batch::PaceStep::Complete => {
             B::Db::execute(tx, sql::COMPLETE_BATCH, args![ms(now), &batch_id]).await?;
             report.completed += 1;
+            return Ok(());
         }
-        return Ok(());
-    }
-    let free = concurrency.saturating_sub(in_flight.saturating_sub(waiting));
-    let (n, next) = batch::pacing_allowance(now, next_send_at, rate, free, pending + retryable);
-    if n == 0 {
-        return Ok(());
-    }
-    let retry_now = n.min(retryable);
+        batch::PaceStep::Wait => return Ok(()),
+        batch::PaceStep::Go {
+            retry,
+            start,
+            next_send_at,
+        } => (retry, start, next_send_at),
+    };
     if let Some(success) = last_success.filter(|_| retry_now > 0) {
         let limit = i64::try_from(retry_now).unwrap_or(i64::MAX);
         let params = args![ms(now), &batch_id, success, limit];
         let retried = B::Db::execute(tx, sql::RETRY_BATCH_DELIVERIES, params).await?;
         report.retried += usize::try_from(retried).unwrap_or(0);
     }
-    let n = n - retry_now;
     if n > 0 {
         let project =
             rows::project(&fetch_one::<B>(tx, sql::PROJECT_BY_ID, args![&project_id]).await?)?;
