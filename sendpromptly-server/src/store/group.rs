@@ -336,7 +336,7 @@ async fn group_writer(
 }
 
 /// Runs one group on `engine`, between the group-commit failpoints (see
-/// [`crate::faults`]): `group.before_run` fails the group before its
+/// `faults.rs`; `failpoints` feature only): `group.before_run` fails the group before its
 /// transaction, `group.after_commit` answers every caller with an error
 /// after the commit (a lost acknowledgement).
 async fn run_group(
