@@ -16,12 +16,13 @@
 //! - every overdue event has exactly one incident, one `deadline.passed`,
 //!   one `incident.opened`;
 //! - every reprocess reached the repair endpoint under one `webhook-id` (its
-//!   id), its recorded attempts numbered 1..n; every delivery delivered;
+//!   id), its recorded attempts numbered 1..n; no callback left pending;
 //! - no incident is left in `reprocessing` (each repair reported success),
 //!   and no record is past its due time;
 //! - every batch completed;
 //! - every incident was announced by exactly one alert (one `webhook-id`,
-//!   perhaps received more than once: at-least-once), none lost.
+//!   perhaps received more than once: at-least-once), none lost;
+//! - `/healthz` answers 200, and the server never exited by itself.
 //!
 //! The seed fixes the fault plan and the workload's choices (not the
 //! threads' interleaving); it is printed on failure. A short seed set runs
