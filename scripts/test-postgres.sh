@@ -10,8 +10,9 @@
 # 3. Creates the database `sendpromptly_test`, exports
 #    SENDPROMPTLY_TEST_POSTGRES_URL and SENDPROMPTLY_REQUIRE_POSTGRES=1 (so
 #    no test can silently skip) and runs the PostgreSQL suites:
-#    the Store conformance suite, the multi-instance test, tests/hangups.rs and
-#    the Stripe reconciler's two-instance tests (tests/reconcile_*.rs).
+#    the Store conformance suite, the multi-instance test, tests/hangups.rs,
+#    the Stripe reconciler's two-instance tests (tests/reconcile_*.rs) and the
+#    crash loop of three instances during a bulk reprocess (tests/faults.rs).
 # 4. Always stops the cluster and removes the directory on exit.
 #
 # Arguments are passed to `cargo test` (e.g. `--release`, or `-- --nocapture`).
@@ -41,5 +42,9 @@ cargo test -p sendpromptly-server --locked --test store_postgres --test multi_in
     --test reconcile_stripe --test reconcile_e2e "$@"
 # (its SQLite cases ran in the workspace tests already)
 cargo test -p sendpromptly-server --locked --test hangups "$@" postgres
+
+step "PostgreSQL: three instances killed and restarted in a loop during a bulk reprocess"
+# (its SQLite fault-injection test ran in the workspace tests already)
+cargo test -p sendpromptly-server --locked --test faults "$@" postgres
 
 step "PostgreSQL tests passed"

@@ -64,6 +64,7 @@ pub async fn run(state: AppState, http: reqwest::Client, shutdown: watch::Receiv
 
 /// Sends one attempt of `job` and records it.
 pub async fn deliver(state: &AppState, http: &reqwest::Client, job: AlertJob) {
+    skip_point!("alerts.before_send");
     let now = state.now();
     let message = alert_message(
         &job,
@@ -80,6 +81,7 @@ pub async fn deliver(state: &AppState, http: &reqwest::Client, job: AlertJob) {
         &message,
     )
     .await;
+    skip_point!("alerts.after_send");
     let now = state.now();
     let next = state.config().callback_schedule.next_step(
         job.attempt,

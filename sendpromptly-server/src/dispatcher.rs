@@ -63,7 +63,9 @@ pub async fn run(state: AppState, http: reqwest::Client, shutdown: watch::Receiv
 
 /// Sends one attempt and records it.
 pub async fn deliver(state: &AppState, http: &reqwest::Client, job: DeliveryJob) {
+    skip_point!("dispatcher.before_send");
     let (report, class, retry_after) = attempt(state, http, &job).await;
+    skip_point!("dispatcher.after_send");
     let now = state.now();
     if matches!(report.status, Some(429 | 503)) {
         crate::pacer::slow_down(state, &job.reprocess_id, now, retry_after).await;

@@ -21,6 +21,23 @@
 //!   and stop.
 #![forbid(unsafe_code)]
 
+/// A failpoint (see `faults`, `failpoints` feature only) at a step with no
+/// error to return: `return` skips the rest of the step, `return(exit)`
+/// ends the process.
+macro_rules! skip_point {
+    ($name:literal) => {
+        fail::fail_point!($name, |arg| $crate::faults::skip($name, arg))
+    };
+}
+
+/// A failpoint (see `faults`) at a step that returns a `StoreResult`:
+/// `return` fails it with a storage error, `return(exit)` ends the process.
+macro_rules! error_point {
+    ($name:literal) => {
+        fail::fail_point!($name, |arg| Err($crate::faults::store_error($name, arg)))
+    };
+}
+
 pub mod alerts;
 pub mod api;
 pub mod app;
@@ -32,6 +49,8 @@ pub mod console;
 pub mod dispatcher;
 pub mod email;
 pub mod error;
+#[cfg(feature = "failpoints")]
+pub mod faults;
 pub mod health;
 pub mod links;
 pub mod listen;

@@ -50,6 +50,7 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
 
 /// One pacing pass.
 pub async fn pace_once(state: &AppState) {
+    skip_point!("pacer.pass");
     match state
         .store()
         .pace_reprocess_batches(state.now(), BATCHES_PER_PASS)

@@ -91,10 +91,22 @@ pub async fn start(
         state.config().shutdown_grace,
         watcher.clone(),
     ));
-    let sweeper = tokio::spawn(sweeper::run(state.clone(), watcher.clone()));
-    let pacer = tokio::spawn(pacer::run(state.clone(), watcher.clone()));
-    let retention = tokio::spawn(retention::run(state.clone(), watcher.clone()));
-    let alerts = tokio::spawn(alerts::run(state.clone(), http.clone(), watcher.clone()));
+    let sweeper = supervise("sweeper", &watcher, {
+        let (state, watcher) = (state.clone(), watcher.clone());
+        move || sweeper::run(state.clone(), watcher.clone())
+    });
+    let pacer = supervise("pacer", &watcher, {
+        let (state, watcher) = (state.clone(), watcher.clone());
+        move || pacer::run(state.clone(), watcher.clone())
+    });
+    let retention = supervise("retention", &watcher, {
+        let (state, watcher) = (state.clone(), watcher.clone());
+        move || retention::run(state.clone(), watcher.clone())
+    });
+    let alerts = supervise("alerts", &watcher, {
+        let (state, http, watcher) = (state.clone(), http.clone(), watcher.clone());
+        move || alerts::run(state.clone(), http.clone(), watcher.clone())
+    });
     let (fatal_sender, fatal) = watch::channel(None);
     let watchdog = tokio::spawn(health::run(
         state.clone(),
@@ -108,8 +120,14 @@ pub async fn start(
         Arc::new(reconcile::ServiceSink(state.clone())),
         Arc::new(reconcile::StoredKeys(state.clone())),
     )?);
-    let reconciler = tokio::spawn(reconcile::run(state.clone(), reconciler, watcher.clone()));
-    let dispatcher = tokio::spawn(dispatcher::run(state.clone(), http, watcher));
+    let reconciler = supervise("reconciler", &watcher, {
+        let (state, watcher) = (state.clone(), watcher.clone());
+        move || reconcile::run(state.clone(), reconciler.clone(), watcher.clone())
+    });
+    let dispatcher = supervise("dispatcher", &watcher, {
+        let (state, watcher) = (state.clone(), watcher.clone());
+        move || dispatcher::run(state.clone(), http.clone(), watcher.clone())
+    });
     tracing::info!(%addr, "listening");
     Ok(RunningServer {
         addr,
@@ -119,6 +137,36 @@ pub async fn start(
         tasks: vec![
             serve, sweeper, pacer, retention, dispatcher, alerts, watchdog, reconciler,
         ],
+    })
+}
+
+/// How long a background loop that panicked waits before it starts again.
+const RESTART_PAUSE: Duration = Duration::from_millis(200);
+
+/// Runs the background loop `start` makes, and starts it again if it
+/// panics (a bug or an injected fault in one pass must not stop deadlines,
+/// callbacks or alerts until the next restart); its state is in the
+/// database, so a new loop picks up where the old one stopped.
+fn supervise<F, Fut>(
+    name: &'static str,
+    shutdown: &watch::Receiver<bool>,
+    start: F,
+) -> JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            match tokio::spawn(start()).await {
+                Err(err) if err.is_panic() && !*shutdown.borrow() => {
+                    tracing::error!(task = name, "a background loop panicked; starting it again");
+                    tokio::time::sleep(RESTART_PAUSE).await;
+                }
+                _ => return,
+            }
+        }
     })
 }
 

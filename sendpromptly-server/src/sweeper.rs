@@ -34,8 +34,10 @@ pub async fn sweep_once(state: &AppState) -> StoreResult<usize> {
     let batch = state.config().sweep_batch;
     let mut examined = 0;
     loop {
+        error_point!("sweeper.pass");
         let now = state.now();
         let report = state.store().sweep_due(now, batch).await?;
+        error_point!("sweeper.after_sweep");
         // Each batch is progress: a long catch-up is not a stuck sweeper.
         state.health().pass(Loop::Sweeper);
         for (project_id, transition) in &report.transitions {

@@ -308,7 +308,19 @@ async fn group_writer(
         stats
             .running_since
             .store(stats.millis_now(), Ordering::Relaxed);
-        let (results, committed) = engine.run_group(jobs, &stats).await;
+        // On a task of its own: a panic mid-group (a bug, an injected
+        // fault) fails this group's callers, not the writer for good.
+        let n = jobs.len();
+        let run = tokio::spawn({
+            let (engine, stats) = (Arc::clone(&engine), Arc::clone(&stats));
+            async move { run_group(engine.as_ref(), jobs, &stats).await }
+        })
+        .await;
+        let (results, committed) = run.unwrap_or_else(|err| {
+            tracing::error!(error = %err, "a group-commit transaction panicked; its callers get an error");
+            let why = "the group-commit writer failed mid-group; the write may or may not be committed";
+            ((0..n).map(|_| Err(group_failed(why))).collect(), false)
+        });
         stats.running_since.store(u64::MAX, Ordering::Relaxed);
         let busy = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         stats.busy_micros.fetch_add(busy, Ordering::Relaxed);
@@ -321,6 +333,35 @@ async fn group_writer(
             let _ = reply.send(result);
         }
     }
+}
+
+/// Runs one group on `engine`, between the group-commit failpoints (see
+/// `faults.rs`; `failpoints` feature only): `group.before_run` fails the group before its
+/// transaction, `group.after_commit` answers every caller with an error
+/// after the commit (a lost acknowledgement).
+async fn run_group(
+    engine: &impl GroupEngine,
+    jobs: Vec<GroupJob>,
+    stats: &GroupCounters,
+) -> (Vec<JobResult>, bool) {
+    fail::fail_point!("group.before_run", |arg| {
+        let why = crate::faults::store_error("group.before_run", arg).to_string();
+        (
+            (0..jobs.len()).map(|_| Err(group_failed(&why))).collect(),
+            false,
+        )
+    });
+    let (results, committed) = engine.run_group(jobs, stats).await;
+    fail::fail_point!("group.after_commit", |arg| {
+        let why = crate::faults::store_error("group.after_commit", arg).to_string();
+        (
+            (0..results.len())
+                .map(|_| Err(group_failed(&why)))
+                .collect(),
+            committed,
+        )
+    });
+    (results, committed)
 }
 
 /// An error for a command whose group transaction did not commit.
