@@ -54,13 +54,19 @@ if ! command -v redis-server >/dev/null; then
 fi
 redis_dir="$(mktemp -d)"
 redis_port="$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$redis_dir" --save "" --appendonly no --daemonize yes \
-    --pidfile "$redis_dir/redis.pid" --logfile "$redis_dir/redis.log"
+redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$redis_dir" --save "" --appendonly no \
+    --logfile "$redis_dir/redis.log" &
+redis_pid=$!
 stop_redis() {
-    if [[ -f "$redis_dir/redis.pid" ]]; then kill "$(cat "$redis_dir/redis.pid")" 2>/dev/null || true; fi
+    kill "$redis_pid" 2>/dev/null || true
+    wait "$redis_pid" 2>/dev/null || true
     rm -rf "$redis_dir"
 }
 trap stop_redis EXIT
+for _ in $(seq 100); do
+    redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
+    sleep 0.1
+done
 export SENDPROMPTLY_TEST_REDIS_URL="redis://127.0.0.1:$redis_port/0"
 
 step "pytest"
