@@ -448,3 +448,102 @@ def test_integrations_name_the_extra_when_the_framework_is_missing() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "pip install 'sendpromptly[celery]'" in out
+
+
+def shopify_delivery(secret: str) -> Tuple[bytes, Dict[str, str]]:
+    """A Shopify delivery signed as Shopify signs it (HMAC-SHA256 of the body, base64)."""
+    import base64
+    import hashlib
+    import hmac
+
+    body = json.dumps({"id": 820982911946154508, "total_price": "10.00", "customer": {"id": 115310627314723954}}).encode()
+    return body, {
+        "X-Shopify-Hmac-Sha256": base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode(),
+        "X-Shopify-Topic": "orders/paid",
+        "X-Shopify-API-Version": "2025-07",
+        "X-Shopify-Shop-Domain": "example.myshopify.com",
+        "X-Shopify-Webhook-Id": unique("wh-"),
+        "X-Shopify-Event-Id": unique("shev-"),
+        "X-Shopify-Triggered-At": "2026-11-22T10:00:00Z",
+    }
+
+
+def shopify_app(kind: str, sp: sendpromptly.Client, secret: str, seen: List[Any]) -> Callable[[bytes, Dict[str, str]], Tuple[int, Any]]:
+    """A Shopify webhook route in `kind`; returns a function that posts to it."""
+
+    def view(delivery: sendpromptly.ShopifyDelivery) -> Dict[str, Any]:
+        seen.append(delivery)
+        with sendpromptly.track(delivery, client=sp):
+            pass
+        return {"topic": delivery.topic}
+
+    if kind == "flask":
+        from flask import Flask
+
+        from sendpromptly.integrations.flask import shopify_webhook
+
+        flask_app = Flask("shopify-test")
+        flask_app.post("/webhooks/shopify")(shopify_webhook(secret, client=sp, event_types=["orders/paid"])(view))
+        return lambda body, headers: (lambda r: (r.status_code, r.get_json()))(
+            flask_app.test_client().post("/webhooks/shopify", data=body, headers=headers)
+        )
+    if kind == "fastapi":
+        from fastapi import FastAPI
+        from fastapi.testclient import TestClient
+
+        from sendpromptly.integrations.fastapi import shopify_webhook
+
+        api = FastAPI()
+        api.post("/webhooks/shopify")(shopify_webhook(secret, client=sp, event_types=["orders/paid"])(lambda request, d: view(d)))
+        return lambda body, headers: (lambda r: (r.status_code, r.json()))(
+            TestClient(api).post("/webhooks/shopify", content=body, headers=headers)
+        )
+    urls = django_ready()
+    from django.test import Client
+    from django.urls import clear_url_caches, path
+
+    from sendpromptly.integrations.django import shopify_webhook
+
+    urls.urlpatterns = [  # type: ignore[attr-defined]
+        path("webhooks/shopify", shopify_webhook(secret, client=sp, event_types=["orders/paid"])(lambda request, d: view(d)))
+    ]
+    clear_url_caches()
+    return lambda body, headers: (lambda r: (r.status_code, json.loads(r.content)))(
+        Client().post("/webhooks/shopify", data=body, content_type="application/json", headers=headers)
+    )
+
+
+@pytest.mark.parametrize("kind", ["flask", "fastapi", "django"])
+def test_shopify_webhook(kind: str, client: sendpromptly.Client) -> None:
+    secret = "shpss_integrations_test"
+    seen: List[Any] = []
+    post = shopify_app(kind, client, secret, seen)
+    body, headers = shopify_delivery(secret)
+    assert post(body, headers) == (200, {"topic": "orders/paid"})
+    delivery = seen[-1]
+    assert isinstance(delivery, sendpromptly.ShopifyDelivery) and delivery.body["total_price"] == "10.00"
+    provider, event_id, _ = sendpromptly.event_ref(delivery)
+    assert client.get_event(provider, event_id)["event"]["state"] == "succeeded"
+
+    # Signed with another secret: 400, the view is not called.
+    body, headers = shopify_delivery("shpss_someone_else")
+    status, answer = post(body, headers)
+    assert status == 400 and answer["code"] == "invalid_hmac"
+    assert len(seen) == 1
+
+
+def test_a_missing_secret_is_a_500_naming_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from flask import Flask
+
+    from sendpromptly.integrations.flask import repair_endpoint, stripe_webhook
+
+    monkeypatch.delenv("STRIPE_WEBHOOK_SECRET", raising=False)
+    monkeypatch.delenv("SENDPROMPTLY_SIGNING_SECRET", raising=False)
+    app = Flask("no-secret")
+    app.post("/webhooks/stripe", endpoint="webhook")(stripe_webhook()(lambda event: {}))
+    app.post("/sendpromptly/repair", endpoint="repair")(repair_endpoint()(lambda event: None))
+    body, signature = stripe_event("cus_1")
+    answer = app.test_client().post("/webhooks/stripe", data=body, headers={"Stripe-Signature": signature})
+    assert answer.status_code == 500 and "STRIPE_WEBHOOK_SECRET" in answer.get_json()["error"]
+    answer = app.test_client().post("/sendpromptly/repair", data=b"{}")
+    assert answer.status_code == 500 and "SENDPROMPTLY_SIGNING_SECRET" in answer.get_json()["error"]

@@ -410,23 +410,22 @@ class WebhookSpec:
     metadata: Field
     tolerance: int
 
-    def _secret(self) -> Any:
-        if self.secret is not None:
-            return self.secret
-        name = "STRIPE_WEBHOOK_SECRET" if self.provider == "stripe" else "SHOPIFY_WEBHOOK_SECRET"
-        return os.environ.get(name, "")
+    def _env(self) -> str:
+        return "STRIPE_WEBHOOK_SECRET" if self.provider == "stripe" else "SHOPIFY_WEBHOOK_SECRET"
 
     def verify(self, body: bytes, headers: Any) -> Union[Any, Rejection]:
         """The verified event (Stripe dict or ``ShopifyDelivery``), or the
-        400 answer naming why not."""
+        answer naming why not: 400 for the request, 500 for a missing secret."""
+        secret = self.secret if self.secret is not None else os.environ.get(self._env(), "")
+        if not secret:
+            return _no_secret(f"the {self.provider} webhook secret", self._env())
         try:
             if self.provider == "stripe":
-                return stripe.verify(body, headers.get("Stripe-Signature"), self._secret(), self.tolerance)
-            return shopify.verify(body, headers, self._secret())
+                return stripe.verify(body, headers.get("Stripe-Signature"), cast(str, secret), self.tolerance)
+            return shopify.verify(body, headers, secret)
         except SignatureVerificationError as err:
             log.warning("%s webhook refused: %s", self.provider, err)
-            status = 500 if err.code == "missing_secret" or type(err).__name__ == "SecretConfigurationError" else 400
-            return Rejection(status, {"error": str(err), "code": err.code})
+            return Rejection(400, {"error": str(err), "code": err.code})
 
     def wanted(self, event: Any) -> bool:
         if self.event_types is None:
@@ -496,13 +495,19 @@ def webhook_spec(provider: str, secret: Any, **options: Any) -> WebhookSpec:
 # --- Repair endpoints: verify, fulfil, report with the reprocess_id --------
 
 
-def _repair_secret(secret: Optional[Union[str, Iterable[str]]]) -> Any:
-    return secret if secret is not None else os.environ.get("SENDPROMPTLY_SIGNING_SECRET", "")
+def _no_secret(what: str, env: str) -> Rejection:
+    message = f"{what} is not configured: pass secret= to the decorator or set {env}"
+    log.error("SendPromptly: %s", message)
+    return Rejection(500, {"error": message, "code": "missing_secret"})
 
 
 def verify_repair(body: bytes, headers: Any, secret: Any) -> Union[Any, Rejection]:
+    """The verified repair callback, or the answer naming why not."""
+    secret = secret if secret is not None else os.environ.get("SENDPROMPTLY_SIGNING_SECRET", "")
+    if not secret:
+        return _no_secret("the repair callbacks' signing secret", "SENDPROMPTLY_SIGNING_SECRET")
     try:
-        return _native.verify_repair_request(body, headers, _repair_secret(secret))
+        return _native.verify_repair_request(body, headers, secret)
     except SignatureVerificationError as err:
         log.warning("repair callback refused: %s", err)
         return Rejection(400, {"error": str(err), "code": err.code})
