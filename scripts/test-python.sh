@@ -4,9 +4,9 @@
 # Creates (or reuses) a virtualenv, installs maturin and the test
 # dependencies from PyPI (pytest, stripe, standardwebhooks, mypy and the
 # frameworks of sendpromptly.integrations: flask, fastapi + httpx, django,
-# celery[redis]), builds and installs the package from source, builds the
+# celery[redis], rq), builds and installs the package from source, builds the
 # server binary, starts a Redis (Debian's redis-server, installed when missing)
-# on a free loopback port for the Celery tests, and runs pytest (against a
+# on a free loopback port for the Celery and RQ tests, and runs pytest (against a
 # real `sendpromptly serve` on a loopback port) and mypy's stubtest. Needs
 # Python >= 3.9, a Rust toolchain and redis-server (or apt-get).
 #
@@ -34,7 +34,7 @@ step "Installing maturin and the test dependencies"
 "$py" -m pip install --quiet --disable-pip-version-check --upgrade pip
 "$py" -m pip install --quiet --disable-pip-version-check \
     "maturin>=1.9,<2" "pytest>=8" "stripe>=10" "standardwebhooks>=1.0" "flask>=3" "mypy>=1.10" \
-    "fastapi>=0.110" "httpx>=0.27" "uvicorn>=0.29" "django>=4.2" "celery[redis]>=5.3"
+    "fastapi>=0.110" "httpx>=0.27" "uvicorn>=0.29" "django>=4.2" "celery[redis]>=5.3" "rq>=1.16"
 
 target="${CARGO_TARGET_DIR:-$root/target}"
 export CARGO_TARGET_DIR="$target"
@@ -48,7 +48,7 @@ if [[ -z "${SENDPROMPTLY_BIN:-}" ]]; then
     export SENDPROMPTLY_BIN="$target/debug/sendpromptly"
 fi
 
-step "Starting Redis for the Celery tests"
+step "Starting Redis for the Celery and RQ tests"
 if ! command -v redis-server >/dev/null; then
     apt-get install -y redis-server >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y redis-server >/dev/null; }
 fi

@@ -2,7 +2,7 @@
 
 Each module imports only when its framework is installed
 (``pip install 'sendpromptly[flask]'``, ``[fastapi]``, ``[django]``,
-``[celery]``):
+``[celery]``, ``[rq]``):
 
 - :mod:`sendpromptly.integrations.flask`, :mod:`~sendpromptly.integrations.starlette`
   (FastAPI), :mod:`~sendpromptly.integrations.django`: ``stripe_webhook`` and
@@ -11,6 +11,8 @@ Each module imports only when its framework is installed
   app's fulfilment function, report the result with the ``reprocess_id``).
 - :mod:`sendpromptly.integrations.celery`: the event reference travels in the
   task's headers; the result is sent when the task succeeds or finally fails.
+- :mod:`sendpromptly.integrations.rq`: the same for RQ jobs (``meta`` and the
+  job's success/failure callbacks).
 
 ``sendpromptly.track`` works anywhere else. Instrumentation never raises:
 what cannot be sent is logged on the ``sendpromptly`` logger.
