@@ -2,10 +2,13 @@
 # Tests of the Python package `sendpromptly` (bindings/python).
 #
 # Creates (or reuses) a virtualenv, installs maturin and the test
-# dependencies from PyPI (pytest, stripe, standardwebhooks, flask, mypy),
-# builds and installs the package from source, builds the server binary, and
-# runs pytest (against a real `sendpromptly serve` on a loopback port) and
-# mypy's stubtest. Needs only Python >= 3.9 and a Rust toolchain.
+# dependencies from PyPI (pytest, stripe, standardwebhooks, mypy and the
+# frameworks of sendpromptly.integrations: flask, fastapi + httpx, django,
+# celery[redis], rq), builds and installs the package from source, builds the
+# server binary, starts a Redis (Debian's redis-server, installed when missing)
+# on a free loopback port for the Celery and RQ tests, and runs pytest (against a
+# real `sendpromptly serve` on a loopback port) and mypy's stubtest. Needs
+# Python >= 3.9, a Rust toolchain and redis-server (or apt-get).
 #
 # Settings (environment):
 #   SENDPROMPTLY_PYTHON_VENV  the virtualenv (default .venv-python at the repo root)
@@ -30,7 +33,8 @@ export PATH="$venv/bin:$PATH"
 step "Installing maturin and the test dependencies"
 "$py" -m pip install --quiet --disable-pip-version-check --upgrade pip
 "$py" -m pip install --quiet --disable-pip-version-check \
-    "maturin>=1.9,<2" "pytest>=8" "stripe>=10" "standardwebhooks>=1.0" "flask>=3" "mypy>=1.10"
+    "maturin>=1.9,<2" "pytest>=8" "stripe>=10" "standardwebhooks>=1.0" "flask>=3" "mypy>=1.10" \
+    "fastapi>=0.110" "httpx>=0.27" "uvicorn>=0.29" "django>=4.2" "celery[redis]>=5.3" "rq>=1.16"
 
 target="${CARGO_TARGET_DIR:-$root/target}"
 export CARGO_TARGET_DIR="$target"
@@ -43,6 +47,27 @@ if [[ -z "${SENDPROMPTLY_BIN:-}" ]]; then
     cargo build --locked --bin sendpromptly
     export SENDPROMPTLY_BIN="$target/debug/sendpromptly"
 fi
+
+step "Starting Redis for the Celery and RQ tests"
+if ! command -v redis-server >/dev/null; then
+    apt-get install -y redis-server >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y redis-server >/dev/null; }
+fi
+redis_dir="$(mktemp -d)"
+redis_port="$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$redis_dir" --save "" --appendonly no \
+    --logfile "$redis_dir/redis.log" &
+redis_pid=$!
+stop_redis() {
+    kill "$redis_pid" 2>/dev/null || true
+    wait "$redis_pid" 2>/dev/null || true
+    rm -rf "$redis_dir"
+}
+trap stop_redis EXIT
+for _ in $(seq 100); do
+    redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
+    sleep 0.1
+done
+export SENDPROMPTLY_TEST_REDIS_URL="redis://127.0.0.1:$redis_port/0"
 
 step "pytest"
 status=0

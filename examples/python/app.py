@@ -1,8 +1,15 @@
-"""A Flask app whose Stripe webhook handler adds credits, instrumented with
-SendPromptly's two signals, and the repair endpoint SendPromptly calls when
-someone asks to reprocess a failed or missing result.
+"""A Flask app whose Stripe webhook adds credits, instrumented with
+SendPromptly's Flask integration, and the repair endpoint SendPromptly calls
+when someone asks to reprocess a failed or missing result.
 
-Run it (after `pip install ./bindings/python flask`):
+- ``@stripe_webhook`` verifies the signature (400 if it fails), sends the
+  receipt filled from the event and hands the view the verified event;
+- ``sendpromptly.track(event)`` sends ``success`` when the block ends,
+  ``failure`` (type and message) when it raises;
+- ``@repair_endpoint`` verifies the repair callback, calls ``fulfil`` and
+  reports its result with the callback's ``reprocess_id``.
+
+Run it (after `pip install './bindings/python[flask]'`):
 
     export STRIPE_WEBHOOK_SECRET=whsec_…          # from the Stripe dashboard / CLI
     export SENDPROMPTLY_API_KEY=sp_live_…          # printed by `sendpromptly serve`
@@ -15,16 +22,13 @@ and set the project's repair URL to http://127.0.0.1:5000/sendpromptly/repair.
 
 from __future__ import annotations
 
-import logging
-import os
 import threading
 from typing import Any, Dict, Optional
 
-from flask import Flask, request
+from flask import Flask
 
 import sendpromptly
-
-log = logging.getLogger("credits")
+from sendpromptly.integrations.flask import repair_endpoint, stripe_webhook
 
 
 class Credits:
@@ -55,69 +59,32 @@ def create_app(
 ) -> Flask:
     app = Flask(__name__)
     sp = sp or sendpromptly.Client()  # SENDPROMPTLY_API_KEY, SENDPROMPTLY_URL
-    stripe_secret = stripe_secret or os.environ["STRIPE_WEBHOOK_SECRET"]
-    signing_secret = signing_secret or os.environ["SENDPROMPTLY_SIGNING_SECRET"]
     credits = credits or Credits()
     app.config["credits"] = credits
 
-    def apply(event_id: str, customer: Optional[str], amount: int) -> Optional[str]:
-        """Applies the effect; returns why it failed, or None."""
-        try:
-            credits.add(event_id, customer, amount)
-            return None
-        except LookupError as err:
-            return str(err)
-
+    # Secrets default to $STRIPE_WEBHOOK_SECRET and $SENDPROMPTLY_SIGNING_SECRET.
     @app.post("/webhooks/stripe")
-    def stripe_webhook() -> Any:
-        try:
-            event = sendpromptly.stripe.verify(
-                request.get_data(), request.headers.get("Stripe-Signature"), stripe_secret
-            )
-        except sendpromptly.SignatureVerificationError as err:
-            return {"error": str(err)}, 400
-        if event["type"] != "invoice.paid":
-            return {"ignored": event["type"]}, 200
+    @stripe_webhook(
+        stripe_secret,
+        client=sp,
+        event_types=["invoice.paid"],  # others: 200, no receipt
+        effect="credits.add",
+        metadata=lambda event: {"credits": int(event["data"]["object"].get("amount_paid", 0))},
+    )
+    def on_invoice_paid(event: Dict[str, Any]) -> Any:
         invoice = event["data"]["object"]
-        amount = int(invoice.get("amount_paid", 0))
-
-        # 1. Receipt: we have the event. Never fail the webhook because
-        #    SendPromptly is down: the call is bounded (3 s by default).
         try:
-            sp.receipt_for(event, effect="credits.add", metadata={"credits": amount})
-        except sendpromptly.SendPromptlyError as err:
-            log.warning("SendPromptly receipt not recorded: %s", err)
-
-        # 2. The business effect, then the result.
-        failure = apply(event["id"], invoice.get("customer"), amount)
-        try:
-            if failure is None:
-                sp.success_for(event)
-            else:
-                sp.failure_for(event, failure)  # opens an incident at once
-        except sendpromptly.SendPromptlyError as err:
-            log.warning("SendPromptly result not recorded: %s", err)
-        return {"received": True}, 200
+            with sendpromptly.track(event, client=sp):
+                credits.add(event["id"], invoice.get("customer"), int(invoice.get("amount_paid", 0)))
+        except LookupError:
+            pass  # recorded as a failure: SendPromptly opens an incident, a reprocess repairs it
+        return {"received": True}
 
     @app.post("/sendpromptly/repair")
-    def repair() -> Any:
-        try:
-            callback = sendpromptly.verify_repair_request(request.get_data(), request.headers, signing_secret)
-        except sendpromptly.SignatureVerificationError as err:
-            return {"error": str(err)}, 400
+    @repair_endpoint(signing_secret, client=sp)
+    def fulfil(event: sendpromptly.RepairCallbackEvent) -> None:
         # Process the event again (idempotently) from what the receipt said.
-        event = callback.event
-        amount = int((event.metadata or {}).get("credits", 0))
-        failure = apply(event.event_id, event.subject, amount)
-        try:
-            if failure is None:
-                sp.success_for(callback)  # links the result to this reprocess
-            else:
-                sp.failure_for(callback, failure)
-        except sendpromptly.SendPromptlyError:
-            # Not recorded: let SendPromptly deliver the callback again.
-            return {"error": "result not recorded"}, 503
-        return {"repaired": failure is None}, 200
+        credits.add(event.event_id, event.subject, int((event.metadata or {}).get("credits", 0)))
 
     return app
 

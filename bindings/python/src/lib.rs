@@ -44,6 +44,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<verify::ShopifyDelivery>()?;
     m.add_class::<rt::Pending>()?;
     m.add_function(wrap_pyfunction!(new_idempotency_key, m)?)?;
+    m.add_function(wrap_pyfunction!(signals::event_ref, m)?)?;
     m.add_function(wrap_pyfunction!(verify::verify_repair_request, m)?)?;
     m.add_function(wrap_pyfunction!(verify::stripe_verify, m)?)?;
     m.add_function(wrap_pyfunction!(verify::shopify_verify, m)?)?;

@@ -142,6 +142,14 @@ fn target(event: &Bound<'_, PyAny>) -> PyResult<Target> {
     }
 }
 
+/// The event a target refers to, as `(provider, event_id, reprocess_id)`:
+/// what the integrations carry in a job's headers and report results for.
+#[pyfunction]
+pub fn event_ref(target: &Bound<'_, PyAny>) -> PyResult<(&'static str, String, Option<String>)> {
+    let Target(key, reprocess_id) = self::target(target)?;
+    Ok((key.provider.as_str(), key.event_id, reprocess_id))
+}
+
 /// A result for a verified event or repair callback (which also sets
 /// `reprocess_id`).
 pub fn result_for(

@@ -203,3 +203,44 @@ def signed_callback(secret: str, body: bytes, msg_id: str, timestamp: Optional[i
         "webhook-signature": signature,
         "content-type": "application/json",
     }
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A Redis broker: SENDPROMPTLY_TEST_REDIS_URL (scripts/test-python.sh
+    starts one), else a redis-server started here on a free loopback port."""
+    explicit = os.environ.get("SENDPROMPTLY_TEST_REDIS_URL")
+    if explicit:
+        yield explicit
+        return
+    import shutil
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server not found: `apt-get install -y redis-server` or set SENDPROMPTLY_TEST_REDIS_URL")
+    work = tempfile.mkdtemp(prefix="sendpromptly-redis-")
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", work, "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for(lambda: _accepts(port), timeout=20, what="redis-server")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def down_url() -> str:
+    """The URL of a SendPromptly server that is down: a closed loopback port."""
+    return f"http://127.0.0.1:{free_port()}"

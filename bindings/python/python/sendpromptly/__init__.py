@@ -21,6 +21,7 @@ queue, signature verification) is the Rust SDK's, compiled into
 from __future__ import annotations
 
 from . import shopify, stripe
+from ._integration import EventRef, Tracker, configure, current_event, default_client, track
 from ._errors import (
     APIConnectionError,
     APIError,
@@ -58,6 +59,7 @@ from ._native import (
     SignalResponse,
     __version__,
     new_idempotency_key,
+    event_ref,
     verify_repair_request,
 )
 
@@ -78,8 +80,15 @@ __all__ = [
     "ShopifyDelivery",
     "new_idempotency_key",
     "verify_repair_request",
+    "event_ref",
     "stripe",
     "shopify",
+    "track",
+    "Tracker",
+    "EventRef",
+    "configure",
+    "default_client",
+    "current_event",
     "SendPromptlyError",
     "APIError",
     "InvalidRequestError",

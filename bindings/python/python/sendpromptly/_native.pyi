@@ -31,6 +31,7 @@ __all__ = [
     "Pending",
     "new_idempotency_key",
     "verify_repair_request",
+    "event_ref",
     "stripe_verify",
     "shopify_verify",
 ]
@@ -39,6 +40,7 @@ __version__: str
 USER_AGENT: str
 
 def new_idempotency_key() -> str: ...
+def event_ref(target: _Target) -> tuple[str, str, Optional[str]]: ...
 def verify_repair_request(body: _Body, headers: _Headers, secret: _Secrets) -> RepairCallback: ...
 def stripe_verify(
     payload: _Body, sig_header: Optional[Union[str, bytes]], secret: str, tolerance: Optional[int] = None
