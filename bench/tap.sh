@@ -7,7 +7,9 @@
 #
 # Per engine: a fresh database, one project with a Stripe endpoint secret,
 # the per-key rate limit off. Then BENCH_RUNS times: `/healthz`, receipts
-# (a new event id each), and tap deliveries (a new `evt_` each, signed with
+# (a new event id each: the smallest receipt), receipts as the SDKs send them
+# for the same Stripe event (its facts in metadata, an Idempotency-Key each),
+# and tap deliveries (a new `evt_` each, signed with
 # Stripe's scheme just before the run so they are inside its 300 s
 # tolerance), each BENCH_DURATION seconds at BENCH_CONNECTIONS; prints each
 # run, min/median/max and tap ÷ receipt from the same run, and the server's
@@ -87,12 +89,15 @@ bench_engine() {
     local base="http://127.0.0.1:$port"
     curl -fsS -X PATCH "$base/v1/project" -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
         -d "{\"provider_tap\":{\"stripe_endpoint_secrets\":[\"$secret\"]}}" >/dev/null
-    local tap_path="/v1/providers/stripe/webhooks/$project" h=() r=() t=() ratio=() rc=() tc=() before
+    local tap_path="/v1/providers/stripe/webhooks/$project" h=() r=() t=() ratio=() sdk_ratio=() s=() sc=() rc=() tc=() before
     for run in $(seq 1 "$runs"); do
         wrk -t1 -c"$conns" -d"${duration}s" "$base/healthz" >"$work/h.txt"
         before="$(cpu_ticks "$server_pid")"
         wrk -t1 -c"$conns" -d"${duration}s" -s bench/receipt.lua "$base" -- "r${run}" "$key" >"$work/r.txt"
         rc+=("$(cpu_us_per_request "$(( $(cpu_ticks "$server_pid") - before ))" "$work/r.txt")")
+        before="$(cpu_ticks "$server_pid")"
+        wrk -t1 -c"$conns" -d"${duration}s" -s bench/receipt.lua "$base" -- "s${run}" "$key" sdk >"$work/s.txt"
+        sc+=("$(cpu_us_per_request "$(( $(cpu_ticks "$server_pid") - before ))" "$work/s.txt")")
         # Enough fresh deliveries for 10 s at twice the receipt rate.
         sign_deliveries "$(( $(rps "$work/r.txt") * duration * 2 + 1000 ))" "$engine$run" "$secret" >"$work/tap.txt"
         # The first delivery by hand: it must be tracked, not refused or ignored.
@@ -103,22 +108,25 @@ bench_engine() {
         before="$(cpu_ticks "$server_pid")"
         wrk -t1 -c"$conns" -d"${duration}s" -s bench/tap.lua "$base" -- "$work/tap.txt" "$tap_path" >"$work/t.txt"
         tc+=("$(cpu_us_per_request "$(( $(cpu_ticks "$server_pid") - before ))" "$work/t.txt")")
-        for measured in r t; do
+        for measured in r s t; do
             if [[ "$(errors "$work/$measured.txt")" != "0" ]]; then
                 echo "error: non-2xx or socket errors:" >&2; cat "$work/$measured.txt" >&2; exit 1
             fi
         done
-        h+=("$(rps "$work/h.txt")"); r+=("$(rps "$work/r.txt")"); t+=("$(rps "$work/t.txt")")
+        h+=("$(rps "$work/h.txt")"); r+=("$(rps "$work/r.txt")"); s+=("$(rps "$work/s.txt")"); t+=("$(rps "$work/t.txt")")
         ratio+=("$(awk -v a="${t[-1]}" -v b="${r[-1]}" 'BEGIN {printf "%.3f", a / b}')")
-        printf 'run %s: healthz %s req/s | receipt %s req/s (%s µs CPU each) | tap %s req/s (%s µs CPU each) | tap/receipt %s\n' \
-            "$run" "${h[-1]}" "${r[-1]}" "${rc[-1]}" "${t[-1]}" "${tc[-1]}" "${ratio[-1]}"
+        sdk_ratio+=("$(awk -v a="${t[-1]}" -v b="${s[-1]}" 'BEGIN {printf "%.3f", a / b}')")
+        printf 'run %s: healthz %s req/s | receipt %s req/s (%s µs CPU each) | sdk receipt %s req/s (%s µs) | tap %s req/s (%s µs) | tap/receipt %s | tap/sdk receipt %s\n' \
+            "$run" "${h[-1]}" "${r[-1]}" "${rc[-1]}" "${s[-1]}" "${sc[-1]}" "${t[-1]}" "${tc[-1]}" "${ratio[-1]}" "${sdk_ratio[-1]}"
     done
     echo "---- $engine, $runs runs of ${duration}s, $conns connections (wrk -t1)"
     echo "healthz req/s:        $(stats "${h[@]}")"
     echo "receipt req/s:        $(stats "${r[@]}")"
+    echo "sdk receipt req/s:    $(stats "${s[@]}")"
     echo "tap req/s:            $(stats "${t[@]}")"
     echo "tap/receipt ratio:    $(stats "${ratio[@]}")"
-    echo "server CPU µs/request: receipt $(stats "${rc[@]}") | tap $(stats "${tc[@]}")"
+    echo "tap/sdk receipt:      $(stats "${sdk_ratio[@]}")"
+    echo "server CPU µs/request: receipt $(stats "${rc[@]}") | sdk receipt $(stats "${sc[@]}") | tap $(stats "${tc[@]}")"
     kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; server_pid=""
     if [[ "$engine" == postgres ]]; then pg_stop 0; fi
 }
