@@ -14,5 +14,6 @@ start=$SECONDS
 cargo test --locked -p sendpromptly-core --bench core
 BENCH_WINDOW_MS=500 BENCH_PROBES=20 bench/detection.sh 200
 bench/load.sh all
+bench/tap.sh all
 bench/sdk.sh all
 printf '\n==== benchmark smoke passed (%ss)\n' "$((SECONDS - start))"
