@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # The Node package's tests (bindings/node), on a fresh machine with Node 20+,
 # npm and Rust:
-#   1. `npm install` in bindings/node from the committed lock file — its
+#   1. `npm ci` in bindings/node from the committed lock file (the SDK's
+#      dev tools and the frameworks its integrations are tested with) — its
 #      install script builds the native module with cargo, exactly as
-#      `npm install ./bindings/node` does. (Not `npm ci`: npm leaves the
-#      optional platform packages of @napi-rs/cli's dependencies out of the
-#      lock file and `npm ci` then refuses it; `--no-save` keeps the lock
-#      file untouched.);
+#      `npm install ./bindings/node` does. The lock file lists the Linux
+#      x64 builds of @napi-rs/cli's optional platform packages, which
+#      `npm ci` needs; after changing dependencies, regenerate it there
+#      with `npm install` (npm 11);
 #   2. the server binary `sendpromptly` the tests start on a loopback port;
 #   3. the drift check: native.js/native.d.ts regenerated from the Rust
 #      source by the napi CLI must equal the committed ones;
 #   4. a throwaway Redis for the BullMQ integration test (`redis-server`
 #      from Debian, installed with apt-get when missing) on a free loopback
 #      port with its files in a temporary directory, stopped on exit;
-#   5. `node --test` (test/*.test.js, test/*.test.mjs).
+#   5. `node --test` (test/*.test.js, test/*.test.mjs), the integrations'
+#      tests included (real Express and Fastify servers, Next.js route
+#      handlers on real `Request`s, BullMQ on that Redis).
 #
 # Settings (environment):
 #   SENDPROMPTLY_NODE_PROFILE  cargo profile of the native module (default debug here)
@@ -26,8 +29,8 @@ step() { printf '\n==== %s\n' "$*"; }
 cd "$root/bindings/node"
 export SENDPROMPTLY_NODE_PROFILE="${SENDPROMPTLY_NODE_PROFILE:-debug}"
 
-step "npm install in bindings/node (builds the native module, ${SENDPROMPTLY_NODE_PROFILE})"
-npm install --no-save --no-audit --no-fund
+step "npm ci in bindings/node (builds the native module, ${SENDPROMPTLY_NODE_PROFILE})"
+npm ci --no-audit --no-fund
 
 step "Server binary for the tests"
 (cd "$root" && cargo build --locked --bin sendpromptly)
