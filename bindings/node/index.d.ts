@@ -371,7 +371,7 @@ export declare class Background {
   /** Queues a `success` for a verified event or repair callback. */
   successFor(target: EventTargetLike, options?: ResultForOptions): boolean
   /** Queues a `failure` for a verified event or repair callback. */
-  failureFor(target: EventTargetLike, error: string | Error, options?: ResultForOptions): boolean
+  failureFor(target: EventTargetLike, error: unknown, options?: ResultForOptions): boolean
   /** The counters so far. */
   stats(): BackgroundStats
   /** Waits until everything queued so far is delivered or dropped (default at most 30 s); `true` if drained. */
@@ -403,7 +403,7 @@ export declare class SendPromptly {
   /** A `success` for a verified event or a repair callback (which also sets `reprocessId`). */
   successFor(target: EventTargetLike, options?: ResultForOptions): Promise<SignalResponse>
   /** A `failure` for a verified event or a repair callback; `error` says why. */
-  failureFor(target: EventTargetLike, error: string | Error, options?: ResultForOptions): Promise<SignalResponse>
+  failureFor(target: EventTargetLike, error: unknown, options?: ResultForOptions): Promise<SignalResponse>
   /**
    * Runs `fn` now and reports how it ends: `success` when it resolves, `failure` (the error's type and message)
    * when it rejects, rethrowing the app's error unchanged. Never throws its own errors (they are logged); waits

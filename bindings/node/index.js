@@ -374,6 +374,14 @@ function resultForOptions(target, extra = {}) {
   return { ...eventReference(target), ...extra }
 }
 
+/** Failure options: a string `error` as is, anything thrown described by `describeThrown`. */
+function failureForOptions(target, error, extra = {}) {
+  needObject(extra, 'failureFor(target, error, options)')
+  if (typeof error === 'string') return resultForOptions(target, { ...extra, error })
+  const { text, type } = describeThrown(error)
+  return resultForOptions(target, { ...extra, error: text, metadata: { ...jsonObject(extra.metadata, 'metadata'), error_type: type } })
+}
+
 const MAX_ERROR_BYTES = 4096
 
 /** `Type: message` of what a tracked function threw, cut to the contract's 4 KiB. */
@@ -425,7 +433,7 @@ class Background {
   }
   /** Queues a `failure` for a verified event or repair callback. */
   failureFor(target, error, options = {}) {
-    return this.failure(resultForOptions(target, { ...options, error }))
+    return this.failure(failureForOptions(target, error, options))
   }
   stats() {
     return this.#native.stats()
@@ -474,9 +482,13 @@ class SendPromptly {
   successFor(target, options = {}) {
     return call(() => this.success(resultForOptions(target, options)))
   }
-  /** A `failure` for a verified event or a repair callback; `error` says why. */
+  /**
+   * A `failure` for a verified event or a repair callback; `error` says why: a
+   * string, or what was thrown (sent as `Type: message`, the type also in
+   * `metadata.error_type`).
+   */
   failureFor(target, error, options = {}) {
-    return call(() => this.failure(resultForOptions(target, { ...options, error })))
+    return call(() => this.failure(failureForOptions(target, error, options)))
   }
   /**
    * Reports how a function that applies the effect of one event ends:
@@ -531,8 +543,9 @@ class SendPromptly {
         logWarning(this.logger, `track: failureIsFinal threw: ${err && err.message}`)
       }
       if (final) {
+        // Whatever was thrown (a string too) is described: `Type: message`.
         const { text, type } = describeThrown(thrown)
-        await report(() => this.failure({ ...target, error: text, metadata: { ...metadata, error_type: type } }))
+        await report(() => this.failureFor(target, text, { metadata: { ...metadata, error_type: type } }))
       }
       throw thrown
     }

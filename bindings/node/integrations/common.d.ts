@@ -2,7 +2,7 @@ import type { ReceiptForOptions, StripeEvent, ShopifyDelivery, RepairCallback, S
 
 /** Options of every webhook integration. */
 export interface WebhookOptions<E> {
-  /** The webhook secret; default `STRIPE_WEBHOOK_SECRET` / `SHOPIFY_API_SECRET`. Shopify accepts a list (rotation). */
+  /** The webhook secret; default `STRIPE_WEBHOOK_SECRET` / `SHOPIFY_WEBHOOK_SECRET` (else `SHOPIFY_API_SECRET`). Shopify accepts a list (rotation). */
   secret?: string | string[]
   /** Stripe: the signature's tolerance in seconds (default 300). */
   tolerance?: number

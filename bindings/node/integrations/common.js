@@ -7,8 +7,23 @@
 const sdk = require('../index.js')
 
 const PROVIDERS = {
-  stripe: { env: 'STRIPE_WEBHOOK_SECRET', property: 'stripeEvent' },
-  shopify: { env: 'SHOPIFY_API_SECRET', property: 'shopifyDelivery' },
+  stripe: { name: 'Stripe', env: ['STRIPE_WEBHOOK_SECRET'], property: 'stripeEvent' },
+  shopify: { name: 'Shopify', env: ['SHOPIFY_WEBHOOK_SECRET', 'SHOPIFY_API_SECRET'], property: 'shopifyDelivery' },
+}
+const REPAIR_ENV = 'SENDPROMPTLY_SIGNING_SECRET'
+
+/** The configured secret: the option, else the first environment variable set. */
+function secretOf(option, names) {
+  if (option !== undefined && option !== null && option !== '') return option
+  for (const name of names) if (process.env[name]) return process.env[name]
+  return undefined
+}
+
+/** The 500 of a missing secret, naming the option and the variable to set. */
+function noSecret(sp, what, names) {
+  const message = `${what} is not configured: pass { secret } to the integration or set ${names.join(' or ')}`
+  warn(sp, message)
+  return { status: 500, body: { error: message, code: 'missing_secret' } }
 }
 
 function warn(sp, message) {
@@ -46,8 +61,7 @@ function header(headers, name) {
 }
 
 /** Verifies a provider webhook; throws a `SignatureVerificationError`. */
-function verifyWebhook(provider, body, headers, options) {
-  const secret = options.secret ?? process.env[PROVIDERS[provider].env]
+function verifyWebhook(provider, body, headers, secret, options) {
   if (provider === 'stripe') {
     return sdk.stripe.verify(body, header(headers, 'stripe-signature'), secret, { tolerance: options.tolerance })
   }
@@ -88,9 +102,12 @@ async function sendReceipt(sp, event, options) {
  * to answer now (a refusal), or `{ event }` verified with its receipt sent.
  */
 async function acceptWebhook(sp, provider, rawBody, headers, options) {
+  const { name, env } = PROVIDERS[provider]
+  const secret = secretOf(options.secret, env)
+  if (secret === undefined) return noSecret(sp, `the ${name} webhook secret`, env)
   let event
   try {
-    event = verifyWebhook(provider, rawBody, headers, options)
+    event = verifyWebhook(provider, rawBody, headers, secret, options)
   } catch (err) {
     const answer = refusal(err)
     warn(sp, `${provider} webhook refused (${err.code ?? err.category}): ${err.message}`)
@@ -102,25 +119,41 @@ async function acceptWebhook(sp, provider, rawBody, headers, options) {
 
 /**
  * A repair callback start to finish: verify it (400 when forged), call
- * `fulfil(callback.event, callback)`, report `success`/`failure` with its
- * `reprocess_id` (never throwing), and answer 200, or 500 when the
- * fulfilment threw (the callback is delivered again later).
+ * `fulfil(callback.event, callback)`, report `success` or `failure` with
+ * its `reprocess_id` (never throwing). The answer tells SendPromptly
+ * whether to call again: 200 `{ repaired }` once the result is recorded
+ * (`repaired: false` with the error when `fulfil` threw: the failure is on
+ * the incident), 503 when the result could not be recorded.
  */
 async function handleRepair(sp, rawBody, headers, options) {
+  const secret = secretOf(options.secret, [REPAIR_ENV])
+  if (secret === undefined) return noSecret(sp, "the repair callbacks' signing secret", [REPAIR_ENV])
   let callback
   try {
-    callback = sdk.verifyRepairRequest(rawBody, headers, options.secret ?? process.env.SENDPROMPTLY_SIGNING_SECRET)
+    callback = sdk.verifyRepairRequest(rawBody, headers, secret)
   } catch (err) {
     const answer = refusal(err)
     warn(sp, `repair callback refused (${err.code ?? err.category}): ${err.message}`)
     return answer
   }
+  let thrown
+  let failed = false
   try {
-    await sp.track(callback, () => options.fulfil(callback.event, callback))
+    await options.fulfil(callback.event, callback)
   } catch (err) {
-    return { status: 500, body: { error: err && err.message ? err.message : String(err), reprocess_id: callback.reprocess_id } }
+    thrown = err
+    failed = true
   }
-  return { status: 200, body: { ok: true, reprocess_id: callback.reprocess_id } }
+  try {
+    if (failed) await sp.failureFor(callback, thrown)
+    else await sp.successFor(callback)
+  } catch (err) {
+    warn(sp, `result of repair ${callback.reprocess_id} not recorded: ${err && err.message}`)
+    return { status: 503, body: { error: 'the result was not recorded; SendPromptly will call again', reprocess_id: callback.reprocess_id } }
+  }
+  const body = { repaired: !failed, reprocess_id: callback.reprocess_id }
+  if (failed) body.error = thrown instanceof Error ? `${thrown.name}: ${thrown.message}` : String(thrown)
+  return { status: 200, body }
 }
 
 function needFunction(value, what) {

@@ -21,5 +21,5 @@ export type Middleware = (req: any, res: any, next: (err?: unknown) => void) => 
 export declare function stripeWebhook(sp: SendPromptly, options?: StripeWebhookOptions): Middleware
 /** Verifies a Shopify webhook (400 when the HMAC does not match), sends its receipt, sets `req.shopifyDelivery`. */
 export declare function shopifyWebhook(sp: SendPromptly, options?: ShopifyWebhookOptions): Middleware
-/** The repair endpoint: verifies the callback (400 when forged), calls `fulfil`, reports with the `reprocess_id`; 200, or 500 when `fulfil` threw. */
+/** The repair endpoint: verifies the callback (400 when forged), calls `fulfil`, reports with the `reprocess_id`; 200 `{ repaired }` once recorded, 503 when not (SendPromptly calls again). */
 export declare function repairEndpoint(sp: SendPromptly, options: RepairOptions): Middleware

@@ -85,6 +85,35 @@ function signedRepair(secret, event, { id = `rep_${crypto.randomUUID().replaceAl
 }
 
 function runScenario(framework, mount) {
+  test(`${framework}: a missing webhook or signing secret is a 500 naming the setting`, async () => {
+    const saved = {}
+    for (const name of ['STRIPE_WEBHOOK_SECRET', 'SHOPIFY_WEBHOOK_SECRET', 'SHOPIFY_API_SECRET', 'SENDPROMPTLY_SIGNING_SECRET']) {
+      saved[name] = process.env[name]
+      delete process.env[name]
+    }
+    const sp = new SendPromptly({ apiKey: 'sp_live_unused', baseUrl: await h.closedPortUrl(), logger: h.memoryLogger(), retry: { totalBudgetMs: 300 } })
+    const app = appFor(sp)
+    app.stripeSecret = app.shopifySecret = undefined
+    const web = await mount(sp, app)
+    try {
+      const { payload, header } = h.signedStripeEvent()
+      const stripeRes = await post(`${web.url}/webhooks/stripe`, payload, { 'stripe-signature': header })
+      assert.equal(stripeRes.status, 500, stripeRes.text)
+      assert.match(stripeRes.json.error, /STRIPE_WEBHOOK_SECRET/)
+      const d = h.signedShopifyDelivery()
+      const shopifyRes = await post(`${web.url}/webhooks/shopify`, d.body, d.headers)
+      assert.equal(shopifyRes.status, 500, shopifyRes.text)
+      assert.match(shopifyRes.json.error, /SHOPIFY_WEBHOOK_SECRET or SHOPIFY_API_SECRET/)
+      const repair = signedRepair('whsec_' + Buffer.alloc(32, 5).toString('base64'), { provider: 'stripe', event_id: 'evt_x', event_type: 'invoice.paid' })
+      const repairRes = await post(`${web.url}/sendpromptly/repair`, repair.body, repair.headers)
+      assert.equal(repairRes.status, 500, repairRes.text)
+      assert.match(repairRes.json.error, /SENDPROMPTLY_SIGNING_SECRET/)
+    } finally {
+      await web.close()
+      for (const [name, value] of Object.entries(saved)) if (value !== undefined) process.env[name] = value
+    }
+  })
+
   let server
   let api
   let sp
@@ -151,6 +180,17 @@ function runScenario(framework, mount) {
     assert.equal(failed.incident.kind, 'failed_result')
     assert.match(JSON.stringify(failed.timeline), /TypeError: the invoice has no customer/)
 
+    // A repair that fails again: the failure is recorded with its reprocess_id, the incident stays.
+    const first = await api('POST', `/v1/incidents/${failed.incident.id}/reprocess`, { note: `${framework} test, unfixed` })
+    assert.equal(first.status, 202, JSON.stringify(first.body))
+    const again = await h.eventually('the failed repair to be recorded with its reprocess_id', async () => {
+      const r = await api('GET', `/v1/incidents/${failed.incident.id}`)
+      const entry = r.body.timeline.find((e) => e.kind === 'result.failure' && e.detail.reprocess_id === first.body.reprocess_id)
+      return entry && r.body.incident.reprocess.status === 'delivered' && entry
+    })
+    assert.equal(again.detail.error, 'TypeError: the invoice has no customer')
+    assert.equal(app.applied.has(id), false)
+
     app.fixes.set(id, `cus_fixed_${framework}`)
     const rep = await api('POST', `/v1/incidents/${failed.incident.id}/reprocess`, { note: `${framework} test` })
     assert.equal(rep.status, 202, JSON.stringify(rep.body))
@@ -190,11 +230,12 @@ function runScenario(framework, mount) {
         assert.equal((await post(`${offlineWeb.url}/webhooks/shopify`, d.body, d.headers)).status, 200)
 
         const repaired = signedRepair(offlineApp.signingSecret, { provider: 'stripe', event_id: 'evt_offline_repair', event_type: 'invoice.paid', subject: 'cus_r' })
+        // The effect is applied, but its result cannot be recorded: 503 so that SendPromptly calls again.
         const repair = await post(`${offlineWeb.url}/sendpromptly/repair`, repaired.body, repaired.headers)
-        assert.equal(repair.status, 200, repair.text)
+        assert.equal(repair.status, 503, repair.text)
         assert.equal(offlineApp.applied.get('evt_offline_repair'), 'cus_r')
         const unfixable = signedRepair(offlineApp.signingSecret, { provider: 'stripe', event_id: 'evt_offline_bad', event_type: 'invoice.paid' })
-        assert.equal((await post(`${offlineWeb.url}/sendpromptly/repair`, unfixable.body, unfixable.headers)).status, 500)
+        assert.equal((await post(`${offlineWeb.url}/sendpromptly/repair`, unfixable.body, unfixable.headers)).status, 503)
 
         assert.match(logger.lines.join('\n'), /not recorded/)
       } finally {
