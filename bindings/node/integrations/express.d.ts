@@ -23,3 +23,18 @@ export declare function stripeWebhook(sp: SendPromptly, options?: StripeWebhookO
 export declare function shopifyWebhook(sp: SendPromptly, options?: ShopifyWebhookOptions): Middleware
 /** The repair endpoint: verifies the callback (400 when forged), calls `fulfil`, reports with the `reprocess_id`; 200 `{ repaired }` once recorded, 503 when not (SendPromptly calls again). */
 export declare function repairEndpoint(sp: SendPromptly, options: RepairOptions): Middleware
+
+// What the middleware adds to Express's `Request` (merged with @types/express when installed).
+declare global {
+  // eslint-disable-next-line @typescript-eslint/no-namespace
+  namespace Express {
+    interface Request {
+      /** The verified Stripe event (set by `stripeWebhook`). */
+      stripeEvent?: StripeEvent
+      /** The verified Shopify delivery (set by `shopifyWebhook`). */
+      shopifyDelivery?: ShopifyDelivery
+      /** The receipt's answer (`null` when not sent, queued or not recorded). */
+      sendpromptlyReceipt?: SignalResponse | null
+    }
+  }
+}
