@@ -20,8 +20,49 @@ export type { EventFilterOptions, IncidentFilterOptions, ResultOptions, RetryOpt
 /** Where an event came from. */
 export type Provider = 'stripe' | 'shopify' | 'custom'
 
+/** Where integrations and `track` log what they could not send. */
+export interface Logger {
+  warn(message: string): void
+}
+
 /** How a client is built; `apiKey` and `baseUrl` fall back to `SENDPROMPTLY_API_KEY` and `SENDPROMPTLY_URL`. */
-export type ClientOptions = NativeClientOptions
+export interface ClientOptions extends NativeClientOptions {
+  /** Where integrations and `track` log signals they could not send (default `console`). */
+  logger?: Logger
+}
+
+/** An event reference: what a job carries to its worker. */
+export interface EventReference {
+  provider: Provider | string
+  eventId: string
+  /** The repair callback (`rep_…`) being answered, if any. */
+  reprocessId?: string
+  /** Needed by `receiptFor` when the reference is not a verified event. */
+  eventType?: string
+}
+
+/** What `receiptFor` takes: a verified Stripe event or Shopify delivery (or a reference with its `eventType`). */
+export type ReceiptSource = StripeEvent | ShopifyDelivery | (EventReference & { eventType: string })
+/** What `successFor`, `failureFor` and `track` take: a verified event, a repair callback or a reference. */
+export type EventTargetLike = StripeEvent | ShopifyDelivery | RepairCallback | EventReference
+
+/** Extra receipt fields for `receiptFor` (its metadata entries are added to the event's). */
+export type ReceiptForOptions = Partial<Omit<ReceiptOptions, 'provider' | 'eventId'>>
+/** Extra result fields for `successFor`/`failureFor`. */
+export type ResultForOptions = Partial<Omit<SignalResultOptions, 'provider' | 'eventId' | 'status' | 'error'>>
+
+/** Options of `sp.track`. */
+export interface TrackOptions<A extends unknown[] = unknown[]> {
+  /** The event reference from the wrapped function's arguments (default: the first). */
+  event?: (...args: A) => EventTargetLike | null | undefined
+  /** Return `false` to report nothing for this error (e.g. a job that will be retried). */
+  failureIsFinal?: (error: unknown) => boolean
+  /** A JSON object sent with the result. */
+  metadata?: Record<string, unknown>
+}
+
+/** The event reference of a verified event or repair callback: `{ provider, eventId, reprocessId? }`. */
+export declare function eventReference(source: EventTargetLike): EventReference
 
 /** A receipt's options; `occurredAt` may also be a `Date`. */
 export interface ReceiptOptions extends Omit<NativeReceiptOptions, 'occurredAt' | 'metadata'> {
@@ -325,6 +366,12 @@ export declare class Background {
   failure(options: SignalResultOptions): boolean
   /** Queues a result whose `status` is in the options. */
   result(options: SignalResultOptions & { status: 'success' | 'failure' }): boolean
+  /** Queues a receipt filled from a verified event; `false` if it was dropped. */
+  receiptFor(event: ReceiptSource, options?: ReceiptForOptions): boolean
+  /** Queues a `success` for a verified event or repair callback. */
+  successFor(target: EventTargetLike, options?: ResultForOptions): boolean
+  /** Queues a `failure` for a verified event or repair callback. */
+  failureFor(target: EventTargetLike, error: unknown, options?: ResultForOptions): boolean
   /** The counters so far. */
   stats(): BackgroundStats
   /** Waits until everything queued so far is delivered or dropped (default at most 30 s); `true` if drained. */
@@ -351,6 +398,22 @@ export declare class SendPromptly {
   failure(options: SignalResultOptions): Promise<SignalResponse>
   /** Records a result whose `status` is in the options. */
   result(options: SignalResultOptions & { status: 'success' | 'failure' }): Promise<SignalResponse>
+  /** A receipt filled from a verified Stripe event or Shopify delivery: provider, id, type, subject, time, object metadata. */
+  receiptFor(event: ReceiptSource, options?: ReceiptForOptions): Promise<SignalResponse>
+  /** A `success` for a verified event or a repair callback (which also sets `reprocessId`). */
+  successFor(target: EventTargetLike, options?: ResultForOptions): Promise<SignalResponse>
+  /** A `failure` for a verified event or a repair callback; `error` says why. */
+  failureFor(target: EventTargetLike, error: unknown, options?: ResultForOptions): Promise<SignalResponse>
+  /**
+   * Runs `fn` now and reports how it ends: `success` when it resolves, `failure` (the error's type and message)
+   * when it rejects, rethrowing the app's error unchanged. Never throws its own errors (they are logged); waits
+   * at most the client's time budget for the result to be recorded.
+   */
+  track<T>(ref: EventTargetLike, fn: () => T | Promise<T>, options?: TrackOptions): Promise<T>
+  /** Wraps `fn`: each call is tracked, the event reference being its first argument (or `options.event(...args)`). */
+  track<A extends unknown[], T>(fn: (...args: A) => T | Promise<T>, options?: TrackOptions<A>): (...args: A) => Promise<T>
+  /** Where integrations and `track` log what they could not send. */
+  logger: Logger
   /** One event with its timeline and incident. */
   getEvent(provider: Provider, eventId: string): Promise<EventDetail>
   /** Searches events (e.g. by customer). */

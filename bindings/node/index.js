@@ -319,8 +319,90 @@ const shopify = {
   /** Verifies a Shopify webhook and returns its topic, ids and parsed body. */
   verify(body, headers, secret) {
     const bytes = toBytes(body)
-    return sync(() => native.nativeShopifyVerify(bytes, toHeaders(headers), toSecrets(secret)))
+    const delivery = sync(() => native.nativeShopifyVerify(bytes, toHeaders(headers), toSecrets(secret)))
+    const fields = delivery.signalFields
+    delete delivery.signalFields
+    Object.defineProperty(delivery, FIELDS, { value: fields })
+    return delivery
   },
+}
+
+
+// The receipt and result fields of a verified Shopify delivery, computed by
+// the Rust SDK when it was verified (its body may hold BigInts, which
+// cannot go back to native code).
+const FIELDS = Symbol('sendpromptly.signalFields')
+
+/** `{ receipt, target }` of an event, a repair callback or `{ provider, eventId }` (Rust conversions). */
+function signalFields(source) {
+  if (source !== null && typeof source === 'object' && source[FIELDS]) return source[FIELDS]
+  return sync(() => native.nativeSignalFields(source))
+}
+
+function withoutNulls(object) {
+  const out = {}
+  for (const [key, value] of Object.entries(object)) if (value !== null && value !== undefined) out[key] = value
+  return out
+}
+
+/**
+ * The event reference `{ provider, eventId }` (plus `reprocessId` for a
+ * repair callback) of a verified Stripe event, Shopify delivery or repair
+ * callback: what a job carries to its worker.
+ */
+function eventReference(source) {
+  return withoutNulls(signalFields(source).target)
+}
+
+/** Receipt options filled from a verified event, `extra` on top (metadata merged). */
+function receiptForOptions(event, extra = {}) {
+  needObject(extra, 'receiptFor(event, options)')
+  const base = signalFields(event).receipt
+  if (!base) {
+    throw new ValidationError('receiptFor needs the event type: pass a verified event or { provider, eventId, eventType }', {
+      type: 'invalid_request',
+      param: 'event_type',
+    })
+  }
+  const metadata = base.metadata || extra.metadata ? { ...base.metadata, ...jsonObject(extra.metadata, 'metadata') } : undefined
+  return { ...withoutNulls(base), ...extra, metadata }
+}
+
+/** Result options for a verified event or repair callback, `extra` on top. */
+function resultForOptions(target, extra = {}) {
+  needObject(extra, 'successFor/failureFor(target, options)')
+  return { ...eventReference(target), ...extra }
+}
+
+/** Failure options: a string `error` as is, anything thrown described by `describeThrown`. */
+function failureForOptions(target, error, extra = {}) {
+  needObject(extra, 'failureFor(target, error, options)')
+  if (typeof error === 'string') return resultForOptions(target, { ...extra, error })
+  const { text, type } = describeThrown(error)
+  return resultForOptions(target, { ...extra, error: text, metadata: { ...jsonObject(extra.metadata, 'metadata'), error_type: type } })
+}
+
+const MAX_ERROR_BYTES = 4096
+
+/** `Type: message` of what a tracked function threw, cut to the contract's 4 KiB. */
+function describeThrown(err) {
+  let type = typeof err
+  if (err instanceof Error) {
+    // `class PaymentDeclined extends Error {}` keeps `name` 'Error': its class name says more.
+    type = err.name && err.name !== 'Error' ? err.name : err.constructor?.name || 'Error'
+  }
+  let message = err instanceof Error ? err.message : String(err)
+  let text = message ? `${type}: ${message}` : type
+  while (Buffer.byteLength(text, 'utf8') > MAX_ERROR_BYTES) text = text.slice(0, Math.floor(text.length * 0.9))
+  return { text, type }
+}
+
+function logWarning(logger, message) {
+  try {
+    ;(logger ?? console).warn(`sendpromptly: ${message}`)
+  } catch {
+    // a logger that throws must not reach the app
+  }
 }
 
 /** Background mode: signals queued in memory and delivered by a task. */
@@ -341,6 +423,18 @@ class Background {
   result(options) {
     return sync(() => this.#native.result(resultOptions(options, 'result')))
   }
+  /** Queues a receipt filled from a verified Stripe event or Shopify delivery. */
+  receiptFor(event, options = {}) {
+    return this.receipt(receiptForOptions(event, options))
+  }
+  /** Queues a `success` for a verified event or repair callback. */
+  successFor(target, options = {}) {
+    return this.success(resultForOptions(target, options))
+  }
+  /** Queues a `failure` for a verified event or repair callback. */
+  failureFor(target, error, options = {}) {
+    return this.failure(failureForOptions(target, error, options))
+  }
   stats() {
     return this.#native.stats()
   }
@@ -359,8 +453,10 @@ class SendPromptly {
     if (options === null || typeof options !== 'object') {
       throw new ConfigurationError('new SendPromptly(options): options must be an object', { type: 'configuration_error' })
     }
-    const { apiKey, baseUrl, retry, connectTimeoutMs } = options
+    const { apiKey, baseUrl, retry, connectTimeoutMs, logger } = options
     this.#native = sync(() => new native.NativeClient({ apiKey, baseUrl, retry, connectTimeoutMs }))
+    /** Where integrations and `track` log what they could not send (default `console`). */
+    this.logger = logger ?? console
   }
   /** The base URL calls go to. */
   get baseUrl() {
@@ -377,6 +473,84 @@ class SendPromptly {
   }
   result(options) {
     return call(() => this.#native.result(resultOptions(options, 'result')))
+  }
+  /** A receipt filled from a verified Stripe event or Shopify delivery (provider, id, type, subject, time, object metadata). */
+  receiptFor(event, options = {}) {
+    return call(() => this.receipt(receiptForOptions(event, options)))
+  }
+  /** A `success` for a verified event or a repair callback (which also sets `reprocessId`). */
+  successFor(target, options = {}) {
+    return call(() => this.success(resultForOptions(target, options)))
+  }
+  /**
+   * A `failure` for a verified event or a repair callback; `error` says why: a
+   * string, or what was thrown (sent as `Type: message`, the type also in
+   * `metadata.error_type`).
+   */
+  failureFor(target, error, options = {}) {
+    return call(() => this.failure(failureForOptions(target, error, options)))
+  }
+  /**
+   * Reports how a function that applies the effect of one event ends:
+   * `success` when it resolves, `failure` (the error's type and message)
+   * when it throws, which is rethrown unchanged. Never throws its own
+   * errors (they are logged) and waits at most the client's time budget.
+   *
+   * - `sp.track(ref, async () => …)` runs the function now and returns its promise;
+   * - `sp.track(fn)` returns a wrapper whose first argument is the event reference
+   *   (or pass `{ event: (...args) => ref }`).
+   *
+   * `ref`: a verified Stripe event, Shopify delivery, repair callback or `{ provider, eventId }`.
+   * Options: `event`, `failureIsFinal(err)` (return `false` to report nothing, e.g. a job that
+   * will be retried), `metadata` (sent with either result).
+   */
+  track(ref, fn, options = {}) {
+    if (typeof ref === 'function') {
+      const wrapped = ref
+      const opts = fn ?? {}
+      const pick = typeof opts.event === 'function' ? opts.event : (first) => first
+      const sp = this
+      return async function tracked(...args) {
+        return sp.#track(pick(...args), () => wrapped.apply(this, args), opts)
+      }
+    }
+    if (typeof fn !== 'function') {
+      throw new ConfigurationError('sp.track(ref, fn): fn must be a function (or call sp.track(fn) to wrap one)', {
+        type: 'configuration_error',
+      })
+    }
+    return this.#track(ref, fn, options ?? {})
+  }
+  async #track(ref, fn, options) {
+    let target
+    try {
+      target = eventReference(ref)
+    } catch (err) {
+      logWarning(this.logger, `track: no event reference, nothing will be reported: ${err.message}`)
+    }
+    if (!target) return fn()
+    const report = (send) =>
+      call(send).catch((err) => logWarning(this.logger, `result for ${target.provider}/${target.eventId} not recorded: ${err.message}`))
+    const metadata = options.metadata
+    let value
+    try {
+      value = await fn()
+    } catch (thrown) {
+      let final = true
+      try {
+        final = options.failureIsFinal ? options.failureIsFinal(thrown) !== false : true
+      } catch (err) {
+        logWarning(this.logger, `track: failureIsFinal threw: ${err && err.message}`)
+      }
+      if (final) {
+        // Whatever was thrown (a string too) is described: `Type: message`.
+        const { text, type } = describeThrown(thrown)
+        await report(() => this.failureFor(target, text, { metadata: { ...metadata, error_type: type } }))
+      }
+      throw thrown
+    }
+    await report(() => this.success({ ...target, metadata }))
+    return value
   }
   getEvent(provider, eventId) {
     return call(() => this.#native.getEvent(provider, eventId))
@@ -451,6 +625,7 @@ class SendPromptly {
 module.exports = {
   SendPromptly,
   Background,
+  eventReference,
   verifyRepairRequest,
   stripe,
   shopify,

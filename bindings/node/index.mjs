@@ -7,6 +7,7 @@ const sdk = require('./index.js')
 export const {
   SendPromptly,
   Background,
+  eventReference,
   verifyRepairRequest,
   stripe,
   shopify,

@@ -184,6 +184,13 @@ export interface NativeClientOptions {
 export declare function nativeShopifyVerify(body: Uint8Array, headers: Record<string, string>, secrets: Array<string>): any
 
 /**
+ * `{ receipt, target }` for a Stripe event, a repair callback or an
+ * explicit `{ provider, eventId, reprocessId? }`; `receipt` is `null` when
+ * the value carries no event type.
+ */
+export declare function nativeSignalFields(value: any): any
+
+/**
  * Verifies a Stripe webhook (`Stripe-Signature` header, endpoint secret
  * `whsec_…`, `toleranceSeconds` default 300) and returns the event.
  */

@@ -838,5 +838,6 @@ module.exports = nativeBinding
 module.exports.NativeBackground = nativeBinding.NativeBackground
 module.exports.NativeClient = nativeBinding.NativeClient
 module.exports.nativeShopifyVerify = nativeBinding.nativeShopifyVerify
+module.exports.nativeSignalFields = nativeBinding.nativeSignalFields
 module.exports.nativeStripeVerify = nativeBinding.nativeStripeVerify
 module.exports.nativeVerifyRepairRequest = nativeBinding.nativeVerifyRepairRequest

@@ -1,14 +1,19 @@
 'use strict'
-// An Express app whose payment webhooks are watched by SendPromptly.
+// An Express app whose payment webhooks are watched by SendPromptly, on the
+// package's Express integration:
 //
 //   SENDPROMPTLY_API_KEY=sp_live_…  SENDPROMPTLY_URL=http://127.0.0.1:7700 \
 //   SENDPROMPTLY_SIGNING_SECRET=whsec_…  STRIPE_WEBHOOK_SECRET=whsec_… \
 //   SHOPIFY_API_SECRET=…  node app.js
 //
 // Then set the project's repair URL to http://<this host>:3000/sendpromptly/repair.
+//
+// What each route does underneath (verify, receipt, effect, result) is
+// spelled out in docs/node.md ("What the integrations do").
 
 const express = require('express')
-const { SendPromptly, stripe, shopify, verifyRepairRequest, SignatureVerificationError } = require('sendpromptly')
+const { SendPromptly } = require('sendpromptly')
+const { stripeWebhook, shopifyWebhook, repairEndpoint } = require('sendpromptly/express')
 
 const sp = new SendPromptly() // SENDPROMPTLY_API_KEY, SENDPROMPTLY_URL
 // Shopify wants an answer within 5 s: queue its signals instead of waiting.
@@ -25,85 +30,52 @@ async function addCredits(customer, amount, eventId) {
 async function fulfilOrder(order) {
   if (!order.id) throw new Error('the order has no id')
 }
-async function applyEffect(provider, eventType, subject, metadata, eventId) {
-  if (provider === 'stripe') return addCredits(subject, metadata?.credits ?? 0, eventId)
-  if (provider === 'shopify') return fulfilOrder({ id: metadata?.order_id ?? eventId })
-}
+
+// `success` when it resolves, `failure` (with the error) when it throws;
+// SendPromptly being down never changes what it returns or throws.
+const creditInvoice = sp.track(async (event) => addCredits(event.data.object.customer, 500, event.id))
 
 const app = express()
 
-// Stripe: the raw body is required to check the signature.
-app.post('/webhooks/stripe', express.raw({ type: 'application/json' }), async (req, res) => {
-  let event
-  try {
-    event = stripe.verify(req.body, req.headers['stripe-signature'], process.env.STRIPE_WEBHOOK_SECRET)
-  } catch (err) {
-    return res.status(400).send(`Webhook Error: ${err.message}`)
-  }
-  const ref = { provider: 'stripe', eventId: event.id }
-  const subject = event.data.object.customer ?? undefined
-  const metadata = { credits: 500, object_id: event.data.object.id }
-  // 1. Receipt: never fail the webhook because SendPromptly is unreachable.
-  await sp
-    .receipt({ ...ref, eventType: event.type, subject, effect: 'credits.add', metadata, occurredAt: new Date(event.created * 1000) })
-    .catch((err) => console.warn('SendPromptly receipt not recorded:', err.message))
-  // 2. The effect, then the result.
-  try {
-    await addCredits(subject, metadata.credits, event.id)
-    await sp.success(ref).catch((err) => console.warn('SendPromptly result not recorded:', err.message))
-  } catch (effectError) {
-    await sp.failure({ ...ref, error: effectError }).catch((err) => console.warn('SendPromptly result not recorded:', err.message))
-  }
-  res.json({ received: true })
-})
+// Stripe: verified (400 otherwise), receipt sent, then the effect, tracked.
+app.post(
+  '/webhooks/stripe',
+  stripeWebhook(sp, { receipt: { effect: 'credits.add', metadata: { credits: 500 } } }), // STRIPE_WEBHOOK_SECRET
+  async (req, res) => {
+    await creditInvoice(req.stripeEvent).catch(() => {}) // the failure is reported: an incident, repaired later
+    res.json({ received: true })
+  },
+)
 
-// Shopify orders/paid: verify, queue both signals, answer at once.
-app.post('/webhooks/shopify', express.raw({ type: 'application/json' }), async (req, res) => {
-  let delivery
-  try {
-    delivery = shopify.verify(req.body, req.headers, process.env.SHOPIFY_API_SECRET)
-  } catch (err) {
-    return res.sendStatus(401)
-  }
-  const ref = { provider: 'shopify', eventId: delivery.dedupeId }
-  const order = delivery.body
-  background.receipt({
-    ...ref,
-    eventType: delivery.topic,
-    subject: order.customer?.id != null ? String(order.customer.id) : undefined,
-    effect: 'order.fulfil',
-    // shopify.verify parses ids beyond 2^53 as BigInt, which JSON cannot carry: send them as strings.
-    metadata: { order_id: String(order.id), total_price: order.total_price },
-  })
-  try {
-    await fulfilOrder(order)
-    background.success(ref)
-  } catch (err) {
-    background.failure({ ...ref, error: err })
-  }
-  res.sendStatus(200)
-})
+// Shopify orders/paid: verified, both signals queued, answered at once.
+app.post(
+  '/webhooks/shopify',
+  shopifyWebhook(sp, { background, receipt: { effect: 'order.fulfil' } }), // SHOPIFY_API_SECRET
+  async (req, res) => {
+    const delivery = req.shopifyDelivery
+    try {
+      await fulfilOrder(delivery.body)
+      background.successFor(delivery)
+    } catch (err) {
+      background.failureFor(delivery, err)
+    }
+    res.sendStatus(200)
+  },
+)
 
-// The repair endpoint: SendPromptly asks to process an event again.
-app.post('/sendpromptly/repair', express.raw({ type: 'application/json' }), async (req, res) => {
-  let callback
-  try {
-    callback = verifyRepairRequest(req.body, req.headers, process.env.SENDPROMPTLY_SIGNING_SECRET)
-  } catch (err) {
-    if (err instanceof SignatureVerificationError) console.warn(`repair callback refused (${err.code}): ${err.message}`)
-    return res.sendStatus(400)
-  }
-  const { provider, event_id: eventId, event_type: eventType, subject, metadata } = callback.event
-  const ref = { provider, eventId, reprocessId: callback.reprocess_id }
-  try {
-    await applyEffect(provider, eventType, subject, metadata, eventId)
-    await sp.success(ref)
-  } catch (err) {
-    await sp.failure({ ...ref, error: err }).catch(() => {})
-    return res.sendStatus(500) // the callback is delivered again later
-  }
-  res.sendStatus(200)
-})
+// The repair endpoint: SendPromptly asks to process an event again. The
+// callback is verified (400 when forged), the same effect runs, and its
+// outcome is reported with the reprocess id.
+app.post(
+  '/sendpromptly/repair',
+  repairEndpoint(sp, {
+    // SENDPROMPTLY_SIGNING_SECRET
+    fulfil: async (event) => {
+      if (event.provider === 'stripe') return addCredits(event.subject, event.metadata?.credits ?? 0, event.event_id)
+      if (event.provider === 'shopify') return fulfilOrder({ id: event.metadata?.object_id ?? event.event_id })
+    },
+  }),
+)
 
 if (require.main === module) {
   const server = app.listen(Number(process.env.PORT ?? 3000), () => console.log(`listening on ${server.address().port}`))

@@ -20,4 +20,5 @@ mod background;
 mod client;
 mod convert;
 mod errors;
+mod signals;
 mod verify;

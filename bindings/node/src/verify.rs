@@ -80,5 +80,7 @@ pub fn native_shopify_verify(
         "triggeredAt": delivery.triggered_at.map(|t| t.to_rfc3339()),
         "apiVersion": delivery.api_version,
         "body": delivery.body,
+        // Moved by `index.js` out of sight (receiptFor/successFor read it).
+        "signalFields": crate::signals::shopify_fields(&delivery),
     }))
 }

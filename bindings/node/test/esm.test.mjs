@@ -24,3 +24,20 @@ test('configuration errors are thrown by the constructor', () => {
   const sp = new SendPromptly({ apiKey: 'sp_x', baseUrl: 'http://127.0.0.1:1/prefix', retry: { maxAttempts: 1, retryOn: [] } })
   assert.equal(sp.baseUrl, 'http://127.0.0.1:1/prefix/')
 })
+
+test('the integrations load by their subpaths with import, without loading their frameworks', async () => {
+  const express = await import('sendpromptly/express')
+  const fastify = await import('sendpromptly/fastify')
+  const next = await import('sendpromptly/next')
+  const bullmq = await import('sendpromptly/bullmq')
+  assert.equal(typeof express.stripeWebhook, 'function')
+  assert.equal(typeof fastify.repairEndpoint, 'function')
+  assert.equal(typeof next.repairHandler, 'function')
+  assert.equal(typeof bullmq.withEvent, 'function')
+  for (const framework of ['express', 'fastify', 'bullmq']) {
+    assert.ok(!Object.keys(require.cache).some((p) => p.includes(`node_modules/${framework}/`)), `${framework} was loaded`)
+  }
+  // The same SDK objects behind both entries.
+  assert.deepEqual(bullmq.withEvent({ provider: 'stripe', eventId: 'evt_1' }, { a: 1 }), { a: 1, sendpromptly: { provider: 'stripe', eventId: 'evt_1' } })
+  assert.throws(() => express.stripeWebhook({}), ConfigurationError)
+})

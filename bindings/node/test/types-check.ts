@@ -18,3 +18,28 @@ async function batches(): Promise<number> {
   return plan.to_send + view.counts.resolved
 }
 batches()
+// Integrations and track.
+import { stripeWebhook as expressStripe, repairEndpoint } from '../integrations/express'
+import { stripeWebhook as fastifyStripe } from '../integrations/fastify'
+import { stripeWebhook as nextStripe, repairHandler } from '../integrations/next'
+import { withEvent, track } from '../integrations/bullmq'
+import { eventReference, type EventReference } from '../index'
+async function integrations(): Promise<number> {
+  const ev = stripe.verify('x', 'h', 's')
+  const ref: EventReference = eventReference(ev)
+  const credit = sp.track(async (e: typeof ev, n: number) => n + 1)
+  const n: number = await credit(ev, 1)
+  const m: string = await sp.track(ref, async () => 'ok', { metadata: { a: 1 } })
+  await sp.receiptFor(ev, { effect: 'credits.add' })
+  await sp.failureFor(ev, new Error('x'))
+  expressStripe(sp, { receipt: (e) => ({ effect: e.type }) })
+  repairEndpoint(sp, { fulfil: async (event) => event.event_id })
+  fastifyStripe(sp, { path: '/w' }, async (request) => request.stripeEvent.id)
+  const post: (r: Request) => Promise<Response> = nextStripe(sp, {}, async (event) => new Response(event.id))
+  repairHandler(sp, { secret: ['a', 'b'], fulfil: () => undefined })
+  const data = withEvent(ev, { customer: 'c' })
+  const processor = track(sp, async (job: { data: typeof data; opts: { attempts?: number }; attemptsMade: number }) => job.data.customer)
+  await post(new Request('http://x'))
+  return n + m.length + (await processor({ data, opts: {}, attemptsMade: 0 })).length
+}
+integrations()
