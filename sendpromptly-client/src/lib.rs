@@ -59,6 +59,7 @@
 mod background;
 mod client;
 mod config;
+mod dev;
 mod error;
 pub mod repair;
 mod signals;
@@ -88,8 +89,8 @@ pub use client::{
     new_idempotency_key,
 };
 pub use config::{
-    ClientOptions, ENV_API_KEY, ENV_BACKGROUND_RETRY_PREFIX, ENV_RETRY_PREFIX, ENV_URL,
-    RetryConfig, RetryOn,
+    ClientOptions, DevMode, ENV_API_KEY, ENV_BACKGROUND_RETRY_PREFIX, ENV_DEV, ENV_ENVIRONMENT,
+    ENV_RETRY_PREFIX, ENV_URL, RetryConfig, RetryOn,
 };
 pub use error::{ApiError, Error, TransportError, TransportErrorKind, ValidationError};
 pub use repair::{
