@@ -63,7 +63,11 @@ mod dev;
 mod error;
 pub mod repair;
 mod signals;
+mod track;
 mod types;
+
+#[cfg(feature = "axum")]
+pub mod axum;
 
 /// The core crate (domain types, verifiers), for anything not re-exported.
 pub use sendpromptly_core as core;
@@ -98,6 +102,7 @@ pub use repair::{
     verify_repair_request, verify_repair_request_at,
 };
 pub use signals::{EventTarget, ReceiptBuilder, ReceiptSource, ResultBuilder};
+pub use track::{Reporter, TrackExt};
 pub use types::{
     EventDetail, EventFilter, EventList, EventSummary, EventView, Health, IncidentDetail,
     IncidentFilter, IncidentList, IncidentView, ProjectUpdate, ProjectView, ProofLinkCreated,
