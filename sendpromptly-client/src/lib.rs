@@ -49,6 +49,12 @@
 //!   [`stripe::StripeEvent`], a [`shopify::ShopifyDelivery`], an
 //!   [`EventReference`] or a [`RepairCallback`].
 //! - [`verify_repair_request`] for the repair endpoint.
+//! - [`TrackExt::track`]: `success` / `failure` from how the future that
+//!   applies the effect ends; with the `axum` feature, [`axum`] extractors
+//!   that verify a webhook, send its receipt and hand over the typed event,
+//!   and one for the repair endpoint.
+//! - Dev mode (`SENDPROMPTLY_DEV=1`, see [`DevMode`]): signals are logged
+//!   instead of sent, so instrumentation can go in before a server exists.
 //! - The rest of the API for scripts and operations tools: events,
 //!   incidents, reprocess, resolve, proof links, project settings.
 //!
