@@ -46,7 +46,10 @@ async fn add_credits(event_id: &str, customer: Option<&str>) -> Result<u64, Stri
 
 /// Answers what the effect did, so a test can compare with and without
 /// SendPromptly.
-async fn webhook(State(app): State<App>, StripeWebhook(event): StripeWebhook) -> (StatusCode, String) {
+async fn webhook(
+    State(app): State<App>,
+    StripeWebhook(event): StripeWebhook,
+) -> (StatusCode, String) {
     let customer = event.object.get("customer").and_then(|v| v.as_str());
     match add_credits(&event.id, customer)
         .track(app.webhooks.reporter(), &event)
@@ -149,8 +152,15 @@ async fn a_signed_stripe_event_goes_through_the_extractor_and_the_tracked_future
 
     // Succeeds: receipt from the event, then success.
     let ok = invoice_paid("evt_int_ok", Some("cus_int"));
-    assert_eq!(deliver(&app, &ok, None).await, (200, "added 500".to_owned()));
-    let event = sp.get_event(Provider::Stripe, "evt_int_ok").await.unwrap().event;
+    assert_eq!(
+        deliver(&app, &ok, None).await,
+        (200, "added 500".to_owned())
+    );
+    let event = sp
+        .get_event(Provider::Stripe, "evt_int_ok")
+        .await
+        .unwrap()
+        .event;
     assert_eq!(event.state, EventState::Succeeded);
     assert_eq!(event.subject.as_deref(), Some("cus_int"));
     assert_eq!(event.effect.as_deref(), Some("credits.add"));
@@ -162,10 +172,16 @@ async fn a_signed_stripe_event_goes_through_the_extractor_and_the_tracked_future
         deliver(&app, &bad, None).await,
         (200, "failed: event evt_int_fail has no customer".to_owned())
     );
-    let detail = sp.get_event(Provider::Stripe, "evt_int_fail").await.unwrap();
+    let detail = sp
+        .get_event(Provider::Stripe, "evt_int_fail")
+        .await
+        .unwrap();
     assert_eq!(detail.event.state, EventState::Failed);
     let last = detail.event.last_result.as_ref().expect("a result");
-    assert_eq!(last.error.as_deref(), Some("event evt_int_fail has no customer"));
+    assert_eq!(
+        last.error.as_deref(),
+        Some("event evt_int_fail has no customer")
+    );
     let incident = detail.incident.expect("an incident");
     assert_eq!(incident.kind, IncidentKind::FailedResult);
 
@@ -174,12 +190,19 @@ async fn a_signed_stripe_event_goes_through_the_extractor_and_the_tracked_future
     let (status, body) = deliver(
         &app,
         &forged,
-        Some(&format!("t={},v1={}", sendpromptly_client::now().unix_seconds(), "0".repeat(64))),
+        Some(&format!(
+            "t={},v1={}",
+            sendpromptly_client::now().unix_seconds(),
+            "0".repeat(64)
+        )),
     )
     .await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("Stripe webhook rejected"), "{body}");
-    let missing = sp.get_event(Provider::Stripe, "evt_int_forged").await.unwrap_err();
+    let missing = sp
+        .get_event(Provider::Stripe, "evt_int_forged")
+        .await
+        .unwrap_err();
     assert_eq!(missing.status(), Some(404));
 
     // The repair endpoint: the callback verified, the result linked to it.
@@ -189,17 +212,27 @@ async fn a_signed_stripe_event_goes_through_the_extractor_and_the_tracked_future
     })
     .await
     .unwrap();
-    let requested = sp.reprocess(&incident.id, Some("customer restored")).await.unwrap();
-    let resolved = eventually(Duration::from_secs(20), "the repair to resolve the incident", || {
-        let sp = sp.clone();
-        let id = incident.id.clone();
-        async move {
-            let detail = sp.get_incident(&id).await.ok()?;
-            (detail.incident.state == IncidentState::Resolved).then_some(detail)
-        }
-    })
+    let requested = sp
+        .reprocess(&incident.id, Some("customer restored"))
+        .await
+        .unwrap();
+    let resolved = eventually(
+        Duration::from_secs(20),
+        "the repair to resolve the incident",
+        || {
+            let sp = sp.clone();
+            let id = incident.id.clone();
+            async move {
+                let detail = sp.get_incident(&id).await.ok()?;
+                (detail.incident.state == IncidentState::Resolved).then_some(detail)
+            }
+        },
+    )
     .await;
-    assert_eq!(resolved.incident.resolution, Some(Resolution::SuccessResult));
+    assert_eq!(
+        resolved.incident.resolution,
+        Some(Resolution::SuccessResult)
+    );
     assert_eq!(
         resolved.event.last_result.and_then(|r| r.reprocess_id),
         Some(requested.reprocess_id)
@@ -234,11 +267,17 @@ async fn with_the_server_down_the_app_answers_what_it_would_have() {
             .repair_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
         let app = serve(webhooks).await;
         let ok = invoice_paid("evt_int_down_ok", Some("cus_int"));
-        assert_eq!(deliver(&app, &ok, None).await, (200, "added 500".to_owned()));
+        assert_eq!(
+            deliver(&app, &ok, None).await,
+            (200, "added 500".to_owned())
+        );
         let bad = invoice_paid("evt_int_down_fail", None);
         assert_eq!(
             deliver(&app, &bad, None).await,
-            (200, "failed: event evt_int_down_fail has no customer".to_owned())
+            (
+                200,
+                "failed: event evt_int_down_fail has no customer".to_owned()
+            )
         );
         let forged = deliver(&app, &ok, Some("t=1,v1=00")).await;
         assert_eq!(forged.0, 400);
@@ -275,7 +314,9 @@ async fn a_repair_whose_result_cannot_be_recorded_answers_503() {
         sendpromptly_client::now(),
     )
     .unwrap();
-    let mut request = reqwest::Client::new().post(format!("{app}/repair")).body(body.clone());
+    let mut request = reqwest::Client::new()
+        .post(format!("{app}/repair"))
+        .body(body.clone());
     for (name, value) in headers.to_pairs() {
         request = request.header(name, value);
     }
@@ -284,8 +325,14 @@ async fn a_repair_whose_result_cannot_be_recorded_answers_503() {
     let forged = reqwest::Client::new()
         .post(format!("{app}/repair"))
         .header("webhook-id", "rep_01")
-        .header("webhook-timestamp", sendpromptly_client::now().unix_seconds().to_string())
-        .header("webhook-signature", "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+        .header(
+            "webhook-timestamp",
+            sendpromptly_client::now().unix_seconds().to_string(),
+        )
+        .header(
+            "webhook-signature",
+            "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        )
         .body(body)
         .send()
         .await
@@ -295,10 +342,9 @@ async fn a_repair_whose_result_cannot_be_recorded_answers_503() {
 
 #[tokio::test]
 async fn dev_mode_runs_the_integrations_without_a_server() {
-    let sp = Client::with_options_in(
-        sendpromptly_client::ClientOptions::default(),
-        &|name| (name == "SENDPROMPTLY_DEV").then(|| "1".to_owned()),
-    )
+    let sp = Client::with_options_in(sendpromptly_client::ClientOptions::default(), &|name| {
+        (name == "SENDPROMPTLY_DEV").then(|| "1".to_owned())
+    })
     .expect("dev mode needs no key");
     let app = serve(Webhooks::new(&sp).stripe_secret(STRIPE_SECRET)).await;
     let bad = invoice_paid("evt_int_dev", None);
