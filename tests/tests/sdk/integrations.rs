@@ -14,10 +14,10 @@ use axum::Router;
 use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
 use axum::routing::post;
-use sendpromptly_client::axum::{RepairRequest, StripeWebhook, Webhooks};
+use sendpromptly_client::axum::{RepairRequest, ShopifyWebhook, StripeWebhook, Webhooks};
 use sendpromptly_client::{
     BackgroundConfig, Client, EventState, IncidentKind, IncidentState, ProjectUpdate, Provider,
-    Reporter, Resolution, RetryConfig, RetryOn, TrackExt, stripe,
+    Reporter, Resolution, RetryConfig, RetryOn, TrackExt, shopify, stripe,
 };
 use sendpromptly_server::testing::{TestServer, eventually};
 
@@ -60,6 +60,24 @@ async fn webhook(
     }
 }
 
+async fn shopify_webhook(
+    State(app): State<App>,
+    ShopifyWebhook(delivery): ShopifyWebhook,
+) -> StatusCode {
+    let paid = delivery
+        .body
+        .get("financial_status")
+        .and_then(|v| v.as_str())
+        == Some("paid");
+    let outcome = async { if paid { Ok(()) } else { Err("order not paid") } }
+        .track(app.webhooks.reporter(), &delivery)
+        .await;
+    match outcome {
+        Ok(()) => StatusCode::OK,
+        Err(_) => StatusCode::ACCEPTED,
+    }
+}
+
 async fn repair(State(app): State<App>, request: RepairRequest) -> StatusCode {
     let event = &request.callback.event;
     let outcome = add_credits(&event.event_id, Some("cus_restored")).await;
@@ -70,6 +88,7 @@ async fn repair(State(app): State<App>, request: RepairRequest) -> StatusCode {
 async fn serve(webhooks: Webhooks) -> String {
     let router = Router::new()
         .route("/webhooks/stripe", post(webhook))
+        .route("/webhooks/shopify", post(shopify_webhook))
         .route("/repair", post(repair))
         .with_state(App { webhooks });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -352,4 +371,81 @@ async fn dev_mode_runs_the_integrations_without_a_server() {
         deliver(&app, &bad, None).await,
         (200, "failed: event evt_int_dev has no customer".to_owned())
     );
+}
+
+#[tokio::test]
+async fn a_shopify_delivery_goes_through_the_extractor_and_a_background_reporter() {
+    let server = TestServer::start().await;
+    let sp = direct(&server);
+    let background = sp.background(BackgroundConfig::default()).unwrap();
+    let secret = "shopify_app_secret";
+    let app = serve(
+        Webhooks::new(&background)
+            .shopify_secret(secret)
+            // Receipts only for paid orders' topics.
+            .shopify_receipt(|delivery, receipt| {
+                (delivery.topic == "orders/paid").then(|| receipt.effect("order.fulfil"))
+            }),
+    )
+    .await;
+    let send = |topic: &'static str, event_id: &'static str, hmac_secret: &'static str| {
+        let app = app.clone();
+        async move {
+            let body = serde_json::json!({
+                "id": 820982911946154508_u64, "financial_status": "paid",
+                "total_price": "12.50", "currency": "USD",
+                "customer": {"id": 115310627314723954_u64},
+                "created_at": "2026-11-22T10:00:00Z", "updated_at": "2026-11-22T10:00:00Z"
+            })
+            .to_string();
+            reqwest::Client::new()
+                .post(format!("{app}/webhooks/shopify"))
+                .header(
+                    shopify::HEADER_HMAC,
+                    shopify::compute_hmac(body.as_bytes(), hmac_secret),
+                )
+                .header(shopify::HEADER_TOPIC, topic)
+                .header(shopify::HEADER_SHOP_DOMAIN, "example.myshopify.com")
+                .header(shopify::HEADER_WEBHOOK_ID, format!("wh-{event_id}"))
+                .header(shopify::HEADER_EVENT_ID, event_id)
+                .header(shopify::HEADER_API_VERSION, "2025-07")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(send("orders/paid", "shop-evt-1", secret).await, 200);
+    assert_eq!(
+        send("orders/paid", "shop-evt-forged", "not_the_secret").await,
+        400
+    );
+    assert_eq!(send("orders/create", "shop-evt-ignored", secret).await, 200);
+    assert!(background.flush(Duration::from_secs(20)).await);
+
+    let event = sp
+        .get_event(Provider::Shopify, "shop-evt-1")
+        .await
+        .unwrap()
+        .event;
+    assert_eq!(event.state, EventState::Succeeded);
+    assert_eq!(event.event_type.as_deref(), Some("orders/paid"));
+    assert_eq!(event.effect.as_deref(), Some("order.fulfil"));
+    assert_eq!(
+        sp.get_event(Provider::Shopify, "shop-evt-forged")
+            .await
+            .unwrap_err()
+            .status(),
+        Some(404)
+    );
+    // No receipt for the ignored topic: its success alone recorded a result
+    // for an event SendPromptly never got a receipt for.
+    let ignored = sp
+        .get_event(Provider::Shopify, "shop-evt-ignored")
+        .await
+        .unwrap()
+        .event;
+    assert_eq!(ignored.event_type, None);
 }
