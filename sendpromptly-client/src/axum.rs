@@ -8,6 +8,9 @@
 //!   hands the handler the event reference and `reprocess_id`;
 //!   [`RepairRequest::finish`] reports the result and picks the answer.
 //!
+//! - [`stripe_middleware`]: the same as a layer, for routes whose handlers
+//!   read the event from the request extensions (`Extension<StripeEvent>`).
+//!
 //! They read their settings, a [`Webhooks`], from the router's state
 //! (`Webhooks: FromRef<S>`). With [`TrackExt::track`](crate::TrackExt::track)
 //! on the future that applies the effect, a handler is one line of
@@ -57,8 +60,9 @@ use std::fmt::{self, Display};
 use std::sync::Arc;
 
 use ::axum::body::Bytes;
-use ::axum::extract::{FromRef, FromRequest, Request};
+use ::axum::extract::{FromRef, FromRequest, Request, State};
 use ::axum::http::{HeaderMap, StatusCode};
+use ::axum::middleware::Next;
 use ::axum::response::{IntoResponse, Response};
 use sendpromptly_core::callback::RepairCallback;
 use sendpromptly_core::shopify::{self, ShopifyDelivery};
@@ -348,4 +352,44 @@ where
         let callback = crate::verify_repair_request(&body, &headers, &webhooks.repair_secrets)?;
         Ok(RepairRequest { callback })
     }
+}
+
+/// Middleware doing what [`StripeWebhook`] does, as a layer: verifies the
+/// signature (`400` otherwise), sends the receipt, and passes the request on
+/// with its body intact and the verified [`StripeEvent`] in its extensions.
+///
+/// ```
+/// use axum::{Extension, Router, middleware, routing::post};
+/// use sendpromptly_client::axum::{Webhooks, stripe_middleware};
+/// use sendpromptly_client::stripe::StripeEvent;
+///
+/// async fn handler(Extension(event): Extension<StripeEvent>) -> String {
+///     event.id
+/// }
+/// # fn build(webhooks: Webhooks) -> Router {
+/// Router::new()
+///     .route("/webhooks/stripe", post(handler))
+///     .route_layer(middleware::from_fn_with_state(webhooks, stripe_middleware))
+/// # }
+/// ```
+pub async fn stripe_middleware(
+    State(webhooks): State<Webhooks>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers.clone();
+    let bytes = match Bytes::from_request(Request::new(body), &()).await {
+        Ok(bytes) => bytes,
+        Err(rejection) => return WebhookRejection::from(rejection).into_response(),
+    };
+    let mut copy = Request::new(::axum::body::Body::from(bytes.clone()));
+    *copy.headers_mut() = headers;
+    let event = match StripeWebhook::from_request(copy, &webhooks).await {
+        Ok(StripeWebhook(event)) => event,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let mut request = Request::from_parts(parts, ::axum::body::Body::from(bytes));
+    request.extensions_mut().insert(event);
+    next.run(request).await
 }

@@ -14,7 +14,9 @@ use axum::Router;
 use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
 use axum::routing::post;
-use sendpromptly_client::axum::{RepairRequest, ShopifyWebhook, StripeWebhook, Webhooks};
+use sendpromptly_client::axum::{
+    RepairRequest, ShopifyWebhook, StripeWebhook, Webhooks, stripe_middleware,
+};
 use sendpromptly_client::{
     BackgroundConfig, Client, EventState, IncidentKind, IncidentState, ProjectUpdate, Provider,
     Reporter, Resolution, RetryConfig, RetryOn, TrackExt, shopify, stripe,
@@ -448,4 +450,44 @@ async fn a_shopify_delivery_goes_through_the_extractor_and_a_background_reporter
         .unwrap()
         .event;
     assert_eq!(ignored.event_type, None);
+}
+
+#[tokio::test]
+async fn the_stripe_middleware_verifies_sends_the_receipt_and_hands_on_the_event() {
+    let server = TestServer::start().await;
+    let sp = direct(&server);
+    let webhooks = Webhooks::new(&sp).stripe_secret(STRIPE_SECRET);
+    async fn handler(
+        axum::Extension(event): axum::Extension<stripe::StripeEvent>,
+        body: String,
+    ) -> String {
+        // The body is still there for handlers that read it.
+        format!("{} {}", event.id, body.contains(&event.id))
+    }
+    let router = Router::new()
+        .route("/webhooks/stripe", post(handler))
+        .route_layer(axum::middleware::from_fn_with_state(
+            webhooks,
+            stripe_middleware,
+        ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+
+    let payload = invoice_paid("evt_int_layer", Some("cus_layer"));
+    assert_eq!(
+        deliver(&app, &payload, None).await,
+        (200, "evt_int_layer true".to_owned())
+    );
+    let event = sp
+        .get_event(Provider::Stripe, "evt_int_layer")
+        .await
+        .unwrap()
+        .event;
+    assert_eq!(event.state, EventState::AwaitingResult);
+    assert_eq!(event.subject.as_deref(), Some("cus_layer"));
+    let (status, _) = deliver(&app, &payload, Some("t=1,v1=00")).await;
+    assert_eq!(status, 400);
 }
