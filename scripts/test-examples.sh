@@ -9,6 +9,6 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 target="${CARGO_TARGET_DIR:-$root/target}"
 cargo build --locked --quiet --bin sendpromptly -p sendpromptly-server
-cargo build --locked --quiet -p sendpromptly-client --example axum_stripe_webhook
+cargo build --locked --quiet -p sendpromptly-client --features axum --example axum_stripe_webhook
 exec "${PYTHON:-python3}" scripts/test-example-rust.py "${SENDPROMPTLY_BIN:-$target/debug/sendpromptly}" \
     "$target/debug/examples/axum_stripe_webhook"

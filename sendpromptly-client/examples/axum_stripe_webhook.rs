@@ -1,32 +1,40 @@
-//! An axum app instrumented with SendPromptly: a Stripe webhook handler that
-//! sends a receipt and a result, and the repair endpoint that SendPromptly
-//! calls to have an event processed again.
+//! An axum app instrumented with SendPromptly's integrations: the
+//! `StripeWebhook` extractor verifies the event and sends the receipt,
+//! `.track()` reports the result of the future that adds the credits, and
+//! `RepairRequest` is the repair endpoint SendPromptly calls to have an event
+//! processed again. (Underneath: `receipt_for`, `success_for` /
+//! `failure_for`, `verify_repair_request`; see docs/rust.md.)
 //!
 //! ```sh
 //! SENDPROMPTLY_API_KEY=sp_live_… SENDPROMPTLY_URL=http://127.0.0.1:7700 \
 //! STRIPE_WEBHOOK_SECRET=whsec_… SENDPROMPTLY_SIGNING_SECRET=whsec_… \
-//!     cargo run -p sendpromptly-client --example axum_stripe_webhook
+//!     cargo run -p sendpromptly-client --features axum --example axum_stripe_webhook
 //! ```
 //!
 //! `PORT` picks the port (default 3000; `0` for any free one). It is run end
 //! to end by `scripts/test-examples.sh`.
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{FromRef, State};
+use axum::http::StatusCode;
 use axum::routing::post;
-use sendpromptly_client::stripe::{self, StripeEvent};
-use sendpromptly_client::{Client, verify_repair_request};
+use sendpromptly_client::axum::{RepairRequest, StripeWebhook, Webhooks};
+use sendpromptly_client::stripe::StripeEvent;
+use sendpromptly_client::{Client, TrackExt};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 #[derive(Clone)]
 struct App {
-    sp: Client,
-    stripe_secret: String,
-    repair_secrets: Vec<String>,
+    /// SendPromptly: where signals go and the secrets the extractors verify with.
+    webhooks: Webhooks,
     credits: Arc<Mutex<Credits>>,
+}
+
+impl FromRef<App> for Webhooks {
+    fn from_ref(app: &App) -> Webhooks {
+        app.webhooks.clone()
+    }
 }
 
 /// The business effect: credit balances per Stripe customer. A real app keeps
@@ -39,7 +47,12 @@ struct Credits {
 
 /// Adds the credits once per event id; the webhook handler and the repair
 /// endpoint both call it, so a retry or a repair never credits twice.
-fn fulfil(app: &App, event_id: &str, customer: Option<&str>, credits: u64) -> Result<(), String> {
+async fn fulfil(
+    app: &App,
+    event_id: &str,
+    customer: Option<&str>,
+    credits: u64,
+) -> Result<(), String> {
     let customer = customer.ok_or_else(|| format!("event {event_id} has no customer"))?;
     let mut store = app
         .credits
@@ -51,6 +64,14 @@ fn fulfil(app: &App, event_id: &str, customer: Option<&str>, credits: u64) -> Re
     Ok(())
 }
 
+/// The event types this app acts on.
+fn acts_on(event: &StripeEvent) -> bool {
+    matches!(
+        event.event_type.as_str(),
+        "invoice.paid" | "checkout.session.completed"
+    )
+}
+
 /// What a Stripe event is worth: 25 credits per dollar paid.
 fn credits_of(event: &StripeEvent) -> u64 {
     let amount = event
@@ -60,51 +81,20 @@ fn credits_of(event: &StripeEvent) -> u64 {
     amount.and_then(|v| v.as_u64()).unwrap_or(0) / 100 * 25
 }
 
-/// `POST /webhooks/stripe`
-async fn stripe_webhook(State(app): State<App>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let signature = headers
-        .get(stripe::SIGNATURE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let event = match stripe::construct_event(
-        &body,
-        signature,
-        &app.stripe_secret,
-        sendpromptly_client::now(),
-    ) {
-        Ok(event) => event,
-        Err(err) => {
-            eprintln!("rejected Stripe webhook: {err}");
-            return StatusCode::BAD_REQUEST;
-        }
-    };
-    if !matches!(
-        event.event_type.as_str(),
-        "invoice.paid" | "checkout.session.completed"
-    ) {
+/// `POST /webhooks/stripe`. `StripeWebhook` has verified the signature (a
+/// bad one is answered 400 before this runs) and sent the receipt.
+async fn stripe_webhook(State(app): State<App>, StripeWebhook(event): StripeWebhook) -> StatusCode {
+    if !acts_on(&event) {
         return StatusCode::OK; // not an event this app acts on
     }
-    // (Store the event in your inbox table here: that commit is the durable acceptance.)
-    // 1. Receipt, with what the repair will need. Bounded by the retry budget
-    //    (3 s by default); a failure to report never fails the handler.
-    let credits = credits_of(&event);
-    let receipt = app
-        .sp
-        .receipt_for(&event)
-        .effect("credits.add")
-        .metadata_value("credits", credits);
-    if let Err(err) = receipt.await {
-        eprintln!("SendPromptly receipt not recorded: {err}");
-    }
-    // 2. The business effect, then the result.
+    // The business effect; `track` reports success or failure from how it
+    // ends, within the client's time budget, and never changes its outcome.
     let customer = event.object.get("customer").and_then(|v| v.as_str());
-    let outcome = fulfil(&app, &event.id, customer, credits);
-    let report = match &outcome {
-        Ok(()) => app.sp.success_for(&event).await,
-        Err(reason) => app.sp.failure_for(&event, reason.as_str()).await,
-    };
-    if let Err(err) = report {
-        eprintln!("SendPromptly result not recorded: {err}");
+    let outcome = fulfil(&app, &event.id, customer, credits_of(&event))
+        .track(app.webhooks.reporter(), &event)
+        .await;
+    if let Err(reason) = outcome {
+        eprintln!("credits not added for {}: {reason}", event.id);
     }
     // Stripe retries on non-2xx; a failed effect is now an incident that
     // can be reprocessed, so acknowledge either way.
@@ -112,44 +102,45 @@ async fn stripe_webhook(State(app): State<App>, headers: HeaderMap, body: Bytes)
 }
 
 /// `POST /sendpromptly/repair`: SendPromptly asks to process an event again.
-async fn repair(State(app): State<App>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let callback = match verify_repair_request(&body, &headers, &app.repair_secrets) {
-        Ok(callback) => callback,
-        Err(err) => {
-            eprintln!("rejected repair callback ({:?}): {err}", err.category());
-            return StatusCode::BAD_REQUEST;
-        }
-    };
-    let event = &callback.event;
+/// `RepairRequest` has verified the callback (a forged one is answered 400).
+async fn repair(State(app): State<App>, request: RepairRequest) -> StatusCode {
+    let event = &request.callback.event;
     println!(
         "reprocessing {}/{} ({})",
-        event.provider, event.event_id, callback.reprocess_id
+        event.provider, event.event_id, request.callback.reprocess_id
     );
-    // The same idempotent fulfilment, from what the receipt recorded. The
-    // result links to the repair through the callback.
+    // The same idempotent fulfilment, from what the receipt recorded.
     let credits = event
         .metadata
         .as_ref()
         .and_then(|m| m.get("credits"))
         .and_then(|v| v.as_u64())
         .unwrap_or(0);
-    let report = match fulfil(&app, &event.event_id, event.subject.as_deref(), credits) {
-        Ok(()) => app.sp.success_for(&callback).await,
-        Err(reason) => app.sp.failure_for(&callback, reason.as_str()).await,
-    };
-    match report {
-        Ok(_) => StatusCode::OK,
-        // Not recorded: a non-2xx makes SendPromptly deliver the callback again.
-        Err(_) => StatusCode::SERVICE_UNAVAILABLE,
-    }
+    let outcome = fulfil(&app, &event.event_id, event.subject.as_deref(), credits).await;
+    // Reports the result linked to the repair; 503 if it was not recorded,
+    // so SendPromptly delivers the callback again.
+    request.finish(&app.webhooks, &outcome).await
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // SENDPROMPTLY_DEV=1 instead of the API key and URL logs each signal
+    // instead of sending it (refused where SENDPROMPTLY_ENV=production).
+    let sp = Client::from_env()?;
+    let webhooks = Webhooks::new(&sp)
+        .stripe_secret(std::env::var("STRIPE_WEBHOOK_SECRET")?)
+        .repair_secret(std::env::var("SENDPROMPTLY_SIGNING_SECRET")?)
+        // The receipt is filled from the event; add what the repair needs,
+        // and send none for events the app ignores.
+        .stripe_receipt(|event, receipt| {
+            acts_on(event).then(|| {
+                receipt
+                    .effect("credits.add")
+                    .metadata_value("credits", credits_of(event))
+            })
+        });
     let app = App {
-        sp: Client::from_env()?,
-        stripe_secret: std::env::var("STRIPE_WEBHOOK_SECRET")?,
-        repair_secrets: vec![std::env::var("SENDPROMPTLY_SIGNING_SECRET")?],
+        webhooks,
         credits: Arc::default(),
     };
     let router = Router::new()

@@ -357,6 +357,7 @@ struct Handle {
     cancel: watch::Sender<bool>,
     worker: Mutex<Option<tokio::task::JoinHandle<()>>>,
     shared: Arc<Shared>,
+    client: Client,
 }
 
 /// Background mode of a [`Client`]: a bounded queue drained by a task.
@@ -427,7 +428,7 @@ impl Background {
         });
         let worker = runtime.spawn(run_worker(
             receiver,
-            client,
+            client.clone(),
             config.retry,
             config.concurrency,
             Arc::clone(&shared),
@@ -439,6 +440,7 @@ impl Background {
                 cancel,
                 worker: Mutex::new(Some(worker)),
                 shared,
+                client,
             }),
         })
     }
@@ -507,6 +509,11 @@ impl Background {
                 drop_it(item.signal, item.key, reason, error)
             }
         }
+    }
+
+    /// The client whose signals this queue delivers.
+    pub fn client(&self) -> Client {
+        self.handle.client.clone()
     }
 
     /// The counters so far.

@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
-use crate::config::{ClientOptions, RetryConfig};
+use crate::config::{ClientOptions, DevMode, ENV_DEV, RetryConfig};
 use crate::error::{ApiError, Error, TransportError, TransportErrorKind};
 use crate::types::{
     EventDetail, EventFilter, EventList, Health, IncidentDetail, IncidentFilter, IncidentList,
@@ -67,6 +67,7 @@ struct Inner {
     http: reqwest::Client,
     base: Url,
     api_key: String,
+    dev: Option<DevMode>,
 }
 
 impl fmt::Debug for Client {
@@ -75,6 +76,7 @@ impl fmt::Debug for Client {
             .field("base_url", &self.inner.base.as_str())
             .field("api_key", &redact(&self.inner.api_key))
             .field("retry", &*self.retry)
+            .field("dev_mode", &self.inner.dev)
             .finish()
     }
 }
@@ -307,21 +309,44 @@ impl Client {
     }
 
     /// A client from explicit options; a `None` API key or base URL falls
-    /// back to `SENDPROMPTLY_API_KEY` / `SENDPROMPTLY_URL`.
-    pub fn with_options(mut options: ClientOptions) -> Result<Client, Error> {
+    /// back to `SENDPROMPTLY_API_KEY` / `SENDPROMPTLY_URL`, and `dev: None`
+    /// to `SENDPROMPTLY_DEV` (see [`DevMode`] for when the client logs
+    /// signals instead of sending them).
+    pub fn with_options(options: ClientOptions) -> Result<Client, Error> {
+        Client::with_options_in(options, &|name| std::env::var(name).ok())
+    }
+
+    /// [`Client::with_options`] with `lookup` standing in for the
+    /// environment (for tests and language bindings).
+    pub fn with_options_in(
+        mut options: ClientOptions,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Client, Error> {
         if options.api_key.is_none() || options.base_url.is_none() {
-            let lookup = |name: &str| std::env::var(name).ok();
             let mut from_env = ClientOptions {
                 api_key: options.api_key.take(),
                 base_url: options.base_url.take(),
                 ..ClientOptions::default()
             };
-            from_env.fill_from(&lookup)?;
+            from_env.fill_from(lookup)?;
             options.api_key = from_env.api_key;
             options.base_url = from_env.base_url;
         }
+        let dev = DevMode::resolve(options.dev, options.api_key.is_some(), lookup)?;
+        if let Some(reason) = dev {
+            // No key or URL needed: nothing is sent.
+            options
+                .api_key
+                .get_or_insert_with(|| "sp_dev_mode".to_owned());
+            options
+                .base_url
+                .get_or_insert_with(|| "http://sendpromptly.invalid/".to_owned());
+            crate::dev::announce(reason);
+        }
         let api_key = options.api_key.ok_or_else(|| {
-            Error::config("no API key: pass one or set SENDPROMPTLY_API_KEY (it starts with `sp_`)")
+            Error::config(format!(
+                "no API key: pass one or set SENDPROMPTLY_API_KEY (it starts with `sp_`); to try the SDK without a server, set {ENV_DEV}=1 (signals are logged, not sent)"
+            ))
         })?;
         if !api_key.starts_with("sp_")
             || api_key.chars().any(|c| c.is_whitespace() || c.is_control())
@@ -374,6 +399,7 @@ impl Client {
                 http,
                 base,
                 api_key,
+                dev,
             }),
             retry: Arc::new(options.retry),
         })
@@ -392,6 +418,12 @@ impl Client {
             inner: Arc::clone(&self.inner),
             retry: Arc::new(retry),
         }
+    }
+
+    /// Why the client is in dev mode (logging signals instead of sending
+    /// them), or `None` when it sends them.
+    pub fn dev_mode(&self) -> Option<DevMode> {
+        self.inner.dev
     }
 
     /// The retry policy in force.
@@ -444,6 +476,9 @@ impl Client {
 
     /// Sends `call` under `retry`: the one retry loop of the SDK.
     pub(crate) async fn execute(&self, call: &Call, retry: &RetryConfig) -> Result<Success, Error> {
+        if self.inner.dev.is_some() {
+            return Err(crate::dev::no_server(call));
+        }
         let started = Instant::now();
         let deadline = started + retry.total_budget;
         let url = self.url(call);
@@ -538,6 +573,9 @@ impl Client {
         call: &Call,
         retry: &RetryConfig,
     ) -> Result<SignalResponse, Error> {
+        if self.inner.dev.is_some() {
+            return crate::dev::log_signal(call);
+        }
         let success = self.execute(call, retry).await?;
         let mut response: SignalResponse = success.decode()?;
         response.meta = success.meta();

@@ -13,6 +13,12 @@ use crate::error::Error;
 pub const ENV_API_KEY: &str = "SENDPROMPTLY_API_KEY";
 /// Environment variable holding the server's base URL.
 pub const ENV_URL: &str = "SENDPROMPTLY_URL";
+/// Environment variable turning dev mode on (`1`, `true`), off (`0`,
+/// `false`), or on even where the environment says production (`force`).
+pub const ENV_DEV: &str = "SENDPROMPTLY_DEV";
+/// Environment variable naming the deployment environment (`development`,
+/// `production`, …); `NODE_ENV` is read too.
+pub const ENV_ENVIRONMENT: &str = "SENDPROMPTLY_ENV";
 /// Prefix of the retry variables of the direct (awaited) calls.
 pub const ENV_RETRY_PREFIX: &str = "SENDPROMPTLY_RETRY_";
 /// Prefix of the retry variables of background mode.
@@ -339,6 +345,11 @@ pub struct ClientOptions {
     /// Appended to the `User-Agent` (`sendpromptly-rust/<version>`), e.g. by
     /// language bindings (`sendpromptly-python/0.1.0`). Default none.
     pub user_agent_suffix: Option<String>,
+    /// Dev mode: signals are logged instead of sent (see [`DevMode`]).
+    /// `Some(false)` turns it off whatever the environment says;
+    /// `Some(true)` turns it on (still refused in production unless
+    /// `SENDPROMPTLY_DEV=force`); `None` (default): `SENDPROMPTLY_DEV`.
+    pub dev: Option<bool>,
 }
 
 impl Default for ClientOptions {
@@ -349,6 +360,7 @@ impl Default for ClientOptions {
             retry: RetryConfig::default(),
             connect_timeout: Duration::from_secs(1),
             user_agent_suffix: None,
+            dev: None,
         }
     }
 }
@@ -398,6 +410,95 @@ impl ClientOptions {
             self.connect_timeout = Duration::from_millis(millis);
         }
         Ok(())
+    }
+}
+
+/// Why a client runs in dev mode, where it logs each signal it would send
+/// instead of sending it (so instrumentation can be added before a server is
+/// set up).
+///
+/// The rule, decided once by [`DevMode::resolve`]:
+///
+/// - `SENDPROMPTLY_DEV=1` (or `true`, or [`ClientOptions::dev`] `Some(true)`)
+///   turns it on; `SENDPROMPTLY_DEV=0` / `false` / unset leaves it off.
+/// - No API key while `SENDPROMPTLY_ENV` or `NODE_ENV` is `development`
+///   turns it on too; anywhere else a missing key is a configuration error.
+/// - Where `SENDPROMPTLY_ENV` or `NODE_ENV` is `production`, dev mode is
+///   refused (a configuration error, so the app does not start silently
+///   unmonitored) unless `SENDPROMPTLY_DEV=force`.
+/// - A client in dev mode logs a warning when it is built, saying how to
+///   turn it off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DevMode {
+    /// `SENDPROMPTLY_DEV=1` or `ClientOptions::dev = Some(true)`.
+    Requested,
+    /// No API key while the environment says `development`.
+    NoApiKeyInDevelopment,
+    /// `SENDPROMPTLY_DEV=force`: on although the environment says production.
+    Forced,
+}
+
+impl DevMode {
+    /// Whether the client runs in dev mode, and why, given the explicit
+    /// setting, whether an API key is configured, and `lookup` standing in
+    /// for the environment. An error names the variable to change.
+    ///
+    /// ```
+    /// use sendpromptly_client::DevMode;
+    ///
+    /// let env = |name: &str| (name == "SENDPROMPTLY_DEV").then(|| "1".to_owned());
+    /// assert_eq!(DevMode::resolve(None, false, &env).unwrap(), Some(DevMode::Requested));
+    /// let prod = |name: &str| match name {
+    ///     "SENDPROMPTLY_DEV" => Some("1".to_owned()),
+    ///     "NODE_ENV" => Some("production".to_owned()),
+    ///     _ => None,
+    /// };
+    /// assert!(DevMode::resolve(None, true, &prod).is_err());
+    /// ```
+    pub fn resolve(
+        explicit: Option<bool>,
+        has_api_key: bool,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Option<DevMode>, Error> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_ascii_lowercase())
+                .filter(|v| !v.is_empty())
+        };
+        // `Some(None)`: explicitly off.
+        let flag = match get(ENV_DEV).as_deref() {
+            None => None,
+            Some("1" | "true" | "yes" | "on") => Some(Some(DevMode::Requested)),
+            Some("0" | "false" | "no" | "off") => Some(None),
+            Some("force") => Some(Some(DevMode::Forced)),
+            Some(other) => {
+                return Err(Error::config(format!(
+                    "{ENV_DEV}={other:?} is invalid: expected 1 (dev mode: log signals instead of sending them), 0 (off) or force (dev mode even in production)"
+                )));
+            }
+        };
+        let environment = [ENV_ENVIRONMENT, "NODE_ENV"]
+            .into_iter()
+            .find_map(|name| get(name).map(|value| (name, value)));
+        let in_production = environment
+            .as_ref()
+            .filter(|(_, value)| value == "production" || value == "prod");
+        let in_development = environment
+            .as_ref()
+            .is_some_and(|(_, value)| value == "development" || value == "dev");
+        let wanted = match (explicit, flag) {
+            (Some(false), _) | (None, Some(None)) => None,
+            (_, Some(Some(DevMode::Forced))) => return Ok(Some(DevMode::Forced)),
+            (Some(true), _) | (None, Some(Some(_))) => Some(DevMode::Requested),
+            (None, None) if !has_api_key && in_development => Some(DevMode::NoApiKeyInDevelopment),
+            (None, None) => None,
+        };
+        match (wanted, in_production) {
+            (Some(_), Some((name, value))) => Err(Error::config(format!(
+                "dev mode (signals logged, not sent) is refused because {name}={value}: unset {ENV_DEV} and configure SENDPROMPTLY_API_KEY and SENDPROMPTLY_URL, or set {ENV_DEV}=force if you really mean it"
+            ))),
+            (wanted, _) => Ok(wanted),
+        }
     }
 }
 

@@ -49,6 +49,12 @@
 //!   [`stripe::StripeEvent`], a [`shopify::ShopifyDelivery`], an
 //!   [`EventReference`] or a [`RepairCallback`].
 //! - [`verify_repair_request`] for the repair endpoint.
+//! - [`TrackExt::track`]: `success` / `failure` from how the future that
+//!   applies the effect ends; with the `axum` feature, [`axum`] extractors
+//!   that verify a webhook, send its receipt and hand over the typed event,
+//!   and one for the repair endpoint.
+//! - Dev mode (`SENDPROMPTLY_DEV=1`, see [`DevMode`]): signals are logged
+//!   instead of sent, so instrumentation can go in before a server exists.
 //! - The rest of the API for scripts and operations tools: events,
 //!   incidents, reprocess, resolve, proof links, project settings.
 //!
@@ -59,10 +65,15 @@
 mod background;
 mod client;
 mod config;
+mod dev;
 mod error;
 pub mod repair;
 mod signals;
+mod track;
 mod types;
+
+#[cfg(feature = "axum")]
+pub mod axum;
 
 /// The core crate (domain types, verifiers), for anything not re-exported.
 pub use sendpromptly_core as core;
@@ -88,8 +99,8 @@ pub use client::{
     new_idempotency_key,
 };
 pub use config::{
-    ClientOptions, ENV_API_KEY, ENV_BACKGROUND_RETRY_PREFIX, ENV_RETRY_PREFIX, ENV_URL,
-    RetryConfig, RetryOn,
+    ClientOptions, DevMode, ENV_API_KEY, ENV_BACKGROUND_RETRY_PREFIX, ENV_DEV, ENV_ENVIRONMENT,
+    ENV_RETRY_PREFIX, ENV_URL, RetryConfig, RetryOn,
 };
 pub use error::{ApiError, Error, TransportError, TransportErrorKind, ValidationError};
 pub use repair::{
@@ -97,6 +108,7 @@ pub use repair::{
     verify_repair_request, verify_repair_request_at,
 };
 pub use signals::{EventTarget, ReceiptBuilder, ReceiptSource, ResultBuilder};
+pub use track::{Reporter, TrackExt};
 pub use types::{
     EventDetail, EventFilter, EventList, EventSummary, EventView, Health, IncidentDetail,
     IncidentFilter, IncidentList, IncidentView, ProjectUpdate, ProjectView, ProofLinkCreated,

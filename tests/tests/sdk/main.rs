@@ -4,6 +4,7 @@
 mod background;
 mod forward;
 mod happy;
+mod integrations;
 mod providers;
 mod retries;
 
