@@ -196,6 +196,9 @@ pub(super) async fn finish_delivery_attempt<B: Backend>(
     Ok(Applied { transition })
 }
 
+/// Candidates read per alert a claim may take (see [`claim_alerts`]).
+const CANDIDATES_PER_JOB: i64 = 8;
+
 pub(super) async fn claim_alerts<B: Backend>(
     engine: &Engine<B>,
     now: Timestamp,
@@ -205,13 +208,19 @@ pub(super) async fn claim_alerts<B: Backend>(
 ) -> StoreResult<Vec<AlertJob>> {
     let lease_until = now + lease;
     let mut tx = engine.backend.write().await?;
-    let params = args![ms(now), ms(now), i64::from(limit)];
+    // More candidates than jobs: instances claiming at once read the same
+    // head of the queue, skip what another holds, and go on to the rest.
+    let candidates = i64::from(limit).saturating_mul(CANDIDATES_PER_JOB);
+    let params = args![ms(now), ms(now), candidates];
     let candidates = B::Db::fetch_all(&mut tx, B::SQL.claim_alerts_select, params).await?;
     let mut grouped: HashSet<String> = HashSet::new();
     let mut our_groups: HashSet<String> = HashSet::new();
     let mut busy_groups: HashSet<String> = HashSet::new();
     let mut jobs = Vec::with_capacity(candidates.len());
     for candidate in &candidates {
+        if jobs.len() >= usize::try_from(limit).unwrap_or(usize::MAX) {
+            break;
+        }
         let id = candidate.text("id")?;
         if grouped.contains(&id) {
             continue;
