@@ -18,3 +18,11 @@ async function batches(): Promise<number> {
   return plan.to_send + view.counts.resolved
 }
 batches()
+async function newer(): Promise<string> {
+  const detail = await sp.getIncident('inc_1')
+  // A newer server's values type-check as plain strings; the known ones still narrow.
+  const kind: string = detail.incident.kind
+  const open: boolean = detail.incident.state === 'open'
+  return `${kind} ${open} ${detail.event.state}`
+}
+newer()
