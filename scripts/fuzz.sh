@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every cargo-fuzz target in fuzz/ (signature verifiers, provider event
-# parsers, Retry-After, alert channels, the API's JSON bodies and validation)
+# parsers, Retry-After, alert channels, the API's JSON bodies and validation,
+# and the server's own parsers: page cursors, sealed values, console forms)
 # for ${FUZZ_SECONDS:-20} seconds each, seeding the corpora from the test
 # fixtures.
 #
@@ -64,6 +65,17 @@ seed() {
             printf '{"provider":"shopify","event_id":"1234","status":"failure","error":"tenant not found","reprocess_id":"rep_01"}' > "$dir/result"
             printf '{"repair_url":"https://app.example/repair","default_deadline_seconds":900,"deadlines_by_event_type":{"invoice.paid":3600},"alert_channels":[]}' > "$dir/project"
             printf '{"state":"open","event_type":"invoice.paid","dry_run":true,"rate_per_second":5}' > "$dir/batch" ;;
+        page_cursors)
+            printf 'ZTo0Mg' > "$dir/events"            # e:42
+            printf 'aToxNzY0MDAwMDAwMDAwOmluY18x' > "$dir/incidents" ;;  # i:1764000000000:inc_1
+        sealed_values)
+            printf 'signing_secrets\0prj_1\nspenc1:k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' > "$dir/sealed"
+            printf 'ctx\nwhsec_plain' > "$dir/plain" ;;
+        console_forms)
+            printf 'incident_id=inc_1&incident_id=inc_2&state=open&kind=failed_result&provider=stripe&opened_after=2026-11-22T09%%3A00&rate_per_second=5&concurrency=3&note=n' > "$dir/batch"
+            printf 'invoice.paid = 3600\n# comment\ncustomer.created: 60\n' > "$dir/deadlines"
+            printf 'stripe_endpoint_secrets=whsec_1%%0Awhsec_2&tracked=invoice.paid&receipt_grace_seconds=600&receipt_grace_by_event_type=invoice.paid%%3D60' > "$dir/tap"
+            printf '/incidents?state=open' > "$dir/next" ;;
     esac
 }
 

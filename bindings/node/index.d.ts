@@ -171,7 +171,13 @@ export interface BackgroundOptions extends NativeBackgroundOptions {
   onDrop?: (dropped: DroppedSignal) => void
 }
 
-/** One entry of a timeline (append-only). */
+/**
+ * A value a newer server may extend: one of the listed names, or a name
+ * this version does not know, passed through as the server sent it.
+ */
+export type OrNewer<T extends string> = T | (string & {})
+
+/** One entry of a timeline (append-only). `kind` and `actor` may be values a newer server added, passed through as sent. */
 export interface TimelineEntry {
   at: string
   kind: string
@@ -179,16 +185,16 @@ export interface TimelineEntry {
   detail: Record<string, any>
 }
 
-/** An event as the API returns it. */
+/** An event as the API returns it (enums may hold a newer server's values, as sent). */
 export interface EventView {
-  provider: Provider
+  provider: OrNewer<Provider>
   event_id: string
   event_type: string | null
   subject: string | null
   effect: string | null
   metadata: Record<string, any> | null
   occurred_at: string | null
-  state: 'awaiting_result' | 'succeeded' | 'failed' | 'overdue'
+  state: OrNewer<'awaiting_receipt' | 'awaiting_result' | 'succeeded' | 'failed' | 'overdue'>
   received_at: string | null
   deadline_at: string | null
   deliveries: number
@@ -198,19 +204,19 @@ export interface EventView {
   [key: string]: any
 }
 
-/** An incident as the API returns it. */
+/** An incident as the API returns it (enums may hold a newer server's values, as sent). */
 export interface IncidentView {
   id: string
-  kind: 'missing_result' | 'failed_result'
-  state: 'open' | 'reprocessing' | 'resolved'
-  resolution: 'success_result' | 'manual' | null
+  kind: OrNewer<'missing_result' | 'failed_result' | 'missing_receipt'>
+  state: OrNewer<'open' | 'reprocessing' | 'resolved'>
+  resolution: OrNewer<'success_result' | 'manual' | 'receipt_arrived'> | null
   opened_at: string
   resolved_at: string | null
   last_error: string | null
   reopen_count: number
   reprocess_count: number
   reprocess: Record<string, any> | null
-  event: { provider: Provider; event_id: string; event_type: string | null; subject: string | null }
+  event: { provider: OrNewer<Provider>; event_id: string; event_type: string | null; subject: string | null }
   [key: string]: any
 }
 

@@ -114,7 +114,8 @@ pub use types::{
     IncidentFilter, IncidentList, IncidentView, ProjectUpdate, ProjectView, ProofLinkCreated,
     ProofLinkView, ProviderTapUpdate, ProviderTapView, ReprocessBatchCounts, ReprocessBatchItem,
     ReprocessBatchPlan, ReprocessBatchRequest, ReprocessBatchView, ReprocessResponse,
-    ResolveResponse, ResponseMeta, RotatedSecret, SignalResponse, SigningSecretView,
+    ReprocessView, ResolveResponse, ResponseMeta, RotatedSecret, SignalResponse, SigningSecretView,
+    WireEnum,
 };
 
 /// The current time as a [`Timestamp`] (the core crate never reads the

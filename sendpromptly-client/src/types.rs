@@ -13,8 +13,8 @@ pub use sendpromptly_core::wire::{
     EventDetail, EventList, EventSummary, EventView, Health, IncidentDetail, IncidentList,
     IncidentView, ProjectUpdate, ProjectView, ProofLinkCreated, ProofLinkView, ProviderTapUpdate,
     ProviderTapView, ReprocessBatchCounts, ReprocessBatchItem, ReprocessBatchPlan,
-    ReprocessBatchRequest, ReprocessBatchView, ReprocessResponse, ResolveResponse, RotatedSecret,
-    SigningSecretView,
+    ReprocessBatchRequest, ReprocessBatchView, ReprocessResponse, ReprocessView, ResolveResponse,
+    RotatedSecret, SigningSecretView, WireEnum,
 };
 
 /// How a signal call went at the HTTP level.

@@ -73,6 +73,23 @@ macro_rules! wire_enum_from_str {
     };
 }
 
+/// The wire name of a closed enum's value (what [`crate::wire::WireEnum`]
+/// shows for a known value).
+pub trait WireName {
+    /// The wire name, e.g. `missing_result`.
+    fn wire_name(&self) -> &'static str;
+}
+
+macro_rules! wire_name_from_as_str {
+    ($($ty:ty),+) => {
+        $(impl WireName for $ty {
+            fn wire_name(&self) -> &'static str {
+                self.as_str()
+            }
+        })+
+    };
+}
+
 wire_enum_from_str!(
     Provider,
     "provider",
@@ -291,6 +308,17 @@ pub enum Resolution {
     ReceiptArrived,
 }
 
+impl Resolution {
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Resolution::SuccessResult => "success_result",
+            Resolution::Manual => "manual",
+            Resolution::ReceiptArrived => "receipt_arrived",
+        }
+    }
+}
+
 /// Where a reprocess (one repair callback request) stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -311,11 +339,32 @@ pub enum ReprocessStatus {
 }
 
 impl ReprocessStatus {
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ReprocessStatus::Delivering => "delivering",
+            ReprocessStatus::Delivered => "delivered",
+            ReprocessStatus::GaveUp => "gave_up",
+            ReprocessStatus::NoResult => "no_result",
+            ReprocessStatus::Completed => "completed",
+            ReprocessStatus::Superseded => "superseded",
+        }
+    }
+
     /// Whether the callback is still being delivered (a new reprocess must wait).
     pub const fn in_flight(self) -> bool {
         matches!(self, ReprocessStatus::Delivering)
     }
 }
+
+wire_name_from_as_str!(
+    Provider,
+    EventState,
+    IncidentKind,
+    IncidentState,
+    Resolution,
+    ReprocessStatus
+);
 
 /// One request for a repair callback.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -508,6 +557,9 @@ pub enum Actor {
     Console(String),
     /// A server component (`sweeper`, `dispatcher`, …).
     System(String),
+    /// A kind of actor this version does not know (a newer server's), the
+    /// whole wire string as sent (`batch:bat_…`).
+    Other(String),
 }
 
 #[cfg(feature = "openapi")]
@@ -532,6 +584,7 @@ impl fmt::Display for Actor {
             Actor::ApiKey(id) => write!(f, "api_key:{id}"),
             Actor::Console(email) => write!(f, "console:{email}"),
             Actor::System(component) => write!(f, "system:{component}"),
+            Actor::Other(text) => f.write_str(text),
         }
     }
 }
@@ -562,8 +615,11 @@ impl Serialize for Actor {
 
 impl<'de> Deserialize<'de> for Actor {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Forward compatible: an actor this version cannot name is kept as sent.
         let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
+        Ok(text
+            .parse()
+            .unwrap_or_else(|_| Actor::Other(text.into_owned())))
     }
 }
 

@@ -8,18 +8,107 @@ use std::collections::BTreeMap;
 use crate::Timestamp;
 use crate::machine::EventRecord;
 use crate::model::{
-    EventState, Incident, IncidentKind, IncidentState, JsonObject, Provider, ProviderCopy,
-    Reprocess, Resolution, ResultSummary, TimelineEntry,
+    Actor, EventState, Incident, IncidentKind, IncidentState, JsonObject, Provider, ProviderCopy,
+    Reprocess, ReprocessStatus, Resolution, ResultSummary, TimelineEntry, WireName,
 };
 use crate::validation::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, ValidationError, validate_page_limit};
 use serde::{Deserialize, Serialize};
+
+/// A closed enum's value in an answer, as a server that may be newer than
+/// this code sent it: a value this version knows, or the wire name of one it
+/// does not (a newer server's incident kind, event state, …), kept as sent
+/// and written back unchanged. So an older SDK reads a newer server's
+/// answers and still shows the new value.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum WireEnum<T> {
+    /// A value this version knows.
+    Known(T),
+    /// A value this version does not know, by its wire name.
+    Other(String),
+}
+
+impl<T: WireName> WireEnum<T> {
+    /// The known value, if this version knows it.
+    pub fn known(&self) -> Option<&T> {
+        match self {
+            WireEnum::Known(value) => Some(value),
+            WireEnum::Other(_) => None,
+        }
+    }
+
+    /// The wire name, e.g. `missing_result` (for [`WireEnum::Other`], the
+    /// name it was read with).
+    pub fn as_str(&self) -> &str {
+        match self {
+            WireEnum::Known(value) => value.wire_name(),
+            WireEnum::Other(name) => name,
+        }
+    }
+}
+
+impl<T> From<T> for WireEnum<T> {
+    fn from(value: T) -> Self {
+        WireEnum::Known(value)
+    }
+}
+
+impl<T: PartialEq> PartialEq<T> for WireEnum<T> {
+    fn eq(&self, other: &T) -> bool {
+        matches!(self, WireEnum::Known(value) if value == other)
+    }
+}
+
+impl<T: WireName> std::fmt::Display for WireEnum<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<T: Serialize> Serialize for WireEnum<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            WireEnum::Known(value) => value.serialize(serializer),
+            WireEnum::Other(name) => serializer.serialize_str(name),
+        }
+    }
+}
+
+impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for WireEnum<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::IntoDeserializer;
+        let name = String::deserialize(deserializer)?;
+        let known: Result<T, serde::de::value::Error> =
+            T::deserialize(name.as_str().into_deserializer());
+        Ok(known.map_or(WireEnum::Other(name), WireEnum::Known))
+    }
+}
+
+macro_rules! known_eq_wire {
+    ($($ty:ty),+) => {
+        $(impl PartialEq<WireEnum<$ty>> for $ty {
+            fn eq(&self, other: &WireEnum<$ty>) -> bool {
+                other == self
+            }
+        })+
+    };
+}
+
+known_eq_wire!(
+    Provider,
+    EventState,
+    IncidentKind,
+    IncidentState,
+    Resolution,
+    ReprocessStatus
+);
 
 /// An event as the API shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventView {
-    /// The provider.
-    pub provider: Provider,
+    /// The provider; a newer server may add providers.
+    #[cfg_attr(feature = "openapi", schema(value_type = Provider))]
+    pub provider: WireEnum<Provider>,
     /// The provider's event id.
     pub event_id: String,
     /// The event type (null until the receipt arrives).
@@ -33,8 +122,10 @@ pub struct EventView {
     pub metadata: Option<JsonObject>,
     /// When the provider says it happened.
     pub occurred_at: Option<Timestamp>,
-    /// `awaiting_result`, `succeeded`, `failed` or `overdue`.
-    pub state: EventState,
+    /// `awaiting_receipt`, `awaiting_result`, `succeeded`, `failed` or
+    /// `overdue`; a newer server may add states.
+    #[cfg_attr(feature = "openapi", schema(value_type = EventState))]
+    pub state: WireEnum<EventState>,
     /// When the first receipt arrived.
     pub received_at: Option<Timestamp>,
     /// When the result is (was) due.
@@ -58,14 +149,14 @@ pub struct EventView {
 impl From<&EventRecord> for EventView {
     fn from(record: &EventRecord) -> Self {
         EventView {
-            provider: record.provider,
+            provider: record.provider.into(),
             event_id: record.event_id.clone(),
             event_type: record.event_type.clone(),
             subject: record.subject.clone(),
             effect: record.effect.clone(),
             metadata: record.metadata.clone(),
             occurred_at: record.occurred_at,
-            state: record.state,
+            state: record.state.into(),
             received_at: record.received_at,
             deadline_at: record.deadline_at,
             deliveries: record.deliveries,
@@ -82,8 +173,9 @@ impl From<&EventRecord> for EventView {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventSummary {
-    /// The provider.
-    pub provider: Provider,
+    /// The provider; a newer server may add providers.
+    #[cfg_attr(feature = "openapi", schema(value_type = Provider))]
+    pub provider: WireEnum<Provider>,
     /// The provider's event id.
     pub event_id: String,
     /// The event type.
@@ -98,12 +190,17 @@ pub struct EventSummary {
 pub struct IncidentView {
     /// The `inc_` id.
     pub id: String,
-    /// `missing_result`, `failed_result` or `missing_receipt`.
-    pub kind: IncidentKind,
-    /// `open`, `reprocessing` or `resolved`.
-    pub state: IncidentState,
-    /// `success_result`, `manual` or `receipt_arrived`, once resolved.
-    pub resolution: Option<Resolution>,
+    /// `missing_result`, `failed_result` or `missing_receipt`; a newer
+    /// server may add kinds.
+    #[cfg_attr(feature = "openapi", schema(value_type = IncidentKind))]
+    pub kind: WireEnum<IncidentKind>,
+    /// `open`, `reprocessing` or `resolved`; a newer server may add states.
+    #[cfg_attr(feature = "openapi", schema(value_type = IncidentState))]
+    pub state: WireEnum<IncidentState>,
+    /// `success_result`, `manual` or `receipt_arrived`, once resolved; a
+    /// newer server may add resolutions.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Resolution>))]
+    pub resolution: Option<WireEnum<Resolution>>,
     /// When it opened.
     pub opened_at: Timestamp,
     /// When it was resolved.
@@ -115,7 +212,8 @@ pub struct IncidentView {
     /// Reprocesses requested.
     pub reprocess_count: u32,
     /// The latest reprocess.
-    pub reprocess: Option<Reprocess>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Reprocess>))]
+    pub reprocess: Option<ReprocessView>,
     /// `false` for a test-mode event's incident (the provider's copy says
     /// `livemode: false`); `true` otherwise.
     #[serde(default = "default_livemode")]
@@ -140,22 +238,65 @@ impl IncidentView {
     fn build(incident: &Incident, record: &EventRecord) -> IncidentView {
         IncidentView {
             id: incident.id.clone(),
-            kind: incident.kind,
-            state: incident.state,
-            resolution: incident.resolution,
+            kind: incident.kind.into(),
+            state: incident.state.into(),
+            resolution: incident.resolution.map(WireEnum::Known),
             opened_at: incident.opened_at,
             resolved_at: incident.resolved_at,
             last_error: incident.last_error.clone(),
             reopen_count: incident.reopen_count,
             reprocess_count: incident.reprocess_count,
-            reprocess: incident.reprocess.clone(),
+            reprocess: incident.reprocess.as_ref().map(ReprocessView::from),
             livemode: incident.livemode,
             event: EventSummary {
-                provider: record.provider,
+                provider: record.provider.into(),
                 event_id: record.event_id.clone(),
                 event_type: record.event_type.clone(),
                 subject: record.subject.clone(),
             },
+        }
+    }
+}
+
+/// A reprocess as the API shows it: [`Reprocess`] with a status and an
+/// actor a newer server may have more of (kept by name).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReprocessView {
+    /// The `rep_` id; also the callback's `webhook-id`.
+    pub id: String,
+    /// When it was requested.
+    pub requested_at: Timestamp,
+    /// Who requested it (`console:alice@example.com`, `api_key:key_…`).
+    pub requested_by: Actor,
+    /// The requester's note, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Where it stands.
+    pub status: WireEnum<ReprocessStatus>,
+    /// Callback attempts made so far.
+    pub attempts: u32,
+    /// When the callback got its 2xx.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<Timestamp>,
+    /// After delivery: when the app's result is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_due_at: Option<Timestamp>,
+    /// Seconds the app gets to report a result once the callback is delivered.
+    pub result_deadline_seconds: u32,
+}
+
+impl From<&Reprocess> for ReprocessView {
+    fn from(r: &Reprocess) -> Self {
+        ReprocessView {
+            id: r.id.clone(),
+            requested_at: r.requested_at,
+            requested_by: r.requested_by.clone(),
+            note: r.note.clone(),
+            status: r.status.into(),
+            attempts: r.attempts,
+            delivered_at: r.delivered_at,
+            result_due_at: r.result_due_at,
+            result_deadline_seconds: r.result_deadline_seconds,
         }
     }
 }

@@ -49,7 +49,7 @@ fn public_actor(actor: &Actor) -> String {
     match actor {
         Actor::ApiKey(_) => "the app".into(),
         Actor::Console(_) => "the team".into(),
-        Actor::System(_) => "SendPromptly".into(),
+        Actor::System(_) | Actor::Other(_) => "SendPromptly".into(),
     }
 }
 

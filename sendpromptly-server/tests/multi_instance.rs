@@ -37,7 +37,7 @@ use sendpromptly_core::Timestamp;
 use sendpromptly_core::callback::verify_repair_request;
 use sendpromptly_core::standard_webhooks::SigningSecret;
 use sendpromptly_server::store::postgres::testing::{self, TestDatabase};
-use sendpromptly_server::testing::{ServeProcess, cli_ok};
+use sendpromptly_server::testing::{HookReceiver, ReceivedHook, ServeProcess, cli_ok};
 use serde_json::{Value, json};
 use sqlx::Row;
 
@@ -688,6 +688,240 @@ async fn three_instances_one_killed_nothing_lost_nothing_twice() {
     );
     drop(pool);
     a.kill();
+}
+
+// ---------------------------------------------------------------------------
+// Alerts: several instances, one alert
+
+/// Incidents opened per event type in the alert burst.
+const BURST_PER_TYPE: usize = 30;
+/// Event types (alert groups per channel) in the burst.
+const BURST_TYPES: usize = 4;
+/// The grouping window of the alert test's instances.
+const ALERT_WINDOW_SECONDS: i64 = 10;
+
+/// What one alert message carried: its incident ids, and whether it was a digest.
+fn alert_message_incidents(hook: &ReceivedHook) -> (bool, Vec<String>) {
+    let body = hook.json();
+    let ids = |v: &Value| v["id"].as_str().unwrap_or_default().to_owned();
+    match body["incidents"].as_array() {
+        Some(incidents) => (true, incidents.iter().map(ids).collect()),
+        None => (false, vec![ids(&body["incident"])]),
+    }
+}
+
+/// A burst of failures over three instances, with two alert channels: each
+/// incident is announced exactly once per channel, each group (channel ×
+/// event type) gets one single and then one digest per window, every
+/// attempt is recorded once, and no instance logs a deadlock or a failed
+/// finish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_instances_send_one_single_and_one_digest_per_group() {
+    let Some(admin_url) = testing::server_url("multi-instance alert test") else {
+        return;
+    };
+    let db = TestDatabase::create(&admin_url).await;
+    let logs = tempfile::tempdir().unwrap();
+    let hooks = HookReceiver::start().await;
+    cli(&db.url, &["migrate"]);
+    let created: Value = serde_json::from_str(&cli(
+        &db.url,
+        &["project", "create", "--name", "alerts", "--json"],
+    ))
+    .unwrap();
+    let api_key = created["api_key"].as_str().unwrap().to_owned();
+    let start = |name: &str| {
+        let mut command = ServeProcess::command(BIN, &db.url, &["--database-max-connections", "8"]);
+        command
+            .env("SENDPROMPTLY_SECRET_KEY", TEST_SECRET_KEY)
+            .args(["--sweep-interval-ms", "100"])
+            .args([
+                "--alert-group-window-seconds",
+                &ALERT_WINDOW_SECONDS.to_string(),
+            ])
+            .env("SENDPROMPTLY_API_RATE_LIMIT", "0");
+        ServeProcess::spawn(command, &logs.path().join(format!("{name}.log")))
+    };
+    let instances = [start("a"), start("b"), start("c")];
+    let cluster = Cluster::new(&api_key, instances.iter().map(|i| i.url.clone()).collect());
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let channels = json!({"alert_channels": [
+        {"type": "webhook", "url": hooks.url("/one")},
+        {"type": "webhook", "url": hooks.url("/two")},
+    ]});
+    let reply = cluster
+        .send(
+            0,
+            reqwest::Method::PATCH,
+            "/v1/project",
+            Some(&channels),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.json);
+
+    // Receipts first (no alert), then the burst of failures, spread over
+    // the three instances.
+    let total = BURST_PER_TYPE * BURST_TYPES;
+    let event = |i: usize| {
+        (
+            format!("evt_alert_{i}"),
+            format!("type_{}.failed", i % BURST_TYPES),
+        )
+    };
+    for phase in ["receipt", "result"] {
+        let cluster = cluster.clone();
+        for_each_concurrently(total, 24, move |i| {
+            let cluster = cluster.clone();
+            let (event_id, event_type) = event(i);
+            async move {
+                let (path, body) = if phase == "receipt" {
+                    let body = json!({"provider": "stripe", "event_id": event_id,
+                        "event_type": event_type, "deadline_seconds": 3600});
+                    ("/v1/receipt", body)
+                } else {
+                    let body = json!({"provider": "stripe", "event_id": event_id,
+                        "status": "failure", "error": "boom"});
+                    ("/v1/result", body)
+                };
+                let reply = cluster
+                    .send(i, reqwest::Method::POST, path, Some(&body), None)
+                    .await;
+                assert!(
+                    matches!(reply.status, 200 | 201),
+                    "{phase} {i}: {}",
+                    reply.json
+                );
+            }
+        })
+        .await;
+    }
+    let total_i64 = i64::try_from(total).unwrap();
+    assert_eq!(
+        count(&pool, "SELECT COUNT(*) FROM incidents").await,
+        total_i64
+    );
+    // Everything is sent once the window has closed and the digests went.
+    wait_until(Duration::from_secs(120), "every alert sent", || {
+        let pool = pool.clone();
+        async move {
+            count(&pool, "SELECT COUNT(*) FROM alerts WHERE state = 'pending'").await == 0
+        }
+    })
+    .await;
+
+    let incident_type: BTreeMap<String, String> =
+        sqlx::query("SELECT id, event_type FROM incidents")
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| (row.get("id"), row.get("event_type")))
+            .collect();
+    for channel in ["/one", "/two"] {
+        let messages = hooks.received_on(channel);
+        let mut announced: BTreeMap<String, usize> = BTreeMap::new();
+        // (singles, digests) per event type.
+        let mut per_type: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+        for hook in &messages {
+            let (digest, ids) = alert_message_incidents(hook);
+            let types: BTreeSet<&String> = ids.iter().map(|id| &incident_type[id]).collect();
+            assert_eq!(
+                types.len(),
+                1,
+                "{channel}: a message mixes event types: {ids:?}"
+            );
+            let counts = per_type
+                .entry(types.into_iter().next().unwrap().clone())
+                .or_default();
+            if digest {
+                counts.1 += 1;
+            } else {
+                counts.0 += 1;
+            }
+            for id in ids {
+                *announced.entry(id).or_default() += 1;
+            }
+        }
+        eprintln!(
+            "{channel}: {} messages; (singles, digests) per event type: {per_type:?}",
+            messages.len()
+        );
+        let twice: Vec<_> = announced.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(
+            twice.is_empty(),
+            "{channel}: announced more than once: {twice:?}"
+        );
+        assert_eq!(
+            announced.len(),
+            total,
+            "{channel}: an incident was never announced"
+        );
+        assert_eq!(per_type.len(), BURST_TYPES);
+        for (event_type, counts) in &per_type {
+            // The burst's alerts of this group were raised within one window
+            // (checked on their rows, not on a clock): one single, then one
+            // digest carrying the rest.
+            let spread = count(
+                &pool,
+                &format!(
+                    "SELECT MAX(created_at) - MIN(created_at) FROM alerts \
+                     WHERE group_key LIKE '%|{event_type}'"
+                ),
+            )
+            .await;
+            if spread < ALERT_WINDOW_SECONDS * 1000 {
+                assert_eq!(
+                    *counts,
+                    (1, 1),
+                    "{channel} {event_type}: want one single and one digest"
+                );
+            } else {
+                eprintln!(
+                    "{channel} {event_type}: burst spread over {spread} ms, more than a window"
+                );
+            }
+        }
+    }
+    // Whatever the burst's spread: two singles of one group are a window apart.
+    assert_eq!(
+        count(
+            &pool,
+            &format!(
+                "SELECT COUNT(*) FROM alerts a JOIN alerts b ON a.group_key = b.group_key \
+                 AND a.id < b.id WHERE a.role = 'single' AND b.role = 'single' \
+                 AND ABS(a.created_at - b.created_at) < {}",
+                ALERT_WINDOW_SECONDS * 1000
+            )
+        )
+        .await,
+        0,
+        "two singles of one group within a window"
+    );
+    // Every attempt recorded once on each incident's timeline (two channels).
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT COUNT(*) FROM (SELECT event_pk FROM timeline WHERE kind = 'alert.attempt' \
+             GROUP BY event_pk HAVING COUNT(*) <> 2) AS odd"
+        )
+        .await,
+        0,
+        "an incident without exactly one alert attempt per channel"
+    );
+    drop(pool);
+    drop(instances);
+    for name in ["a", "b", "c"] {
+        let log = std::fs::read_to_string(logs.path().join(format!("{name}.log"))).unwrap();
+        for line in log.lines() {
+            assert!(
+                !line.contains("deadlock")
+                    && !line.contains("could not record an alert attempt")
+                    && !line.contains("could not claim alerts"),
+                "instance {name}: {line}"
+            );
+        }
+    }
 }
 
 /// Instances started at the same moment on an empty database all come up;

@@ -369,3 +369,161 @@ async fn plaintext_signing_secrets_are_sealed_at_start_and_a_wrong_key_is_refuse
     let read = wrong.signing_secrets(&project_id, T0).await.unwrap();
     assert_eq!(read[0].secret, "whsec_bGVnYWN5LXBsYWludGV4dA");
 }
+
+/// A digest's finish and a writer that locks events in row order (as a
+/// group commit does) on the same two events: the finish locks them in row
+/// order too, so it waits and then records the attempt; it is never
+/// aborted as a deadlock (which left the sent alert unrecorded, to be sent
+/// again after its lease).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_digest_finish_and_a_row_order_writer_do_not_deadlock() {
+    use sendpromptly_core::machine::AttemptReport;
+    use sendpromptly_core::model::{ResultSignal, ResultStatus};
+    use sendpromptly_core::retry::NextStep;
+    use sendpromptly_server::store::{ProjectPatch, alert_attempt_entry};
+
+    let Some(url) = testing::server_url("digest finish lock order") else {
+        return;
+    };
+    let (store, database) = fresh(url).await;
+    let project = project(&store, "digest_locks").await;
+    store
+        .update_project(
+            &project,
+            ProjectPatch {
+                alert_channels: Some(serde_json::json!([
+                    {"type": "webhook", "url": "https://hooks.example/a"}
+                ])),
+                ..ProjectPatch::default()
+            },
+        )
+        .await
+        .expect("channels");
+    // Events 1, 2, 3 in row order; their failures in the order 3, 2, 1, so
+    // the digest (2 and 1, oldest first) lists its incidents against row order.
+    let keys: Vec<EventKey> = (1..=3)
+        .map(|i| receipt(&format!("evt_lock_{i}"), 3600).0)
+        .collect();
+    for (i, key) in keys.iter().enumerate() {
+        let (_, command) = receipt(&key.event_id, 3600);
+        store
+            .apply(&project, key, command, ctx(T0.plus_seconds(i as i64)))
+            .await
+            .expect("receipt");
+    }
+    for (i, key) in keys.iter().rev().enumerate() {
+        let failure = Command::Result(ResultSignal {
+            provider: Provider::Stripe,
+            event_id: key.event_id.clone(),
+            status: ResultStatus::Failure,
+            error: Some("boom".to_owned()),
+            reprocess_id: None,
+            metadata: None,
+        });
+        store
+            .apply(&project, key, failure, ctx(T0.plus_seconds(10 + i as i64)))
+            .await
+            .expect("failure");
+    }
+    let first = store
+        .claim_alerts(T0.plus_seconds(20), Duration::from_secs(60), 10, 300)
+        .await
+        .expect("claim");
+    assert_eq!(
+        first.len(),
+        1,
+        "the first goes at once, the others are held"
+    );
+    let report = AttemptReport {
+        status: Some(200),
+        latency_ms: 3,
+        response_excerpt: None,
+        error: None,
+    };
+    let single = &first[0];
+    let entry = alert_attempt_entry(single, &report, NextStep::Done, T0.plus_seconds(21));
+    assert!(
+        store
+            .finish_alert_attempt(single, &entry, NextStep::Done, T0.plus_seconds(21))
+            .await
+            .expect("finish the single")
+    );
+    let at_flush = T0.plus_seconds(400);
+    let digest = store
+        .claim_alerts(at_flush, Duration::from_secs(60), 10, 300)
+        .await
+        .expect("claim the digest");
+    assert_eq!(digest.len(), 1);
+    let digest = &digest[0];
+    assert_eq!(digest.incidents.len(), 2);
+
+    // Another writer locks event 1 (lower row) and, once the finish has
+    // started, event 2: the order a group commit takes them in.
+    let pool = sqlx::PgPool::connect(&database.url).await.expect("pool");
+    let mut writer = pool.begin().await.expect("begin");
+    let lock = "SELECT pk FROM events WHERE project_id = $1 AND event_id = $2 FOR NO KEY UPDATE";
+    sqlx::query(lock)
+        .bind(&project)
+        .bind("evt_lock_1")
+        .execute(&mut *writer)
+        .await
+        .expect("lock event 1");
+    let entry = alert_attempt_entry(digest, &report, NextStep::Done, at_flush);
+    let finishing = {
+        let store = store.clone();
+        let digest = digest.clone();
+        tokio::spawn(async move {
+            store
+                .finish_alert_attempt(&digest, &entry, NextStep::Done, at_flush)
+                .await
+        })
+    };
+    // Once the finish waits for a lock (on event 1 in row order; before the
+    // fix, on event 1 after taking event 2), take event 2.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("pg_stat_activity");
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the finish never waited for event 1"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let second = sqlx::query(lock)
+        .bind(&project)
+        .bind("evt_lock_2")
+        .execute(&mut *writer)
+        .await;
+    let writer_result = match second {
+        Ok(_) => writer.commit().await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let finished = finishing.await.expect("finish task");
+    assert!(
+        matches!(finished, Ok(true)),
+        "the digest's attempt is recorded: {finished:?}"
+    );
+    assert!(
+        writer_result.is_ok(),
+        "the writer commits: {writer_result:?}"
+    );
+    assert_eq!(store.pending_alerts().await.expect("count"), 0);
+    let attempts: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM timeline WHERE kind = 'alert.attempt'")
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+    assert_eq!(
+        attempts, 3,
+        "one single and two digest attempts on the timelines"
+    );
+}

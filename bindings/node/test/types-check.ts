@@ -43,3 +43,11 @@ async function integrations(): Promise<number> {
   return n + m.length + (await processor({ data, opts: {}, attemptsMade: 0 })).length
 }
 integrations()
+async function newer(): Promise<string> {
+  const detail = await sp.getIncident('inc_1')
+  // A newer server's values type-check as plain strings; the known ones still narrow.
+  const kind: string = detail.incident.kind
+  const open: boolean = detail.incident.state === 'open'
+  return `${kind} ${open} ${detail.event.state}`
+}
+newer()

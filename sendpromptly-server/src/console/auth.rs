@@ -221,7 +221,7 @@ pub struct LoginQuery {
 }
 
 /// Only same-site paths are followed after sign-in.
-fn safe_next(next: Option<&str>) -> String {
+pub(super) fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(path)
             if path.starts_with('/')

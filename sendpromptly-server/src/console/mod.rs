@@ -36,6 +36,8 @@ pub mod auth;
 mod chart;
 mod error;
 mod pages;
+#[cfg(feature = "test-support")]
+pub use pages::fuzzing;
 
 pub(crate) use error::PageError;
 

@@ -38,6 +38,26 @@ mod rows;
 mod sql;
 pub use group::GroupCommitStats;
 pub mod migrations;
+/// The page cursors' parsers, for the fuzz targets (`fuzz/`).
+#[cfg(feature = "test-support")]
+pub mod cursors {
+    /// An events page cursor's position (`NotFound("cursor")` if unreadable).
+    pub fn parse_events(cursor: &str) -> super::StoreResult<i64> {
+        super::codec::parse_events_cursor(cursor)
+    }
+    /// The events page cursor of a position.
+    pub fn events(pk: i64) -> String {
+        super::codec::events_cursor(pk)
+    }
+    /// An incidents page cursor's position (opened at, incident id).
+    pub fn parse_incidents(cursor: &str) -> super::StoreResult<(i64, String)> {
+        super::codec::parse_incidents_cursor(cursor)
+    }
+    /// The incidents page cursor of a position.
+    pub fn incidents(opened_at: i64, id: &str) -> String {
+        super::codec::incidents_cursor(opened_at, id)
+    }
+}
 pub mod pool;
 pub mod postgres;
 pub mod sqlite;

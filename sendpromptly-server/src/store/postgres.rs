@@ -30,9 +30,16 @@
 //!   sees the first's row and records a duplicate. Idempotency keys are
 //!   inserted with `ON CONFLICT DO NOTHING` and read `FOR UPDATE`, so one
 //!   request per key proceeds, whichever instance takes it.
-//! - **Lock order.** Writers lock an event row before its outbox row; the
-//!   dispatcher's claim locks only outbox rows and waits on nothing, so
-//!   transactions cannot deadlock.
+//! - **Lock order.** Writers lock an event row before its outbox row, and
+//!   several event rows in row order (an alert's finish locks its
+//!   incidents' events that way before the alert row); the claims lock
+//!   only outbox rows and wait on nothing, so transactions cannot deadlock.
+//! - **One alert group, one decider.** The alert claim takes a
+//!   transaction-scoped advisory lock on a group's key without waiting
+//!   before it locks and decides any of the group's rows (single, held,
+//!   digest); a group another instance is deciding is left for the next
+//!   round. So a burst on several instances gives one single and then one
+//!   digest per window, as on one.
 //! - **Migrations** run under an advisory lock, so instances starting
 //!   together apply them once.
 //!
@@ -198,9 +205,13 @@ const DIALECT: Dialect = Dialect {
         "SELECT state AS delivery_state, lease_until FROM deliveries \
          WHERE reprocess_id = $1 FOR NO KEY UPDATE",
     ),
-    claim_alerts_select: concat!(
-        sql::claim_alerts_select!(),
-        " FOR NO KEY UPDATE SKIP LOCKED"
+    // Candidates only: each is locked by `claim_alert_lock`, a grouping one
+    // after its group's lock, so two instances never decide one group at once.
+    claim_alerts_select: sql::claim_alerts_select!(),
+    claim_alert_lock: concat!(sql::claim_alert_lock!(), " FOR NO KEY UPDATE SKIP LOCKED"),
+    alert_group_lock: Some(
+        "SELECT CASE WHEN pg_try_advisory_xact_lock(hashtextextended('alert group ' || $1, 0)) \
+         THEN 1 ELSE 0 END::BIGINT AS locked",
     ),
     digest_members_select: concat!(
         sql::digest_members_select!(),

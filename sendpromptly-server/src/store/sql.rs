@@ -258,8 +258,16 @@ pub(super) struct Dialect {
     pub finish_delivery_load: &'static str,
     /// The delivery row, locked after its event (PostgreSQL's lock order).
     pub delivery_lock: Option<&'static str>,
-    /// Due alerts to claim.
+    /// Due alerts to claim: candidates, read without locking them (a row
+    /// that may group is locked only under its group's lock).
     pub claim_alerts_select: &'static str,
+    /// One due alert by id (`$1`), read again and locked for its claim
+    /// (`$2`, `$3`: now); nothing if another instance holds or took it.
+    pub claim_alert_lock: &'static str,
+    /// Takes the lock of an alert group (`$1` its key) for the transaction
+    /// without waiting: one `locked` column, 1 if taken. `None` where the
+    /// write lock already makes each claim exclusive (SQLite).
+    pub alert_group_lock: Option<&'static str>,
     /// The members of a digest.
     pub digest_members_select: &'static str,
     /// Running batches due for pacing.
@@ -352,6 +360,15 @@ macro_rules! claim_alerts_select {
     };
 }
 pub(super) use claim_alerts_select;
+
+macro_rules! claim_alert_lock {
+    () => {
+        "SELECT id, project_id, channel, event, group_key, role, incidents, attempts, \
+         next_attempt_at, created_at FROM alerts WHERE id = $1 AND state = 'pending' \
+         AND next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until <= $3)"
+    };
+}
+pub(super) use claim_alert_lock;
 
 macro_rules! digest_members_select {
     () => {
@@ -476,8 +493,16 @@ pub(super) const FINISH_DELIVERY: &str = "UPDATE deliveries SET state = $1, atte
 pub(super) const PENDING_DELIVERIES: &str =
     "SELECT COUNT(*) AS n FROM deliveries WHERE state = 'pending'";
 
+/// When the group's latest window opened: its latest single, whenever it
+/// was raised (an alert raised earlier whose row committed later joins that
+/// window's digest instead of opening a second window).
 pub(super) const ALERT_WINDOW_OPENED: &str = "SELECT MAX(created_at) AS opened FROM alerts \
-     WHERE group_key = $1 AND role = 'single' AND created_at <= $2 AND id <> $3";
+     WHERE group_key = $1 AND role = 'single' AND id <> $2";
+/// The event row of an incident (`$1` incident, `$2` project), read
+/// without a lock: a finish sorts its incidents' events by it and locks
+/// them in that order.
+pub(super) const INCIDENT_EVENT_PK: &str =
+    "SELECT event_pk FROM incidents WHERE id = $1 AND project_id = $2";
 pub(super) const HOLD_ALERT: &str =
     "UPDATE alerts SET role = 'held', next_attempt_at = $1, updated_at = $2 WHERE id = $3";
 pub(super) const GROUP_ALERT: &str =

@@ -153,6 +153,8 @@ const DIALECT: Dialect = Dialect {
          WHERE d.reprocess_id = $1 AND d.project_id = $2",
     delivery_lock: None,
     claim_alerts_select: sql::claim_alerts_select!(),
+    claim_alert_lock: sql::claim_alert_lock!(),
+    alert_group_lock: None,
     digest_members_select: sql::digest_members_select!(),
     pace_batches_select: sql::pace_batches_select!(),
     purge_select: sql::purge_select!(),

@@ -149,7 +149,10 @@ async fn signals_and_ops_calls_work_end_to_end() {
         .await
         .expect("resolve");
     assert_eq!(resolved.incident.state, IncidentState::Resolved);
-    assert_eq!(resolved.incident.resolution, Some(Resolution::Manual));
+    assert_eq!(
+        resolved.incident.resolution,
+        Some(Resolution::Manual.into())
+    );
 
     assert_eq!(sp.health().await.expect("health").status, "ok");
     drop(server);
@@ -294,7 +297,10 @@ async fn a_repair_endpoint_verifies_the_callback_and_resolves_the_incident() {
         },
     )
     .await;
-    assert_eq!(detail.incident.resolution, Some(Resolution::SuccessResult));
+    assert_eq!(
+        detail.incident.resolution,
+        Some(Resolution::SuccessResult.into())
+    );
     let last = detail.event.last_result.expect("a result");
     assert_eq!(
         last.reprocess_id.as_deref(),

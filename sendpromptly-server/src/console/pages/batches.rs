@@ -20,7 +20,9 @@ use crate::views::{
 
 /// The batch request in a console form or query: `incident_id` (repeated)
 /// or the incident list's filters, plus pacing and a note.
-fn batch_request(pairs: &[(String, String)]) -> Result<ReprocessBatchRequest, PageError> {
+pub(super) fn batch_request(
+    pairs: &[(String, String)],
+) -> Result<ReprocessBatchRequest, PageError> {
     let get = |name: &str| {
         pairs
             .iter()

@@ -26,6 +26,44 @@ mod overview;
 mod settings;
 
 pub use batches::{batch, batch_cancel, batch_new, batch_progress, batch_start};
+
+/// The console's form parsers on raw input, for the fuzz targets (`fuzz/`):
+/// each answers what the page would (the parsed value, or the message the
+/// page shows), never a panic.
+#[cfg(feature = "test-support")]
+pub mod fuzzing {
+    use std::collections::BTreeMap;
+
+    use sendpromptly_core::Timestamp;
+    use sendpromptly_core::wire::{ProjectUpdate, ReprocessBatchRequest};
+
+    /// A bulk-reprocess form body (`application/x-www-form-urlencoded`).
+    pub fn batch_form(body: &[u8]) -> Result<ReprocessBatchRequest, String> {
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
+        super::batches::batch_request(&pairs).map_err(|e| e.message())
+    }
+
+    /// The per-event-type deadlines text (`event.type = seconds` lines).
+    pub fn deadlines(text: &str) -> Result<BTreeMap<String, u32>, String> {
+        super::settings::parse_deadlines(text).map_err(|e| e.message())
+    }
+
+    /// A provider tap form body.
+    pub fn provider_tap_form(body: &[u8]) -> Result<ProjectUpdate, String> {
+        super::settings::tap_update(&super::settings::ProviderTapForm::parse(body))
+            .map_err(|e| e.message())
+    }
+
+    /// A time typed in a filter or batch form.
+    pub fn form_time(text: &str) -> Result<Option<Timestamp>, String> {
+        super::form_time("opened_after", Some(text)).map_err(|e| e.message())
+    }
+
+    /// Where sign-in sends the user for a `next` parameter.
+    pub fn login_next(next: &str) -> String {
+        crate::console::auth::safe_next(Some(next))
+    }
+}
 pub use events::{event, events};
 pub use incident::{
     create_proof_link, incident, incident_live, reprocess, resolve, revoke_proof_link,

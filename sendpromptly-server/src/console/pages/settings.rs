@@ -331,7 +331,7 @@ pub struct DeadlinesForm {
     deadlines: String,
 }
 
-fn parse_deadlines(text: &str) -> Result<BTreeMap<String, u32>, PageError> {
+pub(super) fn parse_deadlines(text: &str) -> Result<BTreeMap<String, u32>, PageError> {
     let mut table = BTreeMap::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -400,7 +400,7 @@ pub struct ProviderTapForm {
 impl ProviderTapForm {
     /// Reads the form body (the `tracked` boxes repeat their name, which
     /// `Form` cannot collect).
-    fn parse(body: &[u8]) -> ProviderTapForm {
+    pub(super) fn parse(body: &[u8]) -> ProviderTapForm {
         let mut form = ProviderTapForm::default();
         for (name, value) in url::form_urlencoded::parse(body) {
             let value = value.into_owned();
@@ -421,7 +421,7 @@ impl ProviderTapForm {
     }
 }
 
-fn tap_update(form: &ProviderTapForm) -> Result<ProjectUpdate, PageError> {
+pub(super) fn tap_update(form: &ProviderTapForm) -> Result<ProjectUpdate, PageError> {
     use sendpromptly_core::wire::ProviderTapUpdate;
     let secret = |text: &str, clear: &Option<String>| -> Option<Option<String>> {
         if clear.is_some() {

@@ -224,6 +224,9 @@ pub(super) async fn finish_delivery_attempt<B: Backend>(
     Ok(Applied { transition })
 }
 
+/// Candidates read per alert a claim may take (see [`claim_alerts`]).
+const CANDIDATES_PER_JOB: i64 = 8;
+
 pub(super) async fn claim_alerts<B: Backend>(
     engine: &Engine<B>,
     now: Timestamp,
@@ -233,22 +236,51 @@ pub(super) async fn claim_alerts<B: Backend>(
 ) -> StoreResult<Vec<AlertJob>> {
     let lease_until = now + lease;
     let mut tx = engine.backend.write().await?;
-    let params = args![ms(now), ms(now), i64::from(limit)];
-    let rows = B::Db::fetch_all(&mut tx, B::SQL.claim_alerts_select, params).await?;
+    // More candidates than jobs: instances claiming at once read the same
+    // head of the queue, skip what another holds, and go on to the rest.
+    let candidates = i64::from(limit).saturating_mul(CANDIDATES_PER_JOB);
+    let params = args![ms(now), ms(now), candidates];
+    let candidates = B::Db::fetch_all(&mut tx, B::SQL.claim_alerts_select, params).await?;
     let mut grouped: HashSet<String> = HashSet::new();
-    let mut jobs = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let id = row.text("id")?;
+    let mut our_groups: HashSet<String> = HashSet::new();
+    let mut busy_groups: HashSet<String> = HashSet::new();
+    let mut jobs = Vec::with_capacity(candidates.len());
+    for candidate in &candidates {
+        if jobs.len() >= usize::try_from(limit).unwrap_or(usize::MAX) {
+            break;
+        }
+        let id = candidate.text("id")?;
         if grouped.contains(&id) {
             continue;
         }
-        let group_key = row.text("group_key")?;
+        let group_key = candidate.text("group_key")?;
+        // A row that may group (`new`, `held`) is decided only under its
+        // group's lock: another instance deciding the same group now would
+        // otherwise send a second single or a second digest.
+        if matches!(candidate.text("role")?.as_str(), "new" | "held")
+            && !our_groups.contains(&group_key)
+        {
+            if busy_groups.contains(&group_key)
+                || !lock_alert_group::<B>(&mut tx, &group_key).await?
+            {
+                busy_groups.insert(group_key);
+                continue;
+            }
+            our_groups.insert(group_key.clone());
+        }
+        // Read again, locked: another instance may have claimed or grouped
+        // it since the candidates were read.
+        let params = args![&id, ms(now), ms(now)];
+        let Some(row) = B::Db::fetch_optional(&mut tx, B::SQL.claim_alert_lock, params).await?
+        else {
+            continue;
+        };
         let created_at = row.int("created_at")?;
         let mut role = row.text("role")?;
         let mut incidents = row.text("incidents")?;
         let mut flush = row.int("next_attempt_at")?;
         if role == "new" {
-            let params = args![&group_key, created_at, &id];
+            let params = args![&group_key, &id];
             let opened = fetch_one::<B>(&mut tx, sql::ALERT_WINDOW_OPENED, params)
                 .await?
                 .opt_int("opened")?;
@@ -297,7 +329,58 @@ pub(super) async fn claim_alerts<B: Backend>(
     Ok(jobs)
 }
 
+/// Takes the transaction's lock on an alert group without waiting: `false`
+/// if another instance holds it (always `true` where the write lock makes
+/// the claim exclusive).
+async fn lock_alert_group<B: Backend>(tx: &mut Conn<B>, group_key: &str) -> StoreResult<bool> {
+    match B::SQL.alert_group_lock {
+        Some(lock) => Ok(fetch_one::<B>(tx, lock, args![group_key])
+            .await?
+            .int("locked")?
+            == 1),
+        None => Ok(true),
+    }
+}
+
+/// How often a finish is tried again when the database aborts it to break
+/// a deadlock or a serialization conflict: the alert was sent, and a finish
+/// that is not recorded sends it again after its lease.
+const FINISH_TRIES: u32 = 5;
+
 pub(super) async fn finish_alert_attempt<B: Backend>(
+    engine: &Engine<B>,
+    job: &AlertJob,
+    entry: &TimelineEntry,
+    next: NextStep,
+    now: Timestamp,
+) -> StoreResult<bool> {
+    let mut tries = 1;
+    loop {
+        match finish_alert_once(engine, job, entry, next, now).await {
+            Err(err) if tries < FINISH_TRIES && is_transient(&err) => {
+                tracing::debug!(error = %err, alert_id = %job.id, "alert finish aborted by the database; trying again");
+                tries += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Whether the database aborted the transaction only because of another
+/// one (deadlock, serialization failure), so running it again may succeed.
+fn is_transient(err: &StoreError) -> bool {
+    match err {
+        StoreError::Database(sqlx::Error::Database(db)) => {
+            matches!(db.code().as_deref(), Some("40P01" | "40001"))
+        }
+        _ => false,
+    }
+}
+
+/// One try of [`finish_alert_attempt`]: the incidents' events locked in row
+/// order and their timelines appended, then the alert row finished (the
+/// lock order every writer follows: events, then the outbox row).
+async fn finish_alert_once<B: Backend>(
     engine: &Engine<B>,
     job: &AlertJob,
     entry: &TimelineEntry,
@@ -306,6 +389,22 @@ pub(super) async fn finish_alert_attempt<B: Backend>(
 ) -> StoreResult<bool> {
     let (state, next_attempt_at) = outcome_columns(next);
     let mut tx = engine.backend.write().await?;
+    let mut incidents = Vec::with_capacity(job.incidents.len());
+    for facts in &job.incidents {
+        let params = args![&facts.incident_id, &job.project_id];
+        let row = B::Db::fetch_optional(&mut tx, sql::INCIDENT_EVENT_PK, params).await?;
+        if let Some(row) = row {
+            incidents.push((row.int("event_pk")?, facts.incident_id.as_str()));
+        }
+    }
+    incidents.sort_unstable();
+    incidents.dedup();
+    for (_, incident_id) in &incidents {
+        match append_entry::<B>(&mut tx, &job.project_id, incident_id, entry).await {
+            Ok(()) | Err(StoreError::NotFound(_)) => {}
+            Err(err) => return Err(err),
+        }
+    }
     let finish = args![
         state,
         i64::from(job.attempt),
@@ -315,13 +414,9 @@ pub(super) async fn finish_alert_attempt<B: Backend>(
         ms(job.lease_until)
     ];
     if B::Db::execute(&mut tx, sql::FINISH_ALERT, finish).await? == 0 {
+        // No longer held under this lease: nothing of this attempt is kept.
+        tx.rollback().await?;
         return Ok(false);
-    }
-    for facts in &job.incidents {
-        match append_entry::<B>(&mut tx, &job.project_id, &facts.incident_id, entry).await {
-            Ok(()) | Err(StoreError::NotFound(_)) => {}
-            Err(err) => return Err(err),
-        }
     }
     tx.commit().await?;
     Ok(true)
