@@ -75,14 +75,14 @@ pub(crate) fn log_signal(call: &Call) -> Result<SignalResponse, Error> {
     let (event, status) = if call.segments.last().is_some_and(|s| s == "receipt") {
         let receipt: Receipt = serde_json::from_slice(body).map_err(undecodable)?;
         let view = EventView {
-            provider: receipt.provider,
+            provider: receipt.provider.into(),
             event_id: receipt.event_id,
             event_type: Some(receipt.event_type),
             subject: receipt.subject,
             effect: receipt.effect,
             metadata: receipt.metadata,
             occurred_at: receipt.occurred_at,
-            state: EventState::AwaitingResult,
+            state: EventState::AwaitingResult.into(),
             received_at: received,
             deadline_at: None,
             deliveries: 1,
@@ -100,14 +100,14 @@ pub(crate) fn log_signal(call: &Call) -> Result<SignalResponse, Error> {
             ResultStatus::Failure => EventState::Failed,
         };
         let view = EventView {
-            provider: result.provider,
+            provider: result.provider.into(),
             event_id: result.event_id,
             event_type: None,
             subject: None,
             effect: None,
             metadata: result.metadata,
             occurred_at: None,
-            state,
+            state: state.into(),
             received_at: None,
             deadline_at: None,
             deliveries: 0,

@@ -252,7 +252,7 @@ async fn a_signed_stripe_event_goes_through_the_extractor_and_the_tracked_future
     .await;
     assert_eq!(
         resolved.incident.resolution,
-        Some(Resolution::SuccessResult)
+        Some(Resolution::SuccessResult.into())
     );
     assert_eq!(
         resolved.event.last_result.and_then(|r| r.reprocess_id),
