@@ -16,7 +16,10 @@
 #      port with its files in a temporary directory, stopped on exit;
 #   5. `node --test` (test/*.test.js, test/*.test.mjs), the integrations'
 #      tests included (real Express and Fastify servers, Next.js route
-#      handlers on real `Request`s, BullMQ on that Redis).
+#      handlers on real `Request`s and, in next-real.test.js, inside the
+#      fixture app test/next-app built by `next build` and served by
+#      `next start` (offline, telemetry off; about 10 s), BullMQ on that
+#      Redis).
 #
 # Settings (environment):
 #   SENDPROMPTLY_NODE_PROFILE  cargo profile of the native module (default debug here)
