@@ -3,7 +3,8 @@
 #
 # It installs what the tests need on a fresh machine (a Python virtualenv
 # with the official `stripe` and `standardwebhooks` packages for interop
-# tests, Debian's postgresql and chromium, npm packages, cargo-fuzz), then runs:
+# tests, Debian's postgresql, chromium and redis-server, npm packages,
+# cargo-fuzz; the binding scripts add Ruby and Maven artifacts), then runs:
 #   1. the Rust workspace tests (core, server, client, cross-crate e2e);
 #   2. the PostgreSQL suites on a throwaway cluster (scripts/test-postgres.sh),
 #      and the Stripe reconciler's requests against stripe-mock
