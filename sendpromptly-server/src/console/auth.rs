@@ -364,6 +364,7 @@ pub async fn login(
         user_id: user.id.clone(),
         created_at: now,
         expires_at: now.plus_seconds(SESSION_SECONDS),
+        pending_2fa: false,
     };
     if let Err(err) = state.store().create_session(session).await {
         return super::error_page(None, &err.into());

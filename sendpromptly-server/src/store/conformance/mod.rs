@@ -417,6 +417,9 @@ async fn new_user(store: &dyn Store, created_at: Timestamp) -> User {
         email: format!("{}@example.com", unique("user")).to_lowercase(),
         password_hash: "$argon2id$v=19$stub".to_owned(),
         created_at,
+        disabled_at: None,
+        owner: false,
+        totp_enabled: false,
     };
     store.create_user(user.clone()).await.expect("create user");
     user
@@ -428,6 +431,7 @@ fn session(user: &User, token_byte: u8, created_at: Timestamp, expires_at: Times
         user_id: user.id.clone(),
         created_at,
         expires_at,
+        pending_2fa: false,
     }
 }
 
