@@ -147,6 +147,8 @@ pub async fn new_user(
         Some(password) => hash_new_password(password)?,
         None => String::new(),
     };
+    // The first console user is the server-wide owner, however it was made.
+    let owner = owner || store.count_users().await? == 0;
     let user = User {
         id: ids::new_id(ids::USER, now, &mut rand::thread_rng()),
         email,
