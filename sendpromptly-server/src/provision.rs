@@ -101,14 +101,22 @@ pub enum UserError {
     Store(#[from] StoreError),
 }
 
-/// Creates a console user with an Argon2id password hash.
+/// Creates a console user with an Argon2id password hash, `admin` of every
+/// existing project (what `sendpromptly user create` without `--project`
+/// does, as before roles existed).
 pub async fn create_user(
     store: &dyn Store,
     email: &str,
     password: &str,
     now: Timestamp,
 ) -> Result<User, UserError> {
-    new_user(store, email, Some(password), false, now).await
+    let user = new_user(store, email, Some(password), false, now).await?;
+    for project in store.list_projects().await? {
+        store
+            .set_member(&project.id, &user.id, Some(sendpromptly_core::roles::Role::Admin), now)
+            .await?;
+    }
+    Ok(user)
 }
 
 /// The email rule: one `@`, something either side, no spaces, at most 254.
