@@ -40,7 +40,7 @@ use super::{
     AlertJob, ApiKey, Applied, DailyActivity, DeliveryJob, EventFilter, IdempotencyBegin,
     IdempotentOutcome, IdempotentRequest, IncidentCounts, IncidentFilter, NewBatchItem, NewProject,
     PaceReport, Page, PageRequest, Project, ProjectPatch, ProofLink, ReprocessBatch, ResealReport,
-    Session, Store, StoreError, StoreResult, StoredResponse, User,
+    Session, Store, StoreError, StoreResult, StoredResponse, User, UserToken,
 };
 use sendpromptly_core::machine::EventRecord;
 use sendpromptly_core::wire::ReprocessBatchCounts;
@@ -112,6 +112,7 @@ macro_rules! store_conformance_tests {
             concurrent_mixed_applies,
             concurrent_claims,
             console_sessions,
+            console_users_roles_and_totp,
             incident_counts_and_daily_activity,
             free_text_search,
             reprocess_batches,
