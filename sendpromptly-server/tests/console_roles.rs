@@ -505,3 +505,83 @@ async fn a_project_requiring_2fa_sends_members_without_it_to_enrol() {
     let enrol = viewer.get(&page.location).await;
     assert!(enrol.body.contains("This project requires two-factor sign-in"));
 }
+
+/// A database of the release before roles (migrations up to 0008, two
+/// users, two projects, a live session) upgrades without losing anything:
+/// every user is admin of every project, the oldest is the owner, the
+/// session still works.
+#[tokio::test]
+async fn an_upgraded_database_keeps_its_users_as_admins_of_every_project() {
+    use sendpromptly_server::store::Store as _;
+    use sendpromptly_server::store::migrations::SQLITE;
+    use sendpromptly_server::store::sqlite::SqliteStore;
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query(
+        "CREATE TABLE _sendpromptly_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    for migration in SQLITE.iter().filter(|m| m.version < 10) {
+        sqlx::raw_sql(migration.sql).execute(&pool).await.unwrap();
+        sqlx::query("INSERT INTO _sendpromptly_migrations VALUES ($1, $2, 0)")
+            .bind(migration.version)
+            .bind(migration.name)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    for (id, name) in [("prj_old_a", "old-a"), ("prj_old_b", "old-b")] {
+        sqlx::query("INSERT INTO projects (id, name, default_deadline_seconds, created_at, updated_at) VALUES ($1, $2, 1800, 0, 0)")
+            .bind(id)
+            .bind(name)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    let hash = secrets::hash_password(PASSWORD).unwrap();
+    for (id, email, at) in [("usr_old_1", "first@example.com", 1), ("usr_old_2", "second@example.com", 2)] {
+        sqlx::query("INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(id)
+            .bind(email)
+            .bind(&hash)
+            .bind(at)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    sqlx::query("INSERT INTO console_sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, 'usr_old_2', 0, $2)")
+        .bind(secrets::hash_token("old-session"))
+        .bind(i64::MAX)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let store = SqliteStore::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let first = store.user_by_email("first@example.com").await.unwrap().unwrap();
+    let second = store.user_by_email("second@example.com").await.unwrap().unwrap();
+    assert!(first.owner, "the oldest user is the owner");
+    assert!(!second.owner);
+    for user in [&first, &second] {
+        let mut roles = store.memberships(&user.id).await.unwrap();
+        roles.sort();
+        assert_eq!(
+            roles,
+            vec![("prj_old_a".to_owned(), Role::Admin), ("prj_old_b".to_owned(), Role::Admin)]
+        );
+    }
+    let session = store
+        .session_user(&secrets::hash_token("old-session"), server_now())
+        .await
+        .unwrap();
+    assert_eq!(session.map(|u| u.id), Some(second.id.clone()), "signed-in users stay signed in");
+}
+
+fn server_now() -> sendpromptly_core::Timestamp {
+    sendpromptly_core::Timestamp::parse_rfc3339("2026-12-01T00:00:00Z").unwrap()
+}
