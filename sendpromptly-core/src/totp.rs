@@ -168,7 +168,11 @@ mod tests {
         let code = code_at_step(secret, step_at(now));
         let step = verify(secret, &code, now, None).expect("current code");
         assert_eq!(step, step_at(now));
-        assert_eq!(verify(secret, &code, now, Some(step)), None, "replay refused");
+        assert_eq!(
+            verify(secret, &code, now, Some(step)),
+            None,
+            "replay refused"
+        );
         let previous = code_at_step(secret, step_at(now) - 1);
         assert!(verify(secret, &previous, now, None).is_some());
         let old = code_at_step(secret, step_at(now) - 2);
@@ -185,6 +189,8 @@ mod tests {
         let secret = b"12345678901234567890";
         assert_eq!(base32_decode(&base32_encode(secret)).unwrap(), secret);
         let uri = otpauth_uri("SendPromptly", "a@b.c", secret);
-        assert!(uri.starts_with("otpauth://totp/SendPromptly:a@b.c?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"));
+        assert!(uri.starts_with(
+            "otpauth://totp/SendPromptly:a@b.c?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+        ));
     }
 }

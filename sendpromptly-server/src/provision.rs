@@ -113,7 +113,12 @@ pub async fn create_user(
     let user = new_user(store, email, Some(password), false, now).await?;
     for project in store.list_projects().await? {
         store
-            .set_member(&project.id, &user.id, Some(sendpromptly_core::roles::Role::Admin), now)
+            .set_member(
+                &project.id,
+                &user.id,
+                Some(sendpromptly_core::roles::Role::Admin),
+                now,
+            )
             .await?;
     }
     Ok(user)

@@ -102,7 +102,12 @@ impl Browser {
         let csrf = hidden(&login.body, "csrf");
         self.post(
             "/login",
-            &[("email", email), ("password", password), ("csrf", &csrf), ("next", "/")],
+            &[
+                ("email", email),
+                ("password", password),
+                ("csrf", &csrf),
+                ("next", "/"),
+            ],
         )
         .await
     }
@@ -111,14 +116,19 @@ impl Browser {
 /// The value of the first hidden field `name`.
 fn hidden(body: &str, name: &str) -> String {
     let marker = format!(r#"name="{name}" value=""#);
-    let start = body.find(&marker).unwrap_or_else(|| panic!("no {name} field in {body}"))
+    let start = body
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} field in {body}"))
         + marker.len();
     body[start..][..body[start..].find('"').unwrap()].to_owned()
 }
 
 fn text_of(body: &str, id: &str) -> String {
     let marker = format!(r#"id="{id}">"#);
-    let start = body.find(&marker).unwrap_or_else(|| panic!("no #{id} in {body}")) + marker.len();
+    let start = body
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no #{id} in {body}"))
+        + marker.len();
     body[start..][..body[start..].find('<').unwrap()].to_owned()
 }
 
@@ -176,11 +186,9 @@ async fn failed_incident(api: &ApiClient, event_id: &str) -> String {
 
 /// The protected routes the console router declares, read from its source.
 fn routes_in_router() -> Vec<(String, String)> {
-    let source = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/src/console/mod.rs"
-    ))
-    .unwrap();
+    let source =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/console/mod.rs"))
+            .unwrap();
     let start = source.find("let protected = Router::new()").unwrap();
     let end = start + source[start..].find(".layer(").unwrap();
     let block: String = source[start..end].split_whitespace().collect();
@@ -208,8 +216,14 @@ fn every_console_route_has_an_access_rule_and_every_rule_a_route() {
         .map(|(m, p, _)| ((*m).to_owned(), (*p).to_owned()))
         .collect();
     rules.sort();
-    assert!(routes.len() > 30, "the router's routes were read: {routes:?}");
-    assert_eq!(routes, rules, "console/access.rs RULES must list exactly the router's protected routes");
+    assert!(
+        routes.len() > 30,
+        "the router's routes were read: {routes:?}"
+    );
+    assert_eq!(
+        routes, rules,
+        "console/access.rs RULES must list exactly the router's protected routes"
+    );
 }
 
 /// Every rule × every role: allowed (the handler answered, whatever it
@@ -220,7 +234,10 @@ async fn every_route_times_every_role() {
     let project = server.project.project_id.clone();
     let mut users = Vec::new();
     for role in Role::ALL {
-        users.push((role, member(&server, &project, &format!("{role}@example.com"), role).await));
+        users.push((
+            role,
+            member(&server, &project, &format!("{role}@example.com"), role).await,
+        ));
     }
     let mut failures = Vec::new();
     for (method, path, need) in RULES {
@@ -237,7 +254,10 @@ async fn every_route_times_every_role() {
             anonymous.post(&concrete, &[("csrf", "x")]).await
         };
         if page.status != 303 || !page.location.starts_with("/login") {
-            failures.push(format!("{method} {path} without a session: {} {}", page.status, page.location));
+            failures.push(format!(
+                "{method} {path} without a session: {} {}",
+                page.status, page.location
+            ));
         }
         for (role, user) in &users {
             let allowed = match need {
@@ -255,22 +275,32 @@ async fn every_route_times_every_role() {
             };
             let refused = page.status == 403 && page.body.contains("Not allowed");
             // Sign-out answers with the sign-in page and ends the session.
-            let signed_out = *path == "/logout"
-                && page.cookies.iter().any(|c| c.starts_with("sp_session=;"));
+            let signed_out =
+                *path == "/logout" && page.cookies.iter().any(|c| c.starts_with("sp_session=;"));
             let to_sign_in =
                 page.status == 303 && page.location.starts_with("/login") && !signed_out;
             if allowed && (refused || to_sign_in) {
-                failures.push(format!("{method} {path} as {role}: refused ({})", page.status));
+                failures.push(format!(
+                    "{method} {path} as {role}: refused ({})",
+                    page.status
+                ));
             }
             if !allowed && !refused {
-                failures.push(format!("{method} {path} as {role}: not refused ({} {})", page.status, page.location));
+                failures.push(format!(
+                    "{method} {path} as {role}: not refused ({} {})",
+                    page.status, page.location
+                ));
             }
             if refused {
                 let needed = match need {
                     Need::Role(needed) => needed.as_str(),
                     Need::Session => "",
                 };
-                assert!(page.body.contains(&format!("needs the {needed} role")), "{}", page.body);
+                assert!(
+                    page.body.contains(&format!("needs the {needed} role")),
+                    "{}",
+                    page.body
+                );
             }
         }
     }
@@ -291,48 +321,103 @@ async fn a_member_of_project_a_sees_and_touches_nothing_of_project_b() {
     let incident_a = failed_incident(&server.api(), "evt_a_only").await;
     let alice = member(&server, &a, "alice@example.com", Role::Admin).await;
     member(&server, &b.project_id, "bob@example.com", Role::Admin).await;
-    let bob = server.store().user_by_email("bob@example.com").await.unwrap().unwrap();
+    let bob = server
+        .store()
+        .user_by_email("bob@example.com")
+        .await
+        .unwrap()
+        .unwrap();
 
     let mut browser = Browser::new(&server);
     let signed_in = browser.sign_in("alice@example.com", PASSWORD).await;
     assert_eq!(signed_in.status, 303, "{}", signed_in.body);
     let overview = browser.get("/").await;
     assert_eq!(overview.status, 200);
-    assert!(!overview.body.contains("secret-b"), "the switcher lists only A");
+    assert!(
+        !overview.body.contains("secret-b"),
+        "the switcher lists only A"
+    );
     let csrf = hidden(&overview.body, "csrf");
 
     let list = browser.get("/incidents").await;
     assert!(list.body.contains(&incident_a) && !list.body.contains(&incident_b));
-    assert_eq!(browser.get(&format!("/incidents/{incident_b}")).await.status, 404);
+    assert_eq!(
+        browser
+            .get(&format!("/incidents/{incident_b}"))
+            .await
+            .status,
+        404
+    );
     assert_eq!(browser.get("/events/stripe/evt_b_only").await.status, 404);
-    let asked = browser.get(&format!("/incidents/{incident_b}?project={}", b.project_id)).await;
+    let asked = browser
+        .get(&format!("/incidents/{incident_b}?project={}", b.project_id))
+        .await;
     assert_eq!(asked.status, 403);
-    assert!(asked.body.contains("not a member of that project"), "{}", asked.body);
+    assert!(
+        asked.body.contains("not a member of that project"),
+        "{}",
+        asked.body
+    );
     let users = browser.get("/users").await;
     assert!(users.body.contains("alice@example.com") && !users.body.contains("bob@example.com"));
 
     // Crafted forms aimed at B: refused, and nothing happened in B.
     for (path, form) in [
-        (format!("/incidents/{incident_b}/proof-links"), vec![("csrf", csrf.as_str()), ("expires_in_seconds", "3600")]),
-        (format!("/incidents/{incident_b}/resolve"), vec![("csrf", csrf.as_str()), ("note", "closing B from A")]),
-        (format!("/incidents/{incident_b}/proof-links?project={}", b.project_id), vec![("csrf", csrf.as_str()), ("expires_in_seconds", "3600")]),
-        (format!("/settings/general?project={}", b.project_id), vec![("csrf", csrf.as_str()), ("repair_url", "https://evil.example/"), ("default_deadline_seconds", "60")]),
+        (
+            format!("/incidents/{incident_b}/proof-links"),
+            vec![("csrf", csrf.as_str()), ("expires_in_seconds", "3600")],
+        ),
+        (
+            format!("/incidents/{incident_b}/resolve"),
+            vec![("csrf", csrf.as_str()), ("note", "closing B from A")],
+        ),
+        (
+            format!(
+                "/incidents/{incident_b}/proof-links?project={}",
+                b.project_id
+            ),
+            vec![("csrf", csrf.as_str()), ("expires_in_seconds", "3600")],
+        ),
+        (
+            format!("/settings/general?project={}", b.project_id),
+            vec![
+                ("csrf", csrf.as_str()),
+                ("repair_url", "https://evil.example/"),
+                ("default_deadline_seconds", "60"),
+            ],
+        ),
     ] {
         let page = browser.post(&path, &form).await;
-        assert!(matches!(page.status, 403 | 404), "{path}: {} {}", page.status, page.body);
+        assert!(
+            matches!(page.status, 403 | 404),
+            "{path}: {} {}",
+            page.status,
+            page.body
+        );
     }
-    let switched = browser.post("/switch-project", &[("csrf", &csrf), ("project_id", &b.project_id)]).await;
+    let switched = browser
+        .post(
+            "/switch-project",
+            &[("csrf", &csrf), ("project_id", &b.project_id)],
+        )
+        .await;
     assert_eq!(switched.status, 404, "{}", switched.body);
     // A forged project cookie is ignored: the pages stay A's.
     browser.set("sp_project", &b.project_id);
     let list = browser.get("/incidents").await;
     assert!(list.body.contains(&incident_a) && !list.body.contains(&incident_b));
-    let disable_bob = browser.post(&format!("/users/{}/disable", bob.id), &[("csrf", &csrf)]).await;
+    let disable_bob = browser
+        .post(&format!("/users/{}/disable", bob.id), &[("csrf", &csrf)])
+        .await;
     assert_eq!(disable_bob.status, 403, "{}", disable_bob.body);
     let bob_after = server.store().user_by_id(&bob.id).await.unwrap().unwrap();
     assert!(bob_after.disabled_at.is_none());
     let incident = api_b.get(&format!("/v1/incidents/{incident_b}")).await;
-    assert_eq!(incident.json["incident"]["state"], "open", "{}", incident.text);
+    assert_eq!(
+        incident.json["incident"]["state"], "open",
+        "{}",
+        incident.text
+    );
     let project_b = api_b.get("/v1/project").await;
     assert!(project_b.json["repair_url"].is_null(), "{}", project_b.text);
     let _ = alice;
@@ -348,14 +433,22 @@ async fn a_disabled_user_is_thrown_out_on_the_next_request() {
     let victim = member(&server, &project, "vic@example.com", Role::Operator).await;
 
     let mut victim_browser = Browser::new(&server);
-    assert_eq!(victim_browser.sign_in("vic@example.com", PASSWORD).await.status, 303);
+    assert_eq!(
+        victim_browser
+            .sign_in("vic@example.com", PASSWORD)
+            .await
+            .status,
+        303
+    );
     assert_eq!(victim_browser.get("/incidents").await.status, 200);
 
     let mut boss = Browser::new(&server);
     boss.sign_in("boss@example.com", PASSWORD).await;
     let users = boss.get("/users").await;
     let csrf = hidden(&users.body, "csrf");
-    let disabled = boss.post(&format!("/users/{}/disable", victim.id), &[("csrf", &csrf)]).await;
+    let disabled = boss
+        .post(&format!("/users/{}/disable", victim.id), &[("csrf", &csrf)])
+        .await;
     assert_eq!(disabled.status, 200, "{}", disabled.body);
     assert!(disabled.body.contains("Disabled vic@example.com"));
 
@@ -366,9 +459,17 @@ async fn a_disabled_user_is_thrown_out_on_the_next_request() {
     assert_eq!(again.status, 403);
     assert!(again.body.contains("This account is disabled"));
 
-    let enabled = boss.post(&format!("/users/{}/enable", victim.id), &[("csrf", &csrf)]).await;
+    let enabled = boss
+        .post(&format!("/users/{}/enable", victim.id), &[("csrf", &csrf)])
+        .await;
     assert_eq!(enabled.status, 200);
-    assert_eq!(victim_browser.sign_in("vic@example.com", PASSWORD).await.status, 303);
+    assert_eq!(
+        victim_browser
+            .sign_in("vic@example.com", PASSWORD)
+            .await
+            .status,
+        303
+    );
 }
 
 /// An invitation from the Users page: the link sets a password once, then
@@ -382,7 +483,15 @@ async fn an_invitation_link_sets_a_password_once() {
     boss.sign_in("boss@example.com", PASSWORD).await;
     let csrf = hidden(&boss.get("/users").await.body, "csrf");
     let invited = boss
-        .post("/users", &[("csrf", &csrf), ("email", "new@example.com"), ("role", "viewer"), ("mode", "invite")])
+        .post(
+            "/users",
+            &[
+                ("csrf", &csrf),
+                ("email", "new@example.com"),
+                ("role", "viewer"),
+                ("mode", "invite"),
+            ],
+        )
         .await;
     assert_eq!(invited.status, 200, "{}", invited.body);
     let link = text_of(&invited.body, "one-time-link");
@@ -390,27 +499,66 @@ async fn an_invitation_link_sets_a_password_once() {
     assert!(path.starts_with("/account/setup/"), "{link}");
 
     let mut invitee = Browser::new(&server);
-    assert_eq!(invitee.sign_in("new@example.com", "anything-at-all").await.status, 401);
+    assert_eq!(
+        invitee
+            .sign_in("new@example.com", "anything-at-all")
+            .await
+            .status,
+        401
+    );
     let form = invitee.get(&path).await;
     let setup_csrf = hidden(&form.body, "csrf");
-    let short = invitee.post(&path, &[("csrf", &setup_csrf), ("password", "short"), ("confirm", "short")]).await;
+    let short = invitee
+        .post(
+            &path,
+            &[
+                ("csrf", &setup_csrf),
+                ("password", "short"),
+                ("confirm", "short"),
+            ],
+        )
+        .await;
     assert_eq!(short.status, 422);
-    assert!(short.body.contains("at least 10 characters"), "{}", short.body);
+    assert!(
+        short.body.contains("at least 10 characters"),
+        "{}",
+        short.body
+    );
     let setup_csrf = hidden(&short.body, "csrf");
     let set = invitee
-        .post(&path, &[("csrf", &setup_csrf), ("password", "a fine new password"), ("confirm", "a fine new password")])
+        .post(
+            &path,
+            &[
+                ("csrf", &setup_csrf),
+                ("password", "a fine new password"),
+                ("confirm", "a fine new password"),
+            ],
+        )
         .await;
     assert_eq!(set.status, 200, "{}", set.body);
     assert!(set.body.contains("Your password is set"));
     let form = invitee.get(&path).await;
     let setup_csrf = hidden(&form.body, "csrf");
     let reused = invitee
-        .post(&path, &[("csrf", &setup_csrf), ("password", "another password!"), ("confirm", "another password!")])
+        .post(
+            &path,
+            &[
+                ("csrf", &setup_csrf),
+                ("password", "another password!"),
+                ("confirm", "another password!"),
+            ],
+        )
         .await;
     assert_eq!(reused.status, 409, "{}", reused.body);
     assert!(reused.body.contains("used already or has expired"));
 
-    assert_eq!(invitee.sign_in("new@example.com", "a fine new password").await.status, 303);
+    assert_eq!(
+        invitee
+            .sign_in("new@example.com", "a fine new password")
+            .await
+            .status,
+        303
+    );
     assert_eq!(invitee.get("/incidents").await.status, 200);
     let settings = invitee.get("/settings").await;
     assert_eq!(settings.status, 403);
@@ -432,11 +580,18 @@ async fn totp_enrolment_sign_in_replay_and_recovery_codes() {
     assert!(enrol.body.contains("<svg"), "an inline SVG QR code");
     let secret = totp::base32_decode(&text_of(&enrol.body, "totp-secret")).unwrap();
     let csrf = hidden(&enrol.body, "csrf");
-    let wrong = browser.post("/account/2fa/confirm", &[("csrf", &csrf), ("code", "000000")]).await;
+    let wrong = browser
+        .post(
+            "/account/2fa/confirm",
+            &[("csrf", &csrf), ("code", "000000")],
+        )
+        .await;
     assert_eq!(wrong.status, 422);
     let unix = server.clock_now().to_datetime().timestamp();
     let code = totp::code_at_step(&secret, totp::step_at(unix));
-    let confirmed = browser.post("/account/2fa/confirm", &[("csrf", &csrf), ("code", &code)]).await;
+    let confirmed = browser
+        .post("/account/2fa/confirm", &[("csrf", &csrf), ("code", &code)])
+        .await;
     assert_eq!(confirmed.status, 200, "{}", confirmed.body);
     let codes_start = confirmed.body.find(r#"id="recovery-codes">"#).unwrap();
     let recovery: Vec<String> = confirmed.body[codes_start..]
@@ -445,26 +600,54 @@ async fn totp_enrolment_sign_in_replay_and_recovery_codes() {
         .map(|s| s[..s.find('<').unwrap()].to_owned())
         .collect();
     assert_eq!(recovery.len(), 10);
-    let stored = server.store().user_by_email("two@example.com").await.unwrap().unwrap();
+    let stored = server
+        .store()
+        .user_by_email("two@example.com")
+        .await
+        .unwrap()
+        .unwrap();
     assert!(stored.totp_enabled);
 
     // Sign out; the password alone is not a session.
     browser.post("/logout", &[("csrf", &csrf)]).await;
     let after_password = browser.sign_in("two@example.com", PASSWORD).await;
     assert_eq!(after_password.status, 303);
-    assert!(after_password.location.starts_with("/login/2fa"), "{}", after_password.location);
-    assert!(!after_password.cookies.iter().any(|c| c.starts_with("sp_session=") && !c.starts_with("sp_session=;")));
-    assert_eq!(browser.get("/").await.status, 303, "no page before the code");
+    assert!(
+        after_password.location.starts_with("/login/2fa"),
+        "{}",
+        after_password.location
+    );
+    assert!(
+        !after_password
+            .cookies
+            .iter()
+            .any(|c| c.starts_with("sp_session=") && !c.starts_with("sp_session=;"))
+    );
+    assert_eq!(
+        browser.get("/").await.status,
+        303,
+        "no page before the code"
+    );
     let step_page = browser.get(&after_password.location).await;
     let step_csrf = hidden(&step_page.body, "csrf");
     // The code used to confirm is spent: a replay in the same window is refused.
-    let replay = browser.post("/login/2fa", &[("csrf", &step_csrf), ("code", &code), ("next", "/")]).await;
+    let replay = browser
+        .post(
+            "/login/2fa",
+            &[("csrf", &step_csrf), ("code", &code), ("next", "/")],
+        )
+        .await;
     assert_eq!(replay.status, 422, "{}", replay.body);
     server.advance(std::time::Duration::from_secs(30));
     let unix = server.clock_now().to_datetime().timestamp();
     let next_code = totp::code_at_step(&secret, totp::step_at(unix));
     let step_csrf = hidden(&replay.body, "csrf");
-    let ok = browser.post("/login/2fa", &[("csrf", &step_csrf), ("code", &next_code), ("next", "/")]).await;
+    let ok = browser
+        .post(
+            "/login/2fa",
+            &[("csrf", &step_csrf), ("code", &next_code), ("next", "/")],
+        )
+        .await;
     assert_eq!(ok.status, 303, "{}", ok.body);
     assert_eq!(browser.get("/incidents").await.status, 200);
 
@@ -476,9 +659,20 @@ async fn totp_enrolment_sign_in_replay_and_recovery_codes() {
         let page = browser.get(&step.location).await;
         let step_csrf = hidden(&page.body, "csrf");
         let used = browser
-            .post("/login/2fa", &[("csrf", &step_csrf), ("code", &recovery[0].to_lowercase()), ("next", "/")])
+            .post(
+                "/login/2fa",
+                &[
+                    ("csrf", &step_csrf),
+                    ("code", &recovery[0].to_lowercase()),
+                    ("next", "/"),
+                ],
+            )
             .await;
-        assert_eq!(used.status, expected, "recovery attempt {attempt}: {}", used.body);
+        assert_eq!(
+            used.status, expected,
+            "recovery attempt {attempt}: {}",
+            used.body
+        );
         if expected == 303 {
             let csrf = hidden(&browser.get("/").await.body, "csrf");
             browser.post("/logout", &[("csrf", &csrf)]).await;
@@ -495,7 +689,12 @@ async fn a_project_requiring_2fa_sends_members_without_it_to_enrol() {
     let mut boss = Browser::new(&server);
     boss.sign_in("boss@example.com", PASSWORD).await;
     let csrf = hidden(&boss.get("/users").await.body, "csrf");
-    let saved = boss.post("/settings/require-2fa", &[("csrf", &csrf), ("require_2fa", "on")]).await;
+    let saved = boss
+        .post(
+            "/settings/require-2fa",
+            &[("csrf", &csrf), ("require_2fa", "on")],
+        )
+        .await;
     assert_eq!(saved.status, 200, "{}", saved.body);
     let mut viewer = Browser::new(&server);
     viewer.sign_in("view@example.com", PASSWORD).await;
@@ -503,7 +702,11 @@ async fn a_project_requiring_2fa_sends_members_without_it_to_enrol() {
     assert_eq!(page.status, 303);
     assert_eq!(page.location, "/account/2fa?required=1");
     let enrol = viewer.get(&page.location).await;
-    assert!(enrol.body.contains("This project requires two-factor sign-in"));
+    assert!(
+        enrol
+            .body
+            .contains("This project requires two-factor sign-in")
+    );
 }
 
 /// A database of the release before roles (migrations up to 0008, two
@@ -543,15 +746,20 @@ async fn an_upgraded_database_keeps_its_users_as_admins_of_every_project() {
             .unwrap();
     }
     let hash = secrets::hash_password(PASSWORD).unwrap();
-    for (id, email, at) in [("usr_old_1", "first@example.com", 1), ("usr_old_2", "second@example.com", 2)] {
-        sqlx::query("INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(id)
-            .bind(email)
-            .bind(&hash)
-            .bind(at)
-            .execute(&pool)
-            .await
-            .unwrap();
+    for (id, email, at) in [
+        ("usr_old_1", "first@example.com", 1),
+        ("usr_old_2", "second@example.com", 2),
+    ] {
+        sqlx::query(
+            "INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id)
+        .bind(email)
+        .bind(&hash)
+        .bind(at)
+        .execute(&pool)
+        .await
+        .unwrap();
     }
     sqlx::query("INSERT INTO console_sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, 'usr_old_2', 0, $2)")
         .bind(secrets::hash_token("old-session"))
@@ -563,8 +771,16 @@ async fn an_upgraded_database_keeps_its_users_as_admins_of_every_project() {
 
     let store = SqliteStore::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
-    let first = store.user_by_email("first@example.com").await.unwrap().unwrap();
-    let second = store.user_by_email("second@example.com").await.unwrap().unwrap();
+    let first = store
+        .user_by_email("first@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    let second = store
+        .user_by_email("second@example.com")
+        .await
+        .unwrap()
+        .unwrap();
     assert!(first.owner, "the oldest user is the owner");
     assert!(!second.owner);
     for user in [&first, &second] {
@@ -572,14 +788,21 @@ async fn an_upgraded_database_keeps_its_users_as_admins_of_every_project() {
         roles.sort();
         assert_eq!(
             roles,
-            vec![("prj_old_a".to_owned(), Role::Admin), ("prj_old_b".to_owned(), Role::Admin)]
+            vec![
+                ("prj_old_a".to_owned(), Role::Admin),
+                ("prj_old_b".to_owned(), Role::Admin)
+            ]
         );
     }
     let session = store
         .session_user(&secrets::hash_token("old-session"), server_now())
         .await
         .unwrap();
-    assert_eq!(session.map(|u| u.id), Some(second.id.clone()), "signed-in users stay signed in");
+    assert_eq!(
+        session.map(|u| u.id),
+        Some(second.id.clone()),
+        "signed-in users stay signed in"
+    );
 }
 
 fn server_now() -> sendpromptly_core::Timestamp {

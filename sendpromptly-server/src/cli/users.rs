@@ -168,7 +168,11 @@ pub async fn run(
                     user.email,
                     user.status,
                     if user.totp { "on" } else { "off" },
-                    if roles.is_empty() { "no project".into() } else { roles }
+                    if roles.is_empty() {
+                        "no project".into()
+                    } else {
+                        roles
+                    }
                 );
             }
             Ok(())

@@ -30,7 +30,11 @@ pub const RULES: &[(&str, &str, Need)] = &[
     ("POST", "/incidents/{id}/reprocess", OPERATOR),
     ("POST", "/incidents/{id}/resolve", OPERATOR),
     ("POST", "/incidents/{id}/proof-links", OPERATOR),
-    ("POST", "/incidents/{id}/proof-links/{link}/revoke", OPERATOR),
+    (
+        "POST",
+        "/incidents/{id}/proof-links/{link}/revoke",
+        OPERATOR,
+    ),
     ("GET", "/reprocess-batches/new", OPERATOR),
     ("POST", "/reprocess-batches", OPERATOR),
     ("GET", "/reprocess-batches/{id}", VIEWER),

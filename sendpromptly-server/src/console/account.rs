@@ -94,9 +94,7 @@ pub async fn totp_page(
 ) -> Response {
     let required = query.required.is_some();
     let notice = if required && !signed_in.user.totp_enabled {
-        super::Notice::bad(
-            "This project requires two-factor sign-in. Set it up here to continue.",
-        )
+        super::Notice::bad("This project requires two-factor sign-in. Set it up here to continue.")
     } else {
         None
     };
@@ -279,7 +277,14 @@ pub async fn setup(
         }
         Err(err) => {
             let err = PageError::from(err);
-            setup_form(&state, &headers, err.status(), token, Some(err.message()), false)
+            setup_form(
+                &state,
+                &headers,
+                err.status(),
+                token,
+                Some(err.message()),
+                false,
+            )
         }
     }
 }

@@ -478,7 +478,13 @@ fn second_factor_form(
     );
     response.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(LOGIN_CSRF_COOKIE, &csrf, 3600, "Strict", is_secure(state, headers)),
+        set_cookie(
+            LOGIN_CSRF_COOKIE,
+            &csrf,
+            3600,
+            "Strict",
+            is_secure(state, headers),
+        ),
     );
     response
 }
@@ -532,7 +538,9 @@ pub async fn second_factor(
             &headers,
             StatusCode::TOO_MANY_REQUESTS,
             next,
-            Some(format!("Too many wrong codes. Try again in {minutes} minute(s).")),
+            Some(format!(
+                "Too many wrong codes. Try again in {minutes} minute(s)."
+            )),
         );
     }
     let now = state.now();

@@ -104,7 +104,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/users/{id}/disable", post(pages::user_disable))
         .route("/users/{id}/enable", post(pages::user_enable))
         .route("/users/{id}/delete", post(pages::user_delete))
-        .route("/users/{id}/reset-password", post(pages::user_reset_password))
+        .route(
+            "/users/{id}/reset-password",
+            post(pages::user_reset_password),
+        )
         .route("/users/{id}/reset-2fa", post(pages::user_reset_2fa))
         .route("/account/2fa", get(account::totp_page))
         .route("/account/2fa/confirm", post(account::totp_confirm))
@@ -210,8 +213,13 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
             "This page has no access rule, so it is refused to everyone. This is a bug; please report it.",
         );
     };
-    let ws = match workspace(&state, request.headers(), request.uri().query(), signed_in.clone())
-        .await
+    let ws = match workspace(
+        &state,
+        request.headers(),
+        request.uri().query(),
+        signed_in.clone(),
+    )
+    .await
     {
         Ok(ws) => ws,
         Err(err) => return error_page(Some(&signed_in), &err),
@@ -415,16 +423,11 @@ pub(crate) async fn workspace(
             .map(|(_, value)| value.into_owned())
     });
     let chosen = match asked {
-        Some(wanted) => Some(
-            mine.iter()
-                .find(|(p, _)| p.id == wanted)
-                .ok_or_else(|| {
-                    PageError::from(crate::service::ServiceError::Forbidden(
-                        "You are not a member of that project. Ask one of its admins to add you."
-                            .into(),
-                    ))
-                })?,
-        ),
+        Some(wanted) => Some(mine.iter().find(|(p, _)| p.id == wanted).ok_or_else(|| {
+            PageError::from(crate::service::ServiceError::Forbidden(
+                "You are not a member of that project. Ask one of its admins to add you.".into(),
+            ))
+        })?),
         None => auth::cookie(headers, PROJECT_COOKIE)
             .and_then(|id| mine.iter().find(|(p, _)| p.id == id))
             .or_else(|| mine.first()),

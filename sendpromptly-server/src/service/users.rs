@@ -132,7 +132,11 @@ fn status(user: &User) -> &'static str {
 }
 
 /// A user's role in a project: `admin` for the owner, else their membership.
-pub async fn role_in(store: &dyn Store, user: &User, project_id: &str) -> ServiceResult<Option<Role>> {
+pub async fn role_in(
+    store: &dyn Store,
+    user: &User,
+    project_id: &str,
+) -> ServiceResult<Option<Role>> {
     if user.owner {
         return Ok(Some(Role::Admin));
     }
@@ -161,12 +165,12 @@ pub async fn projects_of(store: &dyn Store, user: &User) -> ServiceResult<Vec<(P
 }
 
 async fn require_admin(store: &dyn Store, by: By<'_>, project_id: &str) -> ServiceResult<()> {
-    if let By::Console(actor) = by {
-        if role_in(store, actor, project_id).await? != Some(Role::Admin) {
-            return Err(ServiceError::Forbidden(
-                "only an admin of this project can manage its users".into(),
-            ));
-        }
+    if let By::Console(actor) = by
+        && role_in(store, actor, project_id).await? != Some(Role::Admin)
+    {
+        return Err(ServiceError::Forbidden(
+            "only an admin of this project can manage its users".into(),
+        ));
     }
     Ok(())
 }
@@ -196,13 +200,13 @@ async fn require_over(store: &dyn Store, by: By<'_>, target: &User) -> ServiceRe
 }
 
 fn not_self(by: By<'_>, target: &User, what: &str) -> ServiceResult<()> {
-    if let By::Console(actor) = by {
-        if actor.id == target.id {
-            return Err(ServiceError::Conflict {
-                kind: "own_account",
-                message: format!("you cannot {what} your own account; ask another admin"),
-            });
-        }
+    if let By::Console(actor) = by
+        && actor.id == target.id
+    {
+        return Err(ServiceError::Conflict {
+            kind: "own_account",
+            message: format!("you cannot {what} your own account; ask another admin"),
+        });
     }
     Ok(())
 }
@@ -294,10 +298,15 @@ pub async fn create(
                 Credential::Password(password) => Some(password.as_str()),
                 Credential::Invite => None,
             };
-            (provision::new_user(store, &email, password, false, now).await?, None)
+            (
+                provision::new_user(store, &email, password, false, now).await?,
+                None,
+            )
         }
     };
-    store.set_member(project_id, &user.id, Some(role), now).await?;
+    store
+        .set_member(project_id, &user.id, Some(role), now)
+        .await?;
     let link = match (&credential, user.password_hash.is_empty()) {
         (Credential::Invite, true) => {
             Some(new_link(store, &user.id, INVITE, INVITE_SECONDS, now).await?)
@@ -306,7 +315,11 @@ pub async fn create(
     };
     let change = UserChange {
         actor: by.name(),
-        action: if before.is_some() { "user.add_to_project" } else { "user.create" },
+        action: if before.is_some() {
+            "user.add_to_project"
+        } else {
+            "user.create"
+        },
         project_id: Some(project_id.to_owned()),
         before,
         after: Some(summary(store, &user).await?),
@@ -329,15 +342,19 @@ pub async fn set_role(
     if !before.roles.iter().any(|(p, _)| p == project_id) {
         return Err(ServiceError::NotFound("member of this project"));
     }
-    if let By::Console(actor) = by {
-        if actor.id == user.id && role != Role::Admin && !actor.owner {
-            return Err(ServiceError::Conflict {
-                kind: "own_account",
-                message: "you cannot lower your own role; ask another admin".into(),
-            });
-        }
+    if let By::Console(actor) = by
+        && actor.id == user.id
+        && role != Role::Admin
+        && !actor.owner
+    {
+        return Err(ServiceError::Conflict {
+            kind: "own_account",
+            message: "you cannot lower your own role; ask another admin".into(),
+        });
     }
-    store.set_member(project_id, &user.id, Some(role), now).await?;
+    store
+        .set_member(project_id, &user.id, Some(role), now)
+        .await?;
     Ok(UserChange {
         actor: by.name(),
         action: "user.role",
@@ -477,8 +494,7 @@ pub async fn accept_link(
     let Some(user_id) = user_id else {
         return Err(ServiceError::Conflict {
             kind: "link_used",
-            message: "this link was used already or has expired; ask an admin for a new one"
-                .into(),
+            message: "this link was used already or has expired; ask an admin for a new one".into(),
         });
     };
     let user = find(store, &user_id).await?;
@@ -550,9 +566,12 @@ pub async fn totp_confirm(
             kind: "no_enrolment",
             message: "start the enrolment first (open the two-factor page again)".into(),
         })?;
-    let step = totp::verify(&state.secret, code, now.to_datetime().timestamp(), None).ok_or_else(wrong_code)?;
+    let step = totp::verify(&state.secret, code, now.to_datetime().timestamp(), None)
+        .ok_or_else(wrong_code)?;
     let before = summary(store, user).await?;
-    store.set_user_totp(&user.id, Some(&state.secret), true).await?;
+    store
+        .set_user_totp(&user.id, Some(&state.secret), true)
+        .await?;
     store.claim_totp_step(&user.id, step).await?;
     let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| new_recovery_code()).collect();
     store
@@ -572,7 +591,11 @@ pub async fn totp_confirm(
 }
 
 /// Turns TOTP off for a user (themselves, or an admin over them, e.g. a lost phone).
-pub async fn totp_disable(store: &dyn Store, by: By<'_>, user_id: &str) -> ServiceResult<UserChange> {
+pub async fn totp_disable(
+    store: &dyn Store,
+    by: By<'_>,
+    user_id: &str,
+) -> ServiceResult<UserChange> {
     let user = find(store, user_id).await?;
     if !matches!(by, By::Console(actor) if actor.id == user.id) {
         require_over(store, by, &user).await?;
@@ -607,7 +630,12 @@ pub async fn second_factor(
             kind: "no_totp",
             message: "two-factor sign-in is not on for this account".into(),
         })?;
-    if let Some(step) = totp::verify(&state.secret, code, now.to_datetime().timestamp(), state.last_step) {
+    if let Some(step) = totp::verify(
+        &state.secret,
+        code,
+        now.to_datetime().timestamp(),
+        state.last_step,
+    ) {
         if store.claim_totp_step(&user.id, step).await? {
             return Ok(None);
         }

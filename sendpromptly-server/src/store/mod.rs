@@ -238,8 +238,7 @@ pub trait Store: Send + Sync + 'static {
     /// one was used already (a replay).
     async fn claim_totp_step(&self, user_id: &str, step: i64) -> StoreResult<bool>;
     /// Replaces a user's recovery codes with these SHA-256 hashes.
-    async fn replace_recovery_codes(&self, user_id: &str, hashes: Vec<Vec<u8>>)
-    -> StoreResult<()>;
+    async fn replace_recovery_codes(&self, user_id: &str, hashes: Vec<Vec<u8>>) -> StoreResult<()>;
     /// Uses a recovery code once: `false` if unknown or used already.
     async fn use_recovery_code(
         &self,
@@ -252,8 +251,7 @@ pub trait Store: Send + Sync + 'static {
     /// Whether a project's members must use TOTP.
     async fn project_requires_2fa(&self, project_id: &str) -> StoreResult<bool>;
     /// Sets whether a project's members must use TOTP.
-    async fn set_project_requires_2fa(&self, project_id: &str, required: bool)
-    -> StoreResult<()>;
+    async fn set_project_requires_2fa(&self, project_id: &str, required: bool) -> StoreResult<()>;
 
     /// How many of the project's incidents are in each state.
     async fn incident_counts(&self, project_id: &str) -> StoreResult<IncidentCounts>;

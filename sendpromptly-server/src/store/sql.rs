@@ -445,8 +445,20 @@ pub(super) const RESEAL_SIGNING_SECRET: &str =
 macro_rules! user_columns {
     ($p:literal) => {
         concat!(
-            $p, "id, ", $p, "email, ", $p, "password_hash, ", $p, "created_at, ",
-            $p, "disabled_at, ", $p, "owner, ", $p, "totp_enabled"
+            $p,
+            "id, ",
+            $p,
+            "email, ",
+            $p,
+            "password_hash, ",
+            $p,
+            "created_at, ",
+            $p,
+            "disabled_at, ",
+            $p,
+            "owner, ",
+            $p,
+            "totp_enabled"
         )
     };
 }
@@ -458,8 +470,11 @@ pub(super) const USER_BY_EMAIL: &str =
 pub(super) const USER_BY_ID: &str =
     concat!("SELECT ", user_columns!(""), " FROM users WHERE id = $1");
 pub(super) const COUNT_USERS: &str = "SELECT COUNT(*) AS n FROM users";
-pub(super) const USERS: &str =
-    concat!("SELECT ", user_columns!(""), " FROM users ORDER BY created_at, id");
+pub(super) const USERS: &str = concat!(
+    "SELECT ",
+    user_columns!(""),
+    " FROM users ORDER BY created_at, id"
+);
 pub(super) const DELETE_EXPIRED_SESSIONS: &str =
     "DELETE FROM console_sessions WHERE expires_at <= $1";
 pub(super) const INSERT_SESSION: &str = "INSERT INTO console_sessions (token_hash, user_id, \

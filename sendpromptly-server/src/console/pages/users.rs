@@ -158,7 +158,11 @@ pub async fn create_user(
                 state.now(),
             )
             .await?;
-            let email = change.after.as_ref().map_or("", |u| u.email.as_str()).to_owned();
+            let email = change
+                .after
+                .as_ref()
+                .map_or("", |u| u.email.as_str())
+                .to_owned();
             Ok(match link {
                 Some(link) => (
                     change,
@@ -198,8 +202,16 @@ pub async fn user_role(
             let change =
                 user_service::set_role(state.store(), by, &ws.project.id, &id, role, state.now())
                     .await?;
-            let email = change.after.as_ref().map_or("", |u| u.email.as_str()).to_owned();
-            Ok((change, format!("{email} is now {role} of this project."), None))
+            let email = change
+                .after
+                .as_ref()
+                .map_or("", |u| u.email.as_str())
+                .to_owned();
+            Ok((
+                change,
+                format!("{email} is now {role} of this project."),
+                None,
+            ))
         }
         .await;
         after(&state, &ws, outcome).await

@@ -558,11 +558,7 @@ impl<B: Backend> Store for Engine<B> {
         Ok(changed == 1)
     }
 
-    async fn replace_recovery_codes(
-        &self,
-        user_id: &str,
-        hashes: Vec<Vec<u8>>,
-    ) -> StoreResult<()> {
+    async fn replace_recovery_codes(&self, user_id: &str, hashes: Vec<Vec<u8>>) -> StoreResult<()> {
         users::replace_recovery_codes(self, user_id, hashes).await
     }
 
@@ -580,7 +576,11 @@ impl<B: Backend> Store for Engine<B> {
     }
 
     async fn recovery_codes_left(&self, user_id: &str) -> StoreResult<u64> {
-        users::count(&self.read_one(sql::RECOVERY_CODES_LEFT, args![user_id]).await?)
+        users::count(
+            &self
+                .read_one(sql::RECOVERY_CODES_LEFT, args![user_id])
+                .await?,
+        )
     }
 
     async fn project_requires_2fa(&self, project_id: &str) -> StoreResult<bool> {
@@ -593,11 +593,7 @@ impl<B: Backend> Store for Engine<B> {
         }
     }
 
-    async fn set_project_requires_2fa(
-        &self,
-        project_id: &str,
-        required: bool,
-    ) -> StoreResult<()> {
+    async fn set_project_requires_2fa(&self, project_id: &str, required: bool) -> StoreResult<()> {
         self.backend
             .write_one(sql::SET_PROJECT_REQUIRES_2FA, args![project_id, required])
             .await

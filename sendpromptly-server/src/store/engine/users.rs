@@ -18,8 +18,12 @@ pub(super) async fn set_user_password<B: Backend>(
     password_hash: &str,
 ) -> StoreResult<()> {
     let mut tx = engine.backend.write().await?;
-    let changed = B::Db::execute(&mut tx, sql::SET_USER_PASSWORD, args![user_id, password_hash])
-        .await?;
+    let changed = B::Db::execute(
+        &mut tx,
+        sql::SET_USER_PASSWORD,
+        args![user_id, password_hash],
+    )
+    .await?;
     if changed == 0 {
         return Err(StoreError::NotFound("user"));
     }
@@ -157,7 +161,11 @@ pub(super) async fn set_user_totp<B: Backend>(
     enabled: bool,
 ) -> StoreResult<()> {
     let sealed = match secret {
-        Some(secret) => Some(engine.keyring()?.seal(&totp_secret_context(user_id), secret)),
+        Some(secret) => Some(
+            engine
+                .keyring()?
+                .seal(&totp_secret_context(user_id), secret),
+        ),
         None => None,
     };
     let changed = engine
@@ -181,9 +189,13 @@ pub(super) async fn replace_recovery_codes<B: Backend>(
     let mut tx = engine.backend.write().await?;
     B::Db::execute(&mut tx, sql::DELETE_USER_RECOVERY_CODES, args![user_id]).await?;
     for hash in &hashes {
-        B::Db::execute(&mut tx, sql::INSERT_RECOVERY_CODE, args![user_id, hash.as_slice()])
-            .await
-            .map_err(|e| insert_error(e, "a recovery code repeats", "user"))?;
+        B::Db::execute(
+            &mut tx,
+            sql::INSERT_RECOVERY_CODE,
+            args![user_id, hash.as_slice()],
+        )
+        .await
+        .map_err(|e| insert_error(e, "a recovery code repeats", "user"))?;
     }
     tx.commit().await?;
     Ok(())
