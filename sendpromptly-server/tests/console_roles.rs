@@ -808,3 +808,173 @@ async fn an_upgraded_database_keeps_its_users_as_admins_of_every_project() {
 fn server_now() -> sendpromptly_core::Timestamp {
     sendpromptly_core::Timestamp::parse_rfc3339("2026-12-01T00:00:00Z").unwrap()
 }
+
+/// `sendpromptly user …` on a real database: the first user is the owner;
+/// invite prints a one-time link; roles, disable, enable, reset, remove,
+/// delete; bad input is named.
+#[test]
+fn the_user_commands_manage_accounts_and_roles() {
+    use sendpromptly_server::testing::{cli_ok, run_cli};
+    const BIN: &str = env!("CARGO_BIN_EXE_sendpromptly");
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("cli.db").display());
+    cli_ok(BIN, &db, &["migrate"]);
+    cli_ok(BIN, &db, &["project", "create", "--name", "ops"]);
+    cli_ok(BIN, &db, &["project", "create", "--name", "other"]);
+    let created = cli_ok(
+        BIN,
+        &db,
+        &[
+            "user",
+            "create",
+            "--email",
+            "Owner@Example.com",
+            "--password",
+            PASSWORD,
+        ],
+    );
+    assert!(
+        created.contains("created console user owner@example.com (admin of ops, other)"),
+        "{created}"
+    );
+
+    let invited = cli_ok(
+        BIN,
+        &db,
+        &[
+            "user",
+            "invite",
+            "--email",
+            "bob@example.com",
+            "--project",
+            "ops",
+            "--role",
+            "viewer",
+            "--public-url",
+            "https://console.example.com/",
+        ],
+    );
+    assert!(
+        invited.contains("https://console.example.com/account/setup/"),
+        "{invited}"
+    );
+
+    let list = |args: &[&str]| -> serde_json::Value {
+        let mut all = vec!["user", "list", "--json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&cli_ok(BIN, &db, &all)).unwrap()
+    };
+    let users = list(&[]);
+    assert_eq!(users[0]["email"], "owner@example.com");
+    assert_eq!(users[0]["owner"], true);
+    assert_eq!(users[1]["status"], "invited");
+    assert_eq!(users[1]["roles"][0][1], "viewer");
+    assert_eq!(
+        list(&["--project", "other"]).as_array().unwrap().len(),
+        1,
+        "bob is not in other"
+    );
+
+    cli_ok(
+        BIN,
+        &db,
+        &[
+            "user",
+            "role",
+            "--user",
+            "bob@example.com",
+            "--project",
+            "ops",
+            "--role",
+            "operator",
+        ],
+    );
+    assert_eq!(list(&[])[1]["roles"][0][1], "operator");
+    cli_ok(BIN, &db, &["user", "disable", "--user", "bob@example.com"]);
+    assert_eq!(list(&[])[1]["status"], "disabled");
+    cli_ok(BIN, &db, &["user", "enable", "--user", "bob@example.com"]);
+    let reset = cli_ok(
+        BIN,
+        &db,
+        &["user", "reset-password", "--user", "bob@example.com"],
+    );
+    assert!(
+        reset.contains("/account/setup/") && reset.contains("--public-url"),
+        "{reset}"
+    );
+    cli_ok(
+        BIN,
+        &db,
+        &[
+            "user",
+            "role",
+            "--user",
+            "bob@example.com",
+            "--project",
+            "ops",
+            "--remove",
+        ],
+    );
+    assert_eq!(list(&[])[1]["roles"].as_array().unwrap().len(), 0);
+    let plain = cli_ok(BIN, &db, &["user", "list"]);
+    assert!(
+        plain.contains("bob@example.com\tinvited\t2fa=off\tno project"),
+        "{plain}"
+    );
+
+    let bad_role = run_cli(
+        BIN,
+        &db,
+        &[
+            "user",
+            "role",
+            "--user",
+            "bob@example.com",
+            "--project",
+            "ops",
+            "--role",
+            "boss",
+        ],
+    );
+    assert!(!bad_role.success);
+    assert!(
+        bad_role.stderr.contains("use viewer, operator or admin"),
+        "{}",
+        bad_role.stderr
+    );
+    let nobody = run_cli(
+        BIN,
+        &db,
+        &["user", "disable", "--user", "nobody@example.com"],
+    );
+    assert!(
+        !nobody.success && nobody.stderr.contains("no such user"),
+        "{}",
+        nobody.stderr
+    );
+    let weak = run_cli(
+        BIN,
+        &db,
+        &[
+            "user",
+            "create",
+            "--email",
+            "c@example.com",
+            "--password",
+            "short",
+        ],
+    );
+    assert!(
+        !weak.success && weak.stderr.contains("at least 10 characters"),
+        "{}",
+        weak.stderr
+    );
+    let owner = run_cli(BIN, &db, &["user", "delete", "--user", "owner@example.com"]);
+    assert!(
+        !owner.success && owner.stderr.contains("disable the account instead"),
+        "{}",
+        owner.stderr
+    );
+    cli_ok(BIN, &db, &["user", "delete", "--user", "bob@example.com"]);
+    assert_eq!(list(&[]).as_array().unwrap().len(), 1);
+}
