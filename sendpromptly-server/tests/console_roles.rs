@@ -978,3 +978,35 @@ fn the_user_commands_manage_accounts_and_roles() {
     cli_ok(BIN, &db, &["user", "delete", "--user", "bob@example.com"]);
     assert_eq!(list(&[]).as_array().unwrap().len(), 1);
 }
+
+/// A viewer reads an incident without action buttons; an operator gets them.
+#[tokio::test]
+async fn a_viewer_reads_incidents_without_action_buttons() {
+    let server = TestServer::start().await;
+    let project = server.project.project_id.clone();
+    let incident = failed_incident(&server.api(), "evt_read_only").await;
+    for (email, role, buttons) in [
+        ("v@example.com", Role::Viewer, false),
+        ("o@example.com", Role::Operator, true),
+    ] {
+        member(&server, &project, email, role).await;
+        let mut browser = Browser::new(&server);
+        browser.sign_in(email, PASSWORD).await;
+        let page = browser.get(&format!("/incidents/{incident}")).await;
+        assert_eq!(page.status, 200);
+        assert_eq!(page.body.contains("/reprocess\""), buttons, "{role}");
+        assert_eq!(page.body.contains("id=\"create-proof\""), buttons, "{role}");
+        assert_eq!(page.body.contains("id=\"read-only\""), !buttons, "{role}");
+        let list = browser.get("/incidents").await;
+        assert_eq!(
+            list.body.contains("id=\"reprocess-all\""),
+            buttons,
+            "{role}"
+        );
+        assert_eq!(
+            list.body.contains("href=\"/settings\""),
+            false,
+            "{role}: no Settings link"
+        );
+    }
+}

@@ -34,6 +34,8 @@ pub struct Live {
     pub reprocess_blocked: Option<String>,
     pub needs_repair_url: bool,
     pub csrf: String,
+    /// The user's role allows Reprocess, resolve and proof links (operator+).
+    pub can_operate: bool,
 }
 
 /// A proof link in the incident's list.
@@ -103,6 +105,7 @@ fn live_of(ws: &Workspace, stored: &StoredEvent) -> Option<Live> {
         reprocess_blocked,
         needs_repair_url,
         csrf: ws.signed_in.csrf.clone(),
+        can_operate: ws.role.allows(sendpromptly_core::roles::Role::Operator),
     })
 }
 
