@@ -1010,3 +1010,104 @@ async fn a_viewer_reads_incidents_without_action_buttons() {
         );
     }
 }
+
+/// A minimal SMTP server on loopback that keeps each message's DATA.
+async fn smtp_sink() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = messages.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let kept = kept.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = socket.into_split();
+                let mut lines = BufReader::new(read).lines();
+                write.write_all(b"220 sink\r\n").await.unwrap();
+                let mut data: Option<String> = None;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Some(body) = data.as_mut() {
+                        if line == "." {
+                            kept.lock().unwrap().push(data.take().unwrap());
+                            write.write_all(b"250 queued\r\n").await.unwrap();
+                        } else {
+                            body.push_str(&line);
+                            body.push('\n');
+                        }
+                        continue;
+                    }
+                    let verb = line
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .to_ascii_uppercase();
+                    let answer: &[u8] = match verb.as_str() {
+                        "DATA" => {
+                            data = Some(String::new());
+                            b"354 go on\r\n"
+                        }
+                        "QUIT" => b"221 bye\r\n",
+                        _ => b"250 ok\r\n",
+                    };
+                    write.write_all(answer).await.unwrap();
+                    if verb == "QUIT" {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (port, messages)
+}
+
+/// With SMTP configured, an invitation is emailed with its link (and still
+/// shown on the page).
+#[tokio::test]
+async fn an_invitation_is_emailed_when_smtp_is_configured() {
+    use sendpromptly_server::config::{ServerConfig, SmtpSettings};
+    let (port, messages) = smtp_sink().await;
+    let server = TestServer::start_with(ServerConfig {
+        smtp: Some(
+            SmtpSettings::parse(
+                &format!("smtp://127.0.0.1:{port}"),
+                "SendPromptly <console@example.com>",
+            )
+            .unwrap(),
+        ),
+        ..sendpromptly_server::testing::test_config()
+    })
+    .await;
+    let project = server.project.project_id.clone();
+    member(&server, &project, "boss@example.com", Role::Admin).await;
+    let mut boss = Browser::new(&server);
+    boss.sign_in("boss@example.com", PASSWORD).await;
+    let csrf = hidden(&boss.get("/users").await.body, "csrf");
+    let invited = boss
+        .post(
+            "/users",
+            &[
+                ("csrf", &csrf),
+                ("email", "mailed@example.com"),
+                ("role", "operator"),
+                ("mode", "invite"),
+            ],
+        )
+        .await;
+    assert_eq!(invited.status, 200, "{}", invited.body);
+    assert!(
+        invited.body.contains("The link was emailed to them."),
+        "{}",
+        invited.body
+    );
+    let link = text_of(&invited.body, "one-time-link");
+    let sent = messages.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].contains("To: mailed@example.com"), "{}", sent[0]);
+    let unfolded = sent[0].replace("=\n", "");
+    assert!(
+        unfolded.contains(&link),
+        "the email carries the link: {}",
+        sent[0]
+    );
+}

@@ -90,6 +90,21 @@ pub async fn users(State(state): State<AppState>, ws: Workspace) -> Response {
     respond(async move { users_page(&state, &ws, StatusCode::OK, None, None).await }).await
 }
 
+/// Emails a one-time link when an SMTP server is configured (`--smtp-url`);
+/// answers what to tell the admin ("" without SMTP: the page shows the link).
+async fn email_link(state: &AppState, to: &str, subject: &str, body: &str) -> String {
+    let Some(smtp) = state.config().smtp.as_ref() else {
+        return String::new();
+    };
+    match crate::email::send_text(smtp, state.config().callback_timeout, to, subject, body).await {
+        Ok(()) => "The link was emailed to them. ".to_owned(),
+        Err(err) => {
+            tracing::warn!(to, error = %err, "could not email a one-time link");
+            format!("Emailing it failed ({err}). ")
+        }
+    }
+}
+
 /// Logs a change (the audit log will record it here).
 fn logged(change: &UserChange) {
     tracing::info!(
@@ -164,14 +179,27 @@ pub async fn create_user(
                 .map_or("", |u| u.email.as_str())
                 .to_owned();
             Ok(match link {
-                Some(link) => (
-                    change,
-                    format!(
-                        "Invited {email} as {role}. Send them this link (it works once, until {}):",
-                        time(Some(link.expires_at))
-                    ),
-                    Some(state.public_url(&link.path)),
-                ),
+                Some(link) => {
+                    let url = state.public_url(&link.path);
+                    let until = time(Some(link.expires_at));
+                    let sent = email_link(
+                        &state,
+                        &email,
+                        "Your SendPromptly console invitation",
+                        &format!(
+                            "You were invited to the SendPromptly console as {role} of {}.\n\nSet your password with this link (it works once, until {until}):\n{url}\n",
+                            ws.project.name
+                        ),
+                    )
+                    .await;
+                    (
+                        change,
+                        format!(
+                            "Invited {email} as {role}. {sent}Send them this link (it works once, until {until}):"
+                        ),
+                        Some(url),
+                    )
+                }
                 None => (change, format!("Added {email} as {role}."), None),
             })
         }
@@ -298,21 +326,47 @@ account_action!(
     "Deleted {email}."
 );
 
-account_action!(
-    user_reset_password,
-    "`POST /users/{id}/reset-password`: the old password stops working; a one-time link sets a new one.",
-    |state, ws, id| {
-        let (change, link) = user_service::reset_password(
-            state.store(),
-            By::Console(&ws.signed_in.user),
-            &id,
-            state.now(),
-        )
-        .await?;
-        (change, Some(state.public_url(&link.path)))
-    },
-    "Reset the password of {email}: they are signed out. Send them this link (it works once, for 24 hours):"
-);
+/// `POST /users/{id}/reset-password`: the old password stops working and
+/// every session ends; a one-time link (emailed when SMTP is configured,
+/// always shown) sets a new one.
+pub async fn user_reset_password(
+    State(state): State<AppState>,
+    ws: Workspace,
+    Path(id): Path<String>,
+) -> Response {
+    respond(async move {
+        let outcome: Result<_, PageError> = async {
+            let (change, link) = user_service::reset_password(
+                state.store(),
+                By::Console(&ws.signed_in.user),
+                &id,
+                state.now(),
+            )
+            .await?;
+            let url = state.public_url(&link.path);
+            let email = change.before.as_ref().map_or("", |u| u.email.as_str()).to_owned();
+            let sent = email_link(
+                &state,
+                &email,
+                "Reset your SendPromptly console password",
+                &format!(
+                    "An admin reset your SendPromptly console password.\n\nSet a new one with this link (it works once, for 24 hours):\n{url}\n"
+                ),
+            )
+            .await;
+            Ok((
+                change,
+                format!(
+                    "Reset the password of {email}: they are signed out. {sent}Send them this link (it works once, for 24 hours):"
+                ),
+                Some(url),
+            ))
+        }
+        .await;
+        after(&state, &ws, outcome).await
+    })
+    .await
+}
 
 account_action!(
     user_reset_2fa,
