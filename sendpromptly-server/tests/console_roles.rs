@@ -1003,9 +1003,8 @@ async fn a_viewer_reads_incidents_without_action_buttons() {
             buttons,
             "{role}"
         );
-        assert_eq!(
-            list.body.contains("href=\"/settings\""),
-            false,
+        assert!(
+            !list.body.contains("href=\"/settings\""),
             "{role}: no Settings link"
         );
     }
