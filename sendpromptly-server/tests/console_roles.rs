@@ -1110,3 +1110,37 @@ async fn an_invitation_is_emailed_when_smtp_is_configured() {
         sent[0]
     );
 }
+
+/// An alert's link `/incidents/{id}?project=…` to another of the member's
+/// projects switches to it and opens the incident.
+#[tokio::test]
+async fn an_alert_link_switches_to_another_of_the_members_projects() {
+    let server = TestServer::start().await;
+    let a = server.project.project_id.clone();
+    let b = provision::create_project(server.store(), "second", None, server.clock_now())
+        .await
+        .unwrap();
+    let incident_b =
+        failed_incident(&ApiClient::new(&server.url(), &b.api_key), "evt_link_b").await;
+    member(&server, &a, "both@example.com", Role::Viewer).await;
+    member(&server, &b.project_id, "both@example.com", Role::Viewer).await;
+    let mut browser = Browser::new(&server);
+    browser.sign_in("both@example.com", PASSWORD).await;
+    browser.set("sp_project", &a);
+    assert_eq!(
+        browser
+            .get(&format!("/incidents/{incident_b}"))
+            .await
+            .status,
+        404,
+        "A is chosen"
+    );
+    let link = browser
+        .get(&format!("/incidents/{incident_b}?project={}", b.project_id))
+        .await;
+    assert_eq!(link.status, 303, "{}", link.body);
+    assert_eq!(link.location, format!("/incidents/{incident_b}"));
+    let page = browser.get(&link.location).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains(&incident_b));
+}

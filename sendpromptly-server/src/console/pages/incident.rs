@@ -184,13 +184,13 @@ pub async fn incident(
             .as_deref()
             .and_then(|wanted| ws.projects.iter().find(|p| p.id == wanted))
         {
+            // The guard already made `?project=` this request's project (a
+            // member's own only): remember it for the plain address.
             let mut response = see_other(&crate::links::incident_path(&id));
-            if project.id != ws.project.id {
-                response.headers_mut().append(
-                    header::SET_COOKIE,
-                    auth::set_cookie(PROJECT_COOKIE, &project.id, 365 * 24 * 3600, "Lax", secure),
-                );
-            }
+            response.headers_mut().append(
+                header::SET_COOKIE,
+                auth::set_cookie(PROJECT_COOKIE, &project.id, 365 * 24 * 3600, "Lax", secure),
+            );
             return Ok(response);
         }
         incident_page(&state, &ws, &id, StatusCode::OK, done.notice(), None).await
