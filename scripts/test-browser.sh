@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Browser tests of the console: headless Chromium (Debian's `chromium`)
+# Browser tests of the console (tests/browser/*.test.mjs: the pages and
+# actions; users, roles and TOTP sign-in): headless Chromium (Debian's `chromium`)
 # driven by playwright-core, against a real `sendpromptly serve` on a temp
 # SQLite file and `sendpromptly listen` as the repair endpoint.
 #

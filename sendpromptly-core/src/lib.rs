@@ -17,6 +17,8 @@
 //! - [`stripe`] and [`shopify`]: provider signature verification and event
 //!   parsing into one normalised [`provider_event::EventReference`].
 //! - [`wire`]: the HTTP API's JSON shapes, shared by the server and the SDKs.
+//! - [`roles`] and [`totp`]: console roles per project and what each may do;
+//!   TOTP codes (RFC 6238) for console two-factor sign-in.
 //!
 //! ## Example
 //!
@@ -61,10 +63,12 @@ pub mod machine;
 pub mod model;
 pub mod provider_event;
 pub mod retry;
+pub mod roles;
 pub mod shopify;
 pub mod standard_webhooks;
 pub mod stripe;
 pub mod time;
+pub mod totp;
 pub mod validation;
 pub mod wire;
 

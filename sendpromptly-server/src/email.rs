@@ -119,6 +119,27 @@ pub async fn send(
     Ok(())
 }
 
+/// Sends a plain-text email (a console invitation or password-reset link)
+/// through the configured SMTP server.
+pub async fn send_text(
+    smtp: &SmtpSettings,
+    timeout: Duration,
+    to: &str,
+    subject: &str,
+    body: &str,
+) -> Result<(), EmailError> {
+    let message = Message::builder()
+        .from(mailbox(&smtp.from)?)
+        .to(mailbox(to)?)
+        .subject(subject)
+        .body(body.to_owned())?;
+    transport(smtp, timeout)?
+        .send(message)
+        .await
+        .map_err(|err| EmailError::from_send(smtp, err))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

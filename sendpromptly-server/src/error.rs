@@ -225,6 +225,12 @@ impl From<ServiceError> for ApiError {
                         .into(),
             },
             ServiceError::KeyRevoked => ApiError::InvalidApiKey,
+            // The API calls no console-user operation; were it to, a refusal
+            // is a conflict with the caller's rights.
+            ServiceError::Forbidden(message) => ApiError::Conflict {
+                kind: "forbidden",
+                message,
+            },
             ServiceError::Unavailable => ApiError::StorageUnavailable,
             ServiceError::Internal(detail) => ApiError::Internal(detail),
         }

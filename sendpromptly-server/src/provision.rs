@@ -101,31 +101,75 @@ pub enum UserError {
     Store(#[from] StoreError),
 }
 
-/// Creates a console user with an Argon2id password hash.
+/// Creates a console user with an Argon2id password hash, `admin` of every
+/// existing project (what `sendpromptly user create` without `--project`
+/// does, as before roles existed).
 pub async fn create_user(
     store: &dyn Store,
     email: &str,
     password: &str,
     now: Timestamp,
 ) -> Result<User, UserError> {
+    let user = new_user(store, email, Some(password), false, now).await?;
+    for project in store.list_projects().await? {
+        store
+            .set_member(
+                &project.id,
+                &user.id,
+                Some(sendpromptly_core::roles::Role::Admin),
+                now,
+            )
+            .await?;
+    }
+    Ok(user)
+}
+
+/// The email rule: one `@`, something either side, no spaces, at most 254.
+pub fn normalise_email(email: &str) -> Result<String, UserError> {
     let email = email.trim().to_lowercase();
     let valid = email.len() <= 254
         && email.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty() && !domain.is_empty() && !email.contains(char::is_whitespace)
         });
-    if !valid {
-        return Err(UserError::InvalidEmail(email));
+    if valid {
+        Ok(email)
+    } else {
+        Err(UserError::InvalidEmail(email))
     }
+}
+
+/// The password policy (at least 10 characters), then its Argon2id hash.
+pub fn hash_new_password(password: &str) -> Result<String, UserError> {
     if password.chars().count() < 10 {
         return Err(UserError::WeakPassword);
     }
-    let password_hash =
-        secrets::hash_password(password).map_err(|e| UserError::Hash(e.to_string()))?;
+    secrets::hash_password(password).map_err(|e| UserError::Hash(e.to_string()))
+}
+
+/// Creates a console user; without a password it cannot sign in until an
+/// invitation link sets one. `owner` makes it admin of every project.
+pub async fn new_user(
+    store: &dyn Store,
+    email: &str,
+    password: Option<&str>,
+    owner: bool,
+    now: Timestamp,
+) -> Result<User, UserError> {
+    let email = normalise_email(email)?;
+    let password_hash = match password {
+        Some(password) => hash_new_password(password)?,
+        None => String::new(),
+    };
+    // The first console user is the server-wide owner, however it was made.
+    let owner = owner || store.count_users().await? == 0;
     let user = User {
         id: ids::new_id(ids::USER, now, &mut rand::thread_rng()),
         email,
         password_hash,
         created_at: now,
+        disabled_at: None,
+        owner,
+        totp_enabled: false,
     };
     store.create_user(user.clone()).await?;
     Ok(user)
@@ -156,7 +200,8 @@ pub async fn first_start(store: &dyn Store, now: Timestamp) -> Result<FirstStart
     };
     let admin = if store.count_users().await? == 0 {
         let password = secrets::new_password();
-        match create_user(store, DEFAULT_ADMIN_EMAIL, &password, now).await {
+        // The first user is the server-wide owner: admin of every project.
+        match new_user(store, DEFAULT_ADMIN_EMAIL, Some(&password), true, now).await {
             Ok(_) => Some((DEFAULT_ADMIN_EMAIL.to_owned(), password)),
             Err(UserError::Store(StoreError::Conflict(_))) => None,
             Err(err) => return Err(err),

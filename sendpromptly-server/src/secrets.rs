@@ -371,6 +371,11 @@ pub fn provider_secret_context(project_id: &str, setting: &str) -> Vec<u8> {
     format!("provider_tap_settings\0{project_id}\0{setting}").into_bytes()
 }
 
+/// The context a console user's TOTP secret is sealed under.
+pub fn totp_secret_context(user_id: &str) -> Vec<u8> {
+    format!("console_totp\0{user_id}").into_bytes()
+}
+
 /// The context a stored idempotent response is sealed under.
 pub fn idempotency_context(project_id: &str, key: &str) -> Vec<u8> {
     format!("idempotency_keys\0{project_id}\0{key}").into_bytes()

@@ -23,6 +23,7 @@ use crate::store::{Store, StoreError};
 mod error;
 pub mod reconcile;
 pub mod reprocess;
+pub mod users;
 
 pub use error::CliError;
 
@@ -50,7 +51,7 @@ enum Command {
     Key(KeyCommand),
     /// Manage console users.
     #[command(subcommand)]
-    User(UserCommand),
+    User(users::UserCommand),
     /// Bulk-reprocess incidents after an outage: plan (--dry-run), start, follow with a progress bar.
     Reprocess(reprocess::ReprocessArgs),
     /// A development repair endpoint: verifies and prints repair callbacks (like `stripe listen`).
@@ -194,19 +195,6 @@ enum KeyCommand {
         /// The `key_` id.
         #[arg(long)]
         key_id: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum UserCommand {
-    /// Add a console user (prompts for the password when not given).
-    Create {
-        /// Login email.
-        #[arg(long)]
-        email: String,
-        /// Password (at least 10 characters); read from standard input if absent.
-        #[arg(long, env = "SENDPROMPTLY_USER_PASSWORD", hide_env_values = true)]
-        password: Option<String>,
     },
 }
 
@@ -425,14 +413,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let config = config::resolve_server(&serve, &file)?;
             provider_tap(store, config, &project.id, Some(&settings)).await
         }
-        Command::User(UserCommand::Create { email, password }) => {
-            let password = match password {
-                Some(password) => password,
-                None => read_password()?,
-            };
-            let user = provision::create_user(store.as_ref(), &email, &password, now).await?;
-            println!("created console user {}", user.email);
-            Ok(())
+        Command::User(command) => {
+            users::run(store.as_ref(), command, file.public_url.as_deref(), now).await
         }
     }
 }
@@ -577,7 +559,7 @@ async fn alerts_test(
     }
 }
 
-async fn resolve_project(
+pub(crate) async fn resolve_project(
     store: &dyn Store,
     name_or_id: &str,
 ) -> Result<crate::store::Project, CliError> {
@@ -696,7 +678,7 @@ async fn key(store: &dyn Store, command: KeyCommand, now: Timestamp) -> Result<(
     }
 }
 
-fn read_password() -> Result<String, CliError> {
+pub(crate) fn read_password() -> Result<String, CliError> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         eprint!("Password (at least 10 characters): ");

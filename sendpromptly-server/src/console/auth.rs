@@ -40,6 +40,10 @@ use crate::store::{Session, User};
 
 /// The session cookie.
 pub const SESSION_COOKIE: &str = "sp_session";
+/// The cookie of a signed-in-by-password session still waiting for its TOTP code.
+pub const PENDING_COOKIE: &str = "sp_2fa";
+/// How long the TOTP step of a sign-in may take.
+pub const PENDING_SECONDS: i64 = 10 * 60;
 /// The sign-in form's double-submit CSRF cookie.
 pub const LOGIN_CSRF_COOKIE: &str = "sp_login_csrf";
 /// How long a session lasts: 12 hours from sign-in.
@@ -356,21 +360,67 @@ pub async fn login(
             Some("Wrong email or password.".to_owned()),
         );
     };
+    if user.disabled_at.is_some() {
+        tracing::info!(%email, "console sign-in of a disabled user");
+        return login_form(
+            &state,
+            &headers,
+            StatusCode::FORBIDDEN,
+            next,
+            email,
+            Some("This account is disabled. Ask an admin of your project to enable it.".to_owned()),
+        );
+    }
+    if user.totp_enabled {
+        // The password was right; the session opens nothing until the code is given.
+        return start_session(&state, &headers, &user, &next, true).await;
+    }
     throttle.succeed(&key);
+    start_session(&state, &headers, &user, &next, false).await
+}
+
+/// Stores a new session and sets its cookie: a full one (redirect to
+/// `next`), or one waiting for the TOTP code (redirect to `/login/2fa`).
+async fn start_session(
+    state: &AppState,
+    headers: &HeaderMap,
+    user: &User,
+    next: &str,
+    pending_2fa: bool,
+) -> Response {
     let token = secrets::new_proof_token();
     let now = state.now();
+    let seconds = if pending_2fa {
+        PENDING_SECONDS
+    } else {
+        SESSION_SECONDS
+    };
     let session = Session {
         token_hash: secrets::hash_token(&token),
         user_id: user.id.clone(),
         created_at: now,
-        expires_at: now.plus_seconds(SESSION_SECONDS),
+        expires_at: now.plus_seconds(seconds),
+        pending_2fa,
     };
     if let Err(err) = state.store().create_session(session).await {
         return super::error_page(None, &err.into());
     }
+    let secure = is_secure(state, headers);
+    if pending_2fa {
+        tracing::info!(email = %user.email, "console sign-in: password right, TOTP code due");
+        let target = format!(
+            "/login/2fa?next={}",
+            url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
+        );
+        let mut response = Redirect::to(&target).into_response();
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            set_cookie(PENDING_COOKIE, &token, PENDING_SECONDS, "Strict", secure),
+        );
+        return response;
+    }
     tracing::info!(email = %user.email, "console sign-in");
-    let secure = is_secure(&state, &headers);
-    let mut response = Redirect::to(&next).into_response();
+    let mut response = Redirect::to(next).into_response();
     let cookies = response.headers_mut();
     cookies.append(
         header::SET_COOKIE,
@@ -380,7 +430,133 @@ pub async fn login(
         header::SET_COOKIE,
         set_cookie(LOGIN_CSRF_COOKIE, "", 0, "Strict", secure),
     );
+    cookies.append(
+        header::SET_COOKIE,
+        set_cookie(PENDING_COOKIE, "", 0, "Strict", secure),
+    );
     response
+}
+
+// ---------------------------------------------------------------------------
+// The second step of sign-in: the TOTP (or recovery) code
+
+#[derive(Template)]
+#[template(path = "console/login_2fa.html")]
+struct SecondFactorPage {
+    csrf: String,
+    next: String,
+    error: Option<String>,
+}
+
+/// The user of the request's TOTP-pending session, and its token hash.
+async fn pending_user(state: &AppState, headers: &HeaderMap) -> Option<(User, Vec<u8>)> {
+    let token = cookie(headers, PENDING_COOKIE).filter(|t| !t.is_empty() && t.len() <= 100)?;
+    let hash = secrets::hash_token(token);
+    let user = state
+        .store()
+        .pending_session_user(&hash, state.now())
+        .await
+        .ok()??;
+    Some((user, hash))
+}
+
+fn second_factor_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    next: String,
+    error: Option<String>,
+) -> Response {
+    let csrf = secrets::new_proof_token();
+    let mut response = render(
+        status,
+        &SecondFactorPage {
+            csrf: csrf.clone(),
+            next,
+            error,
+        },
+    );
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(
+            LOGIN_CSRF_COOKIE,
+            &csrf,
+            3600,
+            "Strict",
+            is_secure(state, headers),
+        ),
+    );
+    response
+}
+
+/// `GET /login/2fa`: asks for the code (no pending sign-in: back to sign-in).
+pub async fn second_factor_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<LoginQuery>,
+) -> Response {
+    let next = safe_next(query.next.as_deref());
+    if pending_user(&state, &headers).await.is_none() {
+        return Redirect::to("/login").into_response();
+    }
+    second_factor_form(&state, &headers, StatusCode::OK, next, None)
+}
+
+/// The code form.
+#[derive(Debug, Deserialize)]
+pub struct SecondFactorForm {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+/// `POST /login/2fa`: a right code (or an unused recovery code) turns the
+/// pending sign-in into a session; wrong codes count in the sign-in throttle.
+pub async fn second_factor(
+    State(state): State<AppState>,
+    Extension(throttle): Extension<Arc<LoginThrottle>>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Form(form): Form<SecondFactorForm>,
+) -> Response {
+    let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !tokens_match(&form.csrf, expected) {
+        return forbidden_page();
+    }
+    let next = safe_next(form.next.as_deref());
+    let Some((user, pending_hash)) = pending_user(&state, &headers).await else {
+        return Redirect::to("/login").into_response();
+    };
+    let key = (user.email.clone(), ip);
+    if let Err(wait) = throttle.check(&key) {
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        return second_factor_form(
+            &state,
+            &headers,
+            StatusCode::TOO_MANY_REQUESTS,
+            next,
+            Some(format!(
+                "Too many wrong codes. Try again in {minutes} minute(s)."
+            )),
+        );
+    }
+    let now = state.now();
+    match crate::service::users::second_factor(state.store(), &user, &form.code, now).await {
+        Ok(_) => {}
+        Err(err) => {
+            throttle.fail(key);
+            let err = PageError::from(err);
+            return second_factor_form(&state, &headers, err.status(), next, Some(err.message()));
+        }
+    }
+    throttle.succeed(&key);
+    if let Err(err) = state.store().delete_session(&pending_hash).await {
+        return super::error_page(None, &err.into());
+    }
+    start_session(&state, &headers, &user, &next, false).await
 }
 
 /// `POST /logout`: deletes the session and its cookie.

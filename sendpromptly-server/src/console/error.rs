@@ -74,6 +74,7 @@ impl From<ServiceError> for PageError {
                 StatusCode::UNAUTHORIZED,
                 "the API key is unknown or was revoked".into(),
             ),
+            ServiceError::Forbidden(message) => (StatusCode::FORBIDDEN, message),
             ServiceError::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "storage is temporarily unavailable; nothing was recorded, retry the request"

@@ -14,8 +14,13 @@
 //!   `manual_resolve`, `create_link`, …), as the API does, with
 //!   [`Actor::Console`], so the timeline names the user's email; a failure
 //!   is shown in the console's own words ([`PageError`], `error.rs`).
-//! - Console users are global; the project a page shows is chosen with the
-//!   project switcher (a cookie), defaulting to the first project.
+//! - A console user sees only the projects they are a member of, with a
+//!   role in each (`viewer`, `operator`, `admin`; the owner is admin of
+//!   all). The project a page shows is `?project=` or the switcher's cookie,
+//!   else their first project. The guard checks every protected route
+//!   against one table ([`access::RULES`]): not signed in is a redirect to
+//!   sign-in, a role too low or another project is a 403 page that says so.
+//! - Two-factor sign-in (TOTP) and the Users page: [`account`], `pages/users.rs`.
 
 use std::sync::Arc;
 
@@ -30,8 +35,12 @@ use axum::routing::{get, post};
 use sendpromptly_core::model::Actor;
 
 use crate::app::AppState;
+use crate::service::users as user_service;
 use crate::store::Project;
+use sendpromptly_core::roles::Role;
 
+pub mod access;
+mod account;
 pub mod auth;
 mod chart;
 mod error;
@@ -88,11 +97,34 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/settings/api-keys/{id}/revoke",
             post(pages::revoke_api_key),
         )
+        .route("/settings/require-2fa", post(pages::save_require_2fa))
+        .route("/users", get(pages::users).post(pages::create_user))
+        .route("/users/{id}/role", post(pages::user_role))
+        .route("/users/{id}/remove", post(pages::user_remove))
+        .route("/users/{id}/disable", post(pages::user_disable))
+        .route("/users/{id}/enable", post(pages::user_enable))
+        .route("/users/{id}/delete", post(pages::user_delete))
+        .route(
+            "/users/{id}/reset-password",
+            post(pages::user_reset_password),
+        )
+        .route("/users/{id}/reset-2fa", post(pages::user_reset_2fa))
+        .route("/account/2fa", get(account::totp_page))
+        .route("/account/2fa/confirm", post(account::totp_confirm))
+        .route("/account/2fa/disable", post(account::totp_disable))
         .route("/switch-project", post(pages::switch_project))
         .route("/logout", post(auth::logout))
         .layer(middleware::from_fn_with_state(state.clone(), guard));
     Router::new()
         .route("/login", get(auth::login_page).post(auth::login))
+        .route(
+            "/login/2fa",
+            get(auth::second_factor_page).post(auth::second_factor),
+        )
+        .route(
+            "/account/setup/{token}",
+            get(account::setup_page).post(account::setup),
+        )
         .route("/assets/htmx.min.js", get(htmx_js))
         .route("/assets/console.css", get(console_css))
         .merge(protected)
@@ -168,7 +200,50 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
         Ok(None) => return sign_in_first(&request),
         Err(err) => return error_page(None, &err),
     };
+    let matched = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let Some(need) = matched
+        .as_deref()
+        .and_then(|path| access::rule(request.method(), path))
+    else {
+        tracing::error!(path = %request.uri().path(), "console route without an access rule");
+        return refused_page(
+            "This page has no access rule, so it is refused to everyone. This is a bug; please report it.",
+        );
+    };
+    let ws = match workspace(
+        &state,
+        request.headers(),
+        request.uri().query(),
+        signed_in.clone(),
+    )
+    .await
+    {
+        Ok(ws) => ws,
+        Err(err) => return error_page(Some(&signed_in), &err),
+    };
+    if let access::Need::Role(needed) = need {
+        let Some(ws) = &ws else {
+            return refused_page(
+                "You are not a member of any project yet. Ask an admin of a project to add you.",
+            );
+        };
+        if !ws.role.allows(needed) {
+            return refused_page(&format!(
+                "This needs the {needed} role in project {}; your role there is {}. Ask an admin of the project.",
+                ws.project.name, ws.role
+            ));
+        }
+        if ws.requires_2fa && !signed_in.user.totp_enabled {
+            return Redirect::to("/account/2fa?required=1").into_response();
+        }
+    }
     let (mut parts, body) = request.into_parts();
+    if let Some(ws) = ws {
+        parts.extensions.insert(ws);
+    }
     let request = if parts.method == Method::POST {
         let bytes = match axum::body::to_bytes(body, MAX_FORM_BYTES).await {
             Ok(bytes) => bytes,
@@ -238,6 +313,8 @@ pub(crate) struct Layout {
     pub projects: Vec<ProjectChoice>,
     pub project_name: String,
     pub notice: Option<Notice>,
+    /// The user's role in the project (the navigation shows what it allows).
+    pub role: Role,
 }
 
 /// One entry of the project switcher.
@@ -268,11 +345,15 @@ impl Notice {
     }
 }
 
-/// The signed-in user and the project they are working on.
+/// The signed-in user, the project they are working on and their role in
+/// it, and the projects they may switch to (only their own).
+#[derive(Clone)]
 pub(crate) struct Workspace {
     pub signed_in: SignedIn,
     pub project: Project,
     pub projects: Vec<Project>,
+    pub role: Role,
+    pub requires_2fa: bool,
 }
 
 impl Workspace {
@@ -298,13 +379,13 @@ impl Workspace {
                 .collect(),
             project_name: self.project.name.clone(),
             notice: None,
+            role: self.role,
         }
     }
 }
 
-/// A page handler's workspace, from the session the guard found: a
-/// handler taking it gets the signed-in user and their project, or the
-/// request is answered with the error page.
+/// A page handler's workspace, as the guard resolved and checked it; a
+/// user with no project gets the 403 page.
 impl axum::extract::FromRequestParts<AppState> for Workspace {
     type Rejection = Response;
 
@@ -312,34 +393,56 @@ impl axum::extract::FromRequestParts<AppState> for Workspace {
         parts: &mut axum::http::request::Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let signed_in = SignedIn::from_request_parts(parts, state).await?;
-        workspace(state, &parts.headers, signed_in.clone())
-            .await
-            .map_err(|err| error_page(Some(&signed_in), &err))
+        let _ = SignedIn::from_request_parts(parts, state).await?;
+        parts.extensions.get::<Workspace>().cloned().ok_or_else(|| {
+            refused_page(
+                "You are not a member of any project yet. Ask an admin of a project to add you.",
+            )
+        })
     }
 }
 
 /// The name of the cookie remembering the chosen project.
 pub(crate) const PROJECT_COOKIE: &str = "sp_project";
 
-/// Resolves the project a request works on: the cookie's, else the first.
+/// Resolves the project a request works on among the user's own: the
+/// `?project=` parameter (another project's is refused), else the
+/// cookie's (ignored if not theirs), else their first. `None` when they
+/// belong to no project.
 pub(crate) async fn workspace(
     state: &AppState,
     headers: &HeaderMap,
+    query: Option<&str>,
     signed_in: SignedIn,
-) -> Result<Workspace, PageError> {
-    let projects = state.store().list_projects().await?;
-    let chosen = auth::cookie(headers, PROJECT_COOKIE);
-    let project = chosen
-        .and_then(|id| projects.iter().find(|p| p.id == id))
-        .or_else(|| projects.first())
-        .cloned()
-        .ok_or(PageError::not_found("project"))?;
-    Ok(Workspace {
+) -> Result<Option<Workspace>, PageError> {
+    let store = state.store();
+    let mine = user_service::projects_of(store, &signed_in.user).await?;
+    let asked = query.and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(name, _)| name == "project")
+            .map(|(_, value)| value.into_owned())
+    });
+    let chosen = match asked {
+        Some(wanted) => Some(mine.iter().find(|(p, _)| p.id == wanted).ok_or_else(|| {
+            PageError::from(crate::service::ServiceError::Forbidden(
+                "You are not a member of that project. Ask one of its admins to add you.".into(),
+            ))
+        })?),
+        None => auth::cookie(headers, PROJECT_COOKIE)
+            .and_then(|id| mine.iter().find(|(p, _)| p.id == id))
+            .or_else(|| mine.first()),
+    };
+    let Some((project, role)) = chosen.cloned() else {
+        return Ok(None);
+    };
+    let requires_2fa = store.project_requires_2fa(&project.id).await?;
+    Ok(Some(Workspace {
         signed_in,
         project,
-        projects,
-    })
+        projects: mine.into_iter().map(|(p, _)| p).collect(),
+        role,
+        requires_2fa,
+    }))
 }
 
 #[derive(Template)]
@@ -381,6 +484,18 @@ pub(crate) fn error_page(signed_in: Option<&SignedIn>, err: &PageError) -> Respo
             title: title.to_owned(),
             message: err.message(),
             signed_in: signed_in.is_some(),
+        },
+    )
+}
+
+/// The 403 page of a signed-in user refused by their role or project.
+pub(crate) fn refused_page(message: &str) -> Response {
+    render(
+        StatusCode::FORBIDDEN,
+        &ErrorPage {
+            title: "Not allowed".to_owned(),
+            message: message.to_owned(),
+            signed_in: true,
         },
     )
 }

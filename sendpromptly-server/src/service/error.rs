@@ -36,6 +36,10 @@ pub enum ServiceError {
     /// The API key is revoked or not this project's.
     #[error("invalid API key: it is unknown or was revoked")]
     KeyRevoked,
+    /// The acting console user may not do this (their role, or the target
+    /// is beyond their projects); the message says what is missing.
+    #[error("{0}")]
+    Forbidden(String),
     /// Storage is unreachable or failing (logged where it was converted).
     #[error("storage is temporarily unavailable; nothing was recorded, retry the request")]
     Unavailable,
@@ -97,6 +101,18 @@ impl From<StoreError> for ServiceError {
                 ServiceError::Unavailable
             }
             other => ServiceError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::provision::UserError> for ServiceError {
+    fn from(err: crate::provision::UserError) -> Self {
+        use crate::provision::UserError;
+        match err {
+            UserError::InvalidEmail(_) => ServiceError::invalid("email", err.to_string()),
+            UserError::WeakPassword => ServiceError::invalid("password", err.to_string()),
+            UserError::Hash(detail) => ServiceError::Internal(detail),
+            UserError::Store(store) => store.into(),
         }
     }
 }

@@ -24,6 +24,7 @@ use sendpromptly_core::Timestamp;
 use sendpromptly_core::machine::{AttemptReport, Command, Context, EventRecord, TransitionError};
 use sendpromptly_core::model::{EventKey, Provider, TimelineEntry};
 use sendpromptly_core::retry::NextStep;
+use sendpromptly_core::roles::Role;
 use sendpromptly_core::wire::ReprocessBatchItem;
 
 mod codec;
@@ -184,6 +185,73 @@ pub trait Store: Send + Sync + 'static {
     async fn session_user(&self, token_hash: &[u8], now: Timestamp) -> StoreResult<Option<User>>;
     /// Deletes a session (sign-out); deleting an unknown session is not an error.
     async fn delete_session(&self, token_hash: &[u8]) -> StoreResult<()>;
+
+    /// A console user by `usr_` id.
+    async fn user_by_id(&self, user_id: &str) -> StoreResult<Option<User>>;
+    /// The user of a session still waiting for its TOTP code (a
+    /// [`Session::pending_2fa`] one), if it has not expired at `now`.
+    async fn pending_session_user(
+        &self,
+        token_hash: &[u8],
+        now: Timestamp,
+    ) -> StoreResult<Option<User>>;
+    /// Sets a user's password hash and ends every session of the user.
+    async fn set_user_password(&self, user_id: &str, password_hash: &str) -> StoreResult<()>;
+    /// Disables (`Some(at)`: every session of the user ends at once) or
+    /// enables (`None`) a user. `NotFound("user")` if there is none.
+    async fn set_user_disabled(&self, user_id: &str, at: Option<Timestamp>) -> StoreResult<()>;
+    /// Deletes a user with their sessions, memberships, links and codes.
+    async fn delete_user(&self, user_id: &str) -> StoreResult<()>;
+    /// Gives `user_id` `role` in a project (`None` removes them).
+    async fn set_member(
+        &self,
+        project_id: &str,
+        user_id: &str,
+        role: Option<Role>,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+    /// The projects a user is a member of and their role in each.
+    async fn memberships(&self, user_id: &str) -> StoreResult<Vec<(String, Role)>>;
+    /// A project's members and their roles, oldest user first.
+    async fn members(&self, project_id: &str) -> StoreResult<Vec<(User, Role)>>;
+    /// Stores a one-time invitation or reset link (only its hash).
+    async fn create_user_token(&self, token: UserToken) -> StoreResult<()>;
+    /// Uses a one-time link: marks it used and answers its user id, once,
+    /// if it is of `kind` and has not expired at `now`.
+    async fn take_user_token(
+        &self,
+        kind: &str,
+        token_hash: &[u8],
+        now: Timestamp,
+    ) -> StoreResult<Option<String>>;
+    /// A user's TOTP secret (opened with the keyring), whether a code
+    /// confirmed it, and the last accepted step.
+    async fn user_totp(&self, user_id: &str) -> StoreResult<Option<TotpState>>;
+    /// Stores (sealed) or clears a user's TOTP secret; resets the last step.
+    async fn set_user_totp(
+        &self,
+        user_id: &str,
+        secret: Option<&[u8]>,
+        enabled: bool,
+    ) -> StoreResult<()>;
+    /// Records that `step`'s code was used: `false` if that step or a later
+    /// one was used already (a replay).
+    async fn claim_totp_step(&self, user_id: &str, step: i64) -> StoreResult<bool>;
+    /// Replaces a user's recovery codes with these SHA-256 hashes.
+    async fn replace_recovery_codes(&self, user_id: &str, hashes: Vec<Vec<u8>>) -> StoreResult<()>;
+    /// Uses a recovery code once: `false` if unknown or used already.
+    async fn use_recovery_code(
+        &self,
+        user_id: &str,
+        code_hash: &[u8],
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// How many of a user's recovery codes are unused.
+    async fn recovery_codes_left(&self, user_id: &str) -> StoreResult<u64>;
+    /// Whether a project's members must use TOTP.
+    async fn project_requires_2fa(&self, project_id: &str) -> StoreResult<bool>;
+    /// Sets whether a project's members must use TOTP.
+    async fn set_project_requires_2fa(&self, project_id: &str, required: bool) -> StoreResult<()>;
 
     /// How many of the project's incidents are in each state.
     async fn incident_counts(&self, project_id: &str) -> StoreResult<IncidentCounts>;

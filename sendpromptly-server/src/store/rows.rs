@@ -122,6 +122,9 @@ pub(super) fn user(row: &impl RowExt) -> StoreResult<User> {
         email: row.text("email")?,
         password_hash: row.text("password_hash")?,
         created_at: ts(row.int("created_at")?),
+        disabled_at: row.opt_int("disabled_at")?.map(ts),
+        owner: row.boolean("owner")?,
+        totp_enabled: row.boolean("totp_enabled")?,
     })
 }
 

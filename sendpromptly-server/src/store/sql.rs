@@ -441,21 +441,96 @@ pub(super) const STORED_SIGNING_SECRETS: &str =
 pub(super) const RESEAL_SIGNING_SECRET: &str =
     "UPDATE signing_secrets SET secret = $1 WHERE id = $2";
 
-pub(super) const INSERT_USER: &str =
-    "INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)";
+/// The columns [`super::rows::user`] decodes.
+macro_rules! user_columns {
+    ($p:literal) => {
+        concat!(
+            $p,
+            "id, ",
+            $p,
+            "email, ",
+            $p,
+            "password_hash, ",
+            $p,
+            "created_at, ",
+            $p,
+            "disabled_at, ",
+            $p,
+            "owner, ",
+            $p,
+            "totp_enabled"
+        )
+    };
+}
+
+pub(super) const INSERT_USER: &str = "INSERT INTO users (id, email, password_hash, created_at, \
+     owner) VALUES ($1, $2, $3, $4, $5)";
 pub(super) const USER_BY_EMAIL: &str =
-    "SELECT id, email, password_hash, created_at FROM users WHERE email = $1";
+    concat!("SELECT ", user_columns!(""), " FROM users WHERE email = $1");
+pub(super) const USER_BY_ID: &str =
+    concat!("SELECT ", user_columns!(""), " FROM users WHERE id = $1");
 pub(super) const COUNT_USERS: &str = "SELECT COUNT(*) AS n FROM users";
-pub(super) const USERS: &str =
-    "SELECT id, email, password_hash, created_at FROM users ORDER BY created_at, id";
+pub(super) const USERS: &str = concat!(
+    "SELECT ",
+    user_columns!(""),
+    " FROM users ORDER BY created_at, id"
+);
 pub(super) const DELETE_EXPIRED_SESSIONS: &str =
     "DELETE FROM console_sessions WHERE expires_at <= $1";
 pub(super) const INSERT_SESSION: &str = "INSERT INTO console_sessions (token_hash, user_id, \
-     created_at, expires_at) VALUES ($1, $2, $3, $4)";
-pub(super) const SESSION_USER: &str = "SELECT u.id, u.email, u.password_hash, u.created_at \
-     FROM console_sessions s JOIN users u ON u.id = s.user_id \
-     WHERE s.token_hash = $1 AND s.expires_at > $2";
+     created_at, expires_at, pending_2fa) VALUES ($1, $2, $3, $4, $5)";
+/// A live session of an enabled user; `$3` picks full or TOTP-pending ones.
+pub(super) const SESSION_USER: &str = concat!(
+    "SELECT ",
+    user_columns!("u."),
+    " FROM console_sessions s JOIN users u ON u.id = s.user_id \
+     WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.pending_2fa = $3 \
+     AND u.disabled_at IS NULL"
+);
 pub(super) const DELETE_SESSION: &str = "DELETE FROM console_sessions WHERE token_hash = $1";
+pub(super) const DELETE_USER_SESSIONS: &str = "DELETE FROM console_sessions WHERE user_id = $1";
+pub(super) const SET_USER_PASSWORD: &str = "UPDATE users SET password_hash = $2 WHERE id = $1";
+pub(super) const SET_USER_DISABLED: &str = "UPDATE users SET disabled_at = $2 WHERE id = $1";
+pub(super) const DELETE_USER_MEMBERS: &str = "DELETE FROM project_members WHERE user_id = $1";
+pub(super) const DELETE_USER_TOKENS: &str = "DELETE FROM user_tokens WHERE user_id = $1";
+pub(super) const DELETE_USER_RECOVERY_CODES: &str = "DELETE FROM recovery_codes WHERE user_id = $1";
+pub(super) const DELETE_USER: &str = "DELETE FROM users WHERE id = $1";
+pub(super) const UPSERT_MEMBER: &str = "INSERT INTO project_members (project_id, user_id, role, \
+     created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (project_id, user_id) DO UPDATE SET \
+     role = excluded.role";
+pub(super) const DELETE_MEMBER: &str =
+    "DELETE FROM project_members WHERE project_id = $1 AND user_id = $2";
+pub(super) const MEMBERSHIPS: &str =
+    "SELECT project_id, role FROM project_members WHERE user_id = $1 ORDER BY project_id";
+pub(super) const MEMBERS: &str = concat!(
+    "SELECT ",
+    user_columns!("u."),
+    ", m.role FROM project_members m JOIN users u ON u.id = m.user_id \
+     WHERE m.project_id = $1 ORDER BY u.created_at, u.id"
+);
+pub(super) const INSERT_USER_TOKEN: &str = "INSERT INTO user_tokens (token_hash, user_id, kind, \
+     created_at, expires_at) VALUES ($1, $2, $3, $4, $5)";
+pub(super) const USER_TOKEN: &str = "SELECT user_id FROM user_tokens WHERE token_hash = $1 \
+     AND kind = $2 AND used_at IS NULL AND expires_at > $3";
+pub(super) const USE_USER_TOKEN: &str =
+    "UPDATE user_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL";
+pub(super) const USER_TOTP: &str =
+    "SELECT totp_secret, totp_enabled, totp_last_step FROM users WHERE id = $1";
+pub(super) const SET_USER_TOTP: &str = "UPDATE users SET totp_secret = $2, totp_enabled = $3, \
+     totp_last_step = NULL WHERE id = $1";
+pub(super) const CLAIM_TOTP_STEP: &str = "UPDATE users SET totp_last_step = $2 WHERE id = $1 \
+     AND (totp_last_step IS NULL OR totp_last_step < $2)";
+pub(super) const INSERT_RECOVERY_CODE: &str =
+    "INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)";
+pub(super) const USE_RECOVERY_CODE: &str = "UPDATE recovery_codes SET used_at = $3 \
+     WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL";
+pub(super) const RECOVERY_CODES_LEFT: &str =
+    "SELECT COUNT(*) AS n FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL";
+pub(super) const PROJECT_REQUIRES_2FA: &str =
+    "SELECT require_2fa FROM project_console_policy WHERE project_id = $1";
+pub(super) const SET_PROJECT_REQUIRES_2FA: &str = "INSERT INTO project_console_policy \
+     (project_id, require_2fa) VALUES ($1, $2) ON CONFLICT (project_id) DO UPDATE SET \
+     require_2fa = excluded.require_2fa";
 
 pub(super) const INCIDENT_COUNTS: &str =
     "SELECT state, COUNT(*) AS n FROM incidents WHERE project_id = $1 GROUP BY state";

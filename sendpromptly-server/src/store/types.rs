@@ -114,10 +114,42 @@ pub struct User {
     pub id: String,
     /// Login email (unique, lower-case).
     pub email: String,
-    /// Argon2 PHC string.
+    /// Argon2 PHC string (empty until an invited user sets a password).
     pub password_hash: String,
     /// When it was created.
     pub created_at: Timestamp,
+    /// When it was disabled (its sessions end, it cannot sign in).
+    pub disabled_at: Option<Timestamp>,
+    /// The server-wide owner: `admin` of every project, new ones included.
+    pub owner: bool,
+    /// Whether sign-in asks for a TOTP code.
+    pub totp_enabled: bool,
+}
+
+/// A one-time invitation or password-reset link as stored (its hash).
+#[derive(Clone, Debug, PartialEq)]
+pub struct UserToken {
+    /// SHA-256 of the token in the link.
+    pub token_hash: Vec<u8>,
+    /// The `usr_` id it sets the password of.
+    pub user_id: String,
+    /// `invite` or `reset`.
+    pub kind: String,
+    /// When it was made.
+    pub created_at: Timestamp,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+}
+
+/// A user's TOTP state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TotpState {
+    /// The secret (opened).
+    pub secret: Vec<u8>,
+    /// Whether a code confirmed it (sign-in asks for codes).
+    pub enabled: bool,
+    /// The last step whose code was accepted.
+    pub last_step: Option<i64>,
 }
 
 /// A console sign-in session as stored: never the session token itself,
@@ -132,6 +164,9 @@ pub struct Session {
     pub created_at: Timestamp,
     /// When the session stops working (absolute, not sliding).
     pub expires_at: Timestamp,
+    /// The password was right; the TOTP code is still due (the session
+    /// opens no page until it is given).
+    pub pending_2fa: bool,
 }
 
 /// How many of a project's incidents are in each state (the console overview).

@@ -34,6 +34,8 @@ pub struct Live {
     pub reprocess_blocked: Option<String>,
     pub needs_repair_url: bool,
     pub csrf: String,
+    /// The user's role allows Reprocess, resolve and proof links (operator+).
+    pub can_operate: bool,
 }
 
 /// A proof link in the incident's list.
@@ -103,6 +105,7 @@ fn live_of(ws: &Workspace, stored: &StoredEvent) -> Option<Live> {
         reprocess_blocked,
         needs_repair_url,
         csrf: ws.signed_in.csrf.clone(),
+        can_operate: ws.role.allows(sendpromptly_core::roles::Role::Operator),
     })
 }
 
@@ -181,13 +184,13 @@ pub async fn incident(
             .as_deref()
             .and_then(|wanted| ws.projects.iter().find(|p| p.id == wanted))
         {
+            // The guard already made `?project=` this request's project (a
+            // member's own only): remember it for the plain address.
             let mut response = see_other(&crate::links::incident_path(&id));
-            if project.id != ws.project.id {
-                response.headers_mut().append(
-                    header::SET_COOKIE,
-                    auth::set_cookie(PROJECT_COOKIE, &project.id, 365 * 24 * 3600, "Lax", secure),
-                );
-            }
+            response.headers_mut().append(
+                header::SET_COOKIE,
+                auth::set_cookie(PROJECT_COOKIE, &project.id, 365 * 24 * 3600, "Lax", secure),
+            );
             return Ok(response);
         }
         incident_page(&state, &ws, &id, StatusCode::OK, done.notice(), None).await

@@ -24,6 +24,7 @@ mod incident;
 mod incidents;
 mod overview;
 mod settings;
+mod users;
 
 pub use batches::{batch, batch_cancel, batch_new, batch_progress, batch_start};
 
@@ -73,6 +74,10 @@ pub use overview::overview;
 pub use settings::{
     create_api_key, revoke_api_key, rotate_secret, save_alerts, save_deadlines, save_general,
     save_provider_tap, settings, switch_project, test_alerts,
+};
+pub use users::{
+    create_user, save_require_2fa, user_delete, user_disable, user_enable, user_remove,
+    user_reset_2fa, user_reset_password, user_role, users,
 };
 
 type PageResult = Result<Response, Response>;

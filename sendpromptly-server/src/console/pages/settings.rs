@@ -144,11 +144,11 @@ async fn settings_page(
         })
         .collect();
     let users = store
-        .list_users()
+        .members(&project.id)
         .await
         .map_err(fail(ws))?
         .into_iter()
-        .map(|u| UserItem {
+        .map(|(u, _)| UserItem {
             email: u.email,
             created_at: display_time(u.created_at),
         })

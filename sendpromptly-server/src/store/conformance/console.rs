@@ -339,3 +339,246 @@ pub async fn free_text_search(store: &dyn Store) {
             .is_empty()
     );
 }
+
+/// Console users (migration 0010): disabling ends sessions at once and
+/// hides the user from the session check; memberships with roles; one-time
+/// links work once and expire; TOTP secrets are sealed at rest, steps are
+/// claimed once; recovery codes work once; the per-project 2FA policy;
+/// deleting a user removes everything of theirs.
+pub async fn console_users_roles_and_totp(store: &dyn Store) {
+    use sendpromptly_core::roles::Role;
+    let project = new_project(store).await;
+    let alice = new_user(store, T0).await;
+    store
+        .create_session(session(&alice, 41, T0, at(1000)))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .session_user(&[41; 32], at(1))
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // Disable: the session ends at once, enabling does not bring it back.
+    store
+        .set_user_disabled(&alice.id, Some(at(2)))
+        .await
+        .unwrap();
+    assert_eq!(store.session_user(&[41; 32], at(3)).await.unwrap(), None);
+    let disabled = store.user_by_id(&alice.id).await.unwrap().unwrap();
+    assert_eq!(disabled.disabled_at, Some(at(2)));
+    store
+        .create_session(session(&alice, 42, at(3), at(1000)))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.session_user(&[42; 32], at(4)).await.unwrap(),
+        None,
+        "disabled users have no session"
+    );
+    store.set_user_disabled(&alice.id, None).await.unwrap();
+    assert_eq!(store.session_user(&[41; 32], at(5)).await.unwrap(), None);
+    assert!(
+        store
+            .session_user(&[42; 32], at(5))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(matches!(
+        store.set_user_disabled("usr_nobody", None).await,
+        Err(StoreError::NotFound("user"))
+    ));
+
+    // A pending (TOTP due) session is not a session.
+    store
+        .create_session(Session {
+            pending_2fa: true,
+            ..session(&alice, 43, at(5), at(100))
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.session_user(&[43; 32], at(6)).await.unwrap(), None);
+    assert_eq!(
+        store
+            .pending_session_user(&[43; 32], at(6))
+            .await
+            .unwrap()
+            .map(|u| u.id),
+        Some(alice.id.clone())
+    );
+    assert_eq!(
+        store.pending_session_user(&[42; 32], at(6)).await.unwrap(),
+        None
+    );
+
+    // Memberships.
+    store
+        .set_member(&project.id, &alice.id, Some(Role::Viewer), T0)
+        .await
+        .unwrap();
+    store
+        .set_member(&project.id, &alice.id, Some(Role::Operator), T0)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.memberships(&alice.id).await.unwrap(),
+        vec![(project.id.clone(), Role::Operator)]
+    );
+    let members = store.members(&project.id).await.unwrap();
+    assert_eq!(members.len(), 1);
+    assert_eq!(members[0].1, Role::Operator);
+    store
+        .set_member(&project.id, &alice.id, None, T0)
+        .await
+        .unwrap();
+    assert!(store.memberships(&alice.id).await.unwrap().is_empty());
+    assert!(matches!(
+        store
+            .set_member("prj_nobody", &alice.id, Some(Role::Admin), T0)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // One-time links: once, until they expire; a new password ends sessions.
+    let token = UserToken {
+        token_hash: vec![7; 32],
+        user_id: alice.id.clone(),
+        kind: "invite".into(),
+        created_at: T0,
+        expires_at: at(100),
+    };
+    store.create_user_token(token.clone()).await.unwrap();
+    assert_eq!(
+        store
+            .take_user_token("reset", &[7; 32], at(1))
+            .await
+            .unwrap(),
+        None,
+        "kind must match"
+    );
+    assert_eq!(
+        store
+            .take_user_token("invite", &[7; 32], at(1))
+            .await
+            .unwrap(),
+        Some(alice.id.clone())
+    );
+    assert_eq!(
+        store
+            .take_user_token("invite", &[7; 32], at(2))
+            .await
+            .unwrap(),
+        None,
+        "once"
+    );
+    store
+        .create_user_token(UserToken {
+            token_hash: vec![8; 32],
+            ..token
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .take_user_token("invite", &[8; 32], at(100))
+            .await
+            .unwrap(),
+        None,
+        "expired"
+    );
+    store
+        .set_user_password(&alice.id, "$argon2id$v=19$new")
+        .await
+        .unwrap();
+    assert_eq!(store.session_user(&[42; 32], at(7)).await.unwrap(), None);
+
+    // TOTP: sealed at rest, opened on read, a step claimed once.
+    assert_eq!(store.user_totp(&alice.id).await.unwrap(), None);
+    store
+        .set_user_totp(&alice.id, Some(b"12345678901234567890"), false)
+        .await
+        .unwrap();
+    let state = store.user_totp(&alice.id).await.unwrap().unwrap();
+    assert_eq!(state.secret, b"12345678901234567890");
+    assert!(!state.enabled);
+    store
+        .set_user_totp(&alice.id, Some(&state.secret), true)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .user_by_id(&alice.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .totp_enabled
+    );
+    assert!(store.claim_totp_step(&alice.id, 100).await.unwrap());
+    assert!(
+        !store.claim_totp_step(&alice.id, 100).await.unwrap(),
+        "replay"
+    );
+    assert!(
+        !store.claim_totp_step(&alice.id, 99).await.unwrap(),
+        "older"
+    );
+    assert!(store.claim_totp_step(&alice.id, 101).await.unwrap());
+    assert_eq!(
+        store.user_totp(&alice.id).await.unwrap().unwrap().last_step,
+        Some(101)
+    );
+
+    // Recovery codes: each once.
+    store
+        .replace_recovery_codes(&alice.id, vec![vec![1; 32], vec![2; 32]])
+        .await
+        .unwrap();
+    assert_eq!(store.recovery_codes_left(&alice.id).await.unwrap(), 2);
+    assert!(
+        store
+            .use_recovery_code(&alice.id, &[1; 32], at(8))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .use_recovery_code(&alice.id, &[1; 32], at(9))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .use_recovery_code(&alice.id, &[3; 32], at(9))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.recovery_codes_left(&alice.id).await.unwrap(), 1);
+
+    // The per-project policy.
+    assert!(!store.project_requires_2fa(&project.id).await.unwrap());
+    store
+        .set_project_requires_2fa(&project.id, true)
+        .await
+        .unwrap();
+    assert!(store.project_requires_2fa(&project.id).await.unwrap());
+
+    // Delete: everything of theirs goes.
+    store
+        .set_member(&project.id, &alice.id, Some(Role::Admin), T0)
+        .await
+        .unwrap();
+    store.delete_user(&alice.id).await.unwrap();
+    assert_eq!(store.user_by_id(&alice.id).await.unwrap(), None);
+    assert!(store.members(&project.id).await.unwrap().is_empty());
+    assert_eq!(
+        store.pending_session_user(&[43; 32], at(6)).await.unwrap(),
+        None
+    );
+    assert!(matches!(
+        store.delete_user(&alice.id).await,
+        Err(StoreError::NotFound("user"))
+    ));
+}

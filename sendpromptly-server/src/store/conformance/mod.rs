@@ -40,7 +40,7 @@ use super::{
     AlertJob, ApiKey, Applied, DailyActivity, DeliveryJob, EventFilter, IdempotencyBegin,
     IdempotentOutcome, IdempotentRequest, IncidentCounts, IncidentFilter, NewBatchItem, NewProject,
     PaceReport, Page, PageRequest, Project, ProjectPatch, ProofLink, ReprocessBatch, ResealReport,
-    Session, Store, StoreError, StoreResult, StoredResponse, User,
+    Session, Store, StoreError, StoreResult, StoredResponse, User, UserToken,
 };
 use sendpromptly_core::machine::EventRecord;
 use sendpromptly_core::wire::ReprocessBatchCounts;
@@ -112,6 +112,7 @@ macro_rules! store_conformance_tests {
             concurrent_mixed_applies,
             concurrent_claims,
             console_sessions,
+            console_users_roles_and_totp,
             incident_counts_and_daily_activity,
             free_text_search,
             reprocess_batches,
@@ -417,6 +418,9 @@ async fn new_user(store: &dyn Store, created_at: Timestamp) -> User {
         email: format!("{}@example.com", unique("user")).to_lowercase(),
         password_hash: "$argon2id$v=19$stub".to_owned(),
         created_at,
+        disabled_at: None,
+        owner: false,
+        totp_enabled: false,
     };
     store.create_user(user.clone()).await.expect("create user");
     user
@@ -428,6 +432,7 @@ fn session(user: &User, token_byte: u8, created_at: Timestamp, expires_at: Times
         user_id: user.id.clone(),
         created_at,
         expires_at,
+        pending_2fa: false,
     }
 }
 

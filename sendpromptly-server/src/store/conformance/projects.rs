@@ -545,6 +545,9 @@ pub async fn users(store: &dyn Store) {
             email: email.clone(),
             password_hash: "$argon2id$v=19$stub".to_owned(),
             created_at: T0,
+            disabled_at: None,
+            owner: false,
+            totp_enabled: false,
         })
         .await
         .unwrap();
@@ -554,6 +557,9 @@ pub async fn users(store: &dyn Store) {
             email: email.to_uppercase(),
             password_hash: "$argon2id$v=19$other".to_owned(),
             created_at: T0,
+            disabled_at: None,
+            owner: false,
+            totp_enabled: false,
         })
         .await;
     assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");

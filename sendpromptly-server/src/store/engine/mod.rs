@@ -32,6 +32,7 @@ use sendpromptly_core::Timestamp;
 use sendpromptly_core::machine::{AttemptReport, Command, Context, EventRecord};
 use sendpromptly_core::model::{EventKey, Provider, TimelineEntry};
 use sendpromptly_core::retry::NextStep;
+use sendpromptly_core::roles::Role;
 use sendpromptly_core::wire::ReprocessBatchItem;
 use sqlx::{Database, Pool, Transaction};
 
@@ -45,7 +46,7 @@ use super::{
     IdempotentOutcome, IdempotentRequest, IncidentCounts, IncidentFilter, NewBatchItem, NewProject,
     PaceReport, Page, PageRequest, Project, ProjectPatch, ProofLink, ProviderTapSettings,
     ReconcileOutcome, ReconcilePass, ReconcileState, ReprocessBatch, ResealReport, Session,
-    SigningSecretRecord, Store, StoreResult, StoredEvent, SweepReport, User,
+    SigningSecretRecord, Store, StoreResult, StoredEvent, SweepReport, TotpState, User, UserToken,
 };
 use crate::secrets::Keyring;
 
@@ -54,6 +55,7 @@ mod reads;
 mod reconcile;
 mod settings;
 mod tap;
+mod users;
 mod work;
 
 pub(super) use persist::{apply_job, load_by_incident, valid_api_keys, write_outbox};
@@ -406,7 +408,13 @@ impl<B: Backend> Store for Engine<B> {
 
     async fn create_user(&self, user: User) -> StoreResult<()> {
         let email = user.email.trim().to_lowercase();
-        let row = args![&user.id, &email, &user.password_hash, ms(user.created_at)];
+        let row = args![
+            &user.id,
+            &email,
+            &user.password_hash,
+            ms(user.created_at),
+            user.owner
+        ];
         self.backend
             .write_one(sql::INSERT_USER, row)
             .await
@@ -444,7 +452,7 @@ impl<B: Backend> Store for Engine<B> {
     }
 
     async fn session_user(&self, token_hash: &[u8], now: Timestamp) -> StoreResult<Option<User>> {
-        self.read_optional(sql::SESSION_USER, args![token_hash, ms(now)])
+        self.read_optional(sql::SESSION_USER, args![token_hash, ms(now), false])
             .await?
             .as_ref()
             .map(rows::user)
@@ -455,6 +463,141 @@ impl<B: Backend> Store for Engine<B> {
         self.backend
             .write_one(sql::DELETE_SESSION, args![token_hash])
             .await?;
+        Ok(())
+    }
+
+    async fn user_by_id(&self, user_id: &str) -> StoreResult<Option<User>> {
+        self.read_optional(sql::USER_BY_ID, args![user_id])
+            .await?
+            .as_ref()
+            .map(rows::user)
+            .transpose()
+    }
+
+    async fn pending_session_user(
+        &self,
+        token_hash: &[u8],
+        now: Timestamp,
+    ) -> StoreResult<Option<User>> {
+        self.read_optional(sql::SESSION_USER, args![token_hash, ms(now), true])
+            .await?
+            .as_ref()
+            .map(rows::user)
+            .transpose()
+    }
+
+    async fn set_user_password(&self, user_id: &str, password_hash: &str) -> StoreResult<()> {
+        users::set_user_password(self, user_id, password_hash).await
+    }
+
+    async fn set_user_disabled(&self, user_id: &str, at: Option<Timestamp>) -> StoreResult<()> {
+        users::set_user_disabled(self, user_id, at).await
+    }
+
+    async fn delete_user(&self, user_id: &str) -> StoreResult<()> {
+        users::delete_user(self, user_id).await
+    }
+
+    async fn set_member(
+        &self,
+        project_id: &str,
+        user_id: &str,
+        role: Option<Role>,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        users::set_member(self, project_id, user_id, role, now).await
+    }
+
+    async fn memberships(&self, user_id: &str) -> StoreResult<Vec<(String, Role)>> {
+        self.read_all(sql::MEMBERSHIPS, args![user_id])
+            .await?
+            .iter()
+            .map(|row| Ok((row.text("project_id")?, users::role(row)?)))
+            .collect()
+    }
+
+    async fn members(&self, project_id: &str) -> StoreResult<Vec<(User, Role)>> {
+        self.read_all(sql::MEMBERS, args![project_id])
+            .await?
+            .iter()
+            .map(|row| Ok((rows::user(row)?, users::role(row)?)))
+            .collect()
+    }
+
+    async fn create_user_token(&self, token: UserToken) -> StoreResult<()> {
+        users::create_user_token(self, token).await
+    }
+
+    async fn take_user_token(
+        &self,
+        kind: &str,
+        token_hash: &[u8],
+        now: Timestamp,
+    ) -> StoreResult<Option<String>> {
+        users::take_user_token(self, kind, token_hash, now).await
+    }
+
+    async fn user_totp(&self, user_id: &str) -> StoreResult<Option<TotpState>> {
+        users::user_totp(self, user_id).await
+    }
+
+    async fn set_user_totp(
+        &self,
+        user_id: &str,
+        secret: Option<&[u8]>,
+        enabled: bool,
+    ) -> StoreResult<()> {
+        users::set_user_totp(self, user_id, secret, enabled).await
+    }
+
+    async fn claim_totp_step(&self, user_id: &str, step: i64) -> StoreResult<bool> {
+        let changed = self
+            .backend
+            .write_one(sql::CLAIM_TOTP_STEP, args![user_id, step])
+            .await?;
+        Ok(changed == 1)
+    }
+
+    async fn replace_recovery_codes(&self, user_id: &str, hashes: Vec<Vec<u8>>) -> StoreResult<()> {
+        users::replace_recovery_codes(self, user_id, hashes).await
+    }
+
+    async fn use_recovery_code(
+        &self,
+        user_id: &str,
+        code_hash: &[u8],
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let changed = self
+            .backend
+            .write_one(sql::USE_RECOVERY_CODE, args![user_id, code_hash, ms(now)])
+            .await?;
+        Ok(changed == 1)
+    }
+
+    async fn recovery_codes_left(&self, user_id: &str) -> StoreResult<u64> {
+        users::count(
+            &self
+                .read_one(sql::RECOVERY_CODES_LEFT, args![user_id])
+                .await?,
+        )
+    }
+
+    async fn project_requires_2fa(&self, project_id: &str) -> StoreResult<bool> {
+        match self
+            .read_optional(sql::PROJECT_REQUIRES_2FA, args![project_id])
+            .await?
+        {
+            Some(row) => row.boolean("require_2fa"),
+            None => Ok(false),
+        }
+    }
+
+    async fn set_project_requires_2fa(&self, project_id: &str, required: bool) -> StoreResult<()> {
+        self.backend
+            .write_one(sql::SET_PROJECT_REQUIRES_2FA, args![project_id, required])
+            .await
+            .map_err(|e| insert_error(e, "policy exists", "project"))?;
         Ok(())
     }
 

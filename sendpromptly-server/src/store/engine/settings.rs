@@ -171,7 +171,8 @@ pub(super) async fn create_session<B: Backend>(
         &session.token_hash,
         &session.user_id,
         ms(session.created_at),
-        ms(session.expires_at)
+        ms(session.expires_at),
+        session.pending_2fa
     ];
     B::Db::execute(&mut tx, sql::INSERT_SESSION, row)
         .await
