@@ -23,10 +23,16 @@ function setup(thread)
 end
 
 function done(summary, latency, requests)
-  -- Every answer, counted by status class (wrk counts non-2xx itself).
-  io.write(string.format("burst: %d answers, %d non-2xx, %d socket errors\n",
-    summary.requests, summary.errors.status,
-    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+  -- wrk's own duration is the -d cap; the storm's is first send to last answer.
+  local answered, first, last = 0, nil, nil
+  for _, thread in ipairs(threads) do
+    answered = answered + (thread:get("answered") or 0)
+    local s, l = thread:get("start"), thread:get("last")
+    if s and (first == nil or s < first) then first = s end
+    if l and (last == nil or l > last) then last = l end
+  end
+  io.write(string.format("storm: %d answers in %.2f s = %.0f/s\n", answered,
+    ((last or 0) - (first or 0)) / 1000, answered * 1000 / math.max(1, (last or 0) - (first or 0))))
 end
 
 function init(args)
@@ -58,5 +64,6 @@ end
 
 function response(status, headers, body)
   answered = answered + 1
+  last = now_ms()
   if answered >= total then wrk.thread:stop() end
 end
