@@ -141,7 +141,7 @@ count_events() {
 storm() {
     local engine="$1" url="$2" base="$3" key="$4" rate answers stored
     rate=$((burst / burst_seconds))
-    step "Burst ($engine): $burst receipts at $rate/s from $burst_conns connections, default rate limit"
+    step "Burst ($engine): $burst receipts at $rate/s from $burst_conns connections, rate limit: ${SENDPROMPTLY_API_RATE_LIMIT:-default}"
     # -d is only a cap (wrk waits it out): the script stops once all are answered.
     wrk -t1 -c"$burst_conns" -d"$((burst_seconds * 2 + 5))s" --latency -s bench/burst.lua "$base" -- storm "$key" "$burst" "$rate" >"$work/b.txt"
     if [[ "$(errors "$work/b.txt")" != "0" ]]; then

@@ -130,7 +130,8 @@ if [[ "$what" == "loop" || "$what" == "all" ]]; then
     step "SDK in the loop: wrk, the same receipts (Idempotency-Key each)"
     wrk_low="$(wrk_at "$threads")"; echo "wrk $threads connections: $wrk_low req/s"
     step "Python: Client.receipt from $threads threads, AsyncClient from $tasks tasks, the GIL, background"
-    "$py" bench/sdk_loop.py | tee "$work/py.txt"
+    "$py" bench/sdk_loop.py threads async gil | tee "$work/py.txt"
+    "$py" bench/sdk_loop.py background | tee -a "$work/py.txt"
     wrk_high="$(wrk_at "$tasks")"; echo "wrk $tasks connections: $wrk_high req/s"
     step "Node: $tasks concurrent promises, background"
     node bench/sdk_node_loop.js | tee "$work/node.txt"
@@ -141,4 +142,5 @@ if [[ "$what" == "loop" || "$what" == "all" ]]; then
     echo "Node, $tasks promises:                   $(value node_promises_rps "$work/node.txt") req/s = $(ratio "$(value node_promises_rps "$work/node.txt")" "$wrk_high") x wrk"
     echo "GIL: a spinning thread kept $(value gil_spin_share "$work/py.txt") of its solo speed while $threads threads waited on receipts (holding the GIL would leave ~$(value gil_fair_share_if_held "$work/py.txt"))"
     echo "background enqueue: Python $(value bg_enqueue_us "$work/py.txt") us, Node $(value node_bg_enqueue_us "$work/node.txt") us per signal"
+    echo "background memory, full queue: Python $(value bg_rss_full_queue_kib "$work/py.txt") KiB, past capacity +$(value bg_rss_growth_past_capacity_kib "$work/py.txt") KiB; Node $(value node_bg_rss_full_queue_kib "$work/node.txt") KiB, past capacity +$(value node_bg_rss_growth_past_capacity_kib "$work/node.txt") KiB"
 fi

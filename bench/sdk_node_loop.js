@@ -37,7 +37,7 @@ async function promises() {
 }
 
 async function background() {
-  const capacity = QUICK ? 2000 : 10000
+  const capacity = Number(process.env.BENCH_BG_CAPACITY || (QUICK ? 2000 : 100000))
   const sp = new SendPromptly({ apiKey, baseUrl: 'http://127.0.0.1:9' })
   const bg = sp.background({ capacity, onDrop: () => {} })
   global.gc && global.gc()
