@@ -134,7 +134,7 @@ if [[ "$what" == "loop" || "$what" == "all" ]]; then
     "$py" bench/sdk_loop.py background | tee -a "$work/py.txt"
     wrk_high="$(wrk_at "$tasks")"; echo "wrk $tasks connections: $wrk_high req/s"
     step "Node: $tasks concurrent promises, background"
-    node bench/sdk_node_loop.js | tee "$work/node.txt"
+    node --expose-gc bench/sdk_node_loop.js | tee "$work/node.txt"
     ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / (b > 0 ? b : 1)}'; }
     echo "---- SDK in the loop (same server, same receipts; ratio to wrk at the same concurrency)"
     echo "Python Client.receipt, $threads threads: $(value python_threads_rps "$work/py.txt") req/s = $(ratio "$(value python_threads_rps "$work/py.txt")" "$wrk_low") x wrk"
@@ -142,5 +142,6 @@ if [[ "$what" == "loop" || "$what" == "all" ]]; then
     echo "Node, $tasks promises:                   $(value node_promises_rps "$work/node.txt") req/s = $(ratio "$(value node_promises_rps "$work/node.txt")" "$wrk_high") x wrk"
     echo "GIL: a spinning thread kept $(value gil_spin_share "$work/py.txt") of its solo speed while $threads threads waited on receipts (holding the GIL would leave ~$(value gil_fair_share_if_held "$work/py.txt"))"
     echo "background enqueue: Python $(value bg_enqueue_us "$work/py.txt") us, Node $(value node_bg_enqueue_us "$work/node.txt") us per signal"
-    echo "background memory, full queue: Python $(value bg_rss_full_queue_kib "$work/py.txt") KiB, past capacity +$(value bg_rss_growth_past_capacity_kib "$work/py.txt") KiB; Node $(value node_bg_rss_full_queue_kib "$work/node.txt") KiB, past capacity +$(value node_bg_rss_growth_past_capacity_kib "$work/node.txt") KiB"
+    echo "background memory, full queue: Python $(value bg_rss_full_queue_kib "$work/py.txt") KiB ($(value bg_bytes_per_queued_signal "$work/py.txt") bytes per signal), past capacity +$(value bg_rss_growth_past_capacity_kib "$work/py.txt") KiB; Node $(value node_bg_rss_full_queue_kib "$work/node.txt") KiB ($(value node_bg_bytes_per_queued_signal "$work/node.txt") bytes per signal), past capacity +$(value node_bg_rss_growth_past_capacity_kib "$work/node.txt") KiB"
+    echo "client CPU per call: Python threads $(value python_threads_cpu_us_per_call "$work/py.txt") us, async $(value python_async_cpu_us_per_call "$work/py.txt") us"
 fi

@@ -40,8 +40,12 @@ def rss_kib() -> int:
     return 0
 
 
+CPU = {}
+
+
 def threads(client: sendpromptly.Client, n: int, seconds: float, tag: str) -> float:
-    """Receipts per second from n threads, each calling client.receipt in a loop."""
+    """Receipts per second from n threads, each calling client.receipt in a
+    loop; the process's CPU per call goes to CPU[tag]."""
     stop = time.perf_counter() + seconds
     counts = [0] * n
 
@@ -53,12 +57,13 @@ def threads(client: sendpromptly.Client, n: int, seconds: float, tag: str) -> fl
                            event_type="invoice.paid", subject="cus_bench")
         counts[i] = j
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     pool = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
     for t in pool:
         t.start()
     for t in pool:
         t.join()
+    CPU[tag] = (time.process_time() - cpu) * 1e6 / max(1, sum(counts))
     return sum(counts) / (time.perf_counter() - started)
 
 
@@ -76,8 +81,9 @@ async def tasks(n: int, seconds: float) -> float:
                                  event_type="invoice.paid", subject="cus_bench")
         counts[i] = j
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker(i) for i in range(n)))
+    CPU["async"] = (time.process_time() - cpu) * 1e6 / max(1, sum(counts))
     return sum(counts) / (time.perf_counter() - started)
 
 
@@ -132,7 +138,8 @@ def background() -> None:
     print(f"bg_enqueue_us={elapsed * 1e6 / capacity:.2f}")
     print(f"bg_accepted={taken} of {capacity}")
     print(f"bg_dropped_queue_full={stats.dropped_queue_full}")
-    print(f"bg_rss_full_queue_kib={full - before} ({(full - before) * 1024 / capacity:.0f} bytes per queued signal)")
+    print(f"bg_rss_full_queue_kib={full - before}")
+    print(f"bg_bytes_per_queued_signal={(full - before) * 1024 / capacity:.0f}")
     print(f"bg_rss_growth_past_capacity_kib={after - full}")
 
 
@@ -146,9 +153,11 @@ def main() -> None:
     if "threads" in what:
         print(f"python_threads={THREADS}")
         print(f"python_threads_rps={threads(client, THREADS, DURATION, 'sync'):.0f}")
+        print(f"python_threads_cpu_us_per_call={CPU['sync']:.0f}")
     if "async" in what:
         print(f"python_tasks={TASKS}")
         print(f"python_async_rps={asyncio.run(tasks(TASKS, DURATION)):.0f}")
+        print(f"python_async_cpu_us_per_call={CPU['async']:.0f}")
     if "gil" in what:
         gil(client, DURATION)
     if "background" in what:

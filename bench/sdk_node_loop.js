@@ -39,26 +39,31 @@ async function promises() {
 async function background() {
   const capacity = Number(process.env.BENCH_BG_CAPACITY || (QUICK ? 2000 : 100000))
   const sp = new SendPromptly({ apiKey, baseUrl: 'http://127.0.0.1:9' })
-  const bg = sp.background({ capacity, onDrop: () => {} })
-  global.gc && global.gc()
-  const before = process.memoryUsage().rss
+  const bg = sp.background({ capacity })
+  const settle = async () => {
+    for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve))
+    global.gc && global.gc()
+    return process.memoryUsage().rss
+  }
+  const before = await settle()
   const started = process.hrtime.bigint()
   let taken = 0
   for (let i = 0; i < capacity; i++) {
     if (bg.receipt({ provider: 'stripe', eventId: `evt_nbg_${RUN}_${i}`, eventType: 'invoice.paid', subject: 'cus_bench' })) taken++
   }
   const us = Number(process.hrtime.bigint() - started) / 1000 / capacity
-  const full = process.memoryUsage().rss
+  const full = await settle()
   for (let i = 0; i < capacity; i++) {
     bg.receipt({ provider: 'stripe', eventId: `evt_nbgx_${RUN}_${i}`, eventType: 'invoice.paid', subject: 'cus_bench' })
   }
-  const after = process.memoryUsage().rss
+  const after = await settle()
   const stats = bg.stats()
   await bg.shutdown(100)
   console.log(`node_bg_enqueue_us=${us.toFixed(2)}`)
   console.log(`node_bg_accepted=${taken} of ${capacity}`)
   console.log(`node_bg_dropped_queue_full=${stats.droppedQueueFull}`)
   console.log(`node_bg_rss_full_queue_kib=${Math.round((full - before) / 1024)}`)
+  console.log(`node_bg_bytes_per_queued_signal=${Math.round((full - before) / capacity)}`)
   console.log(`node_bg_rss_growth_past_capacity_kib=${Math.round((after - full) / 1024)}`)
 }
 
