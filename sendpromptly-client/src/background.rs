@@ -689,9 +689,9 @@ async fn deliver(client: &Client, retry: &RetryConfig, shared: &Shared, item: &Q
                 throttled = throttled.saturating_add(1);
                 shared.counters.throttled.fetch_add(1, Ordering::Relaxed);
                 // The server's Retry-After, or the policy's backoff without one.
-                let wait = api.retry_after.unwrap_or_else(|| {
-                    retry.backoff(throttled, rand::random::<f64>())
-                });
+                let wait = api
+                    .retry_after
+                    .unwrap_or_else(|| retry.backoff(throttled, rand::random::<f64>()));
                 tracing::debug!(
                     signal = %item.signal.describe(),
                     wait_ms = wait.as_millis() as u64,

@@ -316,7 +316,10 @@ async fn main() {
         );
     }
     let fill = start.elapsed();
-    println!("fill: {pending} pending events in {:.1} s", fill.as_secs_f64());
+    println!(
+        "fill: {pending} pending events in {:.1} s",
+        fill.as_secs_f64()
+    );
 
     // Sweeper CPU with nothing due: a fixed window of passes every 250 ms.
     let cpu0 = cpu_time();

@@ -95,7 +95,9 @@ pub(super) async fn search_events<B: Backend>(
             .bind(project_id)
             .push(" AND provider IN (");
         for (i, provider) in sendpromptly_core::model::Provider::ALL.iter().enumerate() {
-            query.push(if i == 0 { "" } else { ", " }).bind(provider.as_str());
+            query
+                .push(if i == 0 { "" } else { ", " })
+                .bind(provider.as_str());
         }
         query.push(") AND event_id = ").bind(event_id).push(")");
     }
