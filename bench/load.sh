@@ -19,7 +19,9 @@
 # BENCH_BURST receipts (default 100,000) paced to arrive within 10 s from 64
 # connections (bench/burst.lua), against the server restarted with the
 # DEFAULT per-key rate limit; every answer must be 2xx and every receipt is
-# counted in the database afterwards; p50/p99 are printed.
+# counted in the database afterwards; p50/p99 are printed. To see the burst
+# against another limit, set SENDPROMPTLY_API_RATE_LIMIT/_BURST (the
+# throughput runs still turn it off).
 #
 # Settings (environment):
 #   BENCH_RUNS         repetitions (default 3)
