@@ -14,13 +14,23 @@
 #   4. plain requests at about half the rate of 2, with latency percentiles.
 # Prints each run, then min/median/max, the ingest/healthz and
 # idempotent/plain ratios, the server's resident memory and the on-disk bytes
-# per event (SQLite).
+# per event (SQLite). Each measurement runs once per connection count
+# (BENCH_CONNECTIONS, default "32 128"). Then the burst: a renewal storm of
+# BENCH_BURST receipts (default 100,000) paced to arrive within 10 s from 64
+# connections (bench/burst.lua), against the server restarted with the
+# DEFAULT per-key rate limit; every answer must be 2xx and every receipt is
+# counted in the database afterwards; p50/p99 are printed. To see the burst
+# against another limit, set SENDPROMPTLY_API_RATE_LIMIT/_BURST (the
+# throughput runs still turn it off).
 #
 # Settings (environment):
 #   BENCH_RUNS         repetitions (default 3)
 #   BENCH_DURATION     seconds per measurement (default 10)
-#   BENCH_CONNECTIONS  concurrent connections (default 128: webhook senders are
-#                      many; group commit needs concurrency to fill its groups)
+#   BENCH_CONNECTIONS  concurrent connections, one or more (default "32 128":
+#                      a few dozen handlers, and many webhook senders)
+#   BENCH_BURST        receipts in the burst (default 100000; 0 skips it),
+#   BENCH_BURST_SECONDS  over this many seconds (default 10), from
+#   BENCH_BURST_CONNECTIONS  connections (default 64)
 #   SENDPROMPTLY_BIN   a prebuilt server binary (default: cargo build --release)
 #   BENCH_QUICK=1      smoke run: a debug build unless SENDPROMPTLY_BIN is set
 #   CARGO_TARGET_DIR   cargo's target directory (default target/)
@@ -35,7 +45,10 @@ engines="${1:-sqlite}"
 [[ "$engines" == "all" ]] && engines="sqlite postgres"
 runs="${BENCH_RUNS:-3}"
 duration="${BENCH_DURATION:-10}"
-conns="${BENCH_CONNECTIONS:-128}"
+conn_list="${BENCH_CONNECTIONS:-32 128}"
+burst="${BENCH_BURST:-100000}"
+burst_seconds="${BENCH_BURST_SECONDS:-10}"
+burst_conns="${BENCH_BURST_CONNECTIONS:-64}"
 
 ensure_wrk
 ensure_server_binary
@@ -79,19 +92,79 @@ bench_engine() {
     key="$("$bin" --database-url "$url" --log-format json project create --name "bench-$engine" --json 2>/dev/null \
         | python3 -c 'import json, sys; print(json.load(sys.stdin)["api_key"])')"
     port="$(free_port)"
-    SENDPROMPTLY_API_RATE_LIMIT=0 "$bin" --database-url "$url" --log-format json serve --listen "127.0.0.1:$port" >"$work/server-$engine.log" 2>&1 &
+    # The rate limit off for the throughput runs (it is what they measure).
+    start_server "$engine" "$url" "$port" SENDPROMPTLY_API_RATE_LIMIT=0
+    local base="http://127.0.0.1:$port" conns
+    for conns in $conn_list; do
+        measure "$engine" "$base" "$key" "$conns"
+    done
+    local rss events bytes
+    rss="$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")"
+    echo "server RSS after runs:   $((rss / 1024)) MiB"
+    stop_server
+    if ((burst > 0)); then
+        # The storm meets the default per-key rate limit, as a tenant's would.
+        start_server "$engine" "$url" "$port"
+        storm "$engine" "$url" "$base" "$key"
+        stop_server
+    fi
+    if [[ "$engine" == "sqlite" ]]; then
+        events="$(count_events "$url" "")"
+        bytes="$(du -cb "$work"/bench.db* | tail -1 | cut -f1)"
+        echo "events stored:           $events; on disk $bytes bytes = $((bytes / (events > 0 ? events : 1))) bytes/event (receipt + result + timeline + indexes)"
+    else
+        pg_stop 0
+    fi
+}
+
+# start_server ENGINE URL PORT [VAR=VALUE...]: serve in the background, wait for /healthz.
+start_server() {
+    local engine="$1" url="$2" port="$3"
+    shift 3
+    env "$@" "$bin" --database-url "$url" --log-format json serve --listen "127.0.0.1:$port" >>"$work/server-$engine.log" 2>&1 &
     server_pid=$!
     for _ in $(seq 1 300); do
         curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
         sleep 0.1
     done
     curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null || { cat "$work/server-$engine.log" >&2; exit 1; }
+}
 
-    local base="http://127.0.0.1:$port" h=() i=() ratio=() p50=() p99=() lrate=() k=() kratio=()
+# count_events URL PREFIX: events whose id starts with evt_PREFIX.
+count_events() {
+    if [[ "$1" == sqlite://* ]]; then
+        python3 -c "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute(\"select count(*) from events where event_id like ?\", ('evt_' + sys.argv[2] + '%',)).fetchone()[0])" "${1#sqlite://}" "$2"
+    else
+        psql "$1" -tAc "select count(*) from events where event_id like 'evt_$2%'"
+    fi
+}
+
+# storm ENGINE URL BASE KEY: BENCH_BURST receipts paced over BENCH_BURST_SECONDS.
+storm() {
+    local engine="$1" url="$2" base="$3" key="$4" rate answers stored
+    rate=$((burst / burst_seconds))
+    step "Burst ($engine): $burst receipts at $rate/s from $burst_conns connections, rate limit: ${SENDPROMPTLY_API_RATE_LIMIT:-default}"
+    # -d is only a cap (wrk waits it out): the script stops once all are answered.
+    wrk -t1 -c"$burst_conns" -d"$((burst_seconds * 2 + 5))s" --latency -s bench/burst.lua "$base" -- storm "$key" "$burst" "$rate" >"$work/b.txt"
+    if [[ "$(errors "$work/b.txt")" != "0" ]]; then
+        echo "error: non-2xx or socket errors during the burst:" >&2; cat "$work/b.txt" >&2; exit 1
+    fi
+    answers="$(requests "$work/b.txt")"
+    stored="$(count_events "$url" storm_)"
+    echo "burst: $answers answers, all 2xx; $(awk '/^storm:/ {print $5, $6, "(" $8 ")"}' "$work/b.txt") from first send to last answer; $stored receipts stored; p50 $(pct "$work/b.txt" 50) ms, p99 $(pct "$work/b.txt" 99) ms"
+    if [[ "$stored" != "$burst" ]]; then
+        echo "error: the burst sent $burst receipts but $stored are stored" >&2; exit 1
+    fi
+}
+
+# measure ENGINE BASE KEY CONNS: BENCH_RUNS rounds of the four measurements.
+measure() {
+    local engine="$1" base="$2" key="$3" conns="$4" h=() i=() ratio=() p50=() p99=() lrate=() k=() kratio=()
+    step "$engine, $conns connections"
     for run in $(seq 1 "$runs"); do
         wrk -t1 -c"$conns" -d"${duration}s" "$base/healthz" >"$work/h.txt"
-        wrk -t1 -c"$conns" -d"${duration}s" -s bench/ingest.lua "$base" -- "r${run}" "$key" >"$work/i.txt"
-        wrk -t1 -c"$conns" -d"${duration}s" -s bench/ingest.lua "$base" -- "k${run}" "$key" 0 1 >"$work/k.txt"
+        wrk -t1 -c"$conns" -d"${duration}s" -s bench/ingest.lua "$base" -- "r${conns}_${run}" "$key" >"$work/i.txt"
+        wrk -t1 -c"$conns" -d"${duration}s" -s bench/ingest.lua "$base" -- "k${conns}_${run}" "$key" 0 1 >"$work/k.txt"
         local hr ir kr half delay
         hr="$(rps "$work/h.txt")"; ir="$(rps "$work/i.txt")"; kr="$(rps "$work/k.txt")"
         for measured in i k; do
@@ -101,7 +174,7 @@ bench_engine() {
         done
         half=$((ir / 2)); ((half > 0)) || half=1
         delay=$((conns * 1000 / half))
-        wrk -t1 -c"$conns" -d"${duration}s" --latency -s bench/ingest.lua "$base" -- "l${run}" "$key" "$delay" >"$work/l.txt"
+        wrk -t1 -c"$conns" -d"${duration}s" --latency -s bench/ingest.lua "$base" -- "l${conns}_${run}" "$key" "$delay" >"$work/l.txt"
         h+=("$hr"); i+=("$ir"); k+=("$kr"); lrate+=("$(rps "$work/l.txt")")
         ratio+=("$(awk -v a="$ir" -v b="$hr" 'BEGIN {printf "%.3f", a / b}')")
         kratio+=("$(awk -v a="$kr" -v b="$ir" 'BEGIN {printf "%.3f", a / b}')")
@@ -109,8 +182,6 @@ bench_engine() {
         printf 'run %s: healthz %s req/s | ingest %s req/s (ratio %s) | idempotent %s req/s (x%s) | at %s req/s: p50 %s ms, p99 %s ms\n' \
             "$run" "$hr" "$ir" "${ratio[-1]}" "$kr" "${kratio[-1]}" "${lrate[-1]}" "${p50[-1]}" "${p99[-1]}"
     done
-    local rss events bytes
-    rss="$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")"
     echo "---- $engine, $runs runs of ${duration}s, $conns connections (wrk -t1)"
     echo "healthz req/s:           $(stats "${h[@]}")"
     echo "ingest req/s:            $(stats "${i[@]}")"
@@ -120,15 +191,6 @@ bench_engine() {
     echo "half-rate req/s:         $(stats "${lrate[@]}")"
     echo "half-rate p50 ms:        $(stats "${p50[@]}")"
     echo "half-rate p99 ms:        $(stats "${p99[@]}")"
-    echo "server RSS after runs:   $((rss / 1024)) MiB"
-    stop_server
-    if [[ "$engine" == "sqlite" ]]; then
-        events="$(python3 -c "import sqlite3; print(sqlite3.connect('$work/bench.db').execute('select count(*) from events').fetchone()[0])")"
-        bytes="$(du -cb "$work"/bench.db* | tail -1 | cut -f1)"
-        echo "events stored:           $events; on disk $bytes bytes = $((bytes / (events > 0 ? events : 1))) bytes/event (receipt + result + timeline + indexes)"
-    else
-        pg_stop 0
-    fi
 }
 
 for engine in $engines; do

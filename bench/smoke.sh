@@ -9,10 +9,10 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-export BENCH_QUICK=1 BENCH_RUNS=1 BENCH_DURATION=1 BENCH_CONNECTIONS=4
+export BENCH_QUICK=1 BENCH_RUNS=1 BENCH_DURATION=1 BENCH_CONNECTIONS=4 BENCH_BURST=200 BENCH_BURST_SECONDS=1 BENCH_BURST_CONNECTIONS=4
 start=$SECONDS
 cargo test --locked -p sendpromptly-core --bench core
-BENCH_WINDOW_MS=500 BENCH_PROBES=20 bench/detection.sh 200
+BENCH_WINDOW_MS=500 BENCH_PROBES=20 BENCH_APPLIED=50 bench/detection.sh 200
 bench/load.sh all
 bench/tap.sh all
 bench/sdk.sh all

@@ -7,6 +7,14 @@
 //! [`BackgroundConfig::on_drop`] callback. [`Background::flush`] waits until
 //! everything queued so far is delivered or dropped;
 //! [`Background::shutdown`] closes the queue and drains it.
+//!
+//! A `429 Too Many Requests` is not a failure here: the server is up and
+//! asks to come back later. Every delivery pauses until its `Retry-After`
+//! has passed, and the signal is sent again; such answers do not use up the
+//! signal's attempts or time budget (counted in
+//! [`BackgroundStats::throttled`]). Memory stays bounded by the queue's
+//! capacity: while the server throttles, the queue fills and further
+//! signals are dropped as [`DropReason::QueueFull`], reported as usual.
 
 use std::fmt;
 use std::panic::AssertUnwindSafe;
@@ -252,6 +260,9 @@ pub struct BackgroundStats {
     pub rejected: u64,
     /// Signals abandoned when shutdown timed out.
     pub dropped_at_shutdown: u64,
+    /// `429` answers waited out (each paused delivery for the server's
+    /// `Retry-After`, then the signal was sent again).
+    pub throttled: u64,
     /// Signals queued or being delivered now.
     pub pending: u64,
 }
@@ -283,6 +294,7 @@ struct Counters {
     gave_up: AtomicU64,
     rejected: AtomicU64,
     dropped_at_shutdown: AtomicU64,
+    throttled: AtomicU64,
 }
 
 /// What the worker and the handles share.
@@ -291,6 +303,8 @@ struct Shared {
     pending: watch::Sender<u64>,
     on_drop: Option<DropCallback>,
     capacity: usize,
+    /// No delivery starts before this instant (the last 429's `Retry-After`).
+    resume_at: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl Shared {
@@ -329,6 +343,34 @@ impl Shared {
         }
     }
 
+    /// Waits until the server's last `Retry-After` has passed.
+    async fn wait_for_server(&self) {
+        loop {
+            let until = *self
+                .resume_at
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match until {
+                Some(until) if until > tokio::time::Instant::now() => {
+                    tokio::time::sleep_until(until).await;
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// Pauses every delivery for `wait` (a later pause already set wins).
+    fn pause(&self, wait: Duration) {
+        let until = tokio::time::Instant::now() + wait;
+        let mut resume_at = self
+            .resume_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if resume_at.is_none_or(|at| at < until) {
+            *resume_at = Some(until);
+        }
+    }
+
     fn finished(&self) {
         self.pending.send_modify(|p| *p = p.saturating_sub(1));
     }
@@ -345,6 +387,7 @@ impl Shared {
             gave_up: get(&c.gave_up),
             rejected: get(&c.rejected),
             dropped_at_shutdown: get(&c.dropped_at_shutdown),
+            throttled: get(&c.throttled),
             pending: *self.pending.borrow(),
         }
     }
@@ -425,6 +468,7 @@ impl Background {
             pending: watch::channel(0).0,
             on_drop: config.on_drop.clone(),
             capacity: config.capacity,
+            resume_at: Mutex::new(None),
         });
         let worker = runtime.spawn(run_worker(
             receiver,
@@ -626,10 +670,37 @@ async fn run_worker(
     while tasks.join_next().await.is_some() {}
 }
 
+/// Sends one signal under `retry`. With 429 in `retry.retry_on`, a 429 is
+/// waited out here for every delivery (see the module docs) rather than by
+/// the retry loop, so it uses up neither attempts nor budget.
 async fn deliver(client: &Client, retry: &RetryConfig, shared: &Shared, item: &Queued) {
-    let outcome = match item.signal.call(item.key.clone()) {
-        Ok(call) => client.send_signal(&call, retry).await.map(|_| ()),
-        Err(err) => Err(err),
+    let absorb_429 = retry.retry_on.too_many_requests;
+    let mut per_call = retry.clone();
+    per_call.retry_on.too_many_requests = false;
+    let mut throttled: u32 = 0;
+    let outcome = loop {
+        shared.wait_for_server().await;
+        let outcome = match item.signal.call(item.key.clone()) {
+            Ok(call) => client.send_signal(&call, &per_call).await.map(|_| ()),
+            Err(err) => Err(err),
+        };
+        match &outcome {
+            Err(Error::Api(api)) if api.status == 429 && absorb_429 => {
+                throttled = throttled.saturating_add(1);
+                shared.counters.throttled.fetch_add(1, Ordering::Relaxed);
+                // The server's Retry-After, or the policy's backoff without one.
+                let wait = api
+                    .retry_after
+                    .unwrap_or_else(|| retry.backoff(throttled, rand::random::<f64>()));
+                tracing::debug!(
+                    signal = %item.signal.describe(),
+                    wait_ms = wait.as_millis() as u64,
+                    "sendpromptly: 429 from the server; background delivery pauses"
+                );
+                shared.pause(wait.max(Duration::from_millis(1)));
+            }
+            _ => break outcome,
+        }
     };
     match outcome {
         Ok(()) => {

@@ -104,10 +104,10 @@ pub struct ServeArgs {
     /// How long one instance's claim on a repair callback lasts, in seconds; after it, another instance may send it (default 60, at least twice the callback timeout).
     #[arg(long, env = "SENDPROMPTLY_CALLBACK_LEASE_SECONDS")]
     pub callback_lease_seconds: Option<u64>,
-    /// Sustained API requests per second allowed per API key, per instance (default 200; 0 turns the limit off).
+    /// Sustained API requests per second allowed per API key, per instance (default 10000; 0 turns the limit off).
     #[arg(long, env = "SENDPROMPTLY_API_RATE_LIMIT")]
     pub api_rate_limit: Option<u32>,
-    /// API requests one key may send at once after an idle period (default 1000).
+    /// API requests one key may send at once after an idle period (default 20000).
     #[arg(long, env = "SENDPROMPTLY_API_RATE_BURST")]
     pub api_rate_burst: Option<u32>,
     /// Hours idempotency keys are kept before the retention job deletes them (default 48, at least 24).

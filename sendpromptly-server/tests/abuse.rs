@@ -78,3 +78,70 @@ async fn the_limit_can_be_turned_off() {
         assert_eq!(api.get("/v1/project").await.status, 200);
     }
 }
+
+/// Background mode against a real server whose key is over its limit: every
+/// signal arrives, none is dropped, and the SDK waits out each `429`'s
+/// `Retry-After` instead of hammering (a handful of 429s, not hundreds),
+/// even with a policy of a single attempt per signal.
+#[tokio::test]
+async fn background_mode_waits_out_429_and_delivers_every_signal() {
+    use sendpromptly_client::{BackgroundConfig, Client, ClientOptions, Provider, RetryConfig};
+    use sendpromptly_core::model::EventKey;
+
+    const SIGNALS: usize = 60;
+    const CONCURRENCY: usize = 4;
+    let server = TestServer::start_with(sendpromptly_server::config::ServerConfig {
+        api_rate_limit: Some(RateLimit {
+            per_second: 20,
+            burst: 20,
+        }),
+        ..test_config()
+    })
+    .await;
+    let sp = Client::with_options(ClientOptions {
+        api_key: Some(server.project.api_key.clone()),
+        base_url: Some(server.url()),
+        ..ClientOptions::default()
+    })
+    .unwrap();
+    let background = sp
+        .background(BackgroundConfig {
+            concurrency: CONCURRENCY,
+            // One attempt: a 429 must not count as one, or signals would drop.
+            retry: RetryConfig {
+                max_attempts: 1,
+                ..RetryConfig::background()
+            },
+            ..BackgroundConfig::default()
+        })
+        .unwrap();
+    for i in 0..SIGNALS {
+        sp.receipt(Provider::Stripe, format!("evt_storm_{i}"), "invoice.paid")
+            .enqueue(&background)
+            .unwrap();
+    }
+    let stats = background.shutdown(Duration::from_secs(60)).await;
+    assert_eq!(stats.delivered, SIGNALS as u64, "{stats:?}");
+    assert_eq!(stats.dropped(), 0, "{stats:?}");
+    // 60 signals through a bucket of 20 (20/s): the key ran dry, so the
+    // server answered 429 at least once, and each pause of Retry-After
+    // (1 s) lets at most CONCURRENCY requests in flight meet a 429.
+    assert!(stats.throttled >= 1, "{stats:?}");
+    let pauses = (SIGNALS / 20 + 2) as u64;
+    assert!(
+        stats.throttled <= pauses * CONCURRENCY as u64,
+        "Retry-After not respected: {stats:?}"
+    );
+    for i in 0..SIGNALS {
+        let key = EventKey {
+            provider: Provider::Stripe,
+            event_id: format!("evt_storm_{i}"),
+        };
+        let stored = server
+            .store()
+            .event(&server.project.project_id, &key)
+            .await
+            .unwrap();
+        assert!(stored.is_some(), "evt_storm_{i} was not recorded");
+    }
+}

@@ -68,6 +68,11 @@ pub const SQLITE: &[Migration] = &[
         name: "0010_console_users",
         sql: include_str!("../../migrations/sqlite/0010_console_users.sql"),
     },
+    Migration {
+        version: 14,
+        name: "0014_drop_events_by_event_id",
+        sql: include_str!("../../migrations/sqlite/0014_drop_events_by_event_id.sql"),
+    },
 ];
 
 /// The PostgreSQL migrations, oldest first (the same versions and names as
@@ -112,6 +117,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 10,
         name: "0010_console_users",
         sql: include_str!("../../migrations/postgres/0010_console_users.sql"),
+    },
+    Migration {
+        version: 14,
+        name: "0014_drop_events_by_event_id",
+        sql: include_str!("../../migrations/postgres/0014_drop_events_by_event_id.sql"),
     },
 ];
 

@@ -105,7 +105,11 @@ impl SqliteStore {
             // An in-memory database lives only as long as a connection to it.
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with(options.clone())
+            // The writer's statement journals in memory: a group's set-based
+            // statements outgrow SQLite's 64 KiB in-memory journal, which
+            // then spills to a temp file created and unlinked in every group
+            // (`docs/benchmarks.md`, "Performance, second round").
+            .connect_with(options.clone().pragma("temp_store", "MEMORY"))
             .await?;
         let reader = if in_memory {
             writer.clone()

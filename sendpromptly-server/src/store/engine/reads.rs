@@ -88,7 +88,18 @@ pub(super) async fn search_events<B: Backend>(
         query.push(" AND state = ").bind(state.as_str());
     }
     if let Some(event_id) = &filter.event_id {
-        query.push(" AND event_id = ").bind(event_id);
+        // At most one row per provider, found through the unique key
+        // (project, provider, event id): no index of its own (migration 0014).
+        query
+            .push(" AND pk IN (SELECT pk FROM events WHERE project_id = ")
+            .bind(project_id)
+            .push(" AND provider IN (");
+        for (i, provider) in sendpromptly_core::model::Provider::ALL.iter().enumerate() {
+            query
+                .push(if i == 0 { "" } else { ", " })
+                .bind(provider.as_str());
+        }
+        query.push(") AND event_id = ").bind(event_id).push(")");
     }
     push_livemode(&mut query, "events.pk", filter.livemode);
     if let Some(pattern) = &pattern {
