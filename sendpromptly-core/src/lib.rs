@@ -61,6 +61,7 @@ pub mod machine;
 pub mod model;
 pub mod provider_event;
 pub mod retry;
+pub mod scope;
 pub mod shopify;
 pub mod standard_webhooks;
 pub mod stripe;

@@ -273,9 +273,16 @@ pub(crate) struct Workspace {
     pub signed_in: SignedIn,
     pub project: Project,
     pub projects: Vec<Project>,
+    /// The client IP (the TCP peer, as the login throttle sees it).
+    pub ip: Option<String>,
 }
 
 impl Workspace {
+    /// The user in the audit log.
+    pub fn who(&self) -> crate::service::audit::Who {
+        crate::service::audit::Who::user(&self.signed_in.user.email, self.ip.clone())
+    }
+
     /// The user's actor on timelines: `console:<email>`.
     pub fn actor(&self) -> Actor {
         Actor::Console(self.signed_in.user.email.clone())
@@ -313,9 +320,14 @@ impl axum::extract::FromRequestParts<AppState> for Workspace {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let signed_in = SignedIn::from_request_parts(parts, state).await?;
-        workspace(state, &parts.headers, signed_in.clone())
+        let mut ws = workspace(state, &parts.headers, signed_in.clone())
             .await
-            .map_err(|err| error_page(Some(&signed_in), &err))
+            .map_err(|err| error_page(Some(&signed_in), &err))?;
+        ws.ip = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip().to_string());
+        Ok(ws)
     }
 }
 
@@ -339,6 +351,7 @@ pub(crate) async fn workspace(
         signed_in,
         project,
         projects,
+        ip: None,
     })
 }
 

@@ -375,6 +375,10 @@ fn api_key(project: &Project, hash_byte: u8, created_at: Timestamp) -> ApiKey {
         name: Some(format!("key {hash_byte}")),
         created_at,
         revoked_at: None,
+        scopes: sendpromptly_core::scope::ScopeSet::INGEST,
+        last_used_at: None,
+        last_used_class: None,
+        used_classes: sendpromptly_core::scope::ScopeSet::EMPTY,
     }
 }
 

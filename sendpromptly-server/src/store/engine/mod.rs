@@ -41,7 +41,7 @@ use super::migrations::{self, AppliedMigration, MIGRATIONS_TABLE, Migration};
 use super::rows::{self, RowExt};
 use super::sql::{self, Arg, Dialect, Queries, args};
 use super::{
-    AlertJob, ApiKey, Applied, DailyActivity, DeliveryJob, EventFilter, IdempotencyBegin,
+    AlertJob, ApiKey, Applied, AuditEntry, AuditFilter, KeyUse, DailyActivity, DeliveryJob, EventFilter, IdempotencyBegin,
     IdempotentOutcome, IdempotentRequest, IncidentCounts, IncidentFilter, NewBatchItem, NewProject,
     PaceReport, Page, PageRequest, Project, ProjectPatch, ProofLink, ProviderTapSettings,
     ReconcileOutcome, ReconcilePass, ReconcileState, ReprocessBatch, ResealReport, Session,
@@ -49,6 +49,7 @@ use super::{
 };
 use crate::secrets::Keyring;
 
+mod audit;
 mod persist;
 mod reads;
 mod reconcile;
@@ -56,6 +57,7 @@ mod settings;
 mod tap;
 mod work;
 
+pub use audit::with_audit;
 pub(super) use persist::{apply_job, load_by_incident, valid_api_keys, write_outbox};
 
 /// A backend's connection.
@@ -304,19 +306,18 @@ impl<B: Backend> Store for Engine<B> {
 
     async fn insert_api_key(&self, key: ApiKey) -> StoreResult<()> {
         let revoked_at = key.revoked_at.map(ms);
-        self.backend
-            .write_one(
-                sql::INSERT_API_KEY,
-                args![
-                    &key.id,
-                    &key.project_id,
-                    &key.key_hash,
-                    &key.prefix,
-                    &key.name,
-                    ms(key.created_at),
-                    revoked_at
-                ],
-            )
+        let mut tx = self.backend.write().await?;
+        let row = args![
+            &key.id,
+            &key.project_id,
+            &key.key_hash,
+            &key.prefix,
+            &key.name,
+            ms(key.created_at),
+            revoked_at,
+            i64::from(key.scopes.bits())
+        ];
+        B::Db::execute(&mut tx, sql::INSERT_API_KEY, row)
             .await
             .map_err(|e| {
                 insert_error(
@@ -325,7 +326,30 @@ impl<B: Backend> Store for Engine<B> {
                     "project",
                 )
             })?;
+        audit::write_pending::<B>(&mut tx).await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    async fn record_key_uses(&self, uses: &[KeyUse]) -> StoreResult<()> {
+        audit::record_key_uses(self, uses).await
+    }
+
+    async fn insert_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
+        audit::insert_audit(self, entry).await
+    }
+
+    async fn audit_page(
+        &self,
+        project_id: &str,
+        filter: &AuditFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<AuditEntry>> {
+        audit::audit_page(self, project_id, filter, page).await
+    }
+
+    async fn purge_audit(&self, before: Timestamp) -> StoreResult<u64> {
+        audit::purge_audit(self, before).await
     }
 
     async fn api_key_by_hash(&self, key_hash: &[u8]) -> StoreResult<Option<ApiKey>> {
@@ -368,6 +392,7 @@ impl<B: Backend> Store for Engine<B> {
         )
         .await
         .map_err(|e| insert_error(e, "this signing secret already exists", "project"))?;
+        audit::write_pending::<B>(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -662,8 +687,13 @@ impl<B: Backend> Store for Engine<B> {
         now: Timestamp,
     ) -> StoreResult<bool> {
         let params = args![ms(now), project_id, link_id];
-        let revoked = self.backend.write_one(sql::REVOKE_PROOF_LINK, params);
-        Ok(revoked.await? == 1)
+        let mut tx = self.backend.write().await?;
+        let revoked = B::Db::execute(&mut tx, sql::REVOKE_PROOF_LINK, params).await? == 1;
+        if revoked {
+            audit::write_pending::<B>(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(revoked)
     }
 
     async fn idempotency_begin(
@@ -765,6 +795,7 @@ impl<B: Backend> Store for Engine<B> {
             ];
             B::Db::execute(&mut tx, sql::INSERT_BATCH_ITEM, row).await?;
         }
+        audit::write_pending::<B>(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -799,6 +830,7 @@ impl<B: Backend> Store for Engine<B> {
         let params = args![ms(now), batch_id, project_id];
         if B::Db::execute(&mut tx, sql::CANCEL_BATCH, params).await? > 0 {
             B::Db::execute(&mut tx, sql::CANCEL_BATCH_ITEMS, args![batch_id]).await?;
+            audit::write_pending::<B>(&mut tx).await?;
         }
         let batch = reads::load_batch::<B>(&mut tx, project_id, batch_id).await?;
         tx.commit().await?;
