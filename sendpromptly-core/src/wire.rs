@@ -966,6 +966,43 @@ fn push(query: &mut Vec<(&'static str, String)>, name: &'static str, value: Opti
     }
 }
 
+/// The filters and page of `GET /v1/audit-log`; `None` is "any".
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AuditLogFilter {
+    /// Only this action, e.g. `project.update`.
+    pub action: Option<String>,
+    /// Only this actor, e.g. `api_key:key_…`, `user:ops@example.com`, `cli`.
+    pub actor: Option<String>,
+    /// Only entries at or after this time.
+    pub since: Option<Timestamp>,
+    /// Only entries before this time.
+    pub until: Option<Timestamp>,
+    /// Page size, 1–100 (default 20).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl AuditLogFilter {
+    /// Parses the query parameters (`get(name)`), as the server does.
+    pub fn from_query(get: impl Fn(&str) -> Option<String>) -> Result<Self, ValidationError> {
+        let q = QueryReader(get);
+        Ok(AuditLogFilter {
+            action: q.text("action"),
+            actor: q.text("actor"),
+            since: q.time("since")?,
+            until: q.time("until")?,
+            limit: q.limit()?,
+            cursor: q.text("cursor"),
+        })
+    }
+
+    /// The page size to ask the store for.
+    pub fn page_limit(&self) -> u32 {
+        self.limit.unwrap_or(DEFAULT_PAGE_LIMIT)
+    }
+}
+
 impl IncidentFilter {
     /// Parses the query parameters (`get(name)`), as the server does.
     pub fn from_query(get: impl Fn(&str) -> Option<String>) -> Result<Self, ValidationError> {

@@ -73,6 +73,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/reprocess-batches/{id}/cancel", post(pages::batch_cancel))
         .route("/events", get(pages::events))
         .route("/events/{provider}/{event_id}", get(pages::event))
+        .route("/audit-log", get(pages::audit_log))
         .route("/settings", get(pages::settings))
         .route("/settings/general", post(pages::save_general))
         .route("/settings/deadlines", post(pages::save_deadlines))

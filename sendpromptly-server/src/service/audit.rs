@@ -12,10 +12,10 @@ use std::future::Future;
 
 use sendpromptly_core::Timestamp;
 use sendpromptly_core::ids;
-use sendpromptly_core::wire::AuditEntryView;
+use sendpromptly_core::wire::{AuditEntryView, AuditLogFilter, AuditLogPage};
 use serde_json::Value;
 
-use crate::store::{AuditEntry, Store, StoreResult, with_audit};
+use crate::store::{AuditEntry, AuditFilter, PageRequest, Store, StoreResult, with_audit};
 
 /// Who made a change, and from where.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -172,6 +172,33 @@ pub fn view(entry: AuditEntry) -> AuditEntryView {
         before: entry.before,
         after: entry.after,
     }
+}
+
+/// A page of a project's audit log, newest first.
+pub async fn page(
+    store: &dyn Store,
+    project_id: &str,
+    filter: &AuditLogFilter,
+) -> super::ServiceResult<AuditLogPage> {
+    let found = store
+        .audit_page(
+            project_id,
+            &AuditFilter {
+                action: filter.action.clone(),
+                actor: filter.actor.clone(),
+                since: filter.since,
+                until: filter.until,
+            },
+            PageRequest {
+                limit: filter.page_limit(),
+                cursor: filter.cursor.clone(),
+            },
+        )
+        .await?;
+    Ok(AuditLogPage {
+        data: found.data.into_iter().map(view).collect(),
+        next_cursor: found.next_cursor,
+    })
 }
 
 #[cfg(test)]
