@@ -487,11 +487,11 @@ async fn serve(
         );
         if let Some(project) = &first.project {
             out.push_str(&format!(
-                "  project:         {} ({})\n  ingest API key:  {}  (for your webhook handler)\n  admin API key:   {}  (settings, keys, audit log: keep it off app servers)\n  signing secret:  {}\n",
+                "  project:         {} ({})\n  API key:         {}  (admin: settings, keys, audit log; keep it off app servers)\n  ingest API key:  {}  (for your webhook handler: receipts and results only)\n  signing secret:  {}\n",
                 project.name,
                 project.project_id,
-                project.ingest_api_key,
                 project.api_key,
+                project.ingest_api_key,
                 project.signing_secret
             ));
         }
@@ -673,11 +673,11 @@ async fn project(
                 println!("{}", serde_json::to_string(&created)?);
             } else {
                 println!(
-                    "created project {} ({})\n  ingest API key:  {}  (for your webhook handler)\n  admin API key:   {}  (settings, keys, audit log)\n  signing secret:  {}\nThese are shown once.",
+                    "created project {} ({})\n  API key:         {}  (admin: settings, keys, audit log)\n  ingest API key:  {}  (for your webhook handler)\n  signing secret:  {}\nThese are shown once.",
                     created.name,
                     created.project_id,
-                    created.ingest_api_key,
                     created.api_key,
+                    created.ingest_api_key,
                     created.signing_secret
                 );
             }

@@ -128,6 +128,9 @@ macro_rules! store_conformance_tests {
             reconcile_lease_and_progress,
             reconcile_lease_expires,
             concurrent_reconcile_leases,
+            key_scopes_and_uses,
+            audit_entries_commit_with_their_write,
+            audit_pages_filters_and_purge,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -342,6 +345,7 @@ fn run_in_parallel<'a, T: Send>(tasks: Vec<BoxedTask<'a, T>>) -> Vec<T> {
 }
 
 mod alerts;
+mod audit;
 mod batches;
 mod concurrency;
 mod console;
@@ -357,6 +361,7 @@ pub use batches::*;
 pub use concurrency::*;
 pub use console::*;
 pub use deliveries::*;
+pub use audit::*;
 pub use events::*;
 pub use idempotency::*;
 pub use projects::*;
