@@ -61,10 +61,14 @@ impl fmt::Display for Scope {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ScopeError {
     /// A name that is not a scope.
-    #[error("unknown scope `{0}`: use ingest, read, operate or admin (comma-separated, e.g. `read,operate`)")]
+    #[error(
+        "unknown scope `{0}`: use ingest, read, operate or admin (comma-separated, e.g. `read,operate`)"
+    )]
     Unknown(String),
     /// No scope at all.
-    #[error("no scope given: use ingest, read, operate or admin (comma-separated, e.g. `read,operate`)")]
+    #[error(
+        "no scope given: use ingest, read, operate or admin (comma-separated, e.g. `read,operate`)"
+    )]
     Empty,
 }
 
@@ -245,7 +249,10 @@ mod tests {
             Err(ScopeError::Unknown("nope".into()))
         );
         assert_eq!(",".parse::<ScopeSet>(), Err(ScopeError::Empty));
-        assert_eq!(serde_json::to_string(&set).unwrap(), r#"["read","operate"]"#);
+        assert_eq!(
+            serde_json::to_string(&set).unwrap(),
+            r#"["read","operate"]"#
+        );
         let back: ScopeSet = serde_json::from_str(r#"["admin"]"#).unwrap();
         assert_eq!(back, ScopeSet::ADMIN);
     }
@@ -254,8 +261,14 @@ mod tests {
     fn advice_names_what_the_key_is_used_for() {
         let advice = over_privilege_advice(ScopeSet::ADMIN, ScopeSet::INGEST).unwrap();
         assert!(advice.starts_with("admin key only used for ingest — create an ingest key"));
-        assert_eq!(over_privilege_advice(ScopeSet::INGEST, ScopeSet::INGEST), None);
-        assert_eq!(over_privilege_advice(ScopeSet::ADMIN, ScopeSet::EMPTY), None);
+        assert_eq!(
+            over_privilege_advice(ScopeSet::INGEST, ScopeSet::INGEST),
+            None
+        );
+        assert_eq!(
+            over_privilege_advice(ScopeSet::ADMIN, ScopeSet::EMPTY),
+            None
+        );
         let admin_used = ScopeSet::ADMIN.with(Scope::Read);
         assert_eq!(over_privilege_advice(ScopeSet::ADMIN, admin_used), None);
         let ro: ScopeSet = "read,operate".parse().unwrap();

@@ -34,7 +34,9 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
         match purge_audit_once(&state).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(entries = n, "retention: audit log entries purged"),
-            Err(err) => tracing::warn!(error = %err, "audit log retention failed; retrying next time"),
+            Err(err) => {
+                tracing::warn!(error = %err, "audit log retention failed; retrying next time")
+            }
         }
         tokio::select! {
             () = tokio::time::sleep(interval) => {}

@@ -139,8 +139,7 @@ pub async fn start(
         shutdown,
         fatal,
         tasks: vec![
-            serve, sweeper, pacer, retention, dispatcher, alerts, watchdog, reconciler,
-            key_usage,
+            serve, sweeper, pacer, retention, dispatcher, alerts, watchdog, reconciler, key_usage,
         ],
     })
 }

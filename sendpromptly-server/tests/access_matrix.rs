@@ -94,7 +94,10 @@ fn the_matrix_covers_every_route_of_the_router_the_server_table_and_openapi() {
         .iter()
         .map(|(m, p, s)| ((*m).to_owned(), (*p).to_owned(), *s))
         .collect();
-    assert_eq!(server, here, "auth::scopes::ROUTE_SCOPES and this matrix disagree");
+    assert_eq!(
+        server, here,
+        "auth::scopes::ROUTE_SCOPES and this matrix disagree"
+    );
 
     let doc: Value =
         serde_json::from_str(&sendpromptly_server::api::openapi::document_json()).unwrap();
@@ -297,8 +300,10 @@ async fn the_ingest_key_of_a_new_project_sends_signals_and_nothing_else() {
     assert_eq!(r.status, 201, "{}", r.text);
     let r = ingest.get("/v1/incidents").await;
     assert_eq!(r.status, 403);
-    assert!(r.json["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("has the scope ingest"));
+    assert!(
+        r.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("has the scope ingest")
+    );
 }

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use reqwest::Method;
-use sendpromptly_core::scope::{Scope, ScopeSet};
+use sendpromptly_core::scope::ScopeSet;
 use sendpromptly_server::provision;
 use sendpromptly_server::testing::{TestServer, cli_ok, eventually, test_config};
 use serde_json::{Value, json};
@@ -22,13 +22,21 @@ async fn audit_table_text(server: &TestServer) -> String {
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", path.display()))
         .await
         .unwrap();
-    let rows: Vec<(String, String, String, Option<String>, String, String, Option<String>, Option<String>)> =
-        sqlx::query_as(
-            "SELECT id, project_id, actor, ip, action, target, before_json, after_json FROM audit_log",
-        )
-        .fetch_all(&pool)
-        .await
-        .unwrap();
+    let rows: Vec<(
+        String,
+        String,
+        String,
+        Option<String>,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+    )> = sqlx::query_as(
+        "SELECT id, project_id, actor, ip, action, target, before_json, after_json FROM audit_log",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
     pool.close().await;
     format!("{rows:?}")
 }
@@ -107,7 +115,12 @@ async fn api_actions_are_audited_with_actor_ip_and_no_secret() {
     assert_eq!(link.status, 201, "{}", link.text);
     let link_id = link.json["id"].as_str().unwrap().to_owned();
     let revoke = api
-        .send(Method::DELETE, &format!("/v1/proof-links/{link_id}"), None, &[])
+        .send(
+            Method::DELETE,
+            &format!("/v1/proof-links/{link_id}"),
+            None,
+            &[],
+        )
         .await;
     assert!(revoke.status < 300, "{}", revoke.text);
     let batch = api
@@ -119,7 +132,10 @@ async fn api_actions_are_audited_with_actor_ip_and_no_secret() {
     assert_eq!(batch.status, 202, "{}", batch.text);
     let batch_id = batch.json["id"].as_str().unwrap().to_owned();
     let cancel = api
-        .post(&format!("/v1/reprocess-batches/{batch_id}/cancel"), json!({}))
+        .post(
+            &format!("/v1/reprocess-batches/{batch_id}/cancel"),
+            json!({}),
+        )
         .await;
     assert!(cancel.status < 300, "{}", cancel.text);
 
@@ -141,24 +157,46 @@ async fn api_actions_are_audited_with_actor_ip_and_no_secret() {
         rotation["after"]["secret"],
         format!("…{}", &new_secret[new_secret.len() - 4..]).as_str()
     );
-    assert_eq!(find(&entries, "proof_link.create")["target"], link_id.as_str());
-    assert_eq!(find(&entries, "proof_link.revoke")["target"], link_id.as_str());
+    assert_eq!(
+        find(&entries, "proof_link.create")["target"],
+        link_id.as_str()
+    );
+    assert_eq!(
+        find(&entries, "proof_link.revoke")["target"],
+        link_id.as_str()
+    );
     let started = find(&entries, "reprocess_batch.start");
     assert_eq!(started["target"], batch_id.as_str());
     assert_eq!(started["after"]["incidents"], 1);
-    assert_eq!(find(&entries, "reprocess_batch.cancel")["target"], batch_id.as_str());
+    assert_eq!(
+        find(&entries, "reprocess_batch.cancel")["target"],
+        batch_id.as_str()
+    );
     // Newest first.
     assert_eq!(entries[0]["action"], "reprocess_batch.cancel");
 
     let table = audit_table_text(&server).await;
-    for secret in [slack_secret, repair_token, whsec, new_secret.as_str(), &server.project.signing_secret] {
+    for secret in [
+        slack_secret,
+        repair_token,
+        whsec,
+        new_secret.as_str(),
+        &server.project.signing_secret,
+    ] {
         assert!(!table.contains(secret), "{secret} is in the audit table");
     }
 
     // A change that changes nothing records nothing.
     let before = entries.len();
     let same = api
-        .send(Method::PATCH, "/v1/project", Some(&json!({"repair_url": format!("https://app.example/repair?token={repair_token}")})), &[])
+        .send(
+            Method::PATCH,
+            "/v1/project",
+            Some(
+                &json!({"repair_url": format!("https://app.example/repair?token={repair_token}")}),
+            ),
+            &[],
+        )
         .await;
     assert_eq!(same.status, 200);
     assert_eq!(all_entries(&api).await.len(), before);
@@ -220,7 +258,15 @@ async fn the_cli_creates_scoped_keys_and_prints_the_audit_log() {
     let created = cli_ok(
         BIN,
         url,
-        &["key", "create", "--project", "default", "--scope", "read,operate", "--json"],
+        &[
+            "key",
+            "create",
+            "--project",
+            "default",
+            "--scope",
+            "read,operate",
+            "--json",
+        ],
     );
     let created: Value = serde_json::from_str(created.trim()).unwrap();
     assert_eq!(created["scopes"], json!(["read", "operate"]));
@@ -231,7 +277,11 @@ async fn the_cli_creates_scoped_keys_and_prints_the_audit_log() {
         &["key", "create", "--project", "default", "--scope", "root"],
     );
     assert!(!bad.success);
-    assert!(bad.stderr.contains("unknown scope `root`"), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("unknown scope `root`"),
+        "{}",
+        bad.stderr
+    );
 
     let api = server.api().with_key(key);
     assert_eq!(api.get("/v1/incidents").await.status, 200);
@@ -248,17 +298,45 @@ async fn the_cli_creates_scoped_keys_and_prints_the_audit_log() {
     let since_future = cli_ok(
         BIN,
         url,
-        &["audit", "--project", "default", "--since", "2999-01-01T00:00:00Z"],
+        &[
+            "audit",
+            "--project",
+            "default",
+            "--since",
+            "2999-01-01T00:00:00Z",
+        ],
     );
     assert_eq!(since_future.trim(), "");
     let bad = sendpromptly_server::testing::run_cli(BIN, url, &["audit", "--since", "yesterday"]);
-    assert!(bad.stderr.contains("--since `yesterday` is not an RFC 3339 time"), "{}", bad.stderr);
+    assert!(
+        bad.stderr
+            .contains("--since `yesterday` is not an RFC 3339 time"),
+        "{}",
+        bad.stderr
+    );
 
     let key_id = entry["target"].as_str().unwrap();
-    cli_ok(BIN, url, &["key", "revoke", "--project", "default", "--key-id", key_id]);
-    let text = cli_ok(BIN, url, &["audit", "--project", "default", "--action", "api_key.revoke"]);
+    cli_ok(
+        BIN,
+        url,
+        &["key", "revoke", "--project", "default", "--key-id", key_id],
+    );
+    let text = cli_ok(
+        BIN,
+        url,
+        &[
+            "audit",
+            "--project",
+            "default",
+            "--action",
+            "api_key.revoke",
+        ],
+    );
     assert_eq!(text.lines().count(), 1, "{text}");
-    assert_eq!(server.api().with_key(key).get("/v1/incidents").await.status, 401);
+    assert_eq!(
+        server.api().with_key(key).get("/v1/incidents").await.status,
+        401
+    );
 }
 
 #[tokio::test]
@@ -270,13 +348,23 @@ async fn old_entries_are_purged_by_the_retention_loop() {
     let server = TestServer::start_with(config).await;
     let api = server.api();
     let r = api
-        .send(Method::PATCH, "/v1/project", Some(&json!({"default_deadline_seconds": 900})), &[])
+        .send(
+            Method::PATCH,
+            "/v1/project",
+            Some(&json!({"default_deadline_seconds": 900})),
+            &[],
+        )
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(all_entries(&api).await.len(), 1);
     server.advance(Duration::from_secs(2 * 86_400));
     let r = api
-        .send(Method::PATCH, "/v1/project", Some(&json!({"default_deadline_seconds": 901})), &[])
+        .send(
+            Method::PATCH,
+            "/v1/project",
+            Some(&json!({"default_deadline_seconds": 901})),
+            &[],
+        )
         .await;
     assert_eq!(r.status, 200);
     let left = eventually(Duration::from_secs(10), "the old entry purged", || async {
@@ -284,7 +372,10 @@ async fn old_entries_are_purged_by_the_retention_loop() {
         (entries.len() == 1).then_some(entries)
     })
     .await;
-    assert_eq!(left[0]["after"]["default_deadline_seconds"], 901, "the new one stays");
+    assert_eq!(
+        left[0]["after"]["default_deadline_seconds"], 901,
+        "the new one stays"
+    );
 }
 
 #[tokio::test]
@@ -312,11 +403,19 @@ async fn keys_show_what_they_are_used_for_and_which_are_over_privileged() {
         )
         .await;
     assert_eq!(r.status, 201);
-    let listed = eventually(Duration::from_secs(10), "the key's use recorded", || async {
-        let out = cli_ok(BIN, &server.database_url, &["key", "list", "--project", "default"]);
-        out.contains("handler (too strong)\tadmin\tactive\tlast used")
-            .then_some(out)
-    })
+    let listed = eventually(
+        Duration::from_secs(10),
+        "the key's use recorded",
+        || async {
+            let out = cli_ok(
+                BIN,
+                &server.database_url,
+                &["key", "list", "--project", "default"],
+            );
+            out.contains("handler (too strong)\tadmin\tactive\tlast used")
+                .then_some(out)
+        },
+    )
     .await;
     let line = listed
         .lines()
@@ -326,8 +425,14 @@ async fn keys_show_what_they_are_used_for_and_which_are_over_privileged() {
         line.contains("(ingest)\t⚠ admin key only used for ingest — create an ingest key"),
         "{line}"
     );
-    let ingest_line = listed.lines().find(|l| l.contains("webhook handler")).unwrap();
-    assert!(ingest_line.contains("never used") && !ingest_line.contains('⚠'), "{ingest_line}");
+    let ingest_line = listed
+        .lines()
+        .find(|l| l.contains("webhook handler"))
+        .unwrap();
+    assert!(
+        ingest_line.contains("never used") && !ingest_line.contains('⚠'),
+        "{ingest_line}"
+    );
 
     // The console's key list says the same.
     provision::create_user(server.store(), EMAIL, PASSWORD, server.clock_now())
@@ -337,11 +442,12 @@ async fn keys_show_what_they_are_used_for_and_which_are_over_privileged() {
     browser.sign_in().await;
     let settings = browser.get("/settings").await;
     assert!(
-        settings.body.contains("admin key only used for ingest — create an ingest key"),
+        settings
+            .body
+            .contains("admin key only used for ingest — create an ingest key"),
         "{}",
         settings.body
     );
-    let _ = Scope::Ingest;
 }
 
 #[tokio::test]
@@ -361,7 +467,10 @@ async fn console_actions_are_audited_as_the_user() {
             "/settings/general",
             &[
                 ("csrf", &csrf),
-                ("repair_url", &format!("https://app.example/repair?token={repair_token}")),
+                (
+                    "repair_url",
+                    &format!("https://app.example/repair?token={repair_token}"),
+                ),
                 ("default_deadline_seconds", "1800"),
             ],
         )
@@ -389,7 +498,10 @@ async fn console_actions_are_audited_as_the_user() {
     assert_eq!(created.status, 201, "{}", created.body);
     assert!(created.body.contains("API key created (scope read)."));
     let shown_key = {
-        let at = created.body.find("sp_live_").expect("the new key shown once");
+        let at = created
+            .body
+            .find("sp_live_")
+            .expect("the new key shown once");
         created.body[at..]
             .split(|c: char| c == '<' || c == '"' || c.is_whitespace())
             .next()
@@ -401,7 +513,10 @@ async fn console_actions_are_audited_as_the_user() {
         .await;
     assert_eq!(rotated.status, 201, "{}", rotated.body);
     let new_secret = {
-        let at = rotated.body.find("whsec_").expect("the new secret shown once");
+        let at = rotated
+            .body
+            .find("whsec_")
+            .expect("the new secret shown once");
         rotated.body[at..]
             .split(|c: char| c == '<' || c == '"' || c.is_whitespace())
             .next()
@@ -418,12 +533,18 @@ async fn console_actions_are_audited_as_the_user() {
         .unwrap()
         .id;
     let revoked = browser
-        .post(&format!("/settings/api-keys/{key_id}/revoke"), &[("csrf", &csrf)])
+        .post(
+            &format!("/settings/api-keys/{key_id}/revoke"),
+            &[("csrf", &csrf)],
+        )
         .await;
     assert_eq!(revoked.status, 303, "{}", revoked.body);
 
     let entries = all_entries(&server.api()).await;
-    let actions: Vec<_> = entries.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let actions: Vec<_> = entries
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
     for action in [
         "project.update",
         "provider_tap.update",
@@ -431,13 +552,19 @@ async fn console_actions_are_audited_as_the_user() {
         "signing_secret.rotate",
         "api_key.revoke",
     ] {
-        assert!(actions.contains(&action), "{action} missing from {actions:?}");
+        assert!(
+            actions.contains(&action),
+            "{action} missing from {actions:?}"
+        );
     }
     for e in &entries {
         assert_eq!(e["actor"], format!("user:{EMAIL}").as_str(), "{e}");
         assert_eq!(e["ip"], "127.0.0.1");
     }
-    assert_eq!(find(&entries, "api_key.create")["after"]["scopes"], json!(["read"]));
+    assert_eq!(
+        find(&entries, "api_key.create")["after"]["scopes"],
+        json!(["read"])
+    );
     let table = audit_table_text(&server).await;
     for secret in [repair_token, whsec, new_secret.as_str(), shown_key.as_str()] {
         assert!(!table.contains(secret), "{secret} is in the audit table");
@@ -446,13 +573,19 @@ async fn console_actions_are_audited_as_the_user() {
     // The console's Audit log page lists them; its filter narrows.
     let page = browser.get("/audit-log").await;
     assert_eq!(page.status, 200);
-    assert!(page.body.contains(r#"aria-current="page">Audit log"#), "nav");
+    assert!(
+        page.body.contains(r#"aria-current="page">Audit log"#),
+        "nav"
+    );
     for action in &actions {
         assert!(page.body.contains(action), "{action} not on the page");
     }
     assert!(!page.body.contains(repair_token));
     let filtered = browser.get("/audit-log?action=api_key.revoke").await;
-    assert_eq!(filtered.body.matches("class=\"mono audit-action\"").count(), 1);
+    assert_eq!(
+        filtered.body.matches("class=\"mono audit-action\"").count(),
+        1
+    );
     assert!(filtered.body.contains(&key_id));
 }
 
@@ -541,7 +674,12 @@ impl Browser {
         let signed = self
             .post(
                 "/login",
-                &[("email", EMAIL), ("password", PASSWORD), ("csrf", &csrf), ("next", "/")],
+                &[
+                    ("email", EMAIL),
+                    ("password", PASSWORD),
+                    ("csrf", &csrf),
+                    ("next", "/"),
+                ],
             )
             .await;
         assert_eq!(signed.status, 303, "{}", signed.body);

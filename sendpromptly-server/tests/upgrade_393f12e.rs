@@ -33,7 +33,11 @@ async fn a_release_393f12e_database_keeps_working_and_its_key_is_admin() {
     let old_key = credentials["api_key"].as_str().unwrap();
 
     // The CLI migrates it and lists the old key as admin.
-    let listed = cli_ok(BIN, &database_url, &["key", "list", "--project", "shop", "--json"]);
+    let listed = cli_ok(
+        BIN,
+        &database_url,
+        &["key", "list", "--project", "shop", "--json"],
+    );
     let keys: Vec<Value> = listed
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
@@ -55,7 +59,10 @@ async fn a_release_393f12e_database_keeps_working_and_its_key_is_admin() {
     let data = incidents.json["data"].as_array().unwrap();
     assert_eq!(data.len(), 2, "{}", incidents.text);
     let states: Vec<_> = data.iter().map(|i| i["state"].as_str().unwrap()).collect();
-    assert!(states.contains(&"open") && states.contains(&"resolved"), "{states:?}");
+    assert!(
+        states.contains(&"open") && states.contains(&"resolved"),
+        "{states:?}"
+    );
     for incident in data {
         let id = incident["id"].as_str().unwrap();
         let detail = api.get(&format!("/v1/incidents/{id}")).await;
@@ -76,7 +83,12 @@ async fn a_release_393f12e_database_keeps_working_and_its_key_is_admin() {
             open["id"].as_str().unwrap()
         ))
         .await;
-    assert_eq!(links.json.as_array().map_or(0, Vec::len), 1, "{}", links.text);
+    assert_eq!(
+        links.json.as_array().map_or(0, Vec::len),
+        1,
+        "{}",
+        links.text
+    );
 
     // The old key still sends signals, and (admin) still changes settings.
     let r = api
@@ -108,7 +120,11 @@ async fn a_release_393f12e_database_keeps_working_and_its_key_is_admin() {
     serve.kill();
 
     // A key made now defaults to ingest.
-    let created = cli_ok(BIN, &database_url, &["key", "create", "--project", "shop", "--json"]);
+    let created = cli_ok(
+        BIN,
+        &database_url,
+        &["key", "create", "--project", "shop", "--json"],
+    );
     let created: Value = serde_json::from_str(created.trim()).unwrap();
     assert_eq!(created["scopes"], json!(["ingest"]));
 }

@@ -80,6 +80,10 @@ pub async fn cancel(
         cancel_batch(
             state.store(),
             &caller.who(),
-            &caller.project_id, path.first(), state.now()).await?,
+            &caller.project_id,
+            path.first(),
+            state.now(),
+        )
+        .await?,
     ))
 }

@@ -105,7 +105,9 @@ async fn authenticate_with(
                 }
                 .into_response();
             }
-            state.key_usage().note(&caller.key_id, required, state.now());
+            state
+                .key_usage()
+                .note(&caller.key_id, required, state.now());
             caller.ip = request
                 .extensions()
                 .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()

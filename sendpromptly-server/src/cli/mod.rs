@@ -539,8 +539,8 @@ async fn alerts_set(
     };
     let write = store.update_project(project_id, patch);
     let who = crate::service::audit::Who::cli();
-    let project = crate::service::audit::record(store, &who, change, SystemClock.now(), write)
-        .await?;
+    let project =
+        crate::service::audit::record(store, &who, change, SystemClock.now(), write).await?;
     let count = project.alert_channels.as_array().map_or(0, Vec::len);
     println!(
         "project {} now has {count} alert channel(s); try them with `sendpromptly alerts test --project {}`",
@@ -573,7 +573,13 @@ async fn provider_tap(
                 .map_err(|e| {
                     CliError::new(format!("--settings is not a provider_tap JSON object: {e}"))
                 })?;
-            crate::service::provider_tap::update_tap_settings(&state, &crate::service::audit::Who::cli(), project_id, update).await?
+            crate::service::provider_tap::update_tap_settings(
+                &state,
+                &crate::service::audit::Who::cli(),
+                project_id,
+                update,
+            )
+            .await?
         }
         None => crate::service::provider_tap::tap_config(&state, project_id)
             .await?
@@ -831,7 +837,8 @@ async fn audit(store: &dyn Store, args: AuditArgs) -> Result<(), CliError> {
                 println!("{}", serde_json::to_string(&view)?);
             } else {
                 let change = |v: &Option<serde_json::Value>| {
-                    v.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string)
+                    v.as_ref()
+                        .map_or_else(|| "-".to_owned(), ToString::to_string)
                 };
                 println!(
                     "{}\t{}\t{}\t{}\t{}\t{}\tbefore={}\tafter={}",

@@ -103,7 +103,14 @@ pub async fn run(
     now: Timestamp,
 ) -> Result<(), CliError> {
     if let Some(batch_id) = &args.cancel {
-        let view = batches::cancel_batch(store, &crate::service::audit::Who::cli(), project_id, batch_id, now).await?;
+        let view = batches::cancel_batch(
+            store,
+            &crate::service::audit::Who::cli(),
+            project_id,
+            batch_id,
+            now,
+        )
+        .await?;
         print_end(&view, args.json)?;
         return Ok(());
     }
@@ -157,7 +164,8 @@ pub async fn run(
         &actor,
         &crate::service::audit::Who::cli(),
         now,
-    ).await?;
+    )
+    .await?;
     eprintln!(
         "started batch {} ({} to send at {}/s, {} at a time); a running `sendpromptly serve` on this database sends it",
         view.id, plan.to_send, view.rate_per_second, view.concurrency

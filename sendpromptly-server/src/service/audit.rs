@@ -144,7 +144,9 @@ fn hint_all(value: Value) -> Value {
     match value {
         Value::String(text) => Value::String(hint(&text)),
         Value::Array(items) => Value::Array(items.into_iter().map(hint_all).collect()),
-        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k, hint_all(v))).collect()),
+        Value::Object(map) => {
+            Value::Object(map.into_iter().map(|(k, v)| (k, hint_all(v))).collect())
+        }
         other => other,
     }
 }

@@ -209,8 +209,7 @@ pub async fn update(
         audit::record(state.store(), who, change, state.now(), write).await?
     };
     if let Some((before, mut config)) = tap {
-        super::provider_tap::store_tap_config(state, who, project_id, &before, &mut config)
-            .await?;
+        super::provider_tap::store_tap_config(state, who, project_id, &before, &mut config).await?;
     }
     state.signal_keys().forget_all();
     Ok(project)

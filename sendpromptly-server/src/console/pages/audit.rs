@@ -73,8 +73,9 @@ pub async fn audit_log(
             format!("/audit-log?{}", serializer.finish())
         });
         let state_text = |v: &Option<serde_json::Value>| {
-            v.as_ref()
-                .map_or_else(String::new, |v| serde_json::to_string_pretty(v).unwrap_or_default())
+            v.as_ref().map_or_else(String::new, |v| {
+                serde_json::to_string_pretty(v).unwrap_or_default()
+            })
         };
         let rows = page
             .data

@@ -37,10 +37,19 @@ pub async fn key_scopes_and_uses(store: &dyn Store) {
         class,
         classes: ScopeSet::only(class),
     };
-    store.record_key_uses(&[use_at(10, Scope::Read)]).await.unwrap();
-    store.record_key_uses(&[use_at(20, Scope::Operate)]).await.unwrap();
+    store
+        .record_key_uses(&[use_at(10, Scope::Read)])
+        .await
+        .unwrap();
+    store
+        .record_key_uses(&[use_at(20, Scope::Operate)])
+        .await
+        .unwrap();
     // A late writer with an older use changes neither time nor class.
-    store.record_key_uses(&[use_at(5, Scope::Ingest)]).await.unwrap();
+    store
+        .record_key_uses(&[use_at(5, Scope::Ingest)])
+        .await
+        .unwrap();
     store.record_key_uses(&[]).await.unwrap();
     let used = store.api_key_by_hash(&[41; 32]).await.unwrap().unwrap();
     assert_eq!(used.last_used_at, Some(at(20)));
@@ -53,8 +62,8 @@ pub async fn key_scopes_and_uses(store: &dyn Store) {
     );
 }
 
-/// An audited write commits its entry with it; a failed write leaves none;
-/// a write that takes no entry hands it back.
+/// An audited write commits its entry with it; a failed write or one that
+/// changes nothing commits none and hands it back.
 pub async fn audit_entries_commit_with_their_write(store: &dyn Store) {
     let project = new_project(store).await;
     let patch = ProjectPatch {
@@ -74,7 +83,10 @@ pub async fn audit_entries_commit_with_their_write(store: &dyn Store) {
     )
     .await;
     assert!(matches!(failed, Err(StoreError::NotFound(_))), "{failed:?}");
-    assert!(left.is_none(), "taken, and rolled back with the write");
+    assert!(
+        left.is_some(),
+        "a failed write records nothing (`service::audit::record` drops it)"
+    );
     let (revoked, left) = with_audit(
         entry(&project, 3, "api_key.revoke", "cli"),
         store.revoke_api_key(&project.id, "key_nope", at(3)),
@@ -119,7 +131,11 @@ pub async fn audit_pages_filters_and_purge(store: &dyn Store) {
     let project = new_project(store).await;
     let other = new_project(store).await;
     for n in 1..=25 {
-        let actor = if n % 5 == 0 { "user:a@example.com" } else { "cli" };
+        let actor = if n % 5 == 0 {
+            "user:a@example.com"
+        } else {
+            "cli"
+        };
         store
             .insert_audit(&entry(&project, n, "project.update", actor))
             .await
@@ -146,10 +162,11 @@ pub async fn audit_pages_filters_and_purge(store: &dyn Store) {
     let expected: Vec<_> = (1..=25).rev().map(at).collect();
     assert_eq!(seen, expected);
 
+    let project_id = project.id.as_str();
     let first = |filter: AuditFilter| async move {
         store
             .audit_page(
-                &project.id,
+                project_id,
                 &filter,
                 PageRequest {
                     limit: 100,
@@ -192,8 +209,15 @@ pub async fn audit_pages_filters_and_purge(store: &dyn Store) {
             },
         )
         .await;
-    assert!(matches!(bad, Err(StoreError::NotFound("cursor"))), "{bad:?}");
+    assert!(
+        matches!(bad, Err(StoreError::NotFound("cursor"))),
+        "{bad:?}"
+    );
 
-    assert_eq!(store.purge_audit(at(11)).await.unwrap(), 11, "10 + other's 1");
+    assert_eq!(
+        store.purge_audit(at(11)).await.unwrap(),
+        11,
+        "10 + other's 1"
+    );
     assert_eq!(first(AuditFilter::default()).await.len(), 15);
 }

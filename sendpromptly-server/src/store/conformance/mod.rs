@@ -357,11 +357,11 @@ mod provider_tap;
 mod reconcile;
 
 pub use alerts::*;
+pub use audit::*;
 pub use batches::*;
 pub use concurrency::*;
 pub use console::*;
 pub use deliveries::*;
-pub use audit::*;
 pub use events::*;
 pub use idempotency::*;
 pub use projects::*;
