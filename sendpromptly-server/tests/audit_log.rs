@@ -245,7 +245,8 @@ async fn pages_and_filters_of_the_audit_log() {
     assert!(bad.status == 404 || bad.status == 422, "{}", bad.text);
 }
 
-#[tokio::test]
+// Multi-threaded: the CLI runs (blocking) beside the server on this runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_creates_scoped_keys_and_prints_the_audit_log() {
     let server = TestServer::start().await;
     let url = &server.database_url;
@@ -372,7 +373,8 @@ async fn old_entries_are_purged_by_the_retention_loop() {
     );
 }
 
-#[tokio::test]
+// Multi-threaded: the CLI runs (blocking) beside the server on this runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_show_what_they_are_used_for_and_which_are_over_privileged() {
     let config = sendpromptly_server::config::ServerConfig {
         key_usage_interval: Duration::from_millis(50),

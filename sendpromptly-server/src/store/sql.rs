@@ -445,6 +445,7 @@ pub(super) const AUDIT_PAGE: &str = "SELECT seq, id, project_id, at, actor, ip, 
      AND ($4 IS NULL OR actor = $4) AND ($5 IS NULL OR at >= $5) AND ($6 IS NULL OR at < $6) \
      ORDER BY seq DESC LIMIT $7";
 pub(super) const PURGE_AUDIT: &str = "DELETE FROM audit_log WHERE at < $1";
+pub(super) const AUDIT_OLDER_THAN: &str = "SELECT 1 AS found FROM audit_log WHERE at < $1 LIMIT 1";
 pub(super) const REVOKE_API_KEY: &str =
     "UPDATE api_keys SET revoked_at = $1 WHERE project_id = $2 AND id = $3";
 
