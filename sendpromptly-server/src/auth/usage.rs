@@ -74,3 +74,27 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notes_merge_per_key_until_drained() {
+        let usage = KeyUsage::default();
+        let t = |s| Timestamp::from_unix_seconds(s);
+        usage.note("key_a", Scope::Ingest, t(1));
+        usage.note("key_a", Scope::Read, t(2));
+        usage.note("key_b", Scope::Admin, t(3));
+        let mut drained = usage.drain();
+        drained.sort_by(|x, y| x.key_id.cmp(&y.key_id));
+        assert_eq!(drained.len(), 2, "one write per key, however many requests");
+        assert_eq!(drained[0].at, t(2));
+        assert_eq!(drained[0].class, Scope::Read);
+        assert_eq!(
+            drained[0].classes,
+            ScopeSet::only(Scope::Ingest).with(Scope::Read)
+        );
+        assert!(usage.drain().is_empty());
+    }
+}
