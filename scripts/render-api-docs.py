@@ -90,6 +90,8 @@ def render(spec):
         if op.get("description") and op.get("description") != op.get("summary"):
             lines += [op["description"].strip(), ""]
         auth = "API key" if op.get("security") else "none"
+        if op.get("x-required-scope"):
+            auth += f" with the `{op['x-required-scope']}` scope (`x-required-scope`; else 403 `insufficient_scope`)"
         lines += [f"Authentication: {auth}.", ""]
         params = op.get("parameters", [])
         if params:

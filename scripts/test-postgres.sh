@@ -10,7 +10,7 @@
 # 3. Creates the database `sendpromptly_test`, exports
 #    SENDPROMPTLY_TEST_POSTGRES_URL and SENDPROMPTLY_REQUIRE_POSTGRES=1 (so
 #    no test can silently skip) and runs the PostgreSQL suites:
-#    the Store conformance suite, the multi-instance test, tests/hangups.rs,
+#    the Store conformance suite (scoped keys and the audit log included), the multi-instance test, tests/hangups.rs,
 #    the Stripe reconciler's two-instance tests (tests/reconcile_*.rs) and the
 #    crash loop of three instances during a bulk reprocess (tests/faults.rs).
 # 4. Always stops the cluster and removes the directory on exit.

@@ -25,6 +25,8 @@ pub const PROJECT: &str = "prj_";
 pub const API_KEY: &str = "key_";
 /// Prefix of console user ids.
 pub const USER: &str = "usr_";
+/// Audit log entry ids.
+pub const AUDIT: &str = "aud_";
 
 const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 

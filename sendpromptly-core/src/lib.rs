@@ -64,6 +64,7 @@ pub mod model;
 pub mod provider_event;
 pub mod retry;
 pub mod roles;
+pub mod scope;
 pub mod shopify;
 pub mod standard_webhooks;
 pub mod stripe;

@@ -447,6 +447,45 @@ pub struct ApiKeyView {
     pub created_at: Timestamp,
     /// When it was revoked.
     pub revoked_at: Option<Timestamp>,
+    /// What it may do (absent from servers before scopes: `admin`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<crate::scope::Scope>>))]
+    pub scopes: Option<crate::scope::ScopeSet>,
+}
+
+/// One entry of the audit log (`GET /v1/audit-log`): who changed what,
+/// when, from where, with the settings before and after (secrets as hints).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditEntryView {
+    /// The `aud_` id.
+    pub id: String,
+    /// When it happened.
+    pub at: Timestamp,
+    /// Who: `api_key:key_…`, `user:<email>` or `cli`.
+    pub actor: String,
+    /// The client IP as the server saw it (absent for the CLI).
+    pub ip: Option<String>,
+    /// What, e.g. `project.update`, `api_key.create`, `signing_secret.rotate`.
+    pub action: String,
+    /// On what: an id (`key_…`, `prl_…`, `prj_…`, `rpb_…`).
+    pub target: String,
+    /// The state before (secrets redacted), if any.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub before: Option<serde_json::Value>,
+    /// The state after (secrets redacted), if any.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub after: Option<serde_json::Value>,
+}
+
+/// A page of the audit log (`GET /v1/audit-log`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditLogPage {
+    /// The entries, newest first.
+    pub data: Vec<AuditEntryView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
 }
 
 /// The project settings (`GET`/`PATCH /v1/project`).
@@ -924,6 +963,43 @@ impl<F: Fn(&str) -> Option<String>> QueryReader<F> {
 fn push(query: &mut Vec<(&'static str, String)>, name: &'static str, value: Option<String>) {
     if let Some(value) = value {
         query.push((name, value));
+    }
+}
+
+/// The filters and page of `GET /v1/audit-log`; `None` is "any".
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AuditLogFilter {
+    /// Only this action, e.g. `project.update`.
+    pub action: Option<String>,
+    /// Only this actor, e.g. `api_key:key_…`, `user:ops@example.com`, `cli`.
+    pub actor: Option<String>,
+    /// Only entries at or after this time.
+    pub since: Option<Timestamp>,
+    /// Only entries before this time.
+    pub until: Option<Timestamp>,
+    /// Page size, 1–100 (default 20).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl AuditLogFilter {
+    /// Parses the query parameters (`get(name)`), as the server does.
+    pub fn from_query(get: impl Fn(&str) -> Option<String>) -> Result<Self, ValidationError> {
+        let q = QueryReader(get);
+        Ok(AuditLogFilter {
+            action: q.text("action"),
+            actor: q.text("actor"),
+            since: q.time("since")?,
+            until: q.time("until")?,
+            limit: q.limit()?,
+            cursor: q.text("cursor"),
+        })
+    }
+
+    /// The page size to ask the store for.
+    pub fn page_limit(&self) -> u32 {
+        self.limit.unwrap_or(DEFAULT_PAGE_LIMIT)
     }
 }
 

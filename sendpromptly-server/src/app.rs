@@ -33,6 +33,7 @@ struct Inner {
     dispatcher_wakeup: Notify,
     rate_limits: Option<KeyedBuckets>,
     signal_keys: SignalKeyCache,
+    key_usage: crate::auth::usage::KeyUsage,
     signing_secrets: SigningSecretCache,
     tap_settings: TtlCache<TapSettingsEntry>,
     health: crate::health::Health,
@@ -65,6 +66,7 @@ impl AppState {
                 metrics: Metrics::default(),
                 dispatcher_wakeup: Notify::new(),
                 signal_keys: SignalKeyCache::default(),
+                key_usage: crate::auth::usage::KeyUsage::default(),
                 signing_secrets: SigningSecretCache::default(),
                 tap_settings: TtlCache::new(TAP_SETTINGS_TTL),
                 health: crate::health::Health::default(),
@@ -106,6 +108,11 @@ impl AppState {
     /// [`crate::auth::key_cache`]).
     pub fn signal_keys(&self) -> &SignalKeyCache {
         &self.inner.signal_keys
+    }
+
+    /// API keys' uses not yet written (see [`crate::auth::usage`]).
+    pub fn key_usage(&self) -> &crate::auth::usage::KeyUsage {
+        &self.inner.key_usage
     }
 
     /// The signing secrets the senders sign with (see [`crate::signing_cache`]).

@@ -116,6 +116,9 @@ pub struct ServeArgs {
     /// Days finished history (resolved incidents, successes without one) is kept before the retention job deletes it (default 0: kept forever).
     #[arg(long, env = "SENDPROMPTLY_RESOLVED_RETENTION_DAYS")]
     pub resolved_retention_days: Option<u64>,
+    /// Days audit log entries are kept before the retention job deletes them (default 365; 0 keeps them forever).
+    #[arg(long, env = "SENDPROMPTLY_AUDIT_RETENTION_DAYS")]
+    pub audit_retention_days: Option<u64>,
     /// Seconds a client has to send a request's headers; idle connections close after it too (default 10).
     #[arg(long, env = "SENDPROMPTLY_HEADER_READ_TIMEOUT_SECONDS")]
     pub header_read_timeout_seconds: Option<u64>,
@@ -191,6 +194,8 @@ pub struct FileConfig {
     pub idempotency_retention_hours: Option<u64>,
     /// See `--resolved-retention-days`.
     pub resolved_retention_days: Option<u64>,
+    /// See `--audit-retention-days`.
+    pub audit_retention_days: Option<u64>,
     /// See `--header-read-timeout-seconds`.
     pub header_read_timeout_seconds: Option<u64>,
     /// See `--request-timeout-seconds`.
@@ -501,6 +506,10 @@ pub struct ServerConfig {
     pub retention_interval: Duration,
     /// How long finished history is kept; `None` keeps it forever.
     pub resolved_retention: Option<Duration>,
+    /// How long audit log entries are kept (`None`: forever).
+    pub audit_retention: Option<Duration>,
+    /// How often API keys' last use is written (at most once per key per interval).
+    pub key_usage_interval: Duration,
     /// The per-API-key rate limit; `None` turns it off.
     pub api_rate_limit: Option<crate::ratelimit::RateLimit>,
     /// The SMTP server for email alerts; `None`: email channels cannot send.
@@ -549,6 +558,8 @@ impl Default for ServerConfig {
             idempotency_retention: Duration::from_secs(48 * 3600),
             retention_interval: Duration::from_secs(600),
             resolved_retention: None,
+            audit_retention: Some(Duration::from_secs(365 * 86_400)),
+            key_usage_interval: Duration::from_secs(60),
             header_read_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             api_rate_limit: Some(crate::ratelimit::RateLimit::default()),
@@ -768,6 +779,15 @@ pub fn resolve_server(args: &ServeArgs, file: &FileConfig) -> Result<ServerConfi
             });
         }
         config.resolved_retention = (days > 0).then(|| Duration::from_secs(days * 86_400));
+    }
+    if let Some(days) = args.audit_retention_days.or(file.audit_retention_days) {
+        if days > 36_500 {
+            return Err(ConfigError::Invalid {
+                name: "audit_retention_days",
+                message: "must be at most 36500 (0 keeps the audit log forever)".into(),
+            });
+        }
+        config.audit_retention = (days > 0).then(|| Duration::from_secs(days * 86_400));
     }
     for (name, value, target) in [
         (

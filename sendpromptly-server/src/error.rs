@@ -32,6 +32,16 @@ pub enum ApiError {
     /// 401: the key is unknown or revoked.
     #[error("invalid API key: it is unknown or was revoked")]
     InvalidApiKey,
+    /// 403: the key lacks the scope the route requires.
+    #[error(
+        "this API key has the scope {has} but this endpoint requires `{required}`: create a key with it (`sendpromptly key create --project … --scope {required}`, or Settings → API keys in the console) and use that one"
+    )]
+    InsufficientScope {
+        /// The scope the route requires.
+        required: sendpromptly_core::scope::Scope,
+        /// The key's scopes.
+        has: sendpromptly_core::scope::ScopeSet,
+    },
     /// 404: no such object (or it belongs to another project).
     #[error("no such {0}")]
     NotFound(&'static str),
@@ -99,6 +109,7 @@ impl ApiError {
             | ApiError::BadRequest { .. }
             | ApiError::WebhookRejected { .. } => StatusCode::BAD_REQUEST,
             ApiError::MissingApiKey | ApiError::InvalidApiKey => StatusCode::UNAUTHORIZED,
+            ApiError::InsufficientScope { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } | ApiError::IdempotencyInFlight => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge | ApiError::ProviderPayloadTooLarge => {
@@ -122,6 +133,7 @@ impl ApiError {
             ApiError::WebhookRejected { .. } => "webhook_rejected",
             ApiError::MissingApiKey => "missing_api_key",
             ApiError::InvalidApiKey => "invalid_api_key",
+            ApiError::InsufficientScope { .. } => "insufficient_scope",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict { kind, .. } => kind,
             ApiError::IdempotencyInFlight => "idempotency_key_in_flight",

@@ -3,6 +3,7 @@
 
 use sendpromptly_core::Timestamp;
 use sendpromptly_core::ids;
+use sendpromptly_core::scope::ScopeSet;
 use sendpromptly_core::standard_webhooks::SigningSecret;
 use serde::Serialize;
 
@@ -24,8 +25,12 @@ pub struct ProjectCredentials {
     /// The project name.
     #[serde(skip)]
     pub name: String,
-    /// The API key (`sp_live_…`).
+    /// The project's first API key (`sp_live_…`), scope `admin`: for the
+    /// operator (settings, keys, the audit log), not for a webhook handler.
     pub api_key: String,
+    /// A second key, scope `ingest` (receipts and results only): the one a
+    /// webhook handler should hold.
+    pub ingest_api_key: String,
     /// The repair-callback signing secret (`whsec_…`).
     pub signing_secret: String,
 }
@@ -46,7 +51,22 @@ pub async fn create_project(
             created_at: now,
         })
         .await?;
-    let api_key = create_api_key(store, &project.id, Some("initial key".into()), now).await?;
+    let api_key = create_api_key(
+        store,
+        &project.id,
+        Some("initial key".into()),
+        ScopeSet::ADMIN,
+        now,
+    )
+    .await?;
+    let ingest_api_key = create_api_key(
+        store,
+        &project.id,
+        Some("webhook handler".into()),
+        ScopeSet::INGEST,
+        now,
+    )
+    .await?;
     let secret = SigningSecret::generate(&mut rand::rngs::OsRng).expose();
     store
         .add_signing_secret(&project.id, &secret, now, now)
@@ -55,33 +75,48 @@ pub async fn create_project(
         project_id: project.id,
         name: project.name,
         api_key,
+        ingest_api_key,
         signing_secret: secret,
     })
 }
 
-/// Creates an API key for a project and returns it (the only time it is visible).
+/// Creates an API key with `scopes` for a project and returns it (the only
+/// time it is visible). Front ends default to [`ScopeSet::INGEST`].
 pub async fn create_api_key(
     store: &dyn Store,
     project_id: &str,
     name: Option<String>,
+    scopes: ScopeSet,
     now: Timestamp,
 ) -> StoreResult<String> {
-    let key = secrets::new_api_key();
-    // Not inline in the call below: a `ThreadRng` held across the await
-    // would make this future `!Send` (the console calls it from a handler).
-    let id = ids::new_id(ids::API_KEY, now, &mut rand::thread_rng());
-    store
-        .insert_api_key(ApiKey {
-            id,
-            project_id: project_id.to_owned(),
-            key_hash: secrets::hash_token(&key),
-            prefix: secrets::key_display_prefix(&key),
-            name,
-            created_at: now,
-            revoked_at: None,
-        })
-        .await?;
+    let (stored, key) = new_api_key(project_id, name, scopes, now);
+    store.insert_api_key(stored).await?;
     Ok(key)
+}
+
+/// A new API key: the row to store (its hash) and the key itself.
+pub fn new_api_key(
+    project_id: &str,
+    name: Option<String>,
+    scopes: ScopeSet,
+    now: Timestamp,
+) -> (ApiKey, String) {
+    let key = secrets::new_api_key();
+    let id = ids::new_id(ids::API_KEY, now, &mut rand::thread_rng());
+    let stored = ApiKey {
+        id,
+        project_id: project_id.to_owned(),
+        key_hash: secrets::hash_token(&key),
+        prefix: secrets::key_display_prefix(&key),
+        name,
+        created_at: now,
+        revoked_at: None,
+        scopes,
+        last_used_at: None,
+        last_used_class: None,
+        used_classes: ScopeSet::EMPTY,
+    };
+    (stored, key)
 }
 
 /// Why a console user could not be created.

@@ -31,6 +31,13 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
                 tracing::warn!(error = %err, "resolved-history retention failed; retrying next time");
             }
         }
+        match purge_audit_once(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(entries = n, "retention: audit log entries purged"),
+            Err(err) => {
+                tracing::warn!(error = %err, "audit log retention failed; retrying next time")
+            }
+        }
         tokio::select! {
             () = tokio::time::sleep(interval) => {}
             _ = shutdown.changed() => {}
@@ -67,4 +74,13 @@ pub async fn purge_resolved_once(state: &AppState) -> StoreResult<u64> {
             return Ok(total);
         }
     }
+}
+
+/// Deletes audit log entries older than `--audit-retention-days` (none
+/// when it is 0); returns how many.
+pub async fn purge_audit_once(state: &AppState) -> StoreResult<u64> {
+    let Some(keep) = state.config().audit_retention else {
+        return Ok(0);
+    };
+    state.store().purge_audit(state.now() - keep).await
 }

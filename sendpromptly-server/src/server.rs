@@ -103,6 +103,10 @@ pub async fn start(
         let (state, watcher) = (state.clone(), watcher.clone());
         move || retention::run(state.clone(), watcher.clone())
     });
+    let key_usage = supervise("key-usage", &watcher, {
+        let (state, watcher) = (state.clone(), watcher.clone());
+        move || crate::auth::usage::run(state.clone(), watcher.clone())
+    });
     let alerts = supervise("alerts", &watcher, {
         let (state, http, watcher) = (state.clone(), http.clone(), watcher.clone());
         move || alerts::run(state.clone(), http.clone(), watcher.clone())
@@ -135,7 +139,7 @@ pub async fn start(
         shutdown,
         fatal,
         tasks: vec![
-            serve, sweeper, pacer, retention, dispatcher, alerts, watchdog, reconciler,
+            serve, sweeper, pacer, retention, dispatcher, alerts, watchdog, reconciler, key_usage,
         ],
     })
 }

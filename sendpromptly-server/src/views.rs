@@ -41,6 +41,7 @@ impl From<&ApiKey> for ApiKeyView {
             name: key.name.clone(),
             created_at: key.created_at,
             revoked_at: key.revoked_at,
+            scopes: Some(key.scopes),
         }
     }
 }

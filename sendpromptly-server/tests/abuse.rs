@@ -48,6 +48,7 @@ async fn a_key_over_its_rate_limit_gets_429_with_retry_after_others_do_not() {
         server.store(),
         &server.project.project_id,
         None,
+        sendpromptly_core::scope::ScopeSet::ADMIN,
         server.clock_now(),
     )
     .await

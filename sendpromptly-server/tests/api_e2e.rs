@@ -579,17 +579,20 @@ async fn auth_and_cross_project_isolation() {
         .await;
     assert_eq!(r.status, 404);
 
-    // A revoked key is rejected at once.
+    // A revoked key is rejected at once (a new project has two keys, its
+    // admin and its ingest key: both are revoked).
     let keys = server
         .store()
         .list_api_keys(&other.project_id)
         .await
         .unwrap();
-    server
-        .store()
-        .revoke_api_key(&other.project_id, &keys[0].id, server.clock_now())
-        .await
-        .unwrap();
+    for key in &keys {
+        server
+            .store()
+            .revoke_api_key(&other.project_id, &key.id, server.clock_now())
+            .await
+            .unwrap();
+    }
     let r = them.get("/v1/incidents").await;
     assert_eq!(r.status, 401);
 }

@@ -469,7 +469,10 @@ async fn console_actions_share_the_api_and_name_the_user() {
 
     // API keys: created once, then revoked.
     let created = browser
-        .post("/settings/api-keys", &[("csrf", &csrf), ("name", "ci")])
+        .post(
+            "/settings/api-keys",
+            &[("csrf", &csrf), ("name", "ci"), ("scope", "read")],
+        )
         .await;
     assert_eq!(created.status, 201);
     let start = created.body.find("sp_live_").expect("the key is shown");

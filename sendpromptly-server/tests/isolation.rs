@@ -209,6 +209,7 @@ async fn a_revoked_key_is_refused_by_every_operation_at_once() {
         server.store(),
         &server.project.project_id,
         Some("soon revoked".into()),
+        sendpromptly_core::scope::ScopeSet::ADMIN,
         server.clock_now(),
     )
     .await

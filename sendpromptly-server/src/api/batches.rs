@@ -39,6 +39,7 @@ pub async fn create(
         &request,
         &planned,
         &caller.actor(),
+        &caller.who(),
         state.now(),
     )
     .await?;
@@ -76,6 +77,13 @@ pub async fn cancel(
     path: PathSegments,
 ) -> Result<Json<ReprocessBatchView>, ApiError> {
     Ok(Json(
-        cancel_batch(state.store(), &caller.project_id, path.first(), state.now()).await?,
+        cancel_batch(
+            state.store(),
+            &caller.who(),
+            &caller.project_id,
+            path.first(),
+            state.now(),
+        )
+        .await?,
     ))
 }

@@ -13,6 +13,7 @@ use crate::app::AppState;
 use crate::auth::{authenticate, authenticate_signal};
 use crate::error::ApiError;
 
+pub mod audit;
 pub mod batches;
 pub mod events;
 pub mod extract;
@@ -100,6 +101,7 @@ pub fn v1_routes(state: AppState) -> Router<AppState> {
             "/project/alert-channels/test",
             post(project::test_alert_channels),
         )
+        .route("/audit-log", get(audit::list))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),

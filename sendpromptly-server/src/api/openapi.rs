@@ -6,7 +6,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{batches, events, incidents, ops, project, proof, providers, signals};
+use super::{audit, batches, events, incidents, ops, project, proof, providers, signals};
 
 /// The API document.
 #[derive(OpenApi)]
@@ -24,6 +24,7 @@ use super::{batches, events, incidents, ops, project, proof, providers, signals}
         proof::create, proof::list_for_incident, proof::revoke, proof::page,
         project::get_settings, project::update_settings, project::rotate_secret,
         project::test_alert_channels,
+        audit::list,
         providers::stripe_webhook, providers::shopify_webhook,
         ops::healthz, ops::metrics, ops::openapi_json,
     ),
@@ -33,7 +34,7 @@ use super::{batches, events, incidents, ops, project, proof, providers, signals}
         (name = "events", description = "Support look-ups"),
         (name = "incidents", description = "Incidents, reprocess and manual resolution"),
         (name = "proof links", description = "Read-only links to one incident"),
-        (name = "project", description = "Settings and signing secrets"),
+        (name = "project", description = "Settings, signing secrets and the audit log"),
         (name = "ops", description = "Health, metrics, this document"),
         (name = "provider tap", description = "Stripe and Shopify deliver their own copy of each event here (signed; no API key)"),
     )
@@ -50,7 +51,7 @@ impl Modify for BearerAuth {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("An API key: `Authorization: Bearer sp_…`"))
+                    .description(Some("An API key: `Authorization: Bearer sp_…`. Each operation requires one scope, named in its `x-required-scope` (ingest, read, operate or admin; admin implies all); a key without it gets 403 `insufficient_scope`."))
                     .build(),
             ),
         );
@@ -79,15 +80,15 @@ impl Modify for CommonResponses {
         for (path, item) in &mut openapi.paths.paths {
             // The provider tap is authenticated by the provider's signature.
             let authenticated = path.starts_with("/v1/") && !path.starts_with("/v1/providers/");
-            for (is_post, operation) in [
-                (false, item.get.as_mut()),
-                (true, item.post.as_mut()),
-                (false, item.patch.as_mut()),
-                (false, item.delete.as_mut()),
-                (false, item.put.as_mut()),
+            for (method, is_post, operation) in [
+                ("GET", false, item.get.as_mut()),
+                ("POST", true, item.post.as_mut()),
+                ("PATCH", false, item.patch.as_mut()),
+                ("DELETE", false, item.delete.as_mut()),
+                ("PUT", false, item.put.as_mut()),
             ]
             .into_iter()
-            .filter_map(|(p, o)| o.map(|o| (p, o)))
+            .filter_map(|(m, p, o)| o.map(|o| (m, p, o)))
             {
                 let has_body = operation.request_body.is_some();
                 let responses = &mut operation.responses.responses;
@@ -104,6 +105,19 @@ impl Modify for CommonResponses {
                     continue;
                 }
                 add("401", error("Missing, unknown or revoked API key").build());
+                add(
+                    "403",
+                    error("`insufficient_scope`: the key lacks the scope this operation requires (see `x-required-scope`)").build(),
+                );
+                if let Some(scope) = crate::auth::scopes::scope_of_template(method, path) {
+                    let scope = utoipa::openapi::extensions::ExtensionsBuilder::new()
+                        .add("x-required-scope", scope.as_str())
+                        .build();
+                    operation
+                        .extensions
+                        .get_or_insert_with(Default::default)
+                        .merge(scope);
+                }
                 add(
                     "429",
                     error("This API key is over its rate limit")

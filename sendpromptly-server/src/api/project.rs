@@ -36,7 +36,7 @@ pub async fn update_settings(
     caller: Caller,
     ApiJson(update): ApiJson<ProjectUpdate>,
 ) -> Result<Json<ProjectView>, ApiError> {
-    service::update(&state, &caller.project_id, update).await?;
+    service::update(&state, &caller.who(), &caller.project_id, update).await?;
     Ok(Json(view(&state, &caller.project_id).await?))
 }
 
@@ -53,7 +53,7 @@ pub async fn rotate_secret(
 ) -> Result<(StatusCode, Json<RotatedSecret>), ApiError> {
     Ok((
         StatusCode::CREATED,
-        Json(rotate(&state, &caller.project_id).await?),
+        Json(rotate(&state, &caller.who(), &caller.project_id).await?),
     ))
 }
 

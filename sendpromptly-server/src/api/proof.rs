@@ -43,6 +43,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<ProofLinkCreated>), ApiError> {
     let created = create_link(
         &state,
+        &caller.who(),
         &caller.project_id,
         path.first(),
         caller.actor(),
@@ -82,6 +83,7 @@ pub async fn revoke(
 ) -> Result<StatusCode, ApiError> {
     revoke_link(
         &state,
+        &caller.who(),
         &caller.project_id,
         path.first(),
         None,

@@ -96,6 +96,8 @@ mod tests {
         Caller {
             project_id: "prj_1".to_owned(),
             key_id: "key_1".to_owned(),
+            scopes: sendpromptly_core::scope::ScopeSet::INGEST,
+            ip: None,
         }
     }
 

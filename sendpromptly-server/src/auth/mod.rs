@@ -13,12 +13,15 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sendpromptly_core::model::Actor;
+use sendpromptly_core::scope::ScopeSet;
 
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::secrets;
 
 pub mod key_cache;
+pub mod scopes;
+pub mod usage;
 
 /// The caller of an authenticated `/v1` request (set by [`authenticate`]).
 #[derive(Clone, Debug)]
@@ -27,12 +30,22 @@ pub struct Caller {
     pub project_id: String,
     /// The key's id.
     pub key_id: String,
+    /// What the key may do.
+    pub scopes: ScopeSet,
+    /// The client IP as the server sees it: the TCP peer (a proxy's
+    /// `X-Forwarded-For` is not trusted, as for the login throttle).
+    pub ip: Option<String>,
 }
 
 impl Caller {
     /// The timeline actor for this caller.
     pub fn actor(&self) -> Actor {
         Actor::ApiKey(self.key_id.clone())
+    }
+
+    /// This caller in the audit log.
+    pub fn who(&self) -> crate::service::audit::Who {
+        crate::service::audit::Who::api_key(&self.key_id, self.ip.clone())
     }
 }
 
@@ -78,7 +91,27 @@ async fn authenticate_with(
         Err(err) => Err(err),
     };
     match found {
-        Ok(caller) => {
+        Ok(mut caller) => {
+            // The one scope check of the API (the route table in `scopes`).
+            let path = request
+                .extensions()
+                .get::<axum::extract::OriginalUri>()
+                .map_or_else(|| request.uri().path(), |uri| uri.0.path());
+            let required = scopes::required_scope(request.method(), path);
+            if !caller.scopes.allows(required) {
+                return ApiError::InsufficientScope {
+                    required,
+                    has: caller.scopes,
+                }
+                .into_response();
+            }
+            state
+                .key_usage()
+                .note(&caller.key_id, required, state.now());
+            caller.ip = request
+                .extensions()
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0.ip().to_string());
             if let Err(wait) = state.take_rate_token(&caller.key_id) {
                 let retry_after_seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
                 return ApiError::RateLimited {
@@ -125,6 +158,8 @@ async fn caller_of(state: &AppState, key_hash: &[u8]) -> Result<Caller, ApiError
     Ok(Caller {
         project_id: stored.project_id,
         key_id: stored.id,
+        scopes: stored.scopes,
+        ip: None,
     })
 }
 

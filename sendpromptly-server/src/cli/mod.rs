@@ -62,10 +62,35 @@ enum Command {
     /// Reconcile with a provider's own event list (backfill).
     #[command(subcommand)]
     Reconcile(reconcile::ReconcileCommand),
+    /// Print a project's audit log (settings, keys, secrets, proof links,
+    /// bulk actions), newest first.
+    Audit(AuditArgs),
     /// The provider tap (never-received webhooks): its URLs, secrets (shown
     /// as hints only), tracked event types and receipt grace.
     #[command(subcommand, name = "provider-tap")]
     ProviderTap(ProviderTapCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct AuditArgs {
+    /// Project name or `prj_` id.
+    #[arg(long, default_value = "default")]
+    project: String,
+    /// Only entries at or after this time (RFC 3339, e.g. 2026-01-31T00:00:00Z).
+    #[arg(long)]
+    since: Option<String>,
+    /// Only this action, e.g. `project.update`.
+    #[arg(long)]
+    action: Option<String>,
+    /// Only this actor, e.g. `cli`, `user:ops@example.com`, `api_key:key_…`.
+    #[arg(long)]
+    actor: Option<String>,
+    /// At most this many entries (default 100).
+    #[arg(long, default_value_t = 100)]
+    limit: u32,
+    /// Print JSON Lines (one entry per line, as `GET /v1/audit-log` shows it).
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -153,7 +178,8 @@ enum ProjectCommand {
         /// refuse to call is refused here.
         #[arg(long)]
         repair_url: Option<String>,
-        /// Print `{"project_id", "api_key", "signing_secret"}` as JSON.
+        /// Print `{"project_id", "api_key", "ingest_api_key", "signing_secret"}`
+        /// as JSON (`api_key` is the admin key).
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -177,15 +203,24 @@ enum KeyCommand {
         /// A label for the key.
         #[arg(long)]
         name: Option<String>,
+        /// What the key may do, comma-separated: ingest (receipts and
+        /// results: for webhook handlers), read, operate, admin (implies
+        /// all). See docs/access-control.md.
+        #[arg(long, default_value = "ingest")]
+        scope: String,
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
-    /// List a project's API keys (ids and prefixes only).
+    /// List a project's API keys (ids and prefixes only), their scopes, last
+    /// use, and which are over-privileged for what they are used for.
     List {
         /// Project name or `prj_` id.
         #[arg(long)]
         project: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Revoke an API key at once.
     Revoke {
@@ -362,6 +397,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Project(command) => project(store.as_ref(), command, &file, now).await,
         Command::Key(command) => key(store.as_ref(), command, now).await,
+        Command::Audit(args) => audit(store.as_ref(), args).await,
         Command::Listen(_) => Ok(()),
         Command::Reprocess(args) => {
             let project = resolve_project(store.as_ref(), &args.project).await?;
@@ -433,8 +469,12 @@ async fn serve(
         );
         if let Some(project) = &first.project {
             out.push_str(&format!(
-                "  project:         {} ({})\n  API key:         {}\n  signing secret:  {}\n",
-                project.name, project.project_id, project.api_key, project.signing_secret
+                "  project:         {} ({})\n  API key:         {}  (admin: settings, keys, audit log; keep it off app servers)\n  ingest API key:  {}  (for your webhook handler: receipts and results only)\n  signing secret:  {}\n",
+                project.name,
+                project.project_id,
+                project.api_key,
+                project.ingest_api_key,
+                project.signing_secret
             ));
         }
         if let Some((email, password)) = &first.admin {
@@ -471,7 +511,18 @@ async fn alerts_set(
         ..Default::default()
     };
     let patch = crate::service::project::patch_from_update(outbound, update)?;
-    let project = store.update_project(project_id, patch).await?;
+    let before = resolve_project(store, project_id).await?;
+    let change = crate::service::audit::Change {
+        project_id: project_id.to_owned(),
+        action: "project.update",
+        target: project_id.to_owned(),
+        before: Some(serde_json::json!({ "alert_channels": before.alert_channels })),
+        after: Some(serde_json::json!({ "alert_channels": patch.alert_channels })),
+    };
+    let write = store.update_project(project_id, patch);
+    let who = crate::service::audit::Who::cli();
+    let project =
+        crate::service::audit::record(store, &who, change, SystemClock.now(), write).await?;
     let count = project.alert_channels.as_array().map_or(0, Vec::len);
     println!(
         "project {} now has {count} alert channel(s); try them with `sendpromptly alerts test --project {}`",
@@ -504,7 +555,13 @@ async fn provider_tap(
                 .map_err(|e| {
                     CliError::new(format!("--settings is not a provider_tap JSON object: {e}"))
                 })?;
-            crate::service::provider_tap::update_tap_settings(&state, project_id, update).await?
+            crate::service::provider_tap::update_tap_settings(
+                &state,
+                &crate::service::audit::Who::cli(),
+                project_id,
+                update,
+            )
+            .await?
         }
         None => crate::service::provider_tap::tap_config(&state, project_id)
             .await?
@@ -604,8 +661,12 @@ async fn project(
                 println!("{}", serde_json::to_string(&created)?);
             } else {
                 println!(
-                    "created project {} ({})\n  API key:         {}\n  signing secret:  {}\nThese are shown once.",
-                    created.name, created.project_id, created.api_key, created.signing_secret
+                    "created project {} ({})\n  API key:         {}  (admin: settings, keys, audit log)\n  ingest API key:  {}  (for your webhook handler)\n  signing secret:  {}\nThese are shown once.",
+                    created.name,
+                    created.project_id,
+                    created.api_key,
+                    created.ingest_api_key,
+                    created.signing_secret
                 );
             }
             Ok(())
@@ -629,43 +690,81 @@ async fn project(
 }
 
 async fn key(store: &dyn Store, command: KeyCommand, now: Timestamp) -> Result<(), CliError> {
+    let who = crate::service::audit::Who::cli();
     match command {
         KeyCommand::Create {
             project,
             name,
+            scope,
             json,
         } => {
+            let scopes: sendpromptly_core::scope::ScopeSet = scope
+                .parse()
+                .map_err(|e| CliError::new(format!("--scope: {e}")))?;
             let project = resolve_project(store, &project).await?;
-            let key = provision::create_api_key(store, &project.id, name, now).await?;
+            let key =
+                crate::service::keys::create(store, &who, &project.id, name, scopes, now).await?;
             if json {
                 println!(
                     "{}",
-                    serde_json::json!({"project_id": project.id, "api_key": key})
+                    serde_json::json!({"project_id": project.id, "api_key": key, "scopes": scopes})
                 );
             } else {
-                println!("API key for {}: {key}\nIt is shown once.", project.name);
+                println!(
+                    "API key for {} (scope {scopes}): {key}\nIt is shown once.",
+                    project.name
+                );
             }
             Ok(())
         }
-        KeyCommand::List { project } => {
+        KeyCommand::List { project, json } => {
             let project = resolve_project(store, &project).await?;
-            for key in store.list_api_keys(&project.id).await? {
+            for listed in crate::service::keys::list(store, &project.id).await? {
+                let key = listed.key;
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "id": key.id,
+                            "prefix": key.prefix,
+                            "name": key.name,
+                            "scopes": key.scopes,
+                            "created_at": key.created_at,
+                            "revoked_at": key.revoked_at,
+                            "last_used_at": key.last_used_at,
+                            "last_used_class": key.last_used_class,
+                            "used_for": key.used_classes,
+                            "advice": listed.advice,
+                        })
+                    );
+                    continue;
+                }
                 let state = key
                     .revoked_at
                     .map_or_else(|| "active".to_owned(), |at| format!("revoked {at}"));
+                let used = match (key.last_used_at, key.last_used_class) {
+                    (Some(at), Some(class)) => format!("last used {at} ({class})"),
+                    _ => "never used".to_owned(),
+                };
                 println!(
-                    "{}\t{}…\t{}\t{}",
+                    "{}\t{}…\t{}\t{}\t{}\t{}{}",
                     key.id,
                     key.prefix,
                     key.name.unwrap_or_default(),
-                    state
+                    key.scopes,
+                    state,
+                    used,
+                    listed
+                        .advice
+                        .map(|advice| format!("\t⚠ {advice}"))
+                        .unwrap_or_default()
                 );
             }
             Ok(())
         }
         KeyCommand::Revoke { project, key_id } => {
             let project = resolve_project(store, &project).await?;
-            if store.revoke_api_key(&project.id, &key_id, now).await? {
+            if crate::service::keys::revoke(store, &who, &project.id, &key_id, now).await? {
                 println!("revoked {key_id}");
                 Ok(())
             } else {
@@ -676,6 +775,72 @@ async fn key(store: &dyn Store, command: KeyCommand, now: Timestamp) -> Result<(
             }
         }
     }
+}
+
+/// `sendpromptly audit`: the project's audit log, newest first.
+async fn audit(store: &dyn Store, args: AuditArgs) -> Result<(), CliError> {
+    let project = resolve_project(store, &args.project).await?;
+    let since = args
+        .since
+        .as_deref()
+        .map(|text| {
+            chrono::DateTime::parse_from_rfc3339(text)
+                .map(|t| Timestamp::from_datetime(t.with_timezone(&chrono::Utc)))
+                .map_err(|e| {
+                    CliError::new(format!(
+                        "--since `{text}` is not an RFC 3339 time (e.g. 2026-01-31T00:00:00Z): {e}"
+                    ))
+                })
+        })
+        .transpose()?;
+    let filter = crate::store::AuditFilter {
+        action: args.action,
+        actor: args.actor,
+        since,
+        until: None,
+    };
+    let mut left = args.limit;
+    let mut cursor = None;
+    while left > 0 {
+        let page = store
+            .audit_page(
+                &project.id,
+                &filter,
+                crate::store::PageRequest {
+                    limit: left.min(100),
+                    cursor,
+                },
+            )
+            .await?;
+        left = left.saturating_sub(u32::try_from(page.data.len()).unwrap_or(u32::MAX));
+        for entry in page.data {
+            let view = crate::service::audit::view(entry);
+            if args.json {
+                println!("{}", serde_json::to_string(&view)?);
+            } else {
+                let change = |v: &Option<serde_json::Value>| {
+                    v.as_ref()
+                        .map_or_else(|| "-".to_owned(), ToString::to_string)
+                };
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\tbefore={}\tafter={}",
+                    view.at,
+                    view.actor,
+                    view.ip.as_deref().unwrap_or("-"),
+                    view.action,
+                    view.target,
+                    view.id,
+                    change(&view.before),
+                    change(&view.after)
+                );
+            }
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn read_password() -> Result<String, CliError> {

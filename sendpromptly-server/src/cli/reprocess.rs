@@ -103,7 +103,14 @@ pub async fn run(
     now: Timestamp,
 ) -> Result<(), CliError> {
     if let Some(batch_id) = &args.cancel {
-        let view = batches::cancel_batch(store, project_id, batch_id, now).await?;
+        let view = batches::cancel_batch(
+            store,
+            &crate::service::audit::Who::cli(),
+            project_id,
+            batch_id,
+            now,
+        )
+        .await?;
         print_end(&view, args.json)?;
         return Ok(());
     }
@@ -149,7 +156,16 @@ pub async fn run(
     }
     let user = std::env::var("USER").unwrap_or_else(|_| "operator".to_owned());
     let actor = Actor::System(format!("cli:{user}"));
-    let view = batches::start_batch(store, project_id, &request, &planned, &actor, now).await?;
+    let view = batches::start_batch(
+        store,
+        project_id,
+        &request,
+        &planned,
+        &actor,
+        &crate::service::audit::Who::cli(),
+        now,
+    )
+    .await?;
     eprintln!(
         "started batch {} ({} to send at {}/s, {} at a time); a running `sendpromptly serve` on this database sends it",
         view.id, plan.to_send, view.rate_per_second, view.concurrency

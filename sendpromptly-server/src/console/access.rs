@@ -52,6 +52,7 @@ pub const RULES: &[(&str, &str, Need)] = &[
     ("POST", "/settings/api-keys", ADMIN),
     ("POST", "/settings/api-keys/{id}/revoke", ADMIN),
     ("POST", "/settings/require-2fa", ADMIN),
+    ("GET", "/audit-log", ADMIN),
     ("GET", "/users", ADMIN),
     ("POST", "/users", ADMIN),
     ("POST", "/users/{id}/role", ADMIN),

@@ -82,6 +82,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/reprocess-batches/{id}/cancel", post(pages::batch_cancel))
         .route("/events", get(pages::events))
         .route("/events/{provider}/{event_id}", get(pages::event))
+        .route("/audit-log", get(pages::audit_log))
         .route("/settings", get(pages::settings))
         .route("/settings/general", post(pages::save_general))
         .route("/settings/deadlines", post(pages::save_deadlines))
@@ -354,9 +355,16 @@ pub(crate) struct Workspace {
     pub projects: Vec<Project>,
     pub role: Role,
     pub requires_2fa: bool,
+    /// The client IP (the TCP peer, as the login throttle sees it).
+    pub ip: Option<String>,
 }
 
 impl Workspace {
+    /// The user in the audit log.
+    pub fn who(&self) -> crate::service::audit::Who {
+        crate::service::audit::Who::user(&self.signed_in.user.email, self.ip.clone())
+    }
+
     /// The user's actor on timelines: `console:<email>`.
     pub fn actor(&self) -> Actor {
         Actor::Console(self.signed_in.user.email.clone())
@@ -394,11 +402,16 @@ impl axum::extract::FromRequestParts<AppState> for Workspace {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let _ = SignedIn::from_request_parts(parts, state).await?;
-        parts.extensions.get::<Workspace>().cloned().ok_or_else(|| {
+        let mut ws = parts.extensions.get::<Workspace>().cloned().ok_or_else(|| {
             refused_page(
                 "You are not a member of any project yet. Ask an admin of a project to add you.",
             )
-        })
+        })?;
+        ws.ip = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip().to_string());
+        Ok(ws)
     }
 }
 
@@ -442,6 +455,7 @@ pub(crate) async fn workspace(
         projects: mine.into_iter().map(|(p, _)| p).collect(),
         role,
         requires_2fa,
+        ip: None,
     }))
 }
 

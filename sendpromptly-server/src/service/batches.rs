@@ -225,6 +225,7 @@ pub async fn start_batch(
     request: &ReprocessBatchRequest,
     planned: &Planned,
     actor: &Actor,
+    who: &super::audit::Who,
     now: Timestamp,
 ) -> ServiceResult<ReprocessBatchView> {
     let mut selection = serde_json::to_value(request).unwrap_or_default();
@@ -245,7 +246,21 @@ pub async fn start_batch(
         finished_at: None,
         counts: Default::default(),
     };
-    store.create_reprocess_batch(&batch, &planned.items).await?;
+    let change = super::audit::Change {
+        project_id: project_id.to_owned(),
+        action: "reprocess_batch.start",
+        target: batch.id.clone(),
+        before: None,
+        after: Some(serde_json::json!({
+            "selection": batch.selection,
+            "incidents": planned.items.len(),
+            "rate_per_second": batch.rate_per_second,
+            "concurrency": batch.concurrency,
+            "note": batch.note,
+        })),
+    };
+    let write = store.create_reprocess_batch(&batch, &planned.items);
+    super::audit::record(store, who, change, now, write).await?;
     tracing::info!(batch_id = %batch.id, incidents = planned.items.len(), started_by = %batch.started_by, "reprocess batch started");
     batch_view(store, project_id, &batch.id).await
 }
@@ -287,6 +302,7 @@ fn view_of(batch: ReprocessBatch, items: Vec<ReprocessBatchItem>) -> ReprocessBa
 /// Cancels a batch: what was not sent yet never is.
 pub async fn cancel_batch(
     store: &dyn Store,
+    who: &super::audit::Who,
     project_id: &str,
     batch_id: &str,
     now: Timestamp,
@@ -294,9 +310,20 @@ pub async fn cancel_batch(
     if !ids::has_shape(batch_id, ids::REPROCESS_BATCH) {
         return Err(ServiceError::NotFound("reprocess batch"));
     }
-    store
-        .cancel_reprocess_batch(project_id, batch_id, now)
-        .await?
-        .ok_or(ServiceError::NotFound("reprocess batch"))?;
+    let change = super::audit::Change {
+        project_id: project_id.to_owned(),
+        action: "reprocess_batch.cancel",
+        target: batch_id.to_owned(),
+        before: None,
+        after: None,
+    };
+    // Audited in the cancel's transaction when it cancels something (a
+    // finished batch changes nothing, and records nothing).
+    let (cancelled, _unused) = crate::store::with_audit(
+        super::audit::entry(who, change, now),
+        store.cancel_reprocess_batch(project_id, batch_id, now),
+    )
+    .await;
+    cancelled?.ok_or(ServiceError::NotFound("reprocess batch"))?;
     batch_view(store, project_id, batch_id).await
 }

@@ -10,11 +10,13 @@
 //! [`crate::error`] (`From<ServiceError> for ApiError`), the console in
 //! `console::error`, the CLI in [`crate::cli::CliError`].
 
+pub mod audit;
 pub mod batches;
 pub mod error;
 pub mod events;
 pub mod expected;
 pub mod incidents;
+pub mod keys;
 pub mod project;
 pub mod proof;
 pub mod provider_tap;

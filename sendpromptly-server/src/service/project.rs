@@ -4,6 +4,7 @@
 use sendpromptly_core::standard_webhooks::SigningSecret;
 use sendpromptly_core::validation::validate_deadline_seconds;
 
+use super::audit::{self, Change, Who};
 use super::{ServiceError, ServiceResult};
 use crate::app::AppState;
 use crate::outbound::{OutboundPolicy, RefusedSetting};
@@ -170,10 +171,12 @@ pub async fn view(state: &AppState, project_id: &str) -> ServiceResult<ProjectVi
     Ok(view)
 }
 
-/// Validates and applies a settings change; the signal key cache forgets
-/// its entries (they hold the project's deadlines).
+/// Validates and applies a settings change, as `who` (audited:
+/// `project.update`, and `provider_tap.update` for its tap part); the
+/// signal key cache forgets its entries (they hold the project's deadlines).
 pub async fn update(
     state: &AppState,
+    who: &Who,
     project_id: &str,
     mut update: ProjectUpdate,
 ) -> ServiceResult<Project> {
@@ -182,30 +185,70 @@ pub async fn update(
     // Validated before anything is written: a bad tap setting changes nothing.
     let tap = match tap {
         Some(tap) => {
-            let mut config = super::provider_tap::tap_config(state, project_id).await?;
+            let before = super::provider_tap::tap_config(state, project_id).await?;
+            let mut config = before.clone();
             super::provider_tap::apply_patch(&mut config.settings, tap)?;
-            Some(config)
+            Some((before, config))
         }
         None => None,
     };
-    let project = state.store().update_project(project_id, patch).await?;
-    if let Some(mut config) = tap {
-        super::provider_tap::store_tap_config(state, project_id, &mut config).await?;
+    let before = project(state, project_id).await?;
+    let mut after = before.clone();
+    patch.apply_to(&mut after);
+    let project = if after == before {
+        before
+    } else {
+        let change = Change {
+            project_id: project_id.to_owned(),
+            action: "project.update",
+            target: project_id.to_owned(),
+            before: Some(settings_state(&before)),
+            after: Some(settings_state(&after)),
+        };
+        let write = state.store().update_project(project_id, patch);
+        audit::record(state.store(), who, change, state.now(), write).await?
+    };
+    if let Some((before, mut config)) = tap {
+        super::provider_tap::store_tap_config(state, who, project_id, &before, &mut config).await?;
     }
     state.signal_keys().forget_all();
     Ok(project)
 }
 
-/// Creates a new signing secret for a project; the previous ones keep
-/// signing for [`ROTATION_OVERLAP_SECONDS`].
-pub async fn rotate(state: &AppState, project_id: &str) -> ServiceResult<RotatedSecret> {
+/// A project's settings as the audit log keeps them (redacted by
+/// [`audit::record`]).
+fn settings_state(project: &Project) -> serde_json::Value {
+    serde_json::json!({
+        "repair_url": project.repair_url,
+        "default_deadline_seconds": project.default_deadline_seconds,
+        "deadlines_by_event_type": project.deadlines_by_event_type,
+        "alert_channels": project.alert_channels,
+        "proof_show_metadata": project.proof_show_metadata,
+    })
+}
+
+/// Creates a new signing secret for a project, as `who` (audited:
+/// `signing_secret.rotate`, the new secret as a hint); the previous ones
+/// keep signing for [`ROTATION_OVERLAP_SECONDS`].
+pub async fn rotate(state: &AppState, who: &Who, project_id: &str) -> ServiceResult<RotatedSecret> {
     let now = state.now();
     let secret = SigningSecret::generate(&mut rand::rngs::OsRng);
     let overlap_ends = now.plus_seconds(ROTATION_OVERLAP_SECONDS);
-    state
+    let change = Change {
+        project_id: project_id.to_owned(),
+        action: "signing_secret.rotate",
+        target: project_id.to_owned(),
+        before: None,
+        after: Some(serde_json::json!({
+            "secret": secret.expose(),
+            "previous_secrets_expire_at": overlap_ends,
+        })),
+    };
+    let secret_text = secret.expose();
+    let write = state
         .store()
-        .add_signing_secret(project_id, &secret.expose(), now, overlap_ends)
-        .await?;
+        .add_signing_secret(project_id, &secret_text, now, overlap_ends);
+    audit::record(state.store(), who, change, now, write).await?;
     state.signing_secrets().forget(project_id);
     Ok(RotatedSecret {
         secret: secret.expose(),

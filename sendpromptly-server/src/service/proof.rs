@@ -5,6 +5,7 @@ use sendpromptly_core::ids;
 use sendpromptly_core::model::{Actor, TimelineEntry, TimelineKind};
 use serde_json::json;
 
+use super::audit::{self, Change, Who};
 use super::incidents::load_incident;
 use super::{ServiceError, ServiceResult};
 use crate::app::AppState;
@@ -20,6 +21,7 @@ pub const MAX_PROOF_SECONDS: u32 = 90 * 24 * 3600;
 /// Creates a proof link for an incident, as `actor`.
 pub async fn create_link(
     state: &AppState,
+    who: &Who,
     project_id: &str,
     incident_id: &str,
     actor: Actor,
@@ -45,7 +47,18 @@ pub async fn create_link(
         expires_at: now.plus_seconds(i64::from(seconds)),
         revoked_at: None,
     };
-    state.store().create_proof_link(link.clone()).await?;
+    let change = Change {
+        project_id: project_id.to_owned(),
+        action: "proof_link.create",
+        target: link.id.clone(),
+        before: None,
+        after: Some(json!({
+            "incident_id": link.incident_id,
+            "expires_at": link.expires_at,
+        })),
+    };
+    let write = state.store().create_proof_link(link.clone());
+    audit::record(state.store(), who, change, now, write).await?;
     let entry = TimelineEntry::new(
         now,
         TimelineKind::ProofLinkCreated,
@@ -80,6 +93,7 @@ pub async fn links_of(
 /// the link's incident (else [`ServiceError::NotFound`]).
 pub async fn revoke_link(
     state: &AppState,
+    who: &Who,
     project_id: &str,
     link_id: &str,
     incident_id: Option<&str>,
@@ -92,11 +106,15 @@ pub async fn revoke_link(
         .filter(|l| incident_id.is_none_or(|id| l.incident_id == id))
         .ok_or(ServiceError::NotFound("proof link"))?;
     let now = state.now();
-    if state
-        .store()
-        .revoke_proof_link(project_id, link_id, now)
-        .await?
-    {
+    let change = Change {
+        project_id: project_id.to_owned(),
+        action: "proof_link.revoke",
+        target: link.id.clone(),
+        before: Some(json!({ "incident_id": link.incident_id, "revoked_at": link.revoked_at })),
+        after: Some(json!({ "incident_id": link.incident_id, "revoked_at": now })),
+    };
+    let write = state.store().revoke_proof_link(project_id, link_id, now);
+    if link.revoked_at.is_none() && audit::record(state.store(), who, change, now, write).await? {
         let entry = TimelineEntry::new(
             now,
             TimelineKind::ProofLinkRevoked,

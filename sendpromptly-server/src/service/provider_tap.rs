@@ -128,18 +128,28 @@ pub async fn tap_config_for_delivery(
     }))
 }
 
-/// Stores `config` as the project's tap settings, and forgets the cached
-/// copy the tap reads.
+/// Stores `config` as the project's tap settings (was `before`), as `who`
+/// (audited: `provider_tap.update`, secrets as hints), and forgets the
+/// cached copy the tap reads.
 pub async fn store_tap_config(
     state: &AppState,
+    who: &super::audit::Who,
     project_id: &str,
+    before: &TapConfig,
     config: &mut TapConfig,
 ) -> ServiceResult<()> {
     config.settings.updated_at = state.now();
-    state
+    let change = super::audit::Change {
+        project_id: project_id.to_owned(),
+        action: "provider_tap.update",
+        target: project_id.to_owned(),
+        before: serde_json::to_value(before.view(state, project_id)).ok(),
+        after: serde_json::to_value(config.view(state, project_id)).ok(),
+    };
+    let write = state
         .store()
-        .put_provider_tap_settings(project_id, &config.settings)
-        .await?;
+        .put_provider_tap_settings(project_id, &config.settings);
+    super::audit::record(state.store(), who, change, state.now(), write).await?;
     state.tap_settings().forget(project_id);
     Ok(())
 }
@@ -327,11 +337,13 @@ pub fn apply_patch(
 /// what may be shown of the result.
 pub async fn update_tap_settings(
     state: &AppState,
+    who: &super::audit::Who,
     project_id: &str,
     patch: ProviderTapUpdate,
 ) -> ServiceResult<ProviderTapView> {
-    let mut config = tap_config(state, project_id).await?;
+    let before = tap_config(state, project_id).await?;
+    let mut config = before.clone();
     apply_patch(&mut config.settings, patch)?;
-    store_tap_config(state, project_id, &mut config).await?;
+    store_tap_config(state, who, project_id, &before, &mut config).await?;
     Ok(config.view(state, project_id))
 }

@@ -64,6 +64,11 @@ pub const SQLITE: &[Migration] = &[
         sql: include_str!("../../migrations/sqlite/0008_stripe_reconcile.sql"),
     },
     Migration {
+        version: 9,
+        name: "0009_scoped_keys_and_audit",
+        sql: include_str!("../../migrations/sqlite/0009_scoped_keys_and_audit.sql"),
+    },
+    Migration {
         version: 10,
         name: "0010_console_users",
         sql: include_str!("../../migrations/sqlite/0010_console_users.sql"),
@@ -112,6 +117,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 8,
         name: "0008_stripe_reconcile",
         sql: include_str!("../../migrations/postgres/0008_stripe_reconcile.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "0009_scoped_keys_and_audit",
+        sql: include_str!("../../migrations/postgres/0009_scoped_keys_and_audit.sql"),
     },
     Migration {
         version: 10,

@@ -30,6 +30,7 @@ use sendpromptly_core::wire::ReprocessBatchItem;
 mod codec;
 mod engine;
 pub use engine::Engine;
+pub use engine::with_audit;
 /// The suite every engine runs (compiled for tests and `test-support` only).
 #[cfg(any(test, feature = "test-support"))]
 pub mod conformance;
@@ -143,6 +144,22 @@ pub trait Store: Send + Sync + 'static {
         key_id: &str,
         now: Timestamp,
     ) -> StoreResult<bool>;
+
+    /// Records keys' uses (last time and endpoint class; classes add up).
+    async fn record_key_uses(&self, uses: &[KeyUse]) -> StoreResult<()>;
+    /// Appends an audit entry on its own (for a change that is not one
+    /// store write; an audited store write records its entry itself, see
+    /// [`with_audit`]).
+    async fn insert_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
+    /// A page of a project's audit log, newest first.
+    async fn audit_page(
+        &self,
+        project_id: &str,
+        filter: &AuditFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<AuditEntry>>;
+    /// Deletes audit entries older than `before`; returns how many.
+    async fn purge_audit(&self, before: Timestamp) -> StoreResult<u64>;
 
     /// Adds a signing secret; every older secret without an expiry expires at `older_expire_at`.
     async fn add_signing_secret(

@@ -112,6 +112,36 @@ pub(super) fn api_key(row: &impl RowExt) -> StoreResult<ApiKey> {
         name: row.opt_text("name")?,
         created_at: ts(row.int("created_at")?),
         revoked_at: row.opt_int("revoked_at")?.map(ts),
+        scopes: scope_set(row.int("scopes")?),
+        last_used_at: row.opt_int("last_used_at")?.map(ts),
+        last_used_class: row
+            .opt_text("last_used_class")?
+            .and_then(|class| class.parse().ok()),
+        used_classes: scope_set(row.int("used_classes")?),
+    })
+}
+
+fn scope_set(bits: i64) -> sendpromptly_core::scope::ScopeSet {
+    sendpromptly_core::scope::ScopeSet::from_bits(u8::try_from(bits & 0xff).unwrap_or(0))
+}
+
+/// An audit log entry.
+pub(super) fn audit_entry(row: &impl RowExt) -> StoreResult<crate::store::AuditEntry> {
+    let state = |column: &str| -> StoreResult<Option<serde_json::Value>> {
+        row.opt_text(column)?
+            .map(|text| json(&text, "audit state"))
+            .transpose()
+    };
+    Ok(crate::store::AuditEntry {
+        id: row.text("id")?,
+        project_id: row.text("project_id")?,
+        at: ts(row.int("at")?),
+        actor: row.text("actor")?,
+        ip: row.opt_text("ip")?,
+        action: row.text("action")?,
+        target: row.text("target")?,
+        before: state("before_json")?,
+        after: state("after_json")?,
     })
 }
 

@@ -421,11 +421,31 @@ pub(super) const UPDATE_PROJECT: &str = "UPDATE projects SET repair_url = $1, \
 pub(super) const PROJECT_ALERT_CHANNELS: &str = "SELECT alert_channels FROM projects WHERE id = $1";
 
 pub(super) const INSERT_API_KEY: &str = "INSERT INTO api_keys (id, project_id, key_hash, prefix, \
-     name, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+     name, created_at, revoked_at, scopes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 pub(super) const API_KEY_BY_HASH: &str = "SELECT id, project_id, key_hash, prefix, name, \
-     created_at, revoked_at FROM api_keys WHERE key_hash = $1";
+     created_at, revoked_at, scopes, last_used_at, last_used_class, used_classes FROM api_keys \
+     WHERE key_hash = $1";
 pub(super) const API_KEYS: &str = "SELECT id, project_id, key_hash, prefix, name, created_at, \
-     revoked_at FROM api_keys WHERE project_id = $1 ORDER BY created_at DESC, id DESC";
+     revoked_at, scopes, last_used_at, last_used_class, used_classes FROM api_keys \
+     WHERE project_id = $1 ORDER BY created_at DESC, id DESC";
+/// A key's use: the newest time and class win, the classes add up.
+pub(super) const RECORD_KEY_USE: &str = "UPDATE api_keys SET \
+     last_used_class = CASE WHEN last_used_at IS NULL OR last_used_at <= $1 THEN $2 \
+     ELSE last_used_class END, \
+     last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < $1 THEN $1 \
+     ELSE last_used_at END, \
+     used_classes = used_classes | $3 WHERE id = $4";
+pub(super) const INSERT_AUDIT: &str = "INSERT INTO audit_log (id, project_id, at, actor, ip, \
+     action, target, before_json, after_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+/// An audit page, newest first: `$2` the cursor's `seq` (or NULL), then
+/// the filters (NULL for any), `$7` the limit.
+pub(super) const AUDIT_PAGE: &str = "SELECT seq, id, project_id, at, actor, ip, action, target, \
+     before_json, after_json FROM audit_log WHERE project_id = $1 \
+     AND ($2 IS NULL OR seq < $2) AND ($3 IS NULL OR action = $3) \
+     AND ($4 IS NULL OR actor = $4) AND ($5 IS NULL OR at >= $5) AND ($6 IS NULL OR at < $6) \
+     ORDER BY seq DESC LIMIT $7";
+pub(super) const PURGE_AUDIT: &str = "DELETE FROM audit_log WHERE at < $1";
+pub(super) const AUDIT_OLDER_THAN: &str = "SELECT 1 AS found FROM audit_log WHERE at < $1 LIMIT 1";
 pub(super) const REVOKE_API_KEY: &str =
     "UPDATE api_keys SET revoked_at = $1 WHERE project_id = $2 AND id = $3";
 

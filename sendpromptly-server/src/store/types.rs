@@ -10,6 +10,7 @@ use sendpromptly_core::model::{
     Actor, EventState, IncidentKind, IncidentState, Provider, TimelineEntry, TimelineKind,
 };
 use sendpromptly_core::retry::NextStep;
+use sendpromptly_core::scope::{Scope, ScopeSet};
 use sendpromptly_core::wire::ReprocessBatchCounts;
 use serde::{Deserialize, Serialize};
 
@@ -75,6 +76,27 @@ pub struct ProjectPatch {
     pub proof_show_metadata: Option<bool>,
 }
 
+impl ProjectPatch {
+    /// `project` with this change applied.
+    pub fn apply_to(&self, project: &mut Project) {
+        if let Some(url) = &self.repair_url {
+            project.repair_url.clone_from(url);
+        }
+        if let Some(seconds) = self.default_deadline_seconds {
+            project.default_deadline_seconds = seconds;
+        }
+        if let Some(table) = &self.deadlines_by_event_type {
+            project.deadlines_by_event_type.clone_from(table);
+        }
+        if let Some(channels) = &self.alert_channels {
+            project.alert_channels.clone_from(channels);
+        }
+        if let Some(show) = self.proof_show_metadata {
+            project.proof_show_metadata = show;
+        }
+    }
+}
+
 /// An API key as stored: never the key itself, only its hash.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ApiKey {
@@ -92,6 +114,63 @@ pub struct ApiKey {
     pub created_at: Timestamp,
     /// When it was revoked.
     pub revoked_at: Option<Timestamp>,
+    /// What it may do (keys made before scopes existed are `admin`).
+    pub scopes: ScopeSet,
+    /// When it was last used (recorded at most once a minute).
+    pub last_used_at: Option<Timestamp>,
+    /// The endpoint class of its last recorded use.
+    pub last_used_class: Option<Scope>,
+    /// Every endpoint class it was used for.
+    pub used_classes: ScopeSet,
+}
+
+/// A key's use, as recorded (batched, off the request path).
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeyUse {
+    /// The `key_` id.
+    pub key_id: String,
+    /// When it was last used.
+    pub at: Timestamp,
+    /// The class of that last use.
+    pub class: Scope,
+    /// Every class it was used for since the last record.
+    pub classes: ScopeSet,
+}
+
+/// One audit log entry as stored (its `before`/`after` already redacted).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditEntry {
+    /// The `aud_` id.
+    pub id: String,
+    /// The project it concerns.
+    pub project_id: String,
+    /// When.
+    pub at: Timestamp,
+    /// Who: `api_key:key_…`, `user:<email>` or `cli`.
+    pub actor: String,
+    /// The client IP as the server saw it.
+    pub ip: Option<String>,
+    /// What, e.g. `project.update`.
+    pub action: String,
+    /// On what (an id).
+    pub target: String,
+    /// The state before (redacted).
+    pub before: Option<serde_json::Value>,
+    /// The state after (redacted).
+    pub after: Option<serde_json::Value>,
+}
+
+/// The filters of an audit log page; `None` is "any".
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AuditFilter {
+    /// Only this action.
+    pub action: Option<String>,
+    /// Only this actor.
+    pub actor: Option<String>,
+    /// Only entries at or after this time.
+    pub since: Option<Timestamp>,
+    /// Only entries before this time.
+    pub until: Option<Timestamp>,
 }
 
 /// A `whsec_` signing secret of a project.

@@ -134,6 +134,7 @@ pub async fn batch_start(
             &request,
             &planned,
             &ws.actor(),
+            &ws.who(),
             state.now(),
         )
         .await
@@ -242,7 +243,7 @@ pub async fn batch_cancel(
     Path(id): Path<String>,
 ) -> Response {
     respond(async move {
-        batches::cancel_batch(state.store(), &ws.project.id, &id, state.now())
+        batches::cancel_batch(state.store(), &ws.who(), &ws.project.id, &id, state.now())
             .await
             .map_err(fail(&ws))?;
         Ok(see_other(&format!("/reprocess-batches/{id}")))

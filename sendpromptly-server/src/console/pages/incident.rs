@@ -320,7 +320,7 @@ pub async fn create_proof_link(
                 }
             },
         };
-        match create_link(&state, &ws.project.id, &id, ws.actor(), seconds).await {
+        match create_link(&state, &ws.who(), &ws.project.id, &id, ws.actor(), seconds).await {
             Ok(created) => {
                 incident_page(
                     &state,
@@ -345,7 +345,16 @@ pub async fn revoke_proof_link(
     Path((id, link)): Path<(String, String)>,
 ) -> Response {
     respond(async move {
-        match revoke_link(&state, &ws.project.id, &link, Some(&id), ws.actor()).await {
+        match revoke_link(
+            &state,
+            &ws.who(),
+            &ws.project.id,
+            &link,
+            Some(&id),
+            ws.actor(),
+        )
+        .await
+        {
             Ok(()) => Ok(see_other(&format!("/incidents/{id}?done=revoked"))),
             Err(err) => Ok(incident_error(&state, &ws, &id, err).await),
         }

@@ -16,7 +16,6 @@ use crate::app::AppState;
 use crate::console::PageError;
 use crate::console::auth::{self};
 use crate::console::{Layout, Notice, PROJECT_COOKIE, Workspace, render};
-use crate::provision;
 use crate::render::display_time;
 use crate::service::project::{self as project_service, rotate};
 use crate::views::ProjectUpdate;
@@ -32,6 +31,9 @@ pub struct KeyItem {
     pub id: String,
     pub prefix: String,
     pub name: String,
+    pub scopes: String,
+    pub last_used: String,
+    pub advice: Option<String>,
     pub created_at: String,
     pub revoked: bool,
     pub revoked_at: String,
@@ -129,18 +131,26 @@ async fn settings_page(
             expires_at: s.expires_at.map_or_else(|| "—".to_owned(), display_time),
         })
         .collect();
-    let keys = store
-        .list_api_keys(&project.id)
+    let keys = crate::service::keys::list(store, &project.id)
         .await
         .map_err(fail(ws))?
         .into_iter()
-        .map(|k| KeyItem {
-            id: k.id,
-            prefix: k.prefix,
-            name: k.name.unwrap_or_default(),
-            created_at: display_time(k.created_at),
-            revoked: k.revoked_at.is_some(),
-            revoked_at: time(k.revoked_at),
+        .map(|listed| {
+            let k = listed.key;
+            KeyItem {
+                id: k.id,
+                prefix: k.prefix,
+                name: k.name.unwrap_or_default(),
+                scopes: k.scopes.to_string(),
+                last_used: match (k.last_used_at, k.last_used_class) {
+                    (Some(at), Some(class)) => format!("{} ({class})", display_time(at)),
+                    _ => "never".to_owned(),
+                },
+                advice: listed.advice,
+                created_at: display_time(k.created_at),
+                revoked: k.revoked_at.is_some(),
+                revoked_at: time(k.revoked_at),
+            }
         })
         .collect();
     let users = store
@@ -269,7 +279,7 @@ async fn save(
     draft: Draft,
 ) -> PageResult {
     let saved = match parsed {
-        Ok(update) => project_service::update(state, &ws.project.id, update)
+        Ok(update) => project_service::update(state, &ws.who(), &ws.project.id, update)
             .await
             .map_err(PageError::from),
         Err(err) => Err(err),
@@ -578,7 +588,7 @@ pub async fn test_alerts(State(state): State<AppState>, ws: Workspace) -> Respon
 /// `POST /settings/signing-secret/rotate`: shows the new secret once.
 pub async fn rotate_secret(State(state): State<AppState>, ws: Workspace) -> Response {
     respond(async move {
-        let rotated = rotate(&state, &ws.project.id).await.map_err(fail(&ws))?;
+        let rotated = rotate(&state, &ws.who(), &ws.project.id).await.map_err(fail(&ws))?;
         tracing::info!(user = %ws.signed_in.user.email, project = %ws.project.id, "signing secret rotated from the console");
         settings_page(
             &state,
@@ -605,6 +615,9 @@ pub async fn rotate_secret(State(state): State<AppState>, ws: Workspace) -> Resp
 pub struct KeyForm {
     #[serde(default)]
     name: String,
+    /// Comma-separated scopes; empty is `ingest`.
+    #[serde(default)]
+    scope: String,
 }
 
 /// `POST /settings/api-keys`: shows the new key once.
@@ -619,15 +632,33 @@ pub async fn create_api_key(
             let err = PageError::invalid("name", "must be at most 100 characters");
             return settings_error(&state, &ws, err, Draft::default()).await;
         }
-        let key = provision::create_api_key(state.store(), &ws.project.id, name, state.now())
-            .await
-            .map_err(fail(&ws))?;
+        let scopes = if form.scope.trim().is_empty() {
+            sendpromptly_core::scope::ScopeSet::INGEST
+        } else {
+            match form.scope.parse::<sendpromptly_core::scope::ScopeSet>() {
+                Ok(scopes) => scopes,
+                Err(err) => {
+                    let err = PageError::invalid("scope", err.to_string());
+                    return settings_error(&state, &ws, err, Draft::default()).await;
+                }
+            }
+        };
+        let key = crate::service::keys::create(
+            state.store(),
+            &ws.who(),
+            &ws.project.id,
+            name,
+            scopes,
+            state.now(),
+        )
+        .await
+        .map_err(fail(&ws))?;
         tracing::info!(user = %ws.signed_in.user.email, project = %ws.project.id, "API key created from the console");
         settings_page(
             &state,
             &ws,
             StatusCode::CREATED,
-            Notice::ok("API key created."),
+            Notice::ok(format!("API key created (scope {scopes}).")),
             Some(Shown {
                 label: "New API key",
                 value: key,
@@ -647,11 +678,15 @@ pub async fn revoke_api_key(
     Path(id): Path<String>,
 ) -> Response {
     respond(async move {
-        let revoked = state
-            .store()
-            .revoke_api_key(&ws.project.id, &id, state.now())
-            .await
-            .map_err(fail(&ws))?;
+        let revoked = crate::service::keys::revoke(
+            state.store(),
+            &ws.who(),
+            &ws.project.id,
+            &id,
+            state.now(),
+        )
+        .await
+        .map_err(fail(&ws))?;
         if !revoked {
             return Err(fail(&ws)(PageError::not_found("API key")));
         }

@@ -129,6 +129,9 @@ macro_rules! store_conformance_tests {
             reconcile_lease_and_progress,
             reconcile_lease_expires,
             concurrent_reconcile_leases,
+            key_scopes_and_uses,
+            audit_entries_commit_with_their_write,
+            audit_pages_filters_and_purge,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -343,6 +346,7 @@ fn run_in_parallel<'a, T: Send>(tasks: Vec<BoxedTask<'a, T>>) -> Vec<T> {
 }
 
 mod alerts;
+mod audit;
 mod batches;
 mod concurrency;
 mod console;
@@ -354,6 +358,7 @@ mod provider_tap;
 mod reconcile;
 
 pub use alerts::*;
+pub use audit::*;
 pub use batches::*;
 pub use concurrency::*;
 pub use console::*;
@@ -376,6 +381,10 @@ fn api_key(project: &Project, hash_byte: u8, created_at: Timestamp) -> ApiKey {
         name: Some(format!("key {hash_byte}")),
         created_at,
         revoked_at: None,
+        scopes: sendpromptly_core::scope::ScopeSet::INGEST,
+        last_used_at: None,
+        last_used_class: None,
+        used_classes: sendpromptly_core::scope::ScopeSet::EMPTY,
     }
 }
 

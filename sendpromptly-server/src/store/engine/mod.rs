@@ -42,14 +42,16 @@ use super::migrations::{self, AppliedMigration, MIGRATIONS_TABLE, Migration};
 use super::rows::{self, RowExt};
 use super::sql::{self, Arg, Dialect, Queries, args};
 use super::{
-    AlertJob, ApiKey, Applied, DailyActivity, DeliveryJob, EventFilter, IdempotencyBegin,
-    IdempotentOutcome, IdempotentRequest, IncidentCounts, IncidentFilter, NewBatchItem, NewProject,
-    PaceReport, Page, PageRequest, Project, ProjectPatch, ProofLink, ProviderTapSettings,
-    ReconcileOutcome, ReconcilePass, ReconcileState, ReprocessBatch, ResealReport, Session,
-    SigningSecretRecord, Store, StoreResult, StoredEvent, SweepReport, TotpState, User, UserToken,
+    AlertJob, ApiKey, Applied, AuditEntry, AuditFilter, DailyActivity, DeliveryJob, EventFilter,
+    IdempotencyBegin, IdempotentOutcome, IdempotentRequest, IncidentCounts, IncidentFilter, KeyUse,
+    NewBatchItem, NewProject, PaceReport, Page, PageRequest, Project, ProjectPatch, ProofLink,
+    ProviderTapSettings, ReconcileOutcome, ReconcilePass, ReconcileState, ReprocessBatch,
+    ResealReport, Session, SigningSecretRecord, Store, StoreResult, StoredEvent, SweepReport,
+    TotpState, User, UserToken,
 };
 use crate::secrets::Keyring;
 
+mod audit;
 mod persist;
 mod reads;
 mod reconcile;
@@ -58,6 +60,7 @@ mod tap;
 mod users;
 mod work;
 
+pub use audit::with_audit;
 pub(super) use persist::{apply_job, load_by_incident, valid_api_keys, write_outbox};
 
 /// A backend's connection.
@@ -306,19 +309,18 @@ impl<B: Backend> Store for Engine<B> {
 
     async fn insert_api_key(&self, key: ApiKey) -> StoreResult<()> {
         let revoked_at = key.revoked_at.map(ms);
-        self.backend
-            .write_one(
-                sql::INSERT_API_KEY,
-                args![
-                    &key.id,
-                    &key.project_id,
-                    &key.key_hash,
-                    &key.prefix,
-                    &key.name,
-                    ms(key.created_at),
-                    revoked_at
-                ],
-            )
+        let mut tx = self.backend.write().await?;
+        let row = args![
+            &key.id,
+            &key.project_id,
+            &key.key_hash,
+            &key.prefix,
+            &key.name,
+            ms(key.created_at),
+            revoked_at,
+            i64::from(key.scopes.bits())
+        ];
+        B::Db::execute(&mut tx, sql::INSERT_API_KEY, row)
             .await
             .map_err(|e| {
                 insert_error(
@@ -327,7 +329,30 @@ impl<B: Backend> Store for Engine<B> {
                     "project",
                 )
             })?;
+        audit::write_pending::<B>(&mut tx).await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    async fn record_key_uses(&self, uses: &[KeyUse]) -> StoreResult<()> {
+        audit::record_key_uses(self, uses).await
+    }
+
+    async fn insert_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
+        audit::insert_audit(self, entry).await
+    }
+
+    async fn audit_page(
+        &self,
+        project_id: &str,
+        filter: &AuditFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<AuditEntry>> {
+        audit::audit_page(self, project_id, filter, page).await
+    }
+
+    async fn purge_audit(&self, before: Timestamp) -> StoreResult<u64> {
+        audit::purge_audit(self, before).await
     }
 
     async fn api_key_by_hash(&self, key_hash: &[u8]) -> StoreResult<Option<ApiKey>> {
@@ -370,6 +395,7 @@ impl<B: Backend> Store for Engine<B> {
         )
         .await
         .map_err(|e| insert_error(e, "this signing secret already exists", "project"))?;
+        audit::write_pending::<B>(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -805,8 +831,13 @@ impl<B: Backend> Store for Engine<B> {
         now: Timestamp,
     ) -> StoreResult<bool> {
         let params = args![ms(now), project_id, link_id];
-        let revoked = self.backend.write_one(sql::REVOKE_PROOF_LINK, params);
-        Ok(revoked.await? == 1)
+        let mut tx = self.backend.write().await?;
+        let revoked = B::Db::execute(&mut tx, sql::REVOKE_PROOF_LINK, params).await? == 1;
+        if revoked {
+            audit::write_pending::<B>(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(revoked)
     }
 
     async fn idempotency_begin(
@@ -908,6 +939,7 @@ impl<B: Backend> Store for Engine<B> {
             ];
             B::Db::execute(&mut tx, sql::INSERT_BATCH_ITEM, row).await?;
         }
+        audit::write_pending::<B>(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -942,6 +974,7 @@ impl<B: Backend> Store for Engine<B> {
         let params = args![ms(now), batch_id, project_id];
         if B::Db::execute(&mut tx, sql::CANCEL_BATCH, params).await? > 0 {
             B::Db::execute(&mut tx, sql::CANCEL_BATCH_ITEMS, args![batch_id]).await?;
+            audit::write_pending::<B>(&mut tx).await?;
         }
         let batch = reads::load_batch::<B>(&mut tx, project_id, batch_id).await?;
         tx.commit().await?;

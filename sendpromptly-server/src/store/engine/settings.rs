@@ -82,21 +82,7 @@ pub(super) async fn update_project<B: Backend>(
         .map(rows::project)
         .transpose()?
         .ok_or(StoreError::NotFound("project"))?;
-    if let Some(url) = patch.repair_url {
-        project.repair_url = url;
-    }
-    if let Some(seconds) = patch.default_deadline_seconds {
-        project.default_deadline_seconds = seconds;
-    }
-    if let Some(table) = patch.deadlines_by_event_type {
-        project.deadlines_by_event_type = table;
-    }
-    if let Some(channels) = patch.alert_channels {
-        project.alert_channels = channels;
-    }
-    if let Some(show) = patch.proof_show_metadata {
-        project.proof_show_metadata = show;
-    }
+    patch.apply_to(&mut project);
     let now = Timestamp::from_datetime(chrono::Utc::now());
     let deadlines = encode_json(&project.deadlines_by_event_type, "deadlines_by_event_type")?;
     let channels = encode_json(&project.alert_channels, "alert_channels")?;
@@ -110,6 +96,7 @@ pub(super) async fn update_project<B: Backend>(
         project_id
     ];
     B::Db::execute(&mut tx, sql::UPDATE_PROJECT, row).await?;
+    super::audit::write_pending::<B>(&mut tx).await?;
     tx.commit().await?;
     Ok(project)
 }
@@ -128,6 +115,7 @@ pub(super) async fn revoke_api_key<B: Backend>(
     if row.opt_int("revoked_at")?.is_none() {
         let params = args![ms(now), project_id, key_id];
         B::Db::execute(&mut tx, sql::REVOKE_API_KEY, params).await?;
+        super::audit::write_pending::<B>(&mut tx).await?;
     }
     tx.commit().await?;
     Ok(true)
@@ -213,6 +201,7 @@ pub(super) async fn create_proof_link<B: Backend>(
                 "incident",
             )
         })?;
+    super::audit::write_pending::<B>(&mut tx).await?;
     tx.commit().await?;
     Ok(())
 }

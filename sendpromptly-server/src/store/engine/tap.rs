@@ -9,7 +9,7 @@ use sendpromptly_core::model::{EventKey, Provider};
 
 use super::super::codec::{self, encode_json, ms};
 use super::super::rows::RowExt;
-use super::super::sql::{self, args};
+use super::super::sql::{self, Queries, args};
 use super::super::{ProviderTapSettings, StoreError, StoreResult};
 use super::{Backend, Engine};
 use crate::secrets::{Keyring, provider_secret_context};
@@ -150,11 +150,12 @@ pub(super) async fn put_provider_tap_settings<B: Backend>(
         restricted.as_deref(),
         ms(settings.updated_at)
     ];
-    engine
-        .backend
-        .write_one(sql::UPSERT_PROVIDER_TAP_SETTINGS, row)
+    let mut tx = engine.backend.write().await?;
+    B::Db::execute(&mut tx, sql::UPSERT_PROVIDER_TAP_SETTINGS, row)
         .await
         .map_err(|e| codec::insert_error(e, "provider tap settings conflict", "project"))?;
+    super::audit::write_pending::<B>(&mut tx).await?;
+    tx.commit().await?;
     Ok(())
 }
 
