@@ -1144,3 +1144,68 @@ async fn an_alert_link_switches_to_another_of_the_members_projects() {
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains(&incident_b));
 }
+
+/// User and role changes made on the Users page land in the project's
+/// audit log with the acting user, the client IP and the user before and
+/// after, readable by the API and on the console's Audit log page.
+#[tokio::test]
+async fn user_and_role_changes_are_in_the_audit_log() {
+    let server = TestServer::start().await;
+    let project = server.project.project_id.clone();
+    member(&server, &project, "boss@example.com", Role::Admin).await;
+    let victim = member(&server, &project, "vic@example.com", Role::Viewer).await;
+
+    let mut boss = Browser::new(&server);
+    boss.sign_in("boss@example.com", PASSWORD).await;
+    let csrf = hidden(&boss.get("/users").await.body, "csrf");
+    let promoted = boss
+        .post(
+            &format!("/users/{}/role", victim.id),
+            &[("csrf", &csrf), ("role", "operator")],
+        )
+        .await;
+    assert_eq!(promoted.status, 200, "{}", promoted.body);
+    let disabled = boss
+        .post(&format!("/users/{}/disable", victim.id), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(disabled.status, 200, "{}", disabled.body);
+    let audit_page = boss.get("/audit-log").await;
+    assert_eq!(audit_page.status, 200, "{}", audit_page.body);
+    assert!(
+        audit_page.body.contains("user.disable"),
+        "{}",
+        audit_page.body
+    );
+    assert!(audit_page.body.contains("user.role"));
+    // Last: from now on the boss (no 2FA yet) is sent to enrolment.
+    let required = boss
+        .post(
+            "/settings/require-2fa",
+            &[("csrf", &csrf), ("require_2fa", "on")],
+        )
+        .await;
+    assert_eq!(required.status, 200, "{}", required.body);
+
+    let page = server.api().get("/v1/audit-log?limit=100").await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    let entries = page.json["data"].as_array().unwrap().clone();
+    let entry = |action: &str| {
+        entries
+            .iter()
+            .find(|e| e["action"] == action)
+            .unwrap_or_else(|| panic!("no {action} entry in {entries:#?}"))
+            .clone()
+    };
+    let role = entry("user.role");
+    assert_eq!(role["actor"], "user:boss@example.com");
+    assert_eq!(role["ip"], "127.0.0.1");
+    assert_eq!(role["target"], victim.id.as_str());
+    assert_eq!(role["before"]["roles"][0][1], "viewer", "{role:#}");
+    assert_eq!(role["after"]["roles"][0][1], "operator", "{role:#}");
+    let disable = entry("user.disable");
+    assert_eq!(disable["before"]["status"], "active");
+    assert_eq!(disable["after"]["status"], "disabled");
+    let require = entry("project.require_2fa");
+    assert_eq!(require["before"]["require_2fa"], false);
+    assert_eq!(require["after"]["require_2fa"], true);
+}

@@ -108,13 +108,10 @@ pub enum UserCommand {
     },
 }
 
-fn print_change(change: &UserChange) {
-    let who = change
-        .after
-        .as_ref()
-        .or(change.before.as_ref())
-        .map_or("", |u| u.email.as_str());
-    tracing::info!(actor = %change.actor, action = change.action, user = who, "console user change");
+/// Records a change in the audit log (actor `cli`).
+async fn audited(store: &dyn Store, change: &UserChange, now: Timestamp) -> Result<(), CliError> {
+    user_service::audit(store, change, None, now).await?;
+    Ok(())
 }
 
 fn whole_link(link: &OneTimeLink, public_url: Option<&str>, file_url: Option<&str>) -> String {
@@ -214,7 +211,7 @@ pub async fn run(
                     now,
                 )
                 .await?;
-                print_change(&change);
+                audited(store, &change, now).await?;
             }
             let names: Vec<&str> = targets.iter().map(|p| p.name.as_str()).collect();
             println!(
@@ -241,7 +238,7 @@ pub async fn run(
                 now,
             )
             .await?;
-            print_change(&change);
+            audited(store, &change, now).await?;
             match link {
                 Some(link) => println!(
                     "invited {} as {role} of {}; send them this one-time link (until {}):\n{}",
@@ -260,25 +257,25 @@ pub async fn run(
         }
         UserCommand::Disable { user } => {
             let change = user_service::disable(store, By::Cli, &user, now).await?;
-            print_change(&change);
+            audited(store, &change, now).await?;
             println!("disabled {user}: every session of theirs has ended");
             Ok(())
         }
         UserCommand::Enable { user } => {
             let change = user_service::enable(store, By::Cli, &user).await?;
-            print_change(&change);
+            audited(store, &change, now).await?;
             println!("enabled {user}");
             Ok(())
         }
         UserCommand::Delete { user } => {
             let change = user_service::delete(store, By::Cli, &user).await?;
-            print_change(&change);
+            audited(store, &change, now).await?;
             println!("deleted {user}");
             Ok(())
         }
         UserCommand::ResetPassword { user, public_url } => {
             let (change, link) = user_service::reset_password(store, By::Cli, &user, now).await?;
-            print_change(&change);
+            audited(store, &change, now).await?;
             println!(
                 "the password of {user} no longer works and their sessions have ended; send them this one-time link (until {}):\n{}",
                 link.expires_at.to_rfc3339(),
@@ -297,7 +294,7 @@ pub async fn run(
                 let change =
                     user_service::remove_from_project(store, By::Cli, &project.id, &user, now)
                         .await?;
-                print_change(&change);
+                audited(store, &change, now).await?;
                 println!("removed {user} from {}", project.name);
                 return Ok(());
             }
@@ -323,13 +320,13 @@ pub async fn run(
                 .await?
                 .0
             };
-            print_change(&change);
+            audited(store, &change, now).await?;
             println!("{user} is {role} of {}", project.name);
             Ok(())
         }
         UserCommand::Reset2fa { user } => {
             let change = user_service::totp_disable(store, By::Cli, &user).await?;
-            print_change(&change);
+            audited(store, &change, now).await?;
             println!("two-factor sign-in of {user} is off");
             Ok(())
         }

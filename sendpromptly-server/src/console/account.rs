@@ -112,13 +112,14 @@ pub struct CodeForm {
 /// codes are shown once.
 pub async fn totp_confirm(
     State(state): State<AppState>,
+    super::auth::ClientIp(ip): super::auth::ClientIp,
     signed_in: SignedIn,
     Form(form): Form<CodeForm>,
 ) -> Response {
     let store = state.store();
     match user_service::totp_confirm(store, &signed_in.user, &form.code, state.now()).await {
         Ok((change, codes)) => {
-            tracing::info!(actor = %change.actor, action = change.action, "console user change");
+            super::pages::audited(&state, &change, Some(ip)).await;
             totp_view(
                 &state,
                 &signed_in,
@@ -148,6 +149,7 @@ pub async fn totp_confirm(
 /// recovery code).
 pub async fn totp_disable(
     State(state): State<AppState>,
+    super::auth::ClientIp(ip): super::auth::ClientIp,
     signed_in: SignedIn,
     Form(form): Form<CodeForm>,
 ) -> Response {
@@ -160,7 +162,7 @@ pub async fn totp_disable(
     .await;
     match outcome {
         Ok(change) => {
-            tracing::info!(actor = %change.actor, action = change.action, "console user change");
+            super::pages::audited(&state, &change, Some(ip)).await;
             let mut fresh = signed_in.clone();
             fresh.user.totp_enabled = false;
             totp_view(
@@ -252,6 +254,7 @@ pub struct SetupForm {
 /// `POST /account/setup/{token}`: sets the password, once.
 pub async fn setup(
     State(state): State<AppState>,
+    super::auth::ClientIp(ip): super::auth::ClientIp,
     headers: HeaderMap,
     Path(token): Path<String>,
     Form(form): Form<SetupForm>,
@@ -272,7 +275,7 @@ pub async fn setup(
     }
     match user_service::accept_link(state.store(), &token, &form.password, state.now()).await {
         Ok(change) => {
-            tracing::info!(actor = %change.actor, action = change.action, "console user change");
+            super::pages::audited(&state, &change, Some(ip)).await;
             setup_form(&state, &headers, StatusCode::OK, String::new(), None, true)
         }
         Err(err) => {

@@ -530,7 +530,7 @@ pub async fn second_factor(
     let Some((user, pending_hash)) = pending_user(&state, &headers).await else {
         return Redirect::to("/login").into_response();
     };
-    let key = (user.email.clone(), ip);
+    let key = (user.email.clone(), ip.clone());
     if let Err(wait) = throttle.check(&key) {
         let minutes = wait.as_secs().div_ceil(60).max(1);
         return second_factor_form(
@@ -545,7 +545,10 @@ pub async fn second_factor(
     }
     let now = state.now();
     match crate::service::users::second_factor(state.store(), &user, &form.code, now).await {
-        Ok(_) => {}
+        Ok(Some(recovery_code_used)) => {
+            super::pages::audited(&state, &recovery_code_used, Some(ip.clone())).await;
+        }
+        Ok(None) => {}
         Err(err) => {
             throttle.fail(key);
             let err = PageError::from(err);

@@ -672,15 +672,28 @@ pub async fn use_recovery_code(
 }
 
 /// Sets whether a project's members must use TOTP (admins only).
+/// The change is recorded in the project's audit log as `project.require_2fa`.
 pub async fn set_require_2fa(
     store: &dyn Store,
     by: By<'_>,
+    who: &super::audit::Who,
     project_id: &str,
     required: bool,
+    now: Timestamp,
 ) -> ServiceResult<bool> {
     require_admin(store, by, project_id).await?;
     let before = store.project_requires_2fa(project_id).await?;
-    store.set_project_requires_2fa(project_id, required).await?;
+    let change = super::audit::Change {
+        project_id: project_id.to_owned(),
+        action: "project.require_2fa",
+        target: project_id.to_owned(),
+        before: Some(serde_json::json!({ "require_2fa": before })),
+        after: Some(serde_json::json!({ "require_2fa": required })),
+    };
+    super::audit::record(store, who, change, now, async {
+        store.set_project_requires_2fa(project_id, required).await
+    })
+    .await?;
     Ok(before)
 }
 
@@ -707,4 +720,51 @@ fn normalise_recovery(code: &str) -> String {
 
 fn recovery_hash(code: &str) -> Vec<u8> {
     secrets::hash_token(&format!("recovery\0{code}"))
+}
+
+/// Records `change` in the audit log of each project it concerns: its own
+/// project for a membership change, else every project the user belonged
+/// to before or after (account changes: disable, delete, password, 2FA).
+/// Written right after the change, in its own transaction (user changes
+/// span several tables and projects). `ip` is the client's, `None` from
+/// the CLI.
+pub async fn audit(
+    store: &dyn Store,
+    change: &UserChange,
+    ip: Option<String>,
+    now: Timestamp,
+) -> ServiceResult<()> {
+    let who = match change.actor.strip_prefix("console:") {
+        Some(email) => super::audit::Who::user(email, ip),
+        None => super::audit::Who::cli(),
+    };
+    let user = change.after.as_ref().or(change.before.as_ref());
+    let target = user.map_or_else(String::new, |u| u.id.clone());
+    let mut projects: Vec<String> = match &change.project_id {
+        Some(project) => vec![project.clone()],
+        None => [&change.before, &change.after]
+            .into_iter()
+            .flatten()
+            .flat_map(|u| u.roles.iter().map(|(project, _)| project.clone()))
+            .collect(),
+    };
+    projects.sort();
+    projects.dedup();
+    let state =
+        |summary: &Option<UserSummary>| summary.as_ref().and_then(|s| serde_json::to_value(s).ok());
+    for project_id in projects {
+        let entry = super::audit::entry(
+            &who,
+            super::audit::Change {
+                project_id,
+                action: change.action,
+                target: target.clone(),
+                before: state(&change.before),
+                after: state(&change.after),
+            },
+            now,
+        );
+        store.insert_audit(&entry).await?;
+    }
+    Ok(())
 }

@@ -77,6 +77,7 @@ pub use settings::{
     create_api_key, revoke_api_key, rotate_secret, save_alerts, save_deadlines, save_general,
     save_provider_tap, settings, switch_project, test_alerts,
 };
+pub(crate) use users::audited;
 pub use users::{
     create_user, save_require_2fa, user_delete, user_disable, user_enable, user_remove,
     user_reset_2fa, user_reset_password, user_role, users,

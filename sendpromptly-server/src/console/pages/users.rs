@@ -105,14 +105,12 @@ async fn email_link(state: &AppState, to: &str, subject: &str, body: &str) -> St
     }
 }
 
-/// Logs a change (the audit log will record it here).
-fn logged(change: &UserChange) {
-    tracing::info!(
-        actor = %change.actor,
-        action = change.action,
-        user = change.after.as_ref().or(change.before.as_ref()).map_or("", |u| u.email.as_str()),
-        "console user change"
-    );
+/// Records a change in the audit log (a failure to record is logged: the
+/// change itself is done).
+pub(crate) async fn audited(state: &AppState, change: &UserChange, ip: Option<String>) {
+    if let Err(err) = user_service::audit(state.store(), change, ip, state.now()).await {
+        tracing::error!(action = change.action, error = %err, "could not record a user change in the audit log");
+    }
 }
 
 /// The outcome of an action: the page again with a notice (and a link).
@@ -123,7 +121,7 @@ async fn after(
 ) -> PageResult {
     match outcome {
         Ok((change, text, link)) => {
-            logged(&change);
+            audited(state, &change, ws.ip.clone()).await;
             users_page(state, ws, StatusCode::OK, Notice::ok(text), link).await
         }
         Err(err) => users_page(state, ws, err.status(), Notice::bad(err.message()), None).await,
@@ -394,9 +392,18 @@ pub async fn save_require_2fa(
     respond(async move {
         let required = form.require_2fa.is_some();
         let by = By::Console(&ws.signed_in.user);
-        match user_service::set_require_2fa(state.store(), by, &ws.project.id, required).await {
-            Ok(before) => {
-                tracing::info!(actor = %by.name(), project = %ws.project.id, before, after = required, "require 2FA changed");
+        let who = ws.who();
+        match user_service::set_require_2fa(
+            state.store(),
+            by,
+            &who,
+            &ws.project.id,
+            required,
+            state.now(),
+        )
+        .await
+        {
+            Ok(_before) => {
                 ws.requires_2fa = required;
                 let text = if required {
                     "Members now need two-factor sign-in to open this project."
