@@ -120,6 +120,8 @@ impl ReceiptSource for EventReference {
     fn to_receipt(&self) -> Receipt {
         let metadata = self.receipt_metadata();
         Receipt {
+            traceparent: None,
+            tracestate: None,
             provider: self.provider,
             event_id: self.event_id.clone(),
             event_type: self.event_type.clone(),
@@ -377,6 +379,8 @@ impl IntoFuture for ResultBuilder {
 
 fn result_signal(key: EventKey, status: ResultStatus, reprocess_id: Option<&str>) -> ResultSignal {
     ResultSignal {
+        traceparent: None,
+        tracestate: None,
         provider: key.provider,
         event_id: key.event_id,
         status,
@@ -398,6 +402,8 @@ impl Client {
         ReceiptBuilder::new(
             self.clone(),
             Receipt {
+                traceparent: None,
+                tracestate: None,
                 provider,
                 event_id: event_id.into(),
                 event_type: event_type.into(),

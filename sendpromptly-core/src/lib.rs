@@ -34,6 +34,8 @@
 //!     new_incident_id: "inc_example".into(),
 //! };
 //! let receipt = Receipt {
+//!     traceparent: None,
+//!     tracestate: None,
 //!     provider: Provider::Stripe,
 //!     event_id: "evt_1".into(),
 //!     event_type: "invoice.paid".into(),
@@ -65,6 +67,7 @@ pub mod shopify;
 pub mod standard_webhooks;
 pub mod stripe;
 pub mod time;
+pub mod trace;
 pub mod validation;
 pub mod wire;
 

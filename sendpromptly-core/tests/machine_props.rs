@@ -156,6 +156,8 @@ impl Run {
                 deadline_seconds,
             } => Command::Receipt {
                 receipt: Receipt {
+                    traceparent: None,
+                    tracestate: None,
                     provider: Provider::Stripe,
                     event_id: EVENT_ID.to_owned(),
                     event_type: ["invoice.paid", "charge.refunded"][*event_type].to_owned(),
@@ -172,6 +174,8 @@ impl Run {
                 error,
                 reprocess,
             } => Command::Result(ResultSignal {
+                traceparent: None,
+                tracestate: None,
                 provider: Provider::Stripe,
                 event_id: EVENT_ID.to_owned(),
                 status: if *success {
@@ -431,6 +435,8 @@ fn check_transition(
         let by_failure = matches!(
             command,
             Command::Result(ResultSignal {
+                traceparent: None,
+                tracestate: None,
                 status: ResultStatus::Failure,
                 ..
             })

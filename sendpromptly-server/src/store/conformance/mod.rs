@@ -203,6 +203,8 @@ fn receipt_for(
 ) -> Command {
     Command::Receipt {
         receipt: Receipt {
+            traceparent: None,
+            tracestate: None,
             provider: k.provider,
             event_id: k.event_id.clone(),
             event_type: event_type.to_owned(),
@@ -222,6 +224,8 @@ fn receipt(k: &EventKey, subject: Option<&str>) -> Command {
 
 fn result(k: &EventKey, status: ResultStatus) -> Command {
     Command::Result(ResultSignal {
+        traceparent: None,
+        tracestate: None,
         provider: k.provider,
         event_id: k.event_id.clone(),
         status,
