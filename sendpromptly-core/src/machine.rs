@@ -137,6 +137,9 @@ pub struct AttemptReport {
     pub response_excerpt: Option<String>,
     /// What went wrong (timeout, connection refused, …).
     pub error: Option<String>,
+    /// The trace context the callback was sent with (it continues the
+    /// trace of the event's latest traced signal), if any.
+    pub trace: Option<TraceContextView>,
 }
 
 /// A signal, tick or human action to apply to an event.
@@ -1061,6 +1064,9 @@ impl<'a> Step<'a> {
             "error": report.error,
             "outcome": outcome,
         });
+        if let Some(trace) = &report.trace {
+            detail["trace"] = json!(trace);
+        }
         if !still_wanted {
             detail["note"] =
                 json!("the incident no longer needed this callback when the attempt finished");

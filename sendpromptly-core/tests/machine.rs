@@ -108,6 +108,7 @@ fn attempt(id: &str, attempt: u32, status: Option<u16>, next: NextStep) -> Comma
         reprocess_id: id.to_owned(),
         attempt,
         report: AttemptReport {
+            trace: None,
             status,
             latency_ms: 42,
             response_excerpt: status.map(|s| format!("status {s}")),

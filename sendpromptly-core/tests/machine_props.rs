@@ -220,6 +220,7 @@ impl Run {
                     reprocess_id: id,
                     attempt: attempts + attempt_delta,
                     report: AttemptReport {
+                        trace: None,
                         status,
                         latency_ms: 10,
                         response_excerpt: None,

@@ -439,6 +439,7 @@ async fn a_digest_finish_and_a_row_order_writer_do_not_deadlock() {
         "the first goes at once, the others are held"
     );
     let report = AttemptReport {
+        trace: None,
         status: Some(200),
         latency_ms: 3,
         response_excerpt: None,

@@ -309,6 +309,7 @@ fn strings(items: &[&str]) -> Vec<String> {
 
 fn report(status: Option<u16>) -> AttemptReport {
     AttemptReport {
+        trace: None,
         status,
         latency_ms: 12,
         response_excerpt: status.map(|s| format!("status {s}")),
