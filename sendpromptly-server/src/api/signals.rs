@@ -3,10 +3,10 @@
 use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use sendpromptly_core::validation::validate_trace;
 use axum::response::{IntoResponse, Response};
 use sendpromptly_core::machine::{Command, Outcome};
 use sendpromptly_core::model::{EventKey, Receipt, ResultSignal, ResultStatus};
+use sendpromptly_core::validation::validate_trace;
 
 use super::extract::Caller;
 use super::idempotency::{self, KeyedJson};

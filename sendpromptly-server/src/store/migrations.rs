@@ -63,6 +63,11 @@ pub const SQLITE: &[Migration] = &[
         name: "0008_stripe_reconcile",
         sql: include_str!("../../migrations/sqlite/0008_stripe_reconcile.sql"),
     },
+    Migration {
+        version: 13,
+        name: "0013_trace_url_template",
+        sql: include_str!("../../migrations/sqlite/0013_trace_url_template.sql"),
+    },
 ];
 
 /// The PostgreSQL migrations, oldest first (the same versions and names as
@@ -102,6 +107,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 8,
         name: "0008_stripe_reconcile",
         sql: include_str!("../../migrations/postgres/0008_stripe_reconcile.sql"),
+    },
+    Migration {
+        version: 13,
+        name: "0013_trace_url_template",
+        sql: include_str!("../../migrations/postgres/0013_trace_url_template.sql"),
     },
 ];
 

@@ -34,6 +34,10 @@ pub struct Project {
     pub proof_show_metadata: bool,
     /// When it was created.
     pub created_at: Timestamp,
+    /// Links timeline entries to their trace: an http(s) URL with
+    /// `{trace_id}` (and optionally `{span_id}`).
+    #[serde(default)]
+    pub trace_url_template: Option<String>,
 }
 
 impl Project {
@@ -73,6 +77,8 @@ pub struct ProjectPatch {
     pub alert_channels: Option<serde_json::Value>,
     /// Whether proof pages may show metadata.
     pub proof_show_metadata: Option<bool>,
+    /// `Some(None)` clears the trace URL template.
+    pub trace_url_template: Option<Option<String>>,
 }
 
 /// An API key as stored: never the key itself, only its hash.

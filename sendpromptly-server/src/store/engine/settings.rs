@@ -67,6 +67,7 @@ pub(super) async fn create_project<B: Backend>(
         alert_channels: serde_json::Value::Array(Vec::new()),
         proof_show_metadata: false,
         created_at: project.created_at,
+        trace_url_template: None,
     })
 }
 
@@ -97,6 +98,9 @@ pub(super) async fn update_project<B: Backend>(
     if let Some(show) = patch.proof_show_metadata {
         project.proof_show_metadata = show;
     }
+    if let Some(template) = patch.trace_url_template {
+        project.trace_url_template = template;
+    }
     let now = Timestamp::from_datetime(chrono::Utc::now());
     let deadlines = encode_json(&project.deadlines_by_event_type, "deadlines_by_event_type")?;
     let channels = encode_json(&project.alert_channels, "alert_channels")?;
@@ -107,7 +111,8 @@ pub(super) async fn update_project<B: Backend>(
         &channels,
         project.proof_show_metadata,
         ms(now),
-        project_id
+        project_id,
+        &project.trace_url_template
     ];
     B::Db::execute(&mut tx, sql::UPDATE_PROJECT, row).await?;
     tx.commit().await?;
