@@ -236,6 +236,21 @@ impl ReceiptBuilder {
         self
     }
 
+    /// The W3C `traceparent` of the span sending this signal (e.g. the
+    /// current OpenTelemetry span's), stored on the event's timeline; a
+    /// repair callback continues its trace. Validated by the server (and by
+    /// [`sendpromptly_core::trace::TraceParent::parse`]).
+    pub fn traceparent(mut self, traceparent: impl Into<String>) -> Self {
+        self.receipt.traceparent = Some(traceparent.into());
+        self
+    }
+
+    /// The W3C `tracestate` that goes with [`Self::traceparent`].
+    pub fn tracestate(mut self, tracestate: impl Into<String>) -> Self {
+        self.receipt.tracestate = Some(tracestate.into());
+        self
+    }
+
     /// Uses this `Idempotency-Key` instead of a generated one (e.g. to make
     /// a retry of the whole handler replay the same call).
     pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
@@ -334,6 +349,21 @@ impl ResultBuilder {
             .metadata
             .get_or_insert_with(JsonObject::new)
             .insert(key.into(), value.into());
+        self
+    }
+
+    /// The W3C `traceparent` of the span sending this signal (e.g. the
+    /// current OpenTelemetry span's), stored on the event's timeline; a
+    /// repair callback continues its trace. Validated by the server (and by
+    /// [`sendpromptly_core::trace::TraceParent::parse`]).
+    pub fn traceparent(mut self, traceparent: impl Into<String>) -> Self {
+        self.result.traceparent = Some(traceparent.into());
+        self
+    }
+
+    /// The W3C `tracestate` that goes with [`Self::traceparent`].
+    pub fn tracestate(mut self, tracestate: impl Into<String>) -> Self {
+        self.result.tracestate = Some(tracestate.into());
         self
     }
 

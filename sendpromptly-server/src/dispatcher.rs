@@ -67,7 +67,11 @@ pub async fn run(state: AppState, http: reqwest::Client, shutdown: watch::Receiv
 pub async fn deliver(state: &AppState, http: &reqwest::Client, job: DeliveryJob) {
     skip_point!("dispatcher.before_send");
     let trace = repair_trace(state, &job).await;
+    let started = crate::otlp::now_nanos();
     let (mut report, class, retry_after) = attempt(state, http, &job, trace.as_ref()).await;
+    if crate::otlp::enabled() {
+        crate::otlp::record(delivery_span(&job, &report, trace.as_ref(), started));
+    }
     report.trace = trace;
     skip_point!("dispatcher.after_send");
     let now = state.now();
@@ -95,6 +99,43 @@ pub async fn deliver(state: &AppState, http: &reqwest::Client, job: DeliveryJob)
             tracing::warn!(error = %err, reprocess_id = %job.reprocess_id, "could not record a callback attempt; it will be retried when its lease ends")
         }
     }
+}
+
+/// The span of one callback attempt: in the continued trace (its id is the
+/// one sent in `traceparent`, its parent the failing signal's span), or in
+/// a new trace when the event was not traced.
+fn delivery_span(
+    job: &DeliveryJob,
+    report: &AttemptReport,
+    trace: Option<&TraceContextView>,
+    started: u64,
+) -> crate::otlp::Span {
+    use crate::otlp::{Span, SpanKind, Value};
+    let mut span = Span::ending_now("repair callback", SpanKind::Client, started, None)
+        .attr(
+            "sendpromptly.reprocess_id",
+            Value::Str(job.reprocess_id.clone()),
+        )
+        .attr(
+            "sendpromptly.incident_id",
+            Value::Str(job.incident_id.clone()),
+        )
+        .attr("sendpromptly.attempt", Value::Int(i64::from(job.attempt)))
+        .attr("http.request.method", Value::Str("POST".into()));
+    if let Some(status) = report.status {
+        span = span.attr("http.response.status_code", Value::Int(i64::from(status)));
+    }
+    span.error = !report.status.is_some_and(|s| (200..300).contains(&s));
+    if let Some(sent) = trace.and_then(|t| TraceParent::parse(&t.traceparent).ok()) {
+        span.trace_id = sent.trace_id;
+        span.span_id = sent.span_id;
+        span.parent_span_id = trace
+            .and_then(|t| t.parent_span_id.as_deref())
+            .and_then(|p| hex::decode(p).ok())
+            .and_then(|p| <[u8; 8]>::try_from(p).ok());
+        span.trace_state = trace.and_then(|t| t.tracestate.clone());
+    }
+    span
 }
 
 /// The report of an attempt that got no HTTP answer (retryable).
