@@ -811,7 +811,9 @@ pub struct TimelineEntry {
     pub kind: TimelineKind,
     /// Who did it.
     pub actor: Actor,
-    /// Specifics (status codes, errors, notes…), a JSON object.
+    /// Specifics (status codes, errors, notes…), a JSON object. A signal
+    /// sent with a W3C trace context, and a repair callback that continued
+    /// it, carry it as `trace` (a `TraceContextView`).
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub detail: JsonObject,
 }

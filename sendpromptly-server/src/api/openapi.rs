@@ -27,6 +27,7 @@ use super::{batches, events, incidents, ops, project, proof, providers, signals}
         providers::stripe_webhook, providers::shopify_webhook,
         ops::healthz, ops::metrics, ops::openapi_json,
     ),
+    components(schemas(sendpromptly_core::trace::TraceContextView)),
     modifiers(&BearerAuth, &CommonResponses),
     tags(
         (name = "signals", description = "Receipts and results sent by the app"),
