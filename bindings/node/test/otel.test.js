@@ -3,13 +3,18 @@
 // `@opentelemetry/sdk-trace-base` (issue #25): a receipt and a result sent
 // inside an active span carry its `traceparent`, and the server's timeline
 // (read back through the API) holds that trace; an explicit `traceparent`
-// wins; without an active span nothing is added.
+// wins; without an active span nothing is added; the Express repair
+// endpoint runs `fulfil` in a span whose parent is the real callback's
+// `traceparent`, in the failing signal's trace.
 
 const { test, before, after } = require('node:test')
 const assert = require('node:assert/strict')
 const api = require('@opentelemetry/api')
 const { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } = require('@opentelemetry/sdk-trace-base')
+const http = require('node:http')
+const express = require('express')
 const { SendPromptly } = require('..')
+const { repairEndpoint } = require('../integrations/express.js')
 const { startServer } = require('./server.js')
 
 // The SDK registers no context manager (that is @opentelemetry/sdk-trace-node's
@@ -119,4 +124,50 @@ test('a malformed explicit traceparent is refused, naming the field', async () =
     sp.receipt({ provider: 'stripe', eventId: unique('evt_node_bad'), eventType: 'invoice.paid', traceparent: 'nope' }),
     (err) => err.param === 'traceparent' && /lowercase hex/.test(err.message),
   )
+})
+
+test('the repair endpoint runs fulfil in a child span of the callback, in the failing trace', async () => {
+  const seen = []
+  const app = express()
+  app.post(
+    '/repair',
+    express.raw({ type: 'application/json' }),
+    repairEndpoint(sp, {
+      secret: server.secret,
+      fulfil: (event, callback) => {
+        // Read synchronously: the test's context manager is a plain stack.
+        seen.push({ span: api.trace.getActiveSpan(), callback })
+      },
+    }),
+  )
+  const repair = await new Promise((resolve) => {
+    const listening = http.createServer(app).listen(0, '127.0.0.1', () => resolve(listening))
+  })
+  const headers = []
+  repair.prependListener('request', (req) => headers.push(req.headers.traceparent))
+  try {
+    await sp.updateProject({ repairUrl: `http://127.0.0.1:${repair.address().port}/repair` })
+    const eventId = unique('evt_node_repair')
+    const worker = tracer.startSpan('apply credits')
+    const failure = await api.context.with(api.trace.setSpan(api.context.active(), worker), () =>
+      sp.receipt({ provider: 'stripe', eventId, eventType: 'invoice.paid' }).then(() =>
+        api.context.with(api.trace.setSpan(api.context.active(), worker), () =>
+          sp.failure({ provider: 'stripe', eventId, error: 'ledger locked' }),
+        ),
+      ),
+    )
+    worker.end()
+    await sp.reprocess(failure.incident.id, { note: 'retry' })
+    for (let i = 0; i < 200 && seen.length === 0; i += 1) await new Promise((r) => setTimeout(r, 50))
+    assert.equal(seen.length, 1, 'the repair callback arrived')
+    const [, traceId, callbackSpan] = headers[0].split('-')
+    assert.equal(traceId, worker.spanContext().traceId)
+    const repairSpan = seen[0].span
+    assert.ok(repairSpan, 'fulfil runs inside a span')
+    assert.equal(repairSpan.spanContext().traceId, worker.spanContext().traceId)
+    assert.equal(repairSpan.parentSpanContext.spanId, callbackSpan)
+    assert.equal(repairSpan.attributes['sendpromptly.reprocess_id'], seen[0].callback.reprocess_id)
+  } finally {
+    await new Promise((resolve) => repair.close(resolve))
+  }
 })
