@@ -70,11 +70,11 @@ fn current_trace() -> Option<(String, Option<String>)> {
 
 /// Adds the current span's trace context to a signal that has none.
 fn traced(traceparent: &mut Option<String>, tracestate: &mut Option<String>) {
-    if traceparent.is_none() {
-        if let Some((parent, state)) = current_trace() {
-            *traceparent = Some(parent);
-            *tracestate = state;
-        }
+    if traceparent.is_none()
+        && let Some((parent, state)) = current_trace()
+    {
+        *traceparent = Some(parent);
+        *tracestate = state;
     }
 }
 
