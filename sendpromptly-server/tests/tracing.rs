@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use reqwest::Method;
-use sendpromptly_server::testing::{ApiClient, CallbackReceiver, TestServer, eventually};
+use sendpromptly_server::testing::{
+    ApiClient, CallbackReceiver, TestServer, cli_ok, eventually, run_cli,
+};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -322,4 +324,77 @@ async fn an_untraced_event_gets_no_traceparent_on_its_callback() {
     })
     .await;
     assert!(received.headers.get("traceparent").is_none());
+}
+
+#[test]
+fn the_cli_shows_sets_refuses_and_clears_the_trace_url_template() {
+    const BIN: &str = env!("CARGO_BIN_EXE_sendpromptly");
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("cli.db").display());
+    cli_ok(BIN, &db, &["migrate"]);
+    cli_ok(BIN, &db, &["project", "create", "--name", "ops"]);
+    let none = cli_ok(BIN, &db, &["project", "trace-url", "--project", "ops"]);
+    assert!(none.contains("has no trace URL template"), "{none}");
+    let template = "https://jaeger.local/trace/{trace_id}";
+    let set = cli_ok(
+        BIN,
+        &db,
+        &[
+            "project",
+            "trace-url",
+            "--project",
+            "ops",
+            "--template",
+            template,
+        ],
+    );
+    assert_eq!(set.trim(), template);
+    let bad = run_cli(
+        BIN,
+        &db,
+        &[
+            "project",
+            "trace-url",
+            "--project",
+            "ops",
+            "--template",
+            "https://jaeger.local/",
+        ],
+    );
+    assert!(!bad.success);
+    assert!(
+        bad.stderr.contains("{trace_id} placeholder"),
+        "{}",
+        bad.stderr
+    );
+    let shown = cli_ok(BIN, &db, &["project", "trace-url", "--project", "ops"]);
+    assert_eq!(shown.trim(), template, "a refused change changes nothing");
+    let cleared = cli_ok(
+        BIN,
+        &db,
+        &["project", "trace-url", "--project", "ops", "--clear"],
+    );
+    assert!(cleared.contains("has no trace URL template"), "{cleared}");
+}
+
+#[test]
+fn serve_refuses_an_otlp_endpoint_that_is_not_http() {
+    const BIN: &str = env!("CARGO_BIN_EXE_sendpromptly");
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("otlp.db").display());
+    let refused = run_cli(
+        BIN,
+        &db,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--otlp-endpoint",
+            "localhost:4318",
+        ],
+    );
+    assert!(!refused.success);
+    let said = format!("{}{}", refused.stdout, refused.stderr);
+    assert!(said.contains("otlp_endpoint"), "{said}");
+    assert!(said.contains("http://localhost:4318"), "{said}");
 }
