@@ -4,7 +4,8 @@
 # Creates (or reuses) a virtualenv, installs maturin and the test
 # dependencies from PyPI (pytest, stripe, standardwebhooks, mypy and the
 # frameworks of sendpromptly.integrations: flask, fastapi + httpx, django,
-# celery[redis], rq), builds and installs the package from source, builds the
+# celery[redis], rq; opentelemetry-sdk and opentelemetry-proto for the
+# tracing tests), builds and installs the package from source, builds the
 # server binary, starts a Redis (Debian's redis-server, installed when missing)
 # on a free loopback port for the Celery and RQ tests, and runs pytest (against a
 # real `sendpromptly serve` on a loopback port) and mypy's stubtest. Needs
@@ -34,7 +35,8 @@ step "Installing maturin and the test dependencies"
 "$py" -m pip install --quiet --disable-pip-version-check --upgrade pip
 "$py" -m pip install --quiet --disable-pip-version-check \
     "maturin>=1.9,<2" "pytest>=8" "stripe>=10" "standardwebhooks>=1.0" "flask>=3" "mypy>=1.10" \
-    "fastapi>=0.110" "httpx>=0.27" "uvicorn>=0.29" "django>=4.2" "celery[redis]>=5.3" "rq>=1.16"
+    "fastapi>=0.110" "httpx>=0.27" "uvicorn>=0.29" "django>=4.2" "celery[redis]>=5.3" "rq>=1.16" \
+    "opentelemetry-sdk>=1.20" "opentelemetry-proto>=1.20"
 
 target="${CARGO_TARGET_DIR:-$root/target}"
 export CARGO_TARGET_DIR="$target"

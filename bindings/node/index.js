@@ -201,9 +201,37 @@ function jsonObject(value, param) {
   return copy
 }
 
+let otelApi
+/** `@opentelemetry/api` when the app has it (an optional peer dependency), else null. */
+function otel() {
+  if (otelApi === undefined) {
+    try {
+      otelApi = require('@opentelemetry/api')
+    } catch {
+      otelApi = null
+    }
+  }
+  return otelApi
+}
+
+/** Adds the active OpenTelemetry span's `traceparent`/`tracestate` to a signal that has none (formatted and checked by the Rust core). */
+function withTrace(out) {
+  if (out.traceparent != null) return out
+  const api = otel()
+  const span = api && api.trace.getSpanContext(api.context.active())
+  if (!span || !api.isSpanContextValid(span)) return out
+  const state = span.traceState ? span.traceState.serialize() : undefined
+  const found = native.nativeTraceContext(span.traceId, span.spanId, span.traceFlags, state || undefined)
+  if (found) {
+    out.traceparent = found.traceparent
+    if (found.tracestate) out.tracestate = found.tracestate
+  }
+  return out
+}
+
 function receiptOptions(options) {
   needObject(options, 'receipt()')
-  const out = { ...options, metadata: jsonObject(options.metadata, 'metadata') }
+  const out = withTrace({ ...options, metadata: jsonObject(options.metadata, 'metadata') })
   if (options.occurredAt instanceof Date) {
     if (Number.isNaN(options.occurredAt.getTime())) {
       throw new ValidationError('invalid occurred_at: an invalid Date', { type: 'invalid_request', param: 'occurred_at' })
@@ -233,7 +261,7 @@ function batchOptions(options, method) {
 
 function resultOptions(options, method) {
   needObject(options, `${method}()`)
-  const out = { ...options, metadata: jsonObject(options.metadata, 'metadata') }
+  const out = withTrace({ ...options, metadata: jsonObject(options.metadata, 'metadata') })
   if (out.error instanceof Error) out.error = out.error.message || String(out.error)
   return out
 }

@@ -177,6 +177,9 @@ export interface NativeClientOptions {
   connectTimeoutMs?: number
 }
 
+/** Parses a `traceparent` with the core's strict W3C rules. */
+export declare function nativeParseTraceparent(traceparent: string): TraceParentParts | null
+
 /**
  * Verifies a Shopify webhook (`X-Shopify-Hmac-Sha256` against any of
  * `secrets`) and returns its topic, ids and parsed body.
@@ -195,6 +198,14 @@ export declare function nativeSignalFields(value: any): any
  * `whsec_…`, `toleranceSeconds` default 300) and returns the event.
  */
 export declare function nativeStripeVerify(payload: Uint8Array, signatureHeader: string, secret: string, toleranceSeconds?: number | undefined | null): any
+
+/**
+ * The trace context of an OpenTelemetry span context (`traceId`, `spanId`
+ * as lowercase hex, `traceFlags`, the serialised `traceState`), formatted
+ * and checked by the core: `null` for an invalid context; a `tracestate`
+ * the core would refuse is dropped, so tracing never fails a signal.
+ */
+export declare function nativeTraceContext(traceId: string, spanId: string, traceFlags: number, traceState?: string | undefined | null): TraceContext | null
 
 /**
  * Verifies a SendPromptly repair callback against any of `secrets`
@@ -221,6 +232,13 @@ export interface ReceiptOptions {
   metadata?: any
   /** When the provider says the event happened: an RFC 3339 string (or a `Date`, converted by the package). */
   occurredAt?: string
+  /**
+   * W3C `traceparent` of the span sending this signal (the package fills
+   * it from the active OpenTelemetry span when `@opentelemetry/api` is installed).
+   */
+  traceparent?: string
+  /** W3C `tracestate` that goes with `traceparent`. */
+  tracestate?: string
   /** Use this `Idempotency-Key` instead of a generated one. */
   idempotencyKey?: string
 }
@@ -268,6 +286,13 @@ export interface ResultOptions {
   reprocessId?: string
   /** A JSON object (at most 8 KiB serialised). */
   metadata?: any
+  /**
+   * W3C `traceparent` of the span sending this signal (the package fills
+   * it from the active OpenTelemetry span when `@opentelemetry/api` is installed).
+   */
+  traceparent?: string
+  /** W3C `tracestate` that goes with `traceparent`. */
+  tracestate?: string
   /** Use this `Idempotency-Key` instead of a generated one. */
   idempotencyKey?: string
 }
@@ -291,4 +316,26 @@ export interface RetryOptions {
   attemptTimeoutMs?: number
   /** Which failures are retried: any of `connect`, `timeout`, `429`, `5xx` (an empty list retries nothing). Default all four. */
   retryOn?: Array<string>
+}
+
+/** A signal's trace context: `traceparent` and the `tracestate` kept with it. */
+export interface TraceContext {
+  /** The W3C `traceparent`. */
+  traceparent: string
+  /** The `tracestate`, when it is valid W3C. */
+  tracestate?: string
+}
+
+/**
+ * `{ traceId, spanId, traceFlags }` of a valid W3C `traceparent` (as a
+ * repair callback carries it), for an OpenTelemetry parent context; `null`
+ * when it is not valid.
+ */
+export interface TraceParentParts {
+  /** 32 lowercase hex digits. */
+  traceId: string
+  /** 16 lowercase hex digits. */
+  spanId: string
+  /** The trace flags (bit 0: sampled). */
+  traceFlags: number
 }

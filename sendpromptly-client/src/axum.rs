@@ -311,6 +311,12 @@ pub struct RepairRequest {
     /// The callback: `event` (provider, id, type, subject, the receipt's
     /// metadata), `reprocess_id`, `incident_id`, `attempt`.
     pub callback: RepairCallback,
+    /// The callback's W3C `traceparent` header: it continues the trace of
+    /// the failing signal, so make it the parent of the repair handler's
+    /// span (with OpenTelemetry, extract it with a `TraceContextPropagator`).
+    pub traceparent: Option<String>,
+    /// The callback's `tracestate` header.
+    pub tracestate: Option<String>,
 }
 
 impl RepairRequest {
@@ -350,7 +356,21 @@ where
         }
         let (headers, body) = read(request, state).await?;
         let callback = crate::verify_repair_request(&body, &headers, &webhooks.repair_secrets)?;
-        Ok(RepairRequest { callback })
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        // Kept only when valid W3C (as a receiver must).
+        let traceparent = header("traceparent")
+            .filter(|v| sendpromptly_core::trace::TraceParent::parse(v).is_ok());
+        let tracestate = traceparent.as_ref().and(header("tracestate"));
+        Ok(RepairRequest {
+            callback,
+            traceparent,
+            tracestate,
+        })
     }
 }
 

@@ -120,6 +120,8 @@ impl ReceiptSource for EventReference {
     fn to_receipt(&self) -> Receipt {
         let metadata = self.receipt_metadata();
         Receipt {
+            traceparent: None,
+            tracestate: None,
             provider: self.provider,
             event_id: self.event_id.clone(),
             event_type: self.event_type.clone(),
@@ -234,6 +236,21 @@ impl ReceiptBuilder {
         self
     }
 
+    /// The W3C `traceparent` of the span sending this signal (e.g. the
+    /// current OpenTelemetry span's), stored on the event's timeline; a
+    /// repair callback continues its trace. Validated by the server (and by
+    /// [`sendpromptly_core::trace::TraceParent::parse`]).
+    pub fn traceparent(mut self, traceparent: impl Into<String>) -> Self {
+        self.receipt.traceparent = Some(traceparent.into());
+        self
+    }
+
+    /// The W3C `tracestate` that goes with [`Self::traceparent`].
+    pub fn tracestate(mut self, tracestate: impl Into<String>) -> Self {
+        self.receipt.tracestate = Some(tracestate.into());
+        self
+    }
+
     /// Uses this `Idempotency-Key` instead of a generated one (e.g. to make
     /// a retry of the whole handler replay the same call).
     pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
@@ -335,6 +352,21 @@ impl ResultBuilder {
         self
     }
 
+    /// The W3C `traceparent` of the span sending this signal (e.g. the
+    /// current OpenTelemetry span's), stored on the event's timeline; a
+    /// repair callback continues its trace. Validated by the server (and by
+    /// [`sendpromptly_core::trace::TraceParent::parse`]).
+    pub fn traceparent(mut self, traceparent: impl Into<String>) -> Self {
+        self.result.traceparent = Some(traceparent.into());
+        self
+    }
+
+    /// The W3C `tracestate` that goes with [`Self::traceparent`].
+    pub fn tracestate(mut self, tracestate: impl Into<String>) -> Self {
+        self.result.tracestate = Some(tracestate.into());
+        self
+    }
+
     /// Uses this `Idempotency-Key` instead of a generated one.
     pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
         self.idempotency_key = Some(key.into());
@@ -377,6 +409,8 @@ impl IntoFuture for ResultBuilder {
 
 fn result_signal(key: EventKey, status: ResultStatus, reprocess_id: Option<&str>) -> ResultSignal {
     ResultSignal {
+        traceparent: None,
+        tracestate: None,
         provider: key.provider,
         event_id: key.event_id,
         status,
@@ -398,6 +432,8 @@ impl Client {
         ReceiptBuilder::new(
             self.clone(),
             Receipt {
+                traceparent: None,
+                tracestate: None,
                 provider,
                 event_id: event_id.into(),
                 event_type: event_type.into(),

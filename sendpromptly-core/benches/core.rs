@@ -92,6 +92,8 @@ fn main() {
         new_incident_id: "inc_01BENCH".into(),
     };
     let receipt = Receipt {
+        traceparent: None,
+        tracestate: None,
         provider: Provider::Stripe,
         event_id: "evt_1".into(),
         event_type: "invoice.paid".into(),

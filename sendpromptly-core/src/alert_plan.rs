@@ -178,6 +178,8 @@ mod tests {
             new_incident_id: "inc_1".to_owned(),
         };
         let command = crate::machine::Command::Result(ResultSignal {
+            traceparent: None,
+            tracestate: None,
             provider: Provider::Stripe,
             event_id: "evt_1".to_owned(),
             status: ResultStatus::Failure,

@@ -36,6 +36,8 @@
 //!     new_incident_id: "inc_example".into(),
 //! };
 //! let receipt = Receipt {
+//!     traceparent: None,
+//!     tracestate: None,
 //!     provider: Provider::Stripe,
 //!     event_id: "evt_1".into(),
 //!     event_type: "invoice.paid".into(),
@@ -70,6 +72,7 @@ pub mod standard_webhooks;
 pub mod stripe;
 pub mod time;
 pub mod totp;
+pub mod trace;
 pub mod validation;
 pub mod wire;
 

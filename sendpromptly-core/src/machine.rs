@@ -30,6 +30,7 @@
 //!   incident waits for a result until `result_due_at`, and returns to `open`
 //!   if none comes or if delivery gives up.
 
+use crate::trace::{TraceContextView, TraceParent};
 use serde_json::json;
 
 use crate::Timestamp;
@@ -136,6 +137,9 @@ pub struct AttemptReport {
     pub response_excerpt: Option<String>,
     /// What went wrong (timeout, connection refused, …).
     pub error: Option<String>,
+    /// The trace context the callback was sent with (it continues the
+    /// trace of the event's latest traced signal), if any.
+    pub trace: Option<TraceContextView>,
 }
 
 /// A signal, tick or human action to apply to an event.
@@ -337,6 +341,8 @@ pub enum TransitionError {
 /// };
 /// let result = |status, error: Option<&str>| {
 ///     Command::Result(ResultSignal {
+///         traceparent: None,
+///         tracestate: None,
 ///         provider: Provider::Stripe,
 ///         event_id: "evt_1Q2w3E".to_owned(),
 ///         status,
@@ -349,6 +355,8 @@ pub enum TransitionError {
 /// // The app durably accepted a Stripe event: the clock starts.
 /// let receipt = Command::Receipt {
 ///     receipt: Receipt {
+///         traceparent: None,
+///         tracestate: None,
 ///         provider: Provider::Stripe,
 ///         event_id: "evt_1Q2w3E".to_owned(),
 ///         event_type: "invoice.paid".to_owned(),
@@ -414,6 +422,16 @@ pub fn apply(
             _ => return Err(TransitionError::UnknownEvent),
         },
     };
+    let trace = match &command {
+        Command::Receipt { receipt, .. } => trace_detail(
+            receipt.traceparent.as_deref(),
+            receipt.tracestate.as_deref(),
+        ),
+        Command::Result(result) => {
+            trace_detail(result.traceparent.as_deref(), result.tracestate.as_deref())
+        }
+        _ => None,
+    };
     match command {
         Command::Receipt {
             receipt,
@@ -437,6 +455,10 @@ pub fn apply(
             copy,
             receipt_grace_seconds,
         } => step.expected(copy, receipt_grace_seconds)?,
+    }
+    // The signal's own entry (its first) carries its trace context.
+    if let (Some(trace), Some(entry)) = (trace, step.entries.first_mut()) {
+        entry.detail.insert("trace".into(), trace);
     }
     Ok(step.finish())
 }
@@ -1042,6 +1064,9 @@ impl<'a> Step<'a> {
             "error": report.error,
             "outcome": outcome,
         });
+        if let Some(trace) = &report.trace {
+            detail["trace"] = json!(trace);
+        }
         if !still_wanted {
             detail["note"] =
                 json!("the incident no longer needed this callback when the attempt finished");
@@ -1139,6 +1164,13 @@ impl<'a> Step<'a> {
         self.changed();
         Ok(())
     }
+}
+
+/// A signal's trace context as its timeline entry stores it
+/// (`detail.trace`, a [`TraceContextView`]); none without a valid `traceparent`.
+fn trace_detail(traceparent: Option<&str>, tracestate: Option<&str>) -> Option<serde_json::Value> {
+    let parent = TraceParent::parse(traceparent?).ok()?;
+    serde_json::to_value(TraceContextView::new(&parent, tracestate)).ok()
 }
 
 /// The timeline detail of a provider copy.

@@ -133,6 +133,13 @@ pub struct Receipt {
     /// When the provider says the event happened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub occurred_at: Option<Timestamp>,
+    /// W3C `traceparent` of the span that sent this signal (also read from
+    /// the `traceparent` header; this field wins). Stored on the timeline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    /// W3C `tracestate` that goes with `traceparent` (also read from the header).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracestate: Option<String>,
 }
 
 /// Whether the business effect was applied.
@@ -177,6 +184,13 @@ pub struct ResultSignal {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<JsonObject>,
+    /// W3C `traceparent` of the span that sent this signal (also read from
+    /// the `traceparent` header; this field wins). Stored on the timeline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    /// W3C `tracestate` that goes with `traceparent` (also read from the header).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracestate: Option<String>,
 }
 
 /// Where an event stands with respect to its business effect.
@@ -797,7 +811,9 @@ pub struct TimelineEntry {
     pub kind: TimelineKind,
     /// Who did it.
     pub actor: Actor,
-    /// Specifics (status codes, errors, notes…), a JSON object.
+    /// Specifics (status codes, errors, notes…), a JSON object. A signal
+    /// sent with a W3C trace context, and a repair callback that continued
+    /// it, carry it as `trace` (a `TraceContextView`).
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub detail: JsonObject,
 }

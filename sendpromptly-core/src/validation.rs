@@ -171,7 +171,32 @@ impl Receipt {
         if let Some(seconds) = self.deadline_seconds {
             validate_deadline_seconds("deadline_seconds", seconds)?;
         }
-        validate_metadata(self.metadata.as_ref())
+        validate_metadata(self.metadata.as_ref())?;
+        validate_trace(self.traceparent.as_deref(), self.tracestate.as_deref())
+    }
+}
+
+/// Checks a signal's trace context: `traceparent` strictly W3C, `tracestate`
+/// only with a `traceparent` and within the W3C list rules.
+pub fn validate_trace(
+    traceparent: Option<&str>,
+    tracestate: Option<&str>,
+) -> Result<(), ValidationError> {
+    match (traceparent, tracestate) {
+        (None, None) => Ok(()),
+        (None, Some(_)) => Err(ValidationError::new(
+            "tracestate",
+            "needs a traceparent: send both, or neither",
+        )),
+        (Some(parent), state) => {
+            crate::trace::TraceParent::parse(parent)
+                .map_err(|e| ValidationError::new("traceparent", e.to_string()))?;
+            if let Some(state) = state {
+                crate::trace::validate_tracestate(state)
+                    .map_err(|e| ValidationError::new("tracestate", e.to_string()))?;
+            }
+            Ok(())
+        }
     }
 }
 
@@ -204,7 +229,8 @@ impl ResultSignal {
                 "must be a `rep_` id as sent in the repair callback",
             ));
         }
-        validate_metadata(self.metadata.as_ref())
+        validate_metadata(self.metadata.as_ref())?;
+        validate_trace(self.traceparent.as_deref(), self.tracestate.as_deref())
     }
 }
 
@@ -215,6 +241,8 @@ mod tests {
 
     fn receipt() -> Receipt {
         Receipt {
+            traceparent: None,
+            tracestate: None,
             provider: Provider::Stripe,
             event_id: "evt_1".into(),
             event_type: "invoice.paid".into(),
@@ -265,6 +293,8 @@ mod tests {
     #[test]
     fn result_limits() {
         let mut s = ResultSignal {
+            traceparent: None,
+            tracestate: None,
             provider: Provider::Custom,
             event_id: "job-1".into(),
             status: ResultStatus::Failure,

@@ -515,6 +515,10 @@ pub struct ProjectView {
     /// are set (hints only) and the receipt grace (absent from older servers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_tap: Option<ProviderTapView>,
+    /// Links traced timeline entries to their trace: an http(s) URL with
+    /// `{trace_id}` and optionally `{span_id}` (absent when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_url_template: Option<String>,
 }
 
 /// The provider tap settings as shown (`GET /v1/project`'s
@@ -685,6 +689,15 @@ pub struct ProjectUpdate {
     /// The provider tap settings to change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_tap: Option<ProviderTapUpdate>,
+    /// The trace URL template, e.g. `https://jaeger.example.com/trace/{trace_id}`
+    /// (http or https, with `{trace_id}`, optionally `{span_id}`); null removes it.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub trace_url_template: Option<Option<String>>,
 }
 
 /// Body of `POST /v1/reprocess-batches`: which incidents (an explicit

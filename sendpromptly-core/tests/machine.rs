@@ -55,6 +55,8 @@ fn receipt_for(event_id: &str, event_type: &str, deadline_seconds: u32) -> Comma
     metadata.insert("credits".to_owned(), json!(500));
     Command::Receipt {
         receipt: Receipt {
+            traceparent: None,
+            tracestate: None,
             provider: Provider::Stripe,
             event_id: event_id.to_owned(),
             event_type: event_type.to_owned(),
@@ -74,6 +76,8 @@ fn receipt(deadline_seconds: u32) -> Command {
 
 fn result(status: ResultStatus, error: Option<&str>, reprocess_id: Option<&str>) -> Command {
     Command::Result(ResultSignal {
+        traceparent: None,
+        tracestate: None,
         provider: Provider::Stripe,
         event_id: EVENT_ID.to_owned(),
         status,
@@ -104,6 +108,7 @@ fn attempt(id: &str, attempt: u32, status: Option<u16>, next: NextStep) -> Comma
         reprocess_id: id.to_owned(),
         attempt,
         report: AttemptReport {
+            trace: None,
             status,
             latency_ms: 42,
             response_excerpt: status.map(|s| format!("status {s}")),
@@ -299,6 +304,8 @@ fn a_command_for_another_event_is_refused() {
     let err = event.refused(receipt_for("evt_other", "invoice.paid", 1800), &app(1));
     assert_eq!(err, TransitionError::WrongEvent);
     let mut other = ResultSignal {
+        traceparent: None,
+        tracestate: None,
         provider: Provider::Shopify,
         event_id: EVENT_ID.to_owned(),
         status: ResultStatus::Success,

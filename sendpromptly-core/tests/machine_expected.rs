@@ -49,6 +49,8 @@ fn expected(copy: ProviderCopy, grace: u32) -> Command {
 fn receipt() -> Command {
     Command::Receipt {
         receipt: Receipt {
+            traceparent: None,
+            tracestate: None,
             provider: Provider::Stripe,
             event_id: EVENT_ID.to_owned(),
             event_type: "invoice.paid".to_owned(),
@@ -223,6 +225,8 @@ fn a_result_without_receipt_keeps_the_copy_and_success_resolves() {
     let t = step(
         Some(t.record),
         Command::Result(ResultSignal {
+            traceparent: None,
+            tracestate: None,
             provider: Provider::Stripe,
             event_id: EVENT_ID.to_owned(),
             status: ResultStatus::Success,

@@ -156,6 +156,8 @@ impl Run {
                 deadline_seconds,
             } => Command::Receipt {
                 receipt: Receipt {
+                    traceparent: None,
+                    tracestate: None,
                     provider: Provider::Stripe,
                     event_id: EVENT_ID.to_owned(),
                     event_type: ["invoice.paid", "charge.refunded"][*event_type].to_owned(),
@@ -172,6 +174,8 @@ impl Run {
                 error,
                 reprocess,
             } => Command::Result(ResultSignal {
+                traceparent: None,
+                tracestate: None,
                 provider: Provider::Stripe,
                 event_id: EVENT_ID.to_owned(),
                 status: if *success {
@@ -216,6 +220,7 @@ impl Run {
                     reprocess_id: id,
                     attempt: attempts + attempt_delta,
                     report: AttemptReport {
+                        trace: None,
                         status,
                         latency_ms: 10,
                         response_excerpt: None,
@@ -431,6 +436,8 @@ fn check_transition(
         let by_failure = matches!(
             command,
             Command::Result(ResultSignal {
+                traceparent: None,
+                tracestate: None,
                 status: ResultStatus::Failure,
                 ..
             })

@@ -94,6 +94,8 @@ async fn track(
     let command = match kind {
         Pending::Result => Command::Receipt {
             receipt: Receipt {
+                traceparent: None,
+                tracestate: None,
                 provider: Provider::Stripe,
                 event_id,
                 event_type: "invoice.paid".into(),

@@ -179,6 +179,7 @@ pub async fn send(
             match crate::email::send(smtp, state.config().callback_timeout, to, message).await {
                 Ok(()) => (
                     AttemptReport {
+                        trace: None,
                         status: None,
                         latency_ms: elapsed_ms(started),
                         response_excerpt: None,

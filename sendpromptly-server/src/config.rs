@@ -85,6 +85,11 @@ pub struct ServeArgs {
     /// The public base URL of this server, used in proof links and console links (default: http://LISTEN).
     #[arg(long, env = "SENDPROMPTLY_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Export the server's own spans (HTTP requests, group commits, sweeper
+    /// ticks, repair callbacks) over OTLP/HTTP protobuf to this collector,
+    /// e.g. http://localhost:4318 (`/v1/traces` is added). Off by default.
+    #[arg(long, env = "SENDPROMPTLY_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
     /// How often the sweeper looks for due deadlines, in milliseconds.
     #[arg(long, env = "SENDPROMPTLY_SWEEP_INTERVAL_MS")]
     pub sweep_interval_ms: Option<u64>,
@@ -477,6 +482,8 @@ pub struct ServerConfig {
     pub static_hosts: crate::outbound::StaticHosts,
     /// Public base URL without a trailing slash; `None` means `http://` + the bound address.
     pub public_url: Option<String>,
+    /// The OTLP/HTTP collector spans are exported to; `None`: no export.
+    pub otlp_endpoint: Option<String>,
     /// Sweeper period.
     pub sweep_interval: Duration,
     /// Records per sweeper transaction.
@@ -546,6 +553,7 @@ impl Default for ServerConfig {
             outbound: crate::outbound::OutboundPolicy::default(),
             static_hosts: std::sync::Arc::from([]),
             public_url: None,
+            otlp_endpoint: None,
             sweep_interval: Duration::from_millis(250),
             sweep_batch: 500,
             dispatch_interval: Duration::from_millis(250),
@@ -688,6 +696,19 @@ pub fn resolve_server(args: &ServeArgs, file: &FileConfig) -> Result<ServerConfi
     }
     if let Some(public_url) = args.public_url.clone().or_else(|| file.public_url.clone()) {
         config.public_url = Some(parse_public_url(&public_url)?);
+    }
+    if let Some(endpoint) = &args.otlp_endpoint {
+        let valid = url::Url::parse(endpoint)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+        if !valid {
+            return Err(ConfigError::Invalid {
+                name: "otlp_endpoint",
+                message: format!(
+                    "`{endpoint}` is not an http:// or https:// URL; expected the collector's OTLP/HTTP address, such as http://localhost:4318"
+                ),
+            });
+        }
+        config.otlp_endpoint = Some(endpoint.clone());
     }
     if let Some(ms) = args.sweep_interval_ms.or(file.sweep_interval_ms) {
         if ms == 0 {

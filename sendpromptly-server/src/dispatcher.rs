@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use sendpromptly_core::callback::{RepairCallback, RepairCallbackEvent, sign_repair_callback};
 use sendpromptly_core::machine::AttemptReport;
+use sendpromptly_core::model::EventKey;
 use sendpromptly_core::retry::{AttemptClass, parse_retry_after};
+use sendpromptly_core::trace::{TraceContextView, TraceParent};
 use tokio::sync::watch;
 
 use crate::app::AppState;
@@ -64,7 +66,13 @@ pub async fn run(state: AppState, http: reqwest::Client, shutdown: watch::Receiv
 /// Sends one attempt and records it.
 pub async fn deliver(state: &AppState, http: &reqwest::Client, job: DeliveryJob) {
     skip_point!("dispatcher.before_send");
-    let (report, class, retry_after) = attempt(state, http, &job).await;
+    let trace = repair_trace(state, &job).await;
+    let started = crate::otlp::now_nanos();
+    let (mut report, class, retry_after) = attempt(state, http, &job, trace.as_ref()).await;
+    if crate::otlp::enabled() {
+        crate::otlp::record(delivery_span(&job, &report, trace.as_ref(), started));
+    }
+    report.trace = trace;
     skip_point!("dispatcher.after_send");
     let now = state.now();
     if matches!(report.status, Some(429 | 503)) {
@@ -93,10 +101,48 @@ pub async fn deliver(state: &AppState, http: &reqwest::Client, job: DeliveryJob)
     }
 }
 
+/// The span of one callback attempt: in the continued trace (its id is the
+/// one sent in `traceparent`, its parent the failing signal's span), or in
+/// a new trace when the event was not traced.
+fn delivery_span(
+    job: &DeliveryJob,
+    report: &AttemptReport,
+    trace: Option<&TraceContextView>,
+    started: u64,
+) -> crate::otlp::Span {
+    use crate::otlp::{Span, SpanKind, Value};
+    let mut span = Span::ending_now("repair callback", SpanKind::Client, started, None)
+        .attr(
+            "sendpromptly.reprocess_id",
+            Value::Str(job.reprocess_id.clone()),
+        )
+        .attr(
+            "sendpromptly.incident_id",
+            Value::Str(job.incident_id.clone()),
+        )
+        .attr("sendpromptly.attempt", Value::Int(i64::from(job.attempt)))
+        .attr("http.request.method", Value::Str("POST".into()));
+    if let Some(status) = report.status {
+        span = span.attr("http.response.status_code", Value::Int(i64::from(status)));
+    }
+    span.error = !report.status.is_some_and(|s| (200..300).contains(&s));
+    if let Some(sent) = trace.and_then(|t| TraceParent::parse(&t.traceparent).ok()) {
+        span.trace_id = sent.trace_id;
+        span.span_id = sent.span_id;
+        span.parent_span_id = trace
+            .and_then(|t| t.parent_span_id.as_deref())
+            .and_then(|p| hex::decode(p).ok())
+            .and_then(|p| <[u8; 8]>::try_from(p).ok());
+        span.trace_state = trace.and_then(|t| t.tracestate.clone());
+    }
+    span
+}
+
 /// The report of an attempt that got no HTTP answer (retryable).
 pub fn failed(started: Instant, error: String) -> (AttemptReport, AttemptClass, Option<Duration>) {
     (
         AttemptReport {
+            trace: None,
             status: None,
             latency_ms: elapsed_ms(started),
             response_excerpt: None,
@@ -138,10 +184,41 @@ pub fn callback_for(job: &DeliveryJob) -> Option<RepairCallback> {
     ))
 }
 
+/// The trace context a repair callback continues: the trace of the event's
+/// latest signal that came with one, under a new span (the delivery's)
+/// whose parent is that signal's span; the flags and `tracestate` are kept.
+/// None when no signal of the event was traced (or the timeline cannot be read).
+pub async fn repair_trace(state: &AppState, job: &DeliveryJob) -> Option<TraceContextView> {
+    let key = EventKey {
+        provider: job.record.provider,
+        event_id: job.record.event_id.clone(),
+    };
+    let stored = match state.store().event(&job.project_id, &key).await {
+        Ok(stored) => stored?,
+        Err(err) => {
+            tracing::warn!(error = %err, reprocess_id = %job.reprocess_id, "could not read the timeline for the callback's trace context");
+            return None;
+        }
+    };
+    let signal = stored
+        .timeline
+        .iter()
+        .rev()
+        .filter_map(|entry| TraceContextView::from_detail(&entry.detail))
+        // A callback attempt's own context names its parent; a signal's does not.
+        .find(|trace| trace.parent_span_id.is_none())?;
+    let parent = TraceParent::parse(&signal.traceparent).ok()?;
+    let child = parent.child(rand::random());
+    let mut view = TraceContextView::new(&child, signal.tracestate.as_deref());
+    view.parent_span_id = Some(parent.span_id_hex());
+    Some(view)
+}
+
 async fn attempt(
     state: &AppState,
     http: &reqwest::Client,
     job: &DeliveryJob,
+    trace: Option<&TraceContextView>,
 ) -> (AttemptReport, AttemptClass, Option<Duration>) {
     let started = Instant::now();
     let Some(url) = job.repair_url.as_deref() else {
@@ -169,11 +246,18 @@ async fn attempt(
         Ok(signed) => signed,
         Err(err) => return failed(started, format!("could not sign the callback: {err}")),
     };
+    let mut headers = headers.to_pairs().to_vec();
+    if let Some(trace) = trace {
+        headers.push(("traceparent", trace.traceparent.clone()));
+        if let Some(state) = &trace.tracestate {
+            headers.push(("tracestate", state.clone()));
+        }
+    }
     post_json(
         http,
         url,
         body,
-        &headers.to_pairs(),
+        &headers,
         now,
         started,
         "the repair endpoint",
@@ -220,6 +304,7 @@ pub async fn post_json(
     }
     excerpt.truncate(RESPONSE_EXCERPT_BYTES);
     let report = AttemptReport {
+        trace: None,
         status: Some(status),
         latency_ms: elapsed_ms(started),
         response_excerpt: (!excerpt.is_empty())

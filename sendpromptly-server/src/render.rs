@@ -30,6 +30,43 @@ pub struct TimelineRow {
     pub excerpt: Option<String>,
     /// Rows grouped under this one (a reprocess's callback attempts).
     pub children: Vec<TimelineRow>,
+    /// Internal only: the entry's trace context (a traced signal, or a
+    /// repair callback that continued its trace).
+    pub trace: Option<TraceLink>,
+}
+
+/// A timeline entry's trace, with the project's link to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceLink {
+    /// The trace id, 32 hex digits.
+    pub trace_id: String,
+    /// The span id the entry is about.
+    pub span_id: String,
+    /// The project's trace URL template filled in; none without a template.
+    pub url: Option<String>,
+}
+
+/// Links each traced row (and child row) to its trace with the project's
+/// `template` (see [`sendpromptly_core::trace::trace_url`]).
+pub fn link_traces(mut rows: Vec<TimelineRow>, template: Option<&str>) -> Vec<TimelineRow> {
+    fn fill(row: &mut TimelineRow, template: &str) {
+        if let Some(trace) = row.trace.as_mut() {
+            trace.url = Some(sendpromptly_core::trace::trace_url(
+                template,
+                &trace.trace_id,
+                &trace.span_id,
+            ));
+        }
+        for child in &mut row.children {
+            fill(child, template);
+        }
+    }
+    if let Some(template) = template {
+        for row in &mut rows {
+            fill(row, template);
+        }
+    }
+    rows
 }
 
 /// Formats a time for people, in UTC to the second.
@@ -267,6 +304,14 @@ fn row(entry: &TimelineEntry, internal: bool) -> TimelineRow {
         tone,
         excerpt,
         children: Vec::new(),
+        trace: internal
+            .then(|| sendpromptly_core::trace::TraceContextView::from_detail(d))
+            .flatten()
+            .map(|t| TraceLink {
+                trace_id: t.trace_id,
+                span_id: t.span_id,
+                url: None,
+            }),
     }
 }
 

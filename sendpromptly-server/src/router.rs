@@ -42,7 +42,44 @@ pub fn router(state: AppState) -> Router {
             request_timeout,
         ))
         .layer(middleware::from_fn(request_id))
+        .layer(middleware::from_fn(otlp_span))
         .with_state(state)
+}
+
+/// With `--otlp-endpoint`, a server span per request named by its route
+/// template (`POST /v1/receipt`, never a proof token), continuing the
+/// caller's `traceparent` header when it is valid W3C.
+async fn otlp_span(request: Request, next: Next) -> Response {
+    if !crate::otlp::enabled() {
+        return next.run(request).await;
+    }
+    use crate::otlp::{Span, SpanKind, Value};
+    let started = crate::otlp::now_nanos();
+    let method = request.method().as_str().to_owned();
+    let parent = request
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| sendpromptly_core::trace::TraceParent::parse(v).ok());
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let mut span = Span::ending_now(
+        format!("{method} {route}"),
+        SpanKind::Server,
+        started,
+        parent.map(|p| (p.trace_id, p.span_id)),
+    )
+    .attr("http.request.method", Value::Str(method))
+    .attr("http.route", Value::Str(route))
+    .attr("http.response.status_code", Value::Int(i64::from(status)));
+    span.error = status >= 500;
+    crate::otlp::record(span);
+    response
 }
 
 async fn method_not_allowed() -> ApiError {

@@ -65,6 +65,16 @@ pub async fn start(
     clock: Arc<dyn Clock>,
     config: ServerConfig,
 ) -> Result<RunningServer, StartError> {
+    if let Some(endpoint) = &config.otlp_endpoint {
+        match crate::otlp::start(endpoint, &config.listen.to_string()) {
+            Ok(()) => {
+                tracing::info!(endpoint = %crate::otlp::traces_url(endpoint), "exporting spans over OTLP/HTTP")
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "could not start the OTLP exporter; spans are not exported")
+            }
+        }
+    }
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| StartError::Bind {

@@ -19,7 +19,23 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
         if *shutdown.borrow() {
             break;
         }
-        if let Err(err) = sweep_once(&state).await {
+        let started = crate::otlp::now_nanos();
+        let pass = sweep_once(&state).await;
+        // Only ticks that did something (or failed) become spans: an idle
+        // tick every interval would be noise.
+        if crate::otlp::enabled() && pass.as_ref().map_or(true, |n| *n > 0) {
+            use crate::otlp::{Span, SpanKind, Value};
+            let mut span = Span::ending_now("sweeper tick", SpanKind::Internal, started, None);
+            if let Ok(examined) = &pass {
+                span = span.attr(
+                    "sendpromptly.sweeper.examined",
+                    Value::Int(*examined as i64),
+                );
+            }
+            span.error = pass.is_err();
+            crate::otlp::record(span);
+        }
+        if let Err(err) = pass {
             tracing::warn!(error = %err, "sweeper pass failed; retrying next tick");
         }
         tokio::select! {

@@ -59,5 +59,6 @@ pub fn project_view(project: &Project, secrets: &[SigningSecretRecord]) -> Proje
         signing_secrets: secrets.iter().map(SigningSecretView::from).collect(),
         created_at: project.created_at,
         provider_tap: None,
+        trace_url_template: project.trace_url_template.clone(),
     }
 }

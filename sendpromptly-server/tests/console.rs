@@ -1134,3 +1134,64 @@ async fn a_repair_url_whose_name_resolves_to_a_private_address_is_shown_as_refus
     let page = browser.get(&format!("/incidents/{incident}")).await;
     assert!(page.body.contains(DNS_REFUSAL), "{}", page.body);
 }
+
+#[tokio::test]
+async fn traced_timeline_entries_link_to_their_trace_with_the_projects_template() {
+    let server = server_with_user().await;
+    let mut browser = Browser::new(&server);
+    browser.sign_in(EMAIL, PASSWORD).await;
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let receipt = server
+        .api()
+        .post(
+            "/v1/receipt",
+            json!({"provider": "stripe", "event_id": "evt_traced", "event_type": "invoice.paid",
+                   "traceparent": format!("00-{trace_id}-00f067aa0ba902b7-01")}),
+        )
+        .await;
+    assert_eq!(receipt.status, 201, "{}", receipt.text);
+
+    // Without a template the trace id is shown, not linked.
+    let page = browser.get("/events/stripe/evt_traced").await;
+    assert!(
+        page.body
+            .contains(&format!("trace <code>{trace_id}</code>")),
+        "{}",
+        page.body
+    );
+
+    let settings = browser.get("/settings").await;
+    let csrf = settings.csrf();
+    let bad = browser
+        .post(
+            "/settings/tracing",
+            &[
+                ("csrf", &csrf),
+                ("trace_url_template", "https://jaeger.local/trace/"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    assert!(bad.body.contains("{trace_id} placeholder"), "{}", bad.body);
+    assert!(
+        bad.body.contains("https://jaeger.local/trace/"),
+        "the typed value is kept"
+    );
+    let saved = browser
+        .post(
+            "/settings/tracing",
+            &[
+                ("csrf", &csrf),
+                (
+                    "trace_url_template",
+                    "https://jaeger.local/trace/{trace_id}?uiFind={span_id}",
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+
+    let page = browser.get("/events/stripe/evt_traced").await;
+    let href = format!(r#"href="https://jaeger.local/trace/{trace_id}?uiFind=00f067aa0ba902b7""#);
+    assert!(page.body.contains(&href), "{}", page.body);
+}

@@ -303,6 +303,8 @@ async fn repair(State(repair): State<Repair>, headers: HeaderMap, body: Bytes) -
         let reporting = repair.reporting.clone();
         reporting.fetch_add(1, Ordering::SeqCst);
         let signal = ResultSignal {
+            traceparent: None,
+            tracestate: None,
             provider: callback.event.provider,
             event_id: callback.event.event_id.clone(),
             status: ResultStatus::Success,
@@ -389,6 +391,8 @@ struct Workload {
 
 fn receipt(event_id: &str, deadline_seconds: u32) -> Receipt {
     Receipt {
+        traceparent: None,
+        tracestate: None,
         provider: Provider::Stripe,
         event_id: event_id.to_owned(),
         event_type: "invoice.paid".to_owned(),
@@ -431,6 +435,8 @@ impl Workload {
             ResultStatus::Failure
         };
         let signal = ResultSignal {
+            traceparent: None,
+            tracestate: None,
             provider: Provider::Stripe,
             event_id: name.to_owned(),
             status,
@@ -926,6 +932,8 @@ async fn one_panic_at_each_step_stops_nothing() {
     let failed = client
         .post_result(
             &ResultSignal {
+                traceparent: None,
+                tracestate: None,
                 provider: Provider::Stripe,
                 event_id: "evt_failed".to_owned(),
                 status: ResultStatus::Failure,

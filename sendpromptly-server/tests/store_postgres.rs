@@ -81,6 +81,8 @@ fn receipt(event_id: &str, deadline_seconds: u32) -> (EventKey, Command) {
     };
     let command = Command::Receipt {
         receipt: Receipt {
+            traceparent: None,
+            tracestate: None,
             provider: Provider::Stripe,
             event_id: event_id.to_owned(),
             event_type: "invoice.paid".to_owned(),
@@ -413,6 +415,8 @@ async fn a_digest_finish_and_a_row_order_writer_do_not_deadlock() {
     }
     for (i, key) in keys.iter().rev().enumerate() {
         let failure = Command::Result(ResultSignal {
+            traceparent: None,
+            tracestate: None,
             provider: Provider::Stripe,
             event_id: key.event_id.clone(),
             status: ResultStatus::Failure,
@@ -435,6 +439,7 @@ async fn a_digest_finish_and_a_row_order_writer_do_not_deadlock() {
         "the first goes at once, the others are held"
     );
     let report = AttemptReport {
+        trace: None,
         status: Some(200),
         latency_ms: 3,
         response_excerpt: None,

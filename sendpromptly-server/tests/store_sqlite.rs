@@ -181,6 +181,8 @@ async fn queued_applies_are_committed_together() {
             };
             let command = Command::Receipt {
                 receipt: Receipt {
+                    traceparent: None,
+                    tracestate: None,
                     provider: key.provider,
                     event_id: key.event_id.clone(),
                     event_type: "invoice.paid".to_owned(),
@@ -290,6 +292,8 @@ async fn a_group_runs_at_once_and_falls_back_one_by_one_on_a_write_conflict() {
     };
     let receipt = |k: &EventKey| Command::Receipt {
         receipt: Receipt {
+            traceparent: None,
+            tracestate: None,
             provider: k.provider,
             event_id: k.event_id.clone(),
             event_type: "invoice.paid".to_owned(),
@@ -303,6 +307,8 @@ async fn a_group_runs_at_once_and_falls_back_one_by_one_on_a_write_conflict() {
     };
     let result = |k: &EventKey, status: ResultStatus| {
         Command::Result(ResultSignal {
+            traceparent: None,
+            tracestate: None,
             provider: k.provider,
             event_id: k.event_id.clone(),
             status,

@@ -5,6 +5,7 @@
 // fastify.js, next.js) only move bytes and statuses in and out.
 
 const sdk = require('../index.js')
+const native = require('../native.js')
 
 const PROVIDERS = {
   stripe: { name: 'Stripe', env: ['STRIPE_WEBHOOK_SECRET'], property: 'stripeEvent' },
@@ -136,24 +137,66 @@ async function handleRepair(sp, rawBody, headers, options) {
     warn(sp, `repair callback refused (${err.code ?? err.category}): ${err.message}`)
     return answer
   }
-  let thrown
-  let failed = false
+  return inRepairSpan(headers, callback.reprocess_id, async () => {
+    let thrown
+    let failed = false
+    try {
+      await options.fulfil(callback.event, callback)
+    } catch (err) {
+      thrown = err
+      failed = true
+    }
+    try {
+      if (failed) await sp.failureFor(callback, thrown)
+      else await sp.successFor(callback)
+    } catch (err) {
+      warn(sp, `result of repair ${callback.reprocess_id} not recorded: ${err && err.message}`)
+      return { status: 503, body: { error: 'the result was not recorded; SendPromptly will call again', reprocess_id: callback.reprocess_id } }
+    }
+    const body = { repaired: !failed, reprocess_id: callback.reprocess_id }
+    if (failed) body.error = thrown instanceof Error ? `${thrown.name}: ${thrown.message}` : String(thrown)
+    return { status: 200, body }
+  })
+}
+
+/** One request header from a plain object, Node's lower-cased headers or a fetch `Headers`. */
+function headerOf(headers, name) {
+  if (!headers) return undefined
+  if (typeof headers.get === 'function') return headers.get(name) ?? undefined
+  const key = Object.keys(headers).find((k) => k.toLowerCase() === name)
+  const value = key === undefined ? undefined : headers[key]
+  return Array.isArray(value) ? value[0] : value
+}
+
+/**
+ * Runs `fn` in a span `sendpromptly.repair` whose parent is the callback's
+ * `traceparent` (it continues the failing signal's trace; parsed by the Rust
+ * core), when `@opentelemetry/api` is installed; otherwise just runs it.
+ */
+function inRepairSpan(headers, reprocessId, fn) {
+  let api = null
   try {
-    await options.fulfil(callback.event, callback)
-  } catch (err) {
-    thrown = err
-    failed = true
+    api = require('@opentelemetry/api')
+  } catch {
+    return fn()
   }
-  try {
-    if (failed) await sp.failureFor(callback, thrown)
-    else await sp.successFor(callback)
-  } catch (err) {
-    warn(sp, `result of repair ${callback.reprocess_id} not recorded: ${err && err.message}`)
-    return { status: 503, body: { error: 'the result was not recorded; SendPromptly will call again', reprocess_id: callback.reprocess_id } }
+  const header = headerOf(headers, 'traceparent')
+  const parts = typeof header === 'string' ? native.nativeParseTraceparent(header) : null
+  if (!parts) return fn()
+  let spanContext = { traceId: parts.traceId, spanId: parts.spanId, traceFlags: parts.traceFlags, isRemote: true }
+  const state = headerOf(headers, 'tracestate')
+  if (typeof state === 'string' && state && typeof api.createTraceState === 'function') {
+    spanContext = { ...spanContext, traceState: api.createTraceState(state) }
   }
-  const body = { repaired: !failed, reprocess_id: callback.reprocess_id }
-  if (failed) body.error = thrown instanceof Error ? `${thrown.name}: ${thrown.message}` : String(thrown)
-  return { status: 200, body }
+  const parent = api.trace.setSpanContext(api.context.active(), spanContext)
+  const attributes = { 'sendpromptly.reprocess_id': reprocessId }
+  return api.trace.getTracer('sendpromptly').startActiveSpan('sendpromptly.repair', { attributes }, parent, async (span) => {
+    try {
+      return await fn()
+    } finally {
+      span.end()
+    }
+  })
 }
 
 function needFunction(value, what) {

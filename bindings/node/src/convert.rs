@@ -68,6 +68,11 @@ pub struct ReceiptOptions {
     pub metadata: Option<Value>,
     /// When the provider says the event happened: an RFC 3339 string (or a `Date`, converted by the package).
     pub occurred_at: Option<String>,
+    /// W3C `traceparent` of the span sending this signal (the package fills
+    /// it from the active OpenTelemetry span when `@opentelemetry/api` is installed).
+    pub traceparent: Option<String>,
+    /// W3C `tracestate` that goes with `traceparent`.
+    pub tracestate: Option<String>,
     /// Use this `Idempotency-Key` instead of a generated one.
     pub idempotency_key: Option<String>,
 }
@@ -88,6 +93,11 @@ pub struct ResultOptions {
     pub reprocess_id: Option<String>,
     /// A JSON object (at most 8 KiB serialised).
     pub metadata: Option<Value>,
+    /// W3C `traceparent` of the span sending this signal (the package fills
+    /// it from the active OpenTelemetry span when `@opentelemetry/api` is installed).
+    pub traceparent: Option<String>,
+    /// W3C `tracestate` that goes with `traceparent`.
+    pub tracestate: Option<String>,
     /// Use this `Idempotency-Key` instead of a generated one.
     pub idempotency_key: Option<String>,
 }
@@ -215,6 +225,12 @@ pub fn receipt(sp: &Client, options: ReceiptOptions) -> Result<ReceiptBuilder, E
         })?;
         builder = builder.occurred_at(at);
     }
+    if let Some(traceparent) = options.traceparent {
+        builder = builder.traceparent(traceparent);
+    }
+    if let Some(tracestate) = options.tracestate {
+        builder = builder.tracestate(tracestate);
+    }
     if let Some(key) = options.idempotency_key {
         builder = builder.idempotency_key(key);
     }
@@ -251,6 +267,12 @@ pub fn result(
     }
     if let Some(metadata) = metadata(options.metadata)? {
         builder = builder.metadata(metadata);
+    }
+    if let Some(traceparent) = options.traceparent {
+        builder = builder.traceparent(traceparent);
+    }
+    if let Some(tracestate) = options.tracestate {
+        builder = builder.tracestate(tracestate);
     }
     if let Some(key) = options.idempotency_key {
         builder = builder.idempotency_key(key);

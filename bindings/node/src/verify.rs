@@ -84,3 +84,63 @@ pub fn native_shopify_verify(
         "signalFields": crate::signals::shopify_fields(&delivery),
     }))
 }
+
+/// A signal's trace context: `traceparent` and the `tracestate` kept with it.
+#[napi(object)]
+pub struct TraceContext {
+    /// The W3C `traceparent`.
+    pub traceparent: String,
+    /// The `tracestate`, when it is valid W3C.
+    pub tracestate: Option<String>,
+}
+
+/// The trace context of an OpenTelemetry span context (`traceId`, `spanId`
+/// as lowercase hex, `traceFlags`, the serialised `traceState`), formatted
+/// and checked by the core: `null` for an invalid context; a `tracestate`
+/// the core would refuse is dropped, so tracing never fails a signal.
+#[napi(js_name = "nativeTraceContext", catch_unwind)]
+pub fn native_trace_context(
+    trace_id: String,
+    span_id: String,
+    trace_flags: u32,
+    trace_state: Option<String>,
+) -> Option<TraceContext> {
+    use sendpromptly_client::core::trace::{TraceParent, validate_tracestate};
+    let mut parent = TraceParent {
+        trace_id: [0; 16],
+        span_id: [0; 8],
+        flags: u8::try_from(trace_flags).ok()?,
+    };
+    hex::decode_to_slice(&trace_id, &mut parent.trace_id).ok()?;
+    hex::decode_to_slice(&span_id, &mut parent.span_id).ok()?;
+    let traceparent = parent.to_string();
+    TraceParent::parse(&traceparent).ok()?;
+    Some(TraceContext {
+        traceparent,
+        tracestate: trace_state.filter(|s| !s.is_empty() && validate_tracestate(s).is_ok()),
+    })
+}
+
+/// `{ traceId, spanId, traceFlags }` of a valid W3C `traceparent` (as a
+/// repair callback carries it), for an OpenTelemetry parent context; `null`
+/// when it is not valid.
+#[napi(object)]
+pub struct TraceParentParts {
+    /// 32 lowercase hex digits.
+    pub trace_id: String,
+    /// 16 lowercase hex digits.
+    pub span_id: String,
+    /// The trace flags (bit 0: sampled).
+    pub trace_flags: u32,
+}
+
+/// Parses a `traceparent` with the core's strict W3C rules.
+#[napi(js_name = "nativeParseTraceparent", catch_unwind)]
+pub fn native_parse_traceparent(traceparent: String) -> Option<TraceParentParts> {
+    let parent = sendpromptly_client::core::trace::TraceParent::parse(&traceparent).ok()?;
+    Some(TraceParentParts {
+        trace_id: parent.trace_id_hex(),
+        span_id: parent.span_id_hex(),
+        trace_flags: u32::from(parent.flags),
+    })
+}

@@ -43,6 +43,41 @@ impl ReceiptArgs<'_, '_> {
     }
 }
 
+/// The current OpenTelemetry span as a `traceparent` and `tracestate`, when
+/// `opentelemetry-api` is installed and a valid span is current (read by
+/// `sendpromptly._otel`; formatted and checked by the core, and a
+/// `tracestate` the core refuses is dropped, so tracing never fails a signal).
+fn current_trace() -> Option<(String, Option<String>)> {
+    Python::attach(|py| {
+        let found = py
+            .import("sendpromptly._otel")
+            .ok()?
+            .call_method0("current_span_context")
+            .ok()?;
+        let (trace_id, span_id, flags, state): (u128, u64, u8, Option<String>) =
+            found.extract().ok()?;
+        let parent = sp::core::trace::TraceParent {
+            trace_id: trace_id.to_be_bytes(),
+            span_id: span_id.to_be_bytes(),
+            flags,
+        }
+        .to_string();
+        sp::core::validation::validate_trace(Some(&parent), None).ok()?;
+        let state = state.filter(|s| sp::core::trace::validate_tracestate(s).is_ok());
+        Some((parent, state))
+    })
+}
+
+/// Adds the current span's trace context to a signal that has none.
+fn traced(traceparent: &mut Option<String>, tracestate: &mut Option<String>) {
+    if traceparent.is_none()
+        && let Some((parent, state)) = current_trace()
+    {
+        *traceparent = Some(parent);
+        *tracestate = state;
+    }
+}
+
 /// A receipt from explicit fields.
 pub fn receipt(
     client: &sp::Client,
@@ -52,7 +87,9 @@ pub fn receipt(
     args: ReceiptArgs<'_, '_>,
 ) -> PyResult<sp::Receipt> {
     let builder = client.receipt(convert::provider(provider)?, event_id, event_type);
-    Ok(args.apply(builder)?.into_receipt())
+    let mut receipt = args.apply(builder)?.into_receipt();
+    traced(&mut receipt.traceparent, &mut receipt.tracestate);
+    Ok(receipt)
 }
 
 /// A receipt filled from a verified provider event: a Stripe event dict
@@ -72,7 +109,9 @@ pub fn receipt_for(
             event,
         ));
     };
-    Ok(args.apply(builder)?.into_receipt())
+    let mut receipt = args.apply(builder)?.into_receipt();
+    traced(&mut receipt.traceparent, &mut receipt.tracestate);
+    Ok(receipt)
 }
 
 /// The optional fields of a result.
@@ -95,7 +134,9 @@ impl ResultArgs<'_, '_> {
                 builder = builder.metadata_value(key, value);
             }
         }
-        Ok(builder.into_result())
+        let mut result = builder.into_result();
+        traced(&mut result.traceparent, &mut result.tracestate);
+        Ok(result)
     }
 }
 

@@ -3,6 +3,7 @@ Flask repair endpoint served on another loopback port."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -13,7 +14,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 import pytest
 
@@ -47,8 +48,10 @@ class Server:
     log: Path
 
 
-@pytest.fixture(scope="session")
-def server() -> Iterator[Server]:
+@contextlib.contextmanager
+def start_server(extra_args: Sequence[str] = ()) -> Iterator[Server]:
+    """A real ``sendpromptly serve`` on a loopback port with a fresh SQLite
+    file; ``extra_args`` are added to its command line."""
     binary = server_binary()
     if not binary.exists():
         pytest.fail(
@@ -61,7 +64,7 @@ def server() -> Iterator[Server]:
     env = dict(os.environ)
     env.setdefault("SENDPROMPTLY_LOG", "warn")
     # Never pick up a developer's settings.
-    for name in ("SENDPROMPTLY_API_KEY", "SENDPROMPTLY_URL", "SENDPROMPTLY_CONFIG"):
+    for name in ("SENDPROMPTLY_API_KEY", "SENDPROMPTLY_URL", "SENDPROMPTLY_CONFIG", "SENDPROMPTLY_OTLP_ENDPOINT"):
         env.pop(name, None)
     with open(out, "wb") as stdout:
         process = subprocess.Popen(
@@ -77,6 +80,7 @@ def server() -> Iterator[Server]:
                 "200",
                 "--callback-retry-delays",
                 "1,1,1",
+                *extra_args,
             ],
             stdout=stdout,
             stderr=subprocess.STDOUT,
@@ -108,6 +112,12 @@ def server() -> Iterator[Server]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[Server]:
+    with start_server() as running:
+        yield running
 
 
 @pytest.fixture()

@@ -28,6 +28,7 @@ use super::{audit, batches, events, incidents, ops, project, proof, providers, s
         providers::stripe_webhook, providers::shopify_webhook,
         ops::healthz, ops::metrics, ops::openapi_json,
     ),
+    components(schemas(sendpromptly_core::trace::TraceContextView)),
     modifiers(&BearerAuth, &CommonResponses),
     tags(
         (name = "signals", description = "Receipts and results sent by the app"),

@@ -2,10 +2,11 @@
 
 use axum::Extension;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sendpromptly_core::machine::{Command, Outcome};
 use sendpromptly_core::model::{EventKey, Receipt, ResultSignal, ResultStatus};
+use sendpromptly_core::validation::validate_trace;
 
 use super::extract::Caller;
 use super::idempotency::{self, KeyedJson};
@@ -32,8 +33,13 @@ pub async fn receipt(
     State(state): State<AppState>,
     caller: Caller,
     Extension(SignalProject(project)): Extension<SignalProject>,
+    headers: HeaderMap,
     KeyedJson { body: receipt, key }: KeyedJson<Receipt>,
 ) -> Result<Response, ApiError> {
+    let receipt = receipt.map(|mut r| {
+        (r.traceparent, r.tracestate) = header_trace(&headers, r.traceparent, r.tracestate);
+        r
+    });
     let receipt = match receipt.and_then(|r| Ok(r.validate().map(|()| r)?)) {
         Ok(receipt) => receipt,
         Err(refusal) => return Ok(idempotency::refuse(&state, &caller, key, refusal).await),
@@ -70,8 +76,13 @@ pub async fn receipt(
 pub async fn result(
     State(state): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     KeyedJson { body: result, key }: KeyedJson<ResultSignal>,
 ) -> Result<Response, ApiError> {
+    let result = result.map(|mut r| {
+        (r.traceparent, r.tracestate) = header_trace(&headers, r.traceparent, r.tracestate);
+        r
+    });
     let result = match result.and_then(|r| Ok(r.validate().map(|()| r)?)) {
         Ok(result) => result,
         Err(refusal) => return Ok(idempotency::refuse(&state, &caller, key, refusal).await),
@@ -88,6 +99,41 @@ pub async fn result(
         state.after_transition(&applied.transition.effects);
     }
     Ok(answer.into_response(result_response))
+}
+
+/// A signal's trace context: the body's `traceparent` (with its
+/// `tracestate`) when it has one, which is then validated strictly; otherwise
+/// the `traceparent`/`tracestate` headers, which follow the W3C receiver
+/// rules: an invalid header is ignored (and logged), never refused.
+fn header_trace(
+    headers: &HeaderMap,
+    traceparent: Option<String>,
+    tracestate: Option<String>,
+) -> (Option<String>, Option<String>) {
+    if traceparent.is_some() || tracestate.is_some() {
+        return (traceparent, tracestate);
+    }
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().to_owned())
+    };
+    let Some(parent) = header("traceparent") else {
+        return (None, None);
+    };
+    let state = header("tracestate").filter(|s| !s.is_empty());
+    match validate_trace(Some(&parent), state.as_deref()) {
+        Ok(()) => (Some(parent), state),
+        Err(e) if e.param == "tracestate" => {
+            tracing::warn!(error = %e, "ignoring an invalid tracestate header");
+            (Some(parent), None)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "ignoring an invalid traceparent header");
+            (None, None)
+        }
+    }
 }
 
 /// How a signal's success is answered: its status and JSON body.

@@ -89,6 +89,7 @@ mod tests {
             alert_channels: serde_json::json!([]),
             proof_show_metadata: false,
             created_at: sendpromptly_core::Timestamp::from_unix_seconds(0),
+            trace_url_template: None,
         })
     }
 

@@ -191,6 +191,20 @@ enum ProjectCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Show or set the trace URL template that links timeline entries to
+    /// their trace, e.g. `https://jaeger.example.com/trace/{trace_id}`
+    /// (http or https, with `{trace_id}`, optionally `{span_id}`).
+    TraceUrl {
+        /// Project name or `prj_` id.
+        #[arg(long, default_value = "default")]
+        project: String,
+        /// The new template; without it (and without --clear) prints the current one.
+        #[arg(long, conflicts_with = "clear")]
+        template: Option<String>,
+        /// Remove the template.
+        #[arg(long)]
+        clear: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -628,6 +642,37 @@ pub(crate) async fn resolve_project(
     found.ok_or_else(|| CliError::new(format!("no project named `{name_or_id}`")))
 }
 
+/// `project trace-url`: prints, sets or clears the trace URL template,
+/// validated by the API's own settings check.
+async fn trace_url(
+    store: &dyn Store,
+    project: &str,
+    template: Option<String>,
+    clear: bool,
+) -> Result<(), CliError> {
+    let project = resolve_project(store, project).await?;
+    let project = if template.is_some() || clear {
+        let update = sendpromptly_core::wire::ProjectUpdate {
+            trace_url_template: Some(template),
+            ..Default::default()
+        };
+        // The template is not an outbound URL: the policy does not apply.
+        let policy = crate::outbound::OutboundPolicy::default();
+        let patch = crate::service::project::patch_from_update(policy, update)?;
+        store.update_project(&project.id, patch).await?
+    } else {
+        project
+    };
+    match &project.trace_url_template {
+        Some(template) => println!("{template}"),
+        None => println!(
+            "project {} has no trace URL template; set one with `sendpromptly project trace-url --project {} --template 'https://jaeger.example.com/trace/{{trace_id}}'`",
+            project.name, project.name
+        ),
+    }
+    Ok(())
+}
+
 async fn project(
     store: &dyn Store,
     command: ProjectCommand,
@@ -671,6 +716,11 @@ async fn project(
             }
             Ok(())
         }
+        ProjectCommand::TraceUrl {
+            project,
+            template,
+            clear,
+        } => trace_url(store, &project, template, clear).await,
         ProjectCommand::List { json } => {
             let projects = store.list_projects().await?;
             if json {

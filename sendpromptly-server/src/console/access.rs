@@ -47,6 +47,7 @@ pub const RULES: &[(&str, &str, Need)] = &[
     ("POST", "/settings/deadlines", ADMIN),
     ("POST", "/settings/alerts", ADMIN),
     ("POST", "/settings/provider-tap", ADMIN),
+    ("POST", "/settings/tracing", ADMIN),
     ("POST", "/settings/alerts/test", ADMIN),
     ("POST", "/settings/signing-secret/rotate", ADMIN),
     ("POST", "/settings/api-keys", ADMIN),

@@ -140,12 +140,21 @@ pub fn patch_from_update(
     if let Some(channels) = &update.alert_channels {
         validate_alert_channels(policy, channels)?;
     }
+    if let Some(Some(template)) = &update.trace_url_template {
+        sendpromptly_core::trace::validate_trace_url_template(template)
+            .map_err(|e| ServiceError::invalid("trace_url_template", e.to_string()))?;
+    }
+    // An empty template (a cleared console field) removes it.
+    let trace_url_template = update
+        .trace_url_template
+        .map(|t| t.filter(|t| !t.trim().is_empty()));
     Ok(ProjectPatch {
         repair_url: update.repair_url,
         default_deadline_seconds: update.default_deadline_seconds,
         deadlines_by_event_type: update.deadlines_by_event_type,
         alert_channels: update.alert_channels,
         proof_show_metadata: update.proof_show_metadata,
+        trace_url_template,
     })
 }
 

@@ -305,6 +305,7 @@ async fn group_writer(
             .commands
             .fetch_add(jobs.len() as u64, Ordering::Relaxed);
         let started = std::time::Instant::now();
+        let started_nanos = crate::otlp::now_nanos();
         stats
             .running_since
             .store(stats.millis_now(), Ordering::Relaxed);
@@ -326,6 +327,14 @@ async fn group_writer(
         stats.busy_micros.fetch_add(busy, Ordering::Relaxed);
         if committed {
             stats.commits.fetch_add(1, Ordering::Relaxed);
+        }
+        if crate::otlp::enabled() {
+            use crate::otlp::{Span, SpanKind, Value};
+            let mut span =
+                Span::ending_now("group commit", SpanKind::Internal, started_nanos, None)
+                    .attr("sendpromptly.group.commands", Value::Int(n as i64));
+            span.error = !committed;
+            crate::otlp::record(span);
         }
         // Only now, after the commit: a caller whose future was dropped
         // (client gone) simply does not hear back.

@@ -74,6 +74,11 @@ pub const SQLITE: &[Migration] = &[
         sql: include_str!("../../migrations/sqlite/0010_console_users.sql"),
     },
     Migration {
+        version: 13,
+        name: "0013_trace_url_template",
+        sql: include_str!("../../migrations/sqlite/0013_trace_url_template.sql"),
+    },
+    Migration {
         version: 14,
         name: "0014_drop_events_by_event_id",
         sql: include_str!("../../migrations/sqlite/0014_drop_events_by_event_id.sql"),
@@ -127,6 +132,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 10,
         name: "0010_console_users",
         sql: include_str!("../../migrations/postgres/0010_console_users.sql"),
+    },
+    Migration {
+        version: 13,
+        name: "0013_trace_url_template",
+        sql: include_str!("../../migrations/postgres/0013_trace_url_template.sql"),
     },
     Migration {
         version: 14,

@@ -99,6 +99,7 @@ pub(super) fn project(row: &impl RowExt) -> StoreResult<Project> {
         alert_channels: json(&row.text("alert_channels")?, "alert_channels")?,
         proof_show_metadata: row.boolean("proof_show_metadata")?,
         created_at: ts(row.int("created_at")?),
+        trace_url_template: row.opt_text("trace_url_template")?,
     })
 }
 

@@ -307,7 +307,7 @@ pub(super) use load_by_incident;
 macro_rules! project_by_id {
     () => {
         "SELECT id, name, repair_url, default_deadline_seconds, deadlines_by_event_type, \
-         alert_channels, proof_show_metadata, created_at FROM projects WHERE id = $1"
+         alert_channels, proof_show_metadata, created_at, trace_url_template FROM projects WHERE id = $1"
     };
 }
 pub(super) use project_by_id;
@@ -406,18 +406,18 @@ pub(super) use purge_select;
 
 pub(super) const PROJECT_BY_ID: &str = project_by_id!();
 pub(super) const PROJECT_BY_NAME: &str = "SELECT id, name, repair_url, default_deadline_seconds, \
-     deadlines_by_event_type, alert_channels, proof_show_metadata, created_at FROM projects \
-     WHERE name = $1";
+     deadlines_by_event_type, alert_channels, proof_show_metadata, created_at, trace_url_template \
+     FROM projects WHERE name = $1";
 pub(super) const PROJECTS: &str = "SELECT id, name, repair_url, default_deadline_seconds, \
-     deadlines_by_event_type, alert_channels, proof_show_metadata, created_at FROM projects \
-     ORDER BY created_at, id";
+     deadlines_by_event_type, alert_channels, proof_show_metadata, created_at, trace_url_template \
+     FROM projects ORDER BY created_at, id";
 pub(super) const PROJECT_NAME_TAKEN: &str = "SELECT 1 AS one FROM projects WHERE name = $1";
 pub(super) const INSERT_PROJECT: &str = "INSERT INTO projects (id, name, repair_url, \
      default_deadline_seconds, deadlines_by_event_type, alert_channels, proof_show_metadata, \
      created_at, updated_at) VALUES ($1, $2, $3, $4, '{}', '[]', FALSE, $5, $6)";
 pub(super) const UPDATE_PROJECT: &str = "UPDATE projects SET repair_url = $1, \
      default_deadline_seconds = $2, deadlines_by_event_type = $3, alert_channels = $4, \
-     proof_show_metadata = $5, updated_at = $6 WHERE id = $7";
+     proof_show_metadata = $5, updated_at = $6, trace_url_template = $8 WHERE id = $7";
 pub(super) const PROJECT_ALERT_CHANNELS: &str = "SELECT alert_channels FROM projects WHERE id = $1";
 
 pub(super) const INSERT_API_KEY: &str = "INSERT INTO api_keys (id, project_id, key_hash, prefix, \

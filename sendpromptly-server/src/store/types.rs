@@ -35,6 +35,10 @@ pub struct Project {
     pub proof_show_metadata: bool,
     /// When it was created.
     pub created_at: Timestamp,
+    /// Links timeline entries to their trace: an http(s) URL with
+    /// `{trace_id}` (and optionally `{span_id}`).
+    #[serde(default)]
+    pub trace_url_template: Option<String>,
 }
 
 impl Project {
@@ -74,6 +78,8 @@ pub struct ProjectPatch {
     pub alert_channels: Option<serde_json::Value>,
     /// Whether proof pages may show metadata.
     pub proof_show_metadata: Option<bool>,
+    /// `Some(None)` clears the trace URL template.
+    pub trace_url_template: Option<Option<String>>,
 }
 
 impl ProjectPatch {
@@ -93,6 +99,9 @@ impl ProjectPatch {
         }
         if let Some(show) = self.proof_show_metadata {
             project.proof_show_metadata = show;
+        }
+        if let Some(template) = &self.trace_url_template {
+            project.trace_url_template.clone_from(template);
         }
     }
 }

@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Tuple, TypeVar, Union, cast
 
-from . import _native, shopify, stripe
+from . import _native, _otel, shopify, stripe
 from ._errors import SendPromptlyError, SignatureVerificationError
 from ._native import AsyncClient, Background, Client, RepairCallbackEvent, ShopifyDelivery
 
@@ -524,34 +524,45 @@ def repair_answer(recorded: bool, exc: Optional[BaseException]) -> Tuple[int, Di
     return 200, body
 
 
-def run_repair(callback: Any, fulfil: Callable[[RepairCallbackEvent], Any], client: Optional[Sender]) -> Tuple[int, Dict[str, Any]]:
+def run_repair(
+    callback: Any, fulfil: Callable[[RepairCallbackEvent], Any], client: Optional[Sender], headers: Any = None
+) -> Tuple[int, Dict[str, Any]]:
+    """Runs ``fulfil`` for a verified callback and reports its result. With
+    OpenTelemetry installed and the callback's ``headers`` given, both run in
+    a span whose parent is the callback's ``traceparent``."""
     ref = EventRef.of(callback)
-    token = CURRENT.set(ref)
-    exc: Optional[Exception] = None
-    try:
-        fulfil(callback.event)
-    except Exception as err:  # noqa: BLE001 - reported as the failure
-        exc = err
-    finally:
-        CURRENT.reset(token)
-    return repair_answer(report(ref, exc, client=client), exc)
+    with _otel.repair_span(headers, callback.reprocess_id):
+        token = CURRENT.set(ref)
+        exc: Optional[Exception] = None
+        try:
+            fulfil(callback.event)
+        except Exception as err:  # noqa: BLE001 - reported as the failure
+            exc = err
+        finally:
+            CURRENT.reset(token)
+        return repair_answer(report(ref, exc, client=client), exc)
 
 
 async def run_repair_async(
-    callback: Any, fulfil: Callable[[RepairCallbackEvent], Union[Any, Awaitable[Any]]], client: Optional[Sender]
+    callback: Any,
+    fulfil: Callable[[RepairCallbackEvent], Union[Any, Awaitable[Any]]],
+    client: Optional[Sender],
+    headers: Any = None,
 ) -> Tuple[int, Dict[str, Any]]:
+    """``run_repair`` for async handlers."""
     ref = EventRef.of(callback)
-    token = CURRENT.set(ref)
-    exc: Optional[Exception] = None
-    try:
-        answer = fulfil(callback.event)
-        if inspect.isawaitable(answer):
-            await answer
-    except Exception as err:  # noqa: BLE001 - reported as the failure
-        exc = err
-    finally:
-        CURRENT.reset(token)
-    return repair_answer(await report_async(ref, exc, client=client), exc)
+    with _otel.repair_span(headers, callback.reprocess_id):
+        token = CURRENT.set(ref)
+        exc: Optional[Exception] = None
+        try:
+            answer = fulfil(callback.event)
+            if inspect.isawaitable(answer):
+                await answer
+        except Exception as err:  # noqa: BLE001 - reported as the failure
+            exc = err
+        finally:
+            CURRENT.reset(token)
+        return repair_answer(await report_async(ref, exc, client=client), exc)
 
 
 def missing(framework: str, extra: str, err: ImportError) -> ImportError:

@@ -10,7 +10,7 @@ use super::{EventFacts, fail, non_empty, respond};
 use crate::app::AppState;
 use crate::console::Workspace;
 use crate::console::{Layout, render};
-use crate::render::{TimelineRow, timeline_rows};
+use crate::render::{TimelineRow, link_traces, timeline_rows};
 use crate::service::events;
 use sendpromptly_core::wire::EventFilter;
 
@@ -91,7 +91,10 @@ pub async fn event(
             &EventPage {
                 layout: ws.layout(format!("Event {event_id}"), "events"),
                 event: EventFacts::of(&stored.record),
-                rows: timeline_rows(&stored.timeline, true),
+                rows: link_traces(
+                    timeline_rows(&stored.timeline, true),
+                    ws.project.trace_url_template.as_deref(),
+                ),
             },
         ))
     })

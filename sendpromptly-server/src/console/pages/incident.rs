@@ -14,7 +14,7 @@ use crate::app::AppState;
 use crate::console::PageError;
 use crate::console::auth::{self};
 use crate::console::{Layout, Notice, PROJECT_COOKIE, Workspace, render};
-use crate::render::{TimelineRow, display_time, timeline_rows};
+use crate::render::{TimelineRow, display_time, link_traces, timeline_rows};
 use crate::service::incidents::{load_incident, manual_resolve, request_reprocess};
 use crate::service::proof::{DEFAULT_PROOF_SECONDS, create_link, revoke_link};
 use crate::store::StoredEvent;
@@ -149,7 +149,10 @@ async fn incident_page(
         &IncidentPage {
             layout,
             live,
-            rows: timeline_rows(&stored.timeline, true),
+            rows: link_traces(
+                timeline_rows(&stored.timeline, true),
+                ws.project.trace_url_template.as_deref(),
+            ),
             event: EventFacts::of(&stored.record),
             links,
             created_link_expires: created_link
@@ -226,7 +229,10 @@ pub async fn incident_live(
             StatusCode::OK,
             &LiveFragment {
                 live,
-                rows: timeline_rows(&stored.timeline, true),
+                rows: link_traces(
+                    timeline_rows(&stored.timeline, true),
+                    ws.project.trace_url_template.as_deref(),
+                ),
             },
         ))
     })

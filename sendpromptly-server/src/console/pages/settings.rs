@@ -87,6 +87,8 @@ struct SettingsPage {
     tap_grace_by_type: String,
     /// The Stripe reconciler's last outcome, once it has run for the project.
     reconcile: Option<ReconcileStatus>,
+    /// The trace URL template (empty: none).
+    trace_url_template: String,
 }
 
 /// Form values to show again after a failed save.
@@ -98,6 +100,7 @@ struct Draft {
     alerts: Option<String>,
     tap_grace: Option<String>,
     tap_grace_by_type: Option<String>,
+    trace_url_template: Option<String>,
 }
 
 fn deadlines_text(table: &BTreeMap<String, u32>) -> String {
@@ -228,6 +231,9 @@ async fn settings_page(
             tap_grace,
             tap_grace_by_type,
             reconcile,
+            trace_url_template: draft
+                .trace_url_template
+                .unwrap_or_else(|| project.trace_url_template.clone().unwrap_or_default()),
         },
     ))
 }
@@ -385,6 +391,34 @@ pub async fn save_deadlines(
         };
         let parsed = parse_deadlines(&form.deadlines).map(|table| ProjectUpdate {
             deadlines_by_event_type: Some(table),
+            ..ProjectUpdate::default()
+        });
+        save(&state, &ws, parsed, draft).await
+    })
+    .await
+}
+
+/// The tracing form: the trace URL template.
+#[derive(Debug, Default, Deserialize)]
+pub struct TracingForm {
+    #[serde(default)]
+    trace_url_template: String,
+}
+
+/// `POST /settings/tracing`: the trace URL template (empty removes it).
+pub async fn save_tracing(
+    State(state): State<AppState>,
+    ws: Workspace,
+    Form(form): Form<TracingForm>,
+) -> Response {
+    respond(async move {
+        let draft = Draft {
+            trace_url_template: Some(form.trace_url_template.clone()),
+            ..Draft::default()
+        };
+        let template = form.trace_url_template.trim().to_owned();
+        let parsed = Ok(ProjectUpdate {
+            trace_url_template: Some((!template.is_empty()).then_some(template)),
             ..ProjectUpdate::default()
         });
         save(&state, &ws, parsed, draft).await

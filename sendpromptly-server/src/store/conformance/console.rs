@@ -133,6 +133,8 @@ pub async fn incident_counts_and_daily_activity(store: &dyn Store) {
             &project.id,
             &a,
             Command::Result(ResultSignal {
+                traceparent: None,
+                tracestate: None,
                 error: Some("still failing".to_owned()),
                 ..match result(&a, ResultStatus::Failure) {
                     Command::Result(signal) => signal,

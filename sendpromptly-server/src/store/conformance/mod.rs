@@ -207,6 +207,8 @@ fn receipt_for(
 ) -> Command {
     Command::Receipt {
         receipt: Receipt {
+            traceparent: None,
+            tracestate: None,
             provider: k.provider,
             event_id: k.event_id.clone(),
             event_type: event_type.to_owned(),
@@ -226,6 +228,8 @@ fn receipt(k: &EventKey, subject: Option<&str>) -> Command {
 
 fn result(k: &EventKey, status: ResultStatus) -> Command {
     Command::Result(ResultSignal {
+        traceparent: None,
+        tracestate: None,
         provider: k.provider,
         event_id: k.event_id.clone(),
         status,
@@ -309,6 +313,7 @@ fn strings(items: &[&str]) -> Vec<String> {
 
 fn report(status: Option<u16>) -> AttemptReport {
     AttemptReport {
+        trace: None,
         status,
         latency_ms: 12,
         response_excerpt: status.map(|s| format!("status {s}")),

@@ -61,11 +61,16 @@ pub async fn projects(store: &dyn Store) {
                 deadlines_by_event_type: Some(table.clone()),
                 alert_channels: Some(channels.clone()),
                 proof_show_metadata: Some(true),
+                trace_url_template: Some(Some("https://jaeger.local/trace/{trace_id}".to_owned())),
             },
         )
         .await
         .unwrap();
     assert_eq!(updated.repair_url, None);
+    assert_eq!(
+        updated.trace_url_template.as_deref(),
+        Some("https://jaeger.local/trace/{trace_id}")
+    );
     assert_eq!(updated.default_deadline_seconds, 900);
     assert_eq!(updated.deadlines_by_event_type, table);
     assert_eq!(updated.alert_channels, channels);

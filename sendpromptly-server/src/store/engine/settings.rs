@@ -67,6 +67,7 @@ pub(super) async fn create_project<B: Backend>(
         alert_channels: serde_json::Value::Array(Vec::new()),
         proof_show_metadata: false,
         created_at: project.created_at,
+        trace_url_template: None,
     })
 }
 
@@ -93,7 +94,8 @@ pub(super) async fn update_project<B: Backend>(
         &channels,
         project.proof_show_metadata,
         ms(now),
-        project_id
+        project_id,
+        &project.trace_url_template
     ];
     B::Db::execute(&mut tx, sql::UPDATE_PROJECT, row).await?;
     super::audit::write_pending::<B>(&mut tx).await?;

@@ -122,7 +122,7 @@ def repair_endpoint(
             callback = verify_repair(request.body, request.headers, secret)
             if isinstance(callback, Rejection):
                 return JsonResponse(callback.body, status=callback.status)
-            status, body = run_repair(callback, fulfil, client)
+            status, body = run_repair(callback, fulfil, client, request.headers)
             return JsonResponse(body, status=status)
 
         return handle

@@ -108,7 +108,7 @@ def repair_endpoint(
             callback = verify_repair(request.get_data(), request.headers, secret)
             if isinstance(callback, Rejection):
                 return jsonify(callback.body), callback.status
-            status, body = run_repair(callback, fulfil, client)
+            status, body = run_repair(callback, fulfil, client, request.headers)
             return jsonify(body), status
 
         return handle

@@ -131,7 +131,7 @@ def repair_endpoint(
             else:
                 async def run(event: Any) -> Any:
                     return await run_in_threadpool(fulfil, event)
-            status, body = await run_repair_async(callback, run, client)
+            status, body = await run_repair_async(callback, run, client, request.headers)
             return JSONResponse(body, status_code=status)
 
         return _named(endpoint, fulfil)
