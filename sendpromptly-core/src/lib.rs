@@ -16,6 +16,7 @@
 //! - [`callback`]: the repair callback payload and `verify_repair_request`.
 //! - [`stripe`] and [`shopify`]: provider signature verification and event
 //!   parsing into one normalised [`provider_event::EventReference`].
+//! - [`chain`]: the tamper-evident timeline's hash chain (encoding `v1`).
 //! - [`wire`]: the HTTP API's JSON shapes, shared by the server and the SDKs.
 //!
 //! ## Example
@@ -55,6 +56,7 @@ pub mod alert;
 pub mod alert_plan;
 pub mod batch;
 pub mod callback;
+pub mod chain;
 pub mod headers;
 pub mod ids;
 pub mod machine;
