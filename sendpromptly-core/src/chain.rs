@@ -181,6 +181,11 @@ pub enum BreakReason {
     MissingHash,
     /// The stored hash is not 64 hex digits.
     MalformedHash,
+    /// The stored detail is not a JSON object.
+    DetailNotJson,
+    /// The event's recorded chain head is not its last entry's hash:
+    /// entries were removed from the end, or the head was edited.
+    HeadMismatch,
 }
 
 impl std::fmt::Display for BreakReason {
@@ -189,6 +194,10 @@ impl std::fmt::Display for BreakReason {
             BreakReason::ContentMismatch => "content does not match its hash",
             BreakReason::MissingHash => "its hash is missing",
             BreakReason::MalformedHash => "its hash is not 64 hex digits",
+            BreakReason::DetailNotJson => "its detail is not a JSON object",
+            BreakReason::HeadMismatch => {
+                "the event's chain head does not match its last entry (entries removed from the end?)"
+            }
         })
     }
 }
@@ -251,6 +260,153 @@ impl ChainCheck {
     /// entry has a hash yet.
     pub fn head(&self) -> Option<String> {
         self.started.then(|| to_hex(&self.prev))
+    }
+}
+
+/// One stored timeline row as a verifier reads it (raw, so that an edited
+/// row that no longer decodes is still checked).
+#[derive(Clone, Debug)]
+pub struct StoredLink<'a> {
+    /// The row's sequence number (its order on the timeline).
+    pub seq: i64,
+    /// `at`, Unix milliseconds.
+    pub at_millis: i64,
+    /// The kind's wire string.
+    pub kind: &'a str,
+    /// The actor's wire string.
+    pub actor: &'a str,
+    /// The detail as stored (JSON text).
+    pub detail: &'a str,
+    /// The stored hash.
+    pub hash: Option<&'a str>,
+}
+
+/// Where a chain breaks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainBreak {
+    /// The entry's position on the timeline, from 1; for
+    /// [`BreakReason::HeadMismatch`], the position after the last entry.
+    pub position: u64,
+    /// The row's sequence number (`None` for a head mismatch).
+    pub seq: Option<i64>,
+    /// When the entry says it was recorded, Unix milliseconds.
+    pub at_millis: Option<i64>,
+    /// Why.
+    pub why: BreakReason,
+}
+
+/// How a published chain head (one handed out earlier, e.g. in a proof
+/// link) relates to the timeline now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PublishedHead {
+    /// It is the current head: nothing was added since.
+    Current,
+    /// It is the hash of an intact entry, `added` entries were appended since.
+    Extended {
+        /// Entries after it.
+        added: u64,
+    },
+    /// It is no intact entry's hash: the timeline up to it was rewritten,
+    /// or entries were removed.
+    Changed,
+}
+
+/// The result of checking one event's chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventVerdict {
+    /// Entries on the timeline.
+    pub entries: u64,
+    /// Entries whose hash checks.
+    pub verified: u64,
+    /// Entries recorded before chaining began (not covered).
+    pub unchained: u64,
+    /// The last entry's hash, if any entry has one.
+    pub head: Option<String>,
+    /// Every break, in timeline order.
+    pub breaks: Vec<ChainBreak>,
+    /// The published head's status, when one was given.
+    pub published: Option<PublishedHead>,
+}
+
+impl EventVerdict {
+    /// Whether the chain is intact.
+    pub fn intact(&self) -> bool {
+        self.breaks.is_empty()
+    }
+}
+
+/// Checks one event's timeline `rows` (in stored order): each entry against
+/// its hash, the event's recorded `stored_head` against the last hash, and
+/// `published` (a head handed out earlier) against the intact entries.
+/// Rows with `seq <= unchained_through` were recorded before chaining began
+/// and may lack a hash.
+pub fn verify_event(
+    project_id: &str,
+    provider: &str,
+    event_id: &str,
+    stored_head: Option<&str>,
+    unchained_through: i64,
+    rows: &[StoredLink<'_>],
+    published: Option<&str>,
+) -> EventVerdict {
+    let mut check = ChainCheck::new(project_id, provider, event_id);
+    let mut breaks = Vec::new();
+    let mut published_at: Option<usize> = None;
+    for (i, row) in rows.iter().enumerate() {
+        let outcome = match serde_json::from_str::<JsonObject>(row.detail) {
+            Ok(detail) => check.next(
+                row.at_millis,
+                row.kind,
+                row.actor,
+                &detail,
+                row.hash,
+                row.seq <= unchained_through,
+            ),
+            Err(_) => {
+                if let Some(hash) = row.hash.and_then(from_hex) {
+                    check.prev = hash;
+                    check.started = true;
+                }
+                Err(BreakReason::DetailNotJson)
+            }
+        };
+        match outcome {
+            Ok(()) => {
+                if breaks.is_empty() && published.is_some() && row.hash == published {
+                    published_at = Some(i);
+                }
+            }
+            Err(why) => breaks.push(ChainBreak {
+                position: i as u64 + 1,
+                seq: Some(row.seq),
+                at_millis: Some(row.at_millis),
+                why,
+            }),
+        }
+    }
+    let head = check.head();
+    if head.as_deref() != stored_head {
+        breaks.push(ChainBreak {
+            position: rows.len() as u64 + 1,
+            seq: None,
+            at_millis: None,
+            why: BreakReason::HeadMismatch,
+        });
+    }
+    let published = published.map(|_| match published_at {
+        Some(i) if i + 1 == rows.len() => PublishedHead::Current,
+        Some(i) => PublishedHead::Extended {
+            added: (rows.len() - i - 1) as u64,
+        },
+        None => PublishedHead::Changed,
+    });
+    EventVerdict {
+        entries: rows.len() as u64,
+        verified: check.verified,
+        unchained: check.unchained,
+        head,
+        breaks,
+        published,
     }
 }
 
@@ -370,6 +526,47 @@ mod tests {
         let swapped = [e[1].clone(), e[0].clone(), e[2].clone()];
         let swapped_h = [hashes[1].clone(), hashes[0].clone(), hashes[2].clone()];
         assert_eq!(check(&swapped, &swapped_h)[0].0, 0);
+    }
+
+    fn links<'a>(e: &'a [TimelineEntry], details: &'a [String], hashes: &'a [String]) -> Vec<StoredLink<'a>> {
+        e.iter()
+            .zip(details)
+            .zip(hashes)
+            .enumerate()
+            .map(|(i, ((e, d), h))| StoredLink {
+                seq: 10 + i as i64,
+                at_millis: e.at.unix_millis(),
+                kind: e.kind.as_str(),
+                actor: "system:sweeper",
+                detail: d,
+                hash: Some(h),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn verify_event_reports_edits_tail_deletion_and_published_heads() {
+        let e = three();
+        let hashes = chain(&e);
+        let details: Vec<String> = e.iter().map(|e| serde_json::to_string(&e.detail).unwrap()).collect();
+        let head = hashes[2].clone();
+        let ok = verify_event("p", "stripe", "e", Some(&head), 0, &links(&e, &details, &hashes), Some(&hashes[1]));
+        assert!(ok.intact());
+        assert_eq!((ok.verified, ok.head.as_deref()), (3, Some(head.as_str())));
+        assert_eq!(ok.published, Some(PublishedHead::Extended { added: 1 }));
+
+        let mut edited = details.clone();
+        edited[1] = r#"{"error":"nothing happened"}"#.into();
+        let v = verify_event("p", "stripe", "e", Some(&head), 0, &links(&e, &edited, &hashes), Some(&head));
+        assert_eq!(v.breaks.len(), 1);
+        assert_eq!((v.breaks[0].position, v.breaks[0].seq), (2, Some(11)));
+        assert_eq!(v.breaks[0].why, BreakReason::ContentMismatch);
+        assert_eq!(v.published, Some(PublishedHead::Changed));
+
+        // The last entry deleted: only the recorded head (or a published one) shows it.
+        let v = verify_event("p", "stripe", "e", Some(&head), 0, &links(&e[..2], &details[..2], &hashes[..2]), Some(&head));
+        assert_eq!(v.breaks.last().unwrap().why, BreakReason::HeadMismatch);
+        assert_eq!(v.published, Some(PublishedHead::Changed));
     }
 
     #[test]

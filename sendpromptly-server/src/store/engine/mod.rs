@@ -41,7 +41,7 @@ use super::migrations::{self, AppliedMigration, MIGRATIONS_TABLE, Migration};
 use super::rows::{self, RowExt};
 use super::sql::{self, Arg, Dialect, Queries, args};
 use super::{
-    AlertJob, ApiKey, Applied, DailyActivity, DeliveryJob, EventFilter, IdempotencyBegin,
+    AlertJob, ApiKey, Applied, ChainPage, ChainScope, DailyActivity, DeliveryJob, EventFilter, IdempotencyBegin,
     IdempotentOutcome, IdempotentRequest, IncidentCounts, IncidentFilter, NewBatchItem, NewProject,
     PaceReport, Page, PageRequest, Project, ProjectPatch, ProofLink, ProviderTapSettings,
     ReconcileOutcome, ReconcilePass, ReconcileState, ReprocessBatch, ResealReport, Session,
@@ -570,6 +570,25 @@ impl<B: Backend> Store for Engine<B> {
         page: &PageRequest,
     ) -> StoreResult<Page<EventRecord>> {
         reads::list_incidents(self, project_id, filter, page).await
+    }
+
+    async fn export_incidents(
+        &self,
+        project_id: &str,
+        filter: &IncidentFilter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Page<StoredEvent>> {
+        reads::export_incidents(self, project_id, filter, cursor, limit).await
+    }
+
+    async fn timeline_chains(
+        &self,
+        scope: ChainScope<'_>,
+        after_pk: i64,
+        limit: u32,
+    ) -> StoreResult<ChainPage> {
+        reads::timeline_chains(self, scope, after_pk, limit).await
     }
 
     async fn sweep_due(&self, now: Timestamp, limit: u32) -> StoreResult<SweepReport> {
