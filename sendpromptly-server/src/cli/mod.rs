@@ -20,6 +20,7 @@ use crate::store::postgres::{PoolSettings, PostgresStore};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 
+pub mod chain;
 mod error;
 pub mod reconcile;
 pub mod reprocess;
@@ -65,6 +66,10 @@ enum Command {
     /// as hints only), tracked event types and receipt grace.
     #[command(subcommand, name = "provider-tap")]
     ProviderTap(ProviderTapCommand),
+    /// Check every timeline's hash chain (tamper evidence); exits 1 naming
+    /// each broken entry (event, seq, why).
+    #[command(name = "verify-timelines")]
+    VerifyTimelines(chain::VerifyArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -424,6 +429,13 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let project = resolve_project(store.as_ref(), &project).await?;
             let config = config::resolve_server(&serve, &file)?;
             provider_tap(store, config, &project.id, Some(&settings)).await
+        }
+        Command::VerifyTimelines(args) => {
+            let project = match &args.project {
+                Some(p) => Some(resolve_project(store.as_ref(), p).await?.id),
+                None => None,
+            };
+            chain::run(store.as_ref(), project.as_deref(), args.json).await
         }
         Command::User(UserCommand::Create { email, password }) => {
             let password = match password {

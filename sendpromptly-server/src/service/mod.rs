@@ -11,6 +11,7 @@
 //! `console::error`, the CLI in [`crate::cli::CliError`].
 
 pub mod batches;
+pub mod chain;
 pub mod error;
 pub mod events;
 pub mod expected;
