@@ -128,6 +128,8 @@ macro_rules! store_conformance_tests {
             reconcile_lease_and_progress,
             reconcile_lease_expires,
             concurrent_reconcile_leases,
+            timeline_chains_verify,
+            export_pages,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -343,6 +345,7 @@ fn run_in_parallel<'a, T: Send>(tasks: Vec<BoxedTask<'a, T>>) -> Vec<T> {
 
 mod alerts;
 mod batches;
+mod chain;
 mod concurrency;
 mod console;
 mod deliveries;
@@ -353,6 +356,7 @@ mod provider_tap;
 mod reconcile;
 
 pub use alerts::*;
+pub use chain::*;
 pub use batches::*;
 pub use concurrency::*;
 pub use console::*;
