@@ -17,6 +17,7 @@
 //! - [`stripe`] and [`shopify`]: provider signature verification and event
 //!   parsing into one normalised [`provider_event::EventReference`].
 //! - [`chain`]: the tamper-evident timeline's hash chain (encoding `v1`).
+//! - [`export`]: the incident export's formats (JSON Lines, CSV columns).
 //! - [`wire`]: the HTTP API's JSON shapes, shared by the server and the SDKs.
 //!
 //! ## Example
@@ -57,6 +58,7 @@ pub mod alert_plan;
 pub mod batch;
 pub mod callback;
 pub mod chain;
+pub mod export;
 pub mod headers;
 pub mod ids;
 pub mod machine;

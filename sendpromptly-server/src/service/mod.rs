@@ -14,6 +14,7 @@ pub mod batches;
 pub mod chain;
 pub mod error;
 pub mod events;
+pub mod export;
 pub mod expected;
 pub mod incidents;
 pub mod project;
