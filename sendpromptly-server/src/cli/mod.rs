@@ -22,6 +22,7 @@ use crate::store::{Store, StoreError};
 
 pub mod chain;
 mod error;
+pub mod export;
 pub mod reconcile;
 pub mod reprocess;
 
@@ -70,6 +71,9 @@ enum Command {
     /// each broken entry (event, seq, why).
     #[command(name = "verify-timelines")]
     VerifyTimelines(chain::VerifyArgs),
+    /// Export data: `export incidents --format jsonl|csv [filters] > file`.
+    #[command(subcommand)]
+    Export(export::ExportCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -429,6 +433,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let project = resolve_project(store.as_ref(), &project).await?;
             let config = config::resolve_server(&serve, &file)?;
             provider_tap(store, config, &project.id, Some(&settings)).await
+        }
+        Command::Export(export::ExportCommand::Incidents(args)) => {
+            let project = resolve_project(store.as_ref(), &args.project).await?;
+            export::run(store.as_ref(), &project.id, &args).await
         }
         Command::VerifyTimelines(args) => {
             let project = match &args.project {
