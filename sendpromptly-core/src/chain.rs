@@ -440,7 +440,11 @@ mod tests {
     #[test]
     fn known_vector() {
         let g = genesis("proj_1", "stripe", "evt_1");
-        let e = entry(1_700_000_000_000, TimelineKind::ReceiptRecorded, json!({"b": 1, "a": "x"}));
+        let e = entry(
+            1_700_000_000_000,
+            TimelineKind::ReceiptRecorded,
+            json!({"b": 1, "a": "x"}),
+        );
         let h = entry_hash(&g, &e);
         // Recomputed by hand from the spec with Python's hashlib (docs/tamper-evidence.md).
         let mut manual = Sha256::new();
@@ -522,13 +526,20 @@ mod tests {
         let hashes: Vec<_> = chain(&e).into_iter().map(Some).collect();
         let gone = [e[0].clone(), e[2].clone()];
         let gone_h = [hashes[0].clone(), hashes[2].clone()];
-        assert_eq!(check(&gone, &gone_h), vec![(1, BreakReason::ContentMismatch)]);
+        assert_eq!(
+            check(&gone, &gone_h),
+            vec![(1, BreakReason::ContentMismatch)]
+        );
         let swapped = [e[1].clone(), e[0].clone(), e[2].clone()];
         let swapped_h = [hashes[1].clone(), hashes[0].clone(), hashes[2].clone()];
         assert_eq!(check(&swapped, &swapped_h)[0].0, 0);
     }
 
-    fn links<'a>(e: &'a [TimelineEntry], details: &'a [String], hashes: &'a [String]) -> Vec<StoredLink<'a>> {
+    fn links<'a>(
+        e: &'a [TimelineEntry],
+        details: &'a [String],
+        hashes: &'a [String],
+    ) -> Vec<StoredLink<'a>> {
         e.iter()
             .zip(details)
             .zip(hashes)
@@ -548,23 +559,50 @@ mod tests {
     fn verify_event_reports_edits_tail_deletion_and_published_heads() {
         let e = three();
         let hashes = chain(&e);
-        let details: Vec<String> = e.iter().map(|e| serde_json::to_string(&e.detail).unwrap()).collect();
+        let details: Vec<String> = e
+            .iter()
+            .map(|e| serde_json::to_string(&e.detail).unwrap())
+            .collect();
         let head = hashes[2].clone();
-        let ok = verify_event("p", "stripe", "e", Some(&head), 0, &links(&e, &details, &hashes), Some(&hashes[1]));
+        let ok = verify_event(
+            "p",
+            "stripe",
+            "e",
+            Some(&head),
+            0,
+            &links(&e, &details, &hashes),
+            Some(&hashes[1]),
+        );
         assert!(ok.intact());
         assert_eq!((ok.verified, ok.head.as_deref()), (3, Some(head.as_str())));
         assert_eq!(ok.published, Some(PublishedHead::Extended { added: 1 }));
 
         let mut edited = details.clone();
         edited[1] = r#"{"error":"nothing happened"}"#.into();
-        let v = verify_event("p", "stripe", "e", Some(&head), 0, &links(&e, &edited, &hashes), Some(&head));
+        let v = verify_event(
+            "p",
+            "stripe",
+            "e",
+            Some(&head),
+            0,
+            &links(&e, &edited, &hashes),
+            Some(&head),
+        );
         assert_eq!(v.breaks.len(), 1);
         assert_eq!((v.breaks[0].position, v.breaks[0].seq), (2, Some(11)));
         assert_eq!(v.breaks[0].why, BreakReason::ContentMismatch);
         assert_eq!(v.published, Some(PublishedHead::Changed));
 
         // The last entry deleted: only the recorded head (or a published one) shows it.
-        let v = verify_event("p", "stripe", "e", Some(&head), 0, &links(&e[..2], &details[..2], &hashes[..2]), Some(&head));
+        let v = verify_event(
+            "p",
+            "stripe",
+            "e",
+            Some(&head),
+            0,
+            &links(&e[..2], &details[..2], &hashes[..2]),
+            Some(&head),
+        );
         assert_eq!(v.breaks.last().unwrap().why, BreakReason::HeadMismatch);
         assert_eq!(v.published, Some(PublishedHead::Changed));
     }

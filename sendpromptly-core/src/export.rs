@@ -113,7 +113,10 @@ mod tests {
         assert_eq!("csv".parse::<ExportFormat>(), Ok(ExportFormat::Csv));
         assert_eq!("jsonl".parse::<ExportFormat>(), Ok(ExportFormat::Jsonl));
         let err = "xml".parse::<ExportFormat>().unwrap_err();
-        assert_eq!(err.to_string(), "unknown export format `xml`: use jsonl or csv");
+        assert_eq!(
+            err.to_string(),
+            "unknown export format `xml`: use jsonl or csv"
+        );
     }
 
     #[test]

@@ -35,7 +35,11 @@ async fn incident(api: &ApiClient, event_id: &str, subject: &str, metadata: Valu
     failed.json["incident"]["id"].as_str().unwrap().to_owned()
 }
 
-async fn get_text(http: &reqwest::Client, url: &str, cookie: Option<&str>) -> (u16, String, String) {
+async fn get_text(
+    http: &reqwest::Client,
+    url: &str,
+    cookie: Option<&str>,
+) -> (u16, String, String) {
     let mut request = http.get(url);
     if let Some(cookie) = cookie {
         request = request.header("cookie", cookie);
@@ -197,7 +201,10 @@ async fn export_streams_filtered_incidents_as_jsonl_and_csv_everywhere() {
             .starts_with("application/jsonl")
     );
     let jsonl = response.text().await.unwrap();
-    let lines: Vec<Value> = jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let listed = api.get("/v1/incidents?subject=cus_a").await;
     let listed_ids: Vec<&str> = listed.json["data"]
         .as_array()
@@ -252,13 +259,29 @@ async fn export_streams_filtered_incidents_as_jsonl_and_csv_everywhere() {
     let cli_csv = cli_ok(
         BIN,
         &database_url,
-        &["export", "incidents", "--project", "exp", "--format", "csv", "--subject", "cus_a"],
+        &[
+            "export",
+            "incidents",
+            "--project",
+            "exp",
+            "--format",
+            "csv",
+            "--subject",
+            "cus_a",
+        ],
     );
     assert_eq!(cli_csv, csv);
     let cli_jsonl = cli_ok(
         BIN,
         &database_url,
-        &["export", "incidents", "--project", "exp", "--subject", "cus_a"],
+        &[
+            "export",
+            "incidents",
+            "--project",
+            "exp",
+            "--subject",
+            "cus_a",
+        ],
     );
     assert_eq!(cli_jsonl, jsonl);
     let wrong = run_cli(
@@ -267,7 +290,13 @@ async fn export_streams_filtered_incidents_as_jsonl_and_csv_everywhere() {
         &["export", "incidents", "--project", "exp", "--format", "xls"],
     );
     assert!(!wrong.success);
-    assert!(wrong.stderr.contains("--format: unknown export format `xls`"), "{}", wrong.stderr);
+    assert!(
+        wrong
+            .stderr
+            .contains("--format: unknown export format `xls`"),
+        "{}",
+        wrong.stderr
+    );
 
     // The console: the list's Export button carries its filters and downloads.
     let cookie = console_session(&serve.url).await;
@@ -314,7 +343,11 @@ async fn export_streams_filtered_incidents_as_jsonl_and_csv_everywhere() {
         .expect("sqlite3 (scripts/test-docs.sh installs it)");
     std::io::Write::write_all(&mut sqlite3.stdin.take().unwrap(), fill.as_bytes()).unwrap();
     let out = sqlite3.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for _ in 0..3 {
         let mut response = with_key("/v1/incidents/export?format=jsonl").await.unwrap();
         let first = response.chunk().await.unwrap().expect("a first chunk");

@@ -190,7 +190,10 @@ async fn tampering_is_named(db: Database) {
     // Untouched: verified, and the link's head is the current one.
     let html = page(&serve.url, &edited).await;
     assert!(html.contains("Timeline verified ("), "{html}");
-    assert!(html.contains("Unchanged since this link was made."), "{html}");
+    assert!(
+        html.contains("Unchanged since this link was made."),
+        "{html}"
+    );
     let clean = db.cli(&["verify-timelines"]);
     assert!(clean.success, "{}{}", clean.stdout, clean.stderr);
     assert!(clean.stdout.contains("0 broken events"), "{}", clean.stdout);
@@ -301,7 +304,11 @@ async fn tampering_is_named(db: Database) {
         "only the published head shows a consistent rewrite: {}",
         out.stdout
     );
-    assert!(out.stderr.contains("timeline chain breaks in 4 events"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("timeline chain breaks in 4 events"),
+        "{}",
+        out.stderr
+    );
 
     // --json: one object per break, then the summary.
     let json_out = db.cli(&["verify-timelines", "--json", "--project", "tamper"]);
@@ -321,7 +328,11 @@ async fn tampering_is_named(db: Database) {
     // An unknown project is named.
     let unknown = db.cli(&["verify-timelines", "--project", "nope"]);
     assert!(!unknown.success);
-    assert!(unknown.stderr.contains("no project named `nope`"), "{}", unknown.stderr);
+    assert!(
+        unknown.stderr.contains("no project named `nope`"),
+        "{}",
+        unknown.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,12 +15,12 @@ use crate::error::{ApiError, ErrorBody};
 use crate::service::ServiceError;
 use crate::service::export::{self, Export};
 use crate::service::incidents::{self, load_incident, manual_resolve, request_reprocess};
-use axum::response::IntoResponse;
-use sendpromptly_core::export::ExportFormat;
 use crate::store::StoredEvent;
 use crate::views::{
     EventView, IncidentDetail, IncidentList, IncidentView, ReprocessResponse, ResolveResponse,
 };
+use axum::response::IntoResponse;
+use sendpromptly_core::export::ExportFormat;
 
 /// Body of `POST /v1/incidents/{id}/reprocess`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -110,7 +110,10 @@ pub async fn export(
     let body = axum::body::Body::from_stream(export::into_stream(state, first, export));
     Ok((
         [
-            (axum::http::header::CONTENT_TYPE, format.content_type().to_owned()),
+            (
+                axum::http::header::CONTENT_TYPE,
+                format.content_type().to_owned(),
+            ),
             (
                 axum::http::header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"incidents.{}\"", format.extension()),

@@ -16,9 +16,9 @@ use crate::render::{TimelineRow, display_time, timeline_rows};
 use crate::secrets;
 use crate::service::chain::verify_incident;
 use crate::service::proof::{create_link, links_of, revoke_link};
+use crate::views::{ProofLinkCreated, ProofLinkView};
 use sendpromptly_core::Timestamp;
 use sendpromptly_core::chain::{BreakReason, EventVerdict, PublishedHead};
-use crate::views::{ProofLinkCreated, ProofLinkView};
 
 /// Body of `POST /v1/incidents/{id}/proof-links`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -245,8 +245,13 @@ async fn render_page(
     let Some(incident) = record.incident.as_ref() else {
         return Ok(None);
     };
-    let Some(verdict) =
-        verify_incident(state.store(), &link.project_id, &link.incident_id, published).await?
+    let Some(verdict) = verify_incident(
+        state.store(),
+        &link.project_id,
+        &link.incident_id,
+        published,
+    )
+    .await?
     else {
         return Ok(None);
     };

@@ -71,7 +71,11 @@ pub async fn run(store: &dyn Store, project_id: Option<&str>, json: bool) -> Res
     } else {
         println!(
             "{} events, {} entries: {} verified, {} recorded before chaining (not covered), {} broken events",
-            summary.events, summary.entries, summary.verified, summary.unchained, summary.broken_events
+            summary.events,
+            summary.entries,
+            summary.verified,
+            summary.unchained,
+            summary.broken_events
         );
     }
     if summary.broken_events > 0 {

@@ -71,7 +71,10 @@ pub struct ReprocessArgs {
     pub json: bool,
 }
 
-pub(super) fn parsed<T: std::str::FromStr>(flag: &str, value: Option<&String>) -> Result<Option<T>, CliError>
+pub(super) fn parsed<T: std::str::FromStr>(
+    flag: &str,
+    value: Option<&String>,
+) -> Result<Option<T>, CliError>
 where
     T::Err: std::fmt::Display,
 {

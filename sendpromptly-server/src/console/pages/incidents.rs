@@ -176,10 +176,7 @@ pub async fn incidents_export(
             .map_err(|e| PageError::invalid("format", e.to_string()))?;
         let filter = incidents::store_filter(&filter, non_empty(query.q.clone()));
         let mut export = export::Export::new(&ws.project.id, filter, format);
-        let first = export
-            .next_chunk(state.store())
-            .await?
-            .unwrap_or_default();
+        let first = export.next_chunk(state.store()).await?.unwrap_or_default();
         Ok::<_, PageError>((format, first, export))
     };
     match started.await {
@@ -187,7 +184,10 @@ pub async fn incidents_export(
             let body = axum::body::Body::from_stream(export::into_stream(state, first, export));
             (
                 [
-                    (axum::http::header::CONTENT_TYPE, format.content_type().to_owned()),
+                    (
+                        axum::http::header::CONTENT_TYPE,
+                        format.content_type().to_owned(),
+                    ),
                     (
                         axum::http::header::CONTENT_DISPOSITION,
                         format!("attachment; filename=\"incidents.{}\"", format.extension()),

@@ -35,7 +35,15 @@ fn verdict(chain: &EventChain, unchained_through: i64) -> chain::EventVerdict {
 pub async fn timeline_chains_verify(store: &dyn Store) {
     let project = new_project(store).await;
     let other = new_project(store).await;
-    let incident = failed_event(store, &project, &stripe("evt_c1"), "invoice.paid", None, at(0)).await;
+    let incident = failed_event(
+        store,
+        &project,
+        &stripe("evt_c1"),
+        "invoice.paid",
+        None,
+        at(0),
+    )
+    .await;
     let entry = TimelineEntry::new(
         at(5),
         TimelineKind::ProofLinkCreated,
@@ -60,12 +68,23 @@ pub async fn timeline_chains_verify(store: &dyn Store) {
     for outcome in run_in_parallel(tasks) {
         outcome.unwrap();
     }
-    failed_event(store, &other, &stripe("evt_c1"), "invoice.paid", None, at(0)).await;
+    failed_event(
+        store,
+        &other,
+        &stripe("evt_c1"),
+        "invoice.paid",
+        None,
+        at(0),
+    )
+    .await;
 
     let mut seen = 0;
     let mut after = 0;
     loop {
-        let page = store.timeline_chains(ChainScope::All, after, 2).await.unwrap();
+        let page = store
+            .timeline_chains(ChainScope::All, after, 2)
+            .await
+            .unwrap();
         for event in &page.events {
             assert!(event.pk > after);
             let v = verdict(event, page.unchained_through);
@@ -79,7 +98,10 @@ pub async fn timeline_chains_verify(store: &dyn Store) {
             _ => break,
         }
     }
-    assert_eq!(seen, 6, "two events with incidents and four receipts' events");
+    assert_eq!(
+        seen, 6,
+        "two events with incidents and four receipts' events"
+    );
     // One project; one incident.
     let page = store
         .timeline_chains(ChainScope::Project(&other.id), 0, 100)
@@ -94,7 +116,11 @@ pub async fn timeline_chains_verify(store: &dyn Store) {
     let one = &page.events[0];
     assert_eq!(one.incident_id.as_deref(), Some(incident.as_str()));
     assert_eq!(one.entries.last().unwrap().kind, "proof_link.created");
-    let stored = store.incident(&project.id, &incident).await.unwrap().unwrap();
+    let stored = store
+        .incident(&project.id, &incident)
+        .await
+        .unwrap()
+        .unwrap();
     let hashes: Vec<_> = stored.timeline.iter().map(|e| e.hash.clone()).collect();
     let read: Vec<_> = one.entries.iter().map(|e| e.hash.clone()).collect();
     assert_eq!(hashes, read);
@@ -151,5 +177,8 @@ pub async fn export_pages(store: &dyn Store) {
     let bad = store
         .export_incidents(&project.id, &filter, Some("nonsense"), 2)
         .await;
-    assert!(matches!(bad, Err(StoreError::NotFound("cursor"))), "{bad:?}");
+    assert!(
+        matches!(bad, Err(StoreError::NotFound("cursor"))),
+        "{bad:?}"
+    );
 }

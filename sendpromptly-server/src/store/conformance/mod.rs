@@ -356,8 +356,8 @@ mod provider_tap;
 mod reconcile;
 
 pub use alerts::*;
-pub use chain::*;
 pub use batches::*;
+pub use chain::*;
 pub use concurrency::*;
 pub use console::*;
 pub use deliveries::*;

@@ -41,11 +41,11 @@ use super::migrations::{self, AppliedMigration, MIGRATIONS_TABLE, Migration};
 use super::rows::{self, RowExt};
 use super::sql::{self, Arg, Dialect, Queries, args};
 use super::{
-    AlertJob, ApiKey, Applied, ChainPage, ChainScope, DailyActivity, DeliveryJob, EventFilter, IdempotencyBegin,
-    IdempotentOutcome, IdempotentRequest, IncidentCounts, IncidentFilter, NewBatchItem, NewProject,
-    PaceReport, Page, PageRequest, Project, ProjectPatch, ProofLink, ProviderTapSettings,
-    ReconcileOutcome, ReconcilePass, ReconcileState, ReprocessBatch, ResealReport, Session,
-    SigningSecretRecord, Store, StoreResult, StoredEvent, SweepReport, User,
+    AlertJob, ApiKey, Applied, ChainPage, ChainScope, DailyActivity, DeliveryJob, EventFilter,
+    IdempotencyBegin, IdempotentOutcome, IdempotentRequest, IncidentCounts, IncidentFilter,
+    NewBatchItem, NewProject, PaceReport, Page, PageRequest, Project, ProjectPatch, ProofLink,
+    ProviderTapSettings, ReconcileOutcome, ReconcilePass, ReconcileState, ReprocessBatch,
+    ResealReport, Session, SigningSecretRecord, Store, StoreResult, StoredEvent, SweepReport, User,
 };
 use crate::secrets::Keyring;
 

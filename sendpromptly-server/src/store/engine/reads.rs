@@ -123,7 +123,13 @@ pub(super) async fn list_incidents<B: Backend>(
         .map(parse_incidents_cursor)
         .transpose()?;
     let pattern = filter.search.as_deref().map(contains_pattern);
-    let query = incidents_query::<B>(project_id, filter, pattern.as_deref(), after.as_ref(), limit);
+    let query = incidents_query::<B>(
+        project_id,
+        filter,
+        pattern.as_deref(),
+        after.as_ref(),
+        limit,
+    );
     let rows = engine.read_all(&query.sql, &query.args).await?;
     page(
         &rows,
@@ -203,7 +209,13 @@ pub(super) async fn export_incidents<B: Backend>(
     let limit = limit.clamp(1, EXPORT_PAGE_MAX);
     let after = cursor.map(parse_incidents_cursor).transpose()?;
     let pattern = filter.search.as_deref().map(contains_pattern);
-    let query = incidents_query::<B>(project_id, filter, pattern.as_deref(), after.as_ref(), limit);
+    let query = incidents_query::<B>(
+        project_id,
+        filter,
+        pattern.as_deref(),
+        after.as_ref(),
+        limit,
+    );
     let mut tx = engine.backend.snapshot().await?;
     let rows = B::Db::fetch_all(&mut tx, &query.sql, &query.args).await?;
     let more = rows.len() > limit as usize;
