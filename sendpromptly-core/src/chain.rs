@@ -154,7 +154,13 @@ fn write_string(out: &mut String, s: &str) {
 
 /// `hash` as 64 lowercase hex digits.
 pub fn to_hex(hash: &ChainHash) -> String {
-    hash.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(64);
+    for b in hash {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    out
 }
 
 /// A hash from 64 hex digits; `None` if it is not one.
