@@ -2,15 +2,18 @@
 # Export benchmark: a release `sendpromptly serve` on a SQLite file filled with
 # N incidents (set-based SQL, bench/export-fill.sqlite.sql: a recursive CTE
 # copying one real incident, not N API calls), then
-# `GET /v1/incidents/export?format=…` streamed to a file by curl while the
-# server's resident memory (VmRSS) is sampled every 0.2 s. Prints the rows,
-# bytes and time, and the RSS before the export, at 10 %, 50 % and 100 % of the
-# bytes, and its maximum: flat means constant memory.
+# `GET /v1/incidents/export?format=…` streamed by curl into a reader that
+# counts bytes and rows (nothing kept) while the server's resident memory
+# (VmRSS) is sampled every 0.2 s. Prints the rows, bytes and time, and the RSS
+# before the export, at 10 %, 50 % and 100 % of the bytes, and its maximum:
+# flat means constant memory.
 #
 #   bench/export.sh [N]      (default 1000000)
 #
 # Settings (environment):
 #   BENCH_EXPORT_FORMAT  jsonl or csv (default: both, one after the other)
+#   BENCH_DIR            where the database goes (default /tmp; 1,000,000
+#                        incidents take about 4 GB: /dev/shm if the disk is short)
 #   SENDPROMPTLY_BIN     a prebuilt server binary (default: cargo build --release)
 #   BENCH_QUICK=1        smoke run: a debug build unless SENDPROMPTLY_BIN is set
 #   CARGO_TARGET_DIR     cargo's target directory (default target/)
@@ -30,7 +33,7 @@ command -v sqlite3 >/dev/null || {
 ensure_server_binary
 bin="$SENDPROMPTLY_BIN"
 
-work="$(mktemp -d /tmp/sendpromptly-export.XXXXXX)"
+work="$(mktemp -d "${BENCH_DIR:-/tmp}/sendpromptly-export.XXXXXX")"
 server_pid=""
 cleanup() {
     local status=$?
@@ -60,28 +63,44 @@ sed "s/__N__/$n/" bench/export-fill.sqlite.sql | sqlite3 -bail -cmd '.timeout 60
 echo "filled in $((SECONDS - fill_start)) s; database $(du -cb "$work"/export.db* | tail -1 | cut -f1) bytes"
 
 rss() { awk '/VmRSS/ {print $2}' "/proc/$server_pid/status"; }
+# Reads the export from stdin, keeps nothing, and every 0.2 s appends
+# "<bytes so far> <server VmRSS kB>" to $1; prints the rows.
+counter='
+import sys, time
+samples, pid, fmt = sys.argv[1], sys.argv[2], sys.argv[3]
+def rss():
+    with open(f"/proc/{pid}/status") as f:
+        return next(l.split()[1] for l in f if l.startswith("VmRSS"))
+total, rows, last, tail = 0, 0, 0.0, b""
+with open(samples, "w") as out:
+    while True:
+        chunk = sys.stdin.buffer.read(1 << 16)
+        if not chunk:
+            break
+        total += len(chunk)
+        if fmt == "jsonl":
+            rows += chunk.count(b"\n")
+        else:
+            # Records start with their incident id after a line break (the
+            # template has no line break inside a cell).
+            rows += (tail + chunk).count(b"\ninc_")
+            tail = chunk[-4:]
+        now = time.monotonic()
+        if now - last >= 0.2:
+            out.write(f"{total} {rss()}\n")
+            last = now
+    out.write(f"{total} {rss()}\n")
+print(rows)
+'
 for format in $formats; do
     step "Export: $format, $((n + 1)) incidents"
-    out="$work/out.$format"
     samples="$work/samples.$format"
-    : >"$samples"
     before="$(rss)"
     start_ns="$(date +%s%N)"
-    curl -fsS -H "Authorization: Bearer $key" -o "$out" "$base/v1/incidents/export?format=$format" &
-    curl_pid=$!
-    while kill -0 "$curl_pid" 2>/dev/null; do
-        printf '%s %s\n' "$(stat -c %s "$out" 2>/dev/null || echo 0)" "$(rss)" >>"$samples"
-        sleep 0.2
-    done
-    wait "$curl_pid"
+    rows="$(curl -fsS -H "Authorization: Bearer $key" "$base/v1/incidents/export?format=$format" \
+        | python3 -c "$counter" "$samples" "$server_pid" "$format")"
     end_ns="$(date +%s%N)"
-    printf '%s %s\n' "$(stat -c %s "$out")" "$(rss)" >>"$samples"
-    total="$(stat -c %s "$out")"
-    if [[ "$format" == "jsonl" ]]; then
-        rows="$(wc -l <"$out")"
-    else
-        rows="$(python3 -c "import csv, sys; csv.field_size_limit(sys.maxsize); print(sum(1 for _ in csv.reader(open('$out', newline=''))) - 1)")"
-    fi
+    total="$(tail -1 "$samples" | cut -d' ' -f1)"
     [[ "$rows" == "$((n + 1))" ]] || { echo "error: exported $rows rows, expected $((n + 1))" >&2; exit 1; }
     awk -v total="$total" -v before="$before" -v rows="$rows" -v ns="$((end_ns - start_ns))" '
         { b[NR] = $1; r[NR] = $2; if ($2 > max) max = $2 }
@@ -95,5 +114,4 @@ for format in $formats; do
             printf "server RSS MiB: before %.1f | at 10%% %.1f | at 50%% %.1f | at 100%% %.1f | max %.1f (%d samples)\n",
                 before / 1024, a10 / 1024, a50 / 1024, r[NR] / 1024, max / 1024, NR
         }' "$samples"
-    rm -f "$out"
 done
