@@ -16,4 +16,5 @@ BENCH_WINDOW_MS=500 BENCH_PROBES=20 BENCH_APPLIED=50 bench/detection.sh 200
 bench/load.sh all
 bench/tap.sh all
 bench/sdk.sh all
+bench/export.sh 2000
 printf '\n==== benchmark smoke passed (%ss)\n' "$((SECONDS - start))"

@@ -11,7 +11,8 @@
 #    SENDPROMPTLY_TEST_POSTGRES_URL and SENDPROMPTLY_REQUIRE_POSTGRES=1 (so
 #    no test can silently skip) and runs the PostgreSQL suites:
 #    the Store conformance suite (scoped keys and the audit log included), the multi-instance test, tests/hangups.rs,
-#    the Stripe reconciler's two-instance tests (tests/reconcile_*.rs) and the
+#    the Stripe reconciler's two-instance tests (tests/reconcile_*.rs), the
+#    timeline tampered with by psql (tests/tamper.rs) and the
 #    crash loop of three instances during a bulk reprocess (tests/faults.rs).
 # 4. Always stops the cluster and removes the directory on exit.
 #
@@ -40,6 +41,8 @@ echo "SENDPROMPTLY_TEST_POSTGRES_URL=$SENDPROMPTLY_TEST_POSTGRES_URL"
 step "PostgreSQL tests: Store conformance suite, multi-instance test, Stripe reconciler, clients that hang up"
 cargo test -p sendpromptly-server --locked --test store_postgres --test multi_instance \
     --test reconcile_stripe --test reconcile_e2e "$@"
+# (its SQLite case ran in the workspace tests already)
+cargo test -p sendpromptly-server --locked --test tamper "$@" postgres
 # (its SQLite cases ran in the workspace tests already)
 cargo test -p sendpromptly-server --locked --test hangups "$@" postgres
 

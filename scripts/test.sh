@@ -40,6 +40,12 @@ fi
 export SENDPROMPTLY_PYTHON="$venv/bin/python"
 export SENDPROMPTLY_REQUIRE_INTEROP=1
 
+step "The sqlite3 shell (tests/tamper.rs edits a database with it; tests/export.rs fills one)"
+if ! command -v sqlite3 >/dev/null && command -v apt-get >/dev/null; then
+    if [[ "$(id -u)" == 0 ]]; then apt-get update -qq && apt-get install -y -qq sqlite3 >/dev/null
+    else sudo apt-get update -qq && sudo apt-get install -y -qq sqlite3 >/dev/null; fi
+fi
+
 step "Rust tests (the workspace's default members: no binding crates)"
 cargo test --locked
 

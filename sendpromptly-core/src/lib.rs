@@ -16,6 +16,8 @@
 //! - [`callback`]: the repair callback payload and `verify_repair_request`.
 //! - [`stripe`] and [`shopify`]: provider signature verification and event
 //!   parsing into one normalised [`provider_event::EventReference`].
+//! - [`chain`]: the tamper-evident timeline's hash chain (encoding `v1`).
+//! - [`export`]: the incident export's formats (JSON Lines, CSV columns).
 //! - [`wire`]: the HTTP API's JSON shapes, shared by the server and the SDKs.
 //! - [`roles`] and [`totp`]: console roles per project and what each may do;
 //!   TOTP codes (RFC 6238) for console two-factor sign-in.
@@ -59,6 +61,8 @@ pub mod alert;
 pub mod alert_plan;
 pub mod batch;
 pub mod callback;
+pub mod chain;
+pub mod export;
 pub mod headers;
 pub mod ids;
 pub mod machine;

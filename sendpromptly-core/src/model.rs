@@ -816,6 +816,12 @@ pub struct TimelineEntry {
     /// it, carry it as `trace` (a `TraceContextView`).
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub detail: JsonObject,
+    /// The entry's link in the event's tamper-evident chain: SHA-256 of the
+    /// previous entry's hash and this entry's content, 64 hex digits
+    /// (`chain` module, encoding `v1`). Absent on entries recorded before
+    /// chaining began and on entries not yet stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
 }
 
 impl TimelineEntry {
@@ -835,6 +841,7 @@ impl TimelineEntry {
             kind,
             actor,
             detail,
+            hash: None,
         }
     }
 }

@@ -22,6 +22,7 @@ const MATRIX: &[(&str, &str, Scope)] = &[
     ("GET", "/v1/events", Scope::Read),
     ("GET", "/v1/events/{provider}/{event_id}", Scope::Read),
     ("GET", "/v1/incidents", Scope::Read),
+    ("GET", "/v1/incidents/export", Scope::Read),
     ("GET", "/v1/incidents/{id}", Scope::Read),
     ("GET", "/v1/incidents/{id}/proof-links", Scope::Read),
     ("GET", "/v1/reprocess-batches/{id}", Scope::Read),

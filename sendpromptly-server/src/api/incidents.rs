@@ -12,11 +12,15 @@ use utoipa::ToSchema;
 use super::extract::{ApiJson, Caller, OptionalApiJson, PathSegments, QueryParams};
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
+use crate::service::ServiceError;
+use crate::service::export::{self, Export};
 use crate::service::incidents::{self, load_incident, manual_resolve, request_reprocess};
 use crate::store::StoredEvent;
 use crate::views::{
     EventView, IncidentDetail, IncidentList, IncidentView, ReprocessResponse, ResolveResponse,
 };
+use axum::response::IntoResponse;
+use sendpromptly_core::export::ExportFormat;
 
 /// Body of `POST /v1/incidents/{id}/reprocess`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -63,6 +67,61 @@ pub async fn list(
         data: found.data.iter().filter_map(IncidentView::of).collect(),
         next_cursor: found.next_cursor,
     }))
+}
+
+/// Exports the incidents the list's filters select, with their full
+/// timelines, as JSON Lines or CSV, streamed (constant memory; see
+/// docs/export.md for the formats).
+#[utoipa::path(
+    get, path = "/v1/incidents/export", tag = "incidents",
+    params(
+        ("format" = Option<String>, Query, description = "jsonl (default) or csv"),
+        ("state" = Option<IncidentState>, Query, description = "open, reprocessing or resolved"),
+        ("kind" = Option<IncidentKind>, Query, description = "missing_result or failed_result"),
+        ("provider" = Option<Provider>, Query, description = "stripe, shopify or custom"),
+        ("event_type" = Option<String>, Query, description = "e.g. invoice.paid"),
+        ("subject" = Option<String>, Query, description = "customer/account"),
+        ("opened_after" = Option<String>, Query, description = "RFC 3339 time"),
+        ("opened_before" = Option<String>, Query, description = "RFC 3339 time"),
+    ),
+    responses(
+        (status = 200, description = "One IncidentDetail per line (jsonl), or a header row and one row per incident (csv)", content_type = "application/jsonl"),
+        (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("api_key" = []))
+)]
+pub async fn export(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: QueryParams,
+) -> Result<axum::response::Response, ApiError> {
+    let filter = IncidentFilter::from_query(|name| query.text(name))?;
+    let format = match query.text("format") {
+        None => ExportFormat::Jsonl,
+        Some(text) => text
+            .parse::<ExportFormat>()
+            .map_err(|e| ServiceError::invalid("format", e.to_string()))?,
+    };
+    let mut export = Export::new(
+        &caller.project_id,
+        incidents::store_filter(&filter, None),
+        format,
+    );
+    let first = export.next_chunk(state.store()).await?.unwrap_or_default();
+    let body = axum::body::Body::from_stream(export::into_stream(state, first, export));
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                format.content_type().to_owned(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"incidents.{}\"", format.extension()),
+            ),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 fn detail(stored: &StoredEvent) -> Result<IncidentDetail, ApiError> {

@@ -78,6 +78,7 @@ pub fn v1_routes(state: AppState) -> Router<AppState> {
         .route("/events", get(events::search))
         .route("/events/{provider}/{event_id}", get(events::get_one))
         .route("/incidents", get(incidents::list))
+        .route("/incidents/export", get(incidents::export))
         .route("/incidents/{id}", get(incidents::get_one))
         .route("/incidents/{id}/reprocess", post(incidents::reprocess))
         .route("/incidents/{id}/resolve", post(incidents::resolve))

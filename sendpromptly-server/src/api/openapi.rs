@@ -19,7 +19,7 @@ use super::{audit, batches, events, incidents, ops, project, proof, providers, s
     paths(
         signals::receipt, signals::result,
         events::get_one, events::search,
-        incidents::list, incidents::get_one, incidents::reprocess, incidents::resolve,
+        incidents::list, incidents::export, incidents::get_one, incidents::reprocess, incidents::resolve,
         batches::create, batches::get_one, batches::cancel,
         proof::create, proof::list_for_incident, proof::revoke, proof::page,
         project::get_settings, project::update_settings, project::rotate_secret,

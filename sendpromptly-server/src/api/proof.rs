@@ -3,7 +3,7 @@
 
 use askama::Template;
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
@@ -14,8 +14,11 @@ use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::render::{TimelineRow, display_time, timeline_rows};
 use crate::secrets;
+use crate::service::chain::verify_incident;
 use crate::service::proof::{create_link, links_of, revoke_link};
 use crate::views::{ProofLinkCreated, ProofLinkView};
+use sendpromptly_core::Timestamp;
+use sendpromptly_core::chain::{BreakReason, EventVerdict, PublishedHead};
 
 /// Body of `POST /v1/incidents/{id}/proof-links`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -109,6 +112,76 @@ struct ProofPage {
     expires_at: String,
     metadata: Option<String>,
     rows: Vec<TimelineRow>,
+    integrity: Integrity,
+}
+
+/// The proof page's words on the timeline's hash chain.
+struct Integrity {
+    /// Whether the chain verifies.
+    verified: bool,
+    /// "Timeline verified (…)" or the first break.
+    summary: String,
+    /// How the link's chain head compares, when the link carries one.
+    since_link: Option<String>,
+    /// Whether the timeline changed since the link was made.
+    changed_since_link: bool,
+}
+
+impl Integrity {
+    fn of(verdict: &EventVerdict) -> Self {
+        let summary = match verdict.breaks.first() {
+            None => {
+                let head = verdict.head.as_deref().unwrap_or("none");
+                let mut s = format!(
+                    "Timeline verified ({} entries, chain head {head})",
+                    verdict.verified
+                );
+                if verdict.unchained > 0 {
+                    s.push_str(&format!(
+                        "; {} earlier entries were recorded before chaining began and are not covered",
+                        verdict.unchained
+                    ));
+                }
+                s
+            }
+            Some(first) if first.why == BreakReason::HeadMismatch => format!(
+                "Timeline does not verify: after entry {}: {}",
+                first.position - 1,
+                first.why
+            ),
+            Some(first) => format!(
+                "Timeline does not verify: entry {}, recorded {}: {}",
+                first.position,
+                first
+                    .at_millis
+                    .map(|at| display_time(Timestamp::from_unix_millis(at)))
+                    .unwrap_or_default(),
+                first.why
+            ),
+        };
+        let since_link = verdict.published.as_ref().map(|p| match p {
+            PublishedHead::Current => "Unchanged since this link was made.".to_owned(),
+            PublishedHead::Extended { added } => format!(
+                "{added} entries were added since this link was made; the earlier ones are unchanged."
+            ),
+            PublishedHead::Changed => "The timeline changed since this link was made: \
+                 the chain head in the link is no longer on it."
+                .to_owned(),
+        });
+        Integrity {
+            verified: verdict.intact(),
+            summary,
+            since_link,
+            changed_since_link: verdict.published == Some(PublishedHead::Changed),
+        }
+    }
+}
+
+/// The proof page's query: `h`, the chain head when the link was made.
+#[derive(Debug, Default, Deserialize)]
+pub struct ProofQuery {
+    #[serde(default)]
+    h: Option<String>,
 }
 
 #[derive(Template)]
@@ -121,8 +194,14 @@ struct ProofGone;
     params(("token" = String, Path, description = "The token from the link")),
     responses((status = 200, description = "HTML page", content_type = "text/html"), (status = 404, description = "Unknown, revoked or expired", content_type = "text/html")),
 )]
-pub async fn page(State(state): State<AppState>, path: PathSegments) -> Response {
-    match render_page(&state, path.first()).await {
+pub async fn page(
+    State(state): State<AppState>,
+    path: PathSegments,
+    query: Result<Query<ProofQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    // An unreadable query is no published head (the page still shows).
+    let published = query.ok().and_then(|Query(q)| q.h);
+    match render_page(&state, path.first(), published.as_deref()).await {
         Ok(Some(html)) => Html(html).into_response(),
         Ok(None) => (
             StatusCode::NOT_FOUND,
@@ -133,7 +212,11 @@ pub async fn page(State(state): State<AppState>, path: PathSegments) -> Response
     }
 }
 
-async fn render_page(state: &AppState, token: &str) -> Result<Option<String>, ApiError> {
+async fn render_page(
+    state: &AppState,
+    token: &str,
+    published: Option<&str>,
+) -> Result<Option<String>, ApiError> {
     if token.len() > 100 {
         return Ok(None);
     }
@@ -162,6 +245,16 @@ async fn render_page(state: &AppState, token: &str) -> Result<Option<String>, Ap
         .is_some_and(|p| p.proof_show_metadata);
     let record = &stored.record;
     let Some(incident) = record.incident.as_ref() else {
+        return Ok(None);
+    };
+    let Some(verdict) = verify_incident(
+        state.store(),
+        &link.project_id,
+        &link.incident_id,
+        published,
+    )
+    .await?
+    else {
         return Ok(None);
     };
     let page = ProofPage {
@@ -200,6 +293,7 @@ async fn render_page(state: &AppState, token: &str) -> Result<Option<String>, Ap
             None
         },
         rows: timeline_rows(&stored.timeline, false),
+        integrity: Integrity::of(&verdict),
     };
     page.render()
         .map(Some)

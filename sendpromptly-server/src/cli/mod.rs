@@ -20,7 +20,9 @@ use crate::store::postgres::{PoolSettings, PostgresStore};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 
+pub mod chain;
 mod error;
+pub mod export;
 pub mod reconcile;
 pub mod reprocess;
 pub mod users;
@@ -69,6 +71,13 @@ enum Command {
     /// as hints only), tracked event types and receipt grace.
     #[command(subcommand, name = "provider-tap")]
     ProviderTap(ProviderTapCommand),
+    /// Check every timeline's hash chain (tamper evidence); exits 1 naming
+    /// each broken entry (event, seq, why).
+    #[command(name = "verify-timelines")]
+    VerifyTimelines(chain::VerifyArgs),
+    /// Export data: `export incidents --format jsonl|csv [filters] > file`.
+    #[command(subcommand)]
+    Export(export::ExportCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -462,6 +471,17 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let project = resolve_project(store.as_ref(), &project).await?;
             let config = config::resolve_server(&serve, &file)?;
             provider_tap(store, config, &project.id, Some(&settings)).await
+        }
+        Command::Export(export::ExportCommand::Incidents(args)) => {
+            let project = resolve_project(store.as_ref(), &args.project).await?;
+            export::run(store.as_ref(), &project.id, &args).await
+        }
+        Command::VerifyTimelines(args) => {
+            let project = match &args.project {
+                Some(p) => Some(resolve_project(store.as_ref(), p).await?.id),
+                None => None,
+            };
+            chain::run(store.as_ref(), project.as_deref(), args.json).await
         }
         Command::User(command) => {
             users::run(store.as_ref(), command, file.public_url.as_deref(), now).await

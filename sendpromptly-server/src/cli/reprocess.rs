@@ -71,7 +71,10 @@ pub struct ReprocessArgs {
     pub json: bool,
 }
 
-fn parsed<T: std::str::FromStr>(flag: &str, value: Option<&String>) -> Result<Option<T>, CliError>
+pub(super) fn parsed<T: std::str::FromStr>(
+    flag: &str,
+    value: Option<&String>,
+) -> Result<Option<T>, CliError>
 where
     T::Err: std::fmt::Display,
 {
@@ -83,7 +86,7 @@ where
         .transpose()
 }
 
-fn time(flag: &str, value: Option<&String>) -> Result<Option<Timestamp>, CliError> {
+pub(super) fn time(flag: &str, value: Option<&String>) -> Result<Option<Timestamp>, CliError> {
     value
         .map(|v| {
             Timestamp::parse_rfc3339(v).map_err(|e| {

@@ -25,6 +25,7 @@ const ADMIN: Need = Need::Role(Role::Admin);
 pub const RULES: &[(&str, &str, Need)] = &[
     ("GET", "/", VIEWER),
     ("GET", "/incidents", VIEWER),
+    ("GET", "/incidents/export", VIEWER),
     ("GET", "/incidents/{id}", VIEWER),
     ("GET", "/incidents/{id}/live", VIEWER),
     ("POST", "/incidents/{id}/reprocess", OPERATOR),

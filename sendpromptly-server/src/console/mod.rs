@@ -60,6 +60,7 @@ pub fn router(state: AppState) -> Router<AppState> {
     let protected = Router::new()
         .route("/", get(pages::overview))
         .route("/incidents", get(pages::incidents))
+        .route("/incidents/export", get(pages::incidents_export))
         .route("/incidents/{id}", get(pages::incident))
         .route("/incidents/{id}/live", get(pages::incident_live))
         .route("/incidents/{id}/reprocess", post(pages::reprocess))

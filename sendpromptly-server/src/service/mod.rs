@@ -12,9 +12,11 @@
 
 pub mod audit;
 pub mod batches;
+pub mod chain;
 pub mod error;
 pub mod events;
 pub mod expected;
+pub mod export;
 pub mod incidents;
 pub mod keys;
 pub mod project;

@@ -69,9 +69,16 @@ pub async fn create_link(
         .store()
         .append_incident_entry(project_id, incident_id, entry)
         .await?;
+    // The chain head at creation rides in the link, so its holder's page
+    // shows any later rewrite of the timeline (docs/tamper-evidence.md).
+    let head = super::chain::incident_head(state.store(), project_id, incident_id).await?;
+    let path = match head {
+        Some(head) => format!("/proof/{token}?h={head}"),
+        None => format!("/proof/{token}"),
+    };
     Ok(ProofLinkCreated {
         id: link.id,
-        url: state.public_url(&format!("/proof/{token}")),
+        url: state.public_url(&path),
         expires_at: link.expires_at,
     })
 }

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sendpromptly_core::Timestamp;
+use sendpromptly_core::chain;
 use sendpromptly_core::machine::{
     self, Command, Context, EventRecord, Transition, TransitionError,
 };
@@ -416,6 +417,8 @@ pub(super) struct LoadedEvent {
     pub pk: i64,
     pub project_id: String,
     pub record: EventRecord,
+    /// The hash of its timeline's last chained entry (`None`: none yet).
+    pub chain_head: Option<String>,
 }
 
 /// One event's share of a write: its row before (`None`: not stored yet),
@@ -424,6 +427,8 @@ pub(super) struct LoadedEvent {
 pub(super) struct EventWrite<'a> {
     pub project_id: &'a str,
     pub before: Option<(i64, &'a EventRecord)>,
+    /// The chain head before (see [`LoadedEvent::chain_head`]).
+    pub before_head: Option<&'a str>,
     pub after: &'a EventRecord,
     pub transitions: Vec<(&'a Transition, Timestamp)>,
 }
@@ -432,13 +437,14 @@ impl<'a> EventWrite<'a> {
     /// The write of a single transition.
     pub(super) fn one(
         project_id: &'a str,
-        before: Option<(i64, &'a EventRecord)>,
+        before: Option<&'a LoadedEvent>,
         transition: &'a Transition,
         now: Timestamp,
     ) -> Self {
         EventWrite {
             project_id,
-            before,
+            before: before.map(|l| (l.pk, &l.record)),
+            before_head: before.and_then(|l| l.chain_head.as_deref()),
             after: &transition.record,
             transitions: vec![(transition, now)],
         }
@@ -460,6 +466,30 @@ impl<'a> EventWrite<'a> {
         self.after.provider_copy.as_ref().filter(|_| !had_copy)
     }
 
+    /// The chain hashes of the new timeline entries, in order (hex), each
+    /// following the one before, the first following the stored head (or
+    /// the event's genesis): see `sendpromptly_core::chain`.
+    pub(super) fn entry_hashes(&self) -> StoreResult<Vec<String>> {
+        let mut prev = match self.before_head {
+            Some(head) => chain::from_hex(head).ok_or_else(|| {
+                StoreError::Corrupt(format!("chain head {head:?} is not 64 hex digits"))
+            })?,
+            None => chain::genesis(
+                self.project_id,
+                self.after.provider.as_str(),
+                &self.after.event_id,
+            ),
+        };
+        let mut hashes = Vec::new();
+        for (transition, _) in &self.transitions {
+            for entry in &transition.entries {
+                prev = chain::entry_hash(&prev, entry);
+                hashes.push(chain::to_hex(&prev));
+            }
+        }
+        Ok(hashes)
+    }
+
     /// Whether anything is to be written (a replay that changes nothing
     /// writes nothing).
     pub(super) fn changed(&self) -> bool {
@@ -477,14 +507,18 @@ pub(super) struct WriteRows<'a> {
     /// Per write: whether it changes anything ([`EventWrite::changed`]).
     pub changed: Vec<bool>,
     /// New events: `[project_id, provider, event_id, event_type, subject,
-    /// state, record, due_at, received_at, created_at, updated_at]` each.
+    /// state, record, due_at, received_at, created_at, updated_at,
+    /// chain_head]` each.
     pub inserts: Option<String>,
     /// The index in `writes` of each new event, by `(project_id, provider,
     /// event_id)`.
     inserted_at: HashMap<(&'a str, &'a str, &'a str), usize>,
     /// Changed stored events: `[pk, event_type, subject, state, record,
-    /// due_at, received_at, updated_at]` each.
+    /// due_at, received_at, updated_at, chain_head]` each.
     pub updates: Option<String>,
+    /// Per write: the chain hashes of its new timeline entries
+    /// ([`EventWrite::entry_hashes`]), for [`timeline_rows`].
+    pub hashes: Vec<Vec<String>>,
 }
 
 impl WriteRows<'_> {
@@ -509,8 +543,20 @@ pub(super) fn write_rows<'a>(writes: &[EventWrite<'a>]) -> StoreResult<WriteRows
     let mut inserts = Vec::new();
     let mut inserted_at = HashMap::new();
     let mut updates = Vec::new();
+    let mut hashes = Vec::with_capacity(writes.len());
     for (i, write) in writes.iter().enumerate() {
         let r: &'a EventRecord = write.after;
+        let entry_hashes = if changed[i] {
+            write.entry_hashes()?
+        } else {
+            Vec::new()
+        };
+        let head = entry_hashes
+            .last()
+            .map(String::as_str)
+            .or(write.before_head)
+            .map(str::to_owned);
+        hashes.push(entry_hashes);
         match write.before {
             None => {
                 inserts.push((
@@ -525,6 +571,7 @@ pub(super) fn write_rows<'a>(writes: &[EventWrite<'a>]) -> StoreResult<WriteRows
                     r.received_at.map(ms),
                     ms(r.created_at),
                     ms(r.updated_at),
+                    head,
                 ));
                 inserted_at.insert(
                     (write.project_id, r.provider.as_str(), r.event_id.as_str()),
@@ -540,6 +587,7 @@ pub(super) fn write_rows<'a>(writes: &[EventWrite<'a>]) -> StoreResult<WriteRows
                 r.next_due_at().map(ms),
                 r.received_at.map(ms),
                 ms(r.updated_at),
+                head,
             )),
             Some(_) => {}
         }
@@ -553,28 +601,38 @@ pub(super) fn write_rows<'a>(writes: &[EventWrite<'a>]) -> StoreResult<WriteRows
         updates: (!updates.is_empty())
             .then(|| encode_json(&updates, "changed events"))
             .transpose()?,
+        hashes,
     })
 }
 
 /// The timeline entries of `writes`, in order, as `[event, at, kind, actor,
-/// detail]` rows, where `event` is what `event_of` says for each write's
-/// index (its
-/// row id, or its key where the id is not known yet); `None` when there are
+/// detail, hash]` rows, where `event` is what `event_of` says for each
+/// write's index (its row id, or its key where the id is not known yet) and
+/// `hash` comes from `rows` ([`WriteRows::hashes`]); `None` when there are
 /// none.
 pub(super) fn timeline_rows<E: serde::Serialize>(
     writes: &[EventWrite<'_>],
+    rows: &WriteRows<'_>,
     event_of: impl Fn(usize) -> E,
 ) -> StoreResult<Option<String>> {
     let mut entries = Vec::new();
     for (i, write) in writes.iter().enumerate() {
+        if !rows.changed[i] {
+            continue;
+        }
+        let mut hashes = rows.hashes[i].iter();
         for (transition, _) in &write.transitions {
             for entry in &transition.entries {
+                let hash = hashes.next().ok_or_else(|| {
+                    StoreError::Corrupt("a timeline entry without its chain hash".into())
+                })?;
                 entries.push((
                     event_of(i),
                     ms(entry.at),
                     entry.kind.as_str(),
                     entry.actor.to_string(),
                     encode_json(&entry.detail, "timeline detail")?,
+                    hash,
                 ));
             }
         }
@@ -737,6 +795,7 @@ impl GroupKey {
 struct GroupSlot {
     project_id: String,
     stored: Option<(i64, EventRecord)>,
+    stored_head: Option<String>,
     current: Option<EventRecord>,
     applied: Vec<usize>,
 }
@@ -757,6 +816,7 @@ impl GroupSlots {
             project_id: loaded.project_id,
             current: Some(loaded.record.clone()),
             stored: Some((loaded.pk, loaded.record)),
+            stored_head: loaded.chain_head,
             applied: Vec::new(),
         })
     }
@@ -766,6 +826,7 @@ impl GroupSlots {
         self.find_or_add((project_id.to_owned(), key.clone()), || GroupSlot {
             project_id: project_id.to_owned(),
             stored: None,
+            stored_head: None,
             current: None,
             applied: Vec::new(),
         })
@@ -922,6 +983,7 @@ pub(super) async fn run_at_once(
             Some(EventWrite {
                 project_id: &slot.project_id,
                 before: slot.stored.as_ref().map(|(pk, record)| (*pk, record)),
+                before_head: slot.stored_head.as_deref(),
                 after: &transitions.last()?.0.record,
                 transitions,
             })

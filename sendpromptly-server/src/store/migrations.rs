@@ -74,6 +74,11 @@ pub const SQLITE: &[Migration] = &[
         sql: include_str!("../../migrations/sqlite/0010_console_users.sql"),
     },
     Migration {
+        version: 11,
+        name: "0011_timeline_chain",
+        sql: include_str!("../../migrations/sqlite/0011_timeline_chain.sql"),
+    },
+    Migration {
         version: 13,
         name: "0013_trace_url_template",
         sql: include_str!("../../migrations/sqlite/0013_trace_url_template.sql"),
@@ -132,6 +137,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 10,
         name: "0010_console_users",
         sql: include_str!("../../migrations/postgres/0010_console_users.sql"),
+    },
+    Migration {
+        version: 11,
+        name: "0011_timeline_chain",
+        sql: include_str!("../../migrations/postgres/0011_timeline_chain.sql"),
     },
     Migration {
         version: 13,

@@ -373,6 +373,24 @@ pub trait Store: Send + Sync + 'static {
         filter: &IncidentFilter,
         page: &PageRequest,
     ) -> StoreResult<Page<EventRecord>>;
+    /// The incidents [`Store::list_incidents`] lists, with their timelines,
+    /// newest first, `limit` (up to 1000) a page: the export's read.
+    async fn export_incidents(
+        &self,
+        project_id: &str,
+        filter: &IncidentFilter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Page<StoredEvent>>;
+    /// Up to `limit` events of `scope` after row id `after_pk`, with their
+    /// timeline rows as stored, from one snapshot: what a chain verifier
+    /// reads, page by page.
+    async fn timeline_chains(
+        &self,
+        scope: ChainScope<'_>,
+        after_pk: i64,
+        limit: u32,
+    ) -> StoreResult<ChainPage>;
 
     /// Claims up to `limit` records whose next due time is at or before `now`
     /// and applies [`Command::Tick`] to each, in batches that never hold a

@@ -198,7 +198,7 @@ const DIALECT: Dialect = Dialect {
     sweep_select: concat!(sql::sweep_select!(), " FOR NO KEY UPDATE SKIP LOCKED"),
     claim_select: concat!(sql::claim_select!(), " FOR NO KEY UPDATE SKIP LOCKED"),
     // Lock order: the event row, then the outbox row.
-    finish_delivery_load: "SELECT e.pk, e.project_id, e.record FROM deliveries d \
+    finish_delivery_load: "SELECT e.pk, e.project_id, e.record, e.chain_head FROM deliveries d \
          JOIN events e ON e.pk = d.event_pk \
          WHERE d.reprocess_id = $1 AND d.project_id = $2 FOR NO KEY UPDATE OF e",
     delivery_lock: Some(
@@ -438,9 +438,10 @@ async fn write_event_rows(
     if let Some(inserts) = &rows.inserts {
         let inserted = sqlx::query(
             "INSERT INTO events (project_id, provider, event_id, event_type, subject, state, \
-             record, due_at, received_at, created_at, updated_at) \
+             record, due_at, received_at, created_at, updated_at, chain_head) \
              SELECT r ->> 0, r ->> 1, r ->> 2, r ->> 3, r ->> 4, r ->> 5, r ->> 6, \
-             (r ->> 7)::bigint, (r ->> 8)::bigint, (r ->> 9)::bigint, (r ->> 10)::bigint \
+             (r ->> 7)::bigint, (r ->> 8)::bigint, (r ->> 9)::bigint, (r ->> 10)::bigint, \
+             r ->> 11 \
              FROM json_array_elements($1::json) WITH ORDINALITY AS t(r, n) ORDER BY n \
              RETURNING pk, project_id, provider, event_id",
         )
@@ -461,7 +462,7 @@ async fn write_event_rows(
         sqlx::query(
             "UPDATE events SET event_type = r ->> 1, subject = r ->> 2, state = r ->> 3, \
              record = r ->> 4, due_at = (r ->> 5)::bigint, received_at = (r ->> 6)::bigint, \
-             updated_at = (r ->> 7)::bigint \
+             updated_at = (r ->> 7)::bigint, chain_head = r ->> 8 \
              FROM json_array_elements($1::json) AS r WHERE events.pk = (r ->> 0)::bigint",
         )
         .bind(updates)
@@ -469,10 +470,10 @@ async fn write_event_rows(
         .await?;
     }
     let pks = group::all_row_ids(pks)?;
-    if let Some(entries) = group::timeline_rows(writes, |i| pks[i])? {
+    if let Some(entries) = group::timeline_rows(writes, &rows, |i| pks[i])? {
         sqlx::query(
-            "INSERT INTO timeline (event_pk, at, kind, actor, detail) \
-             SELECT (r ->> 0)::bigint, (r ->> 1)::bigint, r ->> 2, r ->> 3, r ->> 4 \
+            "INSERT INTO timeline (event_pk, at, kind, actor, detail, hash) \
+             SELECT (r ->> 0)::bigint, (r ->> 1)::bigint, r ->> 2, r ->> 3, r ->> 4, r ->> 5 \
              FROM json_array_elements($1::json) WITH ORDINALITY AS t(r, n) ORDER BY n",
         )
         .bind(entries)
@@ -505,7 +506,7 @@ async fn load_many_for_update(
         return Ok(Vec::new());
     }
     let rows = sqlx::query(
-        "SELECT e.pk, e.project_id, e.record FROM events e \
+        "SELECT e.pk, e.project_id, e.record, e.chain_head FROM events e \
          WHERE (e.project_id, e.provider, e.event_id) IN \
          (SELECT k ->> 0, k ->> 1, k ->> 2 FROM json_array_elements($1::json) AS k) \
          ORDER BY e.pk FOR NO KEY UPDATE OF e",

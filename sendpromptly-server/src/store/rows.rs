@@ -182,6 +182,7 @@ pub(super) fn timeline_entry(row: &impl RowExt) -> StoreResult<TimelineEntry> {
         actor: Actor::from_str(&row.text("actor")?)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         detail: json::<JsonObject>(&row.text("detail")?, "timeline detail")?,
+        hash: row.opt_text("hash")?,
     })
 }
 
@@ -190,12 +191,14 @@ pub(super) fn record(row: &impl RowExt) -> StoreResult<EventRecord> {
     decode_record(&row.text("record")?)
 }
 
-/// An event row read for a write (`pk`, `project_id`, `record`).
+/// An event row read for a write (`pk`, `project_id`, `record`,
+/// `chain_head`).
 pub(super) fn loaded_event(row: &impl RowExt) -> StoreResult<LoadedEvent> {
     Ok(LoadedEvent {
         pk: row.int("pk")?,
         project_id: row.text("project_id")?,
         record: record(row)?,
+        chain_head: row.opt_text("chain_head")?,
     })
 }
 

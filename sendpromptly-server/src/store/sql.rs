@@ -290,7 +290,7 @@ pub(super) struct Dialect {
 
 macro_rules! load_by_key {
     () => {
-        "SELECT e.pk, e.project_id, e.record FROM events e \
+        "SELECT e.pk, e.project_id, e.record, e.chain_head FROM events e \
          WHERE e.project_id = $1 AND e.provider = $2 AND e.event_id = $3"
     };
 }
@@ -298,7 +298,7 @@ pub(super) use load_by_key;
 
 macro_rules! load_by_incident {
     () => {
-        "SELECT e.pk, e.project_id, e.record FROM incidents i JOIN events e ON e.pk = i.event_pk \
+        "SELECT e.pk, e.project_id, e.record, e.chain_head FROM incidents i JOIN events e ON e.pk = i.event_pk \
          WHERE i.id = $1 AND i.project_id = $2"
     };
 }
@@ -336,7 +336,7 @@ pub(super) use idempotency_key;
 
 macro_rules! sweep_select {
     () => {
-        "SELECT pk, project_id, record, due_at FROM events \
+        "SELECT pk, project_id, record, chain_head, due_at FROM events \
          WHERE due_at IS NOT NULL AND due_at <= $1 ORDER BY due_at LIMIT $2"
     };
 }
@@ -557,9 +557,15 @@ pub(super) const INCIDENT_COUNTS: &str =
 pub(super) const LOAD_BY_KEY: &str = load_by_key!();
 pub(super) const LOAD_BY_INCIDENT: &str = load_by_incident!();
 pub(super) const TIMELINE: &str =
-    "SELECT at, kind, actor, detail FROM timeline WHERE event_pk = $1 ORDER BY seq";
-pub(super) const INSERT_TIMELINE_ENTRY: &str =
-    "INSERT INTO timeline (event_pk, at, kind, actor, detail) VALUES ($1, $2, $3, $4, $5)";
+    "SELECT at, kind, actor, detail, hash FROM timeline WHERE event_pk = $1 ORDER BY seq";
+pub(super) const INSERT_TIMELINE_ENTRY: &str = "INSERT INTO timeline (event_pk, at, kind, actor, \
+     detail, hash) VALUES ($1, $2, $3, $4, $5, $6)";
+pub(super) const UNCHAINED_THROUGH: &str =
+    "SELECT unchained_through FROM timeline_chain WHERE id = 1";
+/// The timeline rows of the events with row ids `$1` – `$2`, in order.
+pub(super) const TIMELINE_CHAIN_ROWS: &str = "SELECT event_pk, seq, at, kind, actor, detail, hash \
+     FROM timeline WHERE event_pk BETWEEN $1 AND $2 ORDER BY event_pk, seq";
+pub(super) const SET_CHAIN_HEAD: &str = "UPDATE events SET chain_head = $1 WHERE pk = $2";
 pub(super) const TOUCH_EVENT: &str = "UPDATE events SET record = $1, updated_at = $2 WHERE pk = $3";
 pub(super) const SET_DUE_AT: &str = "UPDATE events SET due_at = $1 WHERE pk = $2";
 pub(super) const UPSERT_INCIDENT: &str = "INSERT INTO incidents (id, project_id, event_pk, kind, \

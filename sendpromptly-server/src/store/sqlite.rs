@@ -152,7 +152,7 @@ const DIALECT: Dialect = Dialect {
          ON k.id = j.value ->> 1 AND k.project_id = j.value ->> 0 WHERE k.revoked_at IS NULL",
     sweep_select: sql::sweep_select!(),
     claim_select: sql::claim_select!(),
-    finish_delivery_load: "SELECT e.pk, e.project_id, e.record, d.state AS delivery_state, \
+    finish_delivery_load: "SELECT e.pk, e.project_id, e.record, e.chain_head, d.state AS delivery_state, \
          d.lease_until FROM deliveries d JOIN events e ON e.pk = d.event_pk \
          WHERE d.reprocess_id = $1 AND d.project_id = $2",
     delivery_lock: None,
@@ -294,12 +294,12 @@ async fn begin_and_load_group(
 ) -> StoreResult<GroupLoad> {
     let rows = sqlx::query(concat!(
         "BEGIN IMMEDIATE; \
-         SELECT 'event' AS what, e.pk, e.project_id, e.record, NULL AS key_id \
+         SELECT 'event' AS what, e.pk, e.project_id, e.record, e.chain_head, NULL AS key_id \
          FROM json_each(?1) AS j CROSS JOIN events AS e \
          ON e.project_id = j.value ->> 0 AND e.provider = j.value ->> 1 \
          AND e.event_id = j.value ->> 2 \
          UNION ALL \
-         SELECT 'key', NULL, k.project_id, NULL, k.id \
+         SELECT 'key', NULL, k.project_id, NULL, NULL, k.id \
          FROM json_each(?2) AS j CROSS JOIN api_keys AS k \
          ON k.id = j.value ->> 1 AND k.project_id = j.value ->> 0 WHERE k.revoked_at IS NULL; \
          SELECT 'idempotency' AS what, ",
@@ -395,17 +395,17 @@ async fn remember_keys(conn: &mut SqliteConnection, keys: &KeyRows) -> StoreResu
 macro_rules! persist_events_sql {
     () => {
         "INSERT INTO events (project_id, provider, event_id, event_type, subject, state, \
-         record, due_at, received_at, created_at, updated_at) \
+         record, due_at, received_at, created_at, updated_at, chain_head) \
          SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, \
          j.value ->> 5, j.value ->> 6, j.value ->> 7, j.value ->> 8, j.value ->> 9, \
-         j.value ->> 10 FROM json_each(?) AS j \
+         j.value ->> 10, j.value ->> 11 FROM json_each(?) AS j \
          RETURNING pk, project_id, provider, event_id; \
          UPDATE events SET event_type = j.value ->> 1, subject = j.value ->> 2, \
          state = j.value ->> 3, record = j.value ->> 4, due_at = j.value ->> 5, \
-         received_at = j.value ->> 6, updated_at = j.value ->> 7 \
+         received_at = j.value ->> 6, updated_at = j.value ->> 7, chain_head = j.value ->> 8 \
          FROM json_each(?) AS j WHERE events.pk = j.value ->> 0; \
-         INSERT INTO timeline (event_pk, at, kind, actor, detail) \
-         SELECT e.pk, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4 \
+         INSERT INTO timeline (event_pk, at, kind, actor, detail, hash) \
+         SELECT e.pk, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, j.value ->> 5 \
          FROM json_each(?) AS j CROSS JOIN events AS e \
          ON e.project_id = j.value -> 0 ->> 0 AND e.provider = j.value -> 0 ->> 1 \
          AND e.event_id = j.value -> 0 ->> 2; \
@@ -438,7 +438,7 @@ async fn write_event_rows(
         let w = &writes[i];
         (w.project_id, w.after.provider.as_str(), &w.after.event_id)
     };
-    let entries = group::timeline_rows(writes, event_key)?;
+    let entries = group::timeline_rows(writes, &rows, event_key)?;
     let copies = group::copy_rows(writes, event_key)?;
     let commit_now = then_commit
         && !writes

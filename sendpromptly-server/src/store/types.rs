@@ -729,3 +729,64 @@ pub enum ReconcileOutcome {
         message: String,
     },
 }
+
+/// Which events a read of timeline chains covers.
+#[derive(Clone, Copy, Debug)]
+pub enum ChainScope<'a> {
+    /// Every event of every project.
+    All,
+    /// One project's events.
+    Project(&'a str),
+    /// The event of one incident.
+    Incident {
+        /// The project.
+        project_id: &'a str,
+        /// The `inc_` id.
+        incident_id: &'a str,
+    },
+}
+
+/// One timeline row as stored, undecoded (an edited row is still read).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChainRow {
+    /// Its order on the timeline.
+    pub seq: i64,
+    /// `at`, Unix milliseconds.
+    pub at_millis: i64,
+    /// The kind as stored.
+    pub kind: String,
+    /// The actor as stored.
+    pub actor: String,
+    /// The detail as stored (JSON text).
+    pub detail: String,
+    /// The chain hash (`None`: recorded before chaining began, or removed).
+    pub hash: Option<String>,
+}
+
+/// One event's timeline chain as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventChain {
+    /// The event's row id (the page's keyset position).
+    pub pk: i64,
+    /// The project.
+    pub project_id: String,
+    /// The provider as stored.
+    pub provider: String,
+    /// The provider's event id.
+    pub event_id: String,
+    /// The event's incident, if it has one.
+    pub incident_id: Option<String>,
+    /// The event's recorded chain head.
+    pub chain_head: Option<String>,
+    /// Its timeline rows, in order.
+    pub entries: Vec<ChainRow>,
+}
+
+/// A page of [`EventChain`]s, by ascending row id.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChainPage {
+    /// Rows up to this `seq` were recorded before chaining began.
+    pub unchained_through: i64,
+    /// The events, by ascending row id; fewer than asked: the last page.
+    pub events: Vec<EventChain>,
+}

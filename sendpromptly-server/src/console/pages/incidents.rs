@@ -12,7 +12,7 @@ use crate::app::AppState;
 use crate::console::PageError;
 use crate::console::Workspace;
 use crate::console::{Layout, render};
-use crate::service::incidents;
+use crate::service::{export, incidents};
 use sendpromptly_core::wire::IncidentFilter;
 
 /// Filters of the incident list (all optional; empty means "any").
@@ -28,6 +28,8 @@ pub struct IncidentQuery {
     livemode: Option<String>,
     q: Option<String>,
     cursor: Option<String>,
+    /// The export's format (`/incidents/export` only).
+    format: Option<String>,
 }
 
 impl IncidentQuery {
@@ -82,6 +84,8 @@ struct IncidentsPage {
     filtered: bool,
     /// Rows get checkboxes for a bulk reprocess.
     selectable: bool,
+    /// The filters as a query string, for the Export buttons.
+    export_query: String,
 }
 
 /// `GET /incidents`: filter, search, paginate.
@@ -111,6 +115,13 @@ pub async fn incidents(
         .into_iter()
         .filter(|(_, v)| !v.is_empty())
         .collect();
+        let export_query = {
+            let mut serializer = url::form_urlencoded::Serializer::new(String::new());
+            for (name, value) in &params {
+                serializer.append_pair(name, value);
+            }
+            serializer.finish()
+        };
         let link = |cursor: Option<&str>| {
             let mut serializer = url::form_urlencoded::Serializer::new(String::new());
             for (name, value) in &params {
@@ -139,8 +150,53 @@ pub async fn incidents(
                 first_link: cursor.is_some().then(|| link(None)),
                 filtered: !params.is_empty(),
                 selectable: true,
+                export_query,
             },
         ))
     })
     .await
+}
+
+/// `GET /incidents/export?format=csv|jsonl&…`: the list's filters (search
+/// included) exported with full timelines, streamed as a download.
+pub async fn incidents_export(
+    State(state): State<AppState>,
+    ws: Workspace,
+    Query(query): Query<IncidentQuery>,
+) -> Response {
+    use axum::response::IntoResponse;
+    use sendpromptly_core::export::ExportFormat;
+    let started = async {
+        let filter = query.filter()?;
+        let format = query
+            .format
+            .as_deref()
+            .unwrap_or("csv")
+            .parse::<ExportFormat>()
+            .map_err(|e| PageError::invalid("format", e.to_string()))?;
+        let filter = incidents::store_filter(&filter, non_empty(query.q.clone()));
+        let mut export = export::Export::new(&ws.project.id, filter, format);
+        let first = export.next_chunk(state.store()).await?.unwrap_or_default();
+        Ok::<_, PageError>((format, first, export))
+    };
+    match started.await {
+        Ok((format, first, export)) => {
+            let body = axum::body::Body::from_stream(export::into_stream(state, first, export));
+            (
+                [
+                    (
+                        axum::http::header::CONTENT_TYPE,
+                        format.content_type().to_owned(),
+                    ),
+                    (
+                        axum::http::header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"incidents.{}\"", format.extension()),
+                    ),
+                ],
+                body,
+            )
+                .into_response()
+        }
+        Err(err) => fail(&ws)(err),
+    }
 }

@@ -71,7 +71,7 @@ pub use events::{event, events};
 pub use incident::{
     create_proof_link, incident, incident_live, reprocess, resolve, revoke_proof_link,
 };
-pub use incidents::incidents;
+pub use incidents::{incidents, incidents_export};
 pub use overview::overview;
 pub use settings::{
     create_api_key, revoke_api_key, rotate_secret, save_alerts, save_deadlines, save_general,

@@ -392,7 +392,15 @@ pub async fn incident_commands_and_entries(store: &dyn Store) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(stored.timeline.last(), Some(&entry));
+    let last = stored.timeline.last().expect("the appended entry");
+    assert_eq!(last.hash.as_ref().map(String::len), Some(64), "chained");
+    assert_eq!(
+        Some(&TimelineEntry {
+            hash: None,
+            ..last.clone()
+        }),
+        Some(&entry)
+    );
     assert_eq!(
         stored.record.incident.unwrap().state,
         IncidentState::Resolved

@@ -132,6 +132,8 @@ macro_rules! store_conformance_tests {
             key_scopes_and_uses,
             audit_entries_commit_with_their_write,
             audit_pages_filters_and_purge,
+            timeline_chains_verify,
+            export_pages,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -353,6 +355,7 @@ fn run_in_parallel<'a, T: Send>(tasks: Vec<BoxedTask<'a, T>>) -> Vec<T> {
 mod alerts;
 mod audit;
 mod batches;
+mod chain;
 mod concurrency;
 mod console;
 mod deliveries;
@@ -365,6 +368,7 @@ mod reconcile;
 pub use alerts::*;
 pub use audit::*;
 pub use batches::*;
+pub use chain::*;
 pub use concurrency::*;
 pub use console::*;
 pub use deliveries::*;

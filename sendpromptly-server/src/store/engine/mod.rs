@@ -42,12 +42,12 @@ use super::migrations::{self, AppliedMigration, MIGRATIONS_TABLE, Migration};
 use super::rows::{self, RowExt};
 use super::sql::{self, Arg, Dialect, Queries, args};
 use super::{
-    AlertJob, ApiKey, Applied, AuditEntry, AuditFilter, DailyActivity, DeliveryJob, EventFilter,
-    IdempotencyBegin, IdempotentOutcome, IdempotentRequest, IncidentCounts, IncidentFilter, KeyUse,
-    NewBatchItem, NewProject, PaceReport, Page, PageRequest, Project, ProjectPatch, ProofLink,
-    ProviderTapSettings, ReconcileOutcome, ReconcilePass, ReconcileState, ReprocessBatch,
-    ResealReport, Session, SigningSecretRecord, Store, StoreResult, StoredEvent, SweepReport,
-    TotpState, User, UserToken,
+    AlertJob, ApiKey, Applied, AuditEntry, AuditFilter, ChainPage, ChainScope, DailyActivity,
+    DeliveryJob, EventFilter, IdempotencyBegin, IdempotentOutcome, IdempotentRequest,
+    IncidentCounts, IncidentFilter, KeyUse, NewBatchItem, NewProject, PaceReport, Page,
+    PageRequest, Project, ProjectPatch, ProofLink, ProviderTapSettings, ReconcileOutcome,
+    ReconcilePass, ReconcileState, ReprocessBatch, ResealReport, Session, SigningSecretRecord,
+    Store, StoreResult, StoredEvent, SweepReport, TotpState, User, UserToken,
 };
 use crate::secrets::Keyring;
 
@@ -739,6 +739,25 @@ impl<B: Backend> Store for Engine<B> {
         page: &PageRequest,
     ) -> StoreResult<Page<EventRecord>> {
         reads::list_incidents(self, project_id, filter, page).await
+    }
+
+    async fn export_incidents(
+        &self,
+        project_id: &str,
+        filter: &IncidentFilter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Page<StoredEvent>> {
+        reads::export_incidents(self, project_id, filter, cursor, limit).await
+    }
+
+    async fn timeline_chains(
+        &self,
+        scope: ChainScope<'_>,
+        after_pk: i64,
+        limit: u32,
+    ) -> StoreResult<ChainPage> {
+        reads::timeline_chains(self, scope, after_pk, limit).await
     }
 
     async fn sweep_due(&self, now: Timestamp, limit: u32) -> StoreResult<SweepReport> {

@@ -10,6 +10,7 @@
 
 use sendpromptly_core::Timestamp;
 use sendpromptly_core::alert_plan;
+use sendpromptly_core::chain;
 use sendpromptly_core::machine::{self, Effect, EventRecord, Transition};
 use sendpromptly_core::model::{EventKey, Incident, TimelineEntry};
 
@@ -97,8 +98,7 @@ pub(in crate::store) async fn apply_job<B: Backend>(
     if let (None, GroupTarget::Event(key)) = (&loaded, &target) {
         group::ensure_created_as_asked(&transition, key)?;
     }
-    let before = loaded.as_ref().map(|l| (l.pk, &l.record));
-    persist::<B>(conn, &project_id, before, &transition, ctx.now).await?;
+    persist::<B>(conn, &project_id, loaded.as_ref(), &transition, ctx.now).await?;
     Ok(Applied { transition })
 }
 
@@ -106,7 +106,7 @@ pub(in crate::store) async fn apply_job<B: Backend>(
 pub(super) async fn persist<B: Backend>(
     conn: &mut Conn<B>,
     project_id: &str,
-    before: Option<(i64, &EventRecord)>,
+    before: Option<&LoadedEvent>,
     transition: &Transition,
     now: Timestamp,
 ) -> StoreResult<i64> {
@@ -259,14 +259,26 @@ pub(super) async fn append_entry<B: Backend>(
         .ok_or(StoreError::NotFound("incident"))?;
     let detail = encode_json(&entry.detail, "timeline detail")?;
     let actor = entry.actor.to_string();
+    let prev = match &loaded.chain_head {
+        Some(head) => chain::from_hex(head)
+            .ok_or_else(|| StoreError::Corrupt(format!("chain head {head:?} is not hex")))?,
+        None => chain::genesis(
+            project_id,
+            loaded.record.provider.as_str(),
+            &loaded.record.event_id,
+        ),
+    };
+    let hash = chain::to_hex(&chain::entry_hash(&prev, entry));
     let row = args![
         loaded.pk,
         ms(entry.at),
         entry.kind.as_str(),
         &actor,
-        &detail
+        &detail,
+        &hash
     ];
     B::Db::execute(conn, sql::INSERT_TIMELINE_ENTRY, row).await?;
+    B::Db::execute(conn, sql::SET_CHAIN_HEAD, args![&hash, loaded.pk]).await?;
     if entry.at > loaded.record.updated_at {
         loaded.record.updated_at = entry.at;
         let record = encode_record(&loaded.record)?;

@@ -61,8 +61,7 @@ pub(super) async fn sweep_due<B: Backend>(
         };
         let transition = machine::apply(Some(loaded.record.clone()), Command::Tick, &ctx)?;
         let due_again = transition.record.next_due_at();
-        let before = Some((loaded.pk, &loaded.record));
-        persist::<B>(&mut tx, &loaded.project_id, before, &transition, now).await?;
+        persist::<B>(&mut tx, &loaded.project_id, Some(&loaded), &transition, now).await?;
         if transition.entries.is_empty() && transition.record == loaded.record {
             // Nothing happened although the row was due: its due time
             // is stale. Rewrite it from the record so it is not
@@ -203,8 +202,7 @@ pub(super) async fn finish_delivery_attempt<B: Backend>(
     let transition = machine::apply(Some(loaded.record.clone()), command, &ctx)?;
     // Cancellations among the effects are carried out here (the row
     // becomes `cancelled` and the update below leaves it alone).
-    let before = Some((loaded.pk, &loaded.record));
-    persist::<B>(&mut tx, &loaded.project_id, before, &transition, now).await?;
+    persist::<B>(&mut tx, &loaded.project_id, Some(&loaded), &transition, now).await?;
     let (state, next_attempt_at) = outcome_columns(next);
     let finish = args![
         state,
@@ -526,8 +524,8 @@ async fn pace_batch<B: Backend>(
                         match machine::apply(Some(loaded.record.clone()), command, &ctx) {
                             Err(err) => Err(batch::skip_reason(&err)),
                             Ok(transition) => {
-                                let before = Some((loaded.pk, &loaded.record));
-                                persist::<B>(tx, &project_id, before, &transition, now).await?;
+                                persist::<B>(tx, &project_id, Some(&loaded), &transition, now)
+                                    .await?;
                                 report.transitions.push((project_id.clone(), transition));
                                 Ok(reprocess_id)
                             }
