@@ -63,6 +63,7 @@ pub mod provider_event;
 pub mod retry;
 pub mod shopify;
 pub mod standard_webhooks;
+pub mod stats;
 pub mod stripe;
 pub mod time;
 pub mod validation;

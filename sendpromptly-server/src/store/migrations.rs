@@ -63,6 +63,11 @@ pub const SQLITE: &[Migration] = &[
         name: "0008_stripe_reconcile",
         sql: include_str!("../../migrations/sqlite/0008_stripe_reconcile.sql"),
     },
+    Migration {
+        version: 12,
+        name: "0012_analytics",
+        sql: include_str!("../../migrations/sqlite/0012_analytics.sql"),
+    },
 ];
 
 /// The PostgreSQL migrations, oldest first (the same versions and names as
@@ -102,6 +107,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 8,
         name: "0008_stripe_reconcile",
         sql: include_str!("../../migrations/postgres/0008_stripe_reconcile.sql"),
+    },
+    Migration {
+        version: 12,
+        name: "0012_analytics",
+        sql: include_str!("../../migrations/postgres/0012_analytics.sql"),
     },
 ];
 

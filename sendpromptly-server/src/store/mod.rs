@@ -24,7 +24,7 @@ use sendpromptly_core::Timestamp;
 use sendpromptly_core::machine::{AttemptReport, Command, Context, EventRecord, TransitionError};
 use sendpromptly_core::model::{EventKey, Provider, TimelineEntry};
 use sendpromptly_core::retry::NextStep;
-use sendpromptly_core::wire::ReprocessBatchItem;
+use sendpromptly_core::wire::{ReprocessBatchItem, SloObjective};
 
 mod codec;
 mod engine;
@@ -475,6 +475,47 @@ pub trait Store: Send + Sync + 'static {
         provider: Provider,
         fingerprint: &str,
     ) -> StoreResult<Option<EventKey>>;
+    /// The analytics rollup rows of a project for the UTC days starting in
+    /// `[from, to)`.
+    async fn stats_rows(
+        &self,
+        project_id: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> StoreResult<Vec<StatsRow>>;
+
+    /// A project's SLOs, by event type.
+    async fn slo_objectives(&self, project_id: &str) -> StoreResult<Vec<SloObjective>>;
+
+    /// Every project's SLOs (the burn-rate loop).
+    async fn all_slo_objectives(&self) -> StoreResult<Vec<(String, SloObjective)>>;
+
+    /// Replaces a project's SLOs.
+    async fn put_slo_objectives(
+        &self,
+        project_id: &str,
+        objectives: &[SloObjective],
+    ) -> StoreResult<()>;
+
+    /// `(received, good)` of an event type's SLO slots starting in `[from, to)`.
+    async fn slo_counts(
+        &self,
+        project_id: &str,
+        event_type: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> StoreResult<(u64, u64)>;
+
+    /// Records whether an SLO burns now; `true` when this call changed the
+    /// recorded state (once per flip, across instances).
+    async fn set_slo_burning(
+        &self,
+        project_id: &str,
+        event_type: &str,
+        burning: bool,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+
     /// A project's Stripe reconciler state; `None` before its first pass.
     async fn reconcile_state(&self, project_id: &str) -> StoreResult<Option<ReconcileState>>;
     /// Every project's Stripe reconciler state (for `/metrics`).

@@ -606,3 +606,19 @@ pub enum ReconcileOutcome {
         message: String,
     },
 }
+
+/// One row of the analytics rollup (`stats_hist`): a histogram bucket's
+/// count, or a counter (bucket 0), for one metric, UTC day and event type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatsRow {
+    /// `tte`, `lag`, `ttr`, or a counter name.
+    pub metric: String,
+    /// The UTC day's start, unix milliseconds.
+    pub day: i64,
+    /// The event type (empty when none).
+    pub event_type: String,
+    /// The bucket (`sendpromptly_core::stats::bucket_of`).
+    pub bucket: i64,
+    /// How many.
+    pub n: u64,
+}
