@@ -3,6 +3,8 @@
 //! `docs/analytics.md`); these functions turn buckets into percentiles and
 //! slot counts into SLO attainment and burn-rate decisions.
 
+use crate::validation::ValidationError;
+
 /// Values below this many milliseconds have a bucket each (exact).
 const EXACT_BELOW: i64 = 256;
 /// Buckets per doubling above [`EXACT_BELOW`].
@@ -122,6 +124,31 @@ pub fn burning(objective: f64, counts: impl Fn(i64) -> (u64, u64)) -> bool {
         burn_rate(due_long, good_long, objective) >= rule.factor
             && burn_rate(due_short, good_short, objective) >= rule.factor
     })
+}
+
+/// Checks a list of SLOs: one per event type, objective strictly between
+/// 0 and 100 %, threshold 1 s – 7 days, window 1 – 90 days.
+pub fn validate_slos(slos: &[crate::wire::SloObjective]) -> Result<(), ValidationError> {
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, slo) in slos.iter().enumerate() {
+        let param = |field: &str| format!("slos[{i}].{field}");
+        if slo.event_type.trim().is_empty() || slo.event_type.len() > 255 {
+            return Err(ValidationError::new(param("event_type"), "give the event type the SLO is for (1-255 characters)"));
+        }
+        if !seen.insert(slo.event_type.as_str()) {
+            return Err(ValidationError::new(param("event_type"), format!("`{}` has two SLOs; keep one per event type", slo.event_type)));
+        }
+        if !(slo.objective_percent > 0.0 && slo.objective_percent < 100.0) {
+            return Err(ValidationError::new(param("objective_percent"), "must be more than 0 and less than 100, e.g. 99.5"));
+        }
+        if !(1..=604_800).contains(&slo.threshold_seconds) {
+            return Err(ValidationError::new(param("threshold_seconds"), "must be 1 to 604800 seconds, e.g. 300"));
+        }
+        if !(1..=90).contains(&slo.window_days) {
+            return Err(ValidationError::new(param("window_days"), "must be 1 to 90 days (default 30)"));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

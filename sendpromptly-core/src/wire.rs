@@ -476,6 +476,9 @@ pub struct ProjectView {
     /// are set (hints only) and the receipt grace (absent from older servers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_tap: Option<ProviderTapView>,
+    /// The fulfilment SLOs, one per event type.
+    #[serde(default)]
+    pub slos: Vec<SloObjective>,
 }
 
 /// The provider tap settings as shown (`GET /v1/project`'s
@@ -646,6 +649,9 @@ pub struct ProjectUpdate {
     /// The provider tap settings to change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_tap: Option<ProviderTapUpdate>,
+    /// The fulfilment SLOs, one per event type; replaces the whole list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slos: Option<Vec<SloObjective>>,
 }
 
 /// Body of `POST /v1/reprocess-batches`: which incidents (an explicit
@@ -1298,4 +1304,26 @@ pub struct StatsReport {
     pub daily: Vec<DailyStats>,
     /// The project's SLOs.
     pub slos: Vec<SloStatus>,
+}
+
+/// Query of `GET /v1/stats`: a window (`24h`, `7d`, `30d`, or `Nd`/`Nh`;
+/// default `7d`) or `from`/`to`, and optionally one event type.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[serde(deny_unknown_fields)]
+pub struct StatsQuery {
+    /// How far back from now: `24h`, `7d`, `30d`, `Nd` or `Nh` (excludes `from`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
+    /// Start of a custom window (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(value_type = Option<String>))]
+    pub from: Option<Timestamp>,
+    /// End of a custom window (RFC 3339; default now).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(value_type = Option<String>))]
+    pub to: Option<Timestamp>,
+    /// Only this event type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
 }

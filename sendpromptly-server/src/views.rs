@@ -58,5 +58,6 @@ pub fn project_view(project: &Project, secrets: &[SigningSecretRecord]) -> Proje
         signing_secrets: secrets.iter().map(SigningSecretView::from).collect(),
         created_at: project.created_at,
         provider_tap: None,
+        slos: Vec::new(),
     }
 }

@@ -24,6 +24,7 @@ pub mod project;
 pub mod proof;
 pub mod providers;
 pub mod signals;
+pub mod stats;
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -100,6 +101,7 @@ pub fn v1_routes(state: AppState) -> Router<AppState> {
             "/project/alert-channels/test",
             post(project::test_alert_channels),
         )
+        .route("/stats", get(stats::get_stats))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),

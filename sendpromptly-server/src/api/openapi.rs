@@ -6,7 +6,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{batches, events, incidents, ops, project, proof, providers, signals};
+use super::{batches, events, incidents, ops, project, proof, providers, signals, stats};
 
 /// The API document.
 #[derive(OpenApi)]
@@ -24,6 +24,7 @@ use super::{batches, events, incidents, ops, project, proof, providers, signals}
         proof::create, proof::list_for_incident, proof::revoke, proof::page,
         project::get_settings, project::update_settings, project::rotate_secret,
         project::test_alert_channels,
+        stats::get_stats,
         providers::stripe_webhook, providers::shopify_webhook,
         ops::healthz, ops::metrics, ops::openapi_json,
     ),
@@ -34,6 +35,7 @@ use super::{batches, events, incidents, ops, project, proof, providers, signals}
         (name = "incidents", description = "Incidents, reprocess and manual resolution"),
         (name = "proof links", description = "Read-only links to one incident"),
         (name = "project", description = "Settings and signing secrets"),
+        (name = "stats", description = "Time to effect, delivery lag, time to repair, SLO status"),
         (name = "ops", description = "Health, metrics, this document"),
         (name = "provider tap", description = "Stripe and Shopify deliver their own copy of each event here (signed; no API key)"),
     )

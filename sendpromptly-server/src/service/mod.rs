@@ -18,5 +18,6 @@ pub mod incidents;
 pub mod project;
 pub mod proof;
 pub mod provider_tap;
+pub mod stats;
 
 pub use error::{ServiceError, ServiceResult};
