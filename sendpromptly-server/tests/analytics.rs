@@ -1,0 +1,168 @@
+//! Time-to-effect analytics and the SLO (issue #25) over a seeded dataset
+//! with known timings: receipts and results through the real API on a
+//! manual clock, then `GET /v1/stats`, checked figure by figure against an
+//! independent computation in Python (`scripts/check_analytics.py`, which
+//! applies the documented bucket rule and the SLO/burn-rate definitions of
+//! `docs/analytics.md` to the raw timings).
+
+use std::time::Duration;
+
+use sendpromptly_server::testing::TestServer;
+use serde_json::{Value, json};
+
+/// A small deterministic generator (no extra dependency).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) % below
+    }
+}
+
+#[tokio::test]
+async fn stats_match_an_independent_computation() {
+    let server = TestServer::start().await;
+    let api = server.api();
+    let r = api
+        .send(
+            reqwest::Method::PATCH,
+            "/v1/project",
+            Some(&json!({
+                "default_deadline_seconds": 604800,
+                "slos": [
+                    {"event_type": "invoice.paid", "objective_percent": 90.0, "threshold_seconds": 300},
+                    {"event_type": "order.created", "objective_percent": 99.5, "threshold_seconds": 60, "window_days": 7}
+                ]
+            })),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["slos"][0]["window_days"], 30, "{}", r.text);
+
+    let now = || server.clock_now().unix_millis();
+    let mut rng = Lcg(25);
+    let mut events = Vec::new();
+    let mut incidents = Vec::new();
+    for i in 0..60 {
+        let event_type = if i % 3 == 2 { "order.created" } else { "invoice.paid" };
+        let event_id = format!("evt_an_{i}");
+        let received = now();
+        let r = api
+            .post(
+                "/v1/receipt",
+                json!({"provider": "stripe", "event_id": event_id, "event_type": event_type}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        // Durations from 5 ms to ~20 min, skewed short.
+        let ms = match rng.next(4) {
+            0 => 5 + rng.next(250),
+            1 => 250 + rng.next(10_000),
+            2 => 10_000 + rng.next(120_000),
+            _ => 60_000 + rng.next(1_200_000),
+        };
+        server.advance(Duration::from_millis(ms));
+        let fails = i % 11 == 4;
+        let status = if fails { "failure" } else { "success" };
+        let r = api
+            .post(
+                "/v1/result",
+                json!({"provider": "stripe", "event_id": event_id, "status": status, "error": "boom"}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let done = now();
+        events.push(json!({
+            "event_type": event_type, "received_ms": received,
+            "success_ms": if fails { Value::Null } else { json!(done) },
+        }));
+        if fails {
+            let id = r.json["incident"]["id"].as_str().expect("incident").to_owned();
+            incidents.push((id, event_type, done));
+        }
+        server.advance(Duration::from_millis(rng.next(3_000)));
+    }
+    // Half the incidents resolved by hand after a known while; the rest stay open.
+    let mut incident_rows = Vec::new();
+    for (n, (id, event_type, opened)) in incidents.into_iter().enumerate() {
+        let mut resolved = Value::Null;
+        if n % 2 == 0 {
+            server.advance(Duration::from_millis(30_000 + rng.next(600_000)));
+            let r = api
+                .post(
+                    &format!("/v1/incidents/{id}/resolve"),
+                    json!({"note": "credited by hand"}),
+                )
+                .await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            resolved = json!(now());
+        }
+        incident_rows.push(json!({
+            "event_type": event_type, "opened_ms": opened, "resolved_ms": resolved,
+            "how": if resolved.is_null() { "open" } else { "manual" },
+        }));
+    }
+    // Everything is due.
+    server.advance(Duration::from_secs(900));
+
+    let report = api.get("/v1/stats?window=7d").await;
+    assert_eq!(report.status, 200, "{}", report.text);
+    let only = api.get("/v1/stats?window=24h&event_type=order.created").await;
+    assert_eq!(only.status, 200, "{}", only.text);
+    let settings = api.get("/v1/project").await;
+
+    let data = json!({
+        "now_ms": now(),
+        "events": events,
+        "incidents": incident_rows,
+        "slos": settings.json["slos"],
+        "report": report.json,
+        "report_order_created": only.json,
+    });
+    let file = server.dir().join("analytics.json");
+    std::fs::write(&file, serde_json::to_vec_pretty(&data).unwrap()).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/check_analytics.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(&file)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "the Python computation disagrees:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("checked"), "{said}");
+}
+
+#[tokio::test]
+async fn bad_windows_and_slos_are_refused_with_the_reason() {
+    let server = TestServer::start().await;
+    let api = server.api();
+    let r = api.get("/v1/stats?window=fortnight").await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert_eq!(r.json["error"]["param"], "window", "{}", r.text);
+    assert!(r.text.contains("24h, 7d, 30d"), "{}", r.text);
+    let r = api.get("/v1/stats?from=yesterday").await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert_eq!(r.json["error"]["param"], "from", "{}", r.text);
+    let r = api
+        .send(
+            reqwest::Method::PATCH,
+            "/v1/project",
+            Some(&json!({"slos": [{"event_type": "a", "objective_percent": 100, "threshold_seconds": 60}]})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert_eq!(r.json["error"]["param"], "slos[0].objective_percent", "{}", r.text);
+    // Nothing recorded yet: empty figures, not an error.
+    let r = api.get("/v1/stats").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["overall"]["received"], 0);
+    assert!(r.json["overall"]["time_to_effect"]["p50_ms"].is_null());
+}
