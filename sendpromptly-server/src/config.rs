@@ -499,6 +499,8 @@ pub struct ServerConfig {
     pub idempotency_retention: Duration,
     /// How often the retention job runs.
     pub retention_interval: Duration,
+    /// How often the SLO burn-rate loop evaluates every SLO.
+    pub slo_interval: Duration,
     /// How long finished history is kept; `None` keeps it forever.
     pub resolved_retention: Option<Duration>,
     /// The per-API-key rate limit; `None` turns it off.
@@ -548,6 +550,7 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(10),
             idempotency_retention: Duration::from_secs(48 * 3600),
             retention_interval: Duration::from_secs(600),
+            slo_interval: Duration::from_secs(60),
             resolved_retention: None,
             header_read_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),

@@ -63,6 +63,7 @@ pub mod ratelimit;
 pub mod reconcile;
 pub mod render;
 pub mod retention;
+pub mod slo_burn;
 pub mod router;
 pub mod secrets;
 pub mod server;

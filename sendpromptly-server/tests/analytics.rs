@@ -166,3 +166,66 @@ async fn bad_windows_and_slos_are_refused_with_the_reason() {
     assert_eq!(r.json["overall"]["received"], 0);
     assert!(r.json["overall"]["time_to_effect"]["p50_ms"].is_null());
 }
+
+/// Every due event of the 1 h and 5 m windows failed: the burn rate is
+/// 1 / (1 - 0.99) = 100 ≥ 14.4 on both, so the loop raises `slo.burning`
+/// on the channel that asked for it, once for the episode (not on every
+/// tick), and the SLO shows as burning. The decision itself is the one
+/// `scripts/check_analytics.py` recomputes in the seeded test above.
+#[tokio::test]
+async fn a_burning_slo_alerts_once_per_episode() {
+    use sendpromptly_server::testing::{HookReceiver, eventually};
+    let server = TestServer::start().await;
+    let api = server.api();
+    let hooks = HookReceiver::start().await;
+    let r = api
+        .send(
+            reqwest::Method::PATCH,
+            "/v1/project",
+            Some(&json!({
+                "alert_channels": [{"type": "webhook", "url": hooks.url("/hook"), "on": ["slo.burning"]}],
+                "slos": [{"event_type": "invoice.paid", "objective_percent": 99.0, "threshold_seconds": 60}]
+            })),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    for i in 0..10 {
+        let event_id = format!("evt_burn_{i}");
+        let r = api
+            .post(
+                "/v1/receipt",
+                json!({"provider": "stripe", "event_id": event_id, "event_type": "invoice.paid"}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let r = api
+            .post(
+                "/v1/result",
+                json!({"provider": "stripe", "event_id": event_id, "status": "failure", "error": "db down"}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    // Past the threshold and the end of the receipts' 5-minute slot: due.
+    server.advance(Duration::from_secs(7 * 60));
+    let got = eventually(Duration::from_secs(10), "the slo.burning alert", || async {
+        let got = hooks.received_on("/hook");
+        (!got.is_empty()).then_some(got)
+    })
+    .await;
+    let body = got[0].json();
+    assert_eq!(body["type"], "slo.burning", "{body}");
+    assert_eq!(body["slo"]["event_type"], "invoice.paid", "{body}");
+    // Which rule fires depends on where the receipts fell in their 5-minute
+    // slot (the 5 m window may already be past them); both burn at 100x.
+    let burn = body["slo"]["burn_rate_long"].as_f64().unwrap();
+    assert!((burn - 100.0).abs() < 1e-6, "{body}");
+    assert!(body["title"].as_str().unwrap().contains("SLO burning"), "{body}");
+    // Many more ticks of the loop: still one alert for this episode.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(hooks.received_on("/hook").len(), 1);
+    let r = api.get("/v1/stats?window=24h").await;
+    assert_eq!(r.json["slos"][0]["burning"], true, "{}", r.text);
+    assert_eq!(r.json["slos"][0]["attainment_percent"], 0.0, "{}", r.text);
+}

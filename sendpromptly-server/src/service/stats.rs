@@ -197,7 +197,7 @@ pub fn due_end(now: Timestamp, threshold_seconds: u32) -> i64 {
 }
 
 /// `(due, good)` over the `minutes` of slots ending at [`due_end`].
-async fn counts(
+pub async fn slo_window_counts(
     store: &dyn Store,
     project_id: &str,
     objective: &SloObjective,
@@ -225,13 +225,13 @@ pub async fn slo_status(
 ) -> ServiceResult<SloStatus> {
     let target = objective.objective_percent / 100.0;
     let window_minutes = i64::from(objective.window_days) * 24 * 60;
-    let (due, good) = counts(store, project_id, &objective, now, window_minutes).await?;
+    let (due, good) = slo_window_counts(store, project_id, &objective, now, window_minutes).await?;
     let mut windows = BTreeMap::new();
     for rule in BURN_RULES {
         for minutes in [rule.long_minutes, rule.short_minutes] {
             windows.insert(
                 minutes,
-                counts(store, project_id, &objective, now, minutes).await?,
+                slo_window_counts(store, project_id, &objective, now, minutes).await?,
             );
         }
     }

@@ -506,15 +506,24 @@ pub trait Store: Send + Sync + 'static {
         to: Timestamp,
     ) -> StoreResult<(u64, u64)>;
 
-    /// Records whether an SLO burns now; `true` when this call changed the
-    /// recorded state (once per flip, across instances).
-    async fn set_slo_burning(
+    /// Starts an SLO burn episode unless one is already on: records it
+    /// and enqueues the `slo.burning` alerts for the project's channels in
+    /// one transaction. `true` when this call started it (once per
+    /// episode, across instances).
+    async fn start_slo_episode(
+        &self,
+        project_id: &str,
+        facts: &sendpromptly_core::alert::SloFacts,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+
+    /// Ends an SLO's burn episode, if one is on.
+    async fn end_slo_episode(
         &self,
         project_id: &str,
         event_type: &str,
-        burning: bool,
         now: Timestamp,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<()>;
 
     /// A project's Stripe reconciler state; `None` before its first pass.
     async fn reconcile_state(&self, project_id: &str) -> StoreResult<Option<ReconcileState>>;

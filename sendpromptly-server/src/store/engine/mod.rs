@@ -888,14 +888,22 @@ impl<B: Backend> Store for Engine<B> {
         stats::slo_counts(self, project_id, event_type, from, to).await
     }
 
-    async fn set_slo_burning(
+    async fn start_slo_episode(
+        &self,
+        project_id: &str,
+        facts: &sendpromptly_core::alert::SloFacts,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        stats::start_slo_episode(self, project_id, facts, now).await
+    }
+
+    async fn end_slo_episode(
         &self,
         project_id: &str,
         event_type: &str,
-        burning: bool,
         now: Timestamp,
-    ) -> StoreResult<bool> {
-        stats::set_slo_burning(self, project_id, event_type, burning, now).await
+    ) -> StoreResult<()> {
+        stats::end_slo_episode(self, project_id, event_type, now).await
     }
 
     async fn reconcile_state(&self, project_id: &str) -> StoreResult<Option<ReconcileState>> {

@@ -2,6 +2,8 @@
 //! keep, the SLO objectives and their slot counts, and the burn episodes.
 
 use sendpromptly_core::Timestamp;
+use sendpromptly_core::alert::SloFacts;
+use sendpromptly_core::alert_plan;
 use sendpromptly_core::wire::SloObjective;
 
 use super::super::codec::ms;
@@ -109,19 +111,60 @@ pub(super) async fn slo_counts<B: Backend>(
     Ok((count("received")?, count("good")?))
 }
 
-pub(super) async fn set_slo_burning<B: Backend>(
+pub(super) async fn start_slo_episode<B: Backend>(
+    engine: &Engine<B>,
+    project_id: &str,
+    facts: &SloFacts,
+    now: Timestamp,
+) -> StoreResult<bool> {
+    let mut tx = engine.backend.write().await?;
+    let started = B::Db::execute(
+        &mut tx,
+        sql::SET_SLO_BURNING,
+        args![project_id, facts.event_type.as_str(), 1_i64, ms(now)],
+    )
+    .await?;
+    if started == 0 {
+        return Ok(false);
+    }
+    let row = B::Db::fetch_optional(&mut tx, sql::PROJECT_ALERT_CHANNELS, args![project_id]).await?;
+    let channels = match row {
+        Some(row) => serde_json::from_str::<serde_json::Value>(&row.text("alert_channels")?)
+            .ok()
+            .and_then(|v| sendpromptly_core::alert::parse_channels(&v).ok())
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    for alert in alert_plan::plan_slo_alerts(project_id, &channels, facts, now) {
+        let row = args![
+            &alert.id,
+            project_id,
+            alert.channel_index,
+            &alert.channel_json,
+            alert.event.as_str(),
+            &alert.group_key,
+            alert.role,
+            &alert.incidents_json,
+            ms(now)
+        ];
+        B::Db::execute(&mut tx, sql::INSERT_ALERT, row).await?;
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+pub(super) async fn end_slo_episode<B: Backend>(
     engine: &Engine<B>,
     project_id: &str,
     event_type: &str,
-    burning: bool,
     now: Timestamp,
-) -> StoreResult<bool> {
-    let changed = engine
+) -> StoreResult<()> {
+    engine
         .backend
         .write_one(
             sql::SET_SLO_BURNING,
-            args![project_id, event_type, i64::from(burning), ms(now)],
+            args![project_id, event_type, 0_i64, ms(now)],
         )
         .await?;
-    Ok(changed > 0)
+    Ok(())
 }
