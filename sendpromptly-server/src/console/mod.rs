@@ -33,6 +33,7 @@ use crate::app::AppState;
 use crate::store::Project;
 
 pub mod auth;
+mod analytics_chart;
 mod chart;
 mod error;
 mod pages;
@@ -71,6 +72,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(pages::batch_progress),
         )
         .route("/reprocess-batches/{id}/cancel", post(pages::batch_cancel))
+        .route("/analytics", get(pages::analytics))
         .route("/events", get(pages::events))
         .route("/events/{provider}/{event_id}", get(pages::event))
         .route("/settings", get(pages::settings))

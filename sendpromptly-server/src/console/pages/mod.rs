@@ -18,6 +18,7 @@ use super::PageError;
 use super::{Notice, Workspace, error_page};
 use crate::render::display_time;
 
+mod analytics;
 mod batches;
 mod events;
 mod incident;
@@ -25,6 +26,7 @@ mod incidents;
 mod overview;
 mod settings;
 
+pub use analytics::analytics;
 pub use batches::{batch, batch_cancel, batch_new, batch_progress, batch_start};
 
 /// The console's form parsers on raw input, for the fuzz targets (`fuzz/`):
