@@ -229,3 +229,59 @@ async fn a_burning_slo_alerts_once_per_episode() {
     assert_eq!(r.json["slos"][0]["burning"], true, "{}", r.text);
     assert_eq!(r.json["slos"][0]["attainment_percent"], 0.0, "{}", r.text);
 }
+
+/// `sendpromptly stats slos --set` sets the SLOs the API then shows (bad
+/// JSON is refused with an example), and `sendpromptly stats` prints the
+/// same figures as the API, in words or as JSON.
+#[tokio::test]
+async fn the_cli_sets_slos_and_prints_the_figures() {
+    use sendpromptly_server::testing::{cli_ok, run_cli};
+    const BIN: &str = env!("CARGO_BIN_EXE_sendpromptly");
+    let server = TestServer::start().await;
+    let api = server.api();
+    let url = format!("sqlite://{}", server.dir().join("sendpromptly.db").display());
+    let said = cli_ok(
+        BIN,
+        &url,
+        &["stats", "slos", "--set", r#"[{"event_type": "invoice.paid", "objective_percent": 99.5, "threshold_seconds": 300}]"#],
+    );
+    assert!(said.contains("1 SLO(s) set"), "{said}");
+    let r = api.get("/v1/project").await;
+    assert_eq!(r.json["slos"][0]["objective_percent"], 99.5, "{}", r.text);
+    assert_eq!(r.json["slos"][0]["window_days"], 30, "{}", r.text);
+    let bad = run_cli(BIN, &url, &["stats", "slos", "--set", "99.5%"]);
+    assert!(!bad.success);
+    assert!(bad.stderr.contains("--set is not a JSON list of SLOs"), "{}", bad.stderr);
+    let bad = run_cli(
+        BIN,
+        &url,
+        &["stats", "slos", "--set", r#"[{"event_type": "x", "objective_percent": 99, "threshold_seconds": 0}]"#],
+    );
+    assert!(!bad.success);
+    assert!(bad.stderr.contains("threshold_seconds"), "{}", bad.stderr);
+
+    for i in 0..3 {
+        let event_id = format!("evt_cli_{i}");
+        api.post(
+            "/v1/receipt",
+            json!({"provider": "stripe", "event_id": event_id, "event_type": "invoice.paid"}),
+        )
+        .await;
+        server.advance(Duration::from_millis(1500));
+        api.post(
+            "/v1/result",
+            json!({"provider": "stripe", "event_id": event_id, "status": "success"}),
+        )
+        .await;
+    }
+    let json: Value = serde_json::from_str(&cli_ok(BIN, &url, &["stats", "--window", "7d", "--json"])).unwrap();
+    let from_api = api.get("/v1/stats?window=7d").await.json;
+    assert_eq!(json["overall"], from_api["overall"]);
+    assert_eq!(json["overall"]["time_to_effect"]["count"], 3);
+    let text = cli_ok(BIN, &url, &["stats"]);
+    assert!(text.contains("time to effect"), "{text}");
+    assert!(text.contains("SLO invoice.paid: 99.5% within 300 s"), "{text}");
+    let bad = run_cli(BIN, &url, &["stats", "--window", "fortnight"]);
+    assert!(!bad.success);
+    assert!(bad.stderr.contains("24h, 7d, 30d"), "{}", bad.stderr);
+}

@@ -23,6 +23,7 @@ use crate::store::{Store, StoreError};
 mod error;
 pub mod reconcile;
 pub mod reprocess;
+pub mod stats;
 
 pub use error::CliError;
 
@@ -65,6 +66,9 @@ enum Command {
     /// as hints only), tracked event types and receipt grace.
     #[command(subcommand, name = "provider-tap")]
     ProviderTap(ProviderTapCommand),
+    /// Time to effect (p50/p95/p99), delivery lag, time to repair and SLO
+    /// status over a window; `stats slos --set` sets the SLOs.
+    Stats(stats::StatsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -407,6 +411,16 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let project = resolve_project(store.as_ref(), &args.project).await?;
             reconcile::run(store, &project.id, &args, &file).await
         }
+        Command::Stats(args) => match &args.command {
+            Some(stats::StatsCommand::Slos { project, set }) => {
+                let project = resolve_project(store.as_ref(), project).await?;
+                stats::set_slos(store, &project.id, set).await
+            }
+            None => {
+                let project = resolve_project(store.as_ref(), &args.project).await?;
+                stats::run(store, &project.id, &args).await
+            }
+        },
         Command::Reconcile(reconcile::ReconcileCommand::Status { project, json }) => {
             let project = resolve_project(store.as_ref(), &project).await?;
             reconcile::status(store.as_ref(), &project.id, json).await

@@ -716,3 +716,5 @@ pub(super) const SET_SLO_BURNING: &str = "INSERT INTO slo_alerts (project_id, ev
      ON CONFLICT (project_id, event_type) DO UPDATE SET burning = excluded.burning, \
      started_at = excluded.started_at, updated_at = excluded.updated_at \
      WHERE slo_alerts.burning <> excluded.burning";
+pub(super) const SLO_BURNING: &str =
+    "SELECT burning FROM slo_alerts WHERE project_id = $1 AND event_type = $2";

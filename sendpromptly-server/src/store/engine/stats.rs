@@ -159,6 +159,13 @@ pub(super) async fn end_slo_episode<B: Backend>(
     event_type: &str,
     now: Timestamp,
 ) -> StoreResult<()> {
+    // Read first: most ticks find no episode, and a read takes no write lock.
+    let on = engine
+        .read_optional(sql::SLO_BURNING, args![project_id, event_type])
+        .await?;
+    if !matches!(on.map(|row| row.int("burning")).transpose()?, Some(1)) {
+        return Ok(());
+    }
     engine
         .backend
         .write_one(
