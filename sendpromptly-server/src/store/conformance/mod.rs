@@ -128,6 +128,7 @@ macro_rules! store_conformance_tests {
             reconcile_lease_and_progress,
             reconcile_lease_expires,
             concurrent_reconcile_leases,
+            analytics_rollups,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -351,6 +352,7 @@ mod idempotency;
 mod projects;
 mod provider_tap;
 mod reconcile;
+mod stats;
 
 pub use alerts::*;
 pub use batches::*;
@@ -362,6 +364,7 @@ pub use idempotency::*;
 pub use projects::*;
 pub use provider_tap::*;
 pub use reconcile::*;
+pub use stats::*;
 
 // ---------------------------------------------------------------------------
 // Fixtures shared by the areas
