@@ -707,7 +707,7 @@ pub(super) const ALL_SLO_OBJECTIVES: &str = "SELECT project_id, event_type, obje
 pub(super) const DELETE_SLO_OBJECTIVES: &str = "DELETE FROM slo_objectives WHERE project_id = $1";
 pub(super) const INSERT_SLO_OBJECTIVE: &str = "INSERT INTO slo_objectives (project_id, \
      event_type, objective_ppm, threshold_seconds, window_days) VALUES ($1, $2, $3, $4, $5)";
-pub(super) const SLO_COUNTS: &str = "SELECT SUM(received) AS received, SUM(good) AS good \
+pub(super) const SLO_COUNTS: &str = "SELECT CAST(SUM(received) AS BIGINT) AS received, CAST(SUM(good) AS BIGINT) AS good \
      FROM slo_slots WHERE project_id = $1 AND event_type = $2 AND slot >= $3 AND slot < $4";
 /// Records whether an SLO burns; changes a row only when the state flips,
 /// so of several instances deciding at once one sees the flip.
