@@ -55,6 +55,7 @@ pub mod health;
 pub mod links;
 pub mod listen;
 pub mod metrics;
+pub mod metrics_histograms;
 pub mod outbound;
 pub mod outbox;
 pub mod pacer;

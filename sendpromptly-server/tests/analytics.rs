@@ -285,3 +285,44 @@ async fn the_cli_sets_slos_and_prints_the_figures() {
     assert!(!bad.success);
     assert!(bad.stderr.contains("24h, 7d, 30d"), "{}", bad.stderr);
 }
+
+/// `/metrics` has the time-to-effect histogram per event type (observed
+/// when the success is applied) and the request-duration histogram per
+/// route template (not per id).
+#[tokio::test]
+async fn metrics_have_the_two_histograms() {
+    let server = TestServer::start().await;
+    let api = server.api();
+    for (i, ms) in [(0, 400_u64), (1, 3_000)] {
+        let event_id = format!("evt_metrics_{i}");
+        api.post(
+            "/v1/receipt",
+            json!({"provider": "stripe", "event_id": event_id, "event_type": "invoice.paid"}),
+        )
+        .await;
+        server.advance(Duration::from_millis(ms));
+        api.post(
+            "/v1/result",
+            json!({"provider": "stripe", "event_id": event_id, "status": "success"}),
+        )
+        .await;
+    }
+    api.get("/v1/events/stripe/evt_metrics_0").await;
+    let text = reqwest::get(format!("{}/metrics", server.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "sendpromptly_time_to_effect_seconds_bucket{event_type=\"invoice.paid\",le=\"0.5\"} 1",
+        "sendpromptly_time_to_effect_seconds_bucket{event_type=\"invoice.paid\",le=\"5\"} 2",
+        "sendpromptly_time_to_effect_seconds_count{event_type=\"invoice.paid\"} 2",
+        "sendpromptly_time_to_effect_seconds_sum{event_type=\"invoice.paid\"} 3.4",
+        "sendpromptly_http_request_duration_seconds_count{route=\"/v1/receipt\"} 2",
+        "sendpromptly_http_request_duration_seconds_count{route=\"/v1/events/{provider}/{event_id}\"} 1",
+    ] {
+        assert!(text.contains(line), "missing {line} in:\n{text}");
+    }
+    assert!(!text.contains("evt_metrics_0\""), "ids never become labels");
+}
