@@ -117,6 +117,10 @@ pub use types::{
     ReprocessView, ResolveResponse, ResponseMeta, RotatedSecret, SignalResponse, SigningSecretView,
     WireEnum,
 };
+pub use types::{
+    DailyStats, DurationStats, EventTypeStats, RepairStats, SloObjective, SloStatus, StatsFigures,
+    StatsQuery, StatsReport,
+};
 
 /// The current time as a [`Timestamp`] (the core crate never reads the
 /// clock; pass this to its verifiers).

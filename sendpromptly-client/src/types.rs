@@ -60,3 +60,7 @@ impl SignalResponse {
 /// `None` means "any"; `limit` is 1–100 (the server refuses more; this
 /// client sends what it is given, the bindings check it first).
 pub use sendpromptly_core::wire::{EventFilter, IncidentFilter};
+pub use sendpromptly_core::wire::{
+    DailyStats, DurationStats, EventTypeStats, RepairStats, SloObjective, SloStatus, StatsFigures,
+    StatsQuery, StatsReport,
+};

@@ -1327,3 +1327,15 @@ pub struct StatsQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_type: Option<String>,
 }
+
+impl StatsQuery {
+    /// The query parameters, as the client sends them.
+    pub fn query(&self) -> Vec<(&'static str, String)> {
+        let mut query = Vec::new();
+        push(&mut query, "window", self.window.clone());
+        push(&mut query, "from", self.from.map(Timestamp::to_rfc3339));
+        push(&mut query, "to", self.to.map(Timestamp::to_rfc3339));
+        push(&mut query, "event_type", self.event_type.clone());
+        query
+    }
+}

@@ -278,6 +278,23 @@ async fn the_cli_sets_slos_and_prints_the_figures() {
     let from_api = api.get("/v1/stats?window=7d").await.json;
     assert_eq!(json["overall"], from_api["overall"]);
     assert_eq!(json["overall"]["time_to_effect"]["count"], 3);
+    // The Rust client reads the same report.
+    let sp = sendpromptly_client::Client::with_options(sendpromptly_client::ClientOptions {
+        api_key: Some(server.project.api_key.clone()),
+        base_url: Some(server.url()),
+        ..sendpromptly_client::ClientOptions::default()
+    })
+    .unwrap();
+    let report = sp
+        .stats(&sendpromptly_client::StatsQuery {
+            window: Some("7d".into()),
+            event_type: Some("invoice.paid".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(serde_json::to_value(&report.overall).unwrap(), from_api["overall"]);
+    assert_eq!(report.slos[0].objective.threshold_seconds, 300);
     let text = cli_ok(BIN, &url, &["stats"]);
     assert!(text.contains("time to effect"), "{text}");
     assert!(text.contains("SLO invoice.paid: 99.5% within 300 s"), "{text}");
