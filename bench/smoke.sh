@@ -16,4 +16,5 @@ BENCH_WINDOW_MS=500 BENCH_PROBES=20 bench/detection.sh 200
 bench/load.sh all
 bench/tap.sh all
 bench/sdk.sh all
+BENCH_EVENTS=2000 BENCH_QUERIES=1 bench/stats.sh
 printf '\n==== benchmark smoke passed (%ss)\n' "$((SECONDS - start))"

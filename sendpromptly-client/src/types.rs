@@ -54,13 +54,13 @@ impl SignalResponse {
     }
 }
 
+pub use sendpromptly_core::wire::{
+    DailyStats, DurationStats, EventTypeStats, RepairStats, SloObjective, SloStatus, StatsFigures,
+    StatsQuery, StatsReport,
+};
 /// The filters of [`Client::list_incidents`](crate::Client::list_incidents)
 /// and [`Client::search_events`](crate::Client::search_events) are the
 /// contract's own (`sendpromptly_core::wire`), as the server parses them;
 /// `None` means "any"; `limit` is 1–100 (the server refuses more; this
 /// client sends what it is given, the bindings check it first).
 pub use sendpromptly_core::wire::{EventFilter, IncidentFilter};
-pub use sendpromptly_core::wire::{
-    DailyStats, DurationStats, EventTypeStats, RepairStats, SloObjective, SloStatus, StatsFigures,
-    StatsQuery, StatsReport,
-};

@@ -133,19 +133,34 @@ pub fn validate_slos(slos: &[crate::wire::SloObjective]) -> Result<(), Validatio
     for (i, slo) in slos.iter().enumerate() {
         let param = |field: &str| format!("slos[{i}].{field}");
         if slo.event_type.trim().is_empty() || slo.event_type.len() > 255 {
-            return Err(ValidationError::new(param("event_type"), "give the event type the SLO is for (1-255 characters)"));
+            return Err(ValidationError::new(
+                param("event_type"),
+                "give the event type the SLO is for (1-255 characters)",
+            ));
         }
         if !seen.insert(slo.event_type.as_str()) {
-            return Err(ValidationError::new(param("event_type"), format!("`{}` has two SLOs; keep one per event type", slo.event_type)));
+            return Err(ValidationError::new(
+                param("event_type"),
+                format!("`{}` has two SLOs; keep one per event type", slo.event_type),
+            ));
         }
         if !(slo.objective_percent > 0.0 && slo.objective_percent < 100.0) {
-            return Err(ValidationError::new(param("objective_percent"), "must be more than 0 and less than 100, e.g. 99.5"));
+            return Err(ValidationError::new(
+                param("objective_percent"),
+                "must be more than 0 and less than 100, e.g. 99.5",
+            ));
         }
         if !(1..=604_800).contains(&slo.threshold_seconds) {
-            return Err(ValidationError::new(param("threshold_seconds"), "must be 1 to 604800 seconds, e.g. 300"));
+            return Err(ValidationError::new(
+                param("threshold_seconds"),
+                "must be 1 to 604800 seconds, e.g. 300",
+            ));
         }
         if !(1..=90).contains(&slo.window_days) {
-            return Err(ValidationError::new(param("window_days"), "must be 1 to 90 days (default 30)"));
+            return Err(ValidationError::new(
+                param("window_days"),
+                "must be 1 to 90 days (default 30)",
+            ));
         }
     }
     Ok(())

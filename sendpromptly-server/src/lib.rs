@@ -64,12 +64,12 @@ pub mod ratelimit;
 pub mod reconcile;
 pub mod render;
 pub mod retention;
-pub mod slo_burn;
 pub mod router;
 pub mod secrets;
 pub mod server;
 pub mod service;
 pub mod signing_cache;
+pub mod slo_burn;
 pub mod store;
 pub mod sweeper;
 #[cfg(feature = "test-support")]

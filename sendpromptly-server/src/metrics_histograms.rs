@@ -76,11 +76,18 @@ impl Histograms {
     /// The Prometheus text of both.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let mut one = |name: &str, help: &str, label: &str, bounds: &[f64], map: &Mutex<BTreeMap<String, Histogram>>| {
+        let mut one = |name: &str,
+                       help: &str,
+                       label: &str,
+                       bounds: &[f64],
+                       map: &Mutex<BTreeMap<String, Histogram>>| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
             let Ok(map) = map.lock() else { return };
             for (value, h) in map.iter() {
-                let value = value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+                let value = value
+                    .replace('\\', "\\\\")
+                    .replace('"', "\\\"")
+                    .replace('\n', "\\n");
                 for (i, bound) in bounds.iter().enumerate() {
                     let _ = writeln!(
                         out,
@@ -88,7 +95,11 @@ impl Histograms {
                         h.counts.get(i).copied().unwrap_or(0)
                     );
                 }
-                let _ = writeln!(out, "{name}_bucket{{{label}=\"{value}\",le=\"+Inf\"}} {}", h.count);
+                let _ = writeln!(
+                    out,
+                    "{name}_bucket{{{label}=\"{value}\",le=\"+Inf\"}} {}",
+                    h.count
+                );
                 let _ = writeln!(out, "{name}_sum{{{label}=\"{value}\"}} {}", h.sum);
                 let _ = writeln!(out, "{name}_count{{{label}=\"{value}\"}} {}", h.count);
             }

@@ -139,8 +139,7 @@ pub async fn start(
         shutdown,
         fatal,
         tasks: vec![
-            serve, sweeper, pacer, retention, dispatcher, alerts, watchdog, reconciler,
-            slo_burn,
+            serve, sweeper, pacer, retention, dispatcher, alerts, watchdog, reconciler, slo_burn,
         ],
     })
 }

@@ -43,10 +43,10 @@ pub async fn evaluate_once(state: &AppState) -> ServiceResult<usize> {
         let target = objective.objective_percent / 100.0;
         let mut fired = None;
         for rule in BURN_RULES {
-            let long = slo_window_counts(store, &project_id, &objective, now, rule.long_minutes)
-                .await?;
-            let short = slo_window_counts(store, &project_id, &objective, now, rule.short_minutes)
-                .await?;
+            let long =
+                slo_window_counts(store, &project_id, &objective, now, rule.long_minutes).await?;
+            let short =
+                slo_window_counts(store, &project_id, &objective, now, rule.short_minutes).await?;
             let (burn_long, burn_short) = (
                 stats::burn_rate(long.0, long.1, target),
                 stats::burn_rate(short.0, short.1, target),

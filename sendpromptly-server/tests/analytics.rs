@@ -15,7 +15,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self, below: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) % below
     }
 }
@@ -46,7 +49,11 @@ async fn stats_match_an_independent_computation() {
     let mut events = Vec::new();
     let mut incidents = Vec::new();
     for i in 0..60 {
-        let event_type = if i % 3 == 2 { "order.created" } else { "invoice.paid" };
+        let event_type = if i % 3 == 2 {
+            "order.created"
+        } else {
+            "invoice.paid"
+        };
         let event_id = format!("evt_an_{i}");
         let received = now();
         let r = api
@@ -79,7 +86,10 @@ async fn stats_match_an_independent_computation() {
             "success_ms": if fails { Value::Null } else { json!(done) },
         }));
         if fails {
-            let id = r.json["incident"]["id"].as_str().expect("incident").to_owned();
+            let id = r.json["incident"]["id"]
+                .as_str()
+                .expect("incident")
+                .to_owned();
             incidents.push((id, event_type, done));
         }
         server.advance(Duration::from_millis(rng.next(3_000)));
@@ -109,7 +119,9 @@ async fn stats_match_an_independent_computation() {
 
     let report = api.get("/v1/stats?window=7d").await;
     assert_eq!(report.status, 200, "{}", report.text);
-    let only = api.get("/v1/stats?window=24h&event_type=order.created").await;
+    let only = api
+        .get("/v1/stats?window=24h&event_type=order.created")
+        .await;
     assert_eq!(only.status, 200, "{}", only.text);
     let settings = api.get("/v1/project").await;
 
@@ -159,7 +171,11 @@ async fn bad_windows_and_slos_are_refused_with_the_reason() {
         )
         .await;
     assert_eq!(r.status, 422, "{}", r.text);
-    assert_eq!(r.json["error"]["param"], "slos[0].objective_percent", "{}", r.text);
+    assert_eq!(
+        r.json["error"]["param"], "slos[0].objective_percent",
+        "{}",
+        r.text
+    );
     // Nothing recorded yet: empty figures, not an error.
     let r = api.get("/v1/stats").await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -221,7 +237,10 @@ async fn a_burning_slo_alerts_once_per_episode() {
     // slot (the 5 m window may already be past them); both burn at 100x.
     let burn = body["slo"]["burn_rate_long"].as_f64().unwrap();
     assert!((burn - 100.0).abs() < 1e-6, "{body}");
-    assert!(body["title"].as_str().unwrap().contains("SLO burning"), "{body}");
+    assert!(
+        body["title"].as_str().unwrap().contains("SLO burning"),
+        "{body}"
+    );
     // Many more ticks of the loop: still one alert for this episode.
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(hooks.received_on("/hook").len(), 1);
@@ -239,11 +258,19 @@ async fn the_cli_sets_slos_and_prints_the_figures() {
     const BIN: &str = env!("CARGO_BIN_EXE_sendpromptly");
     let server = TestServer::start().await;
     let api = server.api();
-    let url = format!("sqlite://{}", server.dir().join("sendpromptly.db").display());
+    let url = format!(
+        "sqlite://{}",
+        server.dir().join("sendpromptly.db").display()
+    );
     let said = cli_ok(
         BIN,
         &url,
-        &["stats", "slos", "--set", r#"[{"event_type": "invoice.paid", "objective_percent": 99.5, "threshold_seconds": 300}]"#],
+        &[
+            "stats",
+            "slos",
+            "--set",
+            r#"[{"event_type": "invoice.paid", "objective_percent": 99.5, "threshold_seconds": 300}]"#,
+        ],
     );
     assert!(said.contains("1 SLO(s) set"), "{said}");
     let r = api.get("/v1/project").await;
@@ -251,11 +278,20 @@ async fn the_cli_sets_slos_and_prints_the_figures() {
     assert_eq!(r.json["slos"][0]["window_days"], 30, "{}", r.text);
     let bad = run_cli(BIN, &url, &["stats", "slos", "--set", "99.5%"]);
     assert!(!bad.success);
-    assert!(bad.stderr.contains("--set is not a JSON list of SLOs"), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("--set is not a JSON list of SLOs"),
+        "{}",
+        bad.stderr
+    );
     let bad = run_cli(
         BIN,
         &url,
-        &["stats", "slos", "--set", r#"[{"event_type": "x", "objective_percent": 99, "threshold_seconds": 0}]"#],
+        &[
+            "stats",
+            "slos",
+            "--set",
+            r#"[{"event_type": "x", "objective_percent": 99, "threshold_seconds": 0}]"#,
+        ],
     );
     assert!(!bad.success);
     assert!(bad.stderr.contains("threshold_seconds"), "{}", bad.stderr);
@@ -274,7 +310,8 @@ async fn the_cli_sets_slos_and_prints_the_figures() {
         )
         .await;
     }
-    let json: Value = serde_json::from_str(&cli_ok(BIN, &url, &["stats", "--window", "7d", "--json"])).unwrap();
+    let json: Value =
+        serde_json::from_str(&cli_ok(BIN, &url, &["stats", "--window", "7d", "--json"])).unwrap();
     let from_api = api.get("/v1/stats?window=7d").await.json;
     assert_eq!(json["overall"], from_api["overall"]);
     assert_eq!(json["overall"]["time_to_effect"]["count"], 3);
@@ -293,11 +330,17 @@ async fn the_cli_sets_slos_and_prints_the_figures() {
         })
         .await
         .unwrap();
-    assert_eq!(serde_json::to_value(&report.overall).unwrap(), from_api["overall"]);
+    assert_eq!(
+        serde_json::to_value(&report.overall).unwrap(),
+        from_api["overall"]
+    );
     assert_eq!(report.slos[0].objective.threshold_seconds, 300);
     let text = cli_ok(BIN, &url, &["stats"]);
     assert!(text.contains("time to effect"), "{text}");
-    assert!(text.contains("SLO invoice.paid: 99.5% within 300 s"), "{text}");
+    assert!(
+        text.contains("SLO invoice.paid: 99.5% within 300 s"),
+        "{text}"
+    );
     let bad = run_cli(BIN, &url, &["stats", "--window", "fortnight"]);
     assert!(!bad.success);
     assert!(bad.stderr.contains("24h, 7d, 30d"), "{}", bad.stderr);

@@ -131,11 +131,7 @@ pub async fn run(
 }
 
 /// Replaces a project's SLOs (validated like `PATCH /v1/project`'s `slos`).
-pub async fn set_slos(
-    store: Arc<dyn Store>,
-    project_id: &str,
-    json: &str,
-) -> Result<(), CliError> {
+pub async fn set_slos(store: Arc<dyn Store>, project_id: &str, json: &str) -> Result<(), CliError> {
     let text = if json == "-" {
         std::io::read_to_string(std::io::stdin())?
     } else {

@@ -54,7 +54,10 @@ pub fn time_to_effect_svg(days: &[DailyStats]) -> String {
         );
     }
     for (series, pick) in [
-        ("p50", (|d: &DailyStats| d.time_to_effect.p50_ms) as fn(&DailyStats) -> Option<f64>),
+        (
+            "p50",
+            (|d: &DailyStats| d.time_to_effect.p50_ms) as fn(&DailyStats) -> Option<f64>,
+        ),
         ("p95", |d: &DailyStats| d.time_to_effect.p95_ms),
     ] {
         let mut path = String::new();
@@ -109,7 +112,10 @@ pub fn time_to_effect_svg(days: &[DailyStats]) -> String {
 /// as two horizontal bars.
 pub fn slo_svg(slo: &SloStatus) -> String {
     let attained = slo.attainment_percent.unwrap_or(0.0).clamp(0.0, 100.0);
-    let budget = slo.error_budget_left_percent.unwrap_or(0.0).clamp(0.0, 100.0);
+    let budget = slo
+        .error_budget_left_percent
+        .unwrap_or(0.0)
+        .clamp(0.0, 100.0);
     let objective = slo.objective.objective_percent;
     let bar = 260.0;
     format!(

@@ -32,8 +32,8 @@ use sendpromptly_core::model::Actor;
 use crate::app::AppState;
 use crate::store::Project;
 
-pub mod auth;
 mod analytics_chart;
+pub mod auth;
 mod chart;
 mod error;
 mod pages;

@@ -22,7 +22,10 @@ const SLOT: i64 = 300_000;
 const MAX_WINDOW_DAYS: i64 = 400;
 
 /// The window `[from, to)` a query asks for, `from` rounded down to a UTC day.
-pub fn window(query: &StatsQuery, now: Timestamp) -> Result<(Timestamp, Timestamp), ValidationError> {
+pub fn window(
+    query: &StatsQuery,
+    now: Timestamp,
+) -> Result<(Timestamp, Timestamp), ValidationError> {
     let to = query.to.unwrap_or(now);
     let from = match (&query.window, query.from) {
         (Some(_), Some(_)) => {
@@ -37,7 +40,9 @@ pub fn window(query: &StatsQuery, now: Timestamp) -> Result<(Timestamp, Timestam
             let bad = || {
                 ValidationError::new(
                     "window",
-                    format!("`{text}` is not a window; use 24h, 7d, 30d, or a number followed by h or d"),
+                    format!(
+                        "`{text}` is not a window; use 24h, 7d, 30d, or a number followed by h or d"
+                    ),
                 )
             };
             let (number, unit) = text.split_at(text.len().saturating_sub(1));

@@ -460,7 +460,10 @@ impl AlertJob {
             .ok_or_else(|| StoreError::Corrupt(format!("alert event {event:?}")))?;
         let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("alert incidents: {e}"));
         let (incidents, slo) = if event == AlertEvent::SloBurning {
-            (Vec::new(), Some(serde_json::from_str(incidents_json).map_err(corrupt)?))
+            (
+                Vec::new(),
+                Some(serde_json::from_str(incidents_json).map_err(corrupt)?),
+            )
         } else {
             (serde_json::from_str(incidents_json).map_err(corrupt)?, None)
         };

@@ -94,9 +94,21 @@ pub async fn analytics(
             .map_err(fail(&ws))?;
         let o = &report.overall;
         let overall = vec![
-            row("Time to effect (receipt → success)", o.received, &o.time_to_effect),
-            row("Delivery lag (provider → receipt)", o.received, &o.delivery_lag),
-            row("Time to repair (incident → resolved)", o.repairs.opened, &o.time_to_repair),
+            row(
+                "Time to effect (receipt → success)",
+                o.received,
+                &o.time_to_effect,
+            ),
+            row(
+                "Delivery lag (provider → receipt)",
+                o.received,
+                &o.delivery_lag,
+            ),
+            row(
+                "Time to repair (incident → resolved)",
+                o.repairs.opened,
+                &o.time_to_repair,
+            ),
         ];
         let types = report
             .by_event_type

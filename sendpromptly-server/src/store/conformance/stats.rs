@@ -114,11 +114,26 @@ pub async fn analytics_rollups(store: &dyn Store) {
         burn_rate_short: 50.0,
         console_url: String::new(),
     };
-    assert!(store.start_slo_episode(&project.id, &facts, at(900)).await.unwrap());
-    assert!(!store.start_slo_episode(&project.id, &facts, at(960)).await.unwrap());
+    assert!(
+        store
+            .start_slo_episode(&project.id, &facts, at(900))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .start_slo_episode(&project.id, &facts, at(960))
+            .await
+            .unwrap()
+    );
     store
         .end_slo_episode(&project.id, "invoice.paid", at(1000))
         .await
         .unwrap();
-    assert!(store.start_slo_episode(&project.id, &facts, at(1100)).await.unwrap());
+    assert!(
+        store
+            .start_slo_episode(&project.id, &facts, at(1100))
+            .await
+            .unwrap()
+    );
 }

@@ -127,7 +127,8 @@ pub(super) async fn start_slo_episode<B: Backend>(
     if started == 0 {
         return Ok(false);
     }
-    let row = B::Db::fetch_optional(&mut tx, sql::PROJECT_ALERT_CHANNELS, args![project_id]).await?;
+    let row =
+        B::Db::fetch_optional(&mut tx, sql::PROJECT_ALERT_CHANNELS, args![project_id]).await?;
     let channels = match row {
         Some(row) => serde_json::from_str::<serde_json::Value>(&row.text("alert_channels")?)
             .ok()
