@@ -142,7 +142,9 @@ pub async fn report(
     let now = state.now();
     let (from, to) = window(query, now)?;
     let store = state.store();
-    let rows = store.stats_rows(project_id, from, to).await?;
+    let rows = store
+        .stats_rows(project_id, from, to, query.event_type.as_deref())
+        .await?;
     let wanted = |event_type: &str| {
         query
             .event_type

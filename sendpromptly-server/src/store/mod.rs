@@ -476,12 +476,13 @@ pub trait Store: Send + Sync + 'static {
         fingerprint: &str,
     ) -> StoreResult<Option<EventKey>>;
     /// The analytics rollup rows of a project for the UTC days starting in
-    /// `[from, to)`.
+    /// `[from, to)`, of one event type or all.
     async fn stats_rows(
         &self,
         project_id: &str,
         from: Timestamp,
         to: Timestamp,
+        event_type: Option<&str>,
     ) -> StoreResult<Vec<StatsRow>>;
 
     /// A project's SLOs, by event type.

@@ -699,7 +699,8 @@ pub(super) const FINISH_RECONCILE: &str = "UPDATE stripe_reconcile SET \
 // Analytics (issue #25; the tables of migration 0012).
 pub(super) const STATS_ROWS: &str = "SELECT metric, day, event_type, bucket, n FROM stats_hist \
      WHERE project_id = $1 AND metric IN ('tte', 'lag', 'ttr', 'received', 'incidents', \
-     'repaired_reprocess', 'repaired_manual', 'resolved_other') AND day >= $2 AND day < $3";
+     'repaired_reprocess', 'repaired_manual', 'resolved_other') AND day >= $2 AND day < $3 \
+     AND ($4 = '' OR event_type = $4)";
 pub(super) const SLO_OBJECTIVES: &str = "SELECT event_type, objective_ppm, threshold_seconds, \
      window_days FROM slo_objectives WHERE project_id = $1 ORDER BY event_type";
 pub(super) const ALL_SLO_OBJECTIVES: &str = "SELECT project_id, event_type, objective_ppm, \

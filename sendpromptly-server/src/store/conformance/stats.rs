@@ -68,7 +68,7 @@ pub async fn analytics_rollups(store: &dyn Store) {
 
     let day = T0.unix_millis().div_euclid(86_400_000) * 86_400_000;
     let rows = store
-        .stats_rows(&project.id, Timestamp::from_unix_millis(day), at(1000))
+        .stats_rows(&project.id, Timestamp::from_unix_millis(day), at(1000), None)
         .await
         .unwrap();
     let mut got: BTreeMap<(String, i64), u64> = BTreeMap::new();
@@ -91,6 +91,16 @@ pub async fn analytics_rollups(store: &dyn Store) {
     .into_iter()
     .collect();
     assert_eq!(got, want);
+    let other_type = store
+        .stats_rows(
+            &project.id,
+            Timestamp::from_unix_millis(day),
+            at(1000),
+            Some("order.created"),
+        )
+        .await
+        .unwrap();
+    assert!(other_type.is_empty(), "{other_type:?}");
 
     let counts = store
         .slo_counts(

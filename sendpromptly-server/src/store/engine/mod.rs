@@ -853,8 +853,9 @@ impl<B: Backend> Store for Engine<B> {
         project_id: &str,
         from: Timestamp,
         to: Timestamp,
+        event_type: Option<&str>,
     ) -> StoreResult<Vec<super::StatsRow>> {
-        stats::stats_rows(self, project_id, from, to).await
+        stats::stats_rows(self, project_id, from, to, event_type).await
     }
 
     async fn slo_objectives(

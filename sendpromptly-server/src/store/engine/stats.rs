@@ -35,9 +35,11 @@ pub(super) async fn stats_rows<B: Backend>(
     project_id: &str,
     from: Timestamp,
     to: Timestamp,
+    event_type: Option<&str>,
 ) -> StoreResult<Vec<StatsRow>> {
+    let only = event_type.unwrap_or("");
     let rows = engine
-        .read_all(sql::STATS_ROWS, args![project_id, ms(from), ms(to)])
+        .read_all(sql::STATS_ROWS, args![project_id, ms(from), ms(to), only])
         .await?;
     rows.iter()
         .map(|row| {
