@@ -68,7 +68,12 @@ pub async fn analytics_rollups(store: &dyn Store) {
 
     let day = T0.unix_millis().div_euclid(86_400_000) * 86_400_000;
     let rows = store
-        .stats_rows(&project.id, Timestamp::from_unix_millis(day), at(1000), None)
+        .stats_rows(
+            &project.id,
+            Timestamp::from_unix_millis(day),
+            at(1000),
+            None,
+        )
         .await
         .unwrap();
     let mut got: BTreeMap<(String, i64), u64> = BTreeMap::new();
