@@ -17,4 +17,5 @@ bench/load.sh all
 bench/tap.sh all
 bench/sdk.sh all
 bench/export.sh 2000
+BENCH_EVENTS=2000 BENCH_QUERIES=1 bench/stats.sh
 printf '\n==== benchmark smoke passed (%ss)\n' "$((SECONDS - start))"

@@ -798,6 +798,17 @@ impl Client {
         .await
     }
 
+    /// Time to effect, delivery lag, time to repair and SLO status over a
+    /// window (`GET /v1/stats`; see docs/analytics.md).
+    pub async fn stats(
+        &self,
+        query: &crate::types::StatsQuery,
+    ) -> Result<crate::types::StatsReport, Error> {
+        let mut call = Call::new(Method::GET, &["v1", "stats"]);
+        call.query = query.query();
+        self.run(call).await
+    }
+
     /// The project settings.
     pub async fn project(&self) -> Result<ProjectView, Error> {
         self.run(Call::new(Method::GET, &["v1", "project"])).await

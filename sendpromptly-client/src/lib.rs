@@ -110,6 +110,10 @@ pub use repair::{
 pub use signals::{EventTarget, ReceiptBuilder, ReceiptSource, ResultBuilder};
 pub use track::{Reporter, TrackExt};
 pub use types::{
+    DailyStats, DurationStats, EventTypeStats, RepairStats, SloObjective, SloStatus, StatsFigures,
+    StatsQuery, StatsReport,
+};
+pub use types::{
     EventDetail, EventFilter, EventList, EventSummary, EventView, Health, IncidentDetail,
     IncidentFilter, IncidentList, IncidentView, ProjectUpdate, ProjectView, ProofLinkCreated,
     ProofLinkView, ProviderTapUpdate, ProviderTapView, ReprocessBatchCounts, ReprocessBatchItem,

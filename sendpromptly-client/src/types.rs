@@ -54,6 +54,10 @@ impl SignalResponse {
     }
 }
 
+pub use sendpromptly_core::wire::{
+    DailyStats, DurationStats, EventTypeStats, RepairStats, SloObjective, SloStatus, StatsFigures,
+    StatsQuery, StatsReport,
+};
 /// The filters of [`Client::list_incidents`](crate::Client::list_incidents)
 /// and [`Client::search_events`](crate::Client::search_events) are the
 /// contract's own (`sendpromptly_core::wire`), as the server parses them;

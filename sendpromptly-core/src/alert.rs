@@ -28,15 +28,20 @@ pub enum AlertEvent {
     /// before the result deadline; the incident is open again.
     #[serde(rename = "reprocess.no_result")]
     ReprocessNoResult,
+    /// An event type's fulfilment SLO burns its error budget too fast
+    /// (multi-window burn rate); once per burn episode.
+    #[serde(rename = "slo.burning")]
+    SloBurning,
 }
 
 impl AlertEvent {
     /// Every alert event.
-    pub const ALL: [AlertEvent; 4] = [
+    pub const ALL: [AlertEvent; 5] = [
         AlertEvent::IncidentOpened,
         AlertEvent::IncidentResolved,
         AlertEvent::ReprocessFailed,
         AlertEvent::ReprocessNoResult,
+        AlertEvent::SloBurning,
     ];
 
     /// The wire name.
@@ -46,6 +51,7 @@ impl AlertEvent {
             AlertEvent::IncidentResolved => "incident.resolved",
             AlertEvent::ReprocessFailed => "reprocess.failed",
             AlertEvent::ReprocessNoResult => "reprocess.no_result",
+            AlertEvent::SloBurning => "slo.burning",
         }
     }
 
@@ -188,8 +194,58 @@ pub struct IncidentFacts {
     pub console_url: String,
 }
 
+/// The facts a `slo.burning` alert carries (stored as the alert row's
+/// JSON in place of incident facts).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SloFacts {
+    /// The event type whose SLO burns.
+    pub event_type: String,
+    /// The objective, in percent.
+    pub objective_percent: f64,
+    /// The threshold, in seconds after receipt.
+    pub threshold_seconds: u32,
+    /// The rule that fired: long and short window in minutes, and its factor.
+    pub long_minutes: i64,
+    /// The short window, in minutes.
+    pub short_minutes: i64,
+    /// The factor both windows reached.
+    pub factor: f64,
+    /// The burn rate over the long window.
+    pub burn_rate_long: f64,
+    /// The burn rate over the short window.
+    pub burn_rate_short: f64,
+    /// A link to the console's Analytics page.
+    pub console_url: String,
+}
+
+impl SloFacts {
+    fn fields(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("Event type", event_type_label(&self.event_type).to_owned()),
+            (
+                "Objective",
+                format!(
+                    "{}% within {}s of receipt",
+                    self.objective_percent, self.threshold_seconds
+                ),
+            ),
+            (
+                "Burn rate",
+                format!(
+                    "{:.1}x over {} min and {:.1}x over {} min (alert at {}x)",
+                    self.burn_rate_long,
+                    self.long_minutes,
+                    self.burn_rate_short,
+                    self.short_minutes,
+                    self.factor
+                ),
+            ),
+        ]
+    }
+}
+
 /// One message to send: about one incident, or a digest of a burst.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum AlertMessage {
     /// About one incident.
     Single {
@@ -212,6 +268,11 @@ pub enum AlertMessage {
         window_seconds: i64,
         /// A link to the console's incident list.
         console_url: String,
+    },
+    /// An SLO burns its error budget too fast.
+    Slo {
+        /// The SLO and the rule that fired.
+        facts: SloFacts,
     },
 }
 
@@ -258,6 +319,7 @@ fn event_verb(event: AlertEvent) -> &'static str {
         AlertEvent::IncidentResolved => "resolved",
         AlertEvent::ReprocessFailed => "repair callback failed",
         AlertEvent::ReprocessNoResult => "repair delivered, no result",
+        AlertEvent::SloBurning => "SLO burning",
     }
 }
 
@@ -317,6 +379,7 @@ impl AlertMessage {
     pub fn event(&self) -> AlertEvent {
         match self {
             AlertMessage::Single { event, .. } | AlertMessage::Digest { event, .. } => *event,
+            AlertMessage::Slo { .. } => AlertEvent::SloBurning,
         }
     }
 
@@ -343,6 +406,13 @@ impl AlertMessage {
                 event_verb(*event),
                 window_phrase(*window_seconds)
             ),
+            AlertMessage::Slo { facts } => format!(
+                "SLO burning: {} ({}% within {}s) at {:.1}x the sustainable rate",
+                event_type_label(&facts.event_type),
+                facts.objective_percent,
+                facts.threshold_seconds,
+                facts.burn_rate_long
+            ),
         }
     }
 
@@ -350,6 +420,7 @@ impl AlertMessage {
         match self {
             AlertMessage::Single { facts, .. } => &facts.console_url,
             AlertMessage::Digest { console_url, .. } => console_url,
+            AlertMessage::Slo { facts } => &facts.console_url,
         }
     }
 
@@ -359,6 +430,11 @@ impl AlertMessage {
         match self {
             AlertMessage::Single { facts, at, .. } => {
                 for (name, value) in facts.fields(*at) {
+                    out.push_str(&format!("{name}: {value}\n"));
+                }
+            }
+            AlertMessage::Slo { facts } => {
+                for (name, value) in facts.fields() {
                     out.push_str(&format!("{name}: {value}\n"));
                 }
             }
@@ -385,6 +461,17 @@ impl AlertMessage {
             AlertMessage::Single { facts, at, .. } => {
                 out.push_str("<table>\n");
                 for (name, value) in facts.fields(*at) {
+                    out.push_str(&format!(
+                        "<tr><th align=\"left\">{}</th><td>{}</td></tr>\n",
+                        escape_html(name),
+                        escape_html(&value)
+                    ));
+                }
+                out.push_str("</table>\n");
+            }
+            AlertMessage::Slo { facts } => {
+                out.push_str("<table>\n");
+                for (name, value) in facts.fields() {
                     out.push_str(&format!(
                         "<tr><th align=\"left\">{}</th><td>{}</td></tr>\n",
                         escape_html(name),
@@ -434,6 +521,16 @@ impl AlertMessage {
                 for chunk in fields.chunks(10) {
                     blocks.push(json!({"type": "section", "fields": chunk}));
                 }
+            }
+            AlertMessage::Slo { facts } => {
+                let fields: Vec<Value> = facts
+                    .fields()
+                    .into_iter()
+                    .map(|(name, value)| {
+                        json!({"type": "mrkdwn", "text": truncate(&format!("*{name}*\n{}", escape_slack(&value)), 2000)})
+                    })
+                    .collect();
+                blocks.push(json!({"type": "section", "fields": fields}));
             }
             AlertMessage::Digest { incidents, .. } => {
                 let lines: Vec<String> = incidents
@@ -508,6 +605,11 @@ impl AlertMessage {
                 "count": incidents.len(),
                 "window_seconds": window_seconds,
                 "incidents": incidents.iter().map(|f| incident(f, None)).collect::<Vec<_>>(),
+            }),
+            AlertMessage::Slo { facts } => json!({
+                "type": AlertEvent::SloBurning.as_str(),
+                "title": self.title(),
+                "slo": facts,
             }),
         }
     }

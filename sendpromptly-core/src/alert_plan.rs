@@ -142,6 +142,32 @@ pub fn plan_alerts(
     out
 }
 
+/// The `slo.burning` alert rows of one burn episode: one per channel
+/// whose `on` wants `slo.burning`, sent at once (never grouped); the row
+/// carries the [`SloFacts`](crate::alert::SloFacts) instead of incidents.
+pub fn plan_slo_alerts(
+    project_id: &str,
+    channels: &[AlertChannel],
+    facts: &crate::alert::SloFacts,
+    now: Timestamp,
+) -> Vec<NewAlert> {
+    let event = AlertEvent::SloBurning;
+    let json = serde_json::to_string(facts).unwrap_or_else(|_| "{}".into());
+    let mut rng = rand::thread_rng();
+    channels_for(channels, event)
+        .into_iter()
+        .map(|index| NewAlert {
+            id: ids::new_id(ids::ALERT, now, &mut rng),
+            channel_index: i64::try_from(index).unwrap_or(i64::MAX),
+            channel_json: serde_json::to_string(&channels[index]).unwrap_or_else(|_| "{}".into()),
+            event,
+            group_key: alert_group_key(project_id, index, event, &facts.event_type),
+            role: "single",
+            incidents_json: json.clone(),
+        })
+        .collect()
+}
+
 /// What the alert sender does with a claimed row of role `new`: send it as
 /// the first of its window, or hold it until the window of the latest
 /// `single` row of its group (`window_opened_at`) closes.

@@ -73,6 +73,7 @@ pub mod roles;
 pub mod scope;
 pub mod shopify;
 pub mod standard_webhooks;
+pub mod stats;
 pub mod stripe;
 pub mod time;
 pub mod totp;

@@ -519,6 +519,9 @@ pub struct ProjectView {
     /// `{trace_id}` and optionally `{span_id}` (absent when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_url_template: Option<String>,
+    /// The fulfilment SLOs, one per event type.
+    #[serde(default)]
+    pub slos: Vec<SloObjective>,
 }
 
 /// The provider tap settings as shown (`GET /v1/project`'s
@@ -698,6 +701,9 @@ pub struct ProjectUpdate {
     )]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub trace_url_template: Option<Option<String>>,
+    /// The fulfilment SLOs, one per event type; replaces the whole list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slos: Option<Vec<SloObjective>>,
 }
 
 /// Body of `POST /v1/reprocess-batches`: which incidents (an explicit
@@ -1256,5 +1262,169 @@ mod filter_tests {
         assert_eq!(ErrorClass::of_status(422), ErrorClass::InvalidRequest);
         assert_eq!(ErrorClass::of_status(503), ErrorClass::Server);
         assert_eq!(ErrorClass::of_status(418), ErrorClass::Api);
+    }
+}
+
+/// Percentiles of a duration, in milliseconds, estimated from the
+/// histogram buckets (within 0.4 %; `docs/analytics.md`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DurationStats {
+    /// How many durations were measured.
+    pub count: u64,
+    /// Median (nearest rank), `null` when none.
+    pub p50_ms: Option<f64>,
+    /// 95th percentile.
+    pub p95_ms: Option<f64>,
+    /// 99th percentile.
+    pub p99_ms: Option<f64>,
+}
+
+/// How the incidents opened in the window ended (first resolution).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RepairStats {
+    /// Incidents opened.
+    pub opened: u64,
+    /// Resolved by a success after a Reprocess was requested.
+    pub repaired_by_reprocess: u64,
+    /// Resolved by hand (with a note).
+    pub resolved_manually: u64,
+    /// Resolved otherwise (a late success or receipt with no Reprocess).
+    pub resolved_otherwise: u64,
+    /// Not resolved yet.
+    pub still_open: u64,
+}
+
+/// The figures of one event type (or all of them).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StatsFigures {
+    /// Events whose receipt arrived in the window.
+    pub received: u64,
+    /// Receipt → first success, for the events received in the window.
+    pub time_to_effect: DurationStats,
+    /// Provider `occurred_at` → receipt (only events whose provider time is known).
+    pub delivery_lag: DurationStats,
+    /// Incident opened → first resolved, for incidents opened in the window.
+    pub time_to_repair: DurationStats,
+    /// How the window's incidents ended.
+    pub repairs: RepairStats,
+}
+
+/// One event type's figures.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EventTypeStats {
+    /// The event type (empty for events without one).
+    pub event_type: String,
+    /// Its figures.
+    #[serde(flatten)]
+    pub figures: StatsFigures,
+}
+
+/// One UTC day of the series (all event types, or the one asked for).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DailyStats {
+    /// The day, `YYYY-MM-DD`.
+    pub day: String,
+    /// Events received that day.
+    pub received: u64,
+    /// Their time to effect.
+    pub time_to_effect: DurationStats,
+}
+
+/// An event type's fulfilment SLO, as set in project settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SloObjective {
+    /// The event type it is for.
+    pub event_type: String,
+    /// Target share of events applied within the threshold, in percent (e.g. 99.5).
+    pub objective_percent: f64,
+    /// The threshold, in seconds after receipt.
+    pub threshold_seconds: u32,
+    /// The SLO window, in days (default 30).
+    #[serde(default = "default_slo_window_days")]
+    pub window_days: u32,
+}
+
+fn default_slo_window_days() -> u32 {
+    30
+}
+
+/// Where an SLO stands now, over its own window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SloStatus {
+    /// The objective.
+    #[serde(flatten)]
+    pub objective: SloObjective,
+    /// Events due (received in the window, at least the threshold ago).
+    pub due: u64,
+    /// Of those, how many succeeded within the threshold.
+    pub good: u64,
+    /// `good / due` in percent; `null` when nothing is due.
+    pub attainment_percent: Option<f64>,
+    /// Error budget left, in percent of the budget (negative: overspent).
+    pub error_budget_left_percent: Option<f64>,
+    /// Burn rate over the last hour (1 = spends the budget exactly).
+    pub burn_rate_1h: f64,
+    /// Whether a `slo.burning` rule fires now.
+    pub burning: bool,
+}
+
+/// `GET /v1/stats`: time-to-effect analytics over a window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StatsReport {
+    /// Start of the window (inclusive, rounded down to a UTC day).
+    pub from: Timestamp,
+    /// End of the window (exclusive).
+    pub to: Timestamp,
+    /// The event type asked for, if any.
+    pub event_type: Option<String>,
+    /// All event types together.
+    pub overall: StatsFigures,
+    /// Per event type.
+    pub by_event_type: Vec<EventTypeStats>,
+    /// Per UTC day.
+    pub daily: Vec<DailyStats>,
+    /// The project's SLOs.
+    pub slos: Vec<SloStatus>,
+}
+
+/// Query of `GET /v1/stats`: a window (`24h`, `7d`, `30d`, or `Nd`/`Nh`;
+/// default `7d`) or `from`/`to`, and optionally one event type.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[serde(deny_unknown_fields)]
+pub struct StatsQuery {
+    /// How far back from now: `24h`, `7d`, `30d`, `Nd` or `Nh` (excludes `from`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
+    /// Start of a custom window (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(value_type = Option<String>))]
+    pub from: Option<Timestamp>,
+    /// End of a custom window (RFC 3339; default now).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(value_type = Option<String>))]
+    pub to: Option<Timestamp>,
+    /// Only this event type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
+}
+
+impl StatsQuery {
+    /// The query parameters, as the client sends them.
+    pub fn query(&self) -> Vec<(&'static str, String)> {
+        let mut query = Vec::new();
+        push(&mut query, "window", self.window.clone());
+        push(&mut query, "from", self.from.map(Timestamp::to_rfc3339));
+        push(&mut query, "to", self.to.map(Timestamp::to_rfc3339));
+        push(&mut query, "event_type", self.event_type.clone());
+        query
     }
 }

@@ -290,6 +290,11 @@ pub fn alert_message(
     console: impl Fn(&str) -> String,
     now: Timestamp,
 ) -> AlertMessage {
+    if let Some(facts) = &job.slo {
+        return AlertMessage::Slo {
+            facts: facts.clone(),
+        };
+    }
     let mut incidents = job.incidents.clone();
     for facts in &mut incidents {
         facts.console_url = console(&crate::links::incident_link_path(

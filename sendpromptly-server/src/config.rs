@@ -511,6 +511,8 @@ pub struct ServerConfig {
     pub idempotency_retention: Duration,
     /// How often the retention job runs.
     pub retention_interval: Duration,
+    /// How often the SLO burn-rate loop evaluates every SLO.
+    pub slo_interval: Duration,
     /// How long finished history is kept; `None` keeps it forever.
     pub resolved_retention: Option<Duration>,
     /// How long audit log entries are kept (`None`: forever).
@@ -565,6 +567,7 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(10),
             idempotency_retention: Duration::from_secs(48 * 3600),
             retention_interval: Duration::from_secs(600),
+            slo_interval: Duration::from_secs(60),
             resolved_retention: None,
             audit_retention: Some(Duration::from_secs(365 * 86_400)),
             key_usage_interval: Duration::from_secs(60),

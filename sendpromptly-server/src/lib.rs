@@ -56,6 +56,7 @@ pub mod links;
 pub mod listen;
 pub mod metrics;
 pub mod otlp;
+pub mod metrics_histograms;
 pub mod outbound;
 pub mod outbox;
 pub mod pacer;
@@ -69,6 +70,7 @@ pub mod secrets;
 pub mod server;
 pub mod service;
 pub mod signing_cache;
+pub mod slo_burn;
 pub mod store;
 pub mod sweeper;
 #[cfg(feature = "test-support")]

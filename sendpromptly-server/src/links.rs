@@ -22,5 +22,8 @@ pub fn incident_link_path(project_id: &str, id: &str) -> String {
 /// The console's incident list.
 pub const INCIDENTS_PATH: &str = "/incidents";
 
+/// The console's Analytics page.
+pub const ANALYTICS_PATH: &str = "/analytics";
+
 /// The console's settings page.
 pub const SETTINGS_PATH: &str = "/settings";

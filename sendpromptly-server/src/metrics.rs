@@ -51,6 +51,8 @@ pub struct Metrics {
     reconcile_events_fed: AtomicU64,
     reconcile_last_success_millis: AtomicI64,
     reconcile_errors: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
+    /// Time to effect and HTTP request durations (issue #25).
+    pub histograms: crate::metrics_histograms::Histograms,
 }
 
 /// The `outcome` labels of `sendpromptly_provider_tap_deliveries_total`.

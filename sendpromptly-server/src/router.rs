@@ -30,6 +30,10 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi_json))
         .merge(crate::console::router(state.clone()))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            request_duration,
+        ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -79,6 +83,26 @@ async fn otlp_span(request: Request, next: Next) -> Response {
     .attr("http.response.status_code", Value::Int(i64::from(status)));
     span.error = status >= 500;
     crate::otlp::record(span);
+    response
+}
+
+/// Observes each routed request's duration under its route template
+/// (`sendpromptly_http_request_duration_seconds{route}`).
+async fn request_duration(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    state
+        .metrics()
+        .histograms
+        .http_request(&route, started.elapsed().as_secs_f64());
     response
 }
 

@@ -20,7 +20,7 @@ use crate::app::AppState;
 use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::store::Store;
-use crate::{alerts, dispatcher, health, pacer, reconcile, retention, sweeper};
+use crate::{alerts, dispatcher, health, pacer, reconcile, retention, slo_burn, sweeper};
 
 /// A server that is running.
 pub struct RunningServer {
@@ -117,6 +117,10 @@ pub async fn start(
         let (state, watcher) = (state.clone(), watcher.clone());
         move || crate::auth::usage::run(state.clone(), watcher.clone())
     });
+    let slo_burn = supervise("slo_burn", &watcher, {
+        let (state, watcher) = (state.clone(), watcher.clone());
+        move || slo_burn::run(state.clone(), watcher.clone())
+    });
     let alerts = supervise("alerts", &watcher, {
         let (state, http, watcher) = (state.clone(), http.clone(), watcher.clone());
         move || alerts::run(state.clone(), http.clone(), watcher.clone())
@@ -150,6 +154,7 @@ pub async fn start(
         fatal,
         tasks: vec![
             serve, sweeper, pacer, retention, dispatcher, alerts, watchdog, reconciler, key_usage,
+            slo_burn,
         ],
     })
 }

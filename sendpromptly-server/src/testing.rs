@@ -51,6 +51,7 @@ pub fn test_config() -> ServerConfig {
         callback_connect_timeout: Duration::from_secs(2),
         callback_lease: Duration::from_secs(30),
         retention_interval: Duration::from_millis(20),
+        slo_interval: Duration::from_millis(50),
         shutdown_grace: Duration::from_secs(5),
         health_interval: Duration::from_millis(100),
         ..ServerConfig::default()

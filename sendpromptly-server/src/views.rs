@@ -60,5 +60,6 @@ pub fn project_view(project: &Project, secrets: &[SigningSecretRecord]) -> Proje
         created_at: project.created_at,
         provider_tap: None,
         trace_url_template: project.trace_url_template.clone(),
+        slos: Vec::new(),
     }
 }

@@ -27,6 +27,7 @@ const MATRIX: &[(&str, &str, Scope)] = &[
     ("GET", "/v1/incidents/{id}/proof-links", Scope::Read),
     ("GET", "/v1/reprocess-batches/{id}", Scope::Read),
     ("GET", "/v1/project", Scope::Read),
+    ("GET", "/v1/stats", Scope::Read),
     ("POST", "/v1/incidents/{id}/reprocess", Scope::Operate),
     ("POST", "/v1/incidents/{id}/resolve", Scope::Operate),
     ("POST", "/v1/incidents/{id}/proof-links", Scope::Operate),

@@ -25,6 +25,7 @@ pub mod project;
 pub mod proof;
 pub mod providers;
 pub mod signals;
+pub mod stats;
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -103,6 +104,7 @@ pub fn v1_routes(state: AppState) -> Router<AppState> {
             post(project::test_alert_channels),
         )
         .route("/audit-log", get(audit::list))
+        .route("/stats", get(stats::get_stats))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -6,7 +6,9 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, batches, events, incidents, ops, project, proof, providers, signals};
+use super::{
+    audit, batches, events, incidents, ops, project, proof, providers, signals, stats,
+};
 
 /// The API document.
 #[derive(OpenApi)]
@@ -25,6 +27,7 @@ use super::{audit, batches, events, incidents, ops, project, proof, providers, s
         project::get_settings, project::update_settings, project::rotate_secret,
         project::test_alert_channels,
         audit::list,
+        stats::get_stats,
         providers::stripe_webhook, providers::shopify_webhook,
         ops::healthz, ops::metrics, ops::openapi_json,
     ),
@@ -36,6 +39,7 @@ use super::{audit, batches, events, incidents, ops, project, proof, providers, s
         (name = "incidents", description = "Incidents, reprocess and manual resolution"),
         (name = "proof links", description = "Read-only links to one incident"),
         (name = "project", description = "Settings, signing secrets and the audit log"),
+        (name = "stats", description = "Time to effect, delivery lag, time to repair, SLO status"),
         (name = "ops", description = "Health, metrics, this document"),
         (name = "provider tap", description = "Stripe and Shopify deliver their own copy of each event here (signed; no API key)"),
     )

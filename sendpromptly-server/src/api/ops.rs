@@ -72,6 +72,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let reconcile = state.store().reconcile_states().await.unwrap_or_default();
     text.push_str(&state.metrics().render_reconcile(&reconcile));
     text.push_str(&crate::otlp::render_metrics());
+    text.push_str(&state.metrics().histograms.render());
     let mut response = text.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

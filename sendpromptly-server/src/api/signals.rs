@@ -97,6 +97,17 @@ pub async fn result(
     if let Answer::Applied(applied) = &answer {
         state.metrics().result(success);
         state.after_transition(&applied.transition.effects);
+        let record = &applied.transition.record;
+        if success
+            && applied.transition.outcome == Outcome::Updated
+            && record.state == sendpromptly_core::model::EventState::Succeeded
+            && let (Some(received), Some(at)) = (record.received_at, record.result_at)
+        {
+            state.metrics().histograms.time_to_effect(
+                record.event_type.as_deref().unwrap_or(""),
+                at.millis_since(received) as f64 / 1000.0,
+            );
+        }
     }
     Ok(answer.into_response(result_response))
 }

@@ -26,6 +26,7 @@ pub mod export;
 pub mod reconcile;
 pub mod reprocess;
 pub mod users;
+pub mod stats;
 
 pub use error::CliError;
 
@@ -78,6 +79,9 @@ enum Command {
     /// Export data: `export incidents --format jsonl|csv [filters] > file`.
     #[command(subcommand)]
     Export(export::ExportCommand),
+    /// Time to effect (p50/p95/p99), delivery lag, time to repair and SLO
+    /// status over a window; `stats slos --set` sets the SLOs.
+    Stats(stats::StatsArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -454,6 +458,16 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let project = resolve_project(store.as_ref(), &args.project).await?;
             reconcile::run(store, &project.id, &args, &file).await
         }
+        Command::Stats(args) => match &args.command {
+            Some(stats::StatsCommand::Slos { project, set }) => {
+                let project = resolve_project(store.as_ref(), project).await?;
+                stats::set_slos(store, &project.id, set).await
+            }
+            None => {
+                let project = resolve_project(store.as_ref(), &args.project).await?;
+                stats::run(store, &project.id, &args).await
+            }
+        },
         Command::Reconcile(reconcile::ReconcileCommand::Status { project, json }) => {
             let project = resolve_project(store.as_ref(), &project).await?;
             reconcile::status(store.as_ref(), &project.id, json).await

@@ -54,6 +54,7 @@ pub const RULES: &[(&str, &str, Need)] = &[
     ("POST", "/settings/api-keys", ADMIN),
     ("POST", "/settings/api-keys/{id}/revoke", ADMIN),
     ("POST", "/settings/require-2fa", ADMIN),
+    ("GET", "/analytics", VIEWER),
     ("GET", "/audit-log", ADMIN),
     ("GET", "/users", ADMIN),
     ("POST", "/users", ADMIN),

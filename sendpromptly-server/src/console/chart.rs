@@ -31,6 +31,8 @@ pub struct TypeRow {
     pub breaking: bool,
     /// A small SVG of its days (safe markup built here).
     pub sparkline: String,
+    /// p95 time to effect over the 30 days (filled in by the page), `—` without successes.
+    pub p95_time_to_effect: String,
 }
 
 /// The chart data of the overview.
@@ -110,6 +112,7 @@ pub fn overview(activity: &[DailyActivity], today: NaiveDate) -> Overview {
                 },
                 breaking: s.failures > 0 || s.incidents > 0,
                 sparkline: sparkline(name, series),
+                p95_time_to_effect: "—".to_owned(),
             }
         })
         .collect();

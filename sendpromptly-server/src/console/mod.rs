@@ -41,6 +41,7 @@ use sendpromptly_core::roles::Role;
 
 pub mod access;
 mod account;
+mod analytics_chart;
 pub mod auth;
 mod chart;
 mod error;
@@ -81,6 +82,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(pages::batch_progress),
         )
         .route("/reprocess-batches/{id}/cancel", post(pages::batch_cancel))
+        .route("/analytics", get(pages::analytics))
         .route("/events", get(pages::events))
         .route("/events/{provider}/{event_id}", get(pages::event))
         .route("/audit-log", get(pages::audit_log))

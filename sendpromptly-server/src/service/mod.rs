@@ -23,5 +23,6 @@ pub mod project;
 pub mod proof;
 pub mod provider_tap;
 pub mod users;
+pub mod stats;
 
 pub use error::{ServiceError, ServiceResult};

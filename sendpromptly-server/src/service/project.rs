@@ -177,6 +177,7 @@ pub async fn view(state: &AppState, project_id: &str) -> ServiceResult<ProjectVi
     let mut view = crate::views::project_view(&project, &secrets);
     let tap = super::provider_tap::tap_config(state, project_id).await?;
     view.provider_tap = Some(tap.view(state, project_id));
+    view.slos = state.store().slo_objectives(project_id).await?;
     Ok(view)
 }
 
@@ -190,6 +191,10 @@ pub async fn update(
     mut update: ProjectUpdate,
 ) -> ServiceResult<Project> {
     let tap = update.provider_tap.take();
+    let slos = update.slos.take();
+    if let Some(slos) = &slos {
+        sendpromptly_core::stats::validate_slos(slos)?;
+    }
     let patch = patch_from_update(state.config().outbound, update)?;
     // Validated before anything is written: a bad tap setting changes nothing.
     let tap = match tap {
@@ -219,6 +224,9 @@ pub async fn update(
     };
     if let Some((before, mut config)) = tap {
         super::provider_tap::store_tap_config(state, who, project_id, &before, &mut config).await?;
+    }
+    if let Some(slos) = slos {
+        state.store().put_slo_objectives(project_id, &slos).await?;
     }
     state.signal_keys().forget_all();
     Ok(project)

@@ -79,6 +79,11 @@ pub const SQLITE: &[Migration] = &[
         sql: include_str!("../../migrations/sqlite/0011_timeline_chain.sql"),
     },
     Migration {
+        version: 12,
+        name: "0012_analytics",
+        sql: include_str!("../../migrations/sqlite/0012_analytics.sql"),
+    },
+    Migration {
         version: 13,
         name: "0013_trace_url_template",
         sql: include_str!("../../migrations/sqlite/0013_trace_url_template.sql"),
@@ -142,6 +147,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 11,
         name: "0011_timeline_chain",
         sql: include_str!("../../migrations/postgres/0011_timeline_chain.sql"),
+    },
+    Migration {
+        version: 12,
+        name: "0012_analytics",
+        sql: include_str!("../../migrations/postgres/0012_analytics.sql"),
     },
     Migration {
         version: 13,

@@ -25,7 +25,7 @@ use sendpromptly_core::machine::{AttemptReport, Command, Context, EventRecord, T
 use sendpromptly_core::model::{EventKey, Provider, TimelineEntry};
 use sendpromptly_core::retry::NextStep;
 use sendpromptly_core::roles::Role;
-use sendpromptly_core::wire::ReprocessBatchItem;
+use sendpromptly_core::wire::{ReprocessBatchItem, SloObjective};
 
 mod codec;
 mod engine;
@@ -578,6 +578,57 @@ pub trait Store: Send + Sync + 'static {
         provider: Provider,
         fingerprint: &str,
     ) -> StoreResult<Option<EventKey>>;
+    /// The analytics rollup rows of a project for the UTC days starting in
+    /// `[from, to)`, of one event type or all.
+    async fn stats_rows(
+        &self,
+        project_id: &str,
+        from: Timestamp,
+        to: Timestamp,
+        event_type: Option<&str>,
+    ) -> StoreResult<Vec<StatsRow>>;
+
+    /// A project's SLOs, by event type.
+    async fn slo_objectives(&self, project_id: &str) -> StoreResult<Vec<SloObjective>>;
+
+    /// Every project's SLOs (the burn-rate loop).
+    async fn all_slo_objectives(&self) -> StoreResult<Vec<(String, SloObjective)>>;
+
+    /// Replaces a project's SLOs.
+    async fn put_slo_objectives(
+        &self,
+        project_id: &str,
+        objectives: &[SloObjective],
+    ) -> StoreResult<()>;
+
+    /// `(received, good)` of an event type's SLO slots starting in `[from, to)`.
+    async fn slo_counts(
+        &self,
+        project_id: &str,
+        event_type: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> StoreResult<(u64, u64)>;
+
+    /// Starts an SLO burn episode unless one is already on: records it
+    /// and enqueues the `slo.burning` alerts for the project's channels in
+    /// one transaction. `true` when this call started it (once per
+    /// episode, across instances).
+    async fn start_slo_episode(
+        &self,
+        project_id: &str,
+        facts: &sendpromptly_core::alert::SloFacts,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+
+    /// Ends an SLO's burn episode, if one is on.
+    async fn end_slo_episode(
+        &self,
+        project_id: &str,
+        event_type: &str,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+
     /// A project's Stripe reconciler state; `None` before its first pass.
     async fn reconcile_state(&self, project_id: &str) -> StoreResult<Option<ReconcileState>>;
     /// Every project's Stripe reconciler state (for `/metrics`).

@@ -796,3 +796,27 @@ pub(super) const FINISH_RECONCILE: &str = "UPDATE stripe_reconcile SET \
      pass_newest = CASE WHEN $2 = 1 THEN NULL ELSE pass_newest END, \
      last_error_kind = $4, last_error = $5, lease_owner = NULL, lease_until = NULL \
      WHERE project_id = $6 AND lease_owner = $7";
+
+// Analytics (issue #25; the tables of migration 0012).
+pub(super) const STATS_ROWS: &str = "SELECT metric, day, event_type, bucket, n FROM stats_hist \
+     WHERE project_id = $1 AND metric IN ('tte', 'lag', 'ttr', 'received', 'incidents', \
+     'repaired_reprocess', 'repaired_manual', 'resolved_other') AND day >= $2 AND day < $3 \
+     AND ($4 = '' OR event_type = $4)";
+pub(super) const SLO_OBJECTIVES: &str = "SELECT event_type, objective_ppm, threshold_seconds, \
+     window_days FROM slo_objectives WHERE project_id = $1 ORDER BY event_type";
+pub(super) const ALL_SLO_OBJECTIVES: &str = "SELECT project_id, event_type, objective_ppm, \
+     threshold_seconds, window_days FROM slo_objectives ORDER BY project_id, event_type";
+pub(super) const DELETE_SLO_OBJECTIVES: &str = "DELETE FROM slo_objectives WHERE project_id = $1";
+pub(super) const INSERT_SLO_OBJECTIVE: &str = "INSERT INTO slo_objectives (project_id, \
+     event_type, objective_ppm, threshold_seconds, window_days) VALUES ($1, $2, $3, $4, $5)";
+pub(super) const SLO_COUNTS: &str = "SELECT CAST(SUM(received) AS BIGINT) AS received, CAST(SUM(good) AS BIGINT) AS good \
+     FROM slo_slots WHERE project_id = $1 AND event_type = $2 AND slot >= $3 AND slot < $4";
+/// Records whether an SLO burns; changes a row only when the state flips,
+/// so of several instances deciding at once one sees the flip.
+pub(super) const SET_SLO_BURNING: &str = "INSERT INTO slo_alerts (project_id, event_type, \
+     burning, started_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
+     ON CONFLICT (project_id, event_type) DO UPDATE SET burning = excluded.burning, \
+     started_at = excluded.started_at, updated_at = excluded.updated_at \
+     WHERE slo_alerts.burning <> excluded.burning";
+pub(super) const SLO_BURNING: &str =
+    "SELECT burning FROM slo_alerts WHERE project_id = $1 AND event_type = $2";

@@ -556,6 +556,8 @@ pub struct AlertJob {
     pub event: AlertEvent,
     /// The incidents it is about (one, or several for a digest), oldest first.
     pub incidents: Vec<IncidentFacts>,
+    /// For `slo.burning`: the SLO and the rule that fired (no incidents).
+    pub slo: Option<sendpromptly_core::alert::SloFacts>,
     /// This attempt's number, 1-based.
     pub attempt: u32,
     /// When the (first) alert was raised.
@@ -577,13 +579,23 @@ impl AlertJob {
         created_at: Timestamp,
         lease_until: Timestamp,
     ) -> StoreResult<AlertJob> {
+        let event = AlertEvent::parse(event)
+            .ok_or_else(|| StoreError::Corrupt(format!("alert event {event:?}")))?;
+        let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("alert incidents: {e}"));
+        let (incidents, slo) = if event == AlertEvent::SloBurning {
+            (
+                Vec::new(),
+                Some(serde_json::from_str(incidents_json).map_err(corrupt)?),
+            )
+        } else {
+            (serde_json::from_str(incidents_json).map_err(corrupt)?, None)
+        };
         Ok(AlertJob {
             channel: serde_json::from_str(channel_json)
                 .map_err(|e| StoreError::Corrupt(format!("alert channel: {e}")))?,
-            event: AlertEvent::parse(event)
-                .ok_or_else(|| StoreError::Corrupt(format!("alert event {event:?}")))?,
-            incidents: serde_json::from_str(incidents_json)
-                .map_err(|e| StoreError::Corrupt(format!("alert incidents: {e}")))?,
+            event,
+            incidents,
+            slo,
             id,
             project_id,
             attempt: attempts.saturating_add(1),
@@ -789,4 +801,20 @@ pub struct ChainPage {
     pub unchained_through: i64,
     /// The events, by ascending row id; fewer than asked: the last page.
     pub events: Vec<EventChain>,
+}
+
+/// One row of the analytics rollup (`stats_hist`): a histogram bucket's
+/// count, or a counter (bucket 0), for one metric, UTC day and event type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatsRow {
+    /// `tte`, `lag`, `ttr`, or a counter name.
+    pub metric: String,
+    /// The UTC day's start, unix milliseconds.
+    pub day: i64,
+    /// The event type (empty when none).
+    pub event_type: String,
+    /// The bucket (`sendpromptly_core::stats::bucket_of`).
+    pub bucket: i64,
+    /// How many.
+    pub n: u64,
 }

@@ -19,6 +19,7 @@ use super::{Notice, Workspace, error_page};
 use crate::render::display_time;
 
 mod audit;
+mod analytics;
 mod batches;
 mod events;
 mod incident;
@@ -28,6 +29,7 @@ mod settings;
 mod users;
 
 pub use audit::audit_log;
+pub use analytics::analytics;
 pub use batches::{batch, batch_cancel, batch_new, batch_progress, batch_start};
 
 /// The console's form parsers on raw input, for the fuzz targets (`fuzz/`):

@@ -77,7 +77,24 @@ pub async fn overview(State(state): State<AppState>, ws: Workspace) -> Response 
             .daily_activity(&project_id, since)
             .await
             .map_err(fail(&ws))?;
-        let chart = chart::overview(&activity, now.to_datetime().date_naive());
+        let mut chart = chart::overview(&activity, now.to_datetime().date_naive());
+        let last_30_days = sendpromptly_core::wire::StatsQuery {
+            window: Some("30d".to_owned()),
+            ..Default::default()
+        };
+        let stats = crate::service::stats::report(&state, &project_id, &last_30_days)
+            .await
+            .map_err(fail(&ws))?;
+        for row in &mut chart.types {
+            if let Some(p95) = stats
+                .by_event_type
+                .iter()
+                .find(|t| t.event_type == row.event_type)
+                .and_then(|t| t.figures.time_to_effect.p95_ms)
+            {
+                row.p95_time_to_effect = crate::console::analytics_chart::duration_label(p95);
+            }
+        }
         Ok(render(
             StatusCode::OK,
             &OverviewPage {

@@ -134,6 +134,7 @@ macro_rules! store_conformance_tests {
             audit_pages_filters_and_purge,
             timeline_chains_verify,
             export_pages,
+            analytics_rollups,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -364,6 +365,7 @@ mod idempotency;
 mod projects;
 mod provider_tap;
 mod reconcile;
+mod stats;
 
 pub use alerts::*;
 pub use audit::*;
@@ -377,6 +379,7 @@ pub use idempotency::*;
 pub use projects::*;
 pub use provider_tap::*;
 pub use reconcile::*;
+pub use stats::*;
 
 // ---------------------------------------------------------------------------
 // Fixtures shared by the areas

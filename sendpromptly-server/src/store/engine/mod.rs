@@ -56,6 +56,7 @@ mod persist;
 mod reads;
 mod reconcile;
 mod settings;
+mod stats;
 mod tap;
 mod users;
 mod work;
@@ -1040,6 +1041,65 @@ impl<B: Backend> Store for Engine<B> {
         fingerprint: &str,
     ) -> StoreResult<Option<EventKey>> {
         tap::event_by_fingerprint(self, project_id, provider, fingerprint).await
+    }
+
+    async fn stats_rows(
+        &self,
+        project_id: &str,
+        from: Timestamp,
+        to: Timestamp,
+        event_type: Option<&str>,
+    ) -> StoreResult<Vec<super::StatsRow>> {
+        stats::stats_rows(self, project_id, from, to, event_type).await
+    }
+
+    async fn slo_objectives(
+        &self,
+        project_id: &str,
+    ) -> StoreResult<Vec<sendpromptly_core::wire::SloObjective>> {
+        stats::slo_objectives(self, project_id).await
+    }
+
+    async fn all_slo_objectives(
+        &self,
+    ) -> StoreResult<Vec<(String, sendpromptly_core::wire::SloObjective)>> {
+        stats::all_slo_objectives(self).await
+    }
+
+    async fn put_slo_objectives(
+        &self,
+        project_id: &str,
+        objectives: &[sendpromptly_core::wire::SloObjective],
+    ) -> StoreResult<()> {
+        stats::put_slo_objectives(self, project_id, objectives).await
+    }
+
+    async fn slo_counts(
+        &self,
+        project_id: &str,
+        event_type: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> StoreResult<(u64, u64)> {
+        stats::slo_counts(self, project_id, event_type, from, to).await
+    }
+
+    async fn start_slo_episode(
+        &self,
+        project_id: &str,
+        facts: &sendpromptly_core::alert::SloFacts,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        stats::start_slo_episode(self, project_id, facts, now).await
+    }
+
+    async fn end_slo_episode(
+        &self,
+        project_id: &str,
+        event_type: &str,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        stats::end_slo_episode(self, project_id, event_type, now).await
     }
 
     async fn reconcile_state(&self, project_id: &str) -> StoreResult<Option<ReconcileState>> {
