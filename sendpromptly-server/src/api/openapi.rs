@@ -6,9 +6,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{
-    audit, batches, events, incidents, ops, project, proof, providers, signals, stats,
-};
+use super::{audit, batches, events, incidents, ops, project, proof, providers, signals, stats};
 
 /// The API document.
 #[derive(OpenApi)]

@@ -25,8 +25,8 @@ mod error;
 pub mod export;
 pub mod reconcile;
 pub mod reprocess;
-pub mod users;
 pub mod stats;
+pub mod users;
 
 pub use error::CliError;
 

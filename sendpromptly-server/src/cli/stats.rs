@@ -147,7 +147,13 @@ pub async fn set_slos(store: Arc<dyn Store>, project_id: &str, json: &str) -> Re
         slos: Some(slos),
         ..ProjectUpdate::default()
     };
-    crate::service::project::update(&state(store), project_id, update).await?;
+    crate::service::project::update(
+        &state(store),
+        &crate::service::audit::Who::cli(),
+        project_id,
+        update,
+    )
+    .await?;
     println!("{count} SLO(s) set; see them with `sendpromptly stats`");
     Ok(())
 }

@@ -22,7 +22,7 @@ pub mod keys;
 pub mod project;
 pub mod proof;
 pub mod provider_tap;
-pub mod users;
 pub mod stats;
+pub mod users;
 
 pub use error::{ServiceError, ServiceResult};

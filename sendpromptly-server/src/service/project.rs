@@ -226,7 +226,18 @@ pub async fn update(
         super::provider_tap::store_tap_config(state, who, project_id, &before, &mut config).await?;
     }
     if let Some(slos) = slos {
-        state.store().put_slo_objectives(project_id, &slos).await?;
+        let before = state.store().slo_objectives(project_id).await?;
+        if before != slos {
+            let change = Change {
+                project_id: project_id.to_owned(),
+                action: "slo.update",
+                target: project_id.to_owned(),
+                before: serde_json::to_value(&before).ok(),
+                after: serde_json::to_value(&slos).ok(),
+            };
+            let write = state.store().put_slo_objectives(project_id, &slos);
+            audit::record(state.store(), who, change, state.now(), write).await?;
+        }
     }
     state.signal_keys().forget_all();
     Ok(project)
@@ -241,6 +252,7 @@ fn settings_state(project: &Project) -> serde_json::Value {
         "deadlines_by_event_type": project.deadlines_by_event_type,
         "alert_channels": project.alert_channels,
         "proof_show_metadata": project.proof_show_metadata,
+        "trace_url_template": project.trace_url_template,
     })
 }
 

@@ -18,8 +18,8 @@ use super::PageError;
 use super::{Notice, Workspace, error_page};
 use crate::render::display_time;
 
-mod audit;
 mod analytics;
+mod audit;
 mod batches;
 mod events;
 mod incident;
@@ -28,8 +28,8 @@ mod overview;
 mod settings;
 mod users;
 
-pub use audit::audit_log;
 pub use analytics::analytics;
+pub use audit::audit_log;
 pub use batches::{batch, batch_cancel, batch_new, batch_progress, batch_start};
 
 /// The console's form parsers on raw input, for the fuzz targets (`fuzz/`):
