@@ -937,6 +937,19 @@ async fn every_channels_link_opens_the_incident_in_the_console() {
     )
     .await
     .expect("second project");
+    // The reader is on call for both projects (a project made after the
+    // user is not theirs until they are added to it).
+    sendpromptly_server::service::users::create(
+        server.store(),
+        sendpromptly_server::service::users::By::Cli,
+        &other.project_id,
+        "oncall@example.com",
+        sendpromptly_core::roles::Role::Viewer,
+        sendpromptly_server::service::users::Credential::Invite,
+        server.clock_now(),
+    )
+    .await
+    .expect("member of the second project");
     let other_api = api.with_key(&other.api_key);
     set_channels(&other_api, channels("/second")).await;
     let other_incident = open_incident(

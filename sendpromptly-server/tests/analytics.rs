@@ -252,7 +252,7 @@ async fn a_burning_slo_alerts_once_per_episode() {
 /// `sendpromptly stats slos --set` sets the SLOs the API then shows (bad
 /// JSON is refused with an example), and `sendpromptly stats` prints the
 /// same figures as the API, in words or as JSON.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_sets_slos_and_prints_the_figures() {
     use sendpromptly_server::testing::{cli_ok, run_cli};
     const BIN: &str = env!("CARGO_BIN_EXE_sendpromptly");
