@@ -166,9 +166,83 @@ pub fn validate_slos(slos: &[crate::wire::SloObjective]) -> Result<(), Validatio
     Ok(())
 }
 
+/// The SLOs as the console's settings form shows them: one per line,
+/// `event_type objective% threshold_seconds [window_days]`, e.g.
+/// `invoice.paid 99.5 300 30`.
+pub fn slo_lines(slos: &[crate::wire::SloObjective]) -> String {
+    slos.iter()
+        .map(|slo| {
+            format!(
+                "{} {} {} {}\n",
+                slo.event_type, slo.objective_percent, slo.threshold_seconds, slo.window_days
+            )
+        })
+        .collect()
+}
+
+/// Reads [`slo_lines`]' format (a `%` after the objective and `s`/`d`
+/// after the numbers are allowed; blank lines and `#` comments skipped),
+/// then [`validate_slos`]. An error names the line and what to write.
+pub fn parse_slo_lines(text: &str) -> Result<Vec<crate::wire::SloObjective>, ValidationError> {
+    const EXAMPLE: &str = "write `event_type objective threshold_seconds [window_days]`, e.g. `invoice.paid 99.5 300 30`";
+    let mut slos = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue;
+        }
+        let bad = |what: &str| {
+            ValidationError::new("slos", format!("line {}: {what}; {EXAMPLE}", i + 1))
+        };
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if !(3..=4).contains(&words.len()) {
+            return Err(bad(&format!("`{line}` has {} words", words.len())));
+        }
+        let objective_percent: f64 = words[1]
+            .trim_end_matches('%')
+            .parse()
+            .map_err(|_| bad(&format!("objective `{}` is not a number", words[1])))?;
+        let threshold_seconds: u32 = words[2]
+            .trim_end_matches('s')
+            .parse()
+            .map_err(|_| bad(&format!("threshold `{}` is not whole seconds", words[2])))?;
+        let window_days: u32 = match words.get(3) {
+            Some(word) => word
+                .trim_end_matches('d')
+                .parse()
+                .map_err(|_| bad(&format!("window `{word}` is not whole days")))?,
+            None => 30,
+        };
+        slos.push(crate::wire::SloObjective {
+            event_type: words[0].to_owned(),
+            objective_percent,
+            threshold_seconds,
+            window_days,
+        });
+    }
+    validate_slos(&slos)?;
+    Ok(slos)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slo_lines_round_trip_and_errors_name_the_line() {
+        let text = "# ours\ninvoice.paid 99.5% 300s 30d\n\ncheckout.session.completed 99 60\n";
+        let slos = parse_slo_lines(text).unwrap();
+        assert_eq!(slos.len(), 2);
+        assert_eq!(slos[0].objective_percent, 99.5);
+        assert_eq!(slos[1].window_days, 30);
+        assert_eq!(parse_slo_lines(&slo_lines(&slos)).unwrap(), slos);
+        let err = parse_slo_lines("invoice.paid 99.5 300\ninvoice.paid ninety 300").unwrap_err();
+        assert!(err.message.contains("line 2"), "{}", err.message);
+        assert!(err.message.contains("ninety"), "{}", err.message);
+        let err = parse_slo_lines("invoice.paid 100 300").unwrap_err();
+        assert_eq!(err.param, "slos[0].objective_percent");
+        assert!(parse_slo_lines("").unwrap().is_empty());
+    }
 
     #[test]
     fn buckets_are_monotonic_and_hold_their_values() {

@@ -1195,3 +1195,51 @@ async fn traced_timeline_entries_link_to_their_trace_with_the_projects_template(
     let href = format!(r#"href="https://jaeger.local/trace/{trace_id}?uiFind=00f067aa0ba902b7""#);
     assert!(page.body.contains(&href), "{}", page.body);
 }
+
+/// The settings page sets the fulfilment SLOs, one per line: a typo is
+/// refused naming the line (the text kept), a good list is what the API
+/// and the Analytics page then show, and the change is in the audit log.
+#[tokio::test]
+async fn the_settings_page_sets_the_fulfilment_slos() {
+    let server = server_with_user().await;
+    let mut browser = Browser::new(&server);
+    browser.sign_in(EMAIL, PASSWORD).await;
+    let csrf = browser.get("/settings").await.csrf();
+
+    let bad = browser
+        .post(
+            "/settings/slos",
+            &[("csrf", &csrf), ("slos", "invoice.paid 99.5 300\ncharge.refunded lots 60")],
+        )
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    assert!(bad.body.contains("line 2"), "{}", bad.body);
+    assert!(bad.body.contains("charge.refunded lots 60"), "the typed text is kept");
+    let project = server.api().get("/v1/project").await;
+    assert_eq!(project.json["slos"], json!([]), "nothing saved: {}", project.text);
+
+    let saved = browser
+        .post(
+            "/settings/slos",
+            &[("csrf", &csrf), ("slos", "invoice.paid 99.5% 300s\ncharge.refunded 99 60 7")],
+        )
+        .await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let project = server.api().get("/v1/project").await;
+    assert_eq!(
+        project.json["slos"],
+        json!([
+            {"event_type": "invoice.paid", "objective_percent": 99.5, "threshold_seconds": 300, "window_days": 30},
+            {"event_type": "charge.refunded", "objective_percent": 99.0, "threshold_seconds": 60, "window_days": 7}
+        ]),
+        "{}",
+        project.text
+    );
+    let settings = browser.get("/settings").await;
+    assert!(settings.body.contains("invoice.paid 99.5 300 30"), "{}", settings.body);
+    let analytics = browser.get("/analytics").await;
+    assert_eq!(analytics.status, 200);
+    assert!(analytics.body.contains("charge.refunded"), "{}", analytics.body);
+    let audit = server.api().get("/v1/audit-log?action=slo.update").await;
+    assert_eq!(audit.json["data"].as_array().map(Vec::len), Some(1), "{}", audit.text);
+}

@@ -49,6 +49,7 @@ pub const RULES: &[(&str, &str, Need)] = &[
     ("POST", "/settings/alerts", ADMIN),
     ("POST", "/settings/provider-tap", ADMIN),
     ("POST", "/settings/tracing", ADMIN),
+    ("POST", "/settings/slos", ADMIN),
     ("POST", "/settings/alerts/test", ADMIN),
     ("POST", "/settings/signing-secret/rotate", ADMIN),
     ("POST", "/settings/api-keys", ADMIN),

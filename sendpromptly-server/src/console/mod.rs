@@ -90,6 +90,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/settings/general", post(pages::save_general))
         .route("/settings/deadlines", post(pages::save_deadlines))
         .route("/settings/tracing", post(pages::save_tracing))
+        .route("/settings/slos", post(pages::save_slos))
         .route("/settings/alerts", post(pages::save_alerts))
         .route("/settings/provider-tap", post(pages::save_provider_tap))
         .route("/settings/alerts/test", post(pages::test_alerts))

@@ -77,7 +77,7 @@ pub use incidents::{incidents, incidents_export};
 pub use overview::overview;
 pub use settings::{
     create_api_key, revoke_api_key, rotate_secret, save_alerts, save_deadlines, save_general,
-    save_provider_tap, save_tracing, settings, switch_project, test_alerts,
+    save_provider_tap, save_slos, save_tracing, settings, switch_project, test_alerts,
 };
 pub(crate) use users::audited;
 pub use users::{

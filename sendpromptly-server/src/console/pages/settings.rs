@@ -89,6 +89,7 @@ struct SettingsPage {
     reconcile: Option<ReconcileStatus>,
     /// The trace URL template (empty: none).
     trace_url_template: String,
+    slos: String,
 }
 
 /// Form values to show again after a failed save.
@@ -101,6 +102,7 @@ struct Draft {
     tap_grace: Option<String>,
     tap_grace_by_type: Option<String>,
     trace_url_template: Option<String>,
+    slos: Option<String>,
 }
 
 fn deadlines_text(table: &BTreeMap<String, u32>) -> String {
@@ -234,6 +236,12 @@ async fn settings_page(
             trace_url_template: draft
                 .trace_url_template
                 .unwrap_or_else(|| project.trace_url_template.clone().unwrap_or_default()),
+            slos: match draft.slos {
+                Some(text) => text,
+                None => sendpromptly_core::stats::slo_lines(
+                    &store.slo_objectives(&project.id).await.map_err(fail(ws))?,
+                ),
+            },
         },
     ))
 }
@@ -421,6 +429,37 @@ pub async fn save_tracing(
             trace_url_template: Some((!template.is_empty()).then_some(template)),
             ..ProjectUpdate::default()
         });
+        save(&state, &ws, parsed, draft).await
+    })
+    .await
+}
+
+/// The SLO form: one SLO per line.
+#[derive(Debug, Default, Deserialize)]
+pub struct SloForm {
+    #[serde(default)]
+    slos: String,
+}
+
+/// `POST /settings/slos`: the fulfilment SLOs (the whole list; empty
+/// removes them), one per line as `sendpromptly_core::stats::slo_lines`
+/// writes them.
+pub async fn save_slos(
+    State(state): State<AppState>,
+    ws: Workspace,
+    Form(form): Form<SloForm>,
+) -> Response {
+    respond(async move {
+        let draft = Draft {
+            slos: Some(form.slos.clone()),
+            ..Draft::default()
+        };
+        let parsed = sendpromptly_core::stats::parse_slo_lines(&form.slos)
+            .map(|slos| ProjectUpdate {
+                slos: Some(slos),
+                ..ProjectUpdate::default()
+            })
+            .map_err(|e| PageError::invalid("slos", e.message));
         save(&state, &ws, parsed, draft).await
     })
     .await
