@@ -191,9 +191,8 @@ pub fn parse_slo_lines(text: &str) -> Result<Vec<crate::wire::SloObjective>, Val
         if line.is_empty() {
             continue;
         }
-        let bad = |what: &str| {
-            ValidationError::new("slos", format!("line {}: {what}; {EXAMPLE}", i + 1))
-        };
+        let bad =
+            |what: &str| ValidationError::new("slos", format!("line {}: {what}; {EXAMPLE}", i + 1));
         let words: Vec<&str> = line.split_whitespace().collect();
         if !(3..=4).contains(&words.len()) {
             return Err(bad(&format!("`{line}` has {} words", words.len())));

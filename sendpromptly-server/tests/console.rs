@@ -1209,19 +1209,33 @@ async fn the_settings_page_sets_the_fulfilment_slos() {
     let bad = browser
         .post(
             "/settings/slos",
-            &[("csrf", &csrf), ("slos", "invoice.paid 99.5 300\ncharge.refunded lots 60")],
+            &[
+                ("csrf", &csrf),
+                ("slos", "invoice.paid 99.5 300\ncharge.refunded lots 60"),
+            ],
         )
         .await;
     assert_eq!(bad.status, 422, "{}", bad.body);
     assert!(bad.body.contains("line 2"), "{}", bad.body);
-    assert!(bad.body.contains("charge.refunded lots 60"), "the typed text is kept");
+    assert!(
+        bad.body.contains("charge.refunded lots 60"),
+        "the typed text is kept"
+    );
     let project = server.api().get("/v1/project").await;
-    assert_eq!(project.json["slos"], json!([]), "nothing saved: {}", project.text);
+    assert_eq!(
+        project.json["slos"],
+        json!([]),
+        "nothing saved: {}",
+        project.text
+    );
 
     let saved = browser
         .post(
             "/settings/slos",
-            &[("csrf", &csrf), ("slos", "invoice.paid 99.5% 300s\ncharge.refunded 99 60 7")],
+            &[
+                ("csrf", &csrf),
+                ("slos", "invoice.paid 99.5% 300s\ncharge.refunded 99 60 7"),
+            ],
         )
         .await;
     assert_eq!(saved.status, 303, "{}", saved.body);
@@ -1229,17 +1243,30 @@ async fn the_settings_page_sets_the_fulfilment_slos() {
     assert_eq!(
         project.json["slos"],
         json!([
-            {"event_type": "invoice.paid", "objective_percent": 99.5, "threshold_seconds": 300, "window_days": 30},
-            {"event_type": "charge.refunded", "objective_percent": 99.0, "threshold_seconds": 60, "window_days": 7}
+            {"event_type": "charge.refunded", "objective_percent": 99.0, "threshold_seconds": 60, "window_days": 7},
+            {"event_type": "invoice.paid", "objective_percent": 99.5, "threshold_seconds": 300, "window_days": 30}
         ]),
         "{}",
         project.text
     );
     let settings = browser.get("/settings").await;
-    assert!(settings.body.contains("invoice.paid 99.5 300 30"), "{}", settings.body);
+    assert!(
+        settings.body.contains("invoice.paid 99.5 300 30"),
+        "{}",
+        settings.body
+    );
     let analytics = browser.get("/analytics").await;
     assert_eq!(analytics.status, 200);
-    assert!(analytics.body.contains("charge.refunded"), "{}", analytics.body);
+    assert!(
+        analytics.body.contains("charge.refunded"),
+        "{}",
+        analytics.body
+    );
     let audit = server.api().get("/v1/audit-log?action=slo.update").await;
-    assert_eq!(audit.json["data"].as_array().map(Vec::len), Some(1), "{}", audit.text);
+    assert_eq!(
+        audit.json["data"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        audit.text
+    );
 }

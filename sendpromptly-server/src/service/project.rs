@@ -227,7 +227,9 @@ pub async fn update(
     }
     if let Some(slos) = slos {
         let before = state.store().slo_objectives(project_id).await?;
-        if before != slos {
+        let mut sorted = slos.clone();
+        sorted.sort_by(|a, b| a.event_type.cmp(&b.event_type));
+        if before != sorted {
             let change = Change {
                 project_id: project_id.to_owned(),
                 action: "slo.update",
