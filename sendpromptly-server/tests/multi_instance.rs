@@ -925,7 +925,8 @@ async fn three_instances_send_one_single_and_one_digest_per_group() {
 }
 
 /// Instances started at the same moment on an empty database all come up;
-/// exactly one of them creates (and prints) the `default` project and admin.
+/// exactly one of them creates (and prints) the `default` project, its keys
+/// and admin.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_starting_together_on_an_empty_database_all_start() {
     let Some(admin_url) = testing::server_url("simultaneous first start") else {
@@ -948,7 +949,8 @@ async fn instances_starting_together_on_an_empty_database_all_start() {
     let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
     assert_eq!(count(&pool, "SELECT COUNT(*) FROM projects").await, 1);
     assert_eq!(count(&pool, "SELECT COUNT(*) FROM users").await, 1);
-    assert_eq!(count(&pool, "SELECT COUNT(*) FROM api_keys").await, 1);
+    // The first start's two keys: `admin` and `ingest` (issue #24).
+    assert_eq!(count(&pool, "SELECT COUNT(*) FROM api_keys").await, 2);
     let http = reqwest::Client::new();
     for instance in &fleet {
         let health = http
