@@ -517,7 +517,7 @@ async fn serve(
         );
         if let Some(project) = &first.project {
             out.push_str(&format!(
-                "  project:         {} ({})\n  API key:         {}  (admin: settings, keys, audit log; keep it off app servers)\n  ingest API key:  {}  (for your webhook handler: receipts and results only)\n  signing secret:  {}\n",
+                "  project:         {} ({})\n  API key:         {}\n  ingest API key:  {}\n  signing secret:  {}\n",
                 project.name,
                 project.project_id,
                 project.api_key,
@@ -529,6 +529,14 @@ async fn serve(
             out.push_str(&format!("  console login:   {email} / {password}\n"));
         }
         out.push_str(&format!("  console:         {url}/\n"));
+        if first.project.is_some() {
+            // Notes on lines of their own: scripts read the value after
+            // `API key:` to the end of its line.
+            out.push_str(
+                "The API key is `admin` (settings, keys, audit log): keep it off app servers.\n\
+                 Give your webhook handler the ingest API key: it sends receipts and results only.\n",
+            );
+        }
         println!("{out}");
     }
     println!("SendPromptly is listening on {url} (Ctrl-C to stop)");
