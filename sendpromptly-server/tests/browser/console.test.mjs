@@ -180,13 +180,15 @@ describe('the console', () => {
     await page.goto(`${URL}/incidents/${incidents.reprocess}`);
     await page.getByRole('button', { name: 'Create proof link' }).click();
     const url = await page.locator('#proof-url').inputValue();
-    assert.match(url, /\/proof\/[A-Za-z0-9_-]{20,}$/);
+    // The link carries the timeline's chain head (`?h=`, tamper evidence).
+    assert.match(url, /\/proof\/[A-Za-z0-9_-]{20,}\?h=[0-9a-f]{64}$/);
 
     const outsider = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     const proof = await outsider.newPage();
     const opened = await proof.goto(url);
     assert.equal(opened.status(), 200);
     await proof.locator('#timeline [data-kind="incident.resolved"]').waitFor();
+    assert.match(await proof.locator('#timeline-integrity').innerText(), /^Timeline verified \(\d+ entries, chain head [0-9a-f]{64}\)/);
     assert.equal(await proof.locator('a[href^="/incidents"], a[href="/"], nav').count(), 0, 'no way into the console');
     assert.equal(await proof.getByText(EMAIL).count(), 0, 'the public page does not name users');
     await shot(proof, 'proof-page');
