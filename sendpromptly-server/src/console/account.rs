@@ -6,7 +6,7 @@
 use askama::Template;
 use axum::Form;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
@@ -218,16 +218,7 @@ fn setup_form(
             done,
         },
     );
-    response.headers_mut().append(
-        header::SET_COOKIE,
-        auth::set_cookie(
-            auth::LOGIN_CSRF_COOKIE,
-            &csrf,
-            3600,
-            "Strict",
-            auth::is_secure(state, headers),
-        ),
-    );
+    auth::set_login_csrf(&mut response, state, headers, &csrf);
     response
 }
 

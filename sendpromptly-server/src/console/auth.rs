@@ -258,17 +258,28 @@ fn login_form(
             error,
         },
     );
+    set_login_csrf(&mut response, state, headers, &csrf);
+    response
+}
+
+/// Sets the CSRF cookie of a signed-out form (sign-in, second factor,
+/// account setup): the token the form carries in its hidden field.
+pub(crate) fn set_login_csrf(
+    response: &mut Response,
+    state: &AppState,
+    headers: &HeaderMap,
+    csrf: &str,
+) {
     response.headers_mut().append(
         header::SET_COOKIE,
         set_cookie(
             LOGIN_CSRF_COOKIE,
-            &csrf,
+            csrf,
             3600,
             "Strict",
             is_secure(state, headers),
         ),
     );
-    response
 }
 
 /// `GET /login`.
@@ -476,16 +487,7 @@ fn second_factor_form(
             error,
         },
     );
-    response.headers_mut().append(
-        header::SET_COOKIE,
-        set_cookie(
-            LOGIN_CSRF_COOKIE,
-            &csrf,
-            3600,
-            "Strict",
-            is_secure(state, headers),
-        ),
-    );
+    set_login_csrf(&mut response, state, headers, &csrf);
     response
 }
 
