@@ -532,3 +532,122 @@ async fn a_digest_finish_and_a_row_order_writer_do_not_deadlock() {
         "one single and two digest attempts on the timelines"
     );
 }
+
+/// Overlapping groups on three instances: each submits a receipt for the
+/// same 200 new events at once, in its own order, so every instance's
+/// group writer runs groups that create events another instance's groups
+/// create too. Each event is created once and recorded as a duplicate
+/// twice, its timeline chains, and no group falls back to one transaction
+/// per command (a conflicting creation used to roll the whole group back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn overlapping_groups_creating_the_same_events_never_fall_back() {
+    use rand::SeedableRng;
+    use rand::seq::SliceRandom;
+    use sendpromptly_core::chain::{self, StoredLink};
+    use sendpromptly_server::store::ChainScope;
+
+    const EVENTS: usize = 200;
+    const ROUNDS: usize = 5;
+    let Some(url) = testing::server_url("overlapping groups") else {
+        return;
+    };
+    let (store, db) = fresh(url).await;
+    let project_id = project(&store, "overlap").await;
+    let writers = vec![store.clone(), instance(&db).await, instance(&db).await];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(26);
+    for round in 0..ROUNDS {
+        let ids: Vec<String> = (0..EVENTS)
+            .map(|n| format!("evt_overlap_{round}_{n}"))
+            .collect();
+        let mut tasks = Vec::new();
+        for (w, writer) in writers.iter().enumerate() {
+            let mut order = ids.clone();
+            order.shuffle(&mut rng);
+            for event_id in order {
+                let (writer, project_id) = (writer.clone(), project_id.clone());
+                let (key, command) = receipt(&event_id, 3600);
+                let now = T0.plus_seconds((round * 3 + w) as i64);
+                tasks.push(tokio::spawn(async move {
+                    let applied = writer.apply(&project_id, &key, command, ctx(now)).await;
+                    (event_id, applied)
+                }));
+            }
+        }
+        let mut created: std::collections::HashMap<String, (usize, usize)> = Default::default();
+        for task in tasks {
+            let (event_id, applied) = task.await.unwrap();
+            let outcome = applied
+                .unwrap_or_else(|e| panic!("{event_id}: {e}"))
+                .transition
+                .outcome;
+            let seen = created.entry(event_id.clone()).or_default();
+            match outcome {
+                Outcome::Created => seen.0 += 1,
+                Outcome::Duplicate => seen.1 += 1,
+                other => panic!("{event_id}: {other:?}"),
+            }
+        }
+        assert_eq!(created.len(), EVENTS);
+        for (event_id, counts) in &created {
+            assert_eq!(*counts, (1, 2), "{event_id}: (created, duplicates)");
+        }
+    }
+    // Each event once, delivered three times, its timeline one receipt and
+    // two duplicates that chain.
+    let (rows, distinct): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT (provider, event_id)) FROM events WHERE project_id = $1",
+    )
+    .bind(&project_id)
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        (rows, distinct),
+        ((EVENTS * ROUNDS) as i64, (EVENTS * ROUNDS) as i64)
+    );
+    let page = store
+        .timeline_chains(ChainScope::Project(&project_id), 0, 1000)
+        .await
+        .unwrap();
+    assert_eq!(page.events.len(), EVENTS * ROUNDS);
+    for event in &page.events {
+        let links: Vec<StoredLink<'_>> = event
+            .entries
+            .iter()
+            .map(|r| StoredLink {
+                seq: r.seq,
+                at_millis: r.at_millis,
+                kind: &r.kind,
+                actor: &r.actor,
+                detail: &r.detail,
+                hash: r.hash.as_deref(),
+            })
+            .collect();
+        let verdict = chain::verify_event(
+            &event.project_id,
+            &event.provider,
+            &event.event_id,
+            event.chain_head.as_deref(),
+            page.unchained_through,
+            &links,
+            None,
+        );
+        assert!(verdict.intact(), "{}: {verdict:?}", event.event_id);
+        let kinds: Vec<&str> = event.entries.iter().map(|r| r.kind.as_str()).collect();
+        assert_eq!(
+            kinds.iter().filter(|k| **k == "receipt.duplicate").count(),
+            2,
+            "{}: {kinds:?}",
+            event.event_id
+        );
+        let key = receipt(&event.event_id, 3600).0;
+        let stored = store.event(&project_id, &key).await.unwrap().unwrap();
+        assert_eq!(stored.record.deliveries, 3, "{}", event.event_id);
+    }
+    let stats: Vec<_> = writers.iter().map(|w| w.group_commit_stats()).collect();
+    println!("group commit per instance: {stats:?}");
+    let commands: u64 = stats.iter().map(|s| s.commands).sum();
+    assert_eq!(commands, (EVENTS * ROUNDS * writers.len()) as u64);
+    let fallbacks: u64 = stats.iter().map(|s| s.fallbacks).sum();
+    assert_eq!(fallbacks, 0, "groups fell back one by one: {stats:?}");
+}
