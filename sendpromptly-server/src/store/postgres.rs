@@ -51,6 +51,7 @@
 //! speaks (row locks, advisory locks, `json_array_elements`), and the group
 //! commit's PostgreSQL side.
 
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -377,7 +378,12 @@ impl Backend for PgBackend {
 /// The advisory-lock key of an event: the first 8 bytes of a SHA-256 of
 /// its identity (a collision only makes two creations wait for each other).
 fn event_lock_key(project_id: &str, key: &EventKey) -> i64 {
-    lock_key(&[project_id, key.provider.as_str(), &key.event_id])
+    event_lock_key_of(project_id, key.provider.as_str(), &key.event_id)
+}
+
+/// [`event_lock_key`] from the key's parts (as a group names its events).
+fn event_lock_key_of(project_id: &str, provider: &str, event_id: &str) -> i64 {
+    lock_key(&[project_id, provider, event_id])
 }
 
 /// The advisory lock of an idempotency key. Every writer takes the locks of
@@ -415,6 +421,43 @@ async fn advisory_locks(conn: &mut PgConnection, mut keys: Vec<i64>) -> StoreRes
         .bind(&keys)
         .execute(conn)
         .await?;
+    Ok(())
+}
+
+/// A group's advisory locks, in one statement: its idempotency keys'
+/// (ascending), then the keys of every event it names (ascending), new or
+/// stored (which are new is only known after the read these locks guard).
+///
+/// Lock order, against every other writer that waits on an advisory lock:
+/// idempotency keys before event keys, each set ascending ([`apply_one`]
+/// takes at most one of each, in that order, and its event key only when
+/// the event does not exist yet, so holding no event row); row locks only
+/// after all advisory locks (the group's event rows, idempotency rows,
+/// API-key shares, an incident's event). The sweeper, the dispatcher, the
+/// alert claims and reprocessing take row locks only (or an alert group's
+/// try-lock, which never waits), never an event's advisory lock, so no
+/// cycle of waits can form through one.
+async fn group_lock_keys(
+    conn: &mut PgConnection,
+    mut idempotency: Vec<i64>,
+    events: &HashSet<i64>,
+) -> StoreResult<()> {
+    idempotency.sort_unstable();
+    idempotency.dedup();
+    let mut events: Vec<i64> = events.iter().copied().collect();
+    events.sort_unstable();
+    let mut keys = idempotency;
+    keys.extend(events);
+    if keys.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        // `unnest` yields the array's order: the locks are taken in it.
+        "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k",
+    )
+    .bind(&keys)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -686,7 +729,11 @@ impl GroupEngine for PgGroups {
                 );
             }
         };
-        match group::run_at_once(&mut PgGroupIo(&mut tx), &jobs).await {
+        let mut io = PgGroupIo {
+            conn: &mut tx,
+            events_locked: HashSet::new(),
+        };
+        match group::run_at_once(&mut io, &jobs).await {
             Ok(results) => match tx.commit().await {
                 Ok(()) => (results, true),
                 Err(e) => (group::uncommitted(results, &e.to_string()), false),
@@ -705,28 +752,42 @@ impl GroupEngine for PgGroups {
 }
 
 /// [`GroupIo`] on a group's open transaction.
-struct PgGroupIo<'c>(&'c mut PgConnection);
+struct PgGroupIo<'c> {
+    conn: &'c mut PgConnection,
+    /// The advisory-lock keys of the events the group named, locked in `load`.
+    events_locked: HashSet<i64>,
+}
 
 #[async_trait]
 impl GroupIo for PgGroupIo<'_> {
     async fn load(&mut self, wanted: &GroupWanted<'_>) -> StoreResult<GroupLoad> {
-        // Idempotency keys before any event (see `idempotency_lock_key`).
-        let locks = wanted
+        // Idempotency keys, then every named event's key, before any read
+        // (see `group_lock_keys`): a creation racing this group either
+        // committed before the read below (the group sees its row) or
+        // waits for this transaction (and then sees the group's).
+        let idempotency = wanted
             .idempotency
             .iter()
             .map(|(project_id, key)| idempotency_lock_key(project_id, key))
             .collect();
-        advisory_locks(self.0, locks).await?;
+        self.events_locked = wanted
+            .events
+            .iter()
+            .map(|&(project_id, provider, event_id)| {
+                event_lock_key_of(project_id, provider, event_id)
+            })
+            .collect();
+        group_lock_keys(self.conn, idempotency, &self.events_locked).await?;
         // API keys next: a revocation waits for this transaction from here on.
         let valid_keys = if wanted.api_keys.is_empty() {
             Vec::new()
         } else {
-            engine::valid_api_keys::<PgBackend>(self.0, &wanted.api_keys).await?
+            engine::valid_api_keys::<PgBackend>(self.conn, &wanted.api_keys).await?
         };
         Ok(GroupLoad {
             valid_keys,
-            events: load_many_for_update(self.0, &wanted.events).await?,
-            idempotency: stored_keys_for_update(self.0, &wanted.idempotency).await?,
+            events: load_many_for_update(self.conn, &wanted.events).await?,
+            idempotency: stored_keys_for_update(self.conn, &wanted.idempotency).await?,
         })
     }
 
@@ -735,7 +796,7 @@ impl GroupIo for PgGroupIo<'_> {
         project_id: &str,
         incident_id: &str,
     ) -> StoreResult<Option<LoadedEvent>> {
-        engine::load_by_incident::<PgBackend>(self.0, project_id, incident_id).await
+        engine::load_by_incident::<PgBackend>(self.conn, project_id, incident_id).await
     }
 
     async fn persist(
@@ -743,20 +804,25 @@ impl GroupIo for PgGroupIo<'_> {
         writes: &[EventWrite<'_>],
         keys: Option<&KeyRows>,
     ) -> StoreResult<Vec<i64>> {
-        // Every creator of an event takes its key's advisory lock first (as
-        // `apply_one` does), so a creation racing ours (another group,
-        // another instance) either committed before, and the insert below
-        // fails on the unique key (the group then falls back), or waits.
-        let new_keys = writes
+        // Every new event's key was locked in `load` (a group creates only
+        // events it named), so no other creator got in between and the
+        // insert cannot hit the unique key. A key `load` did not lock would
+        // be a bug; it is locked here anyway rather than risk a fallback.
+        let unlocked: Vec<i64> = writes
             .iter()
             .filter(|w| w.before.is_none())
             .map(|w| event_lock_key(w.project_id, &w.after.key()))
+            .filter(|k| !self.events_locked.contains(k))
             .collect();
-        advisory_locks(self.0, new_keys).await?;
-        let pks = write_event_rows(self.0, writes).await?;
-        engine::write_outbox::<PgBackend>(self.0, writes, &pks).await?;
+        debug_assert!(
+            unlocked.is_empty(),
+            "a group creates an event it did not name"
+        );
+        advisory_locks(self.conn, unlocked).await?;
+        let pks = write_event_rows(self.conn, writes).await?;
+        engine::write_outbox::<PgBackend>(self.conn, writes, &pks).await?;
         if let Some(keys) = keys {
-            remember_keys(self.0, keys).await?;
+            remember_keys(self.conn, keys).await?;
         }
         Ok(pks)
     }
