@@ -9,11 +9,14 @@
 //!
 //! - **Group commit.** `apply`, `apply_with_key` and `apply_to_incident`
 //!   queue to one writer task per instance, which runs what is queued as
-//!   one transaction (see `group`): the group's event rows are locked in
-//!   row order, its new events are created under their advisory locks
-//!   taken in key order, its API keys are share-locked. A group that fails
-//!   (a conflict, a deadlock with another instance's group) is rolled back
-//!   and its commands run again one transaction each.
+//!   one transaction (see `group`): before it reads anything, the group
+//!   takes the advisory locks of its idempotency keys and then of every
+//!   event it names (new or stored: which are new is only known after the
+//!   read), each set in key order; then its API keys are share-locked and
+//!   its event rows locked in row order. A group that fails anyway (a
+//!   fingerprint or other uniqueness conflict of one command, a lost
+//!   connection) is rolled back and its commands run again one transaction
+//!   each; a creation racing it is not such a failure (next bullet).
 //! - **Row locks, short transactions.** Every read-modify-write of an event
 //!   locks its row (`SELECT … FOR NO KEY UPDATE`) for one short transaction;
 //!   nothing is held across network I/O (the dispatcher's HTTP call happens
@@ -26,14 +29,27 @@
 //!   attempt is claimed once.
 //! - **Creation races.** The first receipt (or result) of an event inserts
 //!   its row; two instances receiving the same new event at once serialise
-//!   on a transaction-scoped advisory lock on the event's key, so the second
-//!   sees the first's row and records a duplicate. Idempotency keys are
+//!   on a transaction-scoped advisory lock on the event's key, taken before
+//!   the event is read (by a group for all its events at once), so the
+//!   second sees the first's row and records a duplicate: no creator loses
+//!   on the unique key, and overlapping groups on several instances never
+//!   fall back one by one for it. (The alternative, `INSERT … ON CONFLICT
+//!   DO NOTHING` and re-running only the losers, needs a second pass on
+//!   every conflict: re-read the lost events, discard and re-run their
+//!   commands, re-derive those commands' remembered idempotency responses,
+//!   rewrite. Locking first needs none, and costs nothing extra when
+//!   nothing races: the group took its new events' locks anyway, now in
+//!   the same statement as its idempotency keys'.) Idempotency keys are
 //!   inserted with `ON CONFLICT DO NOTHING` and read `FOR UPDATE`, so one
 //!   request per key proceeds, whichever instance takes it.
-//! - **Lock order.** Writers lock an event row before its outbox row, and
-//!   several event rows in row order (an alert's finish locks its
-//!   incidents' events that way before the alert row); the claims lock
-//!   only outbox rows and wait on nothing, so transactions cannot deadlock.
+//! - **Lock order.** Advisory locks before row locks: idempotency keys,
+//!   then event keys, each ascending (a single apply takes its event's only
+//!   when the event does not exist yet, so holding no event row; nothing
+//!   else waits on an event's advisory lock). Writers lock an event row
+//!   before its outbox row, and several event rows in row order (an
+//!   alert's finish locks its incidents' events that way before the alert
+//!   row); the claims lock only outbox rows and wait on nothing, so
+//!   transactions cannot deadlock.
 //! - **One alert group, one decider.** The alert claim takes a
 //!   transaction-scoped advisory lock on a group's key without waiting
 //!   before it locks and decides any of the group's rows (single, held,
@@ -704,10 +720,13 @@ async fn apply_one(pool: &PgPool, mut job: GroupJob) -> JobResult {
 }
 
 /// The PostgreSQL side of group commit: the group at once in one
-/// transaction ([`group::run_at_once`], the events' rows locked in row
-/// order); if that fails (a uniqueness conflict, another instance creating
-/// the same event, a deadlock with another instance's group), a rollback
-/// and every command again in a transaction of its own ([`apply_one`]).
+/// transaction ([`group::run_at_once`]: every named event's advisory lock
+/// before the read, then the events' rows locked in row order); if that
+/// fails (one command's fingerprint or other uniqueness conflict, a lost
+/// connection), a rollback and every command again in a transaction of its
+/// own ([`apply_one`]). Another instance creating one of the group's events
+/// meanwhile is not a failure: it commits before the group's read or waits
+/// for the group's commit.
 struct PgGroups {
     pool: PgPool,
 }
