@@ -553,7 +553,7 @@ async fn overlapping_groups_creating_the_same_events_never_fall_back() {
     };
     let (store, db) = fresh(url).await;
     let project_id = project(&store, "overlap").await;
-    let writers = vec![store.clone(), instance(&db).await, instance(&db).await];
+    let writers = [store.clone(), instance(&db).await, instance(&db).await];
     let mut rng = rand::rngs::StdRng::seed_from_u64(26);
     for round in 0..ROUNDS {
         let ids: Vec<String> = (0..EVENTS)
