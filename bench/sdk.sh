@@ -20,7 +20,9 @@
 # (`npm install` in bindings/node, whose dev dependencies are the npm
 # `standardwebhooks` and `stripe`).
 # Settings: BENCH_QUICK=1 (smoke sizes and debug builds), SENDPROMPTLY_BIN (prebuilt server),
-# CARGO_TARGET_DIR, PYTHON.
+# CARGO_TARGET_DIR, PYTHON, BENCH_PIN=1 (`loop` only: the server on CPU 0 and
+# every load generator — wrk, Python, Node — on CPU 1, so that the client's
+# own CPU does not come out of the server's; needs `taskset` and 2 CPUs).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,6 +32,12 @@ what="${1:-all}"
 target="${CARGO_TARGET_DIR:-$root/target}"
 export CARGO_TARGET_DIR="$target"
 work="$(mktemp -d /tmp/sendpromptly-sdkbench.XXXXXX)"
+# BENCH_PIN=1: the server on CPU 0, the load generators on CPU 1.
+server_pin=() client_pin=()
+if [[ "${BENCH_PIN:-}" == "1" ]]; then
+    command -v taskset >/dev/null || { echo "BENCH_PIN=1 needs taskset (util-linux)" >&2; exit 2; }
+    server_pin=(taskset -c 0) client_pin=(taskset -c 1)
+fi
 server_pid=""
 cleanup() {
     local status=$?
@@ -78,7 +86,7 @@ start_server() {
     key="$("$SENDPROMPTLY_BIN" --database-url "$url" project create --name sdk-bench --json \
         | python3 -c 'import json, sys; print(json.load(sys.stdin)["api_key"])')"
     port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-    SENDPROMPTLY_API_RATE_LIMIT=0 "$SENDPROMPTLY_BIN" --database-url "$url" serve --listen "127.0.0.1:$port" >"$work/server.log" 2>&1 &
+    SENDPROMPTLY_API_RATE_LIMIT=0 "${server_pin[@]}" "$SENDPROMPTLY_BIN" --database-url "$url" serve --listen "127.0.0.1:$port" >"$work/server.log" 2>&1 &
     server_pid=$!
     for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 }
@@ -122,7 +130,7 @@ if [[ "$what" == "loop" || "$what" == "all" ]]; then
     export SENDPROMPTLY_BENCH_URL="$base" SENDPROMPTLY_BENCH_API_KEY="$key" BENCH_DURATION="$duration" \
         BENCH_THREADS="$threads" BENCH_TASKS="$tasks" BENCH_PROMISES="$tasks"
     wrk_at() {
-        wrk -t1 -c"$1" -d"${duration}s" -s bench/receipt.lua "$base" -- "w$1_$RANDOM" "$key" key >"$work/w.txt"
+        "${client_pin[@]}" wrk -t1 -c"$1" -d"${duration}s" -s bench/receipt.lua "$base" -- "w$1_$RANDOM" "$key" key >"$work/w.txt"
         [[ "$(errors "$work/w.txt")" == "0" ]] || { echo "error: non-2xx from wrk:" >&2; cat "$work/w.txt" >&2; exit 1; }
         rps "$work/w.txt"
     }
@@ -130,11 +138,11 @@ if [[ "$what" == "loop" || "$what" == "all" ]]; then
     step "SDK in the loop: wrk, the same receipts (Idempotency-Key each)"
     wrk_low="$(wrk_at "$threads")"; echo "wrk $threads connections: $wrk_low req/s"
     step "Python: Client.receipt from $threads threads, AsyncClient from $tasks tasks, the GIL, background"
-    "$py" bench/sdk_loop.py threads async gil | tee "$work/py.txt"
-    "$py" bench/sdk_loop.py background | tee -a "$work/py.txt"
+    "${client_pin[@]}" "$py" bench/sdk_loop.py threads async gil | tee "$work/py.txt"
+    "${client_pin[@]}" "$py" bench/sdk_loop.py background | tee -a "$work/py.txt"
     wrk_high="$(wrk_at "$tasks")"; echo "wrk $tasks connections: $wrk_high req/s"
     step "Node: $tasks concurrent promises, background"
-    node --expose-gc bench/sdk_node_loop.js | tee "$work/node.txt"
+    "${client_pin[@]}" node --expose-gc bench/sdk_node_loop.js | tee "$work/node.txt"
     ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / (b > 0 ? b : 1)}'; }
     echo "---- SDK in the loop (same server, same receipts; ratio to wrk at the same concurrency)"
     echo "Python Client.receipt, $threads threads: $(value python_threads_rps "$work/py.txt") req/s = $(ratio "$(value python_threads_rps "$work/py.txt")" "$wrk_low") x wrk"
