@@ -543,7 +543,7 @@ async fn a_digest_finish_and_a_row_order_writer_do_not_deadlock() {
 async fn overlapping_groups_creating_the_same_events_never_fall_back() {
     use rand::SeedableRng;
     use rand::seq::SliceRandom;
-    use sendpromptly_core::chain::{self, StoredLink};
+    use sendpromptly_server::service::chain::verify_chain;
     use sendpromptly_server::store::ChainScope;
 
     const EVENTS: usize = 200;
@@ -611,27 +611,7 @@ async fn overlapping_groups_creating_the_same_events_never_fall_back() {
         .unwrap();
     assert_eq!(page.events.len(), EVENTS * ROUNDS);
     for event in &page.events {
-        let links: Vec<StoredLink<'_>> = event
-            .entries
-            .iter()
-            .map(|r| StoredLink {
-                seq: r.seq,
-                at_millis: r.at_millis,
-                kind: &r.kind,
-                actor: &r.actor,
-                detail: &r.detail,
-                hash: r.hash.as_deref(),
-            })
-            .collect();
-        let verdict = chain::verify_event(
-            &event.project_id,
-            &event.provider,
-            &event.event_id,
-            event.chain_head.as_deref(),
-            page.unchained_through,
-            &links,
-            None,
-        );
+        let verdict = verify_chain(event, page.unchained_through, None);
         assert!(verdict.intact(), "{}: {verdict:?}", event.event_id);
         let kinds: Vec<&str> = event.entries.iter().map(|r| r.kind.as_str()).collect();
         assert_eq!(

@@ -1,32 +1,12 @@
 //! The tamper-evident timeline as stored, and the export's paged read.
 
-use sendpromptly_core::chain::{self, StoredLink};
+use sendpromptly_core::chain;
 
 use super::*;
 use crate::store::{ChainScope, EventChain};
 
 fn verdict(chain: &EventChain, unchained_through: i64) -> chain::EventVerdict {
-    let links: Vec<StoredLink<'_>> = chain
-        .entries
-        .iter()
-        .map(|r| StoredLink {
-            seq: r.seq,
-            at_millis: r.at_millis,
-            kind: &r.kind,
-            actor: &r.actor,
-            detail: &r.detail,
-            hash: r.hash.as_deref(),
-        })
-        .collect();
-    chain::verify_event(
-        &chain.project_id,
-        &chain.provider,
-        &chain.event_id,
-        chain.chain_head.as_deref(),
-        unchained_through,
-        &links,
-        None,
-    )
+    crate::service::chain::verify_chain(chain, unchained_through, None)
 }
 
 /// Every write path (single applies, group commit under concurrency, an
