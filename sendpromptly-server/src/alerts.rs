@@ -224,8 +224,9 @@ pub struct TestSendOutcome {
     pub latency_ms: u64,
 }
 
-/// The clearly marked message of a test send.
-pub fn test_message(state: &AppState, now: Timestamp) -> AlertMessage {
+/// The clearly marked message of a test send; its link opens the settings
+/// of `project_id`.
+pub fn test_message(state: &AppState, project_id: &str, now: Timestamp) -> AlertMessage {
     AlertMessage::Single {
         event: AlertEvent::IncidentOpened,
         facts: IncidentFacts {
@@ -239,7 +240,7 @@ pub fn test_message(state: &AppState, now: Timestamp) -> AlertMessage {
                 "TEST ALERT from SendPromptly: nothing is wrong, this channel works".into(),
             ),
             received_at: now,
-            console_url: state.public_url(crate::links::SETTINGS_PATH),
+            console_url: state.public_url(&crate::links::settings_link_path(project_id)),
         },
         at: now,
     }
@@ -255,7 +256,7 @@ pub async fn send_test(
     only: Option<usize>,
 ) -> Vec<TestSendOutcome> {
     let now = state.now();
-    let message = test_message(state, now);
+    let message = test_message(state, project_id, now);
     let mut out = Vec::new();
     for (index, channel) in channels.iter().enumerate() {
         if only.is_some_and(|i| i != index) {

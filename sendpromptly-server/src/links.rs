@@ -15,8 +15,20 @@ pub fn incident_path(id: &str) -> String {
 /// names the incident's project, which the console switches to on opening
 /// it, whichever project the reader had chosen.
 pub fn incident_link_path(project_id: &str, id: &str) -> String {
+    with_project(&incident_path(id), project_id)
+}
+
+/// [`SETTINGS_PATH`] for a link from outside the console (a test alert):
+/// the settings of `project_id`, not of whichever project the reader's
+/// console had chosen (which may be one where they are not an admin).
+pub fn settings_link_path(project_id: &str) -> String {
+    with_project(SETTINGS_PATH, project_id)
+}
+
+/// `path` with the `?project=` the console switches to on opening it.
+fn with_project(path: &str, project_id: &str) -> String {
     let project: String = url::form_urlencoded::byte_serialize(project_id.as_bytes()).collect();
-    format!("{}?project={project}", incident_path(id))
+    format!("{path}?project={project}")
 }
 
 /// The console's incident list.

@@ -970,14 +970,21 @@ async fn every_channels_link_opens_the_incident_in_the_console() {
         );
     }
 
-    // A test send links to the settings page.
+    // A test send links to the settings page of the project it tested,
+    // also when the reader's console had chosen the project where they are
+    // only a viewer (settings are for admins).
     let r = api
         .post("/v1/project/alert-channels/test", json!({"channel": 0}))
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let slack = wait_hooks(&hooks, "/first/slack", 2).await;
     let link = slack_button_link(&slack[1].json());
-    let (status, _, body) = follow(&server, &link, Some(&session)).await;
+    assert!(
+        link.contains(&format!("?project={}", server.project.project_id)),
+        "test alert link {link} does not name the project"
+    );
+    let on_other = format!("{session}; sp_project={}", other.project_id);
+    let (status, _, body) = follow(&server, &link, Some(&on_other)).await;
     assert_eq!(status, 200, "test alert link {link} answered {status}");
     assert!(body.contains("Alert channels"), "{link}: {body}");
 }
