@@ -8,6 +8,8 @@
 # `loop` puts the SDKs in the loop against one release server (rate limit
 # off): wrk sending the same receipts (each with its own Idempotency-Key) at
 # 32 and 256 connections, then Python `Client.receipt` from 32 threads,
+# the Rust client from 256 tasks and from 32 threads blocking per call
+# (sendpromptly-client/examples/receipt_loop.rs),
 # `AsyncClient` from 256 tasks, a CPU-bound Python thread's progress while 32
 # threads wait on receipts (the GIL released while waiting), Node with 256
 # concurrent promises, and background mode's enqueue cost per signal and
@@ -141,6 +143,18 @@ if [[ "$what" == "loop" || "$what" == "all" ]]; then
     "${client_pin[@]}" "$py" bench/sdk_loop.py threads async gil | tee "$work/py.txt"
     "${client_pin[@]}" "$py" bench/sdk_loop.py background | tee -a "$work/py.txt"
     wrk_high="$(wrk_at "$tasks")"; echo "wrk $tasks connections: $wrk_high req/s"
+    step "Rust: Client::receipt from $tasks tasks and from $threads threads blocking per call"
+    if [[ "${BENCH_QUICK:-}" == "1" ]]; then
+        cargo build --locked -p sendpromptly-client --example receipt_loop
+        receipt_loop="$target/debug/examples/receipt_loop"
+    else
+        cargo build --release --locked -p sendpromptly-client --example receipt_loop
+        receipt_loop="$target/release/examples/receipt_loop"
+    fi
+    for mode in "tasks $tasks" "threads $threads"; do
+        # shellcheck disable=SC2086
+        SENDPROMPTLY_URL="$base" SENDPROMPTLY_API_KEY="$key" "${client_pin[@]}" "$receipt_loop" $mode "$duration" | tee -a "$work/rust.txt"
+    done
     step "Node: $tasks concurrent promises, background"
     "${client_pin[@]}" node --expose-gc bench/sdk_node_loop.js | tee "$work/node.txt"
     ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / (b > 0 ? b : 1)}'; }
@@ -148,6 +162,8 @@ if [[ "$what" == "loop" || "$what" == "all" ]]; then
     echo "Python Client.receipt, $threads threads: $(value python_threads_rps "$work/py.txt") req/s = $(ratio "$(value python_threads_rps "$work/py.txt")" "$wrk_low") x wrk"
     echo "Python AsyncClient, $tasks tasks:        $(value python_async_rps "$work/py.txt") req/s = $(ratio "$(value python_async_rps "$work/py.txt")" "$wrk_high") x wrk"
     echo "Node, $tasks promises:                   $(value node_promises_rps "$work/node.txt") req/s = $(ratio "$(value node_promises_rps "$work/node.txt")" "$wrk_high") x wrk"
+    echo "Rust, $tasks tasks:                      $(value rust_tasks_rps "$work/rust.txt") req/s = $(ratio "$(value rust_tasks_rps "$work/rust.txt")" "$wrk_high") x wrk"
+    echo "Rust, $threads threads blocking per call:  $(value rust_threads_rps "$work/rust.txt") req/s = $(ratio "$(value rust_threads_rps "$work/rust.txt")" "$wrk_low") x wrk"
     echo "GIL: a spinning thread kept $(value gil_spin_share "$work/py.txt") of its solo speed while $threads threads waited on receipts (holding the GIL would leave ~$(value gil_fair_share_if_held "$work/py.txt"))"
     echo "background enqueue: Python $(value bg_enqueue_us "$work/py.txt") us, Node $(value node_bg_enqueue_us "$work/node.txt") us per signal"
     echo "background memory, full queue: Python $(value bg_rss_full_queue_kib "$work/py.txt") KiB ($(value bg_bytes_per_queued_signal "$work/py.txt") bytes per signal), past capacity +$(value bg_rss_growth_past_capacity_kib "$work/py.txt") KiB; Node $(value node_bg_rss_full_queue_kib "$work/node.txt") KiB ($(value node_bg_bytes_per_queued_signal "$work/node.txt") bytes per signal), past capacity +$(value node_bg_rss_growth_past_capacity_kib "$work/node.txt") KiB"

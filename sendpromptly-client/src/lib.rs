@@ -33,7 +33,7 @@
 //!   SendPromptly is slow or down, the call returns an [`Error`] within the
 //!   budget; log it and let the handler carry on.
 //! - **No duplicates.** Each POST gets one `Idempotency-Key`
-//!   (`sp_idem_` + 128 random bits), generated per logical call and sent
+//!   (`sp_idem_` + the time in ms + 80 random bits), generated per logical call and sent
 //!   unchanged on every retry; the server replays the first answer.
 //! - **Only sensible retries.** Connection errors, timeouts, 429 and 5xx
 //!   are retried with exponential backoff and jitter, honouring

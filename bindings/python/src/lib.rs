@@ -18,7 +18,7 @@ mod rt;
 mod signals;
 mod verify;
 
-/// A new idempotency key: ``sp_idem_`` and 128 random bits in hex.
+/// A new idempotency key: ``sp_idem_``, the time in milliseconds (12 hex digits) and 80 random bits (20 hex digits).
 #[pyfunction]
 fn new_idempotency_key() -> String {
     sendpromptly_client::new_idempotency_key()
