@@ -4,7 +4,12 @@
 -- DELAY_MS, each connection waits that long before each request (an
 -- approximate fixed rate of connections * 1000 / DELAY_MS requests per second,
 -- for latency runs). With IDEMPOTENT=1 every request carries its own
--- `Idempotency-Key`, as every SDK call does.
+-- `Idempotency-Key`, as every SDK call does. With a fifth argument
+-- `provider`, event ids are random like a provider's (Stripe's `evt_` and 24
+-- letters or digits, so each lands at a random place in the events index)
+-- and the idempotency keys are the SDKs' (`sp_idem_`, the time, then a
+-- sequence: they sort by time); the receipt's id is reused by the result
+-- that follows it.
 local threads = {}
 local counter = 0
 
@@ -21,12 +26,31 @@ function init(args)
   }
   delay_ms = tonumber(args[3] or "0")
   idempotent = args[4] == "1"
+  provider_ids = args[5] == "provider"
+  math.randomseed(os.time() * 7919 + tid)
 end
+
+local alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+local function provider_id()
+  local t = {}
+  for i = 1, 24 do
+    local n = math.random(1, #alphabet)
+    t[i] = alphabet:sub(n, n)
+  end
+  return table.concat(t)
+end
+local last_id = nil
 
 function request()
   counter = counter + 1
   local id = prefix .. math.floor((counter + 1) / 2)
-  if idempotent then
+  if provider_ids then
+    if counter % 2 == 1 then last_id = provider_id() end
+    id = last_id
+  end
+  if idempotent and provider_ids then
+    headers["Idempotency-Key"] = string.format("sp_idem_%012x", os.time() * 1000) .. prefix .. counter
+  elseif idempotent then
     headers["Idempotency-Key"] = "k_" .. prefix .. counter
   end
   if counter % 2 == 1 then

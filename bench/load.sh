@@ -11,7 +11,9 @@
 #   2. POST /v1/receipt + /v1/result (alternating, new event ids) at full speed,
 #   3. the same with a unique `Idempotency-Key` on every request (what the SDKs
 #      send), at full speed,
-#   4. plain requests at about half the rate of 2, with latency percentiles.
+#   4. plain requests at about half the rate of 2, with latency percentiles,
+#   5. the real path: 3 with random event ids, as providers make them, and
+#      the SDKs' time-ordered idempotency keys ("provider ids").
 # Prints each run, then min/median/max, the ingest/healthz and
 # idempotent/plain ratios, the server's resident memory and the on-disk bytes
 # per event (SQLite). Each measurement runs once per connection count
@@ -159,15 +161,16 @@ storm() {
 
 # measure ENGINE BASE KEY CONNS: BENCH_RUNS rounds of the four measurements.
 measure() {
-    local engine="$1" base="$2" key="$3" conns="$4" h=() i=() ratio=() p50=() p99=() lrate=() k=() kratio=()
+    local engine="$1" base="$2" key="$3" conns="$4" h=() i=() ratio=() p50=() p99=() lrate=() k=() kratio=() r=() rratio=()
     step "$engine, $conns connections"
     for run in $(seq 1 "$runs"); do
         wrk -t1 -c"$conns" -d"${duration}s" "$base/healthz" >"$work/h.txt"
         wrk -t1 -c"$conns" -d"${duration}s" -s bench/ingest.lua "$base" -- "r${conns}_${run}" "$key" >"$work/i.txt"
         wrk -t1 -c"$conns" -d"${duration}s" -s bench/ingest.lua "$base" -- "k${conns}_${run}" "$key" 0 1 >"$work/k.txt"
-        local hr ir kr half delay
-        hr="$(rps "$work/h.txt")"; ir="$(rps "$work/i.txt")"; kr="$(rps "$work/k.txt")"
-        for measured in i k; do
+        wrk -t1 -c"$conns" -d"${duration}s" -s bench/ingest.lua "$base" -- "p${conns}_${run}" "$key" 0 1 provider >"$work/p.txt"
+        local hr ir kr pr half delay
+        hr="$(rps "$work/h.txt")"; ir="$(rps "$work/i.txt")"; kr="$(rps "$work/k.txt")"; pr="$(rps "$work/p.txt")"
+        for measured in i k p; do
             if [[ "$(errors "$work/$measured.txt")" != "0" ]]; then
                 echo "error: non-2xx or socket errors during ingest:" >&2; cat "$work/$measured.txt" >&2; exit 1
             fi
@@ -178,9 +181,10 @@ measure() {
         h+=("$hr"); i+=("$ir"); k+=("$kr"); lrate+=("$(rps "$work/l.txt")")
         ratio+=("$(awk -v a="$ir" -v b="$hr" 'BEGIN {printf "%.3f", a / b}')")
         kratio+=("$(awk -v a="$kr" -v b="$ir" 'BEGIN {printf "%.3f", a / b}')")
+        r+=("$pr"); rratio+=("$(awk -v a="$pr" -v b="$ir" 'BEGIN {printf "%.3f", a / b}')")
         p50+=("$(pct "$work/l.txt" 50)"); p99+=("$(pct "$work/l.txt" 99)")
-        printf 'run %s: healthz %s req/s | ingest %s req/s (ratio %s) | idempotent %s req/s (x%s) | at %s req/s: p50 %s ms, p99 %s ms\n' \
-            "$run" "$hr" "$ir" "${ratio[-1]}" "$kr" "${kratio[-1]}" "${lrate[-1]}" "${p50[-1]}" "${p99[-1]}"
+        printf 'run %s: healthz %s req/s | ingest %s req/s (ratio %s) | idempotent %s req/s (x%s) | provider ids %s req/s (x%s) | at %s req/s: p50 %s ms, p99 %s ms\n' \
+            "$run" "$hr" "$ir" "${ratio[-1]}" "$kr" "${kratio[-1]}" "$pr" "${rratio[-1]}" "${lrate[-1]}" "${p50[-1]}" "${p99[-1]}"
     done
     echo "---- $engine, $runs runs of ${duration}s, $conns connections (wrk -t1)"
     echo "healthz req/s:           $(stats "${h[@]}")"
@@ -188,6 +192,8 @@ measure() {
     echo "ingest/healthz ratio:    $(stats "${ratio[@]}")"
     echo "idempotent req/s:        $(stats "${k[@]}")"
     echo "idempotent/plain ratio:  $(stats "${kratio[@]}")"
+    echo "provider ids req/s:      $(stats "${r[@]}")"
+    echo "provider ids/plain:      $(stats "${rratio[@]}")"
     echo "half-rate req/s:         $(stats "${lrate[@]}")"
     echo "half-rate p50 ms:        $(stats "${p50[@]}")"
     echo "half-rate p99 ms:        $(stats "${p99[@]}")"

@@ -10,6 +10,9 @@
 //! `tasks N S`: N tasks on a two-worker Tokio runtime for S seconds (how a
 //! Rust service calls it). `threads N S`: N OS threads, each blocking on the
 //! same runtime per call (how the Python binding's sync `Client` calls it).
+//! With `RECEIPT_LOOP_RANDOM_KEYS=1`, each call passes its own key of 128
+//! random bits instead of the SDK's time-ordered one (the SDKs' keys before
+//! they sorted by time; `docs/benchmarks.md`, "Random keys").
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,12 +35,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let done = Arc::new(AtomicU64::new(0));
     let stop = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
-    let call = |client: Client, tag: String| async move {
-        client
+    let random_keys = std::env::var("RECEIPT_LOOP_RANDOM_KEYS").is_ok_and(|v| v == "1");
+    let call = move |client: Client, tag: String| async move {
+        let mut receipt = client
             .receipt(Provider::Stripe, tag, "invoice.paid")
-            .subject("cus_bench")
-            .send()
-            .await
+            .subject("cus_bench");
+        if random_keys {
+            receipt = receipt.idempotency_key(format!("sp_idem_{:032x}", rand::random::<u128>()));
+        }
+        receipt.send().await
     };
     match mode.as_str() {
         "tasks" => runtime.block_on(async {
