@@ -2,6 +2,14 @@
 //! blocking with the GIL released (sync `Client`) or an awaitable completed
 //! from the runtime through `loop.call_soon_threadsafe` (`AsyncClient`).
 //!
+//! Awaitable calls come back through one **completer** thread: the runtime's
+//! workers hand it each finished call and it converts the answer and
+//! schedules the future's completion on its event loop, holding one Python
+//! thread state for its whole life. (Attaching from a Tokio worker instead
+//! created and destroyed a thread state per call, ~11 % of `AsyncClient`'s
+//! CPU; `docs/benchmarks.md`, "Random keys".) The completer takes every call
+//! finished meanwhile each time it holds the GIL.
+//!
 //! Fork safety: a Tokio runtime's threads do not survive `os.fork()`. The
 //! runtime is kept with the PID that built it; a child process (gunicorn and
 //! uwsgi pre-fork workers) sees another PID and builds its own. The parent's
@@ -10,6 +18,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
+use std::sync::mpsc::{Receiver, Sender};
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -43,6 +52,70 @@ pub fn runtime() -> PyResult<&'static Runtime> {
     let rt: &'static Runtime = Box::leak(Box::new(rt));
     *slot = Some((pid, rt));
     Ok(rt)
+}
+
+/// An awaitable call that finished, on its way back to its event loop.
+struct Completion {
+    event_loop: Py<PyAny>,
+    future: Py<PyAny>,
+    setter: Py<PyAny>,
+    outcome: Outcome,
+}
+
+static COMPLETER: Mutex<Option<(u32, Sender<Completion>)>> = Mutex::new(None);
+
+/// The completer thread's queue (the thread started on first use, and again
+/// after a fork, like the runtime).
+fn completer() -> PyResult<Sender<Completion>> {
+    let pid = std::process::id();
+    let mut slot = COMPLETER.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((owner, sender)) = &*slot
+        && *owner == pid
+    {
+        return Ok(sender.clone());
+    }
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("sendpromptly-complete".into())
+        .spawn(move || complete(&Mutex::new(receiver)))
+        .map_err(|err| {
+            PyRuntimeError::new_err(format!(
+                "sendpromptly: could not start its completion thread: {err}"
+            ))
+        })?;
+    *slot = Some((pid, sender.clone()));
+    Ok(sender)
+}
+
+/// The completer: attached to the interpreter once, it waits for finished
+/// calls with the GIL released and completes each batch holding it.
+fn complete(finished: &Mutex<Receiver<Completion>>) {
+    // `None`: the interpreter is gone or going; nobody waits any more.
+    let _ = Python::try_attach(|py| {
+        loop {
+            let received = py.detach(|| {
+                let finished = finished.lock().unwrap_or_else(|p| p.into_inner());
+                let first = finished.recv().ok()?;
+                let mut batch = vec![first];
+                batch.extend(finished.try_iter());
+                Some(batch)
+            });
+            // `None`: every sender is gone (the process forked away from it).
+            let Some(batch) = received else { break };
+            for done in batch {
+                let (ok, value) = match (done.outcome)(py) {
+                    Ok(value) => (true, value),
+                    Err(err) => (false, err.into_value(py).into_any()),
+                };
+                // Fails only when the loop is already closed: nobody waits.
+                let _ = done.event_loop.call_method1(
+                    py,
+                    "call_soon_threadsafe",
+                    (done.setter, done.future, ok, value),
+                );
+            }
+        }
+    });
 }
 
 /// What a finished call turns into, once the GIL is held again.
@@ -138,24 +211,21 @@ impl Pending {
         let future = event_loop.call_method0("create_future")?;
         let setter = PyCFunction::new_closure(py, None, None, |args, _kwargs| set_future(args))?;
         let rt = runtime()?;
-        let (loop_ref, future_ref, setter_ref) = (
+        let completer = completer()?;
+        let (event_loop_ref, future_ref, setter_ref) = (
             event_loop.clone().unbind(),
             future.clone().unbind(),
             setter.into_any().unbind(),
         );
         let task = rt.spawn(async move {
             let outcome = job.await;
-            Python::try_attach(|py| {
-                let (ok, value) = match outcome(py) {
-                    Ok(value) => (true, value),
-                    Err(err) => (false, err.into_value(py).into_any()),
-                };
-                // Fails only when the loop is already closed: nobody waits.
-                let _ = loop_ref.call_method1(
-                    py,
-                    "call_soon_threadsafe",
-                    (setter_ref, future_ref, ok, value),
-                );
+            // Fails only when the completer is gone (the interpreter is
+            // finalizing): nobody waits.
+            let _ = completer.send(Completion {
+                event_loop: event_loop_ref,
+                future: future_ref,
+                setter: setter_ref,
+                outcome,
             });
         });
         let abort = task.abort_handle();
