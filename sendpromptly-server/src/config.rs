@@ -142,7 +142,7 @@ pub struct ServeArgs {
     /// Seconds a write transaction (and a pooled read) may take before `/healthz` reports the writer (the database) unhealthy (default 5).
     #[arg(long, env = "SENDPROMPTLY_HEALTH_WRITER_BOUND_SECONDS")]
     pub health_writer_bound_seconds: Option<u64>,
-    /// Seconds a background loop (sweeper, dispatcher, alerts, pacer, reconciler) may go without a completed pass before `/healthz` reports it unhealthy (default 60).
+    /// Seconds a background loop (sweeper, dispatcher, alerts, pacer, reconciler, rollups) may go without a completed pass before `/healthz` reports it unhealthy (default 60).
     #[arg(long, env = "SENDPROMPTLY_HEALTH_LOOP_BOUND_SECONDS")]
     pub health_loop_bound_seconds: Option<u64>,
     /// Seconds the writer may stay unhealthy before the server exits with status 75 for its supervisor to restart it (default 120; 0 never exits).

@@ -6,7 +6,8 @@
 //!   take from ([`crate::store::Store::writer_stall`]);
 //! - **database**: a pooled read answers within the same bound (a pool whose
 //!   connections are all held fails it);
-//! - **sweeper**, **dispatcher**, **alerts**, **pacer**, **reconciler**: each background loop
+//! - **sweeper**, **dispatcher**, **alerts**, **pacer**, **reconciler**,
+//!   **rollups** (the analytics fold, [`crate::rollup_fold`]): each background loop
 //!   completed a pass (with the database answering) within
 //!   `health_loop_bound`.
 //!
@@ -36,15 +37,18 @@ pub enum Loop {
     Pacer,
     /// The Stripe reconciler.
     Reconciler,
+    /// The analytics fold.
+    Rollups,
 }
 
 impl Loop {
-    const ALL: [Loop; 5] = [
+    const ALL: [Loop; 6] = [
         Loop::Sweeper,
         Loop::Dispatcher,
         Loop::Alerts,
         Loop::Pacer,
         Loop::Reconciler,
+        Loop::Rollups,
     ];
 
     /// The check's name in `/healthz` and `/metrics`.
@@ -55,6 +59,7 @@ impl Loop {
             Loop::Alerts => "alerts",
             Loop::Pacer => "pacer",
             Loop::Reconciler => "reconciler",
+            Loop::Rollups => "rollups",
         }
     }
 }
@@ -67,7 +72,7 @@ pub type Problem = (&'static str, String);
 pub struct Health {
     started: Instant,
     /// Per loop: milliseconds since `started` of its last completed pass.
-    passes: [AtomicU64; 5],
+    passes: [AtomicU64; 6],
     /// What the last probe found (empty: healthy).
     probed: Mutex<Vec<Problem>>,
 }

@@ -65,6 +65,7 @@ pub mod ratelimit;
 pub mod reconcile;
 pub mod render;
 pub mod retention;
+pub mod rollup_fold;
 pub mod router;
 pub mod secrets;
 pub mod server;

@@ -43,6 +43,8 @@ pub struct Metrics {
     alerts_gave_up: AtomicU64,
     sweeper_lag_millis: AtomicI64,
     sweeper_passes: AtomicU64,
+    rollup_fold_passes: AtomicU64,
+    rollup_deltas_folded: AtomicU64,
     requests_abandoned: AtomicU64,
     /// Provider tap deliveries: per provider (Stripe, Shopify), per
     /// [`TAP_OUTCOMES`] label.
@@ -140,6 +142,13 @@ impl Metrics {
         self.sweeper_passes.fetch_add(1, Ordering::Relaxed);
         self.sweeper_lag_millis
             .store(lag_millis.max(0), Ordering::Relaxed);
+    }
+
+    /// Records a pass of the analytics fold that moved `folded` deltas.
+    pub fn rollup_fold(&self, folded: u64) {
+        self.rollup_fold_passes.fetch_add(1, Ordering::Relaxed);
+        self.rollup_deltas_folded
+            .fetch_add(folded, Ordering::Relaxed);
     }
 
     /// Renders the Prometheus text exposition format.
@@ -273,6 +282,22 @@ impl Metrics {
             "sendpromptly_sweeper_passes_total {}",
             get(&self.sweeper_passes)
         );
+        for (name, help, value) in [
+            (
+                "rollup_fold_passes_total",
+                "Passes of the analytics fold (PostgreSQL: moves trigger deltas into the rollup).",
+                &self.rollup_fold_passes,
+            ),
+            (
+                "rollup_deltas_folded_total",
+                "Analytics delta rows the fold moved into the rollup.",
+                &self.rollup_deltas_folded,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP sendpromptly_{name} {help}");
+            let _ = writeln!(out, "# TYPE sendpromptly_{name} counter");
+            let _ = writeln!(out, "sendpromptly_{name} {}", get(value));
+        }
         let _ = writeln!(
             out,
             "# HELP sendpromptly_http_requests_abandoned_total Requests whose client went away (or that timed out) before the answer; their work still ran to completion."

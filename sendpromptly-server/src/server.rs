@@ -20,7 +20,9 @@ use crate::app::AppState;
 use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::store::Store;
-use crate::{alerts, dispatcher, health, pacer, reconcile, retention, slo_burn, sweeper};
+use crate::{
+    alerts, dispatcher, health, pacer, reconcile, retention, rollup_fold, slo_burn, sweeper,
+};
 
 /// A server that is running.
 pub struct RunningServer {
@@ -121,6 +123,10 @@ pub async fn start(
         let (state, watcher) = (state.clone(), watcher.clone());
         move || slo_burn::run(state.clone(), watcher.clone())
     });
+    let rollups = supervise("rollups", &watcher, {
+        let (state, watcher) = (state.clone(), watcher.clone());
+        move || rollup_fold::run(state.clone(), watcher.clone())
+    });
     let alerts = supervise("alerts", &watcher, {
         let (state, http, watcher) = (state.clone(), http.clone(), watcher.clone());
         move || alerts::run(state.clone(), http.clone(), watcher.clone())
@@ -154,7 +160,7 @@ pub async fn start(
         fatal,
         tasks: vec![
             serve, sweeper, pacer, retention, dispatcher, alerts, watchdog, reconciler, key_usage,
-            slo_burn,
+            slo_burn, rollups,
         ],
     })
 }

@@ -631,3 +631,188 @@ async fn overlapping_groups_creating_the_same_events_never_fall_back() {
     let fallbacks: u64 = stats.iter().map(|s| s.fallbacks).sum();
     assert_eq!(fallbacks, 0, "groups fell back one by one: {stats:?}");
 }
+
+/// Issue #26: the analytics rollups cannot deadlock. Three stores (three
+/// "instances", each with its own pool and group writer) on one database
+/// apply groups of receipts and successes of four event types, each store
+/// its own events in its own shuffled order, many rounds, while two of them
+/// fold the rollup deltas concurrently. Before, the triggers upserted the
+/// rollup rows in whatever order a group's rows came, so two groups bumping
+/// two types in opposite orders deadlocked (an apply failed, or its group
+/// fell back one by one). PostgreSQL counts no deadlock, no apply fails, no
+/// group falls back, and the counts are exact before and after the deltas
+/// are folded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn groups_of_mixed_event_types_on_three_instances_never_deadlock_on_the_rollups() {
+    use rand::SeedableRng;
+    use rand::seq::SliceRandom;
+    use sendpromptly_core::model::{ResultSignal, ResultStatus};
+    use sendpromptly_core::wire::SloObjective;
+    use std::collections::BTreeMap;
+
+    const TYPES: [&str; 4] = [
+        "invoice.paid",
+        "customer.created",
+        "charge.refunded",
+        "payment_intent.succeeded",
+    ];
+    const PER_WRITER: usize = 120;
+    const ROUNDS: usize = 8;
+    let Some(url) = testing::server_url("rollups without deadlocks") else {
+        return;
+    };
+    let (store, db) = fresh(url).await;
+    let project_id = project(&store, "rollups").await;
+    // An SLO on two of the types, so successes count as good slots too.
+    let slo = |t: &str| SloObjective {
+        event_type: t.to_owned(),
+        objective_percent: 99.0,
+        threshold_seconds: 3600,
+        window_days: 30,
+    };
+    store
+        .put_slo_objectives(&project_id, &[slo(TYPES[0]), slo(TYPES[2])])
+        .await
+        .expect("slo objectives");
+    let writers = [store.clone(), instance(&db).await, instance(&db).await];
+    let deadlocks = || async {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        n
+    };
+    let deadlocks_before = deadlocks().await;
+    let typed = |event_id: &str, event_type: &str| {
+        let (key, mut command) = receipt(event_id, 3600);
+        if let Command::Receipt { receipt, .. } = &mut command {
+            receipt.event_type = event_type.to_owned();
+        }
+        (key, command)
+    };
+    let success = |event_id: &str| {
+        Command::Result(ResultSignal {
+            traceparent: None,
+            tracestate: None,
+            provider: Provider::Stripe,
+            event_id: event_id.to_owned(),
+            status: ResultStatus::Success,
+            error: None,
+            reprocess_id: None,
+            metadata: None,
+        })
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(2626);
+    let mut failed = Vec::new();
+    // Each round: every writer's new receipts and the successes of its
+    // previous round's events, shuffled together, submitted at once.
+    for round in 0..=ROUNDS {
+        let mut tasks = Vec::new();
+        for (w, writer) in writers.iter().enumerate() {
+            let mut commands = Vec::new();
+            for n in 0..PER_WRITER {
+                let event_type = TYPES[(n + w) % TYPES.len()];
+                if round < ROUNDS {
+                    let event_id = format!("evt_rollup_{round}_{w}_{n}");
+                    commands.push(typed(&event_id, event_type));
+                }
+                if round > 0 {
+                    let event_id = format!("evt_rollup_{}_{w}_{n}", round - 1);
+                    let key = receipt(&event_id, 3600).0;
+                    commands.push((key, success(&event_id)));
+                }
+            }
+            commands.shuffle(&mut rng);
+            let now = T0.plus_seconds((round * 5 + w) as i64);
+            for (key, command) in commands {
+                let (writer, project_id) = (writer.clone(), project_id.clone());
+                tasks.push(tokio::spawn(async move {
+                    let applied = writer.apply(&project_id, &key, command, ctx(now)).await;
+                    applied.err().map(|e| format!("{}: {e}", key.event_id))
+                }));
+            }
+        }
+        // Two instances fold while the groups run.
+        let folds: Vec<_> = writers[..2]
+            .iter()
+            .map(|w| {
+                let w = w.clone();
+                tokio::spawn(async move { w.fold_rollups(500).await.expect("fold") })
+            })
+            .collect();
+        for task in tasks {
+            failed.extend(task.await.unwrap());
+        }
+        for fold in folds {
+            fold.await.unwrap();
+        }
+    }
+
+    let stats: Vec<_> = writers.iter().map(|w| w.group_commit_stats()).collect();
+    println!("group commit per instance: {stats:?}");
+    let fallbacks: u64 = stats.iter().map(|s| s.fallbacks).sum();
+    // A backend's statistics reach pg_stat_database when it goes idle or
+    // exits: close the other instances' pools first.
+    for writer in &writers[1..] {
+        writer.close().await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _ = sqlx::query("SELECT pg_stat_clear_snapshot()")
+        .execute(store.pool())
+        .await;
+    let grew = deadlocks().await - deadlocks_before;
+    println!(
+        "deadlocks detected by PostgreSQL: {grew}; fallbacks: {fallbacks}; failed applies: {}",
+        failed.len()
+    );
+    assert!(failed.is_empty(), "applies failed: {failed:?}");
+    assert_eq!(grew, 0, "PostgreSQL detected deadlocks");
+    assert_eq!(fallbacks, 0, "groups fell back one by one: {stats:?}");
+
+    let events = ROUNDS * PER_WRITER * writers.len();
+    let per_type = (events / TYPES.len()) as u64;
+    let day = T0.unix_millis() - T0.unix_millis() % 86_400_000;
+    let (from, to) = (
+        Timestamp::from_unix_millis(day),
+        Timestamp::from_unix_millis(day + 86_400_000),
+    );
+    let check = |when: &'static str| {
+        let (store, project_id) = (store.clone(), project_id.clone());
+        async move {
+            let mut counts: BTreeMap<(String, String), u64> = BTreeMap::new();
+            for row in store
+                .stats_rows(&project_id, from, to, None)
+                .await
+                .expect("stats rows")
+            {
+                *counts.entry((row.metric, row.event_type)).or_default() += row.n;
+            }
+            let mut expected = BTreeMap::new();
+            for t in TYPES {
+                expected.insert(("received".to_owned(), t.to_owned()), per_type);
+                expected.insert(("tte".to_owned(), t.to_owned()), per_type);
+            }
+            assert_eq!(counts, expected, "{when}: stats counts");
+            for (i, t) in TYPES.iter().enumerate() {
+                let counted = store
+                    .slo_counts(&project_id, t, from, to)
+                    .await
+                    .expect("slo counts");
+                let good = if i % 2 == 0 { per_type } else { 0 };
+                assert_eq!(counted, (per_type, good), "{when}: slo counts of {t}");
+            }
+        }
+    };
+    check("before the last folds").await;
+    while store.fold_rollups(500).await.expect("fold").folded > 0 {}
+    let (deltas,): (i64,) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM stats_delta) + (SELECT count(*) FROM slo_delta)",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(deltas, 0, "every delta folded");
+    check("after folding").await;
+}

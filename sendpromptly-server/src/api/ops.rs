@@ -15,7 +15,7 @@ use crate::views::{Health, HealthProblem};
     get, path = "/healthz", tag = "ops",
     responses(
         (status = 200, description = "Healthy", body = Health),
-        (status = 503, description = "Unhealthy: `problems` names each failing check (writer, database, sweeper, dispatcher, alerts, pacer, reconciler) and what is wrong", body = Health),
+        (status = 503, description = "Unhealthy: `problems` names each failing check (writer, database, sweeper, dispatcher, alerts, pacer, reconciler, rollups) and what is wrong", body = Health),
     )
 )]
 pub async fn healthz(State(state): State<AppState>) -> Response {

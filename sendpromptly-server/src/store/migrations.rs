@@ -93,6 +93,11 @@ pub const SQLITE: &[Migration] = &[
         name: "0014_drop_events_by_event_id",
         sql: include_str!("../../migrations/sqlite/0014_drop_events_by_event_id.sql"),
     },
+    Migration {
+        version: 15,
+        name: "0015_rollup_deltas",
+        sql: include_str!("../../migrations/sqlite/0015_rollup_deltas.sql"),
+    },
 ];
 
 /// The PostgreSQL migrations, oldest first (the same versions and names as
@@ -162,6 +167,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 14,
         name: "0014_drop_events_by_event_id",
         sql: include_str!("../../migrations/postgres/0014_drop_events_by_event_id.sql"),
+    },
+    Migration {
+        version: 15,
+        name: "0015_rollup_deltas",
+        sql: include_str!("../../migrations/postgres/0015_rollup_deltas.sql"),
     },
 ];
 

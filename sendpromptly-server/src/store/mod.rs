@@ -588,6 +588,13 @@ pub trait Store: Send + Sync + 'static {
         event_type: Option<&str>,
     ) -> StoreResult<Vec<StatsRow>>;
 
+    /// Moves up to `max_rows` of each table's analytics deltas into the
+    /// rollup in one transaction (PostgreSQL, migration 0015: the triggers
+    /// append deltas so that writers never wait on each other's rollup
+    /// rows; reads add the deltas not folded yet, so folding changes no
+    /// answer). One instance folds at a time; SQLite has nothing to fold.
+    async fn fold_rollups(&self, max_rows: u32) -> StoreResult<RollupFold>;
+
     /// A project's SLOs, by event type.
     async fn slo_objectives(&self, project_id: &str) -> StoreResult<Vec<SloObjective>>;
 

@@ -256,6 +256,25 @@ const DIALECT: Dialect = Dialect {
     like: "ILIKE",
     like_escape: "",
     row_values: true,
+    // The folded rollup plus the deltas not folded yet (migration 0015), in
+    // one statement: one snapshot, so a fold committing meanwhile is seen
+    // wholly or not at all and no delta counts twice.
+    stats_rows: concat!(
+        "SELECT metric, day, event_type, bucket, SUM(n)::BIGINT AS n FROM ( \
+         SELECT metric, day, event_type, bucket, n FROM stats_hist ",
+        sql::stats_rows_where!(),
+        " UNION ALL SELECT metric, day, event_type, bucket, n FROM stats_delta ",
+        sql::stats_rows_where!(),
+        ") AS r GROUP BY metric, day, event_type, bucket"
+    ),
+    slo_counts: concat!(
+        "SELECT SUM(received)::BIGINT AS received, SUM(good)::BIGINT AS good FROM ( \
+         SELECT received, good FROM slo_slots ",
+        sql::slo_counts_where!(),
+        " UNION ALL SELECT received, good FROM slo_delta ",
+        sql::slo_counts_where!(),
+        ") AS s"
+    ),
 };
 
 #[async_trait]
@@ -386,7 +405,67 @@ impl Backend for PgBackend {
     async fn run_alone(&self, job: GroupJob) -> JobResult {
         apply_one(&self.pool, job).await
     }
+
+    async fn fold_rollups(&self, max_rows: u32) -> StoreResult<super::RollupFold> {
+        let mut tx = self.pool.begin().await?;
+        let mine: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(FOLD_LOCK)
+            .fetch_one(&mut *tx)
+            .await?;
+        if !mine {
+            tx.rollback().await?;
+            return Ok(super::RollupFold {
+                folded: 0,
+                elsewhere: true,
+            });
+        }
+        let mut folded = 0;
+        for statement in [FOLD_STATS, FOLD_SLOS] {
+            let moved: i64 = sqlx::query_scalar(statement)
+                .bind(i64::from(max_rows))
+                .fetch_one(&mut *tx)
+                .await?;
+            folded += u64::try_from(moved).unwrap_or(0);
+        }
+        tx.commit().await?;
+        Ok(super::RollupFold {
+            folded,
+            elsewhere: false,
+        })
+    }
 }
+
+// ---------------------------------------------------------------------------
+// The analytics fold (migration 0015)
+
+/// The advisory lock key that makes one instance fold at a time ("SPROLLUP").
+const FOLD_LOCK: i64 = 0x5350_524f_4c4c_5550;
+
+/// Moves up to `$1` deltas of `stats_delta` into `stats_hist`: deleted and
+/// returned, summed per key, upserted in key order; the rows moved.
+const FOLD_STATS: &str = "WITH moved AS ( \
+     DELETE FROM stats_delta WHERE ctid = ANY (ARRAY(SELECT ctid FROM stats_delta LIMIT $1)) \
+     RETURNING project_id, metric, day, event_type, bucket, n \
+   ), upserted AS ( \
+     INSERT INTO stats_hist (project_id, metric, day, event_type, bucket, n) \
+     SELECT project_id, metric, day, event_type, bucket, SUM(n)::BIGINT FROM moved \
+     GROUP BY project_id, metric, day, event_type, bucket \
+     ORDER BY project_id, metric, day, event_type, bucket \
+     ON CONFLICT (project_id, metric, day, event_type, bucket) \
+     DO UPDATE SET n = stats_hist.n + excluded.n \
+   ) SELECT count(*)::BIGINT FROM moved";
+
+/// [`FOLD_STATS`] for `slo_delta` into `slo_slots`.
+const FOLD_SLOS: &str = "WITH moved AS ( \
+     DELETE FROM slo_delta WHERE ctid = ANY (ARRAY(SELECT ctid FROM slo_delta LIMIT $1)) \
+     RETURNING project_id, event_type, slot, received, good \
+   ), upserted AS ( \
+     INSERT INTO slo_slots (project_id, event_type, slot, received, good) \
+     SELECT project_id, event_type, slot, SUM(received)::BIGINT, SUM(good)::BIGINT FROM moved \
+     GROUP BY project_id, event_type, slot ORDER BY project_id, event_type, slot \
+     ON CONFLICT (project_id, event_type, slot) DO UPDATE SET \
+     received = slo_slots.received + excluded.received, good = slo_slots.good + excluded.good \
+   ) SELECT count(*)::BIGINT FROM moved";
 
 // ---------------------------------------------------------------------------
 // Advisory locks

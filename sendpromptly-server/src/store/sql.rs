@@ -283,6 +283,11 @@ pub(super) struct Dialect {
     pub like_escape: &'static str,
     /// Whether the incidents cursor is compared as a row value.
     pub row_values: bool,
+    /// The analytics rollup rows (`metric, day, event_type, bucket, n`) of
+    /// [`stats_rows_where`], whatever is not folded yet included.
+    pub stats_rows: &'static str,
+    /// `received, good` of [`slo_counts_where`], unfolded deltas included.
+    pub slo_counts: &'static str,
 }
 
 // ---------------------------------------------------------------------------
@@ -798,10 +803,29 @@ pub(super) const FINISH_RECONCILE: &str = "UPDATE stripe_reconcile SET \
      WHERE project_id = $6 AND lease_owner = $7";
 
 // Analytics (issue #25; the tables of migration 0012).
-pub(super) const STATS_ROWS: &str = "SELECT metric, day, event_type, bucket, n FROM stats_hist \
-     WHERE project_id = $1 AND metric IN ('tte', 'lag', 'ttr', 'received', 'incidents', \
-     'repaired_reprocess', 'repaired_manual', 'resolved_other') AND day >= $2 AND day < $3 \
-     AND ($4 = '' OR event_type = $4)";
+/// The rollup rows' filter (`$1` project, `$2`..`$3` days, `$4` the event
+/// type or ''), shared by the folded rows and PostgreSQL's deltas.
+macro_rules! stats_rows_where {
+    () => {
+        "WHERE project_id = $1 AND metric IN ('tte', 'lag', 'ttr', 'received', 'incidents', \
+         'repaired_reprocess', 'repaired_manual', 'resolved_other') AND day >= $2 AND day < $3 \
+         AND ($4 = '' OR event_type = $4)"
+    };
+}
+pub(super) use stats_rows_where;
+/// The SLO slots' filter (`$1` project, `$2` event type, `$3`..`$4` slots).
+macro_rules! slo_counts_where {
+    () => {
+        "WHERE project_id = $1 AND event_type = $2 AND slot >= $3 AND slot < $4"
+    };
+}
+pub(super) use slo_counts_where;
+/// The rollup rows as SQLite keeps them (its triggers upsert `stats_hist`
+/// directly); PostgreSQL adds its unfolded deltas (see its [`Dialect`]).
+pub(super) const STATS_ROWS: &str = concat!(
+    "SELECT metric, day, event_type, bucket, n FROM stats_hist ",
+    stats_rows_where!()
+);
 pub(super) const SLO_OBJECTIVES: &str = "SELECT event_type, objective_ppm, threshold_seconds, \
      window_days FROM slo_objectives WHERE project_id = $1 ORDER BY event_type";
 pub(super) const ALL_SLO_OBJECTIVES: &str = "SELECT project_id, event_type, objective_ppm, \
@@ -809,8 +833,12 @@ pub(super) const ALL_SLO_OBJECTIVES: &str = "SELECT project_id, event_type, obje
 pub(super) const DELETE_SLO_OBJECTIVES: &str = "DELETE FROM slo_objectives WHERE project_id = $1";
 pub(super) const INSERT_SLO_OBJECTIVE: &str = "INSERT INTO slo_objectives (project_id, \
      event_type, objective_ppm, threshold_seconds, window_days) VALUES ($1, $2, $3, $4, $5)";
-pub(super) const SLO_COUNTS: &str = "SELECT CAST(SUM(received) AS BIGINT) AS received, CAST(SUM(good) AS BIGINT) AS good \
-     FROM slo_slots WHERE project_id = $1 AND event_type = $2 AND slot >= $3 AND slot < $4";
+/// SQLite's SLO slot counts (PostgreSQL adds its unfolded deltas).
+pub(super) const SLO_COUNTS: &str = concat!(
+    "SELECT CAST(SUM(received) AS BIGINT) AS received, CAST(SUM(good) AS BIGINT) AS good \
+     FROM slo_slots ",
+    slo_counts_where!()
+);
 /// Records whether an SLO burns; changes a row only when the state flips,
 /// so of several instances deciding at once one sees the flip.
 pub(super) const SET_SLO_BURNING: &str = "INSERT INTO slo_alerts (project_id, event_type, \

@@ -178,6 +178,9 @@ const DIALECT: Dialect = Dialect {
     like: "LIKE",
     like_escape: " ESCAPE '\\'",
     row_values: false,
+    // One writer at a time: the triggers of 0012 upsert the rollup itself.
+    stats_rows: sql::STATS_ROWS,
+    slo_counts: sql::SLO_COUNTS,
 };
 
 #[async_trait]

@@ -818,3 +818,14 @@ pub struct StatsRow {
     /// How many.
     pub n: u64,
 }
+
+/// What one pass of the analytics fold did (see
+/// [`Store::fold_rollups`](super::Store::fold_rollups)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RollupFold {
+    /// Delta rows moved into the rollup (0: nothing to fold, or a backend
+    /// whose triggers keep the rollup themselves).
+    pub folded: u64,
+    /// Another instance was folding: this pass did nothing.
+    pub elsewhere: bool,
+}

@@ -116,6 +116,11 @@ pub(super) trait Backend: Send + Sync + 'static {
     /// Runs one grouped command in a transaction of its own (when the
     /// group writer is gone).
     async fn run_alone(&self, job: GroupJob) -> JobResult;
+    /// Folds analytics deltas into the rollup (see
+    /// [`Store::fold_rollups`]); SQLite's triggers keep the rollup itself.
+    async fn fold_rollups(&self, _max_rows: u32) -> StoreResult<super::RollupFold> {
+        Ok(super::RollupFold::default())
+    }
 }
 
 /// A store: a [`Backend`], the keyring that seals secrets, and the
@@ -1051,6 +1056,10 @@ impl<B: Backend> Store for Engine<B> {
         event_type: Option<&str>,
     ) -> StoreResult<Vec<super::StatsRow>> {
         stats::stats_rows(self, project_id, from, to, event_type).await
+    }
+
+    async fn fold_rollups(&self, max_rows: u32) -> StoreResult<super::RollupFold> {
+        self.backend.fold_rollups(max_rows).await
     }
 
     async fn slo_objectives(

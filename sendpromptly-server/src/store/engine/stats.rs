@@ -39,7 +39,7 @@ pub(super) async fn stats_rows<B: Backend>(
 ) -> StoreResult<Vec<StatsRow>> {
     let only = event_type.unwrap_or("");
     let rows = engine
-        .read_all(sql::STATS_ROWS, args![project_id, ms(from), ms(to), only])
+        .read_all(B::SQL.stats_rows, args![project_id, ms(from), ms(to), only])
         .await?;
     rows.iter()
         .map(|row| {
@@ -103,7 +103,7 @@ pub(super) async fn slo_counts<B: Backend>(
 ) -> StoreResult<(u64, u64)> {
     let row = engine
         .read_one(
-            sql::SLO_COUNTS,
+            B::SQL.slo_counts,
             args![project_id, event_type, ms(from), ms(to)],
         )
         .await?;
