@@ -335,7 +335,7 @@ impl Metrics {
             }
             let _ = writeln!(
                 out,
-                "# HELP sendpromptly_group_commit_busy_seconds_total Time the group-commit writer spent in transactions (near 1 per second: the writer is the limit)."
+                "# HELP sendpromptly_group_commit_busy_seconds_total Time the group-commit writer tasks spent in transactions, summed over the tasks (near their number per second: the writers are the limit)."
             );
             let _ = writeln!(
                 out,

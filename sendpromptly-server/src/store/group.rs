@@ -73,10 +73,13 @@ pub(super) struct GroupCounters {
     busy_micros: AtomicU64,
     /// The writer's start, the origin of the two times below.
     epoch: std::time::Instant,
-    /// Milliseconds since `epoch` when the running group started; `u64::MAX`
-    /// when no group is running.
-    running_since: AtomicU64,
+    /// Per writer task: milliseconds since `epoch` when its running group
+    /// started; `u64::MAX` when it runs none.
+    running_since: [AtomicU64; MAX_WRITERS],
 }
+
+/// The most writer tasks a [`GroupWriter`] runs.
+pub(super) const MAX_WRITERS: usize = 8;
 
 impl Default for GroupCounters {
     fn default() -> Self {
@@ -87,7 +90,7 @@ impl Default for GroupCounters {
             fallbacks: AtomicU64::new(0),
             busy_micros: AtomicU64::new(0),
             epoch: std::time::Instant::now(),
-            running_since: AtomicU64::new(u64::MAX),
+            running_since: std::array::from_fn(|_| AtomicU64::new(u64::MAX)),
         }
     }
 }
@@ -221,8 +224,9 @@ impl GroupWriter {
         let stats = Arc::new(GroupCounters::default());
         let engine = Arc::new(engine);
         let requests = Arc::new(Mutex::new(requests));
-        for _ in 0..writers.max(1) {
+        for slot in 0..writers.clamp(1, MAX_WRITERS) {
             tokio::spawn(group_writer(
+                slot,
                 Arc::clone(&engine),
                 Arc::clone(&requests),
                 Arc::clone(&stats),
@@ -252,7 +256,13 @@ impl GroupWriter {
     /// several writer tasks, the one that started last). A writer task that
     /// died closes the queue instead: callers then write on their own.
     pub(super) fn stalled_for(&self) -> Option<Duration> {
-        let running = self.stats.running_since.load(Ordering::Relaxed);
+        // The writer stuck longest (the others may be committing freely).
+        let running = self
+            .stats
+            .running_since
+            .iter()
+            .map(|r| r.load(Ordering::Relaxed))
+            .min()?;
         (running != u64::MAX)
             .then(|| Duration::from_millis(self.stats.millis_now().saturating_sub(running)))
     }
@@ -277,6 +287,7 @@ impl GroupWriter {
 /// [`GROUP_MAX`]), runs it as one transaction, answers each caller after the
 /// commit.
 async fn group_writer(
+    slot: usize,
     engine: Arc<impl GroupEngine>,
     requests: Arc<Mutex<mpsc::Receiver<GroupRequest>>>,
     stats: Arc<GroupCounters>,
@@ -307,9 +318,7 @@ async fn group_writer(
             .fetch_add(jobs.len() as u64, Ordering::Relaxed);
         let started = std::time::Instant::now();
         let started_nanos = crate::otlp::now_nanos();
-        stats
-            .running_since
-            .store(stats.millis_now(), Ordering::Relaxed);
+        stats.running_since[slot].store(stats.millis_now(), Ordering::Relaxed);
         // On a task of its own: a panic mid-group (a bug, an injected
         // fault) fails this group's callers, not the writer for good.
         let n = jobs.len();
@@ -323,7 +332,7 @@ async fn group_writer(
             let why = "the group-commit writer failed mid-group; the write may or may not be committed";
             ((0..n).map(|_| Err(group_failed(why))).collect(), false)
         });
-        stats.running_since.store(u64::MAX, Ordering::Relaxed);
+        stats.running_since[slot].store(u64::MAX, Ordering::Relaxed);
         let busy = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         stats.busy_micros.fetch_add(busy, Ordering::Relaxed);
         if committed {

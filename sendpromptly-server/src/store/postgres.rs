@@ -91,9 +91,18 @@ use super::{IdempotentOutcome, StoreError, StoreResult};
 /// The advisory lock key that serialises migrations ("SPMIGRAT").
 const MIGRATION_LOCK: i64 = 0x5350_4d49_4752_4154;
 /// Group-commit writer tasks: groups whose transactions overlap, so that
-/// their commits share PostgreSQL's WAL flushes (each holds a connection
-/// while its group runs).
-const GROUP_WRITERS: usize = 1;
+/// one group's round trips and commit overlap another's (each holds a
+/// connection while its group runs; at most half the pool, see
+/// [`group_writers`]). Concurrent groups neither conflict on creations
+/// (they lock their events' keys first) nor deadlock on the analytics
+/// rollup (its triggers append deltas, migration 0015).
+const GROUP_WRITERS: usize = 4;
+
+/// The writer tasks for a pool of `max_connections`: [`GROUP_WRITERS`],
+/// leaving at least half the pool to reads and the background loops.
+fn group_writers(max_connections: u32) -> usize {
+    GROUP_WRITERS.min((max_connections as usize / 2).max(1))
+}
 /// How long a one-by-one idempotent write claims its key (a crash in
 /// between leaves it to be taken over after this).
 const IDEMPOTENCY_CLAIM_MILLIS: i64 = 60_000;
@@ -180,7 +189,8 @@ impl PostgresStore {
             .after_release(|conn, _| super::pool::reuse_unless_in_transaction(conn, "postgres"))
             .connect_with(options)
             .await?;
-        let group = GroupWriter::start(PgGroups { pool: pool.clone() }, GROUP_WRITERS);
+        let writers = group_writers(settings.max_connections);
+        let group = GroupWriter::start(PgGroups { pool: pool.clone() }, writers);
         Ok(Engine::new(PgBackend { pool }, group))
     }
 
