@@ -11,6 +11,7 @@
 #    SENDPROMPTLY_TEST_POSTGRES_URL and SENDPROMPTLY_REQUIRE_POSTGRES=1 (so
 #    no test can silently skip) and runs the PostgreSQL suites:
 #    the Store conformance suite (scoped keys and the audit log included), the multi-instance test, tests/hangups.rs,
+#    tests/analytics.rs (the rollup's deltas and their fold),
 #    the Stripe reconciler's two-instance tests (tests/reconcile_*.rs), the
 #    timeline tampered with by psql (tests/tamper.rs) and the
 #    crash loop of three instances during a bulk reprocess (tests/faults.rs).
@@ -45,6 +46,8 @@ cargo test -p sendpromptly-server --locked --test store_postgres --test multi_in
 cargo test -p sendpromptly-server --locked --test tamper "$@" postgres
 # (its SQLite cases ran in the workspace tests already)
 cargo test -p sendpromptly-server --locked --test hangups "$@" postgres
+# The seeded analytics check and the SLO burn alert (the rollup's deltas and its fold)
+cargo test -p sendpromptly-server --locked --test analytics "$@" postgres
 
 step "PostgreSQL: three instances killed and restarted in a loop during a bulk reprocess"
 # (its SQLite fault-injection test ran in the workspace tests already)

@@ -16,6 +16,7 @@
 //! | `sweeper.pass` | the sweeper, before claiming due deadlines |
 //! | `sweeper.after_sweep` | the sweeper, after a committed pass, before its effects |
 //! | `pacer.pass` | the batch pacer, before a pacing pass |
+//! | `rollups.mid_fold` | the analytics fold (PostgreSQL): deltas moved, its transaction not committed |
 //! | `dispatcher.before_send` | a repair callback claimed, before it is sent |
 //! | `dispatcher.after_send` | a callback sent, before its attempt is recorded |
 //! | `alerts.before_send` | an alert claimed, before it is sent |

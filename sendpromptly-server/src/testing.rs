@@ -36,6 +36,9 @@ pub struct TestServer {
     /// The database URL (reuse it to restart on the same file).
     pub database_url: String,
     dir: Arc<tempfile::TempDir>,
+    /// The PostgreSQL database of [`TestServer::start_on_postgres`],
+    /// dropped with the server.
+    postgres: Option<Arc<crate::store::postgres::testing::TestDatabase>>,
 }
 
 /// Fast settings for tests: short polling intervals, short leases.
@@ -85,6 +88,40 @@ impl TestServer {
             project,
             database_url,
             dir,
+            postgres: None,
+        }
+    }
+
+    /// A fresh server with the `default` project on a new database of the
+    /// PostgreSQL server `admin_url` names (dropped with the server); it
+    /// cannot [`restart`](Self::restart).
+    pub async fn start_on_postgres(admin_url: &str) -> TestServer {
+        use crate::store::postgres::{PostgresStore, testing::TestDatabase};
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let database = TestDatabase::create(admin_url).await;
+        let clock = ManualClock::starting_now();
+        let store = PostgresStore::connect(&database.url)
+            .await
+            .expect("connect to the test database")
+            .with_keyring(crate::store::conformance::test_keyring());
+        store.migrate().await.expect("migrate");
+        let store: Arc<dyn Store> = Arc::new(store);
+        let first = provision::first_start(store.as_ref(), clock.now())
+            .await
+            .expect("first start");
+        let project = first
+            .project
+            .expect("a new database creates the default project");
+        let running = server::start(store, Arc::new(clock.clone()), test_config())
+            .await
+            .expect("server starts");
+        TestServer {
+            running,
+            clock,
+            project,
+            database_url: database.url.clone(),
+            dir,
+            postgres: Some(Arc::new(database)),
         }
     }
 
@@ -94,6 +131,7 @@ impl TestServer {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             ..self.running.state.config().clone()
         };
+        assert!(self.postgres.is_none(), "restart runs on SQLite only");
         self.running.shutdown().await;
         let store = open(&self.database_url).await;
         let running = server::start(store, Arc::new(self.clock.clone()), config)

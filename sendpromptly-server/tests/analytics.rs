@@ -3,10 +3,13 @@
 //! manual clock, then `GET /v1/stats`, checked figure by figure against an
 //! independent computation in Python (`scripts/check_analytics.py`, which
 //! applies the documented bucket rule and the SLO/burn-rate definitions of
-//! `docs/analytics.md` to the raw timings).
+//! `docs/analytics.md` to the raw timings). The seeded check and the burn
+//! alert run on SQLite and, with `SENDPROMPTLY_TEST_POSTGRES_URL` set, on
+//! PostgreSQL (see `scripts/test-postgres.sh`).
 
 use std::time::Duration;
 
+use sendpromptly_server::store::postgres::testing as postgres;
 use sendpromptly_server::testing::TestServer;
 use serde_json::{Value, json};
 
@@ -25,7 +28,21 @@ impl Lcg {
 
 #[tokio::test]
 async fn stats_match_an_independent_computation() {
-    let server = TestServer::start().await;
+    stats_match_on(TestServer::start().await).await;
+}
+
+/// The same on PostgreSQL, whose triggers append deltas that a background
+/// fold moves into the rollup (migration 0015): the answers count the
+/// folded rows and the deltas not folded yet alike.
+#[tokio::test]
+async fn stats_match_an_independent_computation_on_postgres() {
+    let Some(url) = postgres::server_url("analytics on PostgreSQL") else {
+        return;
+    };
+    stats_match_on(TestServer::start_on_postgres(&url).await).await;
+}
+
+async fn stats_match_on(server: TestServer) {
     let api = server.api();
     let r = api
         .send(
@@ -190,8 +207,21 @@ async fn bad_windows_and_slos_are_refused_with_the_reason() {
 /// `scripts/check_analytics.py` recomputes in the seeded test above.
 #[tokio::test]
 async fn a_burning_slo_alerts_once_per_episode() {
+    a_burning_slo_alerts_once_on(TestServer::start().await).await;
+}
+
+/// The same on PostgreSQL: the burn loop counts the SLO slots' deltas not
+/// folded yet.
+#[tokio::test]
+async fn a_burning_slo_alerts_once_per_episode_on_postgres() {
+    let Some(url) = postgres::server_url("SLO burn on PostgreSQL") else {
+        return;
+    };
+    a_burning_slo_alerts_once_on(TestServer::start_on_postgres(&url).await).await;
+}
+
+async fn a_burning_slo_alerts_once_on(server: TestServer) {
     use sendpromptly_server::testing::{HookReceiver, eventually};
-    let server = TestServer::start().await;
     let api = server.api();
     let hooks = HookReceiver::start().await;
     let r = api

@@ -806,13 +806,26 @@ async fn groups_of_mixed_event_types_on_three_instances_never_deadlock_on_the_ro
         }
     };
     check("before the last folds").await;
+    let unfolded = || async {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM stats_delta) + (SELECT count(*) FROM slo_delta)",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        n
+    };
+    // A fold that dies after moving deltas, before its commit, moves
+    // nothing (this test is the only caller of the fold in this binary).
+    let before = unfolded().await;
+    assert!(before > 0, "deltas left to fold");
+    fail::cfg("rollups.mid_fold", "return").unwrap();
+    let died = store.fold_rollups(1_000_000).await;
+    fail::remove("rollups.mid_fold");
+    assert!(died.is_err(), "the failpoint fails the fold: {died:?}");
+    assert_eq!(unfolded().await, before, "a fold that died moved nothing");
+    check("after a fold that died").await;
     while store.fold_rollups(500).await.expect("fold").folded > 0 {}
-    let (deltas,): (i64,) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM stats_delta) + (SELECT count(*) FROM slo_delta)",
-    )
-    .fetch_one(store.pool())
-    .await
-    .unwrap();
-    assert_eq!(deltas, 0, "every delta folded");
+    assert_eq!(unfolded().await, 0, "every delta folded");
     check("after folding").await;
 }

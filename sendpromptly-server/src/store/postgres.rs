@@ -436,6 +436,8 @@ impl Backend for PgBackend {
                 .fetch_one(&mut *tx)
                 .await?;
             folded += u64::try_from(moved).unwrap_or(0);
+            // A death here rolls the stats deltas' move back with the rest.
+            error_point!("rollups.mid_fold");
         }
         tx.commit().await?;
         Ok(super::RollupFold {
