@@ -90,13 +90,15 @@ use super::{IdempotentOutcome, StoreError, StoreResult};
 
 /// The advisory lock key that serialises migrations ("SPMIGRAT").
 const MIGRATION_LOCK: i64 = 0x5350_4d49_4752_4154;
-/// Group-commit writer tasks: groups whose transactions overlap, so that
-/// one group's round trips and commit overlap another's (each holds a
-/// connection while its group runs; at most half the pool, see
-/// [`group_writers`]). Concurrent groups neither conflict on creations
-/// (they lock their events' keys first) nor deadlock on the analytics
-/// rollup (its triggers append deltas, migration 0015).
-const GROUP_WRITERS: usize = 4;
+/// Group-commit writer tasks. More than one would overlap one group's round
+/// trips and commit with another's (each holds a connection while its group
+/// runs; at most half the pool, see [`group_writers`]), and concurrent
+/// groups can run: they neither conflict on creations (they lock their
+/// events' keys first) nor deadlock on the analytics rollup (its triggers
+/// append deltas, migration 0015). But four measured no faster on a
+/// 2-core machine, with a higher p99 (`docs/benchmarks.md`, "PostgreSQL:
+/// rollups without deadlocks"), so one stays the default.
+const GROUP_WRITERS: usize = 1;
 
 /// The writer tasks for a pool of `max_connections`: [`GROUP_WRITERS`],
 /// leaving at least half the pool to reads and the background loops.
