@@ -831,7 +831,10 @@ async fn groups_of_mixed_event_types_on_three_instances_never_deadlock_on_the_ro
     loop {
         let fold = store.fold_rollups(500).await.expect("fold");
         if fold.elsewhere {
-            assert!(std::time::Instant::now() < deadline, "the fold lock stays held");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the fold lock stays held"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         } else if fold.folded == 0 {
             break;
