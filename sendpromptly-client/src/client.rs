@@ -187,7 +187,7 @@ enum Failure {
 ///
 /// Time first, so that keys made one after another sort one after another:
 /// the server's idempotency index then grows at its end instead of at a
-/// random page per key (random keys cost the SQLite server about a third of
+/// random page per key (random keys cost the SQLite server a sixth to a third of
 /// its ingest rate, `docs/benchmarks.md`, "Random keys"). 80 random bits
 /// per millisecond keep keys from different processes apart.
 ///
