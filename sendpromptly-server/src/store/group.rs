@@ -253,10 +253,10 @@ impl GroupWriter {
     }
 
     /// How long the group running now has been running, if one is (with
-    /// several writer tasks, the one that started last). A writer task that
-    /// died closes the queue instead: callers then write on their own.
+    /// several writer tasks, the one that started first: a stuck writer
+    /// shows even while the others commit freely). A writer task that died
+    /// closes the queue instead: callers then write on their own.
     pub(super) fn stalled_for(&self) -> Option<Duration> {
-        // The writer stuck longest (the others may be committing freely).
         let running = self
             .stats
             .running_since
