@@ -71,8 +71,20 @@ impl TestServer {
     pub async fn start_with(config: ServerConfig) -> TestServer {
         let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
         let database_url = format!("sqlite://{}", dir.path().join("sendpromptly.db").display());
-        let clock = ManualClock::starting_now();
         let store = open(&database_url).await;
+        Self::launch(store, config, database_url, dir, None).await
+    }
+
+    /// Provisions the `default` project on a fresh `store` and starts a
+    /// server on it with a new manual clock.
+    async fn launch(
+        store: Arc<dyn Store>,
+        config: ServerConfig,
+        database_url: String,
+        dir: Arc<tempfile::TempDir>,
+        postgres: Option<Arc<crate::store::postgres::testing::TestDatabase>>,
+    ) -> TestServer {
+        let clock = ManualClock::starting_now();
         let first = provision::first_start(store.as_ref(), clock.now())
             .await
             .expect("first start");
@@ -88,7 +100,7 @@ impl TestServer {
             project,
             database_url,
             dir,
-            postgres: None,
+            postgres,
         }
     }
 
@@ -99,30 +111,20 @@ impl TestServer {
         use crate::store::postgres::{PostgresStore, testing::TestDatabase};
         let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
         let database = TestDatabase::create(admin_url).await;
-        let clock = ManualClock::starting_now();
         let store = PostgresStore::connect(&database.url)
             .await
             .expect("connect to the test database")
             .with_keyring(crate::store::conformance::test_keyring());
         store.migrate().await.expect("migrate");
-        let store: Arc<dyn Store> = Arc::new(store);
-        let first = provision::first_start(store.as_ref(), clock.now())
-            .await
-            .expect("first start");
-        let project = first
-            .project
-            .expect("a new database creates the default project");
-        let running = server::start(store, Arc::new(clock.clone()), test_config())
-            .await
-            .expect("server starts");
-        TestServer {
-            running,
-            clock,
-            project,
-            database_url: database.url.clone(),
+        let database_url = database.url.clone();
+        Self::launch(
+            Arc::new(store),
+            test_config(),
+            database_url,
             dir,
-            postgres: Some(Arc::new(database)),
-        }
+            Some(Arc::new(database)),
+        )
+        .await
     }
 
     /// Stops the server (gracefully) and starts a new one on the same database and clock.
