@@ -77,7 +77,7 @@ use sha2::{Digest, Sha256};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Pool, Postgres, Row, Transaction};
 
-use super::codec::{encode_json, insert_error, ms};
+use super::codec::{insert_error, ms};
 use super::engine::{self, Backend, Engine};
 use super::group::{
     self, EventWrite, GroupCounters, GroupEngine, GroupIo, GroupJob, GroupLoad, GroupWanted,
@@ -650,6 +650,14 @@ async fn write_event_rows(
 /// Loads and locks, in one query, the stored events among `keys`
 /// (`(project id, provider, event id)`), in row order (so two groups
 /// locking the same rows take them in the same order).
+///
+/// The keys go as arrays, not JSON: the planner estimates `unnest` of an
+/// array by its length (10 in a generic plan), but any set-returning
+/// function over JSON at 100 rows, and 100 keys against a table of a few
+/// thousand rows plans as a scan of the whole table and a hash join. A
+/// prepared statement keeps that plan as the table grows (until an
+/// ANALYZE): measured on a fresh database under load, 727 buffers and
+/// ~2.8 ms per call for a group's ~16 keys, against one index probe each.
 async fn load_many_for_update(
     conn: &mut PgConnection,
     keys: &[(&str, &str, &str)],
@@ -657,20 +665,24 @@ async fn load_many_for_update(
     if keys.is_empty() {
         return Ok(Vec::new());
     }
+    let (projects, providers, event_ids) = columns3(keys);
     let rows = sqlx::query(
-        "SELECT e.pk, e.project_id, e.record, e.chain_head FROM events e \
-         WHERE (e.project_id, e.provider, e.event_id) IN \
-         (SELECT k ->> 0, k ->> 1, k ->> 2 FROM json_array_elements($1::json) AS k) \
+        "SELECT e.pk, e.project_id, e.record, e.chain_head \
+         FROM unnest($1::text[], $2::text[], $3::text[]) AS k(project_id, provider, event_id) \
+         JOIN events e ON e.project_id = k.project_id AND e.provider = k.provider \
+         AND e.event_id = k.event_id \
          ORDER BY e.pk FOR NO KEY UPDATE OF e",
     )
-    .bind(encode_json(&keys, "event keys")?)
+    .bind(projects)
+    .bind(providers)
+    .bind(event_ids)
     .fetch_all(conn)
     .await?;
     rows.iter().map(rows::loaded_event).collect()
 }
 
 /// The stored idempotency keys among `keys` (`(project id, key)`), locked
-/// for the transaction in key order.
+/// for the transaction in key order (arrays, as in [`load_many_for_update`]).
 async fn stored_keys_for_update(
     conn: &mut PgConnection,
     keys: &[(&str, &str)],
@@ -678,16 +690,35 @@ async fn stored_keys_for_update(
     if keys.is_empty() {
         return Ok(Vec::new());
     }
+    let (projects, idempotency_keys): (Vec<&str>, Vec<&str>) = keys.iter().copied().unzip();
     let rows = sqlx::query(
-        "SELECT project_id, key, request_hash, status, response, locked_until, created_at \
-         FROM idempotency_keys WHERE (project_id, key) IN \
-         (SELECT j ->> 0, j ->> 1 FROM json_array_elements($1::json) AS j) \
-         ORDER BY project_id, key FOR UPDATE",
+        "SELECT i.project_id, i.key, i.request_hash, i.status, i.response, i.locked_until, \
+         i.created_at FROM unnest($1::text[], $2::text[]) AS k(project_id, key) \
+         JOIN idempotency_keys i ON i.project_id = k.project_id AND i.key = k.key \
+         ORDER BY i.project_id, i.key FOR UPDATE OF i",
     )
-    .bind(encode_json(&keys, "idempotency keys")?)
+    .bind(projects)
+    .bind(idempotency_keys)
     .fetch_all(conn)
     .await?;
     rows.iter().map(rows::stored_key).collect()
+}
+
+/// `(a, b, c)` triples as three columns, for `unnest` of three arrays.
+fn columns3<'a>(
+    rows: &[(&'a str, &'a str, &'a str)],
+) -> (Vec<&'a str>, Vec<&'a str>, Vec<&'a str>) {
+    let mut columns = (
+        Vec::with_capacity(rows.len()),
+        Vec::with_capacity(rows.len()),
+        Vec::with_capacity(rows.len()),
+    );
+    for &(a, b, c) in rows {
+        columns.0.push(a);
+        columns.1.push(b);
+        columns.2.push(c);
+    }
+    columns
 }
 
 /// Writes idempotency keys and their responses ([`group::KeyRow`]s),
