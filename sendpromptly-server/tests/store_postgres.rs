@@ -125,6 +125,35 @@ async fn the_sweeper_and_dispatcher_queries_can_use_their_partial_indexes() {
     assert!(claim.contains("deliveries_due"), "{claim}");
 }
 
+/// The analytics triggers' bucket function (PL/pgSQL since migration 16)
+/// puts every duration where the core's percentile code looks for it.
+#[tokio::test]
+async fn the_bucket_function_matches_the_core() {
+    let Some(url) = testing::server_url("bucket function") else {
+        return;
+    };
+    let (store, _db) = fresh(url).await;
+    // Up to 2^43 ms (278 years): the triggers count 35 doublings above 256.
+    let mut values: Vec<i64> = vec![-5, 0, 1, 127, 128, 255];
+    for k in 8..=42 {
+        let p = 1_i64 << k;
+        values.extend([p - 1, p, p + 1, p + p / 3]);
+    }
+    let buckets: Vec<i64> =
+        sqlx::query_scalar("SELECT sp_stats_bucket(GREATEST(0, v)) FROM unnest($1::bigint[]) AS v")
+            .bind(&values)
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    for (v, bucket) in values.iter().zip(buckets) {
+        assert_eq!(
+            bucket,
+            sendpromptly_core::stats::bucket_of(*v),
+            "duration {v} ms"
+        );
+    }
+}
+
 #[tokio::test]
 async fn refuses_a_newer_database_and_reports_an_unreachable_server() {
     let Some(url) = testing::server_url("migrations and errors") else {

@@ -98,6 +98,11 @@ pub const SQLITE: &[Migration] = &[
         name: "0015_rollup_deltas",
         sql: include_str!("../../migrations/sqlite/0015_rollup_deltas.sql"),
     },
+    Migration {
+        version: 16,
+        name: "0016_stats_functions_planned_once",
+        sql: include_str!("../../migrations/sqlite/0016_stats_functions_planned_once.sql"),
+    },
 ];
 
 /// The PostgreSQL migrations, oldest first (the same versions and names as
@@ -172,6 +177,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 15,
         name: "0015_rollup_deltas",
         sql: include_str!("../../migrations/postgres/0015_rollup_deltas.sql"),
+    },
+    Migration {
+        version: 16,
+        name: "0016_stats_functions_planned_once",
+        sql: include_str!("../../migrations/postgres/0016_stats_functions_planned_once.sql"),
     },
 ];
 
