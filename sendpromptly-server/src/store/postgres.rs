@@ -655,9 +655,10 @@ async fn write_event_rows(
 /// array by its length (10 in a generic plan), but any set-returning
 /// function over JSON at 100 rows, and 100 keys against a table of a few
 /// thousand rows plans as a scan of the whole table and a hash join. A
-/// prepared statement keeps that plan as the table grows (until an
-/// ANALYZE): measured on a fresh database under load, 727 buffers and
-/// ~2.8 ms per call for a group's ~16 keys, against one index probe each.
+/// prepared statement keeps that plan as the table grows (until the next
+/// ANALYZE): measured under load on a table of a few thousand rows, 727
+/// buffers and ~2.8 ms per call for a group's ~16 keys, 26 buffers and
+/// 0.05 ms with arrays (docs/benchmarks.md, "PostgreSQL: plans that scan").
 async fn load_many_for_update(
     conn: &mut PgConnection,
     keys: &[(&str, &str, &str)],
