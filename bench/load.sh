@@ -33,8 +33,6 @@
 #   BENCH_BURST        receipts in the burst (default 100000; 0 skips it),
 #   BENCH_BURST_SECONDS  over this many seconds (default 10), from
 #   BENCH_BURST_CONNECTIONS  connections (default 64)
-#   BENCH_PG_FRESH=1   PostgreSQL: measure from a fresh database (no warm-up
-#                      ingest and ANALYZE first; see bench_engine)
 #   SENDPROMPTLY_BIN   a prebuilt server binary (default: cargo build --release)
 #   BENCH_QUICK=1      smoke run: a debug build unless SENDPROMPTLY_BIN is set
 #   CARGO_TARGET_DIR   cargo's target directory (default target/)
@@ -99,18 +97,6 @@ bench_engine() {
     # The rate limit off for the throughput runs (it is what they measure).
     start_server "$engine" "$url" "$port" SENDPROMPTLY_API_RATE_LIMIT=0
     local base="http://127.0.0.1:$port" conns
-    if [[ "$engine" == "postgres" ]]; then
-        # A running database has statistics; a fresh one has none until
-        # autovacuum's first ANALYZE (up to a minute in), and the plans
-        # PostgreSQL caches for prepared statements meanwhile are made for
-        # empty tables (scans) and kept as they grow. Measure the running
-        # case: a few seconds of ingest, then ANALYZE (docs/benchmarks.md,
-        # "PostgreSQL: plans that scan"). BENCH_PG_FRESH=1 skips it.
-        if [[ "${BENCH_PG_FRESH:-}" != "1" ]]; then
-            wrk -t1 -c32 -d"$((duration < 5 ? duration : 5))s" -s bench/ingest.lua "$base" -- warmup "$key" >/dev/null
-            psql "$url" -qc 'ANALYZE'
-        fi
-    fi
     for conns in $conn_list; do
         measure "$engine" "$base" "$key" "$conns"
     done

@@ -88,6 +88,18 @@ use super::rows;
 use super::sql::{self, Arg, Dialect, bind};
 use super::{IdempotentOutcome, StoreError, StoreResult};
 
+/// `persistent(PER_CALL_PLAN)`: the statement is sent unnamed and planned
+/// for each call's parameters and the tables' current size, instead of
+/// prepared once per connection. For the group's lookups by key, whose
+/// right plan depends on the table's size: a prepared statement switches
+/// to a generic plan after five calls and keeps it, so one made while a
+/// new database's tables were small keeps scanning them as they grow,
+/// until autovacuum's ANALYZE invalidates it (ingest at 35–70 % for up to
+/// a minute, measured). Costs one more round trip (parse and describe)
+/// and a plan per call, which measured nothing on a database with
+/// statistics.
+const PER_CALL_PLAN: bool = false;
+
 /// The advisory lock key that serialises migrations ("SPMIGRAT").
 const MIGRATION_LOCK: i64 = 0x5350_4d49_4752_4154;
 /// Group-commit writer tasks. More than one would overlap one group's round
@@ -617,6 +629,8 @@ async fn write_event_rows(
              updated_at = (r ->> 7)::bigint, chain_head = r ->> 8 \
              FROM json_array_elements($1::json) AS r WHERE events.pk = (r ->> 0)::bigint",
         )
+        // A generic plan made on a small table joins by scanning it.
+        .persistent(PER_CALL_PLAN)
         .bind(updates)
         .execute(&mut *conn)
         .await?;
@@ -651,14 +665,14 @@ async fn write_event_rows(
 /// (`(project id, provider, event id)`), in row order (so two groups
 /// locking the same rows take them in the same order).
 ///
-/// The keys go as arrays, not JSON: the planner estimates `unnest` of an
-/// array by its length (10 in a generic plan), but any set-returning
+/// Planned on every call, for its keys and the table as they are now
+/// ([`PER_CALL_PLAN`]), with the keys as arrays, not JSON: the planner
+/// estimates `unnest` of an array by its length, but any set-returning
 /// function over JSON at 100 rows, and 100 keys against a table of a few
-/// thousand rows plans as a scan of the whole table and a hash join. A
-/// prepared statement keeps that plan as the table grows (until the next
-/// ANALYZE): measured under load on a table of a few thousand rows, 727
-/// buffers and ~2.8 ms per call for a group's ~16 keys, 26 buffers and
-/// 0.05 ms with arrays (docs/benchmarks.md, "PostgreSQL: plans that scan").
+/// thousand rows plans as a scan of the whole table and a hash join.
+/// Measured under load: 727 buffers and ~2.8 ms per call for a group's
+/// ~16 keys, then 26 buffers and 0.05 ms (docs/benchmarks.md,
+/// "PostgreSQL: plans that scan").
 async fn load_many_for_update(
     conn: &mut PgConnection,
     keys: &[(&str, &str, &str)],
@@ -674,6 +688,7 @@ async fn load_many_for_update(
          AND e.event_id = k.event_id \
          ORDER BY e.pk FOR NO KEY UPDATE OF e",
     )
+    .persistent(PER_CALL_PLAN)
     .bind(projects)
     .bind(providers)
     .bind(event_ids)
@@ -683,7 +698,8 @@ async fn load_many_for_update(
 }
 
 /// The stored idempotency keys among `keys` (`(project id, key)`), locked
-/// for the transaction in key order (arrays, as in [`load_many_for_update`]).
+/// for the transaction in key order (planned per call, keys as arrays: as
+/// in [`load_many_for_update`]).
 async fn stored_keys_for_update(
     conn: &mut PgConnection,
     keys: &[(&str, &str)],
@@ -698,6 +714,7 @@ async fn stored_keys_for_update(
          JOIN idempotency_keys i ON i.project_id = k.project_id AND i.key = k.key \
          ORDER BY i.project_id, i.key FOR UPDATE OF i",
     )
+    .persistent(PER_CALL_PLAN)
     .bind(projects)
     .bind(idempotency_keys)
     .fetch_all(conn)
