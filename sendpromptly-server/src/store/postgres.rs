@@ -88,7 +88,7 @@ use super::rows;
 use super::sql::{self, Arg, Dialect, bind};
 use super::{IdempotentOutcome, StoreError, StoreResult};
 
-/// `persistent(PER_CALL_PLAN)`: the statement is sent unnamed and planned
+/// `persistent(!PER_CALL_PLAN)`: the statement is sent unnamed and planned
 /// for each call's parameters and the tables' current size, instead of
 /// prepared once per connection. For the group's lookups by key, whose
 /// right plan depends on the table's size: a prepared statement switches
@@ -98,7 +98,7 @@ use super::{IdempotentOutcome, StoreError, StoreResult};
 /// a minute, measured). Costs one more round trip (parse and describe)
 /// and a plan per call, which measured nothing on a database with
 /// statistics.
-const PER_CALL_PLAN: bool = false;
+const PER_CALL_PLAN: bool = true;
 
 /// The advisory lock key that serialises migrations ("SPMIGRAT").
 const MIGRATION_LOCK: i64 = 0x5350_4d49_4752_4154;
@@ -630,7 +630,7 @@ async fn write_event_rows(
              FROM json_array_elements($1::json) AS r WHERE events.pk = (r ->> 0)::bigint",
         )
         // A generic plan made on a small table joins by scanning it.
-        .persistent(PER_CALL_PLAN)
+        .persistent(!PER_CALL_PLAN)
         .bind(updates)
         .execute(&mut *conn)
         .await?;
@@ -688,7 +688,7 @@ async fn load_many_for_update(
          AND e.event_id = k.event_id \
          ORDER BY e.pk FOR NO KEY UPDATE OF e",
     )
-    .persistent(PER_CALL_PLAN)
+    .persistent(!PER_CALL_PLAN)
     .bind(projects)
     .bind(providers)
     .bind(event_ids)
@@ -714,7 +714,7 @@ async fn stored_keys_for_update(
          JOIN idempotency_keys i ON i.project_id = k.project_id AND i.key = k.key \
          ORDER BY i.project_id, i.key FOR UPDATE OF i",
     )
-    .persistent(PER_CALL_PLAN)
+    .persistent(!PER_CALL_PLAN)
     .bind(projects)
     .bind(idempotency_keys)
     .fetch_all(conn)
