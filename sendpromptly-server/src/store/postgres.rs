@@ -680,7 +680,8 @@ async fn load_many_for_update(
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    let (projects, providers, event_ids) = columns3(keys);
+    let (projects, providers, event_ids): (Vec<&str>, Vec<&str>, Vec<&str>) =
+        keys.iter().copied().collect();
     let rows = sqlx::query(
         "SELECT e.pk, e.project_id, e.record, e.chain_head \
          FROM unnest($1::text[], $2::text[], $3::text[]) AS k(project_id, provider, event_id) \
@@ -720,23 +721,6 @@ async fn stored_keys_for_update(
     .fetch_all(conn)
     .await?;
     rows.iter().map(rows::stored_key).collect()
-}
-
-/// `(a, b, c)` triples as three columns, for `unnest` of three arrays.
-fn columns3<'a>(
-    rows: &[(&'a str, &'a str, &'a str)],
-) -> (Vec<&'a str>, Vec<&'a str>, Vec<&'a str>) {
-    let mut columns = (
-        Vec::with_capacity(rows.len()),
-        Vec::with_capacity(rows.len()),
-        Vec::with_capacity(rows.len()),
-    );
-    for &(a, b, c) in rows {
-        columns.0.push(a);
-        columns.1.push(b);
-        columns.2.push(c);
-    }
-    columns
 }
 
 /// Writes idempotency keys and their responses ([`group::KeyRow`]s),
