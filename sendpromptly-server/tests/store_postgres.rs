@@ -872,3 +872,178 @@ async fn groups_of_mixed_event_types_on_three_instances_never_deadlock_on_the_ro
     assert_eq!(unfolded().await, 0, "every delta folded");
     check("after folding").await;
 }
+
+/// The statement triggers of migration 17 count what SQLite's row triggers
+/// count: the same commands, applied concurrently so that PostgreSQL's
+/// groups insert and update many events per statement (several on one
+/// rollup key, two event types), give the same histogram rows and SLO
+/// counts on both backends: receipts with and without `occurred_at` (lag),
+/// successes within and past the SLO threshold, a failure then a success,
+/// a result before its receipt (the receipt's update counts it received
+/// and succeeded), receipts without a result, duplicates that count nothing.
+#[tokio::test]
+async fn the_statement_triggers_count_what_the_row_triggers_count() {
+    use sendpromptly_core::model::{ResultSignal, ResultStatus};
+    use sendpromptly_core::wire::SloObjective;
+    use sendpromptly_server::store::StatsRow;
+    use sendpromptly_server::store::sqlite::SqliteStore;
+    use std::collections::BTreeMap;
+
+    const EVENTS: usize = 96;
+    const TYPES: [&str; 2] = ["invoice.paid", "checkout.session.completed"];
+    let Some(url) = testing::server_url("statement triggers") else {
+        return;
+    };
+    let (postgres, _db) = fresh(url).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteStore::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
+        .await
+        .expect("sqlite")
+        .with_keyring(sendpromptly_server::store::conformance::test_keyring());
+    sqlite.migrate().await.expect("migrate sqlite");
+
+    let event_type = |i: usize| TYPES[i % 3 % 2];
+    let typed_receipt = |i: usize| {
+        let (key, mut command) = receipt(&format!("evt_stmt_{i}"), 3600);
+        if let Command::Receipt { receipt, .. } = &mut command {
+            receipt.event_type = event_type(i).to_owned();
+            // Every other event says when the provider created it.
+            receipt.occurred_at = (i % 2 == 0).then(|| T0.plus_seconds(-(i as i64) * 7));
+        }
+        (key, command)
+    };
+    let result = |i: usize, status: ResultStatus| {
+        let event_id = format!("evt_stmt_{i}");
+        let key = receipt(&event_id, 3600).0;
+        let command = Command::Result(ResultSignal {
+            traceparent: None,
+            tracestate: None,
+            provider: Provider::Stripe,
+            event_id,
+            status,
+            error: (status == ResultStatus::Failure).then(|| "tenant not found".to_owned()),
+            reprocess_id: None,
+            metadata: None,
+        });
+        (key, command)
+    };
+    // Three waves, each submitted at once: (event, command, seconds after T0).
+    let mut waves: Vec<Vec<(EventKey, Command, i64)>> = vec![Vec::new(), Vec::new(), Vec::new()];
+    for i in 0..EVENTS {
+        let t = (i % 7) as i64;
+        let (key, first) = typed_receipt(i);
+        match i % 4 {
+            // Receipt, then success after 10·i s: within 300 s or past it.
+            0 => {
+                waves[0].push((key.clone(), first.clone(), t));
+                let (k, success) = result(i, ResultStatus::Success);
+                waves[1].push((k.clone(), success.clone(), t + 10 * i as i64));
+                // A duplicate success counts nothing.
+                waves[2].push((k, success, t + 10 * i as i64 + 1));
+            }
+            // Receipt, failure, then success.
+            1 => {
+                waves[0].push((key, first, t));
+                let (k, failure) = result(i, ResultStatus::Failure);
+                waves[1].push((k, failure, t + 20));
+                let (k, success) = result(i, ResultStatus::Success);
+                waves[2].push((k, success, t + 40 + i as i64));
+            }
+            // The result before its receipt.
+            2 => {
+                let (k, success) = result(i, ResultStatus::Success);
+                waves[0].push((k, success, t));
+                waves[1].push((key, first, t + 5));
+            }
+            // A receipt and nothing else.
+            _ => waves[0].push((key, first, t)),
+        }
+    }
+    let stores: [(&str, std::sync::Arc<dyn Store>); 2] = [
+        ("sqlite", std::sync::Arc::new(sqlite)),
+        ("postgres", std::sync::Arc::new(postgres.clone())),
+    ];
+    let mut counted = Vec::new();
+    for (name, store) in &stores {
+        let project_id = project(store.as_ref(), "triggers").await;
+        store
+            .put_slo_objectives(
+                &project_id,
+                &[SloObjective {
+                    event_type: TYPES[0].to_owned(),
+                    objective_percent: 99.0,
+                    threshold_seconds: 300,
+                    window_days: 30,
+                }],
+            )
+            .await
+            .expect("slo");
+        for wave in &waves {
+            let tasks: Vec<_> = wave
+                .iter()
+                .cloned()
+                .map(|(key, command, seconds)| {
+                    let (store, project_id) = (store.clone(), project_id.clone());
+                    tokio::spawn(async move {
+                        store
+                            .apply(&project_id, &key, command, ctx(T0.plus_seconds(seconds)))
+                            .await
+                            .map_err(|e| format!("{}: {e}", key.event_id))
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await
+                    .unwrap()
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+            }
+        }
+        let (from, to) = (T0.plus_seconds(-2 * 86_400), T0.plus_seconds(2 * 86_400));
+        let mut rows: BTreeMap<(String, i64, String, i64), u64> = BTreeMap::new();
+        for StatsRow {
+            metric,
+            day,
+            event_type,
+            bucket,
+            n,
+        } in store.stats_rows(&project_id, from, to, None).await.unwrap()
+        {
+            *rows.entry((metric, day, event_type, bucket)).or_default() += n;
+        }
+        let mut slo = Vec::new();
+        for t in TYPES {
+            slo.push(store.slo_counts(&project_id, t, from, to).await.unwrap());
+        }
+        counted.push((rows, slo));
+    }
+    let total = |rows: &BTreeMap<(String, i64, String, i64), u64>, metric: &str| -> u64 {
+        rows.iter()
+            .filter(|((m, ..), _)| m == metric)
+            .map(|(_, n)| n)
+            .sum()
+    };
+    let (sqlite_rows, sqlite_slo) = &counted[0];
+    // The reference itself counts what the workload holds.
+    assert_eq!(total(sqlite_rows, "received"), EVENTS as u64);
+    assert_eq!(total(sqlite_rows, "lag"), EVENTS as u64 / 2);
+    assert_eq!(total(sqlite_rows, "tte"), 3 * EVENTS as u64 / 4);
+    assert!(
+        sqlite_slo[0].1 > 0 && sqlite_slo[0].1 < sqlite_slo[0].0,
+        "{sqlite_slo:?}"
+    );
+    assert_eq!(sqlite_slo[1].1, 0, "no SLO on {}: {sqlite_slo:?}", TYPES[1]);
+    let (postgres_rows, postgres_slo) = &counted[1];
+    assert_eq!(
+        postgres_rows, sqlite_rows,
+        "histogram rows: postgres vs sqlite"
+    );
+    assert_eq!(
+        postgres_slo, sqlite_slo,
+        "SLO (received, good): postgres vs sqlite"
+    );
+    let stats = postgres.group_commit_stats();
+    assert!(
+        stats.commands > stats.transactions,
+        "the groups held several commands each: {stats:?}"
+    );
+}

@@ -103,6 +103,11 @@ pub const SQLITE: &[Migration] = &[
         name: "0016_stats_functions_planned_once",
         sql: include_str!("../../migrations/sqlite/0016_stats_functions_planned_once.sql"),
     },
+    Migration {
+        version: 17,
+        name: "0017_stats_triggers_per_statement",
+        sql: include_str!("../../migrations/sqlite/0017_stats_triggers_per_statement.sql"),
+    },
 ];
 
 /// The PostgreSQL migrations, oldest first (the same versions and names as
@@ -182,6 +187,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 16,
         name: "0016_stats_functions_planned_once",
         sql: include_str!("../../migrations/postgres/0016_stats_functions_planned_once.sql"),
+    },
+    Migration {
+        version: 17,
+        name: "0017_stats_triggers_per_statement",
+        sql: include_str!("../../migrations/postgres/0017_stats_triggers_per_statement.sql"),
     },
 ];
 

@@ -606,7 +606,7 @@ async fn write_event_rows(
              SELECT r ->> 0, r ->> 1, r ->> 2, r ->> 3, r ->> 4, r ->> 5, r ->> 6, \
              (r ->> 7)::bigint, (r ->> 8)::bigint, (r ->> 9)::bigint, (r ->> 10)::bigint, \
              r ->> 11 \
-             FROM json_array_elements($1::json) WITH ORDINALITY AS t(r, n) ORDER BY n \
+             FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS t(r, n) ORDER BY n \
              RETURNING pk, project_id, provider, event_id",
         )
         .bind(inserts)
@@ -627,7 +627,7 @@ async fn write_event_rows(
             "UPDATE events SET event_type = r ->> 1, subject = r ->> 2, state = r ->> 3, \
              record = r ->> 4, due_at = (r ->> 5)::bigint, received_at = (r ->> 6)::bigint, \
              updated_at = (r ->> 7)::bigint, chain_head = r ->> 8 \
-             FROM json_array_elements($1::json) AS r WHERE events.pk = (r ->> 0)::bigint",
+             FROM jsonb_array_elements($1::jsonb) AS r WHERE events.pk = (r ->> 0)::bigint",
         )
         // A generic plan made on a small table joins by scanning it.
         .persistent(!PER_CALL_PLAN)
@@ -640,7 +640,7 @@ async fn write_event_rows(
         sqlx::query(
             "INSERT INTO timeline (event_pk, at, kind, actor, detail, hash) \
              SELECT (r ->> 0)::bigint, (r ->> 1)::bigint, r ->> 2, r ->> 3, r ->> 4, r ->> 5 \
-             FROM json_array_elements($1::json) WITH ORDINALITY AS t(r, n) ORDER BY n",
+             FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS t(r, n) ORDER BY n",
         )
         .bind(entries)
         .execute(&mut *conn)
@@ -651,7 +651,7 @@ async fn write_event_rows(
             "INSERT INTO provider_copies (event_pk, project_id, provider, fingerprint, livemode, \
              created_at) \
              SELECT (r ->> 0)::bigint, r ->> 1, r ->> 2, r ->> 3, (r ->> 4)::boolean, \
-             (r ->> 5)::bigint FROM json_array_elements($1::json) AS r",
+             (r ->> 5)::bigint FROM jsonb_array_elements($1::jsonb) AS r",
         )
         .bind(copies)
         .execute(&mut *conn)
@@ -732,7 +732,7 @@ async fn remember_keys(conn: &mut PgConnection, keys: &KeyRows) -> StoreResult<(
         "INSERT INTO idempotency_keys (project_id, key, request_hash, status, response, \
          locked_until, created_at) \
          SELECT r ->> 0, r ->> 1, decode(r ->> 2, 'hex'), (r ->> 3)::bigint, \
-         decode(r ->> 4, 'hex'), NULL, (r ->> 5)::bigint FROM json_array_elements($1::json) AS r \
+         decode(r ->> 4, 'hex'), NULL, (r ->> 5)::bigint FROM jsonb_array_elements($1::jsonb) AS r \
          ON CONFLICT (project_id, key) DO UPDATE SET request_hash = excluded.request_hash, \
          status = excluded.status, response = excluded.response, locked_until = NULL, \
          created_at = excluded.created_at \
