@@ -908,7 +908,9 @@ async fn the_statement_triggers_count_what_the_row_triggers_count() {
         if let Command::Receipt { receipt, .. } = &mut command {
             receipt.event_type = event_type(i).to_owned();
             // Every other event says when the provider created it.
-            receipt.occurred_at = (i % 2 == 0).then(|| T0.plus_seconds(-(i as i64) * 7));
+            receipt.occurred_at = i
+                .is_multiple_of(2)
+                .then(|| T0.plus_seconds(-(i as i64) * 7));
         }
         (key, command)
     };

@@ -593,6 +593,9 @@ async fn group_lock_keys(
 ///
 /// The caller holds the event rows' locks (or, for new events, the event
 /// keys' advisory locks) for the whole transaction.
+///
+/// The rows are unpacked as `jsonb`, parsed once: on `json` every `->>`
+/// lexes its row again from the start, past the embedded record.
 async fn write_event_rows(
     conn: &mut PgConnection,
     writes: &[EventWrite<'_>],
