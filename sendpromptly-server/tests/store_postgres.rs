@@ -1049,3 +1049,71 @@ async fn the_statement_triggers_count_what_the_row_triggers_count() {
         "the groups held several commands each: {stats:?}"
     );
 }
+
+/// The group writer keeps the connection a group committed on for the next
+/// group, without the pool's ping. When the server has closed it meanwhile
+/// (a restart, a fail-over, an administrator's `pg_terminate_backend`), the
+/// next group's `BEGIN` fails, nothing having been sent, and is retried on
+/// a connection from the pool: no signal fails for it.
+#[tokio::test]
+async fn a_kept_connection_the_server_closed_fails_no_signal() {
+    let Some(url) = testing::server_url("kept connection closed") else {
+        return;
+    };
+    let (store, db) = fresh(url).await;
+    let project_id = project(&store, "kept").await;
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
+        .await
+        .expect("admin connection");
+    for round in 0..5 {
+        let (key, command) = receipt(&format!("evt_kept_{round}_a"), 60);
+        store
+            .apply(&project_id, &key, command, ctx(T0))
+            .await
+            .expect("a group commits (and its connection is kept)");
+        // Every connection of the store is closed by the server.
+        let store_connections = "SELECT pid FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = 'sendpromptly'";
+        let pids: Vec<i32> = sqlx::query_scalar(store_connections)
+            .fetch_all(&mut admin)
+            .await
+            .expect("the store's connections");
+        assert!(
+            !pids.is_empty(),
+            "round {round}: the kept connection is open"
+        );
+        for pid in pids {
+            sqlx::query("SELECT pg_terminate_backend($1)")
+                .bind(pid)
+                .execute(&mut admin)
+                .await
+                .expect("terminate");
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let open: Vec<i32> = sqlx::query_scalar(store_connections)
+                .fetch_all(&mut admin)
+                .await
+                .expect("the store's connections");
+            if open.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: {open:?} still open"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let (key, command) = receipt(&format!("evt_kept_{round}_b"), 60);
+        let applied = store
+            .apply(&project_id, &key, command, ctx(T0))
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: the next signal failed: {e}"));
+        assert!(matches!(applied.transition.outcome, Outcome::Created));
+    }
+    // Closing the store waits for every connection to come back to the
+    // pool, the kept one included.
+    tokio::time::timeout(Duration::from_secs(10), store.close())
+        .await
+        .expect("close hands the kept connection back");
+}

@@ -60,7 +60,9 @@
 //!   together apply them once.
 //!
 //! Times are `BIGINT` unix milliseconds, as in SQLite, so leases compare
-//! exactly. Connections come from one pool sized by [`PoolSettings`].
+//! exactly. Connections come from one pool sized by [`PoolSettings`]; the
+//! group writer keeps the connection its last group committed on while
+//! groups come back to back (`KeptConnections`: no ping before each group).
 //!
 //! Everything else (the orchestration, the queues, the reads) is the
 //! shared [`Engine`]; this file holds the pool, the SQL only PostgreSQL
@@ -69,13 +71,15 @@
 
 use std::collections::HashSet;
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use sendpromptly_core::model::EventKey;
 use sha2::{Digest, Sha256};
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Pool, Postgres, Row, Transaction};
+use sqlx::{Acquire, Pool, Postgres, Row, Transaction};
 
 use super::codec::{insert_error, ms};
 use super::engine::{self, Backend, Engine};
@@ -158,6 +162,8 @@ pub type PostgresStore = Engine<PgBackend>;
 #[derive(Clone, Debug)]
 pub struct PgBackend {
     pool: PgPool,
+    /// The group writer's connections between groups (handed back on close).
+    kept: Arc<KeptConnections>,
 }
 
 impl PostgresStore {
@@ -204,8 +210,13 @@ impl PostgresStore {
             .connect_with(options)
             .await?;
         let writers = group_writers(settings.max_connections);
-        let group = GroupWriter::start(PgGroups { pool: pool.clone() }, writers);
-        Ok(Engine::new(PgBackend { pool }, group))
+        let kept = Arc::new(KeptConnections::new(pool.clone()));
+        let groups = PgGroups {
+            pool: pool.clone(),
+            kept: Arc::clone(&kept),
+        };
+        let group = GroupWriter::start(groups, writers);
+        Ok(Engine::new(PgBackend { pool, kept }, group))
     }
 
     /// The pool (for tests and tools that inspect the database).
@@ -215,7 +226,11 @@ impl PostgresStore {
 
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
-        self.backend.pool.close().await;
+        // The pool is marked closed before the kept connections go back
+        // (see `KeptConnections::keep`).
+        let closing = self.backend.pool.close();
+        self.backend.kept.release_all();
+        closing.await;
     }
 }
 
@@ -858,6 +873,101 @@ async fn apply_one(pool: &PgPool, mut job: GroupJob) -> JobResult {
 /// for the group's commit.
 struct PgGroups {
     pool: PgPool,
+    /// The connections the last groups committed on.
+    kept: Arc<KeptConnections>,
+}
+
+/// How long a connection kept by the group writer may sit unused and still
+/// be kept: one idle longer goes back to the pool, and the next group takes
+/// one the pool pings first (a server restart while idle is noticed there).
+const KEEP_IDLE: Duration = Duration::from_secs(1);
+/// How long the group writer keeps one connection at most before handing it
+/// back (the pool's `max_lifetime` recycles connections only on release).
+const KEEP_AT_MOST: Duration = Duration::from_secs(30);
+
+/// The connections the group writer keeps between groups while they come
+/// back to back (one per writer task at most): a connection from the pool
+/// costs a round trip before its `BEGIN` (the pool's ping) and another when
+/// it goes back (the pool's check on release).
+#[derive(Debug)]
+struct KeptConnections {
+    pool: PgPool,
+    kept: std::sync::Mutex<Vec<KeptConnection>>,
+}
+
+/// A pooled connection kept by the group writer.
+#[derive(Debug)]
+struct KeptConnection {
+    conn: PoolConnection<Postgres>,
+    /// When the writer took it from the pool.
+    taken_at: Instant,
+    /// When its last group committed.
+    used_at: Instant,
+}
+
+impl KeptConnections {
+    fn new(pool: PgPool) -> KeptConnections {
+        KeptConnections {
+            pool,
+            kept: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<KeptConnection>> {
+        self.kept.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The last kept connection if it is fresh enough (the others then are
+    /// not either, and go back to the pool), else one from the pool; `true`
+    /// when it was kept (it was not pinged).
+    async fn take(&self) -> Result<(KeptConnection, bool), sqlx::Error> {
+        let kept = {
+            let mut kept = self.lock();
+            let last = kept.pop();
+            if last
+                .as_ref()
+                .is_some_and(|k| k.used_at.elapsed() >= KEEP_IDLE)
+            {
+                kept.clear();
+            }
+            last
+        };
+        if let Some(kept) = kept {
+            let now = Instant::now();
+            if now.duration_since(kept.used_at) < KEEP_IDLE
+                && now.duration_since(kept.taken_at) < KEEP_AT_MOST
+            {
+                return Ok((kept, true));
+            }
+        }
+        let now = Instant::now();
+        let conn = self.pool.acquire().await?;
+        Ok((
+            KeptConnection {
+                conn,
+                taken_at: now,
+                used_at: now,
+            },
+            false,
+        ))
+    }
+
+    /// Keeps `conn` for the next group (after a commit), unless the pool is
+    /// closing (which waits for every connection to come back).
+    fn keep(&self, mut conn: KeptConnection) {
+        conn.used_at = Instant::now();
+        self.lock().push(conn);
+        // After the push: a `release_all` that ran before it saw the pool
+        // closed before this check (it closes the pool first).
+        if self.pool.is_closed() {
+            self.release_all();
+        }
+    }
+
+    /// Hands every kept connection back to the pool.
+    fn release_all(&self) {
+        self.lock().clear();
+    }
 }
 
 #[async_trait]
@@ -867,27 +977,44 @@ impl GroupEngine for PgGroups {
         jobs: Vec<GroupJob>,
         stats: &GroupCounters,
     ) -> (Vec<JobResult>, bool) {
-        let mut tx = match self.pool.begin().await {
-            Ok(tx) => tx,
-            Err(e) => {
-                let why = e.to_string();
-                return (
-                    (0..jobs.len()).map(|_| Err(group_failed(&why))).collect(),
-                    false,
-                );
+        let failed = |e: sqlx::Error| {
+            let why = e.to_string();
+            (0..jobs.len()).map(|_| Err(group_failed(&why))).collect()
+        };
+        let (mut conn, was_kept) = match self.kept.take().await {
+            Ok(conn) => conn,
+            Err(e) => return (failed(e), false),
+        };
+        // A kept connection was not pinged: if its `BEGIN` fails (the
+        // server closed it), it is dropped (the pool's check on release
+        // closes it) and the `BEGIN` tried once more on one from the pool.
+        // Nothing was sent yet, so nothing is done twice.
+        let outcome = match conn.conn.begin().await {
+            Ok(tx) => Some(at_once(tx, &jobs).await),
+            Err(_) if was_kept => None,
+            Err(e) => return (failed(e), false),
+        };
+        let outcome = match outcome {
+            Some(outcome) => outcome,
+            None => {
+                conn = match self.kept.take().await {
+                    Ok((conn, _)) => conn,
+                    Err(e) => return (failed(e), false),
+                };
+                match conn.conn.begin().await {
+                    Ok(tx) => at_once(tx, &jobs).await,
+                    Err(e) => return (failed(e), false),
+                }
             }
         };
-        let mut io = PgGroupIo {
-            conn: &mut tx,
-            events_locked: HashSet::new(),
-        };
-        match group::run_at_once(&mut io, &jobs).await {
-            Ok(results) => match tx.commit().await {
-                Ok(()) => (results, true),
-                Err(e) => (group::uncommitted(results, &e.to_string()), false),
-            },
-            Err(_) => {
-                let _ = tx.rollback().await;
+        match outcome {
+            AtOnce::Committed(results) => {
+                self.kept.keep(conn);
+                (results, true)
+            }
+            AtOnce::NotCommitted(results, why) => (group::uncommitted(results, &why), false),
+            AtOnce::Failed => {
+                drop(conn);
                 stats.fell_back();
                 let mut results = Vec::with_capacity(jobs.len());
                 for job in jobs {
@@ -895,6 +1022,34 @@ impl GroupEngine for PgGroups {
                 }
                 (results, true)
             }
+        }
+    }
+}
+
+/// How a group run at once in one transaction ended.
+enum AtOnce {
+    /// Committed: every command's result.
+    Committed(Vec<JobResult>),
+    /// Run, but the commit failed (why): the results it would have had.
+    NotCommitted(Vec<JobResult>, String),
+    /// One command failed the group; rolled back, to be run one by one.
+    Failed,
+}
+
+/// Runs `jobs` at once in `tx` ([`group::run_at_once`]) and commits.
+async fn at_once(mut tx: Transaction<'_, Postgres>, jobs: &[GroupJob]) -> AtOnce {
+    let mut io = PgGroupIo {
+        conn: &mut tx,
+        events_locked: HashSet::new(),
+    };
+    match group::run_at_once(&mut io, jobs).await {
+        Ok(results) => match tx.commit().await {
+            Ok(()) => AtOnce::Committed(results),
+            Err(e) => AtOnce::NotCommitted(results, e.to_string()),
+        },
+        Err(_) => {
+            let _ = tx.rollback().await;
+            AtOnce::Failed
         }
     }
 }
