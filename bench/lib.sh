@@ -46,6 +46,16 @@ stats() {
 
 # The CPU time process PID has used so far, in clock ticks (user + system).
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# The CPU time of the PostgreSQL cluster whose data directory is $1 (its
+# postmaster and every child: backends, WAL writer, checkpointer, autovacuum),
+# in clock ticks. A child that exits in between takes its ticks with it.
+cluster_cpu_ticks() {
+    local postmaster p
+    postmaster="$(head -1 "$1/postmaster.pid")"
+    for p in "$postmaster" $(pgrep -P "$postmaster"); do
+        cat "/proc/$p/stat" 2>/dev/null || true
+    done | awk '{t += $14 + $15} END {print t + 0}'
+}
 # The requests a wrk report counts ("N requests in …").
 requests() { awk '/ requests in / {print $1}' "$1"; }
 # Microseconds of CPU per request: ticks used (from cpu_ticks) over a wrk report's requests.

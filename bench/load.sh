@@ -11,7 +11,10 @@
 #   2. POST /v1/receipt + /v1/result (alternating, new event ids) at full speed,
 #   3. the same with a unique `Idempotency-Key` on every request (what the SDKs
 #      send), at full speed,
-#   4. plain requests at about half the rate of 2, with latency percentiles,
+#   4. plain requests at about half the rate of 2, with latency percentiles
+#      and the CPU used per request by the server and (PostgreSQL) by the
+#      database cluster's processes: at a fixed rate, a figure that moves
+#      less than a throughput on a shared machine,
 #   5. the real path: 3 with random event ids, as providers make them, and
 #      the SDKs' time-ordered idempotency keys ("provider ids").
 # Prints each run, then min/median/max, the ingest/healthz and
@@ -119,6 +122,12 @@ bench_engine() {
     fi
 }
 
+# db_cpu_ticks ENGINE: the database's own processes' CPU so far (PostgreSQL's
+# cluster; 0 for SQLite, which runs inside the server).
+db_cpu_ticks() {
+    if [[ "$1" == postgres ]]; then cluster_cpu_ticks "$PG_DATA"; else echo 0; fi
+}
+
 # start_server ENGINE URL PORT [VAR=VALUE...]: serve in the background, wait for /healthz.
 start_server() {
     local engine="$1" url="$2" port="$3"
@@ -161,14 +170,14 @@ storm() {
 
 # measure ENGINE BASE KEY CONNS: BENCH_RUNS rounds of the four measurements.
 measure() {
-    local engine="$1" base="$2" key="$3" conns="$4" h=() i=() ratio=() p50=() p99=() lrate=() k=() kratio=() r=() rratio=()
+    local engine="$1" base="$2" key="$3" conns="$4" h=() i=() ratio=() p50=() p99=() lrate=() k=() kratio=() r=() rratio=() scpu=() dcpu=()
     step "$engine, $conns connections"
     for run in $(seq 1 "$runs"); do
         wrk -t1 -c"$conns" -d"${duration}s" "$base/healthz" >"$work/h.txt"
         wrk -t1 -c"$conns" -d"${duration}s" -s bench/ingest.lua "$base" -- "r${conns}_${run}" "$key" >"$work/i.txt"
         wrk -t1 -c"$conns" -d"${duration}s" -s bench/ingest.lua "$base" -- "k${conns}_${run}" "$key" 0 1 >"$work/k.txt"
         wrk -t1 -c"$conns" -d"${duration}s" -s bench/ingest.lua "$base" -- "p${conns}_${run}" "$key" 0 1 provider >"$work/p.txt"
-        local hr ir kr pr half delay
+        local hr ir kr pr half delay server_before db_before db_used
         hr="$(rps "$work/h.txt")"; ir="$(rps "$work/i.txt")"; kr="$(rps "$work/k.txt")"; pr="$(rps "$work/p.txt")"
         for measured in i k p; do
             if [[ "$(errors "$work/$measured.txt")" != "0" ]]; then
@@ -177,14 +186,19 @@ measure() {
         done
         half=$((ir / 2)); ((half > 0)) || half=1
         delay=$((conns * 1000 / half))
+        server_before="$(cpu_ticks "$server_pid")"
+        db_before="$(db_cpu_ticks "$engine")"
         wrk -t1 -c"$conns" -d"${duration}s" --latency -s bench/ingest.lua "$base" -- "l${conns}_${run}" "$key" "$delay" >"$work/l.txt"
+        scpu+=("$(cpu_us_per_request "$(($(cpu_ticks "$server_pid") - server_before))" "$work/l.txt")")
+        db_used="$(($(db_cpu_ticks "$engine") - db_before))"
+        dcpu+=("$(cpu_us_per_request "$db_used" "$work/l.txt")")
         h+=("$hr"); i+=("$ir"); k+=("$kr"); lrate+=("$(rps "$work/l.txt")")
         ratio+=("$(awk -v a="$ir" -v b="$hr" 'BEGIN {printf "%.3f", a / b}')")
         kratio+=("$(awk -v a="$kr" -v b="$ir" 'BEGIN {printf "%.3f", a / b}')")
         r+=("$pr"); rratio+=("$(awk -v a="$pr" -v b="$ir" 'BEGIN {printf "%.3f", a / b}')")
         p50+=("$(pct "$work/l.txt" 50)"); p99+=("$(pct "$work/l.txt" 99)")
-        printf 'run %s: healthz %s req/s | ingest %s req/s (ratio %s) | idempotent %s req/s (x%s) | provider ids %s req/s (x%s) | at %s req/s: p50 %s ms, p99 %s ms\n' \
-            "$run" "$hr" "$ir" "${ratio[-1]}" "$kr" "${kratio[-1]}" "$pr" "${rratio[-1]}" "${lrate[-1]}" "${p50[-1]}" "${p99[-1]}"
+        printf 'run %s: healthz %s req/s | ingest %s req/s (ratio %s) | idempotent %s req/s (x%s) | provider ids %s req/s (x%s) | at %s req/s: p50 %s ms, p99 %s ms, CPU per request: server %s us, database %s us\n' \
+            "$run" "$hr" "$ir" "${ratio[-1]}" "$kr" "${kratio[-1]}" "$pr" "${rratio[-1]}" "${lrate[-1]}" "${p50[-1]}" "${p99[-1]}" "${scpu[-1]}" "${dcpu[-1]}"
     done
     echo "---- $engine, $runs runs of ${duration}s, $conns connections (wrk -t1)"
     echo "healthz req/s:           $(stats "${h[@]}")"
@@ -197,6 +211,7 @@ measure() {
     echo "half-rate req/s:         $(stats "${lrate[@]}")"
     echo "half-rate p50 ms:        $(stats "${p50[@]}")"
     echo "half-rate p99 ms:        $(stats "${p99[@]}")"
+    echo "half-rate CPU us/req:    server $(stats "${scpu[@]}"); database $(stats "${dcpu[@]}")"
 }
 
 for engine in $engines; do
