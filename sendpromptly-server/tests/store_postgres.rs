@@ -1117,3 +1117,127 @@ async fn a_kept_connection_the_server_closed_fails_no_signal() {
         .await
         .expect("close hands the kept connection back");
 }
+
+/// A group's lookups by key read about one row of `events` per lookup,
+/// at any size of the table, as PostgreSQL counts them
+/// (`pg_stat_user_tables`, flushed when the store's connections close):
+/// groups on a table growing from empty to a few thousand events, then
+/// successes (row updates) and new receipts on the grown table. `main`
+/// reads ~12 rows per signal here (the scans of the nearly empty table
+/// included). A plan that reads the whole table for every group fails it:
+/// the group's statements prepared once under `SET LOCAL enable_seqscan =
+/// off` (a full index scan on the wrong side of a join) read ~1,400 per
+/// signal (`docs/benchmarks.md`, "PostgreSQL: fewer round trips per
+/// group"). It does not reproduce the fourth session's generic-plan scans
+/// (prepared statements without that setting also read ~12 here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn groups_read_about_one_row_per_lookup_as_the_events_table_grows() {
+    use sendpromptly_core::model::{ResultSignal, ResultStatus};
+    const GROWTH: usize = 3000;
+    let Some(url) = testing::server_url("groups read one row per lookup") else {
+        return;
+    };
+    let (setup, db) = fresh(url).await;
+    let project_id = project(&setup, "scan").await;
+    let admin = sqlx::PgPool::connect(&db.url).await.expect("admin pool");
+    // Every counter of the store's connections so far is flushed when they
+    // close: (sequential scans, rows read by scans and index scans).
+    let closed_and_counted = |store: PostgresStore| {
+        let admin = admin.clone();
+        async move {
+            store.close().await;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let open: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND application_name = 'sendpromptly'",
+                )
+                .fetch_one(&admin)
+                .await
+                .expect("the store's connections");
+                if open == 0 {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{open} connections still open");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let counts: (i64, i64) = sqlx::query_as(
+                "SELECT seq_scan, seq_tup_read + COALESCE(idx_tup_fetch, 0) \
+                 FROM pg_stat_user_tables WHERE relname = 'events'",
+            )
+            .fetch_one(&admin)
+            .await
+            .expect("scans of events");
+            counts
+        }
+    };
+    let before = closed_and_counted(setup).await;
+
+    let store = instance(&db).await;
+    // A near-empty table: the first calls (custom plans, then the generic
+    // plan kept for the connection) are planned here.
+    for n in 0..12 {
+        let (key, command) = receipt(&format!("evt_scan_first_{n}"), 3600);
+        store
+            .apply(&project_id, &key, command, ctx(T0))
+            .await
+            .expect("receipt");
+    }
+    // The table grows, in groups (concurrent applies).
+    let mut tasks = Vec::new();
+    for n in 0..GROWTH {
+        let (store, project_id) = (store.clone(), project_id.clone());
+        tasks.push(tokio::spawn(async move {
+            let (key, command) = receipt(&format!("evt_scan_grow_{n}"), 3600);
+            store.apply(&project_id, &key, command, ctx(T0)).await
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task").expect("receipt while growing");
+    }
+    // Groups on the grown table: successes for stored events, new receipts.
+    let mut tasks = Vec::new();
+    for n in 0..400 {
+        let (store, project_id) = (store.clone(), project_id.clone());
+        tasks.push(tokio::spawn(async move {
+            if n % 2 == 1 {
+                let (key, command) = receipt(&format!("evt_scan_late_{n}"), 3600);
+                return store.apply(&project_id, &key, command, ctx(T0)).await;
+            }
+            // A success for a stored event: its row is updated.
+            let (key, _) = receipt(&format!("evt_scan_grow_{n}"), 3600);
+            let success = Command::Result(ResultSignal {
+                traceparent: None,
+                tracestate: None,
+                provider: Provider::Stripe,
+                event_id: key.event_id.clone(),
+                status: ResultStatus::Success,
+                error: None,
+                reprocess_id: None,
+                metadata: None,
+            });
+            store
+                .apply(&project_id, &key, success, ctx(T0.plus_seconds(5)))
+                .await
+        }));
+    }
+    for task in tasks {
+        task.await
+            .expect("task")
+            .expect("receipt on the grown table");
+    }
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&admin)
+        .await
+        .expect("count");
+    assert_eq!(events, (12 + GROWTH + 200) as i64);
+    let after = closed_and_counted(store).await;
+    let applies = (12 + GROWTH + 400) as i64;
+    let rows_read = after.1 - before.1;
+    assert!(
+        rows_read <= 50 * applies,
+        "groups read {rows_read} rows of events for {applies} signals ({} sequential scans)",
+        after.0 - before.0
+    );
+}
