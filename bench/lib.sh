@@ -56,6 +56,27 @@ cluster_cpu_ticks() {
         cat "/proc/$p/stat" 2>/dev/null || true
     done | awk '{t += $14 + $15} END {print t + 0}'
 }
+# Per kind of thread of process PID (its name without a trailing number:
+# tokio-rt-worker, sqlx-sqlite-wor, ...): "KIND TICKS SWITCHES" lines, the CPU
+# ticks and context switches (voluntary + not) its threads have had so far.
+# A thread that exits in between takes its counts with it.
+thread_usage() {
+    local t
+    for t in /proc/"$1"/task/*; do
+        printf '%s %s %s\n' "$(cat "$t/comm" 2>/dev/null)" \
+            "$(awk '{print $14 + $15}' "$t/stat" 2>/dev/null)" \
+            "$(awk '/ctxt_switches/ {s += $2} END {print s + 0}' "$t/status" 2>/dev/null)"
+    done | awk 'NF == 3 {sub(/-?[0-9]+$/, "", $1); t[$1] += $2; c[$1] += $3} END {for (k in t) print k, t[k], c[k]}' | sort
+}
+# Per kind of thread, between two thread_usage snapshots (files) and over a
+# wrk report's requests: "KIND CPU_US SWITCHES" per request, for kinds that
+# used any; then "all" with the totals.
+thread_split() {
+    join "$1" "$2" | awk -v n="$(requests "$3")" -v hz="$(getconf CLK_TCK)" '
+        {cpu = ($4 - $2) * 1e6 / hz / n; cs = ($5 - $3) / n; tc += cpu; tcs += cs
+         if (cpu >= 0.5 || cs >= 0.01) printf "%s %.0f %.2f\n", $1, cpu, cs}
+        END {printf "all %.0f %.2f\n", tc, tcs}'
+}
 # The requests a wrk report counts ("N requests in …").
 requests() { awk '/ requests in / {print $1}' "$1"; }
 # Microseconds of CPU per request: ticks used (from cpu_ticks) over a wrk report's requests.

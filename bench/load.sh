@@ -14,7 +14,10 @@
 #   4. plain requests at about half the rate of 2, with latency percentiles
 #      and the CPU used per request by the server and (PostgreSQL) by the
 #      database cluster's processes: at a fixed rate, a figure that moves
-#      less than a throughput on a shared machine,
+#      less than a throughput on a shared machine; and split by kind of
+#      server thread (tokio's workers: HTTP, JSON, the state machine; sqlx's
+#      SQLite threads: the SQL), with each kind's context switches per
+#      request,
 #   5. the real path: 3 with random event ids, as providers make them, and
 #      the SDKs' time-ordered idempotency keys ("provider ids").
 # Prints each run, then min/median/max, the ingest/healthz and
@@ -171,6 +174,8 @@ storm() {
 # measure ENGINE BASE KEY CONNS: BENCH_RUNS rounds of the four measurements.
 measure() {
     local engine="$1" base="$2" key="$3" conns="$4" h=() i=() ratio=() p50=() p99=() lrate=() k=() kratio=() r=() rratio=() scpu=() dcpu=()
+    # Per kind of server thread: its CPU and context switches per request at half rate, one value per run.
+    local -A tcpu=() tswitch=()
     step "$engine, $conns connections"
     for run in $(seq 1 "$runs"); do
         wrk -t1 -c"$conns" -d"${duration}s" "$base/healthz" >"$work/h.txt"
@@ -188,7 +193,14 @@ measure() {
         delay=$((conns * 1000 / half))
         server_before="$(cpu_ticks "$server_pid")"
         db_before="$(db_cpu_ticks "$engine")"
+        thread_usage "$server_pid" >"$work/threads-before.txt"
         wrk -t1 -c"$conns" -d"${duration}s" --latency -s bench/ingest.lua "$base" -- "l${conns}_${run}" "$key" "$delay" >"$work/l.txt"
+        thread_usage "$server_pid" >"$work/threads-after.txt"
+        local kind kcpu kswitch split=""
+        while read -r kind kcpu kswitch; do
+            tcpu[$kind]+="$kcpu "; tswitch[$kind]+="$kswitch "
+            split+="${split:+, }$kind $kcpu us $kswitch switches"
+        done < <(thread_split "$work/threads-before.txt" "$work/threads-after.txt" "$work/l.txt")
         scpu+=("$(cpu_us_per_request "$(($(cpu_ticks "$server_pid") - server_before))" "$work/l.txt")")
         db_used="$(($(db_cpu_ticks "$engine") - db_before))"
         dcpu+=("$(cpu_us_per_request "$db_used" "$work/l.txt")")
@@ -199,6 +211,7 @@ measure() {
         p50+=("$(pct "$work/l.txt" 50)"); p99+=("$(pct "$work/l.txt" 99)")
         printf 'run %s: healthz %s req/s | ingest %s req/s (ratio %s) | idempotent %s req/s (x%s) | provider ids %s req/s (x%s) | at %s req/s: p50 %s ms, p99 %s ms, CPU per request: server %s us, database %s us\n' \
             "$run" "$hr" "$ir" "${ratio[-1]}" "$kr" "${kratio[-1]}" "$pr" "${rratio[-1]}" "${lrate[-1]}" "${p50[-1]}" "${p99[-1]}" "${scpu[-1]}" "${dcpu[-1]}"
+        echo "       server threads at half rate, per request: $split"
     done
     echo "---- $engine, $runs runs of ${duration}s, $conns connections (wrk -t1)"
     echo "healthz req/s:           $(stats "${h[@]}")"
@@ -212,6 +225,10 @@ measure() {
     echo "half-rate p50 ms:        $(stats "${p50[@]}")"
     echo "half-rate p99 ms:        $(stats "${p99[@]}")"
     echo "half-rate CPU us/req:    server $(stats "${scpu[@]}"); database $(stats "${dcpu[@]}")"
+    for kind in $(printf '%s\n' "${!tcpu[@]}" | sort); do
+        # shellcheck disable=SC2086 # one value per run, space-separated
+        printf 'half-rate %-16s CPU us/req %s; context switches/req %s\n' "$kind:" "$(stats ${tcpu[$kind]})" "$(stats ${tswitch[$kind]})"
+    done
 }
 
 for engine in $engines; do
