@@ -93,11 +93,21 @@ pub(super) fn key_row(
     (
         project_id.to_owned(),
         job_key.request.key.clone(),
-        hex::encode(&job_key.request.request_hash),
+        to_hex(&job_key.request.request_hash),
         response.status,
-        hex::encode(sealed),
+        to_hex(&sealed),
         ms(now),
     )
+}
+
+/// `bytes` as lowercase hex. `hex::encode` builds its string a `char` at
+/// a time, which the SQLite server's profile showed at ~2 % of its CPU
+/// with an `Idempotency-Key` on every request (the sealed responses).
+fn to_hex(bytes: &[u8]) -> String {
+    let mut digits = vec![0; bytes.len() * 2];
+    // The buffer is exactly twice the input, the one length it refuses.
+    let _ = hex::encode_to_slice(bytes, &mut digits);
+    String::from_utf8(digits).unwrap_or_default()
 }
 
 /// A stored status, checked.
@@ -137,5 +147,17 @@ impl KeyRows {
             expired_at_or_before: ms(now).saturating_sub(IDEMPOTENCY_TTL_MILLIS),
             now: ms(now),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::to_hex;
+
+    #[test]
+    fn to_hex_writes_what_hex_encode_writes() {
+        for bytes in [&[][..], &[0x00], &[0xff, 0x10, 0xab], &[7; 517]] {
+            assert_eq!(to_hex(bytes), hex::encode(bytes));
+        }
     }
 }
