@@ -105,7 +105,8 @@ pub(super) fn key_row(
 /// with an `Idempotency-Key` on every request (the sealed responses).
 fn to_hex(bytes: &[u8]) -> String {
     let mut digits = vec![0; bytes.len() * 2];
-    // The buffer is exactly twice the input, the one length it refuses.
+    // It fails only for a buffer not twice the input's length; hex digits
+    // are ASCII, so `from_utf8` cannot fail either.
     let _ = hex::encode_to_slice(bytes, &mut digits);
     String::from_utf8(digits).unwrap_or_default()
 }
